@@ -1,0 +1,257 @@
+//! The command line: the one source of truth for configuration and its defaults.
+//! Every flag can also be set through the `SLIM_NODE_*` environment variable shown in `--help`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use slim_roles::{SlimName, DEFAULT_SLIM_URL};
+
+use crate::sink::SinkSpec;
+
+/// Default OTLP/HTTP body limit: 64 MiB, as the OTLP specification recommends.
+pub const DEFAULT_MAX_BODY: usize = 64 * 1024 * 1024;
+
+/// Move OpenTelemetry data across organisations over an end-to-end encrypted SLIM mesh.
+#[derive(Debug, Parser)]
+#[command(name = "slim-node", version, propagate_version = true)]
+pub struct Cli {
+    /// Log filter (tracing EnvFilter syntax; RUST_LOG also works). Logs go to stderr.
+    #[arg(long, global = true, env = "SLIM_NODE_LOG", default_value = "info")]
+    pub log: String,
+
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a SLIM data-plane server.
+    Server(ServerArgs),
+    /// Run a node: a moderator or participant on a channel, with an optional OTLP receiver.
+    Node(NodeArgs),
+    /// Run everything in one process: a SLIM server, a receiver (moderator) and a
+    /// printing participant. The quickest way to try slim-node.
+    Up(UpArgs),
+}
+
+/// `slim-node server`.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Address the SLIM server listens on.
+    #[arg(
+        long,
+        env = "SLIM_NODE_ENDPOINT",
+        default_value = "127.0.0.1:46357",
+        value_name = "HOST:PORT"
+    )]
+    pub endpoint: String,
+}
+
+/// A node's role on its channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Role {
+    /// Create the group session on --channel and invite every --invite name.
+    Moderator,
+    /// Wait for an invitation and join.
+    Participant,
+}
+
+/// The shared secret of the channel's members.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct SecretArgs {
+    /// Shared secret, at least 32 bytes. Prefer SLIM_NODE_SECRET or --secret-file: a flag
+    /// is visible to other users in the process list.
+    #[arg(
+        long,
+        env = "SLIM_NODE_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub secret: Option<String>,
+    /// File holding the shared secret (surrounding white space is ignored).
+    #[arg(long, env = "SLIM_NODE_SECRET_FILE", value_name = "PATH")]
+    pub secret_file: Option<PathBuf>,
+}
+
+/// SLIM session settings.
+#[derive(Debug, Args)]
+pub struct SessionArgs {
+    /// Turn MLS end-to-end encryption off (moderator; participants follow the moderator).
+    #[arg(long, env = "SLIM_NODE_NO_MLS")]
+    pub no_mls: bool,
+    /// Connection attempts (exponential backoff from 250 ms, at most 5 s apart) before an
+    /// unreachable SLIM server is an error.
+    #[arg(
+        long,
+        env = "SLIM_NODE_CONNECT_ATTEMPTS",
+        default_value_t = 10,
+        value_name = "N"
+    )]
+    pub connect_attempts: u32,
+}
+
+/// OTLP receiver settings.
+#[derive(Debug, Args)]
+pub struct ReceiverArgs {
+    /// Largest accepted request body in bytes, both as received and after decompression;
+    /// larger requests get 413.
+    #[arg(long, env = "SLIM_NODE_MAX_BODY_SIZE", default_value_t = DEFAULT_MAX_BODY, value_name = "BYTES")]
+    pub max_body_size: usize,
+}
+
+/// `slim-node node`.
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// The node's role.
+    #[arg(long, env = "SLIM_NODE_ROLE", value_enum)]
+    pub role: Role,
+    /// The node's SLIM name.
+    #[arg(long, env = "SLIM_NODE_NAME", value_name = "ORG/NS/APP")]
+    pub name: SlimName,
+    /// URL of the SLIM server.
+    #[arg(long, env = "SLIM_NODE_SLIM", default_value = DEFAULT_SLIM_URL, value_name = "URL")]
+    pub slim: String,
+    #[command(flatten)]
+    pub secret: SecretArgs,
+    /// Group channel to create (moderator only).
+    #[arg(long, env = "SLIM_NODE_CHANNEL", value_name = "ORG/NS/CHANNEL")]
+    pub channel: Option<SlimName>,
+    /// Name to invite (moderator only); repeat, or comma-separate in the variable.
+    #[arg(
+        long,
+        env = "SLIM_NODE_INVITE",
+        value_delimiter = ',',
+        value_name = "ORG/NS/APP"
+    )]
+    pub invite: Vec<SlimName>,
+    /// Run an OTLP/HTTP receiver on this address (the standard port is 4318) and publish
+    /// what it accepts on the channel.
+    #[arg(long, env = "SLIM_NODE_OTLP_HTTP", value_name = "HOST:PORT")]
+    pub otlp_http: Option<String>,
+    /// Where to put what others publish: `stdout` or `jsonl:PATH`; repeat for several.
+    #[arg(
+        long,
+        env = "SLIM_NODE_SINK",
+        value_delimiter = ',',
+        default_value = "stdout",
+        value_name = "SPEC"
+    )]
+    pub sink: Vec<SinkSpec>,
+    #[command(flatten)]
+    pub receiver: ReceiverArgs,
+    #[command(flatten)]
+    pub session: SessionArgs,
+}
+
+/// `slim-node up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Address of the embedded SLIM server.
+    #[arg(
+        long,
+        env = "SLIM_NODE_ENDPOINT",
+        default_value = "127.0.0.1:46357",
+        value_name = "HOST:PORT"
+    )]
+    pub endpoint: String,
+    /// Address of the OTLP/HTTP receiver.
+    #[arg(
+        long,
+        env = "SLIM_NODE_OTLP_HTTP",
+        default_value = "127.0.0.1:4318",
+        value_name = "HOST:PORT"
+    )]
+    pub otlp_http: String,
+    /// Where the participant puts what arrives: `stdout` or `jsonl:PATH`; repeat for several.
+    #[arg(
+        long,
+        env = "SLIM_NODE_SINK",
+        value_delimiter = ',',
+        default_value = "stdout",
+        value_name = "SPEC"
+    )]
+    pub sink: Vec<SinkSpec>,
+    /// Shared secret of the channel (at least 32 bytes); a random one when not given, so
+    /// that no other process can join.
+    #[arg(
+        long,
+        env = "SLIM_NODE_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub secret: Option<String>,
+    #[command(flatten)]
+    pub receiver: ReceiverArgs,
+    #[command(flatten)]
+    pub session: SessionArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn malformed_name_is_a_usage_error() {
+        let err = Cli::try_parse_from([
+            "slim-node",
+            "node",
+            "--role",
+            "participant",
+            "--name",
+            "just-one",
+            "--secret",
+            "x",
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("exactly three parts"), "{err}");
+    }
+
+    #[test]
+    fn a_secret_is_required() {
+        let err = Cli::try_parse_from([
+            "slim-node",
+            "node",
+            "--role",
+            "participant",
+            "--name",
+            "a/b/c",
+        ])
+        .unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+    }
+
+    #[test]
+    fn invites_repeat() {
+        let cli = Cli::try_parse_from([
+            "slim-node",
+            "node",
+            "--role",
+            "moderator",
+            "--name",
+            "a/b/m",
+            "--secret",
+            "s",
+            "--channel",
+            "a/b/ch",
+            "--invite",
+            "a/b/p1",
+            "--invite",
+            "a/b/p2",
+        ])
+        .unwrap();
+        let Command::Node(args) = cli.command else {
+            panic!()
+        };
+        assert_eq!(args.invite.len(), 2);
+        assert_eq!(args.sink, vec![SinkSpec::Stdout]);
+    }
+}

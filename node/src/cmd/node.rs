@@ -1,0 +1,163 @@
+//! `slim-node node`: one node with its role, sinks and optional OTLP/HTTP receiver.
+
+use std::path::Path;
+use std::thread::JoinHandle;
+
+use anyhow::{bail, Context};
+use slim_roles::{Node, NodeConfig, Reliability, RoleConfig, Secret};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::cli::{NodeArgs, Role, SecretArgs, SessionArgs};
+use crate::ingest::Ingest;
+use crate::receiver;
+use crate::sink::SinkSpec;
+
+/// Published messages allowed to wait for SLIM's acknowledgement at once (measured best).
+pub const IN_FLIGHT: usize = 256;
+
+/// Runs until SIGINT/SIGTERM.
+pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
+    let shutdown = super::shutdown_signal();
+    let config = node_config(&args)?;
+    let node = RunningNode::start(
+        config,
+        &args.sink,
+        args.otlp_http.as_deref(),
+        args.receiver.max_body_size,
+    )
+    .await?;
+    shutdown.cancelled().await;
+    node.stop().await;
+    Ok(())
+}
+
+fn node_config(args: &NodeArgs) -> anyhow::Result<NodeConfig> {
+    let role = match args.role {
+        Role::Moderator => RoleConfig::Moderator {
+            channel: args.channel.clone().context(
+                "a moderator needs a channel: pass --channel ORG/NS/CHANNEL (or set SLIM_NODE_CHANNEL)",
+            )?,
+            invite: args.invite.clone(),
+        },
+        Role::Participant => {
+            if args.channel.is_some() || !args.invite.is_empty() {
+                bail!("--channel and --invite are for moderators; a participant learns its channel from the invitation");
+            }
+            RoleConfig::Participant
+        }
+    };
+    if matches!(&role, RoleConfig::Moderator { invite, .. } if invite.is_empty()) {
+        warn!("this moderator invites nobody (no --invite): nothing it receives can be forwarded");
+    }
+    let config = NodeConfig {
+        name: args.name.clone(),
+        secret: read_secret(&args.secret)?,
+        slim_url: args.slim.clone(),
+        role,
+        mls: mls(&args.session),
+        connect_attempts: args.session.connect_attempts,
+        reliability: Reliability::default(),
+        in_flight: IN_FLIGHT,
+    };
+    config.validate()?;
+    Ok(config)
+}
+
+/// Whether MLS is on, warning when it is not.
+pub fn mls(session: &SessionArgs) -> bool {
+    if session.no_mls {
+        warn!("MLS is off (--no-mls): payloads are readable by every SLIM server on the path");
+    }
+    !session.no_mls
+}
+
+fn read_secret(args: &SecretArgs) -> anyhow::Result<Secret> {
+    let value = match (&args.secret, &args.secret_file) {
+        (Some(s), _) => s.clone(),
+        (None, Some(path)) => read_secret_file(path)?,
+        (None, None) => {
+            bail!("a shared secret is required: --secret-file PATH or SLIM_NODE_SECRET")
+        }
+    };
+    Ok(Secret::new(value)?)
+}
+
+fn read_secret_file(path: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the secret file {}", path.display()))?;
+    Ok(text.trim().to_string())
+}
+
+/// A node with its consumer and, optionally, its OTLP/HTTP receiver.
+pub struct RunningNode {
+    node: Node,
+    consumer: JoinHandle<()>,
+    receiver: Option<(
+        CancellationToken,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    )>,
+}
+
+impl RunningNode {
+    /// Opens the sinks, connects the node and starts the receiver.
+    pub async fn start(
+        config: NodeConfig,
+        sinks: &[SinkSpec],
+        otlp_http: Option<&str>,
+        max_body: usize,
+    ) -> anyhow::Result<RunningNode> {
+        let sinks = sinks
+            .iter()
+            .map(|spec| {
+                spec.open()
+                    .with_context(|| format!("cannot open sink {spec}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        // Bind before connecting: a taken port is reported at once, not after a session exists.
+        let listener = match otlp_http {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen for OTLP/HTTP on {addr}"))?,
+            ),
+            None => None,
+        };
+        let (node, incoming) = Node::start(config).await?;
+        let consumer =
+            crate::consume::spawn(incoming, sinks).context("cannot start the consumer")?;
+        let receiver = listener.map(|listener| {
+            let stop = CancellationToken::new();
+            let ingest = Ingest::new(node.publisher(), max_body);
+            let task = tokio::spawn(receiver::http::serve(listener, ingest, stop.clone()));
+            (stop, task)
+        });
+        Ok(RunningNode {
+            node,
+            consumer,
+            receiver,
+        })
+    }
+
+    /// Stops accepting, leaves the channel, and waits until the sinks wrote what arrived.
+    pub async fn stop(self) {
+        if let Some((stop, task)) = self.receiver {
+            stop.cancel();
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => warn!(%err, "the OTLP/HTTP receiver failed"),
+                Err(err) => warn!(%err, "the OTLP/HTTP receiver task failed"),
+            }
+        }
+        self.node.shutdown().await;
+        // The consumer ends once the node dropped its side of the message channel.
+        if tokio::task::spawn_blocking(move || self.consumer.join())
+            .await
+            .is_err()
+        {
+            warn!("the consumer thread panicked");
+        }
+        info!("node stopped");
+    }
+}

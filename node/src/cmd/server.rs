@@ -1,0 +1,17 @@
+//! `slim-node server`: a SLIM data-plane server.
+
+use anyhow::Context;
+use slim_roles::server::SlimServer;
+
+use crate::cli::ServerArgs;
+
+/// Serves until SIGINT/SIGTERM.
+pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    let shutdown = super::shutdown_signal();
+    let server = SlimServer::start(&args.endpoint)
+        .await
+        .with_context(|| format!("cannot start the SLIM server on {}", args.endpoint))?;
+    shutdown.cancelled().await;
+    server.shutdown().await?;
+    Ok(())
+}

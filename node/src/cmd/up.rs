@@ -1,0 +1,95 @@
+//! `slim-node up`: a SLIM server, a receiving moderator and a printing participant in one
+//! process.
+
+use anyhow::Context;
+use slim_roles::server::SlimServer;
+use slim_roles::{NodeConfig, Reliability, RoleConfig, Secret, SlimName};
+
+use super::node::{mls, RunningNode, IN_FLIGHT};
+use crate::cli::UpArgs;
+
+const CHANNEL: &str = "agntcy/otel/telemetry";
+const RECEIVER: &str = "agntcy/otel/receiver";
+const PRINTER: &str = "agntcy/otel/printer";
+
+/// Runs until SIGINT/SIGTERM.
+pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    let shutdown = super::shutdown_signal();
+    let secret = match args.secret.clone() {
+        Some(s) => Secret::new(s)?,
+        // Nobody outside this process needs it: a fresh random secret keeps others out.
+        None => Secret::new(format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        ))?,
+    };
+    let server = SlimServer::start(&args.endpoint)
+        .await
+        .with_context(|| format!("cannot start the SLIM server on {}", args.endpoint))?;
+    let url = format!("http://{}", connect_address(&args.endpoint));
+    let mls = mls(&args.session);
+    let config = |name: &str, role: RoleConfig| -> anyhow::Result<NodeConfig> {
+        Ok(NodeConfig {
+            name: name.parse::<SlimName>()?,
+            secret: secret.clone(),
+            slim_url: url.clone(),
+            role,
+            mls,
+            connect_attempts: args.session.connect_attempts,
+            reliability: Reliability::default(),
+            in_flight: IN_FLIGHT,
+        })
+    };
+    let printer = RunningNode::start(
+        config(PRINTER, RoleConfig::Participant)?,
+        &args.sink,
+        None,
+        args.receiver.max_body_size,
+    )
+    .await?;
+    let receiver = RunningNode::start(
+        config(
+            RECEIVER,
+            RoleConfig::Moderator {
+                channel: CHANNEL.parse()?,
+                invite: vec![PRINTER.parse()?],
+            },
+        )?,
+        &[],
+        Some(&args.otlp_http),
+        args.receiver.max_body_size,
+    )
+    .await?;
+    eprintln!(
+        "slim-node up: send OTLP/HTTP to http://{}/v1/{{traces,metrics,logs}}; status at /health",
+        args.otlp_http
+    );
+    shutdown.cancelled().await;
+    receiver.stop().await;
+    printer.stop().await;
+    server.shutdown().await?;
+    Ok(())
+}
+
+/// Where a local client reaches a server bound to `endpoint` (a wildcard bind is reached on
+/// loopback).
+fn connect_address(endpoint: &str) -> String {
+    match endpoint.rsplit_once(':') {
+        Some(("0.0.0.0", port)) => format!("127.0.0.1:{port}"),
+        Some(("[::]", port)) => format!("[::1]:{port}"),
+        _ => endpoint.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcard_binds_are_reached_on_loopback() {
+        assert_eq!(connect_address("0.0.0.0:46357"), "127.0.0.1:46357");
+        assert_eq!(connect_address("[::]:1"), "[::1]:1");
+        assert_eq!(connect_address("10.0.0.5:2"), "10.0.0.5:2");
+    }
+}

@@ -1,0 +1,140 @@
+//! Request body decompression, bounded so a small bomb cannot exhaust memory.
+
+use std::io::Read;
+
+use flate2::read::{MultiGzDecoder, ZlibDecoder};
+
+use super::CodecError;
+
+/// A `Content-Encoding` we read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// No compression.
+    Identity,
+    /// gzip (RFC 1952), possibly several members.
+    Gzip,
+    /// HTTP "deflate", i.e. zlib (RFC 1950).
+    Deflate,
+}
+
+impl Encoding {
+    /// Parses a `Content-Encoding` header value; `None` (no header) means identity.
+    pub fn from_header(value: Option<&str>) -> Result<Encoding, CodecError> {
+        match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("") | Some("identity") => Ok(Encoding::Identity),
+            Some("gzip") | Some("x-gzip") => Ok(Encoding::Gzip),
+            Some("deflate") => Ok(Encoding::Deflate),
+            Some(other) => Err(CodecError::UnsupportedEncoding(other.to_string())),
+        }
+    }
+}
+
+/// Decompresses `body`, failing with `TooLarge` as soon as the output passes `limit` bytes.
+pub fn decompress(encoding: Encoding, body: &[u8], limit: usize) -> Result<Vec<u8>, CodecError> {
+    match encoding {
+        Encoding::Identity => {
+            if body.len() > limit {
+                return Err(CodecError::TooLarge { limit });
+            }
+            Ok(body.to_vec())
+        }
+        Encoding::Gzip => read_bounded(MultiGzDecoder::new(body), "gzip", limit),
+        Encoding::Deflate => read_bounded(ZlibDecoder::new(body), "deflate", limit),
+    }
+}
+
+fn read_bounded(
+    reader: impl Read,
+    name: &'static str,
+    limit: usize,
+) -> Result<Vec<u8>, CodecError> {
+    let mut out = Vec::new();
+    // Read one byte past the limit to tell "exactly the limit" from "more".
+    reader
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| CodecError::Decompress {
+            encoding: name,
+            reason: e.to_string(),
+        })?;
+    if out.len() > limit {
+        return Err(CodecError::TooLarge { limit });
+    }
+    Ok(out)
+}
+
+/// gzip-compresses `data` (used for responses and by tests).
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    // Writing into a Vec cannot fail.
+    let _ = enc.write_all(data);
+    enc.finish().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gzip_round_trips() {
+        let data = b"hello otlp".repeat(100);
+        let out = decompress(Encoding::Gzip, &gzip(&data), 1 << 20).unwrap();
+        assert_eq!(out, data);
+    }
+
+    #[test]
+    fn gzip_bomb_stops_at_the_limit() {
+        let zeros = vec![0u8; 10 << 20];
+        let bomb = gzip(&zeros);
+        assert!(bomb.len() < 100 << 10);
+        assert_eq!(
+            decompress(Encoding::Gzip, &bomb, 1 << 20),
+            Err(CodecError::TooLarge { limit: 1 << 20 })
+        );
+    }
+
+    #[test]
+    fn output_of_exactly_the_limit_is_accepted() {
+        let data = vec![7u8; 1000];
+        assert_eq!(
+            decompress(Encoding::Gzip, &gzip(&data), 1000)
+                .unwrap()
+                .len(),
+            1000
+        );
+        assert_eq!(
+            decompress(Encoding::Identity, &data, 1000).unwrap().len(),
+            1000
+        );
+        assert!(decompress(Encoding::Identity, &data, 999).is_err());
+    }
+
+    #[test]
+    fn truncated_gzip_is_a_decompress_error() {
+        let z = gzip(&b"abc".repeat(1000));
+        let err = decompress(Encoding::Gzip, &z[..z.len() / 2], 1 << 20).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CodecError::Decompress {
+                    encoding: "gzip",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_encoding_names_what_is_supported() {
+        let err = Encoding::from_header(Some("br")).unwrap_err();
+        assert!(err.to_string().contains("gzip, deflate or identity"));
+    }
+
+    #[test]
+    fn header_values_are_case_insensitive() {
+        assert_eq!(Encoding::from_header(Some("GZIP")).unwrap(), Encoding::Gzip);
+        assert_eq!(Encoding::from_header(None).unwrap(), Encoding::Identity);
+    }
+}

@@ -1,0 +1,58 @@
+//! `google.rpc.Status` bodies, the error answer of OTLP/HTTP.
+
+use prost::Message;
+
+/// A gRPC status code (google.rpc.Code) used in error bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i32)]
+pub enum Code {
+    /// Bad data; never retried.
+    InvalidArgument = 3,
+    /// Unknown path.
+    NotFound = 5,
+    /// Too large.
+    OutOfRange = 11,
+    /// Method not allowed.
+    Unimplemented = 12,
+    /// A bug on our side.
+    Internal = 13,
+    /// Try again later.
+    Unavailable = 14,
+    /// No or bad credentials.
+    Unauthenticated = 16,
+}
+
+/// Encodes a Status as protobuf.
+pub fn to_protobuf(code: Code, message: &str) -> Vec<u8> {
+    tonic_types::pb::Status {
+        code: code as i32,
+        message: message.to_string(),
+        details: vec![],
+    }
+    .encode_to_vec()
+}
+
+/// Encodes a Status as JSON (`{"code":3,"message":"…"}`).
+pub fn to_json(code: Code, message: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({ "code": code as i32, "message": message }))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protobuf_status_decodes_with_code_and_message() {
+        let bytes = to_protobuf(Code::InvalidArgument, "bad span");
+        let st = tonic_types::pb::Status::decode(bytes.as_slice()).unwrap();
+        assert_eq!((st.code, st.message.as_str()), (3, "bad span"));
+    }
+
+    #[test]
+    fn json_status_has_code_and_message() {
+        let v: serde_json::Value =
+            serde_json::from_slice(&to_json(Code::Unavailable, "later")).unwrap();
+        assert_eq!(v, serde_json::json!({"code": 14, "message": "later"}));
+    }
+}

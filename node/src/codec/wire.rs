@@ -1,0 +1,144 @@
+//! The message format on the SLIM channel, shared by every sender and consumer.
+//!
+//! Payload: the canonical protobuf `Export*ServiceRequest`, `payload_type`
+//! `application/x-protobuf` (consumers also accept `application/json`, OTLP/JSON).
+//! Metadata: `otlp-signal` = `traces|metrics|logs`, `otlp-message-id` = a UUID.
+//! Metadata travels in the clear (MLS encrypts the payload only): nothing secret goes there.
+
+use std::collections::HashMap;
+
+use tracing::debug;
+
+use super::{json, CodecError, OtlpRequest, Signal};
+
+/// `payload_type` of protobuf payloads.
+pub const PROTOBUF: &str = "application/x-protobuf";
+/// `payload_type` of OTLP/JSON payloads.
+pub const JSON: &str = "application/json";
+/// Metadata key naming the signal.
+pub const SIGNAL_KEY: &str = "otlp-signal";
+/// Metadata key carrying the message id.
+pub const MESSAGE_ID_KEY: &str = "otlp-message-id";
+
+/// Metadata for one outgoing message.
+pub fn metadata(signal: Signal, message_id: &str) -> HashMap<String, String> {
+    HashMap::from([
+        (SIGNAL_KEY.to_string(), signal.as_str().to_string()),
+        (MESSAGE_ID_KEY.to_string(), message_id.to_string()),
+    ])
+}
+
+/// Reads a received payload, using the metadata to know its signal.
+pub fn decode(
+    payload_type: &str,
+    metadata: &HashMap<String, String>,
+    payload: &[u8],
+) -> Result<OtlpRequest, CodecError> {
+    let json = payload_type.split(';').next().map(str::trim) == Some(JSON);
+    match metadata.get(SIGNAL_KEY) {
+        Some(signal) => {
+            let signal: Signal = signal.parse()?;
+            if json {
+                json::from_json(signal, payload)
+            } else {
+                OtlpRequest::decode_protobuf(signal, payload)
+            }
+        }
+        None => guess(json, payload),
+    }
+}
+
+/// Without metadata (another OTLP-over-SLIM sender), try each request type. The three share
+/// field numbers, so a payload can decode as more than one; prefer the one that decodes
+/// without losing bytes (prost drops unknown fields, so a wrong guess re-encodes shorter).
+fn guess(json: bool, payload: &[u8]) -> Result<OtlpRequest, CodecError> {
+    let candidates: Vec<OtlpRequest> = Signal::ALL
+        .iter()
+        .filter_map(|&signal| {
+            if json {
+                json::from_json(signal, payload)
+                    .ok()
+                    .filter(|r| !r.is_empty())
+            } else {
+                OtlpRequest::decode_protobuf(signal, payload).ok()
+            }
+        })
+        .collect();
+    let lossless = candidates
+        .iter()
+        .find(|r| json || r.to_protobuf().len() == payload.len());
+    match lossless.or(candidates.first()) {
+        Some(r) => {
+            debug!(signal = %r.signal(), "guessed the signal of a message without metadata");
+            Ok(r.clone())
+        }
+        None => Err(CodecError::Protobuf(
+            "{Trace,Metrics,Logs}",
+            "the payload fits none of the three request types".into(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(signal: Signal) -> OtlpRequest {
+        let body = match signal {
+            Signal::Traces => {
+                r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"0102030405060708090a0b0c0d0e0f10","spanId":"0102030405060708","name":"s","startTimeUnixNano":"5"}]}]}]}"#
+            }
+            Signal::Metrics => {
+                r#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"m","sum":{"dataPoints":[{"asInt":"4","timeUnixNano":"9"}]}}]}]}]}"#
+            }
+            Signal::Logs => {
+                r#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"timeUnixNano":"3","body":{"stringValue":"x"}}]}]}]}"#
+            }
+        };
+        json::from_json(signal, body.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn metadata_names_signal_and_id() {
+        let md = metadata(Signal::Logs, "id-1");
+        assert_eq!(md[SIGNAL_KEY], "logs");
+        assert_eq!(md[MESSAGE_ID_KEY], "id-1");
+    }
+
+    #[test]
+    fn decodes_by_the_signal_in_metadata() {
+        for signal in Signal::ALL {
+            let req = sample(signal);
+            let got = decode(PROTOBUF, &metadata(signal, "x"), &req.to_protobuf()).unwrap();
+            assert_eq!(got, req);
+        }
+    }
+
+    #[test]
+    fn accepts_json_payloads() {
+        let req = sample(Signal::Metrics);
+        let got = decode(JSON, &metadata(Signal::Metrics, "x"), &json::to_json(&req)).unwrap();
+        assert_eq!(got, req);
+    }
+
+    #[test]
+    fn guesses_each_signal_without_metadata() {
+        for signal in Signal::ALL {
+            let req = sample(signal);
+            let got = decode("msg", &HashMap::new(), &req.to_protobuf()).unwrap();
+            assert_eq!(got.signal(), signal);
+            assert_eq!(got, req);
+        }
+    }
+
+    #[test]
+    fn garbage_without_metadata_is_an_error() {
+        assert!(decode("msg", &HashMap::new(), &[0xff, 0x00, 0x13]).is_err());
+    }
+
+    #[test]
+    fn unknown_signal_in_metadata_is_an_error() {
+        let md = HashMap::from([(SIGNAL_KEY.to_string(), "profiles".to_string())]);
+        assert!(decode(PROTOBUF, &md, &[]).is_err());
+    }
+}

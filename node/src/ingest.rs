@@ -1,0 +1,161 @@
+//! The one place that decides what happens to an export request, whatever the transport:
+//! decompress, decode, check, publish — and what the failure means for the client.
+
+use slim_roles::{PublishError, Publisher};
+use thiserror::Error;
+use tracing::debug;
+
+use crate::codec::compression::{decompress, Encoding};
+use crate::codec::status::Code;
+use crate::codec::{json, wire, CodecError, OtlpRequest, Signal};
+
+/// How the request body is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `application/x-protobuf`.
+    Protobuf,
+    /// `application/json` (OTLP/JSON).
+    Json,
+}
+
+/// Why a request was not accepted. Nothing of it was published.
+#[derive(Debug, Error)]
+pub enum IngestError {
+    /// The body cannot be read; retrying will not help.
+    #[error(transparent)]
+    BadData(CodecError),
+    /// The body, or the message it would become, is too large.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The node has no session with members yet.
+    #[error("not ready to forward telemetry: {0}")]
+    NotReady(String),
+    /// SLIM is busy or refused the message for now.
+    #[error("temporarily unable to forward telemetry: {0}")]
+    Unavailable(String),
+}
+
+impl IngestError {
+    /// The HTTP status of the answer.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            IngestError::BadData(_) => 400,
+            IngestError::TooLarge(_) => 413,
+            IngestError::NotReady(_) | IngestError::Unavailable(_) => 503,
+        }
+    }
+
+    /// The google.rpc code of the answer (the gRPC status, and the code in HTTP error bodies).
+    pub fn code(&self) -> Code {
+        match self {
+            IngestError::BadData(_) => Code::InvalidArgument,
+            IngestError::TooLarge(_) => Code::OutOfRange,
+            IngestError::NotReady(_) | IngestError::Unavailable(_) => Code::Unavailable,
+        }
+    }
+
+    /// Seconds a client should wait before retrying, for retryable failures.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            IngestError::NotReady(_) => Some(5),
+            IngestError::Unavailable(_) => Some(1),
+            _ => None,
+        }
+    }
+}
+
+impl From<CodecError> for IngestError {
+    fn from(err: CodecError) -> Self {
+        match err {
+            CodecError::TooLarge { .. } => IngestError::TooLarge(err.to_string()),
+            other => IngestError::BadData(other),
+        }
+    }
+}
+
+impl From<PublishError> for IngestError {
+    fn from(err: PublishError) -> Self {
+        match err {
+            PublishError::NotReady { .. } => IngestError::NotReady(err.to_string()),
+            PublishError::TooLarge { .. } => IngestError::TooLarge(format!(
+                "{err}; send smaller batches (e.g. lower the exporter's max batch size)"
+            )),
+            PublishError::Busy | PublishError::Slim(_) => IngestError::Unavailable(err.to_string()),
+        }
+    }
+}
+
+/// What was accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// The message id on the channel, when something was published.
+    pub message_id: Option<String>,
+    /// Spans, data points or log records accepted.
+    pub items: usize,
+}
+
+/// Turns export requests into messages on the channel.
+#[derive(Clone)]
+pub struct Ingest {
+    publisher: Publisher,
+    max_body: usize,
+}
+
+impl Ingest {
+    /// `max_body` bounds the body both as received and after decompression.
+    pub fn new(publisher: Publisher, max_body: usize) -> Self {
+        Ingest {
+            publisher,
+            max_body,
+        }
+    }
+
+    /// The body limit in bytes.
+    pub fn max_body(&self) -> usize {
+        self.max_body
+    }
+
+    /// The publisher (for status).
+    pub fn publisher(&self) -> &Publisher {
+        &self.publisher
+    }
+
+    /// Reads an HTTP-style body and publishes it.
+    pub async fn ingest_body(
+        &self,
+        signal: Signal,
+        format: Format,
+        encoding: Encoding,
+        body: &[u8],
+    ) -> Result<Accepted, IngestError> {
+        let raw = decompress(encoding, body, self.max_body)?;
+        let request = match format {
+            Format::Protobuf => OtlpRequest::decode_protobuf(signal, &raw)?,
+            Format::Json => json::from_json(signal, &raw)?,
+        };
+        self.ingest(request).await
+    }
+
+    /// Publishes a decoded request as one message; answers only once SLIM has taken it.
+    pub async fn ingest(&self, request: OtlpRequest) -> Result<Accepted, IngestError> {
+        let summary = request.summary();
+        if request.is_empty() {
+            // A valid export that carries nothing: success, and nothing to send.
+            return Ok(Accepted {
+                message_id: None,
+                items: 0,
+            });
+        }
+        let signal = request.signal();
+        let payload = request.to_protobuf();
+        let message_id = uuid::Uuid::new_v4().to_string();
+        self.publisher
+            .publish(payload, wire::PROTOBUF, wire::metadata(signal, &message_id))
+            .await?;
+        debug!(%signal, id = %message_id, items = summary.items, "published");
+        Ok(Accepted {
+            message_id: Some(message_id),
+            items: summary.items,
+        })
+    }
+}

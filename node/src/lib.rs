@@ -1,0 +1,12 @@
+//! slim-node: OpenTelemetry (OTLP) over an AGNTCY SLIM group channel.
+//!
+//! Receivers accept OTLP, [`ingest`] publishes it on the channel through the node's role
+//! (the `slim-roles` crate), and [`consume`] hands what other members publish to the sinks.
+
+pub mod cli;
+pub mod cmd;
+pub mod codec;
+pub mod consume;
+pub mod ingest;
+pub mod receiver;
+pub mod sink;

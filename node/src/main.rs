@@ -1,0 +1,51 @@
+//! The `slim-node` binary.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use slim_node::cli::{Cli, Command};
+use slim_node::cmd;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log);
+    // Our subscriber is installed first, so SLIM logs through it too.
+    slim_roles::runtime::init();
+    let result = slim_roles::runtime::handle().block_on(async move {
+        match cli.command {
+            Command::Server(args) => cmd::server::run(args).await,
+            Command::Node(args) => cmd::node::run(args).await,
+            Command::Up(args) => cmd::up::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(level: &str) {
+    // SLIM's crates log heavily at info; keep them at warn unless asked for. Directives for
+    // our own crates are more specific, so they win over `slim=warn`.
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| EnvFilter::try_new(v).ok())
+        .or_else(|| {
+            EnvFilter::try_new(format!(
+                "{level},slim=warn,slim_node={level},slim_roles={level}"
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(true)
+        .init();
+}

@@ -1,0 +1,237 @@
+//! OTLP/HTTP receiver (default port 4318): `POST /v1/{traces,metrics,logs}` and `GET /health`.
+
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use http_body_util::BodyExt;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::compression::CompressionLayer;
+use tracing::{info, warn};
+
+use crate::codec::compression::Encoding;
+use crate::codec::status::{self, Code};
+use crate::codec::{CodecError, Signal};
+use crate::ingest::{Format, Ingest, IngestError};
+
+const PROTOBUF_CT: &str = "application/x-protobuf";
+const JSON_CT: &str = "application/json";
+
+/// Builds the receiver's routes.
+pub fn router(ingest: Ingest) -> Router {
+    let export = |signal: Signal| {
+        post(
+            move |State(ingest): State<Ingest>, headers: HeaderMap, body: Body| {
+                export(ingest, signal, headers, body)
+            },
+        )
+        .fallback(|| async { method_not_allowed("POST") })
+    };
+    Router::new()
+        .route("/v1/traces", export(Signal::Traces))
+        .route("/v1/metrics", export(Signal::Metrics))
+        .route("/v1/logs", export(Signal::Logs))
+        .route(
+            "/health",
+            get(health).fallback(|| async { method_not_allowed("GET") }),
+        )
+        .fallback(|| async {
+            error_response(
+                Format::Json,
+                StatusCode::NOT_FOUND,
+                Code::NotFound,
+                "unknown path; OTLP/HTTP paths are /v1/traces, /v1/metrics and /v1/logs",
+                None,
+            )
+        })
+        .layer(CompressionLayer::new().gzip(true))
+        .with_state(ingest)
+}
+
+/// Serves the receiver on `listener` until `shutdown` fires, then finishes open requests.
+pub async fn serve(
+    listener: TcpListener,
+    ingest: Ingest,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let addr: Option<SocketAddr> = listener.local_addr().ok();
+    info!(addr = ?addr, "OTLP/HTTP receiver listening");
+    axum::serve(listener, router(ingest))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
+async fn health(State(ingest): State<Ingest>) -> Response {
+    let status = ingest.publisher().status();
+    let body = serde_json::json!({
+        "status": if status.state.has_members() { "ok" } else { "waiting" },
+        "node": status,
+    });
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static(JSON_CT))],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn export(ingest: Ingest, signal: Signal, headers: HeaderMap, body: Body) -> Response {
+    let Some(format) = request_format(&headers) else {
+        return error_response(
+            Format::Json,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Code::InvalidArgument,
+            "Content-Type must be application/x-protobuf or application/json",
+            None,
+        );
+    };
+    let encoding = match Encoding::from_header(header_str(&headers, header::CONTENT_ENCODING)) {
+        Ok(e) => e,
+        Err(err) => return ingest_error(format, &IngestError::from(err)),
+    };
+    let too_large = || {
+        IngestError::from(CodecError::TooLarge {
+            limit: ingest.max_body(),
+        })
+    };
+    let declared =
+        header_str(&headers, header::CONTENT_LENGTH).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > ingest.max_body()) {
+        return ingest_error(format, &too_large());
+    }
+    let bytes = match http_body_util::Limited::new(body, ingest.max_body())
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+            return ingest_error(format, &too_large())
+        }
+        Err(err) => {
+            return error_response(
+                format,
+                StatusCode::BAD_REQUEST,
+                Code::InvalidArgument,
+                &format!("could not read the request body: {err}"),
+                None,
+            )
+        }
+    };
+    match ingest.ingest_body(signal, format, encoding, &bytes).await {
+        Ok(_) => success(format),
+        Err(err) => ingest_error(format, &err),
+    }
+}
+
+/// 200 with an `Export*ServiceResponse` whose `partial_success` is unset: empty in both
+/// encodings.
+fn success(format: Format) -> Response {
+    let (ct, body): (&str, &[u8]) = match format {
+        Format::Protobuf => (PROTOBUF_CT, b""),
+        Format::Json => (JSON_CT, b"{}"),
+    };
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(ct))],
+        body.to_vec(),
+    )
+        .into_response()
+}
+
+fn ingest_error(format: Format, err: &IngestError) -> Response {
+    let status =
+        StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if status.is_server_error() {
+        warn!(%err, "refused an export request");
+    }
+    error_response(
+        format,
+        status,
+        err.code(),
+        &err.to_string(),
+        err.retry_after(),
+    )
+}
+
+fn error_response(
+    format: Format,
+    status: StatusCode,
+    code: Code,
+    message: &str,
+    retry_after: Option<u64>,
+) -> Response {
+    let (ct, body) = match format {
+        Format::Protobuf => (PROTOBUF_CT, status::to_protobuf(code, message)),
+        Format::Json => (JSON_CT, status::to_json(code, message)),
+    };
+    let mut response = (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(ct))],
+        body,
+    )
+        .into_response();
+    if let Some(secs) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
+}
+
+fn method_not_allowed(allow: &'static str) -> Response {
+    let mut response = error_response(
+        Format::Json,
+        StatusCode::METHOD_NOT_ALLOWED,
+        Code::Unimplemented,
+        &format!("method not allowed; use {allow}"),
+        None,
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The body format from `Content-Type`, parameters (e.g. charset) allowed.
+fn request_format(headers: &HeaderMap) -> Option<Format> {
+    let value = header_str(headers, header::CONTENT_TYPE)?;
+    let mime = value.split(';').next()?.trim().to_ascii_lowercase();
+    match mime.as_str() {
+        PROTOBUF_CT => Some(Format::Protobuf),
+        JSON_CT => Some(Format::Json),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(ct: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_str(ct).unwrap());
+        h
+    }
+
+    #[test]
+    fn content_type_parameters_are_allowed() {
+        assert_eq!(
+            request_format(&headers("application/json; charset=utf-8")),
+            Some(Format::Json)
+        );
+        assert_eq!(
+            request_format(&headers("Application/X-Protobuf")),
+            Some(Format::Protobuf)
+        );
+        assert_eq!(request_format(&headers("text/plain")), None);
+        assert_eq!(request_format(&HeaderMap::new()), None);
+    }
+}

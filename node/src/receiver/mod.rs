@@ -1,0 +1,3 @@
+//! OTLP receivers: thin transports in front of [`crate::ingest`].
+
+pub mod http;

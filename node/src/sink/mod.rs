@@ -1,0 +1,93 @@
+//! Sinks: where a node puts what other members publish on the channel.
+
+pub mod jsonl;
+pub mod stdout;
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use time::OffsetDateTime;
+
+use crate::codec::OtlpRequest;
+
+/// One message received from the channel, decoded.
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    /// When this node received it.
+    pub received_at: OffsetDateTime,
+    /// The sender's SLIM name.
+    pub from: String,
+    /// The sender's message id, when it gave one.
+    pub message_id: Option<String>,
+    /// The OTLP request.
+    pub request: OtlpRequest,
+}
+
+/// A destination for delivered messages.
+pub trait Sink: Send {
+    /// Writes one message. An error is logged by the caller; the sink stays in use.
+    fn write(&mut self, delivered: &Delivered) -> io::Result<()>;
+}
+
+/// A `--sink` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SinkSpec {
+    /// `stdout`: one readable line per message.
+    Stdout,
+    /// `jsonl:PATH`: one JSON object per line, appended to PATH.
+    Jsonl(PathBuf),
+}
+
+impl SinkSpec {
+    /// Opens the sink.
+    pub fn open(&self) -> io::Result<Box<dyn Sink>> {
+        Ok(match self {
+            SinkSpec::Stdout => Box::new(stdout::StdoutSink),
+            SinkSpec::Jsonl(path) => Box::new(jsonl::JsonlSink::open(path)?),
+        })
+    }
+}
+
+impl FromStr for SinkSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once(':') {
+            None if s == "stdout" => Ok(SinkSpec::Stdout),
+            Some(("jsonl", path)) if !path.is_empty() => Ok(SinkSpec::Jsonl(PathBuf::from(path))),
+            _ => Err(format!(
+                "unknown sink {s:?}: expected `stdout` or `jsonl:PATH`"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for SinkSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SinkSpec::Stdout => f.write_str("stdout"),
+            SinkSpec::Jsonl(p) => write!(f, "jsonl:{}", p.display()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_sink_specs() {
+        assert_eq!("stdout".parse::<SinkSpec>().unwrap(), SinkSpec::Stdout);
+        assert_eq!(
+            "jsonl:/tmp/a b.jsonl".parse::<SinkSpec>().unwrap(),
+            SinkSpec::Jsonl("/tmp/a b.jsonl".into())
+        );
+        assert!("jsonl:".parse::<SinkSpec>().is_err());
+        assert!("kafka:x"
+            .parse::<SinkSpec>()
+            .unwrap_err()
+            .contains("jsonl:PATH"));
+    }
+}

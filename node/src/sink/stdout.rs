@@ -1,0 +1,63 @@
+//! `stdout` sink: one human-readable line per message.
+
+use std::io::{self, Write};
+
+use time::format_description::well_known::Rfc3339;
+
+use super::{Delivered, Sink};
+
+/// Prints `TIME FROM SIGNAL services=… resources=N ITEMS=N id=…`.
+pub struct StdoutSink;
+
+/// The line printed for one message.
+pub fn line(d: &Delivered) -> String {
+    let summary = d.request.summary();
+    let signal = d.request.signal();
+    let services = if summary.services.is_empty() {
+        "-".to_string()
+    } else {
+        summary.services.into_iter().collect::<Vec<_>>().join(",")
+    };
+    format!(
+        "{time} from={from} signal={signal} services={services} resources={resources} {items}={count} id={id}",
+        time = d.received_at.format(&Rfc3339).unwrap_or_default(),
+        from = d.from,
+        resources = summary.resources,
+        items = signal.item_name().replace(' ', "_"),
+        count = summary.items,
+        id = d.message_id.as_deref().unwrap_or("-"),
+    )
+}
+
+impl Sink for StdoutSink {
+    fn write(&mut self, d: &Delivered) -> io::Result<()> {
+        let mut out = io::stdout().lock();
+        writeln!(out, "{}", line(d))?;
+        out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{json, Signal};
+
+    #[test]
+    fn line_names_sender_signal_services_and_counts() {
+        let request = json::from_json(
+            Signal::Traces,
+            br#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"test-service"}}]},"scopeSpans":[{"spans":[{"name":"a"},{"name":"b"}]}]}]}"#,
+        )
+        .unwrap();
+        let d = Delivered {
+            received_at: time::macros::datetime!(2026-11-23 12:00:00 UTC),
+            from: "agntcy/otel/receiver".into(),
+            message_id: Some("abc".into()),
+            request,
+        };
+        assert_eq!(
+            line(&d),
+            "2026-11-23T12:00:00Z from=agntcy/otel/receiver signal=traces services=test-service resources=1 spans=2 id=abc"
+        );
+    }
+}

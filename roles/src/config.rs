@@ -1,0 +1,114 @@
+//! What a node needs to know to take its role.
+
+use std::time::Duration;
+
+use crate::error::ConfigError;
+use crate::name::{Secret, SlimName};
+
+/// Default SLIM server URL (SLIM's conventional port).
+pub const DEFAULT_SLIM_URL: &str = "http://127.0.0.1:46357";
+
+/// The role and what it needs.
+#[derive(Debug, Clone)]
+pub enum RoleConfig {
+    /// Create the group session on `channel` and keep inviting `invite` until each joined.
+    Moderator {
+        /// The group channel name.
+        channel: SlimName,
+        /// Names to invite.
+        invite: Vec<SlimName>,
+    },
+    /// Wait for an invitation and join.
+    Participant,
+}
+
+/// SLIM session reliability: acks and retransmission are on only when both are set.
+#[derive(Debug, Clone, Copy)]
+pub struct Reliability {
+    /// Retransmissions before a member is considered gone.
+    pub max_retries: u32,
+    /// Time between retransmissions.
+    pub interval: Duration,
+}
+
+impl Default for Reliability {
+    fn default() -> Self {
+        Reliability {
+            max_retries: 5,
+            interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Everything a node needs to connect and play its role.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// The node's own SLIM name.
+    pub name: SlimName,
+    /// Shared secret of the channel's members.
+    pub secret: Secret,
+    /// SLIM server URL, `http://HOST:PORT` or `https://HOST:PORT`.
+    pub slim_url: String,
+    /// Moderator or participant.
+    pub role: RoleConfig,
+    /// MLS end-to-end encryption of the group session (set by the moderator).
+    pub mls: bool,
+    /// Connection attempts before giving up on an unreachable server.
+    pub connect_attempts: u32,
+    /// Reliability of the group session (set by the moderator).
+    pub reliability: Reliability,
+    /// Published messages allowed to wait for SLIM's acknowledgement at once. SLIM
+    /// deadlocks when reliable publishes are not bounded (measured at ~8k).
+    pub in_flight: usize,
+}
+
+impl NodeConfig {
+    /// Checks what can be checked before connecting.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        validate_url(&self.slim_url)
+    }
+}
+
+/// A SLIM URL must carry its scheme; SLIM's client config needs it.
+pub fn validate_url(url: &str) -> Result<(), ConfigError> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| ConfigError::InvalidUrl(url.to_string()))?;
+    let host_port = rest.trim_end_matches('/');
+    match host_port.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(()),
+        _ => Err(ConfigError::InvalidUrl(url.to_string())),
+    }
+}
+
+/// The largest payload SLIM delivers. Its data plane drops messages above 4 MiB on the wire
+/// while reporting success to the sender; MLS padding makes ciphertexts larger than the
+/// plaintext (3552 KiB passed, 3584 KiB failed, measured). Both limits keep a margin.
+pub fn max_payload_bytes(mls: bool) -> usize {
+    if mls {
+        3400 * 1024
+    } else {
+        4 * 1024 * 1024 - 64 * 1024
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_needs_scheme_host_and_port() {
+        assert!(validate_url("http://127.0.0.1:46357").is_ok());
+        assert!(validate_url("https://slim.example.org:443/").is_ok());
+        assert!(validate_url("127.0.0.1:46357").is_err());
+        assert!(validate_url("http://127.0.0.1").is_err());
+        assert!(validate_url("ftp://h:1").is_err());
+    }
+
+    #[test]
+    fn mls_limit_is_below_the_measured_failure() {
+        assert!(max_payload_bytes(true) < 3584 * 1024);
+        assert!(max_payload_bytes(false) < 4 * 1024 * 1024);
+    }
+}

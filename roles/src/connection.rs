@@ -1,0 +1,114 @@
+//! Connecting to SLIM: the client service, the app identity, and how SLIM's errors read.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use slim_bindings::{App, BackoffConfig, ClientConfig, ExponentialBackoff, Service, SlimError};
+
+use crate::config::NodeConfig;
+use crate::error::RoleError;
+
+/// A connected SLIM app: its own service (one client connection) and identity.
+pub(crate) struct Connection {
+    pub service: Arc<Service>,
+    pub app: Arc<App>,
+    pub conn_id: u64,
+}
+
+/// Bounded backoff: SLIM's default retries forever, so `connect` would never return while the
+/// server is down. The same policy governs automatic reconnects after an outage.
+fn backoff(attempts: u32) -> BackoffConfig {
+    BackoffConfig::Exponential {
+        config: ExponentialBackoff {
+            base: Duration::from_millis(250),
+            factor: 2,
+            max_delay: Duration::from_secs(5),
+            max_attempts: u64::from(attempts.max(1)),
+            jitter: true,
+        },
+    }
+}
+
+pub(crate) async fn connect(cfg: &NodeConfig, service_name: &str) -> Result<Connection, RoleError> {
+    let service = Arc::new(Service::new(service_name.to_string()));
+    let client = ClientConfig {
+        backoff: Some(backoff(cfg.connect_attempts)),
+        ..slim_bindings::new_insecure_client_config(cfg.slim_url.clone())
+    };
+    let client = ClientConfig {
+        // TLS is chosen by the scheme; certificates come with the security work.
+        tls: if cfg.slim_url.starts_with("https://") {
+            slim_bindings::TlsClientConfig::default()
+        } else {
+            client.tls
+        },
+        ..client
+    };
+    let conn_id = service
+        .connect_async(client)
+        .await
+        .map_err(|e| RoleError::Connect {
+            url: cfg.slim_url.clone(),
+            attempts: cfg.connect_attempts,
+            message: e.to_string(),
+        })?;
+    let name = cfg.name.to_slim();
+    let app = service
+        .create_app_with_secret_async(name.clone(), cfg.secret.expose())
+        .await
+        .map_err(|e| RoleError::slim("app creation", e))?;
+    app.subscribe_async(name, Some(conn_id))
+        .await
+        .map_err(|e| RoleError::slim("subscribe", e))?;
+    Ok(Connection {
+        service,
+        app,
+        conn_id,
+    })
+}
+
+/// SLIM reports timeouts with several texts and variants; they are never fatal.
+pub(crate) fn is_timeout(err: &SlimError) -> bool {
+    matches!(err, SlimError::Timeout) || {
+        let text = err.to_string().to_lowercase();
+        text.contains("timeout") || text.contains("timed out")
+    }
+}
+
+/// The session is gone for good (closed by its moderator, removed, or dropped).
+pub(crate) fn is_closed(err: &SlimError) -> bool {
+    let text = err.to_string().to_lowercase();
+    text.contains("session closed")
+        || text.contains("already closed")
+        || text.contains("closed or dropped")
+        || text.contains("channel closed")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_are_recognised_in_all_their_forms() {
+        assert!(is_timeout(&SlimError::Timeout));
+        assert!(is_timeout(&SlimError::SessionError {
+            message: "receive timeout waiting for message".into()
+        }));
+        assert!(is_timeout(&SlimError::ReceiveError {
+            message: "listen_for_session timed out".into()
+        }));
+        assert!(!is_timeout(&SlimError::SessionError {
+            message: "session closed".into()
+        }));
+    }
+
+    #[test]
+    fn closed_sessions_are_recognised() {
+        assert!(is_closed(&SlimError::SessionError {
+            message: "session closed".into()
+        }));
+        assert!(!is_closed(&SlimError::SessionError {
+            message: "message lost for session id: 3".into()
+        }));
+    }
+}

@@ -1,0 +1,84 @@
+//! Error types of the roles library.
+
+use thiserror::Error;
+
+/// A node configuration that cannot work; found before anything touches the network.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A SLIM name is not `ORG/NS/APP`.
+    #[error("invalid SLIM name {input:?}: {reason} (expected ORG/NAMESPACE/APP, e.g. agntcy/otel/receiver)")]
+    InvalidName {
+        /// What the user gave.
+        input: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// SLIM refuses shared secrets under 32 bytes ("hmac key is too short").
+    #[error("the shared secret is {len} bytes long; SLIM needs at least {min} bytes (it signs with HMAC-SHA256)")]
+    SecretTooShort {
+        /// Length of the given secret in bytes.
+        len: usize,
+        /// The minimum SLIM accepts.
+        min: usize,
+    },
+    /// The SLIM URL has no usable scheme.
+    #[error("invalid SLIM URL {0:?}: expected http://HOST:PORT or https://HOST:PORT")]
+    InvalidUrl(String),
+}
+
+/// Why a node could not start or keep its role.
+#[derive(Debug, Error)]
+pub enum RoleError {
+    /// The SLIM server did not answer within the connect retries.
+    #[error("cannot connect to the SLIM server at {url} (gave up after {attempts} attempt(s)): {message}")]
+    Connect {
+        /// The server URL.
+        url: String,
+        /// How many attempts were made.
+        attempts: u32,
+        /// SLIM's own error text.
+        message: String,
+    },
+    /// Any other SLIM operation failed.
+    #[error("SLIM {operation} failed: {message}")]
+    Slim {
+        /// What was being done.
+        operation: &'static str,
+        /// SLIM's own error text.
+        message: String,
+    },
+}
+
+impl RoleError {
+    pub(crate) fn slim(operation: &'static str, err: impl std::fmt::Display) -> Self {
+        RoleError::Slim {
+            operation,
+            message: err.to_string(),
+        }
+    }
+}
+
+/// Why a message was not handed to SLIM. Nothing was sent when this is returned.
+#[derive(Debug, Error)]
+pub enum PublishError {
+    /// No session to publish into yet (no member joined, or not invited yet).
+    #[error("no SLIM session with members yet (node state: {state})")]
+    NotReady {
+        /// The node's state at the time.
+        state: String,
+    },
+    /// Too many messages are waiting for SLIM's acknowledgement.
+    #[error("too many messages in flight to SLIM; try again shortly")]
+    Busy,
+    /// The payload would exceed SLIM's message size limit.
+    #[error("payload of {size} bytes exceeds SLIM's message limit of {limit} bytes")]
+    TooLarge {
+        /// Payload size.
+        size: usize,
+        /// The limit that applies.
+        limit: usize,
+    },
+    /// SLIM refused the message.
+    #[error("SLIM refused the message: {0}")]
+    Slim(String),
+}

@@ -1,0 +1,25 @@
+//! Moderator and participant roles of a slim-node over an AGNTCY SLIM group channel.
+//!
+//! A node connects to a SLIM server under its own name. A *moderator* creates the group
+//! session on a channel and keeps inviting its peers until each joined; a *participant*
+//! waits for an invitation and joins. Both publish on the channel and receive what the
+//! others publish. The library knows SLIM and the roles, nothing about what the bytes mean.
+
+mod backoff;
+pub mod config;
+mod connection;
+pub mod error;
+mod moderator;
+pub mod name;
+mod node;
+mod participant;
+mod receive;
+pub mod runtime;
+pub mod server;
+pub mod state;
+
+pub use config::{NodeConfig, Reliability, RoleConfig, DEFAULT_SLIM_URL};
+pub use error::{ConfigError, PublishError, RoleError};
+pub use name::{Secret, SlimName};
+pub use node::{Incoming, Node, Publisher};
+pub use state::{RoleKind, State, Status};

@@ -1,0 +1,150 @@
+//! The moderator: creates the group session on the channel and invites until everyone joined.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use slim_bindings::{MlsSettings, Session, SessionConfig, SessionType};
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use crate::backoff::Backoff;
+use crate::error::RoleError;
+use crate::name::SlimName;
+use crate::node::RoleCtx;
+use crate::receive::{receive_until_closed, ReceiveEnd};
+use crate::state::Event;
+
+/// Longest wait for SLIM to set up a session or finish one invite.
+const CONTROL_WAIT: Duration = Duration::from_secs(30);
+/// Longest wait for the group to close on shutdown.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+pub(crate) async fn run(ctx: RoleCtx, channel: SlimName, invite: Vec<SlimName>) {
+    let mut retry = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+    loop {
+        match session_lifetime(&ctx, &channel, &invite).await {
+            Ok(ReceiveEnd::Cancelled) => return,
+            Ok(ReceiveEnd::Closed) => {
+                warn!(%channel, "the group session closed; creating it again");
+                retry.reset();
+            }
+            Err(err) => warn!(%channel, %err, "could not set up the group session"),
+        }
+        ctx.shared.set_session(None);
+        ctx.shared.apply(Event::SessionClosed);
+        tokio::select! {
+            _ = ctx.cancel.cancelled() => return,
+            _ = tokio::time::sleep(retry.next_delay()) => {}
+        }
+    }
+}
+
+/// One group session from creation to close.
+async fn session_lifetime(
+    ctx: &RoleCtx,
+    channel: &SlimName,
+    invite: &[SlimName],
+) -> Result<ReceiveEnd, RoleError> {
+    let reliability = ctx.cfg.reliability;
+    let config = SessionConfig {
+        session_type: SessionType::Group,
+        max_retries: Some(reliability.max_retries),
+        interval: Some(reliability.interval),
+        metadata: Default::default(),
+        mls_settings: ctx.cfg.mls.then(MlsSettings::default),
+    };
+    let created = ctx
+        .conn
+        .app
+        .create_session_async(config, channel.to_slim())
+        .await
+        .map_err(|e| RoleError::slim("session creation", e))?;
+    created
+        .completion
+        .wait_for_async(CONTROL_WAIT)
+        .await
+        .map_err(|e| RoleError::slim("session creation", e))?;
+    let session = created.session;
+    ctx.shared.set_session(Some(session.clone()));
+    ctx.shared.apply(Event::SessionCreated);
+    info!(%channel, mls = ctx.cfg.mls, "group session created");
+    ctx.shared.apply(Event::InvitesStarted(
+        invite.iter().map(ToString::to_string).collect(),
+    ));
+
+    let inviter = tokio::spawn(invite_until_joined(
+        ctx.clone(),
+        session.clone(),
+        invite.to_vec(),
+    ));
+    let end = receive_until_closed(session.clone(), ctx.incoming.clone(), ctx.cancel.clone()).await;
+    inviter.abort();
+    if end == ReceiveEnd::Cancelled {
+        close(ctx, session).await;
+    }
+    Ok(end)
+}
+
+/// Invites every name, retrying each with its own backoff until it joins: invitees may
+/// start after the moderator, and SLIM fails an invite to a name that is not up yet.
+async fn invite_until_joined(ctx: RoleCtx, session: Arc<Session>, names: Vec<SlimName>) {
+    let mut pending: BTreeMap<SlimName, (Instant, Backoff)> = names
+        .into_iter()
+        .map(|n| {
+            let backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(15));
+            (n, (Instant::now(), backoff))
+        })
+        .collect();
+    while let Some(next) = pending.values().map(|(at, _)| *at).min() {
+        tokio::time::sleep_until(next).await;
+        let due: Vec<SlimName> = pending
+            .iter()
+            .filter(|(_, (at, _))| *at <= Instant::now())
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in due {
+            match invite_one(&ctx, &session, &name).await {
+                Ok(()) => {
+                    info!(invitee = %name, "invitee joined");
+                    pending.remove(&name);
+                    ctx.shared.apply(Event::MemberJoined(name.to_string()));
+                }
+                Err(err) => {
+                    if let Some((at, backoff)) = pending.get_mut(&name) {
+                        let delay = backoff.next_delay();
+                        info!(invitee = %name, %err, retry_in = ?delay, "invite not accepted yet");
+                        *at = Instant::now() + delay;
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn invite_one(ctx: &RoleCtx, session: &Session, name: &SlimName) -> Result<(), RoleError> {
+    let slim_name = name.to_slim();
+    ctx.conn
+        .app
+        .set_route_async(slim_name.clone(), ctx.conn.conn_id)
+        .await
+        .map_err(|e| RoleError::slim("route", e))?;
+    let completion = session
+        .invite_async(slim_name)
+        .await
+        .map_err(|e| RoleError::slim("invite", e))?;
+    completion
+        .wait_for_async(CONTROL_WAIT)
+        .await
+        .map_err(|e| RoleError::slim("invite", e))
+}
+
+/// Closes the group so participants learn the moderator left.
+async fn close(ctx: &RoleCtx, session: Arc<Session>) {
+    let closing = ctx.conn.app.delete_session_and_wait_async(session);
+    match tokio::time::timeout(CLOSE_WAIT, closing).await {
+        Ok(Ok(())) => info!("group session closed"),
+        Ok(Err(err)) => warn!(%err, "closing the group session failed"),
+        Err(_) => warn!("closing the group session timed out"),
+    }
+}

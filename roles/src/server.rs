@@ -1,0 +1,56 @@
+//! A SLIM data-plane server run inside this process.
+
+use std::sync::Arc;
+
+use slim_bindings::{DataplaneConfig, Service, ServiceConfig};
+use tracing::info;
+
+use crate::error::RoleError;
+
+/// A running SLIM server. It keeps serving until `shutdown` or the end of the process.
+pub struct SlimServer {
+    service: Arc<Service>,
+    endpoint: String,
+}
+
+impl SlimServer {
+    /// Binds `endpoint` (`HOST:PORT`) and starts serving; returns once the listener is bound.
+    pub async fn start(endpoint: &str) -> Result<SlimServer, RoleError> {
+        let config = ServiceConfig {
+            node_id: None,
+            domain_name: None,
+            dataplane: DataplaneConfig {
+                servers: vec![slim_bindings::new_insecure_server_config(
+                    endpoint.to_string(),
+                )],
+                clients: vec![],
+            },
+        };
+        let service = Arc::new(Service::new_with_config(
+            "slim-node-server".to_string(),
+            config,
+        ));
+        service.run_async().await.map_err(|e| RoleError::Slim {
+            operation: "server start",
+            message: format!("cannot serve on {endpoint}: {e}"),
+        })?;
+        info!(%endpoint, "SLIM data-plane server listening");
+        Ok(SlimServer {
+            service,
+            endpoint: endpoint.to_string(),
+        })
+    }
+
+    /// The endpoint it serves on.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Closes the listener and every connection.
+    pub async fn shutdown(self) -> Result<(), RoleError> {
+        self.service
+            .shutdown_async()
+            .await
+            .map_err(|e| RoleError::slim("server shutdown", e))
+    }
+}

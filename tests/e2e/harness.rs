@@ -1,0 +1,258 @@
+//! Real processes on loopback: a SLIM server, slim-node nodes, and helpers to watch them.
+
+use std::fs::File;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The shared secret every test mesh uses (long enough for SLIM).
+pub const SECRET: &str = "e2e-test-shared-secret-0123456789abcdef";
+/// How long a mesh may take to form (debug builds on 2 busy cores are slow).
+pub const FORM_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long a message may take to arrive.
+pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
+}
+
+/// A child process, killed when dropped; its output goes to files in the test's directory.
+pub struct Proc {
+    child: Child,
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+}
+
+impl Proc {
+    /// Starts `slim-node ARGS` with output in `dir/LABEL.{out,err}`.
+    pub fn spawn(dir: &Path, label: &str, args: &[&str]) -> Proc {
+        let stdout = dir.join(format!("{label}.out"));
+        let stderr = dir.join(format!("{label}.err"));
+        let child = Command::new(env!("CARGO_BIN_EXE_slim-node"))
+            .args(args)
+            .env_remove("RUST_LOG")
+            .env("SLIM_NODE_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(File::create(&stdout).expect("stdout file"))
+            .stderr(File::create(&stderr).expect("stderr file"))
+            .spawn()
+            .expect("cannot start slim-node");
+        Proc {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit code.
+    pub fn terminate(mut self) -> Option<i32> {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    }
+
+    /// Everything the process wrote to stderr so far.
+    pub fn stderr_text(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A SLIM server and the nodes of one test, in one temporary directory.
+pub struct Mesh {
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    _server: Proc,
+}
+
+impl Mesh {
+    /// Starts `slim-node server` on a free port and waits until it accepts connections.
+    pub fn start() -> Mesh {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let endpoint = format!("127.0.0.1:{port}");
+        let server = Proc::spawn(dir.path(), "server", &["server", "--endpoint", &endpoint]);
+        wait_until(
+            FORM_TIMEOUT,
+            || TcpStream::connect(&endpoint).is_ok(),
+            || format!("SLIM server did not listen: {}", server.stderr_text()),
+        );
+        Mesh {
+            dir,
+            url: format!("http://{endpoint}"),
+            _server: server,
+        }
+    }
+
+    /// A path in the test's directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Starts a node: `slim-node node --name NAME --slim URL --secret SECRET EXTRA…`.
+    pub fn node(&self, label: &str, name: &str, extra: &[&str]) -> Proc {
+        let mut args = vec![
+            "node", "--name", name, "--slim", &self.url, "--secret", SECRET,
+        ];
+        args.extend_from_slice(extra);
+        Proc::spawn(self.dir.path(), label, &args)
+    }
+}
+
+/// Polls `ok` every 100 ms until it holds, or panics with `what()`.
+pub fn wait_until(timeout: Duration, mut ok: impl FnMut() -> bool, what: impl Fn() -> String) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out: {}", what());
+}
+
+/// `GET /health` of a receiver, if it answers.
+pub async fn health(port: u16) -> Option<Value> {
+    let resp = reqwest::get(format!("http://127.0.0.1:{port}/health"))
+        .await
+        .ok()?;
+    resp.json().await.ok()
+}
+
+/// Waits until the receiver's node is in `state` (e.g. "active", "joined").
+pub async fn wait_state(port: u16, state: &str, node: &Proc) -> Value {
+    let deadline = Instant::now() + FORM_TIMEOUT;
+    let mut last = None;
+    while Instant::now() < deadline {
+        if let Some(h) = health(port).await {
+            if h["node"]["state"] == state {
+                return h;
+            }
+            last = Some(h);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!(
+        "node never reached {state}; last health {last:?}; log:\n{}",
+        node.stderr_text()
+    );
+}
+
+/// The JSON lines of a file (none if it does not exist yet).
+pub fn jsonl(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a jsonl line that is not JSON"))
+        .collect()
+}
+
+/// Waits until `path` holds at least `n` lines and returns them.
+pub async fn wait_jsonl(path: &Path, n: usize, node: &Proc) -> Vec<Value> {
+    let deadline = Instant::now() + DELIVERY_TIMEOUT;
+    while Instant::now() < deadline {
+        let lines = jsonl(path);
+        if lines.len() >= n {
+            return lines;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "{} holds {} of {n} lines; consumer log:\n{}",
+        path.display(),
+        jsonl(path).len(),
+        node.stderr_text()
+    );
+}
+
+/// A sample file from examples/.
+pub fn example(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// POSTs `body` to a receiver.
+pub async fn post(port: u16, path: &str, content_type: &str, body: Vec<u8>) -> reqwest::Response {
+    post_with(port, path, &[("content-type", content_type)], body).await
+}
+
+/// POSTs `body` with the given headers.
+pub async fn post_with(
+    port: u16,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> reqwest::Response {
+    let mut req = reqwest::Client::new().post(format!("http://127.0.0.1:{port}{path}"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.body(body).send().await.expect("receiver unreachable")
+}
+
+/// Asserts that every field of `expected` (OTLP/JSON as a client sent it) is in `actual`
+/// (OTLP/JSON as a sink wrote it) with the same value. Hex ids compare case-insensitively,
+/// and 64-bit integers compare equal as numbers or strings; `actual` may carry defaults.
+pub fn assert_otlp_json_contains(expected: &Value, actual: &Value, path: &str) {
+    match (expected, actual) {
+        (Value::Object(e), Value::Object(a)) => {
+            for (k, ev) in e {
+                let av = a
+                    .get(k)
+                    .unwrap_or_else(|| panic!("{path}.{k} is missing in {actual}"));
+                assert_otlp_json_contains(ev, av, &format!("{path}.{k}"));
+            }
+        }
+        (Value::Array(e), Value::Array(a)) => {
+            assert_eq!(e.len(), a.len(), "{path}: array lengths differ");
+            for (i, (ev, av)) in e.iter().zip(a).enumerate() {
+                assert_otlp_json_contains(ev, av, &format!("{path}[{i}]"));
+            }
+        }
+        (Value::String(e), Value::String(a)) if path.ends_with("Id") => {
+            assert_eq!(
+                e.to_lowercase(),
+                *a,
+                "{path}: ids differ (output must be lower-case hex)"
+            )
+        }
+        (Value::Number(e), Value::String(a)) => assert_eq!(e.to_string(), *a, "{path}"),
+        (e, a) => assert_eq!(e, a, "{path}"),
+    }
+}

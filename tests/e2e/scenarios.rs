@@ -1,0 +1,370 @@
+//! The seed scenarios: OTLP in at one node, out at the others' sinks, field by field.
+
+use serde_json::Value;
+
+use crate::harness::*;
+
+const RECEIVER: &str = "e2e/otel/receiver";
+const PARTICIPANT: &str = "e2e/otel/participant";
+const CHANNEL: &str = "e2e/otel/telemetry";
+
+fn seed_body() -> Vec<u8> {
+    br#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"test-service"}}]}}]}"#.to_vec()
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(data).unwrap();
+    enc.finish().unwrap()
+}
+
+/// One export: path, content type, body as sent, content encoding, and the OTLP/JSON the
+/// sink must hold.
+struct Case {
+    path: &'static str,
+    content_type: &'static str,
+    body: Vec<u8>,
+    encoding: Option<&'static str>,
+    expected: Value,
+}
+
+fn case(
+    path: &'static str,
+    content_type: &'static str,
+    body: Vec<u8>,
+    encoding: Option<&'static str>,
+    expected: &str,
+) -> Case {
+    Case {
+        path,
+        content_type,
+        body,
+        encoding,
+        expected: json(&example(expected)),
+    }
+}
+
+fn json(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn moderator_receiver_delivers_every_signal_and_encoding_to_the_participant() {
+    let mesh = Mesh::start();
+    let out = mesh.path("participant.jsonl");
+    let sink = format!("jsonl:{}", out.display());
+    let participant = mesh.node(
+        "participant",
+        PARTICIPANT,
+        &["--role", "participant", "--sink", &sink],
+    );
+    let port = free_port();
+    let http = format!("127.0.0.1:{port}");
+    let receiver = mesh.node(
+        "receiver",
+        RECEIVER,
+        &[
+            "--role",
+            "moderator",
+            "--channel",
+            CHANNEL,
+            "--invite",
+            PARTICIPANT,
+            "--otlp-http",
+            &http,
+        ],
+    );
+    let health = wait_state(port, "active", &receiver).await;
+    assert_eq!(health["node"]["joined"][0], PARTICIPANT);
+    assert_eq!(health["node"]["channel"], CHANNEL);
+
+    let mut cases = vec![Case {
+        path: "/v1/traces",
+        content_type: "application/json",
+        body: seed_body(),
+        encoding: None,
+        expected: json(&seed_body()),
+    }];
+    cases.extend([
+        case(
+            "/v1/traces",
+            "application/json; charset=utf-8",
+            example("traces.json"),
+            None,
+            "traces.json",
+        ),
+        case(
+            "/v1/metrics",
+            "application/json",
+            gzip(&example("metrics.json")),
+            Some("gzip"),
+            "metrics.json",
+        ),
+        case(
+            "/v1/logs",
+            "application/x-protobuf",
+            example("logs.pb"),
+            None,
+            "logs.json",
+        ),
+        case(
+            "/v1/traces",
+            "application/x-protobuf",
+            gzip(&example("traces.pb")),
+            Some("gzip"),
+            "traces.json",
+        ),
+        case(
+            "/v1/metrics",
+            "application/x-protobuf",
+            example("metrics.pb"),
+            None,
+            "metrics.json",
+        ),
+        case(
+            "/v1/logs",
+            "application/json",
+            example("logs.json"),
+            None,
+            "logs.json",
+        ),
+    ]);
+    for c in &cases {
+        let mut headers = vec![("content-type", c.content_type)];
+        if let Some(enc) = c.encoding {
+            headers.push(("content-encoding", enc));
+        }
+        let resp = post_with(port, c.path, &headers, c.body.clone()).await;
+        assert_eq!(
+            resp.status(),
+            200,
+            "{} {}: {:?}",
+            c.path,
+            c.content_type,
+            resp.text().await
+        );
+        let resp_ct = resp.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(
+            c.content_type.starts_with(&resp_ct),
+            "response content type {resp_ct} for request {}",
+            c.content_type
+        );
+    }
+
+    let lines = wait_jsonl(&out, cases.len(), &participant).await;
+    assert_eq!(
+        lines.len(),
+        cases.len(),
+        "no more and no fewer messages than accepted"
+    );
+    for (line, c) in lines.iter().zip(&cases) {
+        assert_eq!(
+            line["signal"],
+            c.path.trim_start_matches("/v1/"),
+            "{}",
+            c.content_type
+        );
+        assert_eq!(line["from"], RECEIVER);
+        assert!(
+            line["id"].as_str().is_some_and(|id| id.len() == 36),
+            "a uuid message id"
+        );
+        assert_otlp_json_contains(&c.expected, &line["payload"], "payload");
+    }
+    drop(receiver);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn participant_receiver_delivers_to_the_printing_moderator() {
+    let mesh = Mesh::start();
+    let port = free_port();
+    let http = format!("127.0.0.1:{port}");
+    let receiver = mesh.node(
+        "receiver",
+        RECEIVER,
+        &["--role", "participant", "--otlp-http", &http],
+    );
+    let out = mesh.path("moderator.jsonl");
+    let sink = format!("jsonl:{}", out.display());
+    let moderator = mesh.node(
+        "moderator",
+        "e2e/otel/moderator",
+        &[
+            "--role",
+            "moderator",
+            "--channel",
+            CHANNEL,
+            "--invite",
+            RECEIVER,
+            "--sink",
+            &sink,
+            "--sink",
+            "stdout",
+        ],
+    );
+    let health = wait_state(port, "joined", &receiver).await;
+    assert_eq!(health["node"]["channel"], CHANNEL);
+    let resp = post(port, "/v1/traces", "application/json", seed_body()).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.text().await.unwrap(),
+        "{}",
+        "success leaves partial_success unset"
+    );
+
+    let lines = wait_jsonl(&out, 1, &moderator).await;
+    assert_eq!(lines[0]["from"], RECEIVER);
+    assert_otlp_json_contains(&json(&seed_body()), &lines[0]["payload"], "payload");
+    let printed = std::fs::read_to_string(&moderator.stdout).unwrap();
+    assert!(
+        printed.contains(&format!(
+            "from={RECEIVER} signal=traces services=test-service resources=1 spans=0"
+        )),
+        "stdout sink line: {printed}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn moderator_started_before_its_invitee_keeps_inviting_until_it_joins() {
+    let mesh = Mesh::start();
+    let port = free_port();
+    let http = format!("127.0.0.1:{port}");
+    let receiver = mesh.node(
+        "receiver",
+        RECEIVER,
+        &[
+            "--role",
+            "moderator",
+            "--channel",
+            CHANNEL,
+            "--invite",
+            PARTICIPANT,
+            "--otlp-http",
+            &http,
+        ],
+    );
+    let health = wait_state(port, "inviting", &receiver).await;
+    assert_eq!(health["node"]["pending"][0], PARTICIPANT);
+    // Let at least one invite fail before the participant exists.
+    wait_until(
+        FORM_TIMEOUT,
+        || receiver.stderr_text().contains("invite not accepted yet"),
+        || receiver.stderr_text(),
+    );
+    let refused = post(port, "/v1/traces", "application/json", seed_body()).await;
+    assert_eq!(
+        refused.status(),
+        503,
+        "nobody joined yet: nothing may be taken"
+    );
+
+    let out = mesh.path("late.jsonl");
+    let sink = format!("jsonl:{}", out.display());
+    let participant = mesh.node(
+        "participant",
+        PARTICIPANT,
+        &["--role", "participant", "--sink", &sink],
+    );
+    wait_state(port, "active", &receiver).await;
+    let resp = post(port, "/v1/traces", "application/json", seed_body()).await;
+    assert_eq!(resp.status(), 200);
+    let lines = wait_jsonl(&out, 1, &participant).await;
+    assert_eq!(lines.len(), 1, "the refused request was not delivered");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_participants_both_receive_every_message() {
+    let mesh = Mesh::start();
+    let outs = [mesh.path("p1.jsonl"), mesh.path("p2.jsonl")];
+    let sinks: Vec<String> = outs
+        .iter()
+        .map(|o| format!("jsonl:{}", o.display()))
+        .collect();
+    let p1 = mesh.node(
+        "p1",
+        "e2e/otel/p1",
+        &["--role", "participant", "--sink", &sinks[0]],
+    );
+    let p2 = mesh.node(
+        "p2",
+        "e2e/otel/p2",
+        &["--role", "participant", "--sink", &sinks[1]],
+    );
+    let port = free_port();
+    let http = format!("127.0.0.1:{port}");
+    let receiver = mesh.node(
+        "receiver",
+        RECEIVER,
+        &[
+            "--role",
+            "moderator",
+            "--channel",
+            CHANNEL,
+            "--invite",
+            "e2e/otel/p1",
+            "--invite",
+            "e2e/otel/p2",
+            "--otlp-http",
+            &http,
+        ],
+    );
+    wait_state(port, "active", &receiver).await;
+    const N: usize = 20;
+    for i in 0..N {
+        let body = format!(
+            r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{{"body":{{"stringValue":"message {i}"}}}}]}}]}}]}}"#
+        );
+        let resp = post(port, "/v1/logs", "application/json", body.into_bytes()).await;
+        assert_eq!(resp.status(), 200);
+    }
+    for (out, node) in outs.iter().zip([&p1, &p2]) {
+        let lines = wait_jsonl(out, N, node).await;
+        let bodies: Vec<String> = lines
+            .iter()
+            .map(|l| {
+                l["payload"]["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0]["body"]
+                    ["stringValue"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        let expected: Vec<String> = (0..N).map(|i| format!("message {i}")).collect();
+        assert_eq!(bodies, expected, "every message, once, in order");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn receiver_without_a_session_answers_503_with_retry_after() {
+    let mesh = Mesh::start();
+    let port = free_port();
+    let http = format!("127.0.0.1:{port}");
+    let receiver = mesh.node(
+        "receiver",
+        RECEIVER,
+        &["--role", "participant", "--otlp-http", &http],
+    );
+    wait_state(port, "awaiting_invite", &receiver).await;
+    let resp = post(
+        port,
+        "/v1/traces",
+        "application/x-protobuf",
+        example("traces.pb"),
+    )
+    .await;
+    assert_eq!(resp.status(), 503);
+    assert!(
+        resp.headers().get("retry-after").is_some(),
+        "503 must say when to retry"
+    );
+    assert_eq!(resp.headers()["content-type"], "application/x-protobuf");
+    let body = resp.bytes().await.unwrap();
+    let status = <tonic_types::pb::Status as prost::Message>::decode(body.as_ref()).unwrap();
+    assert_eq!(status.code, 14, "UNAVAILABLE");
+    assert!(
+        status.message.contains("awaiting_invite"),
+        "{}",
+        status.message
+    );
+}
