@@ -39,7 +39,14 @@ pub enum Command {
 /// `slim-node server`.
 #[derive(Debug, Args)]
 pub struct ServerArgs {
-    /// Address the SLIM server listens on.
+    #[command(flatten)]
+    pub server: SlimServerArgs,
+}
+
+/// Where an embedded SLIM server listens.
+#[derive(Debug, Args)]
+pub struct SlimServerArgs {
+    /// Address the SLIM data-plane server listens on (SLIM's conventional port is 46357).
     #[arg(
         long,
         env = "SLIM_NODE_ENDPOINT",
@@ -149,14 +156,8 @@ pub struct NodeArgs {
 /// `slim-node up`.
 #[derive(Debug, Args)]
 pub struct UpArgs {
-    /// Address of the embedded SLIM server.
-    #[arg(
-        long,
-        env = "SLIM_NODE_ENDPOINT",
-        default_value = "127.0.0.1:46357",
-        value_name = "HOST:PORT"
-    )]
-    pub endpoint: String,
+    #[command(flatten)]
+    pub server: SlimServerArgs,
     /// Address of the OTLP/HTTP receiver.
     #[arg(
         long,

@@ -133,6 +133,38 @@ impl Mesh {
     }
 }
 
+impl Mesh {
+    /// Starts a node with an OTLP/HTTP receiver on a free port; returns it and the port.
+    pub fn receiver(&self, label: &str, name: &str, extra: &[&str]) -> (Proc, u16) {
+        let port = free_port();
+        let http = format!("127.0.0.1:{port}");
+        let mut args = vec!["--otlp-http", &http];
+        args.extend_from_slice(extra);
+        (self.node(label, name, &args), port)
+    }
+
+    /// Starts a node whose sink is the file `LABEL.jsonl`; returns it and the file.
+    pub fn sink_node(&self, label: &str, name: &str, extra: &[&str]) -> (Proc, PathBuf) {
+        let out = self.path(&format!("{label}.jsonl"));
+        let sink = format!("jsonl:{}", out.display());
+        let mut args = vec!["--sink", &sink];
+        args.extend_from_slice(extra);
+        (self.node(label, name, &args), out)
+    }
+}
+
+/// Arguments of a moderator on `channel` inviting `invites`.
+pub fn moderator<'a>(channel: &'a str, invites: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["--role", "moderator", "--channel", channel];
+    for name in invites {
+        args.extend(["--invite", name]);
+    }
+    args
+}
+
+/// Arguments of a participant.
+pub const PARTICIPANT_ROLE: &[&str] = &["--role", "participant"];
+
 /// Polls `ok` every 100 ms until it holds, or panics with `what()`.
 pub fn wait_until(timeout: Duration, mut ok: impl FnMut() -> bool, what: impl Fn() -> String) {
     let deadline = Instant::now() + timeout;

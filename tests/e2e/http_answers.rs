@@ -14,11 +14,9 @@ struct Receiver {
 
 async fn receiver(extra: &[&str]) -> Receiver {
     let mesh = Mesh::start();
-    let port = free_port();
-    let http = format!("127.0.0.1:{port}");
-    let mut args = vec!["--role", "participant", "--otlp-http", &http];
+    let mut args = PARTICIPANT_ROLE.to_vec();
     args.extend_from_slice(extra);
-    let node = mesh.node("receiver", "e2e/http/receiver", &args);
+    let (node, port) = mesh.receiver("receiver", "e2e/http/receiver", &args);
     wait_state(port, "awaiting_invite", &node).await;
     Receiver {
         _mesh: mesh,

@@ -52,29 +52,8 @@ fn json(bytes: &[u8]) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn moderator_receiver_delivers_every_signal_and_encoding_to_the_participant() {
     let mesh = Mesh::start();
-    let out = mesh.path("participant.jsonl");
-    let sink = format!("jsonl:{}", out.display());
-    let participant = mesh.node(
-        "participant",
-        PARTICIPANT,
-        &["--role", "participant", "--sink", &sink],
-    );
-    let port = free_port();
-    let http = format!("127.0.0.1:{port}");
-    let receiver = mesh.node(
-        "receiver",
-        RECEIVER,
-        &[
-            "--role",
-            "moderator",
-            "--channel",
-            CHANNEL,
-            "--invite",
-            PARTICIPANT,
-            "--otlp-http",
-            &http,
-        ],
-    );
+    let (participant, out) = mesh.sink_node("participant", PARTICIPANT, PARTICIPANT_ROLE);
+    let (receiver, port) = mesh.receiver("receiver", RECEIVER, &moderator(CHANNEL, &[PARTICIPANT]));
     let health = wait_state(port, "active", &receiver).await;
     assert_eq!(health["node"]["joined"][0], PARTICIPANT);
     assert_eq!(health["node"]["channel"], CHANNEL);
@@ -178,31 +157,10 @@ async fn moderator_receiver_delivers_every_signal_and_encoding_to_the_participan
 #[tokio::test(flavor = "multi_thread")]
 async fn participant_receiver_delivers_to_the_printing_moderator() {
     let mesh = Mesh::start();
-    let port = free_port();
-    let http = format!("127.0.0.1:{port}");
-    let receiver = mesh.node(
-        "receiver",
-        RECEIVER,
-        &["--role", "participant", "--otlp-http", &http],
-    );
-    let out = mesh.path("moderator.jsonl");
-    let sink = format!("jsonl:{}", out.display());
-    let moderator = mesh.node(
-        "moderator",
-        "e2e/otel/moderator",
-        &[
-            "--role",
-            "moderator",
-            "--channel",
-            CHANNEL,
-            "--invite",
-            RECEIVER,
-            "--sink",
-            &sink,
-            "--sink",
-            "stdout",
-        ],
-    );
+    let (receiver, port) = mesh.receiver("receiver", RECEIVER, PARTICIPANT_ROLE);
+    let mut args = moderator(CHANNEL, &[RECEIVER]);
+    args.extend(["--sink", "stdout"]);
+    let (moderator, out) = mesh.sink_node("moderator", "e2e/otel/moderator", &args);
     let health = wait_state(port, "joined", &receiver).await;
     assert_eq!(health["node"]["channel"], CHANNEL);
     let resp = post(port, "/v1/traces", "application/json", seed_body()).await;
@@ -228,22 +186,7 @@ async fn participant_receiver_delivers_to_the_printing_moderator() {
 #[tokio::test(flavor = "multi_thread")]
 async fn moderator_started_before_its_invitee_keeps_inviting_until_it_joins() {
     let mesh = Mesh::start();
-    let port = free_port();
-    let http = format!("127.0.0.1:{port}");
-    let receiver = mesh.node(
-        "receiver",
-        RECEIVER,
-        &[
-            "--role",
-            "moderator",
-            "--channel",
-            CHANNEL,
-            "--invite",
-            PARTICIPANT,
-            "--otlp-http",
-            &http,
-        ],
-    );
+    let (receiver, port) = mesh.receiver("receiver", RECEIVER, &moderator(CHANNEL, &[PARTICIPANT]));
     let health = wait_state(port, "inviting", &receiver).await;
     assert_eq!(health["node"]["pending"][0], PARTICIPANT);
     // Let at least one invite fail before the participant exists.
@@ -259,13 +202,7 @@ async fn moderator_started_before_its_invitee_keeps_inviting_until_it_joins() {
         "nobody joined yet: nothing may be taken"
     );
 
-    let out = mesh.path("late.jsonl");
-    let sink = format!("jsonl:{}", out.display());
-    let participant = mesh.node(
-        "participant",
-        PARTICIPANT,
-        &["--role", "participant", "--sink", &sink],
-    );
+    let (participant, out) = mesh.sink_node("participant", PARTICIPANT, PARTICIPANT_ROLE);
     wait_state(port, "active", &receiver).await;
     let resp = post(port, "/v1/traces", "application/json", seed_body()).await;
     assert_eq!(resp.status(), 200);
@@ -276,39 +213,10 @@ async fn moderator_started_before_its_invitee_keeps_inviting_until_it_joins() {
 #[tokio::test(flavor = "multi_thread")]
 async fn two_participants_both_receive_every_message() {
     let mesh = Mesh::start();
-    let outs = [mesh.path("p1.jsonl"), mesh.path("p2.jsonl")];
-    let sinks: Vec<String> = outs
-        .iter()
-        .map(|o| format!("jsonl:{}", o.display()))
-        .collect();
-    let p1 = mesh.node(
-        "p1",
-        "e2e/otel/p1",
-        &["--role", "participant", "--sink", &sinks[0]],
-    );
-    let p2 = mesh.node(
-        "p2",
-        "e2e/otel/p2",
-        &["--role", "participant", "--sink", &sinks[1]],
-    );
-    let port = free_port();
-    let http = format!("127.0.0.1:{port}");
-    let receiver = mesh.node(
-        "receiver",
-        RECEIVER,
-        &[
-            "--role",
-            "moderator",
-            "--channel",
-            CHANNEL,
-            "--invite",
-            "e2e/otel/p1",
-            "--invite",
-            "e2e/otel/p2",
-            "--otlp-http",
-            &http,
-        ],
-    );
+    let (p1, out1) = mesh.sink_node("p1", "e2e/otel/p1", PARTICIPANT_ROLE);
+    let (p2, out2) = mesh.sink_node("p2", "e2e/otel/p2", PARTICIPANT_ROLE);
+    let invites = moderator(CHANNEL, &["e2e/otel/p1", "e2e/otel/p2"]);
+    let (receiver, port) = mesh.receiver("receiver", RECEIVER, &invites);
     wait_state(port, "active", &receiver).await;
     const N: usize = 20;
     for i in 0..N {
@@ -318,7 +226,7 @@ async fn two_participants_both_receive_every_message() {
         let resp = post(port, "/v1/logs", "application/json", body.into_bytes()).await;
         assert_eq!(resp.status(), 200);
     }
-    for (out, node) in outs.iter().zip([&p1, &p2]) {
+    for (out, node) in [(&out1, &p1), (&out2, &p2)] {
         let lines = wait_jsonl(out, N, node).await;
         let bodies: Vec<String> = lines
             .iter()
@@ -338,13 +246,7 @@ async fn two_participants_both_receive_every_message() {
 #[tokio::test(flavor = "multi_thread")]
 async fn receiver_without_a_session_answers_503_with_retry_after() {
     let mesh = Mesh::start();
-    let port = free_port();
-    let http = format!("127.0.0.1:{port}");
-    let receiver = mesh.node(
-        "receiver",
-        RECEIVER,
-        &["--role", "participant", "--otlp-http", &http],
-    );
+    let (receiver, port) = mesh.receiver("receiver", RECEIVER, PARTICIPANT_ROLE);
     wait_state(port, "awaiting_invite", &receiver).await;
     let resp = post(
         port,

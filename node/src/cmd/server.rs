@@ -8,9 +8,9 @@ use crate::cli::ServerArgs;
 /// Serves until SIGINT/SIGTERM.
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let shutdown = super::shutdown_signal();
-    let server = SlimServer::start(&args.endpoint)
+    let server = SlimServer::start(&args.server.endpoint)
         .await
-        .with_context(|| format!("cannot start the SLIM server on {}", args.endpoint))?;
+        .with_context(|| format!("cannot start the SLIM server on {}", args.server.endpoint))?;
     shutdown.cancelled().await;
     server.shutdown().await?;
     Ok(())

@@ -24,10 +24,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             uuid::Uuid::new_v4().simple()
         ))?,
     };
-    let server = SlimServer::start(&args.endpoint)
+    let server = SlimServer::start(&args.server.endpoint)
         .await
-        .with_context(|| format!("cannot start the SLIM server on {}", args.endpoint))?;
-    let url = format!("http://{}", connect_address(&args.endpoint));
+        .with_context(|| format!("cannot start the SLIM server on {}", args.server.endpoint))?;
+    let url = format!("http://{}", connect_address(&args.server.endpoint));
     let mls = mls(&args.session);
     let config = |name: &str, role: RoleConfig| -> anyhow::Result<NodeConfig> {
         Ok(NodeConfig {
