@@ -103,8 +103,22 @@ pub struct SessionArgs {
 /// OTLP receiver settings.
 #[derive(Debug, Args)]
 pub struct ReceiverArgs {
+    /// Run an OTLP/HTTP receiver on this address (the standard port is 4318) and publish
+    /// what it accepts on the channel.
+    #[arg(long, env = "SLIM_NODE_OTLP_HTTP", value_name = "HOST:PORT")]
+    pub otlp_http: Option<String>,
+    /// Run an OTLP/gRPC receiver on this address (the standard port is 4317).
+    #[arg(long, env = "SLIM_NODE_OTLP_GRPC", value_name = "HOST:PORT")]
+    pub otlp_grpc: Option<String>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Limits the receivers enforce.
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
     /// Largest accepted request body in bytes, both as received and after decompression;
-    /// larger requests get 413.
+    /// larger requests get 413 (gRPC: RESOURCE_EXHAUSTED).
     #[arg(long, env = "SLIM_NODE_MAX_BODY_SIZE", default_value_t = DEFAULT_MAX_BODY, value_name = "BYTES")]
     pub max_body_size: usize,
 }
@@ -134,10 +148,6 @@ pub struct NodeArgs {
         value_name = "ORG/NS/APP"
     )]
     pub invite: Vec<SlimName>,
-    /// Run an OTLP/HTTP receiver on this address (the standard port is 4318) and publish
-    /// what it accepts on the channel.
-    #[arg(long, env = "SLIM_NODE_OTLP_HTTP", value_name = "HOST:PORT")]
-    pub otlp_http: Option<String>,
     /// Where to put what others publish: `stdout` or `jsonl:PATH`; repeat for several.
     #[arg(
         long,
@@ -166,6 +176,14 @@ pub struct UpArgs {
         value_name = "HOST:PORT"
     )]
     pub otlp_http: String,
+    /// Address of the OTLP/gRPC receiver.
+    #[arg(
+        long,
+        env = "SLIM_NODE_OTLP_GRPC",
+        default_value = "127.0.0.1:4317",
+        value_name = "HOST:PORT"
+    )]
+    pub otlp_grpc: String,
     /// Where the participant puts what arrives: `stdout` or `jsonl:PATH`; repeat for several.
     #[arg(
         long,
@@ -185,7 +203,7 @@ pub struct UpArgs {
     )]
     pub secret: Option<String>,
     #[command(flatten)]
-    pub receiver: ReceiverArgs,
+    pub limits: LimitArgs,
     #[command(flatten)]
     pub session: SessionArgs,
 }

@@ -4,8 +4,8 @@ use slim_roles::Incoming;
 use tokio::sync::mpsc;
 use tracing::{debug, error, warn};
 
-use crate::codec::wire;
 use crate::sink::{Delivered, Sink};
+use otlp::wire;
 
 /// Runs on its own thread: decoding and sink I/O stay off the async workers. Returns when
 /// the node stops (the channel closes), after every received message was written.

@@ -3,11 +3,12 @@
 
 use slim_roles::{PublishError, Publisher};
 use thiserror::Error;
-use tracing::debug;
+use tracing::{debug, warn};
 
-use crate::codec::compression::{decompress, Encoding};
-use crate::codec::status::Code;
-use crate::codec::{json, wire, CodecError, OtlpRequest, Signal};
+use otlp::compression::{decompress, Encoding};
+use otlp::status::Code;
+use otlp::validate::{validate, Rejected};
+use otlp::{json, wire, CodecError, OtlpRequest, Signal};
 
 /// How the request body is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +50,7 @@ impl IngestError {
     pub fn code(&self) -> Code {
         match self {
             IngestError::BadData(_) => Code::InvalidArgument,
-            IngestError::TooLarge(_) => Code::OutOfRange,
+            IngestError::TooLarge(_) => Code::ResourceExhausted,
             IngestError::NotReady(_) | IngestError::Unavailable(_) => Code::Unavailable,
         }
     }
@@ -85,13 +86,17 @@ impl From<PublishError> for IngestError {
     }
 }
 
-/// What was accepted.
+/// What was accepted, and what was dropped (a partial success when anything was).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accepted {
-    /// The message id on the channel, when something was published.
-    pub message_id: Option<String>,
+    /// The signal of the request.
+    pub signal: Signal,
+    /// The ids of the messages published on the channel (none for an empty request).
+    pub message_ids: Vec<String>,
     /// Spans, data points or log records accepted.
     pub items: usize,
+    /// Items dropped and why; the client must not send them again.
+    pub rejected: Rejected,
 }
 
 /// Turns export requests into messages on the channel.
@@ -136,26 +141,49 @@ impl Ingest {
         self.ingest(request).await
     }
 
-    /// Publishes a decoded request as one message; answers only once SLIM has taken it.
-    pub async fn ingest(&self, request: OtlpRequest) -> Result<Accepted, IngestError> {
-        let summary = request.summary();
-        if request.is_empty() {
-            // A valid export that carries nothing: success, and nothing to send.
-            return Ok(Accepted {
-                message_id: None,
-                items: 0,
-            });
-        }
+    /// Publishes a decoded request: drops invalid items, splits what exceeds SLIM's message
+    /// cap, and returns only once SLIM has taken every message.
+    pub async fn ingest(&self, mut request: OtlpRequest) -> Result<Accepted, IngestError> {
         let signal = request.signal();
-        let payload = request.to_protobuf();
-        let message_id = uuid::Uuid::new_v4().to_string();
-        self.publisher
-            .publish(payload, wire::PROTOBUF, wire::metadata(signal, &message_id))
-            .await?;
-        debug!(%signal, id = %message_id, items = summary.items, "published");
-        Ok(Accepted {
-            message_id: Some(message_id),
-            items: summary.items,
-        })
+        let mut rejected = validate(&mut request);
+        let split = request.split(self.publisher.max_payload());
+        if split.parts.is_empty() && split.rejected.count > 0 {
+            // Nothing of it can ever be sent: refuse it whole.
+            return Err(IngestError::TooLarge(format!(
+                "{} {}: SLIM carries at most {} bytes per message; send smaller batches",
+                split.rejected.count,
+                signal.item_name(),
+                self.publisher.max_payload()
+            )));
+        }
+        rejected.merge(split.rejected);
+        let total = split.parts.len();
+        let mut accepted = Accepted {
+            signal,
+            message_ids: Vec::with_capacity(total),
+            items: 0,
+            rejected,
+        };
+        for part in split.parts.into_iter().filter(|p| !p.is_empty()) {
+            let items = part.summary().items;
+            let message_id = uuid::Uuid::new_v4().to_string();
+            let metadata = wire::metadata(signal, &message_id);
+            if let Err(err) = self
+                .publisher
+                .publish(part.to_protobuf(), wire::PROTOBUF, metadata)
+                .await
+            {
+                if !accepted.message_ids.is_empty() {
+                    // The client will send it all again: the parts already taken arrive twice.
+                    warn!(%signal, published = accepted.message_ids.len(), total, %err,
+                        "a split request failed part of the way");
+                }
+                return Err(err.into());
+            }
+            debug!(%signal, id = %message_id, items, "published");
+            accepted.message_ids.push(message_id);
+            accepted.items += items;
+        }
+        Ok(accepted)
     }
 }

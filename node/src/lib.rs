@@ -5,7 +5,6 @@
 
 pub mod cli;
 pub mod cmd;
-pub mod codec;
 pub mod consume;
 pub mod ingest;
 pub mod receiver;

@@ -4,6 +4,7 @@
 mod harness;
 
 mod cli_errors;
+mod grpc;
 mod http_answers;
 mod scenarios;
 mod up;

@@ -8,10 +8,19 @@ async fn up_prints_what_the_receiver_accepts() {
     let port = free_port();
     let endpoint = format!("127.0.0.1:{}", free_port());
     let http = format!("127.0.0.1:{port}");
+    let grpc = format!("127.0.0.1:{}", free_port());
     let up = Proc::spawn(
         dir.path(),
         "up",
-        &["up", "--endpoint", &endpoint, "--otlp-http", &http],
+        &[
+            "up",
+            "--endpoint",
+            &endpoint,
+            "--otlp-http",
+            &http,
+            "--otlp-grpc",
+            &grpc,
+        ],
     );
     wait_state(port, "active", &up).await;
     let resp = post(

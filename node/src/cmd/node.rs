@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::cli::{NodeArgs, Role, SecretArgs, SessionArgs};
+use crate::cli::{NodeArgs, ReceiverArgs, Role, SecretArgs, SessionArgs};
 use crate::ingest::Ingest;
 use crate::receiver;
 use crate::sink::SinkSpec;
@@ -21,13 +21,7 @@ pub const IN_FLIGHT: usize = 256;
 pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     let shutdown = super::shutdown_signal();
     let config = node_config(&args)?;
-    let node = RunningNode::start(
-        config,
-        &args.sink,
-        args.otlp_http.as_deref(),
-        args.receiver.max_body_size,
-    )
-    .await?;
+    let node = RunningNode::start(config, &args.sink, &args.receiver).await?;
     shutdown.cancelled().await;
     node.stop().await;
     Ok(())
@@ -90,23 +84,27 @@ fn read_secret_file(path: &Path) -> anyhow::Result<String> {
     Ok(text.trim().to_string())
 }
 
-/// A node with its consumer and, optionally, its OTLP/HTTP receiver.
+/// A node with its consumer and its OTLP receivers.
 pub struct RunningNode {
     node: Node,
     consumer: JoinHandle<()>,
-    receiver: Option<(
-        CancellationToken,
-        tokio::task::JoinHandle<std::io::Result<()>>,
-    )>,
+    stop_receivers: CancellationToken,
+    receivers: Vec<(&'static str, tokio::task::JoinHandle<Result<(), String>>)>,
+}
+
+/// Binds a receiver's address, naming the receiver in the error.
+async fn bind(what: &str, addr: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen for {what} on {addr}"))
 }
 
 impl RunningNode {
-    /// Opens the sinks, connects the node and starts the receiver.
+    /// Opens the sinks, connects the node and starts the receivers.
     pub async fn start(
         config: NodeConfig,
         sinks: &[SinkSpec],
-        otlp_http: Option<&str>,
-        max_body: usize,
+        receivers: &ReceiverArgs,
     ) -> anyhow::Result<RunningNode> {
         let sinks = sinks
             .iter()
@@ -116,38 +114,50 @@ impl RunningNode {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         // Bind before connecting: a taken port is reported at once, not after a session exists.
-        let listener = match otlp_http {
-            Some(addr) => Some(
-                TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("cannot listen for OTLP/HTTP on {addr}"))?,
-            ),
+        let http = match &receivers.otlp_http {
+            Some(addr) => Some(bind("OTLP/HTTP", addr).await?),
+            None => None,
+        };
+        let grpc = match &receivers.otlp_grpc {
+            Some(addr) => Some(bind("OTLP/gRPC", addr).await?),
             None => None,
         };
         let (node, incoming) = Node::start(config).await?;
         let consumer =
             crate::consume::spawn(incoming, sinks).context("cannot start the consumer")?;
-        let receiver = listener.map(|listener| {
-            let stop = CancellationToken::new();
-            let ingest = Ingest::new(node.publisher(), max_body);
-            let task = tokio::spawn(receiver::http::serve(listener, ingest, stop.clone()));
-            (stop, task)
-        });
+        let ingest = Ingest::new(node.publisher(), receivers.limits.max_body_size);
+        let stop = CancellationToken::new();
+        let mut tasks = Vec::new();
+        if let Some(listener) = http {
+            let serve = receiver::http::serve(listener, ingest.clone(), stop.clone());
+            tasks.push((
+                "OTLP/HTTP",
+                tokio::spawn(async move { serve.await.map_err(|e| e.to_string()) }),
+            ));
+        }
+        if let Some(listener) = grpc {
+            let serve = receiver::grpc::serve(listener, ingest, stop.clone());
+            tasks.push((
+                "OTLP/gRPC",
+                tokio::spawn(async move { serve.await.map_err(|e| e.to_string()) }),
+            ));
+        }
         Ok(RunningNode {
             node,
             consumer,
-            receiver,
+            stop_receivers: stop,
+            receivers: tasks,
         })
     }
 
     /// Stops accepting, leaves the channel, and waits until the sinks wrote what arrived.
     pub async fn stop(self) {
-        if let Some((stop, task)) = self.receiver {
-            stop.cancel();
+        self.stop_receivers.cancel();
+        for (name, task) in self.receivers {
             match task.await {
                 Ok(Ok(())) => {}
-                Ok(Err(err)) => warn!(%err, "the OTLP/HTTP receiver failed"),
-                Err(err) => warn!(%err, "the OTLP/HTTP receiver task failed"),
+                Ok(Err(err)) => warn!(%err, "the {name} receiver failed"),
+                Err(err) => warn!(%err, "the {name} receiver task failed"),
             }
         }
         self.node.shutdown().await;

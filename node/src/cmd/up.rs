@@ -6,7 +6,7 @@ use slim_roles::server::SlimServer;
 use slim_roles::{NodeConfig, Reliability, RoleConfig, Secret, SlimName};
 
 use super::node::{mls, RunningNode, IN_FLIGHT};
-use crate::cli::UpArgs;
+use crate::cli::{ReceiverArgs, UpArgs};
 
 const CHANNEL: &str = "agntcy/otel/telemetry";
 const RECEIVER: &str = "agntcy/otel/receiver";
@@ -41,13 +41,22 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             in_flight: IN_FLIGHT,
         })
     };
+    let no_receivers = ReceiverArgs {
+        otlp_http: None,
+        otlp_grpc: None,
+        limits: args.limits.clone(),
+    };
     let printer = RunningNode::start(
         config(PRINTER, RoleConfig::Participant)?,
         &args.sink,
-        None,
-        args.receiver.max_body_size,
+        &no_receivers,
     )
     .await?;
+    let receivers = ReceiverArgs {
+        otlp_http: Some(args.otlp_http.clone()),
+        otlp_grpc: Some(args.otlp_grpc.clone()),
+        limits: args.limits.clone(),
+    };
     let receiver = RunningNode::start(
         config(
             RECEIVER,
@@ -57,13 +66,13 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             },
         )?,
         &[],
-        Some(&args.otlp_http),
-        args.receiver.max_body_size,
+        &receivers,
     )
     .await?;
     eprintln!(
-        "slim-node up: send OTLP/HTTP to http://{}/v1/{{traces,metrics,logs}}; status at /health",
-        args.otlp_http
+        "slim-node up: send OTLP/HTTP to http://{http}/v1/{{traces,metrics,logs}} or OTLP/gRPC to {grpc}; status at http://{http}/health",
+        http = args.otlp_http,
+        grpc = args.otlp_grpc,
     );
     shutdown.cancelled().await;
     receiver.stop().await;

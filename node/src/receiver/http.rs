@@ -14,10 +14,11 @@ use tokio_util::sync::CancellationToken;
 use tower_http::compression::CompressionLayer;
 use tracing::{info, warn};
 
-use crate::codec::compression::Encoding;
-use crate::codec::status::{self, Code};
-use crate::codec::{CodecError, Signal};
-use crate::ingest::{Format, Ingest, IngestError};
+use crate::ingest::{Accepted, Format, Ingest, IngestError};
+use otlp::compression::Encoding;
+use otlp::response;
+use otlp::status::{self, Code};
+use otlp::{CodecError, Signal};
 
 const PROTOBUF_CT: &str = "application/x-protobuf";
 const JSON_CT: &str = "application/json";
@@ -122,22 +123,27 @@ async fn export(ingest: Ingest, signal: Signal, headers: HeaderMap, body: Body) 
         }
     };
     match ingest.ingest_body(signal, format, encoding, &bytes).await {
-        Ok(_) => success(format),
+        Ok(accepted) => success(format, &accepted),
         Err(err) => ingest_error(format, &err),
     }
 }
 
-/// 200 with an `Export*ServiceResponse` whose `partial_success` is unset: empty in both
-/// encodings.
-fn success(format: Format) -> Response {
-    let (ct, body): (&str, &[u8]) = match format {
-        Format::Protobuf => (PROTOBUF_CT, b""),
-        Format::Json => (JSON_CT, b"{}"),
+/// 200 with the `Export*ServiceResponse`: `partial_success` unset unless items were dropped.
+fn success(format: Format, accepted: &Accepted) -> Response {
+    let (ct, body) = match format {
+        Format::Protobuf => (
+            PROTOBUF_CT,
+            response::to_protobuf(accepted.signal, &accepted.rejected),
+        ),
+        Format::Json => (
+            JSON_CT,
+            response::to_json(accepted.signal, &accepted.rejected),
+        ),
     };
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, HeaderValue::from_static(ct))],
-        body.to_vec(),
+        body,
     )
         .into_response()
 }

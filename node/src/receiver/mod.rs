@@ -1,3 +1,4 @@
 //! OTLP receivers: thin transports in front of [`crate::ingest`].
 
+pub mod grpc;
 pub mod http;

@@ -9,7 +9,7 @@ use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
 
 use super::{Delivered, Sink};
-use crate::codec::OtlpRequest;
+use otlp::OtlpRequest;
 
 /// Appends one line per message and flushes it, so readers see whole lines at once.
 pub struct JsonlSink {
@@ -63,7 +63,7 @@ impl Sink for JsonlSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::{json, Signal};
+    use otlp::{json, Signal};
 
     #[test]
     fn writes_one_object_per_line_with_otlp_json_payload() {

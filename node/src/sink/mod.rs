@@ -10,7 +10,7 @@ use std::str::FromStr;
 
 use time::OffsetDateTime;
 
-use crate::codec::OtlpRequest;
+use otlp::OtlpRequest;
 
 /// One message received from the channel, decoded.
 #[derive(Debug, Clone)]

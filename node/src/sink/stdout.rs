@@ -40,7 +40,7 @@ impl Sink for StdoutSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::{json, Signal};
+    use otlp::{json, Signal};
 
     #[test]
     fn line_names_sender_signal_services_and_counts() {

@@ -113,7 +113,8 @@ impl OtlpRequest {
     }
 }
 
-fn data_points(data: Option<&Data>) -> usize {
+/// The number of data points of a metric.
+pub(crate) fn data_points(data: Option<&Data>) -> usize {
     match data {
         Some(Data::Gauge(g)) => g.data_points.len(),
         Some(Data::Sum(s)) => s.data_points.len(),
@@ -141,7 +142,7 @@ mod tests {
 
     #[test]
     fn protobuf_round_trips_through_decode_and_encode() {
-        let req = crate::codec::json::from_json(
+        let req = crate::json::from_json(
             Signal::Logs,
             br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"stringValue":"hi"}}]}]}]}"#,
         )
@@ -164,7 +165,7 @@ mod tests {
 
     #[test]
     fn summary_counts_items_and_services() {
-        let req = crate::codec::json::from_json(
+        let req = crate::json::from_json(
             Signal::Metrics,
             br#"{"resourceMetrics":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"api"}}]},
                 "scopeMetrics":[{"metrics":[{"name":"m","gauge":{"dataPoints":[{"asInt":"1"},{"asDouble":2.5}]}}]}]}]}"#,

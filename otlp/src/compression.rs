@@ -15,6 +15,8 @@ pub enum Encoding {
     Gzip,
     /// HTTP "deflate", i.e. zlib (RFC 1950).
     Deflate,
+    /// Zstandard (RFC 8878).
+    Zstd,
 }
 
 impl Encoding {
@@ -24,6 +26,7 @@ impl Encoding {
             None | Some("") | Some("identity") => Ok(Encoding::Identity),
             Some("gzip") | Some("x-gzip") => Ok(Encoding::Gzip),
             Some("deflate") => Ok(Encoding::Deflate),
+            Some("zstd") => Ok(Encoding::Zstd),
             Some(other) => Err(CodecError::UnsupportedEncoding(other.to_string())),
         }
     }
@@ -40,6 +43,14 @@ pub fn decompress(encoding: Encoding, body: &[u8], limit: usize) -> Result<Vec<u
         }
         Encoding::Gzip => read_bounded(MultiGzDecoder::new(body), "gzip", limit),
         Encoding::Deflate => read_bounded(ZlibDecoder::new(body), "deflate", limit),
+        Encoding::Zstd => {
+            let decoder =
+                zstd::stream::read::Decoder::new(body).map_err(|e| CodecError::Decompress {
+                    encoding: "zstd",
+                    reason: e.to_string(),
+                })?;
+            read_bounded(decoder, "zstd", limit)
+        }
     }
 }
 
@@ -81,6 +92,29 @@ mod tests {
         let data = b"hello otlp".repeat(100);
         let out = decompress(Encoding::Gzip, &gzip(&data), 1 << 20).unwrap();
         assert_eq!(out, data);
+    }
+
+    #[test]
+    fn zstd_and_deflate_round_trip() {
+        use std::io::Write;
+        let data = b"otlp over slim ".repeat(500);
+        let z = zstd::stream::encode_all(data.as_slice(), 3).unwrap();
+        assert_eq!(decompress(Encoding::Zstd, &z, 1 << 20).unwrap(), data);
+        let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(&data).unwrap();
+        assert_eq!(
+            decompress(Encoding::Deflate, &enc.finish().unwrap(), 1 << 20).unwrap(),
+            data
+        );
+    }
+
+    #[test]
+    fn zstd_bomb_stops_at_the_limit() {
+        let bomb = zstd::stream::encode_all(vec![0u8; 20 << 20].as_slice(), 19).unwrap();
+        assert_eq!(
+            decompress(Encoding::Zstd, &bomb, 1 << 20),
+            Err(CodecError::TooLarge { limit: 1 << 20 })
+        );
     }
 
     #[test]
@@ -129,7 +163,7 @@ mod tests {
     #[test]
     fn unknown_encoding_names_what_is_supported() {
         let err = Encoding::from_header(Some("br")).unwrap_err();
-        assert!(err.to_string().contains("gzip, deflate or identity"));
+        assert!(err.to_string().contains("gzip, deflate, zstd or identity"));
     }
 
     #[test]

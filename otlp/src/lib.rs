@@ -4,7 +4,10 @@
 pub mod compression;
 pub mod json;
 pub mod request;
+pub mod response;
+pub mod split;
 pub mod status;
+pub mod validate;
 pub mod wire;
 
 pub use request::{OtlpRequest, Summary};
@@ -85,7 +88,7 @@ pub enum CodecError {
         reason: String,
     },
     /// A content encoding we do not read.
-    #[error("Content-Encoding {0:?} is not supported; use gzip, deflate or identity")]
+    #[error("Content-Encoding {0:?} is not supported; use gzip, deflate, zstd or identity")]
     UnsupportedEncoding(String),
     /// The body is larger than allowed (after decompression).
     #[error("the body is larger than the limit of {limit} bytes")]
@@ -104,7 +107,7 @@ mod tests {
     use std::path::Path;
 
     /// The sample protobuf files in examples/ hold exactly what their JSON twins say.
-    /// `SLIM_NODE_WRITE_EXAMPLES=1 cargo test -p slim-node examples_` rewrites them.
+    /// `SLIM_NODE_WRITE_EXAMPLES=1 cargo test -p slim-node-otlp examples_` rewrites them.
     #[test]
     fn examples_protobuf_files_match_their_json() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");

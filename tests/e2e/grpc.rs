@@ -1,0 +1,137 @@
+//! The OTLP/gRPC receiver: the three Export services, gzip, status codes and partial success.
+
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
+use serde_json::Value;
+use tonic::codec::CompressionEncoding;
+use tonic_types::StatusExt;
+
+use crate::harness::*;
+
+const CHANNEL: &str = "e2e/grpc/telemetry";
+const PARTICIPANT: &str = "e2e/grpc/participant";
+
+fn decode<T: Message + Default>(name: &str) -> T {
+    T::decode(example(name).as_slice()).unwrap()
+}
+
+async fn channel(port: u16) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .connect_timeout(Duration::from_secs(10))
+        .connect()
+        .await
+        .expect("gRPC receiver unreachable")
+}
+
+fn json(name: &str) -> Value {
+    serde_json::from_slice(&example(name)).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn grpc_exports_of_every_signal_reach_the_participant() {
+    let mesh = Mesh::start();
+    let (participant, out) = mesh.sink_node("participant", PARTICIPANT, PARTICIPANT_ROLE);
+    let grpc_port = free_port();
+    let grpc = format!("127.0.0.1:{grpc_port}");
+    let mut args = moderator(CHANNEL, &[PARTICIPANT]);
+    args.extend(["--otlp-grpc", &grpc]);
+    let (receiver, http_port) = mesh.receiver("receiver", "e2e/grpc/receiver", &args);
+    wait_state(http_port, "active", &receiver).await;
+
+    let ch = channel(grpc_port).await;
+    let traces = TraceServiceClient::new(ch.clone()).send_compressed(CompressionEncoding::Gzip);
+    let resp = traces
+        .clone()
+        .export(decode::<ExportTraceServiceRequest>("traces.pb"))
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.into_inner().partial_success,
+        None,
+        "full success leaves partial_success unset"
+    );
+    let resp = MetricsServiceClient::new(ch.clone())
+        .export(decode::<ExportMetricsServiceRequest>("metrics.pb"))
+        .await
+        .unwrap();
+    assert_eq!(resp.into_inner().partial_success, None);
+    let resp = LogsServiceClient::new(ch)
+        .send_compressed(CompressionEncoding::Gzip)
+        .export(decode::<ExportLogsServiceRequest>("logs.pb"))
+        .await
+        .unwrap();
+    assert_eq!(resp.into_inner().partial_success, None);
+
+    let lines = wait_jsonl(&out, 3, &participant).await;
+    for (line, name) in lines
+        .iter()
+        .zip(["traces.json", "metrics.json", "logs.json"])
+    {
+        assert_eq!(line["signal"], name.trim_end_matches(".json"));
+        assert_otlp_json_contains(&json(name), &line["payload"], "payload");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn grpc_without_a_session_is_unavailable_with_retry_info() {
+    let mesh = Mesh::start();
+    let grpc_port = free_port();
+    let grpc = format!("127.0.0.1:{grpc_port}");
+    let mut args = PARTICIPANT_ROLE.to_vec();
+    args.extend(["--otlp-grpc", &grpc]);
+    let (receiver, http_port) = mesh.receiver("receiver", "e2e/grpc/receiver", &args);
+    wait_state(http_port, "awaiting_invite", &receiver).await;
+    let status = TraceServiceClient::new(channel(grpc_port).await)
+        .export(decode::<ExportTraceServiceRequest>("traces.pb"))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable);
+    let retry = status
+        .get_details_retry_info()
+        .expect("UNAVAILABLE carries RetryInfo");
+    assert!(retry.retry_delay.is_some_and(|d| d > Duration::ZERO));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn grpc_partial_success_counts_invalid_spans() {
+    let mesh = Mesh::start();
+    let (participant, out) = mesh.sink_node("participant", PARTICIPANT, PARTICIPANT_ROLE);
+    let grpc_port = free_port();
+    let grpc = format!("127.0.0.1:{grpc_port}");
+    let mut args = moderator(CHANNEL, &[PARTICIPANT]);
+    args.extend(["--otlp-grpc", &grpc]);
+    let (receiver, http_port) = mesh.receiver("receiver", "e2e/grpc/receiver", &args);
+    wait_state(http_port, "active", &receiver).await;
+
+    let mut request = decode::<ExportTraceServiceRequest>("traces.pb");
+    let spans = &mut request.resource_spans[0].scope_spans[0].spans;
+    let mut bad = spans[0].clone();
+    bad.trace_id = vec![0; 16];
+    spans.push(bad);
+    let resp = TraceServiceClient::new(channel(grpc_port).await)
+        .export(request)
+        .await
+        .unwrap();
+    let partial = resp.into_inner().partial_success.expect("partial success");
+    assert_eq!(partial.rejected_spans, 1);
+    assert!(
+        partial.error_message.contains("trace_id"),
+        "{}",
+        partial.error_message
+    );
+    let lines = wait_jsonl(&out, 1, &participant).await;
+    let sent = &lines[0]["payload"]["resourceSpans"][0]["scopeSpans"][0]["spans"];
+    assert_eq!(
+        sent.as_array().unwrap().len(),
+        1,
+        "only the valid span is forwarded"
+    );
+}
