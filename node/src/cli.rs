@@ -114,6 +114,20 @@ pub struct ReceiverArgs {
     pub limits: LimitArgs,
 }
 
+/// Cross-origin settings of the OTLP/HTTP receiver, for browser senders.
+#[derive(Debug, Clone, Args)]
+pub struct CorsArgs {
+    /// Allow browser pages from this origin (e.g. https://app.example.com, or `*`) to send
+    /// OTLP/HTTP: preflight requests are answered. Repeatable. Without it, no CORS headers.
+    #[arg(
+        long,
+        env = "SLIM_NODE_CORS_ORIGIN",
+        value_delimiter = ',',
+        value_name = "ORIGIN"
+    )]
+    pub cors_origin: Vec<String>,
+}
+
 /// Limits the receivers enforce.
 #[derive(Debug, Clone, Args)]
 pub struct LimitArgs {
@@ -121,6 +135,32 @@ pub struct LimitArgs {
     /// larger requests get 413 (gRPC: RESOURCE_EXHAUSTED).
     #[arg(long, env = "SLIM_NODE_MAX_BODY_SIZE", default_value_t = DEFAULT_MAX_BODY, value_name = "BYTES")]
     pub max_body_size: usize,
+    /// Open OTLP/HTTP connections at most; more clients wait until one closes.
+    #[arg(
+        long,
+        env = "SLIM_NODE_MAX_CONNECTIONS",
+        default_value_t = 4096,
+        value_name = "N"
+    )]
+    pub max_connections: usize,
+    /// Seconds a client has to send its request headers before the connection is closed.
+    #[arg(
+        long,
+        env = "SLIM_NODE_HEADER_READ_TIMEOUT",
+        default_value_t = 10,
+        value_name = "SECS"
+    )]
+    pub header_read_timeout: u64,
+    /// Seconds a client has to send a request body.
+    #[arg(
+        long,
+        env = "SLIM_NODE_BODY_READ_TIMEOUT",
+        default_value_t = 30,
+        value_name = "SECS"
+    )]
+    pub body_read_timeout: u64,
+    #[command(flatten)]
+    pub cors: CorsArgs,
 }
 
 /// `slim-node node`.

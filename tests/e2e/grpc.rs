@@ -15,9 +15,6 @@ use tonic_types::StatusExt;
 
 use crate::harness::*;
 
-const CHANNEL: &str = "e2e/grpc/telemetry";
-const PARTICIPANT: &str = "e2e/grpc/participant";
-
 fn decode<T: Message + Default>(name: &str) -> T {
     T::decode(example(name).as_slice()).unwrap()
 }
@@ -35,16 +32,16 @@ fn json(name: &str) -> Value {
     serde_json::from_slice(&example(name)).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn grpc_exports_of_every_signal_reach_the_participant() {
-    let mesh = Mesh::start();
-    let (participant, out) = mesh.sink_node("participant", PARTICIPANT, PARTICIPANT_ROLE);
+/// An active mesh whose receiver also serves OTLP/gRPC; returns it and the gRPC port.
+async fn active_grpc_mesh() -> (Active, u16) {
     let grpc_port = free_port();
     let grpc = format!("127.0.0.1:{grpc_port}");
-    let mut args = moderator(CHANNEL, &[PARTICIPANT]);
-    args.extend(["--otlp-grpc", &grpc]);
-    let (receiver, http_port) = mesh.receiver("receiver", "e2e/grpc/receiver", &args);
-    wait_state(http_port, "active", &receiver).await;
+    (active_mesh(&["--otlp-grpc", &grpc]).await, grpc_port)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn grpc_exports_of_every_signal_reach_the_participant() {
+    let (active, grpc_port) = active_grpc_mesh().await;
 
     let ch = channel(grpc_port).await;
     let traces = TraceServiceClient::new(ch.clone()).send_compressed(CompressionEncoding::Gzip);
@@ -70,7 +67,7 @@ async fn grpc_exports_of_every_signal_reach_the_participant() {
         .unwrap();
     assert_eq!(resp.into_inner().partial_success, None);
 
-    let lines = wait_jsonl(&out, 3, &participant).await;
+    let lines = wait_jsonl(&active.out, 3, &active.participant).await;
     for (line, name) in lines
         .iter()
         .zip(["traces.json", "metrics.json", "logs.json"])
@@ -102,14 +99,7 @@ async fn grpc_without_a_session_is_unavailable_with_retry_info() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn grpc_partial_success_counts_invalid_spans() {
-    let mesh = Mesh::start();
-    let (participant, out) = mesh.sink_node("participant", PARTICIPANT, PARTICIPANT_ROLE);
-    let grpc_port = free_port();
-    let grpc = format!("127.0.0.1:{grpc_port}");
-    let mut args = moderator(CHANNEL, &[PARTICIPANT]);
-    args.extend(["--otlp-grpc", &grpc]);
-    let (receiver, http_port) = mesh.receiver("receiver", "e2e/grpc/receiver", &args);
-    wait_state(http_port, "active", &receiver).await;
+    let (active, grpc_port) = active_grpc_mesh().await;
 
     let mut request = decode::<ExportTraceServiceRequest>("traces.pb");
     let spans = &mut request.resource_spans[0].scope_spans[0].spans;
@@ -127,7 +117,7 @@ async fn grpc_partial_success_counts_invalid_spans() {
         "{}",
         partial.error_message
     );
-    let lines = wait_jsonl(&out, 1, &participant).await;
+    let lines = wait_jsonl(&active.out, 1, &active.participant).await;
     let sent = &lines[0]["payload"]["resourceSpans"][0]["scopeSpans"][0]["spans"];
     assert_eq!(
         sent.as_array().unwrap().len(),

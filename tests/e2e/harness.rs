@@ -79,6 +79,11 @@ impl Proc {
         None
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything the process wrote to stderr so far.
     pub fn stderr_text(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
@@ -204,10 +209,12 @@ pub async fn wait_state(port: u16, state: &str, node: &Proc) -> Value {
     );
 }
 
-/// The JSON lines of a file (none if it does not exist yet).
+/// The complete JSON lines of a file (none if it does not exist yet); a last line still
+/// being written is left out.
 pub fn jsonl(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+    complete
         .lines()
         .map(|l| serde_json::from_str(l).expect("a jsonl line that is not JSON"))
         .collect()
@@ -287,4 +294,45 @@ pub fn assert_otlp_json_contains(expected: &Value, actual: &Value, path: &str) {
         (Value::Number(e), Value::String(a)) => assert_eq!(e.to_string(), *a, "{path}"),
         (e, a) => assert_eq!(e, a, "{path}"),
     }
+}
+
+/// A receiver (moderator) whose participant has joined, ready to forward.
+pub struct Active {
+    /// Keeps the SLIM server and the test directory alive.
+    pub _mesh: Mesh,
+    pub receiver: Proc,
+    pub participant: Proc,
+    /// The participant's jsonl sink.
+    pub out: PathBuf,
+    /// The receiver's OTLP/HTTP port.
+    pub port: u16,
+}
+
+/// Starts a SLIM server, a participant with a jsonl sink, and a receiving moderator with
+/// `extra` arguments; returns once the participant has joined.
+pub async fn active_mesh(extra: &[&str]) -> Active {
+    let mesh = Mesh::start();
+    let (participant, out) =
+        mesh.sink_node("participant", "e2e/mesh/participant", PARTICIPANT_ROLE);
+    let mut args = moderator("e2e/mesh/telemetry", &["e2e/mesh/participant"]);
+    args.extend_from_slice(extra);
+    let (receiver, port) = mesh.receiver("receiver", "e2e/mesh/receiver", &args);
+    wait_state(port, "active", &receiver).await;
+    Active {
+        _mesh: mesh,
+        receiver,
+        participant,
+        out,
+        port,
+    }
+}
+
+/// The peak resident memory of a process in KiB (VmHWM).
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }

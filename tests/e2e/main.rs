@@ -4,7 +4,8 @@
 mod harness;
 
 mod cli_errors;
+mod conformance;
 mod grpc;
-mod http_answers;
+mod hostile;
 mod scenarios;
 mod up;

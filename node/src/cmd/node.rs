@@ -12,6 +12,7 @@ use tracing::{info, warn};
 use crate::cli::{NodeArgs, ReceiverArgs, Role, SecretArgs, SessionArgs};
 use crate::ingest::Ingest;
 use crate::receiver;
+use crate::receiver::http::HttpSettings;
 use crate::sink::SinkSpec;
 
 /// Published messages allowed to wait for SLIM's acknowledgement at once (measured best).
@@ -129,7 +130,8 @@ impl RunningNode {
         let stop = CancellationToken::new();
         let mut tasks = Vec::new();
         if let Some(listener) = http {
-            let serve = receiver::http::serve(listener, ingest.clone(), stop.clone());
+            let settings = HttpSettings::from(&receivers.limits);
+            let serve = receiver::http::serve(listener, ingest.clone(), settings, stop.clone());
             tasks.push((
                 "OTLP/HTTP",
                 tokio::spawn(async move { serve.await.map_err(|e| e.to_string()) }),

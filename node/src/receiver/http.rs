@@ -1,10 +1,10 @@
 //! OTLP/HTTP receiver (default port 4318): `POST /v1/{traces,metrics,logs}` and `GET /health`.
 
-use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -12,8 +12,12 @@ use http_body_util::BodyExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tracing::{info, warn};
 
+use super::server::{self, ConnLimits};
+use crate::cli::LimitArgs;
 use crate::ingest::{Accepted, Format, Ingest, IngestError};
 use otlp::compression::Encoding;
 use otlp::response;
@@ -23,8 +27,32 @@ use otlp::{CodecError, Signal};
 const PROTOBUF_CT: &str = "application/x-protobuf";
 const JSON_CT: &str = "application/json";
 
+/// Receiver settings beyond the ingest path.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Connection limits.
+    pub limits: ConnLimits,
+    /// Time a client has to send its body.
+    pub body_read_timeout: Duration,
+    /// Origins allowed to send from a browser; empty: no CORS.
+    pub cors_origins: Vec<String>,
+}
+
+impl From<&LimitArgs> for HttpSettings {
+    fn from(args: &LimitArgs) -> Self {
+        HttpSettings {
+            limits: ConnLimits {
+                max_connections: args.max_connections,
+                header_read_timeout: Duration::from_secs(args.header_read_timeout),
+            },
+            body_read_timeout: Duration::from_secs(args.body_read_timeout),
+            cors_origins: args.cors.cors_origin.clone(),
+        }
+    }
+}
+
 /// Builds the receiver's routes.
-pub fn router(ingest: Ingest) -> Router {
+pub fn router(ingest: Ingest, settings: &HttpSettings) -> Router {
     let export = |signal: Signal| {
         post(
             move |State(ingest): State<Ingest>, headers: HeaderMap, body: Body| {
@@ -33,7 +61,7 @@ pub fn router(ingest: Ingest) -> Router {
         )
         .fallback(|| async { method_not_allowed("POST") })
     };
-    Router::new()
+    let routes = Router::new()
         .route("/v1/traces", export(Signal::Traces))
         .route("/v1/metrics", export(Signal::Metrics))
         .route("/v1/logs", export(Signal::Logs))
@@ -51,20 +79,44 @@ pub fn router(ingest: Ingest) -> Router {
             )
         })
         .layer(CompressionLayer::new().gzip(true))
-        .with_state(ingest)
+        .layer(RequestBodyTimeoutLayer::new(settings.body_read_timeout));
+    // Without configured origins there is no CORS at all: preflights are not answered.
+    let routes = if settings.cors_origins.is_empty() {
+        routes
+    } else {
+        routes.layer(cors(&settings.cors_origins))
+    };
+    routes.with_state(ingest)
+}
+
+/// CORS for browser senders from `origins`.
+fn cors(origins: &[String]) -> CorsLayer {
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::POST])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::CONTENT_ENCODING,
+            header::AUTHORIZATION,
+        ])
+        .max_age(Duration::from_secs(3600))
 }
 
 /// Serves the receiver on `listener` until `shutdown` fires, then finishes open requests.
 pub async fn serve(
     listener: TcpListener,
     ingest: Ingest,
+    settings: HttpSettings,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let addr: Option<SocketAddr> = listener.local_addr().ok();
-    info!(addr = ?addr, "OTLP/HTTP receiver listening");
-    axum::serve(listener, router(ingest))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    info!(addr = ?listener.local_addr().ok(), "OTLP/HTTP receiver listening");
+    let app = router(ingest, &settings);
+    server::serve(listener, app, settings.limits, shutdown).await
 }
 
 async fn health(State(ingest): State<Ingest>) -> Response {

@@ -2,7 +2,7 @@
 //! `{"signal":…,"from":…,"id":…,"time":…,"payload":<OTLP/JSON Export*ServiceRequest>}`.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::Path;
 
 use serde::Serialize;
@@ -11,9 +11,10 @@ use time::format_description::well_known::Rfc3339;
 use super::{Delivered, Sink};
 use otlp::OtlpRequest;
 
-/// Appends one line per message and flushes it, so readers see whole lines at once.
+/// Appends one line per message with a single write, so lines never interleave.
 pub struct JsonlSink {
-    out: BufWriter<File>,
+    out: File,
+    line: Vec<u8>,
 }
 
 #[derive(Serialize)]
@@ -40,23 +41,25 @@ impl JsonlSink {
                 io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display()))
             })?;
         Ok(JsonlSink {
-            out: BufWriter::new(file),
+            out: file,
+            line: Vec::new(),
         })
     }
 }
 
 impl Sink for JsonlSink {
     fn write(&mut self, d: &Delivered) -> io::Result<()> {
-        let line = Line {
+        let record = Line {
             signal: d.request.signal().as_str(),
             from: &d.from,
             id: d.message_id.as_deref(),
             time: d.received_at.format(&Rfc3339).unwrap_or_default(),
             payload: &d.request,
         };
-        serde_json::to_writer(&mut self.out, &line)?;
-        self.out.write_all(b"\n")?;
-        self.out.flush()
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, &record)?;
+        self.line.push(b'\n');
+        self.out.write_all(&self.line)
     }
 }
 
