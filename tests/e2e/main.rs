@@ -7,5 +7,6 @@ mod cli_errors;
 mod conformance;
 mod grpc;
 mod hostile;
+mod python_sdk;
 mod scenarios;
 mod up;
