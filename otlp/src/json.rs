@@ -299,6 +299,21 @@ mod tests {
     }
 
     #[test]
+    fn doubles_survive_json_to_the_last_bit() {
+        // Found by the round-trip property: without serde_json's float_roundtrip this came
+        // back one ULP off.
+        let value = 2.2443254600753686e-63_f64;
+        let body = format!(
+            r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{{"body":{{"doubleValue":{value:e}}}}}]}}]}}]}}"#
+        );
+        let OtlpRequest::Logs(r) = from_json(Signal::Logs, body.as_bytes()).unwrap() else {
+            unreachable!()
+        };
+        let body = r.resource_logs[0].scope_logs[0].log_records[0].body.clone();
+        assert_eq!(body.and_then(|b| b.value), Some(Value::DoubleValue(value)));
+    }
+
+    #[test]
     fn wrong_types_name_the_field() {
         let err = from_json(
             Signal::Traces,
