@@ -13,6 +13,8 @@ pub(crate) struct Connection {
     pub service: Arc<Service>,
     pub app: Arc<App>,
     pub conn_id: u64,
+    /// The name the app subscribed to.
+    pub name: Arc<slim_bindings::Name>,
 }
 
 /// Bounded backoff: SLIM's default retries forever, so `connect` would never return while the
@@ -57,13 +59,14 @@ pub(crate) async fn connect(cfg: &NodeConfig, service_name: &str) -> Result<Conn
         .create_app_with_secret_async(name.clone(), cfg.secret.expose())
         .await
         .map_err(|e| RoleError::slim("app creation", e))?;
-    app.subscribe_async(name, Some(conn_id))
+    app.subscribe_async(name.clone(), Some(conn_id))
         .await
         .map_err(|e| RoleError::slim("subscribe", e))?;
     Ok(Connection {
         service,
         app,
         conn_id,
+        name,
     })
 }
 

@@ -169,6 +169,16 @@ impl Node {
 
     /// Leaves the channel (a moderator closes the group), then disconnects.
     pub async fn shutdown(self) {
+        // Stop being reachable first: SLIM routes an invite for our name to any app that
+        // subscribed it, and a node on its way out would accept it and vanish. A successor
+        // started under the same name then gets the invitations.
+        let unsubscribe = self
+            .conn
+            .app
+            .unsubscribe_async(self.conn.name.clone(), Some(self.conn.conn_id));
+        if let Ok(Err(err)) = tokio::time::timeout(Duration::from_secs(2), unsubscribe).await {
+            warn!(%err, "could not unsubscribe before leaving");
+        }
         self.cancel.cancel();
         if let Err(err) = self.task.await {
             warn!(%err, "role task ended abnormally");

@@ -51,12 +51,17 @@ impl Proc {
         }
     }
 
-    /// Sends SIGTERM and waits for the exit code.
-    pub fn terminate(mut self) -> Option<i32> {
+    /// Sends SIGTERM without waiting.
+    pub fn signal_term(&self) {
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
             .status();
+    }
+
+    /// Sends SIGTERM and waits for the exit code.
+    pub fn terminate(mut self) -> Option<i32> {
+        self.signal_term();
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {

@@ -270,3 +270,25 @@ async fn receiver_without_a_session_answers_503_with_retry_after() {
         status.message
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_name_can_change_role_while_its_previous_node_is_still_leaving() {
+    // Scenario 1, then scenario 2 on the same server, as a user switching between them does.
+    let mesh = Mesh::start();
+    let (first_participant, _) = mesh.sink_node("p1", PARTICIPANT, PARTICIPANT_ROLE);
+    let (first_receiver, port) = mesh.receiver("r1", RECEIVER, &moderator(CHANNEL, &[PARTICIPANT]));
+    wait_state(port, "active", &first_receiver).await;
+    // Both leave at once: the moderator's goodbye to a vanished participant takes seconds.
+    first_participant.signal_term();
+    first_receiver.signal_term();
+
+    let (receiver, port2) = mesh.receiver("r2", RECEIVER, PARTICIPANT_ROLE);
+    let (moderator_node, out) =
+        mesh.sink_node("m2", "e2e/otel/moderator", &moderator(CHANNEL, &[RECEIVER]));
+    wait_state(port2, "joined", &receiver).await;
+    let resp = post(port2, "/v1/traces", "application/json", seed_body()).await;
+    assert_eq!(resp.status(), 200);
+    let lines = wait_jsonl(&out, 1, &moderator_node).await;
+    assert_eq!(lines[0]["from"], RECEIVER);
+    drop((first_participant, first_receiver, port));
+}
