@@ -49,8 +49,9 @@ impl IngestError {
     /// The google.rpc code of the answer (the gRPC status, and the code in HTTP error bodies).
     pub fn code(&self) -> Code {
         match self {
-            IngestError::BadData(_) => Code::InvalidArgument,
-            IngestError::TooLarge(_) => Code::ResourceExhausted,
+            // Not OUT_OF_RANGE (clients retry it) nor RESOURCE_EXHAUSTED (the spec keeps it
+            // for "retry later, with RetryInfo"): too large is bad data.
+            IngestError::BadData(_) | IngestError::TooLarge(_) => Code::InvalidArgument,
             IngestError::NotReady(_) | IngestError::Unavailable(_) => Code::Unavailable,
         }
     }

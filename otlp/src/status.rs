@@ -10,8 +10,6 @@ pub enum Code {
     InvalidArgument = 3,
     /// Unknown path.
     NotFound = 5,
-    /// Too large; without RetryInfo a client must not retry (OUT_OF_RANGE would be retried).
-    ResourceExhausted = 8,
     /// Method not allowed.
     Unimplemented = 12,
     /// A bug on our side.

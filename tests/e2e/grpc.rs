@@ -125,3 +125,24 @@ async fn grpc_partial_success_counts_invalid_spans() {
         "only the valid span is forwarded"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn grpc_requests_over_the_body_limit_are_invalid_argument_not_retryable() {
+    let mesh = Mesh::start();
+    let grpc_port = free_port();
+    let grpc = format!("127.0.0.1:{grpc_port}");
+    let mut args = PARTICIPANT_ROLE.to_vec();
+    args.extend(["--otlp-grpc", &grpc, "--max-body-size", "100"]);
+    let (receiver, http_port) = mesh.receiver("receiver", "e2e/grpc/receiver", &args);
+    wait_state(http_port, "awaiting_invite", &receiver).await;
+    let status = TraceServiceClient::new(channel(grpc_port).await)
+        .export(decode::<ExportTraceServiceRequest>("traces.pb"))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains("too large"),
+        "{}",
+        status.message()
+    );
+}

@@ -89,6 +89,23 @@ service!(
     response::logs
 );
 
+/// tonic refuses a message over the size limit with OUT_OF_RANGE, which OTLP clients retry
+/// forever; the same request will never fit, so it becomes INVALID_ARGUMENT.
+fn not_retryable_when_too_large<B>(mut response: http::Response<B>) -> http::Response<B> {
+    let out_of_range = (tonic::Code::OutOfRange as i32).to_string();
+    if response
+        .headers()
+        .get("grpc-status")
+        .is_some_and(|v| v.as_bytes() == out_of_range.as_bytes())
+    {
+        let invalid = (tonic::Code::InvalidArgument as i32).to_string();
+        if let Ok(value) = http::HeaderValue::from_str(&invalid) {
+            response.headers_mut().insert("grpc-status", value);
+        }
+    }
+    response
+}
+
 /// Serves OTLP/gRPC on `listener` until `shutdown` fires, then finishes open calls.
 pub async fn serve(
     listener: TcpListener,
@@ -108,6 +125,9 @@ pub async fn serve(
         };
     }
     tonic::transport::Server::builder()
+        .layer(tower::util::MapResponseLayer::new(
+            not_retryable_when_too_large,
+        ))
         .add_service(configured!(TraceServiceServer))
         .add_service(configured!(MetricsServiceServer))
         .add_service(configured!(LogsServiceServer))
