@@ -1,6 +1,6 @@
 //! The moderator: creates the group session on the channel and invites until everyone joined.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -73,7 +73,7 @@ async fn session_lifetime(
         invite.iter().map(ToString::to_string).collect(),
     ));
 
-    let inviter = tokio::spawn(invite_until_joined(
+    let inviter = tokio::spawn(manage_members(
         ctx.clone(),
         session.clone(),
         invite.to_vec(),
@@ -86,40 +86,85 @@ async fn session_lifetime(
     Ok(end)
 }
 
+/// How often the moderator checks that its members are still online.
+const MEMBER_CHECK: Duration = Duration::from_secs(2);
+
 /// Invites every name, retrying each with its own backoff until it joins: invitees may
-/// start after the moderator, and SLIM fails an invite to a name that is not up yet.
-async fn invite_until_joined(ctx: RoleCtx, session: Arc<Session>, names: Vec<SlimName>) {
+/// start after the moderator, and SLIM fails an invite to a name that is not up yet. Then
+/// watches the members: SLIM reports no error when one crashes, only lists it Offline, and
+/// keeps nothing for it; an offline member is removed and invited again until it is back.
+async fn manage_members(ctx: RoleCtx, session: Arc<Session>, names: Vec<SlimName>) {
+    let new_backoff = || Backoff::new(Duration::from_secs(1), Duration::from_secs(15));
     let mut pending: BTreeMap<SlimName, (Instant, Backoff)> = names
         .into_iter()
-        .map(|n| {
-            let backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(15));
-            (n, (Instant::now(), backoff))
-        })
+        .map(|n| (n, (Instant::now(), new_backoff())))
         .collect();
-    while let Some(next) = pending.values().map(|(at, _)| *at).min() {
-        tokio::time::sleep_until(next).await;
-        let due: Vec<SlimName> = pending
-            .iter()
-            .filter(|(_, (at, _))| *at <= Instant::now())
-            .map(|(n, _)| n.clone())
-            .collect();
-        for name in due {
-            match invite_one(&ctx, &session, &name).await {
-                Ok(()) => {
-                    info!(invitee = %name, "invitee joined");
-                    pending.remove(&name);
-                    ctx.shared.apply(Event::MemberJoined(name.to_string()));
-                }
-                Err(err) => {
-                    if let Some((at, backoff)) = pending.get_mut(&name) {
-                        let delay = backoff.next_delay();
-                        info!(invitee = %name, %err, retry_in = ?delay, "invite not accepted yet");
-                        *at = Instant::now() + delay;
+    let mut joined: BTreeSet<SlimName> = BTreeSet::new();
+    let mut check = tokio::time::interval(MEMBER_CHECK);
+    loop {
+        let next_invite = pending.values().map(|(at, _)| *at).min();
+        let invite_due = async {
+            match next_invite {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = invite_due => {
+                let due: Vec<SlimName> = pending
+                    .iter()
+                    .filter(|(_, (at, _))| *at <= Instant::now())
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                for name in due {
+                    match invite_one(&ctx, &session, &name).await {
+                        Ok(()) => {
+                            info!(invitee = %name, "invitee joined");
+                            pending.remove(&name);
+                            joined.insert(name.clone());
+                            ctx.shared.apply(Event::MemberJoined(name.to_string()));
+                        }
+                        Err(err) => {
+                            if let Some((at, backoff)) = pending.get_mut(&name) {
+                                let delay = backoff.next_delay();
+                                info!(invitee = %name, %err, retry_in = ?delay, "invite not accepted yet");
+                                *at = Instant::now() + delay;
+                            }
+                        }
                     }
+                }
+            }
+            _ = check.tick(), if !joined.is_empty() => {
+                for name in offline_members(&session, &joined).await {
+                    warn!(member = %name, "member is offline; removing it and inviting it again");
+                    if let Ok(done) = session.remove_async(name.to_slim()).await {
+                        let _ = done.wait_for_async(CONTROL_WAIT).await;
+                    }
+                    joined.remove(&name);
+                    ctx.shared.apply(Event::MemberLost(name.to_string()));
+                    pending.insert(name, (Instant::now(), new_backoff()));
                 }
             }
         }
     }
+}
+
+/// Members SLIM lists as offline, or no longer lists at all.
+async fn offline_members(session: &Session, joined: &BTreeSet<SlimName>) -> Vec<SlimName> {
+    let Ok(list) = session.participants_list_async().await else {
+        return vec![];
+    };
+    joined
+        .iter()
+        .filter(|name| {
+            let wanted = name.to_string();
+            // `ParticipantStatus` is not re-exported by the bindings; its Debug form is.
+            !list
+                .iter()
+                .any(|p| p.name.to_string() == wanted && format!("{:?}", p.status) == "Online")
+        })
+        .cloned()
+        .collect()
 }
 
 async fn invite_one(ctx: &RoleCtx, session: &Session, name: &SlimName) -> Result<(), RoleError> {
