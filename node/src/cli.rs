@@ -100,6 +100,40 @@ pub struct SessionArgs {
     pub connect_attempts: u32,
 }
 
+/// The outbox: what was taken and waits for the members' acknowledgements.
+#[derive(Debug, Clone, Args)]
+pub struct QueueArgs {
+    /// Payload bytes the outbox may hold; beyond it receivers answer 503 + Retry-After.
+    #[arg(long, env = "SLIM_NODE_QUEUE_MAX_BYTES", default_value_t = 128 * 1024 * 1024, value_name = "BYTES")]
+    pub queue_max_bytes: usize,
+    /// Messages the outbox may hold; beyond it receivers answer 503 + Retry-After.
+    #[arg(
+        long,
+        env = "SLIM_NODE_QUEUE_MAX_MESSAGES",
+        default_value_t = 10_000,
+        value_name = "N"
+    )]
+    pub queue_max_messages: usize,
+    /// Seconds a stopping node waits for its members to acknowledge what it took.
+    #[arg(
+        long,
+        env = "SLIM_NODE_DRAIN_TIMEOUT",
+        default_value_t = 10,
+        value_name = "SECS"
+    )]
+    pub drain_timeout: u64,
+}
+
+impl QueueArgs {
+    /// The outbox limits.
+    pub fn limits(&self) -> slim_roles::OutboxLimits {
+        slim_roles::OutboxLimits {
+            max_bytes: self.queue_max_bytes,
+            max_messages: self.queue_max_messages,
+        }
+    }
+}
+
 /// OTLP receiver settings.
 #[derive(Debug, Args)]
 pub struct ReceiverArgs {
@@ -200,6 +234,8 @@ pub struct NodeArgs {
     #[command(flatten)]
     pub receiver: ReceiverArgs,
     #[command(flatten)]
+    pub queue: QueueArgs,
+    #[command(flatten)]
     pub session: SessionArgs,
 }
 
@@ -244,6 +280,8 @@ pub struct UpArgs {
     pub secret: Option<String>,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub queue: QueueArgs,
     #[command(flatten)]
     pub session: SessionArgs,
 }

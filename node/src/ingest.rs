@@ -1,9 +1,9 @@
 //! The one place that decides what happens to an export request, whatever the transport:
 //! decompress, decode, check, publish — and what the failure means for the client.
 
-use slim_roles::{PublishError, Publisher};
+use slim_roles::{Outgoing, PublishError, Publisher};
 use thiserror::Error;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use otlp::compression::{decompress, Encoding};
 use otlp::status::Code;
@@ -59,8 +59,7 @@ impl IngestError {
     /// Seconds a client should wait before retrying, for retryable failures.
     pub fn retry_after(&self) -> Option<u64> {
         match self {
-            IngestError::NotReady(_) => Some(5),
-            IngestError::Unavailable(_) => Some(1),
+            IngestError::NotReady(_) | IngestError::Unavailable(_) => Some(5),
             _ => None,
         }
     }
@@ -82,7 +81,9 @@ impl From<PublishError> for IngestError {
             PublishError::TooLarge { .. } => IngestError::TooLarge(format!(
                 "{err}; send smaller batches (e.g. lower the exporter's max batch size)"
             )),
-            PublishError::Busy | PublishError::Slim(_) => IngestError::Unavailable(err.to_string()),
+            PublishError::Full { .. } | PublishError::Slim(_) => {
+                IngestError::Unavailable(err.to_string())
+            }
         }
     }
 }
@@ -142,8 +143,9 @@ impl Ingest {
         self.ingest(request).await
     }
 
-    /// Publishes a decoded request: drops invalid items, splits what exceeds SLIM's message
-    /// cap, and returns only once SLIM has taken every message.
+    /// Takes a decoded request for the channel: drops invalid items, splits what exceeds
+    /// SLIM's message cap, and puts the parts in the node's outbox, which keeps them until
+    /// every member acknowledged them.
     pub async fn ingest(&self, mut request: OtlpRequest) -> Result<Accepted, IngestError> {
         let signal = request.signal();
         let mut rejected = validate(&mut request);
@@ -158,33 +160,34 @@ impl Ingest {
             )));
         }
         rejected.merge(split.rejected);
-        let total = split.parts.len();
         let mut accepted = Accepted {
             signal,
-            message_ids: Vec::with_capacity(total),
+            message_ids: Vec::with_capacity(split.parts.len()),
             items: 0,
             rejected,
         };
-        for part in split.parts.into_iter().filter(|p| !p.is_empty()) {
-            let items = part.summary().items;
-            let message_id = uuid::Uuid::new_v4().to_string();
-            let metadata = wire::metadata(signal, &message_id);
-            if let Err(err) = self
-                .publisher
-                .publish(part.to_protobuf(), wire::PROTOBUF, metadata)
-                .await
-            {
-                if !accepted.message_ids.is_empty() {
-                    // The client will send it all again: the parts already taken arrive twice.
-                    warn!(%signal, published = accepted.message_ids.len(), total, %err,
-                        "a split request failed part of the way");
+        let messages: Vec<Outgoing> = split
+            .parts
+            .into_iter()
+            .filter(|p| !p.is_empty())
+            .map(|part| {
+                let id = uuid::Uuid::new_v4().to_string();
+                accepted.items += part.summary().items;
+                accepted.message_ids.push(id.clone());
+                Outgoing {
+                    metadata: wire::metadata(signal, &id),
+                    id,
+                    payload: part.to_protobuf(),
+                    payload_type: wire::PROTOBUF.to_string(),
                 }
-                return Err(err.into());
-            }
-            debug!(%signal, id = %message_id, items, "published");
-            accepted.message_ids.push(message_id);
-            accepted.items += items;
+            })
+            .collect();
+        if messages.is_empty() {
+            return Ok(accepted);
         }
+        // All parts or none: a retried request never finds half of itself already taken.
+        self.publisher.publish_all(messages)?;
+        debug!(%signal, ids = ?accepted.message_ids, items = accepted.items, "taken");
         Ok(accepted)
     }
 }

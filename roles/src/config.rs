@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::error::ConfigError;
 use crate::name::{Secret, SlimName};
+use crate::outbox::OutboxLimits;
 
 /// Default SLIM server URL (SLIM's conventional port).
 pub const DEFAULT_SLIM_URL: &str = "http://127.0.0.1:46357";
@@ -60,6 +61,8 @@ pub struct NodeConfig {
     /// Published messages allowed to wait for SLIM's acknowledgement at once. SLIM
     /// deadlocks when reliable publishes are not bounded (measured at ~8k).
     pub in_flight: usize,
+    /// How much may wait for the members' acknowledgements.
+    pub outbox: OutboxLimits,
 }
 
 impl NodeConfig {

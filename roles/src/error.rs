@@ -67,9 +67,14 @@ pub enum PublishError {
         /// The node's state at the time.
         state: String,
     },
-    /// Too many messages are waiting for SLIM's acknowledgement.
-    #[error("too many messages in flight to SLIM; try again shortly")]
-    Busy,
+    /// The outbox is full: members are slow or away.
+    #[error("the outbox is full ({messages} messages, {bytes} bytes waiting for members to acknowledge); try again later")]
+    Full {
+        /// Messages held.
+        messages: usize,
+        /// Bytes held.
+        bytes: usize,
+    },
     /// The payload would exceed SLIM's message size limit.
     #[error("payload of {size} bytes exceeds SLIM's message limit of {limit} bytes")]
     TooLarge {

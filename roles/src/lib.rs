@@ -12,9 +12,11 @@ pub mod error;
 mod moderator;
 pub mod name;
 mod node;
+pub mod outbox;
 mod participant;
 mod receive;
 pub mod runtime;
+mod sender;
 pub mod server;
 pub mod state;
 
@@ -22,4 +24,5 @@ pub use config::{NodeConfig, Reliability, RoleConfig, DEFAULT_SLIM_URL};
 pub use error::{ConfigError, PublishError, RoleError};
 pub use name::{Secret, SlimName};
 pub use node::{Incoming, Node, Publisher};
+pub use outbox::{OutboxLimits, OutboxStats, Outgoing, MESSAGE_ID_KEY};
 pub use state::{RoleKind, State, Status};

@@ -13,6 +13,7 @@ use crate::error::RoleError;
 use crate::name::SlimName;
 use crate::node::RoleCtx;
 use crate::receive::{receive_until_closed, ReceiveEnd};
+use crate::sender;
 use crate::state::Event;
 
 /// Longest wait for SLIM to set up a session or finish one invite.
@@ -78,8 +79,16 @@ async fn session_lifetime(
         session.clone(),
         invite.to_vec(),
     ));
-    let end = receive_until_closed(session.clone(), ctx.incoming.clone(), ctx.cancel.clone()).await;
+    let stop_sender = ctx.cancel.child_token();
+    let sender = tokio::spawn(sender::run(
+        ctx.clone(),
+        session.clone(),
+        stop_sender.clone(),
+    ));
+    let end = receive_until_closed(ctx, session.clone(), ctx.cancel.clone()).await;
     inviter.abort();
+    stop_sender.cancel();
+    let _ = sender.await;
     if end == ReceiveEnd::Cancelled {
         close(ctx, session).await;
     }

@@ -1,6 +1,7 @@
 //! A running node: its SLIM connection, its role task, and the handles the binary uses.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,13 +14,10 @@ use tracing::{error, info, warn};
 use crate::config::{max_payload_bytes, NodeConfig, RoleConfig};
 use crate::connection::{self, Connection};
 use crate::error::{PublishError, RoleError};
+use crate::outbox::{Outbox, OutboxStats, Outgoing};
 use crate::state::{Event, RoleKind, State, Status};
 use crate::{moderator, participant};
 
-/// How long a publish may wait for room in the in-flight window before it is refused.
-const WINDOW_WAIT: Duration = Duration::from_secs(5);
-/// How long a completion is awaited; SLIM can leave handles unresolved forever.
-const COMPLETION_WAIT: Duration = Duration::from_secs(60);
 /// Messages buffered between SLIM and the consumer.
 const INCOMING_BUFFER: usize = 1024;
 
@@ -43,14 +41,32 @@ pub(crate) struct Shared {
     role: RoleKind,
     status: watch::Sender<Status>,
     session: Mutex<Option<Arc<Session>>>,
-    window: Arc<Semaphore>,
+    /// Bounds the publishes awaiting SLIM's completion: unbounded, SLIM deadlocks.
+    pub window: Arc<Semaphore>,
     max_payload: usize,
+    /// What was taken and not yet acknowledged by every member.
+    pub outbox: Outbox,
+    /// Members that joined at some point: what is published must reach each of them.
+    known: Mutex<BTreeSet<String>>,
+    /// Once a member joined, data is taken even while members are away.
+    had_members: AtomicBool,
 }
 
 impl Shared {
     /// Feeds an event to the state machine, logging the transition.
     pub(crate) fn apply(&self, event: Event) {
         let role = self.role;
+        match &event {
+            Event::MemberJoined(name) => {
+                self.note_members([name.clone()]);
+                self.outbox.resend_now();
+            }
+            Event::Invited => {
+                self.had_members.store(true, Ordering::Relaxed);
+                self.outbox.resend_now();
+            }
+            _ => {}
+        }
         self.status
             .send_if_modified(|status| match status.state.on(role, &event) {
                 Ok(next) if next != status.state => {
@@ -72,6 +88,23 @@ impl Shared {
 
     pub(crate) fn set_session(&self, session: Option<Arc<Session>>) {
         *self.session.lock().unwrap_or_else(|p| p.into_inner()) = session;
+    }
+
+    /// Records members (names), who must acknowledge what is published from now on.
+    pub(crate) fn note_members(&self, names: impl IntoIterator<Item = String>) {
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        known.extend(names);
+        if !known.is_empty() {
+            self.had_members.store(true, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn known_members(&self) -> BTreeSet<String> {
+        self.known.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(crate) fn state(&self) -> State {
+        self.status.borrow().state.clone()
     }
 
     fn session(&self) -> Option<Arc<Session>> {
@@ -124,6 +157,9 @@ impl Node {
             session: Mutex::new(None),
             window: Arc::new(Semaphore::new(cfg.in_flight.max(1))),
             max_payload: max_payload_bytes(cfg.mls),
+            outbox: Outbox::new(cfg.outbox),
+            known: Mutex::new(BTreeSet::new()),
+            had_members: AtomicBool::new(false),
         });
         info!(%role, name = %cfg.name, url = %cfg.slim_url, "connecting to SLIM");
         let conn = Arc::new(connection::connect(&cfg, &format!("slim-node-{role}")).await?);
@@ -167,8 +203,26 @@ impl Node {
         self.shared.status.subscribe()
     }
 
-    /// Leaves the channel (a moderator closes the group), then disconnects.
-    pub async fn shutdown(self) {
+    /// Waits up to `drain` for the members to acknowledge what was taken, then leaves the
+    /// channel (a moderator closes the group) and disconnects.
+    pub async fn shutdown(self, drain: Duration) {
+        let left = self.shared.outbox.stats().messages;
+        if left > 0 && self.shared.state().has_members() {
+            info!(
+                messages = left,
+                ?drain,
+                "waiting for members to acknowledge what was taken"
+            );
+            let _ = tokio::time::timeout(drain, self.drained()).await;
+        }
+        let left = self.shared.outbox.stats();
+        if left.messages > 0 {
+            warn!(
+                messages = left.messages,
+                bytes = left.bytes,
+                "leaving with messages no member acknowledged yet: they are lost unless spooled"
+            );
+        }
         // Stop being reachable first: SLIM routes an invite for our name to any app that
         // subscribed it, and a node on its way out would accept it and vanish. A successor
         // started under the same name then gets the invitations.
@@ -192,6 +246,16 @@ impl Node {
         }
         self.shared.apply(Event::Stop);
     }
+
+    async fn drained(&self) {
+        loop {
+            let notified = self.shared.outbox.drained.notified();
+            if self.shared.outbox.stats().messages == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 /// Publishes on the node's channel.
@@ -211,44 +275,34 @@ impl Publisher {
         self.shared.max_payload
     }
 
-    /// Hands one message to SLIM. Returns once SLIM has taken it into the session; the
-    /// acknowledgement is awaited in the background, bounded by the in-flight window.
-    /// `Ok` means "SLIM took it", not "every member got it": SLIM gives no delivery receipt.
-    pub async fn publish(
-        &self,
-        payload: Vec<u8>,
-        payload_type: &str,
-        metadata: HashMap<String, String>,
-    ) -> Result<(), PublishError> {
-        if payload.len() > self.shared.max_payload {
+    /// What waits in the outbox.
+    pub fn outbox(&self) -> OutboxStats {
+        self.shared.outbox.stats()
+    }
+
+    /// Takes messages for the channel: all of them or none. They stay in the outbox until
+    /// every member acknowledged them, and are sent again until then (receivers drop the
+    /// duplicates). Refused while no member ever joined (SLIM would drop them), when a
+    /// payload exceeds SLIM's limit, or when the outbox is full.
+    pub fn publish_all(&self, messages: Vec<Outgoing>) -> Result<(), PublishError> {
+        if let Some(big) = messages
+            .iter()
+            .find(|m| m.payload.len() > self.shared.max_payload)
+        {
             return Err(PublishError::TooLarge {
-                size: payload.len(),
+                size: big.payload.len(),
                 limit: self.shared.max_payload,
             });
         }
-        let state = self.shared.status.borrow().state.clone();
-        let session = match self.shared.session() {
-            Some(session) if state.has_members() => session,
-            _ => {
-                return Err(PublishError::NotReady {
-                    state: state.to_string(),
-                })
-            }
-        };
-        let permit = tokio::time::timeout(WINDOW_WAIT, self.shared.window.clone().acquire_owned())
-            .await
-            .map_err(|_| PublishError::Busy)?
-            .map_err(|_| PublishError::Busy)?;
-        let completion = session
-            .publish_async(payload, Some(payload_type.to_string()), Some(metadata))
-            .await
-            .map_err(|e| PublishError::Slim(e.to_string()))?;
-        tokio::spawn(async move {
-            if let Err(err) = completion.wait_for_async(COMPLETION_WAIT).await {
-                warn!(%err, "a published message was not acknowledged by every member");
-            }
-            drop(permit);
-        });
-        Ok(())
+        let state = self.shared.state();
+        let session_exists = self.shared.session().is_some();
+        if !(state.has_members()
+            || session_exists && self.shared.had_members.load(Ordering::Relaxed))
+        {
+            return Err(PublishError::NotReady {
+                state: state.to_string(),
+            });
+        }
+        self.shared.outbox.push_all(messages)
     }
 }

@@ -7,6 +7,7 @@ use tracing::{info, warn};
 use crate::connection::is_timeout;
 use crate::node::RoleCtx;
 use crate::receive::{receive_until_closed, ReceiveEnd};
+use crate::sender;
 use crate::state::Event;
 
 pub(crate) async fn run(ctx: RoleCtx) {
@@ -35,7 +36,15 @@ pub(crate) async fn run(ctx: RoleCtx) {
         ctx.shared.set_channel(channel);
         ctx.shared.set_session(Some(session.clone()));
         ctx.shared.apply(Event::Invited);
-        let end = receive_until_closed(session, ctx.incoming.clone(), ctx.cancel.clone()).await;
+        let stop_sender = ctx.cancel.child_token();
+        let sender = tokio::spawn(sender::run(
+            ctx.clone(),
+            session.clone(),
+            stop_sender.clone(),
+        ));
+        let end = receive_until_closed(&ctx, session, ctx.cancel.clone()).await;
+        stop_sender.cancel();
+        let _ = sender.await;
         ctx.shared.set_session(None);
         if end == ReceiveEnd::Cancelled {
             return;

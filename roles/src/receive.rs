@@ -1,18 +1,31 @@
-//! The receive loop shared by both roles: SLIM session → `Incoming` messages.
+//! The receive loop shared by both roles: SLIM session → `Incoming` messages. It also
+//! acknowledges every message that carries an id, drops duplicates, and hands the
+//! acknowledgements it receives to the outbox.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use slim_bindings::Session;
-use tokio::sync::mpsc;
+use slim_bindings::{MessageContext, Session};
+use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::connection::{is_closed, is_timeout};
-use crate::node::Incoming;
+use crate::node::{Incoming, RoleCtx};
+use crate::outbox::{SeenIds, ACK_PAYLOAD_TYPE, MESSAGE_ID_KEY};
+use crate::sender::COMPLETION_WAIT;
 
 /// Key SLIM adds on the receiving side with the MLS-verified sender identity.
 const PEER_SUBJECT_KEY: &str = "slim-peer-subject";
+/// Ids remembered to drop duplicates.
+const SEEN_IDS: usize = 200_000;
+/// Acknowledgements are sent at least this often, or when this many are pending.
+const ACK_EVERY: Duration = Duration::from_millis(20);
+const ACK_BATCH: usize = 256;
+/// Acknowledgements awaiting SLIM's completion at once (their own window, so that data
+/// filling the publish window can never hold acknowledgements back).
+const ACKS_IN_FLIGHT: usize = 64;
 
 /// Why the receive loop ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -23,22 +36,94 @@ pub(crate) enum ReceiveEnd {
     Cancelled,
 }
 
+/// Acknowledgements waiting to be sent, per sender.
+struct Acks {
+    pending: HashMap<String, (MessageContext, Vec<String>)>,
+    count: usize,
+    window: Arc<Semaphore>,
+}
+
+impl Acks {
+    fn add(&mut self, from: &str, ctx: &MessageContext, id: String) {
+        let entry = self
+            .pending
+            .entry(from.to_string())
+            .or_insert_with(|| (ctx.clone(), Vec::new()));
+        entry.1.push(id);
+        self.count += 1;
+    }
+
+    async fn flush(&mut self, session: &Session) {
+        for (from, (ctx, ids)) in self.pending.drain() {
+            let Ok(permit) = self.window.clone().acquire_owned().await else {
+                return;
+            };
+            let payload = ids.join("\n").into_bytes();
+            match session
+                .publish_to_async(ctx, payload, Some(ACK_PAYLOAD_TYPE.to_string()), None)
+                .await
+            {
+                Ok(completion) => {
+                    tokio::spawn(async move {
+                        let _ = completion.wait_for_async(COMPLETION_WAIT).await;
+                        drop(permit);
+                    });
+                }
+                // The sender re-sends what stays unacknowledged; we acknowledge it then.
+                Err(err) => debug!(%from, %err, "an acknowledgement could not be sent"),
+            }
+        }
+        self.count = 0;
+    }
+}
+
 pub(crate) async fn receive_until_closed(
+    ctx: &RoleCtx,
     session: Arc<Session>,
-    tx: mpsc::Sender<Incoming>,
     cancel: CancellationToken,
 ) -> ReceiveEnd {
+    let tx: &mpsc::Sender<Incoming> = &ctx.incoming;
+    let mut seen = SeenIds::new(SEEN_IDS);
+    let mut acks = Acks {
+        pending: HashMap::new(),
+        count: 0,
+        window: Arc::new(Semaphore::new(ACKS_IN_FLIGHT)),
+    };
+    let mut ack_tick = tokio::time::interval(ACK_EVERY);
     loop {
         let result = tokio::select! {
-            _ = cancel.cancelled() => return ReceiveEnd::Cancelled,
+            _ = cancel.cancelled() => {
+                acks.flush(&session).await;
+                return ReceiveEnd::Cancelled;
+            }
+            _ = ack_tick.tick() => {
+                acks.flush(&session).await;
+                continue;
+            }
             r = session.get_message_async(Some(Duration::from_secs(1))) => r,
         };
         match result {
             Ok(msg) => {
+                let from = msg.context.source_name.to_string();
+                if msg.context.payload_type == ACK_PAYLOAD_TYPE {
+                    let text = String::from_utf8_lossy(&msg.payload);
+                    ctx.shared.outbox.ack(&from, text.lines());
+                    continue;
+                }
+                if let Some(id) = msg.context.metadata.get(MESSAGE_ID_KEY).cloned() {
+                    acks.add(&from, &msg.context, id.clone());
+                    if acks.count >= ACK_BATCH {
+                        acks.flush(&session).await;
+                    }
+                    if !seen.first_time(&id) {
+                        debug!(%from, %id, "dropped a duplicate");
+                        continue;
+                    }
+                }
                 let mut metadata = msg.context.metadata;
                 let verified_sender = metadata.remove(PEER_SUBJECT_KEY);
                 let incoming = Incoming {
-                    from: msg.context.source_name.to_string(),
+                    from,
                     verified_sender,
                     payload_type: msg.context.payload_type,
                     metadata,
@@ -53,7 +138,7 @@ pub(crate) async fn receive_until_closed(
                 debug!(%err, "session closed");
                 return ReceiveEnd::Closed;
             }
-            // e.g. "message lost": SLIM could not recover a gap; the stream goes on.
+            // e.g. "message lost": SLIM could not recover a gap; the sender re-sends it.
             Err(err) => warn!(%err, "SLIM reported a receive error"),
         }
     }

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use slim_roles::{Node, NodeConfig, Reliability, RoleConfig, Secret};
@@ -24,7 +25,8 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     let config = node_config(&args)?;
     let node = RunningNode::start(config, &args.sink, &args.receiver).await?;
     shutdown.cancelled().await;
-    node.stop().await;
+    node.stop(Duration::from_secs(args.queue.drain_timeout))
+        .await;
     Ok(())
 }
 
@@ -55,6 +57,7 @@ fn node_config(args: &NodeArgs) -> anyhow::Result<NodeConfig> {
         connect_attempts: args.session.connect_attempts,
         reliability: Reliability::default(),
         in_flight: IN_FLIGHT,
+        outbox: args.queue.limits(),
     };
     config.validate()?;
     Ok(config)
@@ -152,8 +155,9 @@ impl RunningNode {
         })
     }
 
-    /// Stops accepting, leaves the channel, and waits until the sinks wrote what arrived.
-    pub async fn stop(self) {
+    /// Stops accepting, waits up to `drain` for the members to acknowledge what was taken,
+    /// leaves the channel, and waits until the sinks wrote what arrived.
+    pub async fn stop(self, drain: Duration) {
         self.stop_receivers.cancel();
         for (name, task) in self.receivers {
             match task.await {
@@ -162,7 +166,7 @@ impl RunningNode {
                 Err(err) => warn!(%err, "the {name} receiver task failed"),
             }
         }
-        self.node.shutdown().await;
+        self.node.shutdown(drain).await;
         // The consumer ends once the node dropped its side of the message channel.
         if tokio::task::spawn_blocking(move || self.consumer.join())
             .await

@@ -39,6 +39,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             connect_attempts: args.session.connect_attempts,
             reliability: Reliability::default(),
             in_flight: IN_FLIGHT,
+            outbox: args.queue.limits(),
         })
     };
     let no_receivers = ReceiverArgs {
@@ -75,8 +76,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         grpc = args.otlp_grpc,
     );
     shutdown.cancelled().await;
-    receiver.stop().await;
-    printer.stop().await;
+    let drain = std::time::Duration::from_secs(args.queue.drain_timeout);
+    receiver.stop(drain).await;
+    printer.stop(drain).await;
     server.shutdown().await?;
     Ok(())
 }

@@ -124,6 +124,7 @@ async fn health(State(ingest): State<Ingest>) -> Response {
     let body = serde_json::json!({
         "status": if status.state.has_members() { "ok" } else { "waiting" },
         "node": status,
+        "outbox": ingest.publisher().outbox(),
     });
     (
         [(header::CONTENT_TYPE, HeaderValue::from_static(JSON_CT))],

@@ -1,0 +1,355 @@
+//! The outbox: messages taken for the channel, kept until every member acknowledged them.
+//!
+//! SLIM's completion is not a delivery receipt: it reports success for messages it dropped,
+//! keeps nothing for members that are offline, and can wedge after an outage. So members
+//! acknowledge every message by id (a small unicast back to the sender), the sender re-sends
+//! what stays unacknowledged, and receivers drop the duplicates that re-sending creates.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+use crate::error::PublishError;
+
+/// Metadata key carrying a message's id (shared with the channel's wire format).
+pub const MESSAGE_ID_KEY: &str = "otlp-message-id";
+/// `payload_type` of acknowledgements: the payload is message ids, one per line.
+pub const ACK_PAYLOAD_TYPE: &str = "application/vnd.slim-node.ack";
+
+/// The longest wait between two sends of an unacknowledged message.
+pub const MAX_RESEND_AFTER: Duration = Duration::from_secs(60);
+
+/// How much the outbox may hold before new messages are refused.
+#[derive(Debug, Clone, Copy)]
+pub struct OutboxLimits {
+    /// Payload bytes held at most.
+    pub max_bytes: usize,
+    /// Messages held at most.
+    pub max_messages: usize,
+}
+
+/// One message to publish.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// Unique id; receivers acknowledge and deduplicate by it.
+    pub id: String,
+    /// The payload.
+    pub payload: Vec<u8>,
+    /// SLIM payload type.
+    pub payload_type: String,
+    /// Metadata (travels in the clear); the id is added under [`MESSAGE_ID_KEY`].
+    pub metadata: HashMap<String, String>,
+}
+
+struct Entry {
+    msg: Outgoing,
+    /// Members that must acknowledge: fixed at the first send.
+    required: Option<BTreeSet<String>>,
+    acked: BTreeSet<String>,
+    last_sent: Option<Instant>,
+    sends: u32,
+}
+
+/// Counts for `/health`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct OutboxStats {
+    /// Messages waiting for an acknowledgement (or to be sent).
+    pub messages: usize,
+    /// Their payload bytes.
+    pub bytes: usize,
+    /// Messages sent more than once so far.
+    pub resent: u64,
+}
+
+pub(crate) struct Outbox {
+    limits: OutboxLimits,
+    inner: Mutex<Inner>,
+    /// Wakes the sender when there is something new.
+    pub wake: Notify,
+    /// Wakes those waiting for the outbox to drain.
+    pub drained: Notify,
+}
+
+#[derive(Default)]
+struct Inner {
+    entries: VecDeque<Entry>,
+    bytes: usize,
+    resent: u64,
+}
+
+impl Outbox {
+    pub(crate) fn new(limits: OutboxLimits) -> Self {
+        Outbox {
+            limits,
+            inner: Mutex::new(Inner::default()),
+            wake: Notify::new(),
+            drained: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes every message or none: a request split in parts is never half taken.
+    pub(crate) fn push_all(&self, msgs: Vec<Outgoing>) -> Result<(), PublishError> {
+        let size: usize = msgs.iter().map(|m| m.payload.len()).sum();
+        {
+            let mut inner = self.lock();
+            let count = inner.entries.len() + msgs.len();
+            if count > self.limits.max_messages || inner.bytes + size > self.limits.max_bytes {
+                return Err(PublishError::Full {
+                    messages: inner.entries.len(),
+                    bytes: inner.bytes,
+                });
+            }
+            inner.bytes += size;
+            for mut msg in msgs {
+                msg.metadata
+                    .insert(MESSAGE_ID_KEY.to_string(), msg.id.clone());
+                inner.entries.push_back(Entry {
+                    msg,
+                    required: None,
+                    acked: BTreeSet::new(),
+                    last_sent: None,
+                    sends: 0,
+                });
+            }
+        }
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Messages to send now: never sent, or unacknowledged for `resend_after`, doubling
+    /// with each send up to [`MAX_RESEND_AFTER`]. The first send fixes who must
+    /// acknowledge (`members`).
+    pub(crate) fn due(
+        &self,
+        now: Instant,
+        members: &BTreeSet<String>,
+        resend_after: Duration,
+    ) -> Vec<Outgoing> {
+        let mut inner = self.lock();
+        let mut resent = 0;
+        let due: Vec<Outgoing> = inner
+            .entries
+            .iter_mut()
+            .filter(|e| {
+                let wait = (resend_after * 2u32.saturating_pow(e.sends.saturating_sub(1)))
+                    .min(MAX_RESEND_AFTER.max(resend_after));
+                e.last_sent
+                    .is_none_or(|at| now.saturating_duration_since(at) >= wait)
+            })
+            .map(|e| {
+                if e.last_sent.is_some() {
+                    resent += 1;
+                }
+                e.required.get_or_insert_with(|| members.clone());
+                e.last_sent = Some(now);
+                e.sends += 1;
+                e.msg.clone()
+            })
+            .collect();
+        inner.resent += resent;
+        due
+    }
+
+    /// Makes every unacknowledged message due now (a member came back).
+    pub(crate) fn resend_now(&self) {
+        let mut inner = self.lock();
+        for e in inner.entries.iter_mut() {
+            e.last_sent = None;
+            e.sends = 0;
+        }
+        drop(inner);
+        self.wake.notify_one();
+    }
+
+    /// `from` acknowledged `ids`; messages every required member acknowledged are done.
+    pub(crate) fn ack<'a>(&self, from: &str, ids: impl IntoIterator<Item = &'a str>) {
+        let ids: HashSet<&str> = ids.into_iter().collect();
+        let mut inner = self.lock();
+        let mut freed = 0;
+        inner.entries.retain_mut(|e| {
+            if ids.contains(e.msg.id.as_str()) {
+                e.acked.insert(from.to_string());
+            }
+            let done = e.required.as_ref().is_some_and(|r| r.is_subset(&e.acked));
+            if done {
+                freed += e.msg.payload.len();
+            }
+            !done
+        });
+        inner.bytes -= freed;
+        if inner.entries.is_empty() {
+            self.drained.notify_waiters();
+        }
+    }
+
+    pub(crate) fn stats(&self) -> OutboxStats {
+        let inner = self.lock();
+        OutboxStats {
+            messages: inner.entries.len(),
+            bytes: inner.bytes,
+            resent: inner.resent,
+        }
+    }
+}
+
+/// Ids seen recently, to drop the duplicates re-sending creates.
+pub(crate) struct SeenIds {
+    set: HashSet<String>,
+    order: VecDeque<String>,
+    capacity: usize,
+}
+
+impl SeenIds {
+    pub(crate) fn new(capacity: usize) -> Self {
+        SeenIds {
+            set: HashSet::new(),
+            order: VecDeque::new(),
+            capacity,
+        }
+    }
+
+    /// Records `id`; false when it was seen before.
+    pub(crate) fn first_time(&mut self, id: &str) -> bool {
+        if self.set.contains(id) {
+            return false;
+        }
+        if self.order.len() == self.capacity {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        self.set.insert(id.to_string());
+        self.order.push_back(id.to_string());
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(id: &str, size: usize) -> Outgoing {
+        Outgoing {
+            id: id.into(),
+            payload: vec![0; size],
+            payload_type: "t".into(),
+            metadata: HashMap::new(),
+        }
+    }
+
+    fn members(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn outbox(max_bytes: usize, max_messages: usize) -> Outbox {
+        Outbox::new(OutboxLimits {
+            max_bytes,
+            max_messages,
+        })
+    }
+
+    #[test]
+    fn a_message_stays_until_every_member_acknowledged_it() {
+        let o = outbox(1000, 10);
+        o.push_all(vec![msg("a", 10)]).unwrap();
+        let sent = o.due(
+            Instant::now(),
+            &members(&["p1", "p2"]),
+            Duration::from_secs(5),
+        );
+        assert_eq!(sent[0].metadata[MESSAGE_ID_KEY], "a");
+        o.ack("p1", ["a"]);
+        assert_eq!(o.stats().messages, 1);
+        o.ack("p2", ["a"]);
+        assert_eq!(
+            o.stats(),
+            OutboxStats {
+                messages: 0,
+                bytes: 0,
+                resent: 0
+            }
+        );
+    }
+
+    #[test]
+    fn unacknowledged_messages_are_sent_again_with_doubling_delays() {
+        let o = outbox(1000, 10);
+        o.push_all(vec![msg("a", 1)]).unwrap();
+        let p = members(&["p"]);
+        let d = Duration::from_secs(5);
+        let t0 = Instant::now();
+        assert_eq!(o.due(t0, &p, d).len(), 1);
+        assert!(o.due(t0 + d / 2, &p, d).is_empty(), "not yet");
+        assert_eq!(o.due(t0 + d, &p, d).len(), 1, "again after d");
+        assert!(o.due(t0 + d * 2, &p, d).is_empty(), "the next one waits 2d");
+        assert_eq!(o.due(t0 + d * 3, &p, d).len(), 1);
+        assert_eq!(o.stats().resent, 2);
+    }
+
+    #[test]
+    fn a_returning_member_makes_every_unacknowledged_message_due_at_once() {
+        let o = outbox(1000, 10);
+        o.push_all(vec![msg("a", 1), msg("b", 1)]).unwrap();
+        let t0 = Instant::now();
+        assert_eq!(
+            o.due(t0, &members(&["p"]), Duration::from_secs(60)).len(),
+            2
+        );
+        o.resend_now();
+        assert_eq!(
+            o.due(t0, &members(&["p"]), Duration::from_secs(60)).len(),
+            2
+        );
+    }
+
+    #[test]
+    fn members_that_join_later_are_not_waited_for() {
+        let o = outbox(1000, 10);
+        o.push_all(vec![msg("a", 1)]).unwrap();
+        let t0 = Instant::now();
+        o.due(t0, &members(&["p1"]), Duration::from_secs(5));
+        o.due(
+            t0 + Duration::from_secs(5),
+            &members(&["p1", "p2"]),
+            Duration::from_secs(5),
+        );
+        o.ack("p1", ["a"]);
+        assert_eq!(o.stats().messages, 0);
+    }
+
+    #[test]
+    fn a_full_outbox_refuses_all_of_a_batch() {
+        let o = outbox(100, 3);
+        o.push_all(vec![msg("a", 60)]).unwrap();
+        assert!(matches!(
+            o.push_all(vec![msg("b", 30), msg("c", 30)]),
+            Err(PublishError::Full { .. })
+        ));
+        assert!(
+            o.push_all(vec![msg("b", 1), msg("c", 1), msg("d", 1)])
+                .is_err(),
+            "count limit"
+        );
+        assert_eq!(
+            o.stats().messages,
+            1,
+            "nothing of a refused batch was taken"
+        );
+    }
+
+    #[test]
+    fn duplicate_ids_are_recognised_within_the_window() {
+        let mut seen = SeenIds::new(2);
+        assert!(seen.first_time("a"));
+        assert!(!seen.first_time("a"));
+        assert!(seen.first_time("b"));
+        assert!(seen.first_time("c"));
+        assert!(seen.first_time("a"), "forgotten once the window moved on");
+    }
+}

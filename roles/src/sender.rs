@@ -1,0 +1,78 @@
+//! The sender: publishes what the outbox says is due, within the in-flight window.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use slim_bindings::Session;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::node::RoleCtx;
+
+/// First wait for an acknowledgement before sending again (SLIM's own retransmission,
+/// 5 × 1 s, has given up by then); it doubles with each send.
+const RESEND_AFTER: Duration = Duration::from_secs(6);
+/// How often due messages are looked for without a wake-up.
+const TICK: Duration = Duration::from_millis(500);
+/// How long a completion is awaited; SLIM can leave handles unresolved forever.
+pub(crate) const COMPLETION_WAIT: Duration = Duration::from_secs(60);
+
+/// Runs for one session; returns when `cancel` fires.
+pub(crate) async fn run(ctx: RoleCtx, session: Arc<Session>, cancel: CancellationToken) {
+    let own = ctx.cfg.name.to_string();
+    let mut tick = tokio::time::interval(TICK);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = ctx.shared.outbox.wake.notified() => {}
+            _ = tick.tick() => {}
+        }
+        // SLIM silently drops what is published while nobody is there to receive it.
+        if !ctx.shared.state().has_members() {
+            continue;
+        }
+        let members = members(&ctx, &session, &own).await;
+        for msg in ctx
+            .shared
+            .outbox
+            .due(Instant::now(), &members, RESEND_AFTER)
+        {
+            let permit = tokio::select! {
+                _ = cancel.cancelled() => return,
+                p = ctx.shared.window.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => return,
+                },
+            };
+            let published = session
+                .publish_async(msg.payload, Some(msg.payload_type), Some(msg.metadata))
+                .await;
+            match published {
+                Ok(completion) => {
+                    tokio::spawn(async move {
+                        if let Err(err) = completion.wait_for_async(COMPLETION_WAIT).await {
+                            debug!(%err, "SLIM did not confirm a publish; the outbox re-sends it");
+                        }
+                        drop(permit);
+                    });
+                }
+                // It stays in the outbox and is sent again.
+                Err(err) => warn!(id = %msg.id, %err, "SLIM refused a publish"),
+            }
+        }
+    }
+}
+
+/// Who must acknowledge what is sent now: every member that ever joined (so one that is
+/// away gets it when it is back), and whoever the session lists besides us.
+async fn members(ctx: &RoleCtx, session: &Session, own: &str) -> BTreeSet<String> {
+    if let Ok(list) = session.participants_list_async().await {
+        ctx.shared.note_members(
+            list.iter()
+                .map(|p| p.name.to_string())
+                .filter(|name| name != own),
+        );
+    }
+    ctx.shared.known_members()
+}
