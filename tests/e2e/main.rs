@@ -5,6 +5,7 @@ mod harness;
 
 mod cli_errors;
 mod conformance;
+mod faults;
 mod grpc;
 mod hostile;
 mod python_sdk;

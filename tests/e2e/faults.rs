@@ -1,0 +1,107 @@
+//! Nothing lost: faults with real processes, counting every record.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::harness::*;
+
+const CHANNEL: &str = "e2e/faults/telemetry";
+const RECEIVER: &str = "e2e/faults/receiver";
+const PARTICIPANT: &str = "e2e/faults/participant";
+
+fn body(i: usize) -> Vec<u8> {
+    format!(r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{{"body":{{"stringValue":"record {i}"}}}}]}}]}}]}}"#)
+        .into_bytes()
+}
+
+fn records(lines: &[Value]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|l| {
+            l["payload"]["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0]["body"]["stringValue"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_the_participant_gone_the_queue_fills_then_503_and_everything_taken_arrives_when_it_is_back(
+) {
+    let mesh = Mesh::start();
+    let (participant, first_out) = mesh.sink_node("p1", PARTICIPANT, PARTICIPANT_ROLE);
+    let mut args = moderator(CHANNEL, &[PARTICIPANT]);
+    args.extend(["--queue-max-messages", "15"]);
+    let (receiver, port) = mesh.receiver("receiver", RECEIVER, &args);
+    wait_state(port, "active", &receiver).await;
+
+    let mut sent = 0;
+    let mut accepted = BTreeSet::new();
+    for _ in 0..3 {
+        assert_eq!(
+            post(port, "/v1/logs", "application/json", body(sent))
+                .await
+                .status(),
+            200
+        );
+        accepted.insert(format!("record {sent}"));
+        sent += 1;
+    }
+    wait_jsonl(&first_out, 3, &participant).await;
+    participant.kill9();
+
+    // Keep sending: what is taken waits in the outbox; once it is full, 503 + Retry-After.
+    let mut refused = 0;
+    while refused < 3 && sent < 100 {
+        let resp = post(port, "/v1/logs", "application/json", body(sent)).await;
+        match resp.status().as_u16() {
+            200 => {
+                accepted.insert(format!("record {sent}"));
+            }
+            503 => {
+                assert!(
+                    resp.headers().get("retry-after").is_some(),
+                    "503 says when to retry"
+                );
+                refused += 1;
+            }
+            other => panic!("unexpected answer {other}"),
+        }
+        sent += 1;
+    }
+    assert_eq!(refused, 3, "the outbox is bounded");
+    let health = health(port).await.unwrap();
+    assert!(
+        health["outbox"]["messages"].as_u64().unwrap() <= 15,
+        "{health}"
+    );
+
+    // The participant comes back: it is invited again and gets everything that was taken.
+    let (back, second_out) = mesh.sink_node("p2", PARTICIPANT, PARTICIPANT_ROLE);
+    let deadline = std::time::Instant::now() + FORM_TIMEOUT;
+    let delivered = loop {
+        let mut got: Vec<String> = records(&jsonl(&first_out));
+        got.extend(records(&jsonl(&second_out)));
+        let unique: BTreeSet<String> = got.iter().cloned().collect();
+        if unique.is_superset(&accepted) || std::time::Instant::now() > deadline {
+            break got;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
+    let unique: BTreeSet<String> = delivered.iter().cloned().collect();
+    let missing: Vec<&String> = accepted.difference(&unique).collect();
+    eprintln!(
+        "sent {sent}, accepted {}, refused {refused}, delivered {} ({} duplicates)",
+        accepted.len(),
+        unique.len(),
+        delivered.len() - unique.len()
+    );
+    assert!(
+        missing.is_empty(),
+        "accepted but never delivered: {missing:?}\n{}",
+        back.stderr_text()
+    );
+    assert!(unique.is_subset(&accepted), "nothing refused was delivered");
+}
