@@ -105,3 +105,60 @@ async fn with_the_participant_gone_the_queue_fills_then_503_and_everything_taken
     );
     assert!(unique.is_subset(&accepted), "nothing refused was delivered");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slim_server_killed_and_restarted_during_a_stream_loses_nothing_that_got_200() {
+    let mut mesh = Mesh::start();
+    let (participant, out) = mesh.sink_node("participant", PARTICIPANT, PARTICIPANT_ROLE);
+    let (receiver, port) = mesh.receiver("receiver", RECEIVER, &moderator(CHANNEL, &[PARTICIPANT]));
+    wait_state(port, "active", &receiver).await;
+
+    // A steady stream from another task while the server goes down and comes back.
+    let stream = tokio::spawn(async move {
+        let mut accepted = BTreeSet::new();
+        let mut refused = 0;
+        for i in 0..200 {
+            let resp = post(port, "/v1/logs", "application/json", body(i)).await;
+            match resp.status().as_u16() {
+                200 => {
+                    accepted.insert(format!("record {i}"));
+                }
+                _ => refused += 1,
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+        }
+        (accepted, refused)
+    });
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let _mesh = tokio::task::spawn_blocking(move || {
+        mesh.crash_server_for(std::time::Duration::from_secs(4));
+        mesh
+    })
+    .await
+    .unwrap();
+    let (accepted, refused) = stream.await.unwrap();
+
+    let deadline = std::time::Instant::now() + FORM_TIMEOUT;
+    let delivered = loop {
+        let got = records(&jsonl(&out));
+        let unique: BTreeSet<String> = got.iter().cloned().collect();
+        if unique.is_superset(&accepted) || std::time::Instant::now() > deadline {
+            break got;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
+    let unique: BTreeSet<String> = delivered.iter().cloned().collect();
+    eprintln!(
+        "sent 200, accepted {}, refused {refused}, delivered {}, duplicates {}",
+        accepted.len(),
+        unique.len(),
+        delivered.len() - unique.len()
+    );
+    let missing: Vec<&String> = accepted.difference(&unique).collect();
+    assert!(
+        missing.is_empty(),
+        "accepted but never delivered: {missing:?}\n{}",
+        participant.stderr_text()
+    );
+    drop(receiver);
+}

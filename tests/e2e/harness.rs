@@ -112,7 +112,9 @@ impl Drop for Proc {
 pub struct Mesh {
     pub dir: tempfile::TempDir,
     pub url: String,
-    _server: Proc,
+    endpoint: String,
+    server: Option<Proc>,
+    restarts: usize,
 }
 
 impl Mesh {
@@ -121,17 +123,25 @@ impl Mesh {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let endpoint = format!("127.0.0.1:{port}");
-        let server = Proc::spawn(dir.path(), "server", &["server", "--endpoint", &endpoint]);
-        wait_until(
-            FORM_TIMEOUT,
-            || TcpStream::connect(&endpoint).is_ok(),
-            || format!("SLIM server did not listen: {}", server.stderr_text()),
-        );
+        let server = start_server(dir.path(), "server", &endpoint);
         Mesh {
             dir,
             url: format!("http://{endpoint}"),
-            _server: server,
+            endpoint,
+            server: Some(server),
+            restarts: 0,
         }
+    }
+
+    /// Kills the SLIM server with SIGKILL, waits `down`, and starts it again on the same port.
+    pub fn crash_server_for(&mut self, down: Duration) {
+        if let Some(server) = self.server.take() {
+            server.kill9();
+        }
+        std::thread::sleep(down);
+        self.restarts += 1;
+        let label = format!("server-{}", self.restarts);
+        self.server = Some(start_server(self.dir.path(), &label, &self.endpoint));
     }
 
     /// A path in the test's directory.
@@ -180,6 +190,17 @@ pub fn moderator<'a>(channel: &'a str, invites: &[&'a str]) -> Vec<&'a str> {
 
 /// Arguments of a participant.
 pub const PARTICIPANT_ROLE: &[&str] = &["--role", "participant"];
+
+/// Starts `slim-node server` on `endpoint` and waits until it accepts connections.
+fn start_server(dir: &Path, label: &str, endpoint: &str) -> Proc {
+    let server = Proc::spawn(dir, label, &["server", "--endpoint", endpoint]);
+    wait_until(
+        FORM_TIMEOUT,
+        || TcpStream::connect(endpoint).is_ok(),
+        || format!("SLIM server did not listen: {}", server.stderr_text()),
+    );
+    server
+}
 
 /// Polls `ok` every 100 ms until it holds, or panics with `what()`.
 pub fn wait_until(timeout: Duration, mut ok: impl FnMut() -> bool, what: impl Fn() -> String) {
