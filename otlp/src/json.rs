@@ -1,17 +1,57 @@
 //! OTLP/JSON: the JSON encoding the OTLP specification defines (not plain proto3 JSON).
 //!
-//! Trace and span ids are hex (any case in, lower case out), enums are integers (names are
-//! refused), 64-bit integers are read as string or number and written as strings, unknown
-//! fields are ignored and `null` means "not set". The mapping itself is the
-//! `opentelemetry-proto` crate's serde support; the tests below pin the behaviour we rely on.
+//! The proto3 JSON mapping itself (camelCase or proto names in, camelCase out; 64-bit integers
+//! read as string or number and written as strings; `null` as "not set"; unknown fields
+//! ignored; `NaN`, `Infinity` and `-Infinity` as strings; exact doubles) is `prost-reflect`'s,
+//! over the descriptors `opentelemetry-proto` ships. OTLP's own rules are applied on top:
+//! trace and span ids are hex (any case in, lower case out), not base64, and enums are written
+//! as integers. Enum names are accepted on input too (proto3 JSON allows them; the OTLP spec
+//! asks senders for integers); an unknown name is ignored like an unknown field.
 
+use std::sync::LazyLock;
+
+use base64::Engine;
+use prost::Message;
+use prost_reflect::{
+    DescriptorPool, DeserializeOptions, DynamicMessage, MessageDescriptor, SerializeOptions,
+};
 use serde::Serialize;
+use serde_json::Value;
 
-use super::{CodecError, OtlpRequest, Signal};
+use crate::{CodecError, OtlpRequest, Signal};
+
+static POOL: LazyLock<Option<DescriptorPool>> =
+    LazyLock::new(|| DescriptorPool::decode(opentelemetry_proto::DESCRIPTORS).ok());
+
+fn descriptor(signal: Signal) -> Result<MessageDescriptor, CodecError> {
+    let name = match signal {
+        Signal::Traces => "opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest",
+        Signal::Metrics => "opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest",
+        Signal::Logs => "opentelemetry.proto.collector.logs.v1.ExportLogsServiceRequest",
+    };
+    POOL.as_ref()
+        .and_then(|pool| pool.get_message_by_name(name))
+        .ok_or_else(|| {
+            CodecError::Json(
+                signal,
+                format!("no descriptor for {name} (a build problem)"),
+            )
+        })
+}
+
+/// JSON keys of the OTLP id fields, written in hex instead of base64 (camelCase and proto names).
+const ID_KEYS: [&str; 6] = [
+    "traceId",
+    "spanId",
+    "parentSpanId",
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+];
 
 /// Parses an OTLP/JSON `Export*ServiceRequest` of `signal`.
 pub fn from_json(signal: Signal, body: &[u8]) -> Result<OtlpRequest, CodecError> {
-    let mut value: serde_json::Value =
+    let mut value: Value =
         serde_json::from_slice(body).map_err(|e| CodecError::Json(signal, e.to_string()))?;
     if !value.is_object() {
         return Err(CodecError::Json(
@@ -19,49 +59,102 @@ pub fn from_json(signal: Signal, body: &[u8]) -> Result<OtlpRequest, CodecError>
             "the body must be a JSON object".into(),
         ));
     }
-    // proto3 JSON: a null field is the field's default. The generated types refuse null for
-    // lists and numbers, so nulls are dropped before mapping.
-    strip_nulls(&mut value);
-    let err = |e: serde_path_to_error::Error<serde_json::Error>| {
-        let path = e.path().to_string();
-        CodecError::Json(signal, format!("at {path}: {}", e.into_inner()))
+    ids_hex_to_base64(&mut value, &mut String::new()).map_err(|e| CodecError::Json(signal, e))?;
+    let options = DeserializeOptions::new().deny_unknown_fields(false);
+    let mut track = serde_path_to_error::Track::new();
+    let message = DynamicMessage::deserialize_with_options(
+        descriptor(signal)?,
+        serde_path_to_error::Deserializer::new(value, &mut track),
+        &options,
+    )
+    .map_err(|e| CodecError::Json(signal, format!("at {}: {e}", track.path())))?;
+    OtlpRequest::decode_protobuf(signal, &message.encode_to_vec())
+}
+
+/// The OTLP/JSON encoding of `request`, as a JSON value.
+pub fn to_json_value(request: &OtlpRequest) -> Value {
+    let signal = request.signal();
+    let message = descriptor(signal)
+        .ok()
+        .and_then(|d| DynamicMessage::decode(d, request.to_protobuf().as_slice()).ok());
+    let Some(message) = message else {
+        return Value::Null;
     };
-    Ok(match signal {
-        Signal::Traces => {
-            OtlpRequest::Traces(serde_path_to_error::deserialize(value).map_err(err)?)
-        }
-        Signal::Metrics => {
-            OtlpRequest::Metrics(serde_path_to_error::deserialize(value).map_err(err)?)
-        }
-        Signal::Logs => OtlpRequest::Logs(serde_path_to_error::deserialize(value).map_err(err)?),
-    })
-}
-
-fn strip_nulls(value: &mut serde_json::Value) {
-    match value {
-        serde_json::Value::Object(map) => {
-            map.retain(|_, v| !v.is_null());
-            map.values_mut().for_each(strip_nulls);
-        }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(strip_nulls),
-        _ => {}
-    }
-}
-
-impl Serialize for OtlpRequest {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            OtlpRequest::Traces(r) => r.serialize(serializer),
-            OtlpRequest::Metrics(r) => r.serialize(serializer),
-            OtlpRequest::Logs(r) => r.serialize(serializer),
-        }
-    }
+    let options = SerializeOptions::new()
+        .use_enum_numbers(true)
+        .stringify_64_bit_integers(true)
+        .skip_default_fields(true);
+    let mut value = message
+        .serialize_with_options(serde_json::value::Serializer, &options)
+        .unwrap_or(Value::Null);
+    ids_base64_to_hex(&mut value);
+    value
 }
 
 /// The OTLP/JSON encoding of `request`.
 pub fn to_json(request: &OtlpRequest) -> Vec<u8> {
-    // Serializing these plain data types into memory cannot fail.
-    serde_json::to_vec(request).unwrap_or_default()
+    serde_json::to_vec(&to_json_value(request)).unwrap_or_default()
+}
+
+impl Serialize for OtlpRequest {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        to_json_value(self).serialize(serializer)
+    }
+}
+
+/// Rewrites hex ids as the base64 the proto3 mapping reads; `path` names the field in errors.
+fn ids_hex_to_base64(value: &mut Value, path: &mut String) -> Result<(), String> {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                let len = path.len();
+                path.push('.');
+                path.push_str(key);
+                if ID_KEYS.contains(&key.as_str()) {
+                    if let Value::String(hex) = v {
+                        let bytes = hex::decode(hex.as_str())
+                            .map_err(|e| format!("at {}: not a hex id ({e})", &path[1..]))?;
+                        *hex = base64::engine::general_purpose::STANDARD.encode(bytes);
+                    }
+                } else {
+                    ids_hex_to_base64(v, path)?;
+                }
+                path.truncate(len);
+            }
+            Ok(())
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                ids_hex_to_base64(item, path)?;
+                path.truncate(len);
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn ids_base64_to_hex(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                match v {
+                    Value::String(b64) if ID_KEYS.contains(&key.as_str()) => {
+                        if let Ok(bytes) =
+                            base64::engine::general_purpose::STANDARD.decode(b64.as_str())
+                        {
+                            *b64 = hex::encode(bytes);
+                        }
+                    }
+                    other => ids_base64_to_hex(other),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(ids_base64_to_hex),
+        _ => {}
+    }
 }
 
 #[cfg(test)]
@@ -148,12 +241,64 @@ mod tests {
     }
 
     #[test]
-    fn enum_names_are_refused_naming_the_field() {
+    fn enum_names_are_accepted_and_written_as_integers() {
         let body = span_json(json!({"kind": "SPAN_KIND_SERVER"})).to_string();
+        let req = from_json(Signal::Traces, body.as_bytes()).unwrap();
+        let out: serde_json::Value = serde_json::from_slice(&to_json(&req)).unwrap();
+        assert_eq!(
+            out["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["kind"],
+            2
+        );
+    }
+
+    #[test]
+    fn unknown_enum_names_are_ignored_like_unknown_fields() {
+        // proto3 JSON with unknown fields ignored leaves an unknown enum value unset.
+        let body = span_json(json!({"kind": "SPAN_KIND_SIDEWAYS"})).to_string();
+        let req = traces(serde_json::from_str(&body).unwrap());
+        assert_eq!(req.resource_spans[0].scope_spans[0].spans[0].kind, 0);
+    }
+
+    #[test]
+    fn nan_and_infinities_are_strings_both_ways() {
+        // Found by the fuzz target: NaN used to be written as null and then lost.
+        let body = json!({"resourceMetrics": [{"scopeMetrics": [{"metrics": [{"name": "g", "gauge": {"dataPoints": [
+            {"asDouble": "NaN"}, {"asDouble": "Infinity"}, {"asDouble": "-Infinity"}]}}]}]}]});
+        let req = metrics(body);
+        let points = match &req.resource_metrics[0].scope_metrics[0].metrics[0].data {
+            Some(Data::Gauge(g)) => g.data_points.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert!(
+            matches!(points[0].value, Some(number_data_point::Value::AsDouble(v)) if v.is_nan())
+        );
+        assert_eq!(
+            points[1].value,
+            Some(number_data_point::Value::AsDouble(f64::INFINITY))
+        );
+        assert_eq!(
+            points[2].value,
+            Some(number_data_point::Value::AsDouble(f64::NEG_INFINITY))
+        );
+        let out: serde_json::Value =
+            serde_json::from_slice(&to_json(&OtlpRequest::Metrics(req))).unwrap();
+        let points =
+            &out["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][0]["gauge"]["dataPoints"];
+        assert_eq!(points[0]["asDouble"], "NaN");
+        assert_eq!(points[1]["asDouble"], "Infinity");
+        assert_eq!(points[2]["asDouble"], "-Infinity");
+    }
+
+    #[test]
+    fn ids_that_are_not_hex_are_refused_naming_the_field() {
+        let body = span_json(json!({"spanId": "not-hex!"})).to_string();
         let err = from_json(Signal::Traces, body.as_bytes())
             .unwrap_err()
             .to_string();
-        assert!(err.contains("kind"), "{err}");
+        assert!(
+            err.contains("resourceSpans[0].scopeSpans[0].spans[0].spanId"),
+            "{err}"
+        );
     }
 
     #[test]
