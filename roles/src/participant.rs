@@ -1,7 +1,11 @@
-//! The participant: waits for an invitation, joins, and waits again when the session closes.
+//! The participant: waits for an invitation, joins, and keeps listening: a moderator that
+//! restarted (or re-created its group) invites again, and the participant moves to the new
+//! session — SLIM never tells it that the old group lost its moderator.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use slim_bindings::Session;
 use tracing::{info, warn};
 
 use crate::connection::is_timeout;
@@ -10,23 +14,23 @@ use crate::receive::{receive_until_closed, ReceiveEnd};
 use crate::sender;
 use crate::state::Event;
 
+/// How one session ended.
+enum Outcome {
+    Ended(ReceiveEnd),
+    Replaced(Arc<Session>),
+    Stopped,
+}
+
 pub(crate) async fn run(ctx: RoleCtx) {
     ctx.shared.apply(Event::Listening);
+    let mut next: Option<Arc<Session>> = None;
     loop {
-        let listened = tokio::select! {
-            _ = ctx.cancel.cancelled() => return,
-            r = ctx.conn.app.listen_for_session_async(Some(Duration::from_secs(1))) => r,
-        };
-        let session = match listened {
-            Ok(session) => session,
-            Err(err) if is_timeout(&err) => continue,
-            Err(err) => {
-                warn!(%err, "waiting for an invitation failed; trying again");
-                tokio::select! {
-                    _ = ctx.cancel.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                }
-            }
+        let session = match next.take() {
+            Some(s) => s,
+            None => match next_invitation(&ctx).await {
+                Some(s) => s,
+                None => return,
+            },
         };
         let channel = session.destination().map(|n| n.to_string()).ok();
         info!(
@@ -36,20 +40,58 @@ pub(crate) async fn run(ctx: RoleCtx) {
         ctx.shared.set_channel(channel);
         ctx.shared.set_session(Some(session.clone()));
         ctx.shared.apply(Event::Invited);
+
         let stop_sender = ctx.cancel.child_token();
         let sender = tokio::spawn(sender::run(
             ctx.clone(),
             session.clone(),
             stop_sender.clone(),
         ));
-        let end = receive_until_closed(&ctx, session, ctx.cancel.clone()).await;
+        let outcome = tokio::select! {
+            end = receive_until_closed(&ctx, session.clone(), ctx.cancel.clone()) => Outcome::Ended(end),
+            newer = next_invitation(&ctx) => match newer {
+                Some(s) => Outcome::Replaced(s),
+                None => Outcome::Stopped,
+            },
+        };
         stop_sender.cancel();
         let _ = sender.await;
         ctx.shared.set_session(None);
-        if end == ReceiveEnd::Cancelled {
-            return;
+        match outcome {
+            Outcome::Ended(ReceiveEnd::Cancelled) | Outcome::Stopped => return,
+            Outcome::Ended(ReceiveEnd::Closed) => {
+                ctx.shared.apply(Event::SessionClosed);
+                info!("the group session closed; waiting for a new invitation");
+            }
+            Outcome::Replaced(newer) => {
+                info!("invited into a new group session; leaving the old one");
+                // Best effort: the old group may have no moderator left to answer.
+                if let Ok(done) = ctx.conn.app.delete_session_async(session).await {
+                    tokio::spawn(done.wait_for_async(Duration::from_secs(5)));
+                }
+                next = Some(newer);
+            }
         }
-        ctx.shared.apply(Event::SessionClosed);
-        info!("the group session closed; waiting for a new invitation");
+    }
+}
+
+/// The next invitation, or `None` when the node stops.
+async fn next_invitation(ctx: &RoleCtx) -> Option<Arc<Session>> {
+    loop {
+        let listened = tokio::select! {
+            _ = ctx.cancel.cancelled() => return None,
+            r = ctx.conn.app.listen_for_session_async(Some(Duration::from_secs(1))) => r,
+        };
+        match listened {
+            Ok(session) => return Some(session),
+            Err(err) if is_timeout(&err) => continue,
+            Err(err) => {
+                warn!(%err, "waiting for an invitation failed; trying again");
+                tokio::select! {
+                    _ = ctx.cancel.cancelled() => return None,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
     }
 }

@@ -188,7 +188,8 @@ impl State {
             }
 
             (Participant, Ready, Event::Listening) => AwaitingInvite,
-            (Participant, AwaitingInvite, Event::Invited) => Joined,
+            // Invited again while joined: the moderator restarted or re-created its group.
+            (Participant, AwaitingInvite | Joined, Event::Invited) => Joined,
             (Participant, Joined, Event::SessionClosed) => AwaitingInvite,
 
             _ => return Err(self.invalid(event)),
@@ -290,6 +291,14 @@ mod tests {
         assert!(s.has_members());
         let s = s.on(Participant, &Event::SessionClosed).unwrap();
         assert_eq!(s, State::AwaitingInvite);
+    }
+
+    #[test]
+    fn a_joined_participant_can_be_invited_into_a_new_session() {
+        assert_eq!(
+            State::Joined.on(Participant, &Event::Invited).unwrap(),
+            State::Joined
+        );
     }
 
     #[test]

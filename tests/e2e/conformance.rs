@@ -62,8 +62,8 @@ async fn undecodable_protobuf_is_400_with_a_protobuf_status() {
 #[tokio::test(flavor = "multi_thread")]
 async fn invalid_json_is_400_with_a_json_status_naming_the_field() {
     let r = receiver(&[]).await;
-    let body = br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"timeUnixNano":"soon"}]}]}]}"#
-        .to_vec();
+    let body =
+        br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"timeUnixNano":"soon"}]}]}]}"#.to_vec();
     let resp = post(r.port, "/v1/logs", "application/json", body).await;
     assert_eq!(resp.status(), 400);
     assert!(
@@ -73,10 +73,7 @@ async fn invalid_json_is_400_with_a_json_status_naming_the_field() {
     let status = json_status(resp).await;
     assert_eq!(status["code"], 3);
     assert!(
-        status["message"]
-            .as_str()
-            .unwrap()
-            .contains("timeUnixNano"),
+        status["message"].as_str().unwrap().contains("timeUnixNano"),
         "{status}"
     );
 }

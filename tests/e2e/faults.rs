@@ -162,3 +162,32 @@ async fn a_slim_server_killed_and_restarted_during_a_stream_loses_nothing_that_g
     );
     drop(receiver);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_moderator_killed_and_restarted_gets_its_participant_back() {
+    let mesh = Mesh::start();
+    let (participant, out) = mesh.sink_node("participant", PARTICIPANT, PARTICIPANT_ROLE);
+    let (first, port) = mesh.receiver("r1", RECEIVER, &moderator(CHANNEL, &[PARTICIPANT]));
+    wait_state(port, "active", &first).await;
+    assert_eq!(
+        post(port, "/v1/logs", "application/json", body(0))
+            .await
+            .status(),
+        200
+    );
+    wait_jsonl(&out, 1, &participant).await;
+    first.kill9();
+
+    // SLIM never tells the participant its group lost the moderator; the new moderator's
+    // invitation must move it to the new group.
+    let (second, port) = mesh.receiver("r2", RECEIVER, &moderator(CHANNEL, &[PARTICIPANT]));
+    wait_state(port, "active", &second).await;
+    assert_eq!(
+        post(port, "/v1/logs", "application/json", body(1))
+            .await
+            .status(),
+        200
+    );
+    let lines = wait_jsonl(&out, 2, &participant).await;
+    assert_eq!(records(&lines), vec!["record 0", "record 1"]);
+}
