@@ -122,9 +122,40 @@ pub struct QueueArgs {
         value_name = "SECS"
     )]
     pub drain_timeout: u64,
+    /// Keep the outbox on disk in this directory: what was answered 200 survives a crash and
+    /// is sent after a restart. One node per directory.
+    #[arg(long, env = "SLIM_NODE_SPOOL", value_name = "DIR")]
+    pub spool: Option<std::path::PathBuf>,
+    /// When the spool syncs to disk: `always` (before every 200; safe) or `never` (the OS
+    /// decides; a power loss can lose what was answered last).
+    #[arg(
+        long,
+        env = "SLIM_NODE_SPOOL_FSYNC",
+        value_enum,
+        default_value = "always",
+        value_name = "POLICY"
+    )]
+    pub spool_fsync: FsyncPolicy,
+}
+
+/// When the spool syncs to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FsyncPolicy {
+    /// Before every answer.
+    Always,
+    /// When the operating system decides.
+    Never,
 }
 
 impl QueueArgs {
+    /// The spool, if one was asked for.
+    pub fn spool_config(&self) -> Option<slim_roles::SpoolConfig> {
+        self.spool.as_ref().map(|dir| slim_roles::SpoolConfig {
+            dir: dir.clone(),
+            fsync: self.spool_fsync == FsyncPolicy::Always,
+        })
+    }
+
     /// The outbox limits.
     pub fn limits(&self) -> slim_roles::OutboxLimits {
         slim_roles::OutboxLimits {

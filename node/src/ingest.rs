@@ -81,7 +81,7 @@ impl From<PublishError> for IngestError {
             PublishError::TooLarge { .. } => IngestError::TooLarge(format!(
                 "{err}; send smaller batches (e.g. lower the exporter's max batch size)"
             )),
-            PublishError::Full { .. } | PublishError::Slim(_) => {
+            PublishError::Full { .. } | PublishError::Spool(_) | PublishError::Slim(_) => {
                 IngestError::Unavailable(err.to_string())
             }
         }
@@ -186,7 +186,7 @@ impl Ingest {
             return Ok(accepted);
         }
         // All parts or none: a retried request never finds half of itself already taken.
-        self.publisher.publish_all(messages)?;
+        self.publisher.publish_all(messages).await?;
         debug!(%signal, ids = ?accepted.message_ids, items = accepted.items, "taken");
         Ok(accepted)
     }

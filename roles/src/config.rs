@@ -5,6 +5,7 @@ use std::time::Duration;
 use crate::error::ConfigError;
 use crate::name::{Secret, SlimName};
 use crate::outbox::OutboxLimits;
+use crate::spool::SpoolConfig;
 
 /// Default SLIM server URL (SLIM's conventional port).
 pub const DEFAULT_SLIM_URL: &str = "http://127.0.0.1:46357";
@@ -63,6 +64,8 @@ pub struct NodeConfig {
     pub in_flight: usize,
     /// How much may wait for the members' acknowledgements.
     pub outbox: OutboxLimits,
+    /// Keep the outbox on disk too, so that what was taken survives a crash.
+    pub spool: Option<SpoolConfig>,
 }
 
 impl NodeConfig {

@@ -39,6 +39,9 @@ pub enum RoleError {
         /// SLIM's own error text.
         message: String,
     },
+    /// The spool cannot be opened.
+    #[error(transparent)]
+    Spool(#[from] crate::spool::SpoolError),
     /// Any other SLIM operation failed.
     #[error("SLIM {operation} failed: {message}")]
     Slim {
@@ -83,6 +86,9 @@ pub enum PublishError {
         /// The limit that applies.
         limit: usize,
     },
+    /// The spool could not write the message.
+    #[error("the spool could not store the message: {0}")]
+    Spool(String),
     /// SLIM refused the message.
     #[error("SLIM refused the message: {0}")]
     Slim(String),

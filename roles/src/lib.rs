@@ -18,6 +18,7 @@ mod receive;
 pub mod runtime;
 mod sender;
 pub mod server;
+pub mod spool;
 pub mod state;
 
 pub use config::{NodeConfig, Reliability, RoleConfig, DEFAULT_SLIM_URL};
@@ -25,4 +26,5 @@ pub use error::{ConfigError, PublishError, RoleError};
 pub use name::{Secret, SlimName};
 pub use node::{Incoming, Node, Publisher};
 pub use outbox::{OutboxLimits, OutboxStats, Outgoing, MESSAGE_ID_KEY};
+pub use spool::SpoolConfig;
 pub use state::{RoleKind, State, Status};

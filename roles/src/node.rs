@@ -14,12 +14,15 @@ use tracing::{error, info, warn};
 use crate::config::{max_payload_bytes, NodeConfig, RoleConfig};
 use crate::connection::{self, Connection};
 use crate::error::{PublishError, RoleError};
-use crate::outbox::{Outbox, OutboxStats, Outgoing};
+use crate::outbox::{Outbox, OutboxStats, Outgoing, SeenIds};
+use crate::spool::Spool;
 use crate::state::{Event, RoleKind, State, Status};
 use crate::{moderator, participant};
 
 /// Messages buffered between SLIM and the consumer.
 const INCOMING_BUFFER: usize = 1024;
+/// Ids remembered to drop duplicates.
+const SEEN_IDS: usize = 200_000;
 
 /// A message another member published on the channel.
 #[derive(Debug, Clone)]
@@ -50,6 +53,9 @@ pub(crate) struct Shared {
     known: Mutex<BTreeSet<String>>,
     /// Once a member joined, data is taken even while members are away.
     had_members: AtomicBool,
+    /// Ids received lately, across sessions: a message re-sent into a new session (the
+    /// moderator restarted) is still a duplicate.
+    pub seen: Mutex<SeenIds>,
 }
 
 impl Shared {
@@ -151,15 +157,28 @@ impl Node {
             channel,
             state: State::Connecting,
         });
+        let outbox = match &cfg.spool {
+            Some(spool) => {
+                let outbox = Outbox::with_spool(cfg.outbox, Spool::open(spool)?)?;
+                let restored = outbox.stats();
+                if restored.messages > 0 {
+                    info!(messages = restored.messages, bytes = restored.bytes, dir = %spool.dir.display(),
+                        "restored undelivered messages from the spool");
+                }
+                outbox
+            }
+            None => Outbox::new(cfg.outbox),
+        };
         let shared = Arc::new(Shared {
             role,
             status,
             session: Mutex::new(None),
             window: Arc::new(Semaphore::new(cfg.in_flight.max(1))),
             max_payload: max_payload_bytes(cfg.mls),
-            outbox: Outbox::new(cfg.outbox),
+            outbox,
             known: Mutex::new(BTreeSet::new()),
             had_members: AtomicBool::new(false),
+            seen: Mutex::new(SeenIds::new(SEEN_IDS)),
         });
         info!(%role, name = %cfg.name, url = %cfg.slim_url, "connecting to SLIM");
         let conn = Arc::new(connection::connect(&cfg, &format!("slim-node-{role}")).await?);
@@ -284,7 +303,7 @@ impl Publisher {
     /// every member acknowledged them, and are sent again until then (receivers drop the
     /// duplicates). Refused while no member ever joined (SLIM would drop them), when a
     /// payload exceeds SLIM's limit, or when the outbox is full.
-    pub fn publish_all(&self, messages: Vec<Outgoing>) -> Result<(), PublishError> {
+    pub async fn publish_all(&self, messages: Vec<Outgoing>) -> Result<(), PublishError> {
         if let Some(big) = messages
             .iter()
             .find(|m| m.payload.len() > self.shared.max_payload)
@@ -303,6 +322,13 @@ impl Publisher {
                 state: state.to_string(),
             });
         }
-        self.shared.outbox.push_all(messages)
+        if !self.shared.outbox.is_spooled() {
+            return self.shared.outbox.push_all(messages);
+        }
+        // Writing (and syncing) the spool blocks: keep it off the async workers.
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || shared.outbox.push_all(messages))
+            .await
+            .map_err(|e| PublishError::Spool(e.to_string()))?
     }
 }

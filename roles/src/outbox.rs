@@ -6,12 +6,15 @@
 //! what stays unacknowledged, and receivers drop the duplicates that re-sending creates.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
+use tracing::error;
 
 use crate::error::PublishError;
+use crate::spool::{self, Spool, SpoolError};
 
 /// Metadata key carrying a message's id (shared with the channel's wire format).
 pub const MESSAGE_ID_KEY: &str = "otlp-message-id";
@@ -45,11 +48,26 @@ pub struct Outgoing {
 
 struct Entry {
     msg: Outgoing,
+    /// Its key in the spool, when there is one.
+    key: Option<u64>,
     /// Members that must acknowledge: fixed at the first send.
     required: Option<BTreeSet<String>>,
     acked: BTreeSet<String>,
     last_sent: Option<Instant>,
     sends: u32,
+}
+
+impl Entry {
+    fn new(msg: Outgoing, key: Option<u64>) -> Self {
+        Entry {
+            msg,
+            key,
+            required: None,
+            acked: BTreeSet::new(),
+            last_sent: None,
+            sends: 0,
+        }
+    }
 }
 
 /// Counts for `/health`.
@@ -66,6 +84,10 @@ pub struct OutboxStats {
 pub(crate) struct Outbox {
     limits: OutboxLimits,
     inner: Mutex<Inner>,
+    spool: Option<Arc<Spool>>,
+    next_key: AtomicU64,
+    /// Keys of delivered messages, removed from the spool by its own thread.
+    removals: Option<std::sync::mpsc::Sender<Vec<u64>>>,
     /// Wakes the sender when there is something new.
     pub wake: Notify,
     /// Wakes those waiting for the outbox to drain.
@@ -76,48 +98,110 @@ pub(crate) struct Outbox {
 struct Inner {
     entries: VecDeque<Entry>,
     bytes: usize,
+    /// Messages being written to the spool, counted against the limits already.
+    reserved: usize,
     resent: u64,
 }
 
 impl Outbox {
+    /// An outbox in memory only.
     pub(crate) fn new(limits: OutboxLimits) -> Self {
         Outbox {
             limits,
             inner: Mutex::new(Inner::default()),
+            spool: None,
+            next_key: AtomicU64::new(0),
+            removals: None,
             wake: Notify::new(),
             drained: Notify::new(),
         }
+    }
+
+    /// An outbox backed by `spool`, holding what the spool still had. A thread of its own
+    /// removes delivered messages from the spool.
+    pub(crate) fn with_spool(limits: OutboxLimits, spool: Spool) -> Result<Self, SpoolError> {
+        let loaded = spool.load()?;
+        let spool = Arc::new(spool);
+        let (removals, rx) = std::sync::mpsc::channel::<Vec<u64>>();
+        let cleaner = spool.clone();
+        std::thread::Builder::new()
+            .name("slim-node-spool".into())
+            .spawn(move || {
+                // Ends when the outbox, holding the sender, is gone.
+                while let Ok(mut keys) = rx.recv() {
+                    keys.extend(rx.try_iter().flatten());
+                    if let Err(err) = cleaner.remove(&keys) {
+                        error!(%err, "could not remove delivered messages from the spool");
+                    }
+                }
+            })
+            .map_err(|e| spool.error(e))?;
+        let mut outbox = Outbox::new(limits);
+        outbox.next_key = AtomicU64::new(spool::next_key(&loaded));
+        {
+            let inner = outbox.inner.get_mut().unwrap_or_else(|p| p.into_inner());
+            for (key, msg) in loaded {
+                inner.bytes += msg.payload.len();
+                inner.entries.push_back(Entry::new(msg, Some(key)));
+            }
+        }
+        outbox.spool = Some(spool);
+        outbox.removals = Some(removals);
+        Ok(outbox)
+    }
+
+    /// Whether taking a message writes to disk (and so should not run on an async worker).
+    pub(crate) fn is_spooled(&self) -> bool {
+        self.spool.is_some()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Takes every message or none: a request split in parts is never half taken.
-    pub(crate) fn push_all(&self, msgs: Vec<Outgoing>) -> Result<(), PublishError> {
+    /// Takes every message or none: a request split in parts is never half taken. With a
+    /// spool, the messages are on disk (synced, per policy) before this returns.
+    pub(crate) fn push_all(&self, mut msgs: Vec<Outgoing>) -> Result<(), PublishError> {
         let size: usize = msgs.iter().map(|m| m.payload.len()).sum();
+        for msg in msgs.iter_mut() {
+            msg.metadata
+                .insert(MESSAGE_ID_KEY.to_string(), msg.id.clone());
+        }
         {
             let mut inner = self.lock();
-            let count = inner.entries.len() + msgs.len();
+            let count = inner.entries.len() + inner.reserved + msgs.len();
             if count > self.limits.max_messages || inner.bytes + size > self.limits.max_bytes {
                 return Err(PublishError::Full {
                     messages: inner.entries.len(),
                     bytes: inner.bytes,
                 });
             }
+            // Reserve, so that the disk write happens without holding the lock.
             inner.bytes += size;
-            for mut msg in msgs {
-                msg.metadata
-                    .insert(MESSAGE_ID_KEY.to_string(), msg.id.clone());
-                inner.entries.push_back(Entry {
-                    msg,
-                    required: None,
-                    acked: BTreeSet::new(),
-                    last_sent: None,
-                    sends: 0,
-                });
+            inner.reserved += msgs.len();
+        }
+        let first = self
+            .next_key
+            .fetch_add(msgs.len() as u64, Ordering::Relaxed);
+        let written = match &self.spool {
+            Some(spool) => spool.append(first, &msgs).map(|()| true),
+            None => Ok(false),
+        };
+        let mut inner = self.lock();
+        inner.reserved -= msgs.len();
+        match written {
+            Err(err) => {
+                inner.bytes -= size;
+                return Err(PublishError::Spool(err.to_string()));
+            }
+            Ok(spooled) => {
+                for (i, msg) in msgs.into_iter().enumerate() {
+                    let key = spooled.then_some(first + i as u64);
+                    inner.entries.push_back(Entry::new(msg, key));
+                }
             }
         }
+        drop(inner);
         self.wake.notify_one();
         Ok(())
     }
@@ -172,6 +256,7 @@ impl Outbox {
         let ids: HashSet<&str> = ids.into_iter().collect();
         let mut inner = self.lock();
         let mut freed = 0;
+        let mut delivered_keys = Vec::new();
         inner.entries.retain_mut(|e| {
             if ids.contains(e.msg.id.as_str()) {
                 e.acked.insert(from.to_string());
@@ -179,12 +264,17 @@ impl Outbox {
             let done = e.required.as_ref().is_some_and(|r| r.is_subset(&e.acked));
             if done {
                 freed += e.msg.payload.len();
+                delivered_keys.extend(e.key);
             }
             !done
         });
         inner.bytes -= freed;
         if inner.entries.is_empty() {
             self.drained.notify_waiters();
+        }
+        drop(inner);
+        if let (Some(removals), false) = (&self.removals, delivered_keys.is_empty()) {
+            let _ = removals.send(delivered_keys);
         }
     }
 

@@ -13,13 +13,11 @@ use tracing::{debug, warn};
 
 use crate::connection::{is_closed, is_timeout};
 use crate::node::{Incoming, RoleCtx};
-use crate::outbox::{SeenIds, ACK_PAYLOAD_TYPE, MESSAGE_ID_KEY};
+use crate::outbox::{ACK_PAYLOAD_TYPE, MESSAGE_ID_KEY};
 use crate::sender::COMPLETION_WAIT;
 
 /// Key SLIM adds on the receiving side with the MLS-verified sender identity.
 const PEER_SUBJECT_KEY: &str = "slim-peer-subject";
-/// Ids remembered to drop duplicates.
-const SEEN_IDS: usize = 200_000;
 /// Acknowledgements are sent at least this often, or when this many are pending.
 const ACK_EVERY: Duration = Duration::from_millis(20);
 const ACK_BATCH: usize = 256;
@@ -83,7 +81,6 @@ pub(crate) async fn receive_until_closed(
     cancel: CancellationToken,
 ) -> ReceiveEnd {
     let tx: &mpsc::Sender<Incoming> = &ctx.incoming;
-    let mut seen = SeenIds::new(SEEN_IDS);
     let mut acks = Acks {
         pending: HashMap::new(),
         count: 0,
@@ -115,7 +112,13 @@ pub(crate) async fn receive_until_closed(
                     if acks.count >= ACK_BATCH {
                         acks.flush(&session).await;
                     }
-                    if !seen.first_time(&id) {
+                    let first = ctx
+                        .shared
+                        .seen
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .first_time(&id);
+                    if !first {
                         debug!(%from, %id, "dropped a duplicate");
                         continue;
                     }

@@ -191,3 +191,66 @@ async fn a_moderator_killed_and_restarted_gets_its_participant_back() {
     let lines = wait_jsonl(&out, 2, &participant).await;
     assert_eq!(records(&lines), vec!["record 0", "record 1"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_receiver_with_a_spool_killed_mid_stream_delivers_everything_it_answered_200_after_restart(
+) {
+    let mesh = Mesh::start();
+    let (participant, out) = mesh.sink_node("participant", PARTICIPANT, PARTICIPANT_ROLE);
+    let spool = mesh.path("spool");
+    let spool = spool.to_str().unwrap().to_string();
+    let port = free_port();
+    let http = format!("127.0.0.1:{port}");
+    let mut args = moderator(CHANNEL, &[PARTICIPANT]);
+    args.extend(["--otlp-http", &http, "--spool", &spool]);
+    let first = mesh.node("r1", RECEIVER, &args);
+    wait_state(port, "active", &first).await;
+
+    let stream = tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        let mut accepted = BTreeSet::new();
+        for i in 0..150 {
+            let sent = client
+                .post(format!("http://127.0.0.1:{port}/v1/logs"))
+                .header("content-type", "application/json")
+                .body(body(i))
+                .send()
+                .await;
+            if sent.is_ok_and(|r| r.status() == 200) {
+                accepted.insert(format!("record {i}"));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+        }
+        accepted
+    });
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    first.kill9();
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let second = mesh.node("r2", RECEIVER, &args);
+    let accepted = stream.await.unwrap();
+    wait_state(port, "active", &second).await;
+
+    let deadline = std::time::Instant::now() + FORM_TIMEOUT;
+    let delivered = loop {
+        let got = records(&jsonl(&out));
+        let unique: BTreeSet<String> = got.iter().cloned().collect();
+        if unique.is_superset(&accepted) || std::time::Instant::now() > deadline {
+            break got;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
+    let unique: BTreeSet<String> = delivered.iter().cloned().collect();
+    eprintln!(
+        "sent 150, accepted {}, delivered {}, duplicates {}",
+        accepted.len(),
+        unique.len(),
+        delivered.len() - unique.len()
+    );
+    let missing: Vec<&String> = accepted.difference(&unique).collect();
+    assert!(
+        missing.is_empty(),
+        "accepted but never delivered: {missing:?}\n{}",
+        second.stderr_text()
+    );
+    drop(participant);
+}

@@ -58,6 +58,7 @@ fn node_config(args: &NodeArgs) -> anyhow::Result<NodeConfig> {
         reliability: Reliability::default(),
         in_flight: IN_FLIGHT,
         outbox: args.queue.limits(),
+        spool: args.queue.spool_config(),
     };
     config.validate()?;
     Ok(config)

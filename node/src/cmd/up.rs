@@ -30,6 +30,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let url = format!("http://{}", connect_address(&args.server.endpoint));
     let mls = mls(&args.session);
     let config = |name: &str, role: RoleConfig| -> anyhow::Result<NodeConfig> {
+        // One spool per directory: the receiver takes; the printer only consumes.
+        let spool = matches!(role, RoleConfig::Moderator { .. })
+            .then(|| args.queue.spool_config())
+            .flatten();
         Ok(NodeConfig {
             name: name.parse::<SlimName>()?,
             secret: secret.clone(),
@@ -40,6 +44,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             reliability: Reliability::default(),
             in_flight: IN_FLIGHT,
             outbox: args.queue.limits(),
+            spool,
         })
     };
     let no_receivers = ReceiverArgs {
