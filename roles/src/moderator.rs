@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use slim_bindings::{MlsSettings, Session, SessionConfig, SessionType};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::backoff::Backoff;
@@ -74,35 +75,47 @@ async fn session_lifetime(
         invite.iter().map(ToString::to_string).collect(),
     ));
 
+    // Ended by the node stopping, or by the watchdog when SLIM stopped delivering.
+    let lifetime = ctx.cancel.child_token();
+    ctx.shared.outbox.reset_progress(std::time::Instant::now());
     let inviter = tokio::spawn(manage_members(
         ctx.clone(),
         session.clone(),
         invite.to_vec(),
+        lifetime.clone(),
     ));
-    let stop_sender = ctx.cancel.child_token();
-    let sender = tokio::spawn(sender::run(
-        ctx.clone(),
-        session.clone(),
-        stop_sender.clone(),
-    ));
-    let end = receive_until_closed(ctx, session.clone(), ctx.cancel.clone()).await;
+    let sender = tokio::spawn(sender::run(ctx.clone(), session.clone(), lifetime.clone()));
+    let end = receive_until_closed(ctx, session.clone(), lifetime.clone()).await;
+    lifetime.cancel();
     inviter.abort();
-    stop_sender.cancel();
     let _ = sender.await;
     if end == ReceiveEnd::Cancelled {
         close(ctx, session).await;
+        if !ctx.cancel.is_cancelled() {
+            // The watchdog: start over with a new session; members follow the new invitation.
+            return Ok(ReceiveEnd::Closed);
+        }
     }
     Ok(end)
 }
 
 /// How often the moderator checks that its members are still online.
 const MEMBER_CHECK: Duration = Duration::from_secs(2);
+/// The group session is re-created when a message was sent this many times and nothing at
+/// all was acknowledged for this long.
+const STALL_SENDS: u32 = 3;
+const STALL_QUIET: Duration = Duration::from_secs(45);
 
 /// Invites every name, retrying each with its own backoff until it joins: invitees may
 /// start after the moderator, and SLIM fails an invite to a name that is not up yet. Then
 /// watches the members: SLIM reports no error when one crashes, only lists it Offline, and
 /// keeps nothing for it; an offline member is removed and invited again until it is back.
-async fn manage_members(ctx: RoleCtx, session: Arc<Session>, names: Vec<SlimName>) {
+async fn manage_members(
+    ctx: RoleCtx,
+    session: Arc<Session>,
+    names: Vec<SlimName>,
+    lifetime: CancellationToken,
+) {
     let new_backoff = || Backoff::new(Duration::from_secs(1), Duration::from_secs(15));
     let mut pending: BTreeMap<SlimName, (Instant, Backoff)> = names
         .into_iter()
@@ -144,6 +157,11 @@ async fn manage_members(ctx: RoleCtx, session: Arc<Session>, names: Vec<SlimName
                 }
             }
             _ = check.tick(), if !joined.is_empty() => {
+                if ctx.shared.outbox.stalled(std::time::Instant::now(), STALL_SENDS, STALL_QUIET) {
+                    warn!(quiet = ?STALL_QUIET, "members are online but nothing was acknowledged despite re-sends; re-creating the group session");
+                    lifetime.cancel();
+                    return;
+                }
                 for name in offline_members(&session, &joined).await {
                     warn!(member = %name, "member is offline; removing it and inviting it again");
                     if let Ok(done) = session.remove_async(name.to_slim()).await {

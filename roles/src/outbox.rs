@@ -97,6 +97,8 @@ pub(crate) struct Outbox {
 #[derive(Default)]
 struct Inner {
     entries: VecDeque<Entry>,
+    /// When an acknowledgement last freed something, or the outbox was last empty.
+    last_progress: Option<Instant>,
     bytes: usize,
     /// Messages being written to the spool, counted against the limits already.
     reserved: usize,
@@ -269,6 +271,9 @@ impl Outbox {
             !done
         });
         inner.bytes -= freed;
+        if freed > 0 || !delivered_keys.is_empty() {
+            inner.last_progress = Some(Instant::now());
+        }
         if inner.entries.is_empty() {
             self.drained.notify_waiters();
         }
@@ -276,6 +281,25 @@ impl Outbox {
         if let (Some(removals), false) = (&self.removals, delivered_keys.is_empty()) {
             let _ = removals.send(delivered_keys);
         }
+    }
+
+    /// Whether delivery is stuck at `now`: a message was sent at least `min_sends` times and
+    /// nothing was acknowledged for `quiet`. SLIM can wedge a session after an outage, with
+    /// everyone still listed online; re-sending into it does not help.
+    pub(crate) fn stalled(&self, now: Instant, min_sends: u32, quiet: Duration) -> bool {
+        let mut inner = self.lock();
+        if inner.entries.is_empty() {
+            inner.last_progress = Some(now);
+            return false;
+        }
+        let since = *inner.last_progress.get_or_insert(now);
+        let resent = inner.entries.iter().any(|e| e.sends >= min_sends);
+        resent && now.saturating_duration_since(since) >= quiet
+    }
+
+    /// Forgets past progress (a new session starts with a clean slate).
+    pub(crate) fn reset_progress(&self, now: Instant) {
+        self.lock().last_progress = Some(now);
     }
 
     pub(crate) fn stats(&self) -> OutboxStats {
@@ -396,6 +420,21 @@ mod tests {
             o.due(t0, &members(&["p"]), Duration::from_secs(60)).len(),
             2
         );
+    }
+
+    #[test]
+    fn delivery_is_stalled_when_resends_get_no_acknowledgement() {
+        let o = outbox(1000, 10);
+        let t0 = Instant::now();
+        assert!(!o.stalled(t0, 2, Duration::from_secs(30)), "empty");
+        o.push_all(vec![msg("a", 1)]).unwrap();
+        let p = members(&["p"]);
+        o.due(t0, &p, Duration::from_secs(1));
+        o.due(t0 + Duration::from_secs(1), &p, Duration::from_secs(1));
+        assert!(!o.stalled(t0 + Duration::from_secs(10), 2, Duration::from_secs(30)));
+        assert!(o.stalled(t0 + Duration::from_secs(31), 2, Duration::from_secs(30)));
+        o.ack("p", ["a"]);
+        assert!(!o.stalled(t0 + Duration::from_secs(60), 2, Duration::from_secs(30)));
     }
 
     #[test]
