@@ -1,6 +1,7 @@
 //! Nothing lost: faults with real processes, counting every record.
 
 use std::collections::BTreeSet;
+use std::path::Path;
 
 use serde_json::Value;
 
@@ -25,6 +26,40 @@ fn records(lines: &[Value]) -> Vec<String> {
                 .to_string()
         })
         .collect()
+}
+
+/// Waits until every accepted record arrived in the `outs` sinks (or the form timeout), prints
+/// the counts, fails naming what never arrived, and returns the distinct records delivered.
+async fn assert_all_delivered(
+    sent: usize,
+    accepted: &BTreeSet<String>,
+    refused: usize,
+    outs: &[&Path],
+    node: &Proc,
+) -> BTreeSet<String> {
+    let deadline = std::time::Instant::now() + FORM_TIMEOUT;
+    let delivered = loop {
+        let got: Vec<String> = outs.iter().flat_map(|out| records(&jsonl(out))).collect();
+        let unique: BTreeSet<String> = got.iter().cloned().collect();
+        if unique.is_superset(accepted) || std::time::Instant::now() > deadline {
+            break got;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
+    let unique: BTreeSet<String> = delivered.iter().cloned().collect();
+    eprintln!(
+        "sent {sent}, accepted {}, refused {refused}, delivered {}, duplicates {}",
+        accepted.len(),
+        unique.len(),
+        delivered.len() - unique.len()
+    );
+    let missing: Vec<&String> = accepted.difference(&unique).collect();
+    assert!(
+        missing.is_empty(),
+        "accepted but never delivered: {missing:?}\n{}",
+        node.stderr_text()
+    );
+    unique
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -80,29 +115,8 @@ async fn with_the_participant_gone_the_queue_fills_then_503_and_everything_taken
 
     // The participant comes back: it is invited again and gets everything that was taken.
     let (back, second_out) = mesh.sink_node("p2", PARTICIPANT, PARTICIPANT_ROLE);
-    let deadline = std::time::Instant::now() + FORM_TIMEOUT;
-    let delivered = loop {
-        let mut got: Vec<String> = records(&jsonl(&first_out));
-        got.extend(records(&jsonl(&second_out)));
-        let unique: BTreeSet<String> = got.iter().cloned().collect();
-        if unique.is_superset(&accepted) || std::time::Instant::now() > deadline {
-            break got;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-    };
-    let unique: BTreeSet<String> = delivered.iter().cloned().collect();
-    let missing: Vec<&String> = accepted.difference(&unique).collect();
-    eprintln!(
-        "sent {sent}, accepted {}, refused {refused}, delivered {} ({} duplicates)",
-        accepted.len(),
-        unique.len(),
-        delivered.len() - unique.len()
-    );
-    assert!(
-        missing.is_empty(),
-        "accepted but never delivered: {missing:?}\n{}",
-        back.stderr_text()
-    );
+    let unique =
+        assert_all_delivered(sent, &accepted, refused, &[&first_out, &second_out], &back).await;
     assert!(unique.is_subset(&accepted), "nothing refused was delivered");
 }
 
@@ -144,28 +158,7 @@ async fn a_slim_server_killed_and_restarted_during_a_stream_loses_nothing_that_g
     .unwrap();
     let (accepted, refused) = stream.await.unwrap();
 
-    let deadline = std::time::Instant::now() + FORM_TIMEOUT;
-    let delivered = loop {
-        let got = records(&jsonl(&out));
-        let unique: BTreeSet<String> = got.iter().cloned().collect();
-        if unique.is_superset(&accepted) || std::time::Instant::now() > deadline {
-            break got;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-    };
-    let unique: BTreeSet<String> = delivered.iter().cloned().collect();
-    eprintln!(
-        "sent 200, accepted {}, refused {refused}, delivered {}, duplicates {}",
-        accepted.len(),
-        unique.len(),
-        delivered.len() - unique.len()
-    );
-    let missing: Vec<&String> = accepted.difference(&unique).collect();
-    assert!(
-        missing.is_empty(),
-        "accepted but never delivered: {missing:?}\n{}",
-        participant.stderr_text()
-    );
+    assert_all_delivered(200, &accepted, refused, &[&out], &participant).await;
     drop(receiver);
 }
 
@@ -236,27 +229,6 @@ async fn a_receiver_with_a_spool_killed_mid_stream_delivers_everything_it_answer
     let accepted = stream.await.unwrap();
     wait_state(port, "active", &second).await;
 
-    let deadline = std::time::Instant::now() + FORM_TIMEOUT;
-    let delivered = loop {
-        let got = records(&jsonl(&out));
-        let unique: BTreeSet<String> = got.iter().cloned().collect();
-        if unique.is_superset(&accepted) || std::time::Instant::now() > deadline {
-            break got;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-    };
-    let unique: BTreeSet<String> = delivered.iter().cloned().collect();
-    eprintln!(
-        "sent 150, accepted {}, delivered {}, duplicates {}",
-        accepted.len(),
-        unique.len(),
-        delivered.len() - unique.len()
-    );
-    let missing: Vec<&String> = accepted.difference(&unique).collect();
-    assert!(
-        missing.is_empty(),
-        "accepted but never delivered: {missing:?}\n{}",
-        second.stderr_text()
-    );
+    assert_all_delivered(150, &accepted, 0, &[&out], &second).await;
     drop(participant);
 }
