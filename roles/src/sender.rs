@@ -1,6 +1,5 @@
 //! The sender: publishes what the outbox says is due, within the in-flight window.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,6 +14,8 @@ use crate::node::RoleCtx;
 const RESEND_AFTER: Duration = Duration::from_secs(6);
 /// How often due messages are looked for without a wake-up.
 const TICK: Duration = Duration::from_millis(500);
+/// How often the session's member list is read.
+const MEMBERS_REFRESH: Duration = Duration::from_secs(2);
 /// How long a completion is awaited; SLIM can leave handles unresolved forever.
 pub(crate) const COMPLETION_WAIT: Duration = Duration::from_secs(60);
 
@@ -22,6 +23,7 @@ pub(crate) const COMPLETION_WAIT: Duration = Duration::from_secs(60);
 pub(crate) async fn run(ctx: RoleCtx, session: Arc<Session>, cancel: CancellationToken) {
     let own = ctx.cfg.name.to_string();
     let mut tick = tokio::time::interval(TICK);
+    let mut listed: Option<Instant> = None;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
@@ -32,7 +34,17 @@ pub(crate) async fn run(ctx: RoleCtx, session: Arc<Session>, cancel: Cancellatio
         if !ctx.shared.state().has_members() {
             continue;
         }
-        let members = members(&ctx, &session, &own).await;
+        // Asking SLIM for the member list on every wake-up would put a round trip on the
+        // publish path; members change rarely (the moderator's joins arrive as events).
+        if listed.is_none_or(|at| at.elapsed() >= MEMBERS_REFRESH) {
+            note_listed_members(&ctx, &session, &own).await;
+            listed = Some(Instant::now());
+        }
+        let members = ctx.shared.known_members();
+        if members.is_empty() {
+            // Nobody would be required to acknowledge: the message would count as delivered.
+            continue;
+        }
         for msg in ctx
             .shared
             .outbox
@@ -64,9 +76,9 @@ pub(crate) async fn run(ctx: RoleCtx, session: Arc<Session>, cancel: Cancellatio
     }
 }
 
-/// Who must acknowledge what is sent now: every member that ever joined (so one that is
-/// away gets it when it is back), and whoever the session lists besides us.
-async fn members(ctx: &RoleCtx, session: &Session, own: &str) -> BTreeSet<String> {
+/// Records whoever the session lists besides us as members. Who must acknowledge what is
+/// sent is every member that ever joined, so one that is away gets it when it is back.
+async fn note_listed_members(ctx: &RoleCtx, session: &Session, own: &str) {
     if let Ok(list) = session.participants_list_async().await {
         ctx.shared.note_members(
             list.iter()
@@ -74,5 +86,4 @@ async fn members(ctx: &RoleCtx, session: &Session, own: &str) -> BTreeSet<String
                 .filter(|name| name != own),
         );
     }
-    ctx.shared.known_members()
 }
