@@ -191,3 +191,13 @@ impl Ingest {
         Ok(accepted)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Receivers acknowledge and drop duplicates by the id key `slim-roles` knows; consumers
+    /// read the id under the wire format's key. They must be one key.
+    #[test]
+    fn the_wire_format_and_the_outbox_use_the_same_message_id_key() {
+        assert_eq!(otlp::wire::MESSAGE_ID_KEY, slim_roles::MESSAGE_ID_KEY);
+    }
+}

@@ -32,6 +32,20 @@ fn json(name: &str) -> Value {
     serde_json::from_slice(&example(name)).unwrap()
 }
 
+/// A participant nobody invites, serving OTLP/gRPC (and HTTP) with `extra` arguments;
+/// returns the mesh, the node and the gRPC port.
+async fn uninvited_grpc_receiver(extra: &[&str]) -> (Mesh, Proc, u16) {
+    let mesh = Mesh::start();
+    let grpc_port = free_port();
+    let grpc = format!("127.0.0.1:{grpc_port}");
+    let mut args = PARTICIPANT_ROLE.to_vec();
+    args.extend(["--otlp-grpc", &grpc]);
+    args.extend_from_slice(extra);
+    let (receiver, http_port) = mesh.receiver("receiver", "e2e/grpc/receiver", &args);
+    wait_state(http_port, "awaiting_invite", &receiver).await;
+    (mesh, receiver, grpc_port)
+}
+
 /// An active mesh whose receiver also serves OTLP/gRPC; returns it and the gRPC port.
 async fn active_grpc_mesh() -> (Active, u16) {
     let grpc_port = free_port();
@@ -79,13 +93,7 @@ async fn grpc_exports_of_every_signal_reach_the_participant() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn grpc_without_a_session_is_unavailable_with_retry_info() {
-    let mesh = Mesh::start();
-    let grpc_port = free_port();
-    let grpc = format!("127.0.0.1:{grpc_port}");
-    let mut args = PARTICIPANT_ROLE.to_vec();
-    args.extend(["--otlp-grpc", &grpc]);
-    let (receiver, http_port) = mesh.receiver("receiver", "e2e/grpc/receiver", &args);
-    wait_state(http_port, "awaiting_invite", &receiver).await;
+    let (_mesh, _receiver, grpc_port) = uninvited_grpc_receiver(&[]).await;
     let status = TraceServiceClient::new(channel(grpc_port).await)
         .export(decode::<ExportTraceServiceRequest>("traces.pb"))
         .await
@@ -128,13 +136,7 @@ async fn grpc_partial_success_counts_invalid_spans() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn grpc_requests_over_the_body_limit_are_invalid_argument_not_retryable() {
-    let mesh = Mesh::start();
-    let grpc_port = free_port();
-    let grpc = format!("127.0.0.1:{grpc_port}");
-    let mut args = PARTICIPANT_ROLE.to_vec();
-    args.extend(["--otlp-grpc", &grpc, "--max-body-size", "100"]);
-    let (receiver, http_port) = mesh.receiver("receiver", "e2e/grpc/receiver", &args);
-    wait_state(http_port, "awaiting_invite", &receiver).await;
+    let (_mesh, _receiver, grpc_port) = uninvited_grpc_receiver(&["--max-body-size", "100"]).await;
     let status = TraceServiceClient::new(channel(grpc_port).await)
         .export(decode::<ExportTraceServiceRequest>("traces.pb"))
         .await
