@@ -322,6 +322,7 @@ fn data() -> impl Strategy<Value = Data> {
                     vec(f64s(), 0..3),
                     proptest::option::of(f64s()),
                     proptest::option::of(f64s()),
+                    proptest::option::of(f64s()),
                     exemplars()
                 ),
                 0..2
@@ -338,13 +339,14 @@ fn data() -> impl Strategy<Value = Data> {
                             count,
                             bucket_counts,
                             explicit_bounds,
+                            sum,
                             min,
                             max,
                             exemplars,
                         )| HistogramDataPoint {
                             attributes,
                             count,
-                            sum: min,
+                            sum,
                             bucket_counts,
                             explicit_bounds,
                             min,
