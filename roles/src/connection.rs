@@ -17,6 +17,17 @@ pub(crate) struct Connection {
     pub name: Arc<slim_bindings::Name>,
 }
 
+impl Connection {
+    /// Whether SLIM still lists the connection; it drops it once its own reconnect gave up.
+    pub(crate) fn is_listed(&self) -> bool {
+        self.service
+            .inner()
+            .get_all_connections()
+            .iter()
+            .any(|c| c.id == self.conn_id)
+    }
+}
+
 /// Bounded backoff: SLIM's default retries forever, so `connect` would never return while the
 /// server is down. The same policy governs automatic reconnects after an outage.
 fn backoff(attempts: u32) -> BackoffConfig {

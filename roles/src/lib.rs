@@ -20,6 +20,7 @@ mod sender;
 pub mod server;
 pub mod spool;
 pub mod state;
+mod supervisor;
 
 pub use config::{NodeConfig, Reliability, RoleConfig, DEFAULT_SLIM_URL};
 pub use error::{ConfigError, PublishError, RoleError};

@@ -33,7 +33,6 @@ pub(crate) async fn run(ctx: RoleCtx, channel: SlimName, invite: Vec<SlimName>) 
             }
             Err(err) => warn!(%channel, %err, "could not set up the group session"),
         }
-        ctx.shared.set_session(None);
         ctx.shared.apply(Event::SessionClosed);
         tokio::select! {
             _ = ctx.cancel.cancelled() => return,
@@ -68,7 +67,6 @@ async fn session_lifetime(
         .await
         .map_err(|e| RoleError::slim("session creation", e))?;
     let session = created.session;
-    ctx.shared.set_session(Some(session.clone()));
     ctx.shared.apply(Event::SessionCreated);
     info!(%channel, mls = ctx.cfg.mls, "group session created");
     ctx.shared.apply(Event::InvitesStarted(

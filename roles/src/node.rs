@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use slim_bindings::Session;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -17,7 +16,7 @@ use crate::error::{PublishError, RoleError};
 use crate::outbox::{Outbox, OutboxStats, Outgoing, SeenIds};
 use crate::spool::Spool;
 use crate::state::{Event, RoleKind, State, Status};
-use crate::{moderator, participant};
+use crate::supervisor::Supervisor;
 
 /// Messages buffered between SLIM and the consumer.
 const INCOMING_BUFFER: usize = 1024;
@@ -43,7 +42,8 @@ pub struct Incoming {
 pub(crate) struct Shared {
     role: RoleKind,
     status: watch::Sender<Status>,
-    session: Mutex<Option<Arc<Session>>>,
+    /// The SLIM connection the role runs on; replaced when the supervisor reconnects.
+    connection: Mutex<Option<Arc<Connection>>>,
     /// Bounds the publishes awaiting SLIM's completion: unbounded, SLIM deadlocks.
     pub window: Arc<Semaphore>,
     max_payload: usize,
@@ -92,8 +92,15 @@ impl Shared {
         self.status.send_modify(|status| status.channel = channel);
     }
 
-    pub(crate) fn set_session(&self, session: Option<Arc<Session>>) {
-        *self.session.lock().unwrap_or_else(|p| p.into_inner()) = session;
+    pub(crate) fn set_connection(&self, conn: Option<Arc<Connection>>) {
+        *self.connection.lock().unwrap_or_else(|p| p.into_inner()) = conn;
+    }
+
+    fn connection(&self) -> Option<Arc<Connection>> {
+        self.connection
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Records members (names), who must acknowledge what is published from now on.
@@ -112,13 +119,6 @@ impl Shared {
     pub(crate) fn state(&self) -> State {
         self.status.borrow().state.clone()
     }
-
-    fn session(&self) -> Option<Arc<Session>> {
-        self.session
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
 }
 
 /// What a role task works with.
@@ -134,7 +134,6 @@ pub(crate) struct RoleCtx {
 /// A node connected to SLIM, playing its role in the background.
 pub struct Node {
     shared: Arc<Shared>,
-    conn: Arc<Connection>,
     cancel: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -172,7 +171,7 @@ impl Node {
         let shared = Arc::new(Shared {
             role,
             status,
-            session: Mutex::new(None),
+            connection: Mutex::new(None),
             window: Arc::new(Semaphore::new(cfg.in_flight.max(1))),
             max_payload: max_payload_bytes(cfg.mls),
             outbox,
@@ -181,28 +180,23 @@ impl Node {
             seen: Mutex::new(SeenIds::new(SEEN_IDS)),
         });
         info!(%role, name = %cfg.name, url = %cfg.slim_url, "connecting to SLIM");
-        let conn = Arc::new(connection::connect(&cfg, &format!("slim-node-{role}")).await?);
+        let service_name = format!("slim-node-{role}");
+        let conn = Arc::new(connection::connect(&cfg, &service_name).await?);
         shared.apply(Event::Connected);
 
         let (tx, rx) = mpsc::channel(INCOMING_BUFFER);
         let cancel = CancellationToken::new();
-        let ctx = RoleCtx {
+        let supervisor = Supervisor {
             shared: shared.clone(),
-            conn: conn.clone(),
             cfg: Arc::new(cfg),
             incoming: tx,
             cancel: cancel.clone(),
+            service_name,
         };
-        let task = match &ctx.cfg.role {
-            RoleConfig::Moderator { channel, invite } => {
-                tokio::spawn(moderator::run(ctx.clone(), channel.clone(), invite.clone()))
-            }
-            RoleConfig::Participant => tokio::spawn(participant::run(ctx)),
-        };
+        let task = tokio::spawn(supervisor.run(conn));
         Ok((
             Node {
                 shared,
-                conn,
                 cancel,
                 task,
             },
@@ -245,23 +239,17 @@ impl Node {
         // Stop being reachable first: SLIM routes an invite for our name to any app that
         // subscribed it, and a node on its way out would accept it and vanish. A successor
         // started under the same name then gets the invitations.
-        let unsubscribe = self
-            .conn
-            .app
-            .unsubscribe_async(self.conn.name.clone(), Some(self.conn.conn_id));
-        if let Ok(Err(err)) = tokio::time::timeout(Duration::from_secs(2), unsubscribe).await {
-            warn!(%err, "could not unsubscribe before leaving");
+        if let Some(conn) = self.shared.connection() {
+            let unsubscribe = conn
+                .app
+                .unsubscribe_async(conn.name.clone(), Some(conn.conn_id));
+            if let Ok(Err(err)) = tokio::time::timeout(Duration::from_secs(2), unsubscribe).await {
+                warn!(%err, "could not unsubscribe before leaving");
+            }
         }
         self.cancel.cancel();
         if let Err(err) = self.task.await {
-            warn!(%err, "role task ended abnormally");
-        }
-        self.shared.set_session(None);
-        match tokio::time::timeout(Duration::from_secs(5), self.conn.service.shutdown_async()).await
-        {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => warn!(%err, "SLIM service shutdown failed"),
-            Err(_) => warn!("SLIM service shutdown timed out"),
+            warn!(%err, "node supervisor ended abnormally");
         }
         self.shared.apply(Event::Stop);
     }
@@ -301,7 +289,7 @@ impl Publisher {
 
     /// Takes messages for the channel: all of them or none. They stay in the outbox until
     /// every member acknowledged them, and are sent again until then (receivers drop the
-    /// duplicates). Refused while no member ever joined (SLIM would drop them), when a
+    /// duplicates). Refused until a member first joined (SLIM would drop them), when a
     /// payload exceeds SLIM's limit, or when the outbox is full.
     pub async fn publish_all(&self, messages: Vec<Outgoing>) -> Result<(), PublishError> {
         if let Some(big) = messages
@@ -314,10 +302,10 @@ impl Publisher {
             });
         }
         let state = self.shared.state();
-        let session_exists = self.shared.session().is_some();
-        if !(state.has_members()
-            || session_exists && self.shared.had_members.load(Ordering::Relaxed))
-        {
+        // Once a member joined, what is taken waits in the outbox through session restarts
+        // and SLIM outages until the members are back.
+        let had_members = self.shared.had_members.load(Ordering::Relaxed);
+        if !(state.has_members() || had_members && state != State::Stopped) {
             return Err(PublishError::NotReady {
                 state: state.to_string(),
             });

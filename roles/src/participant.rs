@@ -38,7 +38,6 @@ pub(crate) async fn run(ctx: RoleCtx) {
             "invited to a group session"
         );
         ctx.shared.set_channel(channel);
-        ctx.shared.set_session(Some(session.clone()));
         ctx.shared.apply(Event::Invited);
 
         let stop_sender = ctx.cancel.child_token();
@@ -56,7 +55,6 @@ pub(crate) async fn run(ctx: RoleCtx) {
         };
         stop_sender.cancel();
         let _ = sender.await;
-        ctx.shared.set_session(None);
         match outcome {
             Outcome::Ended(ReceiveEnd::Cancelled) | Outcome::Stopped => return,
             Outcome::Ended(ReceiveEnd::Closed) => {

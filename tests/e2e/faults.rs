@@ -120,24 +120,13 @@ async fn with_the_participant_gone_the_queue_fills_then_503_and_everything_taken
     assert!(unique.is_subset(&accepted), "nothing refused was delivered");
 }
 
-// Known gap (issue 4): in about one parallel run in three, SLIM's client gives up reconnecting
-// right after the server's SIGKILL ("unable to reconnect to remote node ... connection reset")
-// and the node's link stays dead; what was taken waits in the outbox (nothing is lost) until
-// the node restarts. Un-ignore once a supervisor rebuilds the connection. Run it alone with
-// `cargo test --test e2e -- --ignored a_slim_server_killed`.
-#[ignore = "SLIM's client sometimes gives up reconnecting; needs the connection supervisor (issue 4)"]
-#[tokio::test(flavor = "multi_thread")]
-async fn a_slim_server_killed_and_restarted_during_a_stream_loses_nothing_that_got_200() {
-    let mut mesh = Mesh::start();
-    let (participant, out) = mesh.sink_node("participant", PARTICIPANT, PARTICIPANT_ROLE);
-    let (receiver, port) = mesh.receiver("receiver", RECEIVER, &moderator(CHANNEL, &[PARTICIPANT]));
-    wait_state(port, "active", &receiver).await;
-
-    // A steady stream from another task while the server goes down and comes back.
-    let stream = tokio::spawn(async move {
+/// Posts `n` log records to `port`, one every 40 ms; returns the records that got 200 and
+/// how many were refused.
+fn steady_stream(port: u16, n: usize) -> tokio::task::JoinHandle<(BTreeSet<String>, usize)> {
+    tokio::spawn(async move {
         let mut accepted = BTreeSet::new();
         let mut refused = 0;
-        for i in 0..200 {
+        for i in 0..n {
             let resp = post(port, "/v1/logs", "application/json", body(i)).await;
             match resp.status().as_u16() {
                 200 => {
@@ -148,10 +137,21 @@ async fn a_slim_server_killed_and_restarted_during_a_stream_loses_nothing_that_g
             tokio::time::sleep(std::time::Duration::from_millis(40)).await;
         }
         (accepted, refused)
-    });
+    })
+}
+
+/// Runs a steady stream through a receiver (moderator) to a participant while `outage`
+/// happens to the mesh, then checks that every record was taken and arrived.
+async fn stream_through(outage: impl FnOnce(&mut Mesh) + Send + 'static) {
+    let mut mesh = Mesh::start();
+    let (participant, out) = mesh.sink_node("participant", PARTICIPANT, PARTICIPANT_ROLE);
+    let (receiver, port) = mesh.receiver("receiver", RECEIVER, &moderator(CHANNEL, &[PARTICIPANT]));
+    wait_state(port, "active", &receiver).await;
+
+    let stream = steady_stream(port, 200);
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     let _mesh = tokio::task::spawn_blocking(move || {
-        mesh.crash_server_for(std::time::Duration::from_secs(4));
+        outage(&mut mesh);
         mesh
     })
     .await
@@ -159,7 +159,20 @@ async fn a_slim_server_killed_and_restarted_during_a_stream_loses_nothing_that_g
     let (accepted, refused) = stream.await.unwrap();
 
     assert_all_delivered(200, &accepted, refused, &[&out], &participant).await;
+    assert_eq!(refused, 0, "the outbox takes what comes while SLIM is away");
     drop(receiver);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slim_server_killed_and_restarted_during_a_stream_loses_nothing_that_got_200() {
+    stream_through(|mesh| mesh.crash_server_for(std::time::Duration::from_secs(4))).await;
+}
+
+// SLIM's client tries once to reopen its stream after the connection drops; a port that
+// resets makes it give up and forget the connection. The node must notice and rebuild it.
+#[tokio::test(flavor = "multi_thread")]
+async fn nodes_reconnect_after_slim_gave_up_on_a_server_that_reset_connections() {
+    stream_through(|mesh| mesh.crash_server_resetting_for(std::time::Duration::from_secs(4))).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -144,6 +144,34 @@ impl Mesh {
         self.server = Some(start_server(self.dir.path(), &label, &self.endpoint));
     }
 
+    /// Kills the SLIM server with SIGKILL; for `down`, the port accepts connections and
+    /// resets them at once (a server half up, or a load balancer in front of a dead one);
+    /// then the server starts again on the same port.
+    pub fn crash_server_resetting_for(&mut self, down: Duration) {
+        if let Some(server) = self.server.take() {
+            server.kill9();
+        }
+        let listener = TcpListener::bind(&self.endpoint).expect("the server's port is free");
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
+        let until = Instant::now() + down;
+        while Instant::now() < until {
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    // SO_LINGER 0: closing sends RST instead of FIN.
+                    let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+                    drop(stream);
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        drop(listener);
+        self.restarts += 1;
+        let label = format!("server-{}", self.restarts);
+        self.server = Some(start_server(self.dir.path(), &label, &self.endpoint));
+    }
+
     /// A path in the test's directory.
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)

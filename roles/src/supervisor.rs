@@ -1,0 +1,166 @@
+//! The supervisor: keeps a node connected to SLIM and its role running.
+//!
+//! SLIM's client reconnects on its own after a short outage, but it gives up after a single
+//! failed attempt to reopen its stream (a restarting server that accepts TCP and resets it,
+//! say) and then forgets the connection: nothing is routed any more, yet every call still
+//! reports success. The supervisor watches SLIM's connection table; when the connection is
+//! gone it stops the role, throws the service away, connects a new one (capped exponential
+//! backoff with jitter, for as long as the node runs) and starts the role again, which then
+//! recovers as after a restart: the moderator creates its group again and invites, the
+//! participant waits for the new invitation. The outbox survives, so nothing taken is lost.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::backoff::Backoff;
+use crate::config::{NodeConfig, RoleConfig};
+use crate::connection::{self, Connection};
+use crate::node::{Incoming, RoleCtx, Shared};
+use crate::state::Event;
+use crate::{moderator, participant};
+
+/// How often the connection table is looked at.
+const LINK_CHECK: Duration = Duration::from_secs(1);
+/// Consecutive checks that must find the connection gone: SLIM replaces the entry while it
+/// reconnects, and a single miss may catch it in between.
+const LINK_MISSES: u32 = 2;
+/// Longest wait for a stopped role task or a service shutdown.
+const STOP_WAIT: Duration = Duration::from_secs(10);
+
+/// Everything a role needs besides its connection.
+pub(crate) struct Supervisor {
+    pub shared: Arc<Shared>,
+    pub cfg: Arc<NodeConfig>,
+    pub incoming: mpsc::Sender<Incoming>,
+    pub cancel: CancellationToken,
+    pub service_name: String,
+}
+
+impl Supervisor {
+    /// Runs the role on `conn`, and on every connection after it, until the node stops.
+    pub(crate) async fn run(self, mut conn: Arc<Connection>) {
+        let mut retry = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+        loop {
+            let lost = self.play_role(conn.clone()).await;
+            shutdown_service(&conn).await;
+            if !lost {
+                return;
+            }
+            self.shared.apply(Event::Disconnected);
+            conn = match self.reconnect(&mut retry).await {
+                Some(c) => c,
+                None => return,
+            };
+            retry.reset();
+            self.shared.apply(Event::Connected);
+        }
+    }
+
+    /// Plays the role on `conn` until the node stops (`false`) or the connection is lost
+    /// (`true`).
+    async fn play_role(&self, conn: Arc<Connection>) -> bool {
+        self.shared.set_connection(Some(conn.clone()));
+        let role_cancel = self.cancel.child_token();
+        let ctx = RoleCtx {
+            shared: self.shared.clone(),
+            conn: conn.clone(),
+            cfg: self.cfg.clone(),
+            incoming: self.incoming.clone(),
+            cancel: role_cancel.clone(),
+        };
+        let mut role = spawn_role(ctx);
+        let (lost, role_ended) = tokio::select! {
+            _ = self.cancel.cancelled() => (false, false),
+            _ = link_lost(&conn) => (true, false),
+            ended = &mut role => {
+                if let Err(err) = ended {
+                    warn!(%err, "role task ended abnormally");
+                }
+                (false, true)
+            }
+        };
+        if role_ended {
+            // Only a consumer that went away ends a role on its own: stay until told.
+            self.cancel.cancelled().await;
+        } else {
+            if lost {
+                warn!(url = %self.cfg.slim_url, "the SLIM connection is gone and SLIM stopped reconnecting; connecting again");
+            }
+            role_cancel.cancel();
+            match tokio::time::timeout(STOP_WAIT, &mut role).await {
+                Ok(Err(err)) => warn!(%err, "role task ended abnormally"),
+                Err(_) => {
+                    warn!("the role task did not stop in time; aborting it");
+                    role.abort();
+                }
+                Ok(Ok(())) => {}
+            }
+        }
+        self.shared.set_connection(None);
+        lost
+    }
+
+    /// Connects again until it works or the node stops.
+    async fn reconnect(&self, retry: &mut Backoff) -> Option<Arc<Connection>> {
+        loop {
+            let attempt = tokio::select! {
+                _ = self.cancel.cancelled() => return None,
+                c = connection::connect(&self.cfg, &self.service_name) => c,
+            };
+            match attempt {
+                Ok(conn) => {
+                    info!(url = %self.cfg.slim_url, "connected to SLIM again");
+                    return Some(Arc::new(conn));
+                }
+                Err(err) => {
+                    let delay = retry.next_delay();
+                    warn!(%err, retry_in = ?delay, "reconnecting to SLIM failed");
+                    tokio::select! {
+                        _ = self.cancel.cancelled() => return None,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn spawn_role(ctx: RoleCtx) -> JoinHandle<()> {
+    match &ctx.cfg.role {
+        RoleConfig::Moderator { channel, invite } => {
+            let (channel, invite) = (channel.clone(), invite.clone());
+            tokio::spawn(moderator::run(ctx, channel, invite))
+        }
+        RoleConfig::Participant => tokio::spawn(participant::run(ctx)),
+    }
+}
+
+/// Resolves once SLIM no longer lists the connection.
+async fn link_lost(conn: &Connection) {
+    let mut tick = tokio::time::interval(LINK_CHECK);
+    let mut misses = 0;
+    loop {
+        tick.tick().await;
+        if conn.is_listed() {
+            misses = 0;
+        } else {
+            misses += 1;
+            if misses >= LINK_MISSES {
+                return;
+            }
+        }
+    }
+}
+
+async fn shutdown_service(conn: &Connection) {
+    match tokio::time::timeout(STOP_WAIT, conn.service.shutdown_async()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => warn!(%err, "SLIM service shutdown failed"),
+        Err(_) => warn!("SLIM service shutdown timed out"),
+    }
+}
