@@ -1,16 +1,19 @@
 //! The consumer: messages from the channel, decoded once, handed to every sink. Each sink has
 //! its own thread and bounded buffer: a slow sink never holds up the channel or the other
-//! sinks; what overflows its buffer is counted and logged.
+//! sinks. What overflows the buffer of a file-like sink waits in an overflow file and is
+//! written later; for other sinks it is counted and logged.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use slim_roles::Incoming;
 use tokio::sync::mpsc;
-use tracing::{debug, error, warn};
+use tracing::{debug, error, info, warn};
 
+use crate::overflow::Overflow;
 use crate::sink::{Delivered, Sink};
 use otlp::wire;
 
@@ -20,26 +23,135 @@ pub const SINK_BUFFER: usize = 10_000;
 /// One sink on its own thread.
 struct Worker {
     tx: SyncSender<Arc<Delivered>>,
+    /// File-like sinks keep what overflows their buffer on disk and write it later.
+    overflow: Option<Arc<Mutex<Overflow>>>,
     dropped: Arc<AtomicU64>,
+    overflowed: u64,
     thread: JoinHandle<()>,
 }
 
+/// How long the sink's thread waits for new messages before it looks at its overflow.
+const OVERFLOW_POLL: Duration = Duration::from_millis(200);
+
 fn worker(index: usize, mut sink: Box<dyn Sink>, capacity: usize) -> std::io::Result<Worker> {
     let (tx, rx) = sync_channel::<Arc<Delivered>>(capacity);
+    let overflow = match sink.overflow_path() {
+        Some(path) => {
+            let overflow = Overflow::open(path)?;
+            if overflow.has_pending() {
+                info!(sink = index, messages = overflow.pending(), file = %overflow.path().display(),
+                    "writing what a previous run left in the overflow file first");
+            }
+            Some(Arc::new(Mutex::new(overflow)))
+        }
+        None => None,
+    };
+    let from_disk = overflow.clone();
     let thread = std::thread::Builder::new()
         .name(format!("slim-node-sink-{index}"))
         .spawn(move || {
-            for delivered in rx {
-                if let Err(err) = sink.write(&delivered) {
+            let mut write = |d: &Delivered| {
+                if let Err(err) = sink.write(d) {
                     error!(sink = index, %err, "a sink failed to write a message");
+                }
+            };
+            loop {
+                // The buffer holds what came before anything in the overflow: it goes first.
+                let stopped = match rx.try_recv() {
+                    Ok(d) => {
+                        write(&d);
+                        continue;
+                    }
+                    Err(TryRecvError::Empty) => false,
+                    Err(TryRecvError::Disconnected) => true,
+                };
+                if let Some(d) = from_disk.as_ref().and_then(|o| pop(index, o)) {
+                    write(&d);
+                    continue;
+                }
+                if stopped {
+                    return;
+                }
+                match rx.recv_timeout(OVERFLOW_POLL) {
+                    Ok(d) => write(&d),
+                    Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {}
                 }
             }
         })?;
     Ok(Worker {
         tx,
+        overflow,
         dropped: Arc::new(AtomicU64::new(0)),
+        overflowed: 0,
         thread,
     })
+}
+
+fn pop(index: usize, overflow: &Mutex<Overflow>) -> Option<Delivered> {
+    let mut overflow = overflow.lock().unwrap_or_else(|p| p.into_inner());
+    match overflow.pop() {
+        Ok(d) => d,
+        Err(err) => {
+            // A frame that cannot be read would block everything behind it.
+            error!(sink = index, %err, file = %overflow.path().display(),
+                "the overflow file is unreadable; setting it aside");
+            let aside = overflow.path().with_extension("overflow.bad");
+            let _ = std::fs::rename(overflow.path(), &aside);
+            if let Ok(fresh) = Overflow::open(overflow.path().to_path_buf()) {
+                *overflow = fresh;
+            }
+            None
+        }
+    }
+}
+
+impl Worker {
+    /// Hands a message to the sink's thread without waiting: into its buffer, or behind
+    /// what waits in its overflow file, or, when neither can take it, dropped and counted.
+    fn offer(&mut self, index: usize, delivered: Arc<Delivered>) {
+        let Some(overflow) = &self.overflow else {
+            match self.tx.try_send(delivered) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => self.drop_one(index, "a sink cannot keep up"),
+                Err(TrySendError::Disconnected(_)) => self.drop_one(index, "a sink stopped"),
+            }
+            return;
+        };
+        // Held while deciding, so the sink's thread cannot empty the overflow in between.
+        let mut overflow = overflow.lock().unwrap_or_else(|p| p.into_inner());
+        let delivered = if overflow.has_pending() {
+            delivered
+        } else {
+            match self.tx.try_send(delivered) {
+                Ok(()) => return,
+                Err(TrySendError::Full(d)) => d,
+                Err(TrySendError::Disconnected(_)) => {
+                    return self.drop_one(index, "a sink stopped");
+                }
+            }
+        };
+        match overflow.push(&delivered) {
+            Ok(()) => {
+                self.overflowed += 1;
+                if self.overflowed.is_power_of_two() || self.overflowed % 1000 == 0 {
+                    warn!(sink = index, overflowed = self.overflowed, file = %overflow.path().display(),
+                        "a sink cannot keep up; keeping its messages in its overflow file to write later");
+                }
+            }
+            Err(err) => {
+                drop(overflow);
+                self.drop_one(index, &format!("its overflow file failed: {err}"));
+            }
+        }
+    }
+
+    fn drop_one(&self, index: usize, why: &str) {
+        let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        // 1, 2, 4, …, then every 1000th: loud enough to notice, quiet enough to read.
+        if n.is_power_of_two() || n % 1000 == 0 {
+            warn!(sink = index, dropped = n, "{why}; dropped messages for it");
+        }
+    }
 }
 
 /// Runs on its own thread: decoding and sink I/O stay off the async workers. Returns when
@@ -57,7 +169,7 @@ pub fn spawn_with_capacity(
     sinks: Vec<Box<dyn Sink>>,
     capacity: usize,
 ) -> std::io::Result<JoinHandle<()>> {
-    let workers = sinks
+    let mut workers = sinks
         .into_iter()
         .enumerate()
         .map(|(i, sink)| worker(i, sink, capacity))
@@ -70,24 +182,8 @@ pub fn spawn_with_capacity(
                     continue;
                 };
                 let delivered = Arc::new(delivered);
-                for (i, w) in workers.iter().enumerate() {
-                    match w.tx.try_send(delivered.clone()) {
-                        Ok(()) => {}
-                        Err(TrySendError::Full(_)) => {
-                            let n = w.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                            // 1, 10, 100, …: loud enough to notice, quiet enough to read.
-                            if n.is_power_of_two() || n % 1000 == 0 {
-                                warn!(
-                                    sink = i,
-                                    dropped = n,
-                                    "a sink cannot keep up; dropped messages for it"
-                                );
-                            }
-                        }
-                        Err(TrySendError::Disconnected(_)) => {
-                            error!(sink = i, "a sink stopped; its messages are dropped");
-                        }
-                    }
+                for (i, w) in workers.iter_mut().enumerate() {
+                    w.offer(i, delivered.clone());
                 }
             }
             for (i, w) in workers.into_iter().enumerate() {
@@ -127,7 +223,6 @@ fn decode(msg: Incoming) -> Option<Delivered> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Mutex;
 
     /// Counts what it is given.
     struct Counting(Arc<Mutex<usize>>);
@@ -144,6 +239,26 @@ mod tests {
         fn write(&mut self, _: &Delivered) -> std::io::Result<()> {
             let _held = self.0.lock().unwrap_or_else(|p| p.into_inner());
             Ok(())
+        }
+    }
+
+    /// Records the ids it writes, blocking on each until released; keeps its overflow in a file.
+    struct SlowFile {
+        gate: Arc<Mutex<()>>,
+        written: Arc<Mutex<Vec<String>>>,
+        overflow: std::path::PathBuf,
+    }
+    impl Sink for SlowFile {
+        fn write(&mut self, d: &Delivered) -> std::io::Result<()> {
+            let _held = self.gate.lock().unwrap_or_else(|p| p.into_inner());
+            self.written
+                .lock()
+                .unwrap()
+                .push(d.message_id.clone().unwrap_or_default());
+            Ok(())
+        }
+        fn overflow_path(&self) -> Option<std::path::PathBuf> {
+            Some(self.overflow.clone())
         }
     }
 
@@ -207,5 +322,38 @@ mod tests {
             200,
             "shutdown waits for the sink to write its buffer"
         );
+    }
+
+    #[test]
+    fn what_overflows_a_file_sink_is_written_later_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let overflow = dir.path().join("out.jsonl.overflow");
+        let gate = Arc::new(Mutex::new(()));
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let held = gate.lock().unwrap();
+        let (tx, rx) = mpsc::channel(100);
+        let sink = SlowFile {
+            gate: gate.clone(),
+            written: written.clone(),
+            overflow: overflow.clone(),
+        };
+        let consumer = spawn_with_capacity(rx, vec![Box::new(sink)], 5).unwrap();
+        for i in 0..50 {
+            tx.blocking_send(incoming(i)).unwrap();
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !overflow.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(
+            overflow.exists(),
+            "the stuck sink's overflow went to its file"
+        );
+        drop(held);
+        drop(tx);
+        consumer.join().unwrap();
+        let expected: Vec<String> = (0..50).map(|i| format!("id-{i}")).collect();
+        assert_eq!(*written.lock().unwrap(), expected);
+        assert!(!overflow.exists(), "the emptied overflow file is removed");
     }
 }

@@ -7,5 +7,6 @@ pub mod cli;
 pub mod cmd;
 pub mod consume;
 pub mod ingest;
+pub mod overflow;
 pub mod receiver;
 pub mod sink;

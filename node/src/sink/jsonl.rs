@@ -3,7 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
@@ -14,6 +14,7 @@ use otlp::OtlpRequest;
 /// Appends one line per message with a single write, so lines never interleave.
 pub struct JsonlSink {
     out: File,
+    path: PathBuf,
     line: Vec<u8>,
 }
 
@@ -42,12 +43,19 @@ impl JsonlSink {
             })?;
         Ok(JsonlSink {
             out: file,
+            path: path.to_path_buf(),
             line: Vec::new(),
         })
     }
 }
 
 impl Sink for JsonlSink {
+    fn overflow_path(&self) -> Option<PathBuf> {
+        let mut name = self.path.clone().into_os_string();
+        name.push(".overflow");
+        Some(name.into())
+    }
+
     fn write(&mut self, d: &Delivered) -> io::Result<()> {
         let record = Line {
             signal: d.request.signal().as_str(),

@@ -29,6 +29,12 @@ pub struct Delivered {
 pub trait Sink: Send {
     /// Writes one message. An error is logged by the caller; the sink stays in use.
     fn write(&mut self, delivered: &Delivered) -> io::Result<()>;
+
+    /// For a file-like sink, where to keep what overflows its buffer until it catches up;
+    /// other sinks drop the overflow (counted and logged).
+    fn overflow_path(&self) -> Option<PathBuf> {
+        None
+    }
 }
 
 /// A `--sink` value.
