@@ -30,10 +30,10 @@ pub enum Command {
     /// Run a SLIM data-plane server.
     Server(ServerArgs),
     /// Run a node: a moderator or participant on a channel, with an optional OTLP receiver.
-    Node(NodeArgs),
+    Node(Box<NodeArgs>),
     /// Run everything in one process: a SLIM server, a receiver (moderator) and a
     /// printing participant. The quickest way to try slim-node.
-    Up(UpArgs),
+    Up(Box<UpArgs>),
 }
 
 /// `slim-node server`.
@@ -41,6 +41,89 @@ pub enum Command {
 pub struct ServerArgs {
     #[command(flatten)]
     pub server: SlimServerArgs,
+    #[command(flatten)]
+    pub tls: ServerTlsArgs,
+}
+
+/// TLS of `slim-node server`.
+#[derive(Debug, Args)]
+pub struct ServerTlsArgs {
+    /// Serve TLS 1.3 with this PEM certificate chain (with --tls-key); nodes then connect
+    /// with an https:// URL. Reloaded when the file changes.
+    #[arg(
+        long,
+        env = "SLIM_NODE_TLS_CERT",
+        requires = "tls_key",
+        value_name = "PEM"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(
+        long,
+        env = "SLIM_NODE_TLS_KEY",
+        requires = "tls_cert",
+        value_name = "PEM"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// Require client certificates signed by this PEM CA bundle (mTLS).
+    #[arg(
+        long,
+        env = "SLIM_NODE_CLIENT_CA",
+        requires = "tls_cert",
+        value_name = "PEM"
+    )]
+    pub client_ca: Option<PathBuf>,
+}
+
+impl ServerTlsArgs {
+    /// The server's TLS settings, when TLS was asked for.
+    pub fn settings(&self) -> Option<slim_roles::ServerTls> {
+        let (cert, key) = (self.tls_cert.clone()?, self.tls_key.clone()?);
+        Some(slim_roles::ServerTls {
+            identity: slim_roles::CertKey { cert, key },
+            client_ca: self.client_ca.clone(),
+        })
+    }
+}
+
+/// TLS to an https:// SLIM server.
+#[derive(Debug, Args)]
+pub struct SlimTlsArgs {
+    /// PEM CA bundle that signed the SLIM server's certificate (default: the system roots).
+    #[arg(long, env = "SLIM_NODE_CA", value_name = "PEM")]
+    pub ca: Option<PathBuf>,
+    /// Present this PEM client certificate to the SLIM server (mTLS; with --client-key).
+    #[arg(
+        long,
+        env = "SLIM_NODE_CLIENT_CERT",
+        requires = "client_key",
+        value_name = "PEM"
+    )]
+    pub client_cert: Option<PathBuf>,
+    /// The PEM private key of --client-cert.
+    #[arg(
+        long,
+        env = "SLIM_NODE_CLIENT_KEY",
+        requires = "client_cert",
+        value_name = "PEM"
+    )]
+    pub client_key: Option<PathBuf>,
+}
+
+impl SlimTlsArgs {
+    /// The node's TLS settings towards SLIM.
+    pub fn settings(&self) -> slim_roles::ClientTls {
+        slim_roles::ClientTls {
+            ca: self.ca.clone(),
+            identity: match (&self.client_cert, &self.client_key) {
+                (Some(cert), Some(key)) => Some(slim_roles::CertKey {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }),
+                _ => None,
+            },
+        }
+    }
 }
 
 /// Where an embedded SLIM server listens.
@@ -177,6 +260,49 @@ pub struct ReceiverArgs {
     pub otlp_grpc: Option<String>,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub tls: OtlpTlsArgs,
+}
+
+/// TLS of the OTLP receivers.
+#[derive(Debug, Clone, Args)]
+pub struct OtlpTlsArgs {
+    /// Serve the OTLP receivers over TLS (1.2 or 1.3) with this PEM certificate chain (with
+    /// --otlp-tls-key). Reloaded when the file changes.
+    #[arg(
+        long,
+        env = "SLIM_NODE_OTLP_TLS_CERT",
+        requires = "otlp_tls_key",
+        value_name = "PEM"
+    )]
+    pub otlp_tls_cert: Option<PathBuf>,
+    /// The PEM private key of --otlp-tls-cert.
+    #[arg(
+        long,
+        env = "SLIM_NODE_OTLP_TLS_KEY",
+        requires = "otlp_tls_cert",
+        value_name = "PEM"
+    )]
+    pub otlp_tls_key: Option<PathBuf>,
+    /// Require OTLP clients to present a certificate signed by this PEM CA bundle (mTLS).
+    #[arg(
+        long,
+        env = "SLIM_NODE_OTLP_CLIENT_CA",
+        requires = "otlp_tls_cert",
+        value_name = "PEM"
+    )]
+    pub otlp_client_ca: Option<PathBuf>,
+}
+
+impl OtlpTlsArgs {
+    /// The certificate files, when TLS was asked for.
+    pub fn files(&self) -> Option<crate::receiver::tls::TlsFiles> {
+        Some(crate::receiver::tls::TlsFiles {
+            cert: self.otlp_tls_cert.clone()?,
+            key: self.otlp_tls_key.clone()?,
+            client_ca: self.otlp_client_ca.clone(),
+        })
+    }
 }
 
 /// Cross-origin settings of the OTLP/HTTP receiver, for browser senders.
@@ -240,6 +366,8 @@ pub struct NodeArgs {
     /// URL of the SLIM server.
     #[arg(long, env = "SLIM_NODE_SLIM", default_value = DEFAULT_SLIM_URL, value_name = "URL")]
     pub slim: String,
+    #[command(flatten)]
+    pub slim_tls: SlimTlsArgs,
     #[command(flatten)]
     pub secret: SecretArgs,
     /// Group channel to create (moderator only).
@@ -311,6 +439,8 @@ pub struct UpArgs {
     pub secret: Option<String>,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub tls: OtlpTlsArgs,
     #[command(flatten)]
     pub queue: QueueArgs,
     #[command(flatten)]

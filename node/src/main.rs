@@ -16,8 +16,8 @@ fn main() -> ExitCode {
     let result = slim_roles::runtime::handle().block_on(async move {
         match cli.command {
             Command::Server(args) => cmd::server::run(args).await,
-            Command::Node(args) => cmd::node::run(args).await,
-            Command::Up(args) => cmd::up::run(args).await,
+            Command::Node(args) => cmd::node::run(*args).await,
+            Command::Up(args) => cmd::up::run(*args).await,
         }
     });
     match result {

@@ -6,6 +6,7 @@ use crate::error::ConfigError;
 use crate::name::{Secret, SlimName};
 use crate::outbox::OutboxLimits;
 use crate::spool::SpoolConfig;
+use crate::tls::ClientTls;
 
 /// Default SLIM server URL (SLIM's conventional port).
 pub const DEFAULT_SLIM_URL: &str = "http://127.0.0.1:46357";
@@ -66,12 +67,18 @@ pub struct NodeConfig {
     pub outbox: OutboxLimits,
     /// Keep the outbox on disk too, so that what was taken survives a crash.
     pub spool: Option<SpoolConfig>,
+    /// TLS to an `https://` SLIM server.
+    pub tls: ClientTls,
 }
 
 impl NodeConfig {
     /// Checks what can be checked before connecting.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        validate_url(&self.slim_url)
+        validate_url(&self.slim_url)?;
+        if self.tls.is_set() && !self.slim_url.starts_with("https://") {
+            return Err(ConfigError::TlsWithoutHttps(self.slim_url.clone()));
+        }
+        self.tls.for_url(&self.slim_url).map(drop)
     }
 }
 

@@ -46,16 +46,8 @@ pub(crate) async fn connect(cfg: &NodeConfig, service_name: &str) -> Result<Conn
     let service = Arc::new(Service::new(service_name.to_string()));
     let client = ClientConfig {
         backoff: Some(backoff(cfg.connect_attempts)),
+        tls: cfg.tls.for_url(&cfg.slim_url)?,
         ..slim_bindings::new_insecure_client_config(cfg.slim_url.clone())
-    };
-    let client = ClientConfig {
-        // TLS is chosen by the scheme; certificates come with the security work.
-        tls: if cfg.slim_url.starts_with("https://") {
-            slim_bindings::TlsClientConfig::default()
-        } else {
-            client.tls
-        },
-        ..client
     };
     let conn_id = service
         .connect_async(client)

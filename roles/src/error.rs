@@ -24,6 +24,15 @@ pub enum ConfigError {
     /// The SLIM URL has no usable scheme.
     #[error("invalid SLIM URL {0:?}: expected http://HOST:PORT or https://HOST:PORT")]
     InvalidUrl(String),
+    /// A TLS certificate, key or CA file is missing or its path is not UTF-8.
+    #[error("TLS file {path} does not exist or is not a readable file")]
+    TlsFile {
+        /// The path given.
+        path: String,
+    },
+    /// TLS settings were given for a plain-text `http://` SLIM URL.
+    #[error("TLS settings (--ca, --client-cert) need an https:// SLIM URL, not {0}")]
+    TlsWithoutHttps(String),
 }
 
 /// Why a node could not start or keep its role.
@@ -39,6 +48,9 @@ pub enum RoleError {
         /// SLIM's own error text.
         message: String,
     },
+    /// The configuration cannot work.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// The spool cannot be opened.
     #[error(transparent)]
     Spool(#[from] crate::spool::SpoolError),

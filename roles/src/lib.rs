@@ -21,6 +21,7 @@ pub mod server;
 pub mod spool;
 pub mod state;
 mod supervisor;
+pub mod tls;
 
 pub use config::{NodeConfig, Reliability, RoleConfig, DEFAULT_SLIM_URL};
 pub use error::{ConfigError, PublishError, RoleError};
@@ -29,3 +30,4 @@ pub use node::{Incoming, Node, Publisher};
 pub use outbox::{OutboxLimits, OutboxStats, Outgoing, MESSAGE_ID_KEY};
 pub use spool::SpoolConfig;
 pub use state::{RoleKind, State, Status};
+pub use tls::{CertKey, ClientTls, ServerTls};

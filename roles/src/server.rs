@@ -6,6 +6,7 @@ use slim_bindings::{DataplaneConfig, Service, ServiceConfig};
 use tracing::info;
 
 use crate::error::RoleError;
+use crate::tls::ServerTls;
 
 /// A running SLIM server. It keeps serving until `shutdown` or the end of the process.
 pub struct SlimServer {
@@ -14,15 +15,18 @@ pub struct SlimServer {
 }
 
 impl SlimServer {
-    /// Binds `endpoint` (`HOST:PORT`) and starts serving; returns once the listener is bound.
-    pub async fn start(endpoint: &str) -> Result<SlimServer, RoleError> {
+    /// Binds `endpoint` (`HOST:PORT`) and starts serving, over TLS when `tls` is given;
+    /// returns once the listener is bound.
+    pub async fn start(endpoint: &str, tls: Option<&ServerTls>) -> Result<SlimServer, RoleError> {
+        let mut server = slim_bindings::new_insecure_server_config(endpoint.to_string());
+        if let Some(tls) = tls {
+            server.tls = tls.to_slim()?;
+        }
         let config = ServiceConfig {
             node_id: None,
             domain_name: None,
             dataplane: DataplaneConfig {
-                servers: vec![slim_bindings::new_insecure_server_config(
-                    endpoint.to_string(),
-                )],
+                servers: vec![server],
                 clients: vec![],
             },
         };
@@ -34,7 +38,8 @@ impl SlimServer {
             operation: "server start",
             message: format!("cannot serve on {endpoint}: {e}"),
         })?;
-        info!(%endpoint, "SLIM data-plane server listening");
+        info!(%endpoint, tls = tls.is_some(), mtls = tls.is_some_and(|t| t.client_ca.is_some()),
+            "SLIM data-plane server listening");
         Ok(SlimServer {
             service,
             endpoint: endpoint.to_string(),

@@ -59,6 +59,7 @@ fn node_config(args: &NodeArgs) -> anyhow::Result<NodeConfig> {
         in_flight: IN_FLIGHT,
         outbox: args.queue.limits(),
         spool: args.queue.spool_config(),
+        tls: args.slim_tls.settings(),
     };
     config.validate()?;
     Ok(config)
@@ -94,7 +95,7 @@ pub struct RunningNode {
     node: Node,
     consumer: JoinHandle<()>,
     stop_receivers: CancellationToken,
-    receivers: Vec<(&'static str, tokio::task::JoinHandle<Result<(), String>>)>,
+    receivers: Vec<(&'static str, tokio::task::JoinHandle<std::io::Result<()>>)>,
 }
 
 /// Binds a receiver's address, naming the receiver in the error.
@@ -127,26 +128,33 @@ impl RunningNode {
             Some(addr) => Some(bind("OTLP/gRPC", addr).await?),
             None => None,
         };
+        let tls = match receivers.tls.files() {
+            Some(files) => Some(
+                receiver::tls::acceptor(&files)
+                    .context("cannot set up TLS for the OTLP receivers")?,
+            ),
+            None => None,
+        };
         let (node, incoming) = Node::start(config).await?;
         let consumer =
             crate::consume::spawn(incoming, sinks).context("cannot start the consumer")?;
         let ingest = Ingest::new(node.publisher(), receivers.limits.max_body_size);
         let stop = CancellationToken::new();
+        let settings = HttpSettings::from(&receivers.limits);
         let mut tasks = Vec::new();
         if let Some(listener) = http {
-            let settings = HttpSettings::from(&receivers.limits);
-            let serve = receiver::http::serve(listener, ingest.clone(), settings, stop.clone());
-            tasks.push((
-                "OTLP/HTTP",
-                tokio::spawn(async move { serve.await.map_err(|e| e.to_string()) }),
-            ));
+            let serve = receiver::http::serve(
+                listener,
+                ingest.clone(),
+                settings.clone(),
+                tls.clone(),
+                stop.clone(),
+            );
+            tasks.push(("OTLP/HTTP", tokio::spawn(serve)));
         }
         if let Some(listener) = grpc {
-            let serve = receiver::grpc::serve(listener, ingest, stop.clone());
-            tasks.push((
-                "OTLP/gRPC",
-                tokio::spawn(async move { serve.await.map_err(|e| e.to_string()) }),
-            ));
+            let serve = receiver::grpc::serve(listener, ingest, settings.limits, tls, stop.clone());
+            tasks.push(("OTLP/gRPC", tokio::spawn(serve)));
         }
         Ok(RunningNode {
             node,

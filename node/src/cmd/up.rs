@@ -24,7 +24,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             uuid::Uuid::new_v4().simple()
         ))?,
     };
-    let server = SlimServer::start(&args.server.endpoint)
+    let server = SlimServer::start(&args.server.endpoint, None)
         .await
         .with_context(|| format!("cannot start the SLIM server on {}", args.server.endpoint))?;
     let url = format!("http://{}", connect_address(&args.server.endpoint));
@@ -45,12 +45,14 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             in_flight: IN_FLIGHT,
             outbox: args.queue.limits(),
             spool,
+            tls: Default::default(),
         })
     };
     let no_receivers = ReceiverArgs {
         otlp_http: None,
         otlp_grpc: None,
         limits: args.limits.clone(),
+        tls: args.tls.clone(),
     };
     let printer = RunningNode::start(
         config(PRINTER, RoleConfig::Participant)?,
@@ -62,6 +64,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         otlp_http: Some(args.otlp_http.clone()),
         otlp_grpc: Some(args.otlp_grpc.clone()),
         limits: args.limits.clone(),
+        tls: args.tls.clone(),
     };
     let receiver = RunningNode::start(
         config(

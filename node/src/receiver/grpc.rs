@@ -24,12 +24,13 @@ use otlp::{response, OtlpRequest};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::codec::CompressionEncoding;
-use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 use tracing::{info, warn};
 
+use super::server::{self, ConnLimits};
 use crate::ingest::{Ingest, IngestError};
+use tokio_rustls::TlsAcceptor;
 
 /// The three OTLP services over one [`Ingest`].
 #[derive(Clone)]
@@ -106,13 +107,8 @@ fn not_retryable_when_too_large<B>(mut response: http::Response<B>) -> http::Res
     response
 }
 
-/// Serves OTLP/gRPC on `listener` until `shutdown` fires, then finishes open calls.
-pub async fn serve(
-    listener: TcpListener,
-    ingest: Ingest,
-    shutdown: CancellationToken,
-) -> Result<(), tonic::transport::Error> {
-    info!(addr = ?listener.local_addr().ok(), "OTLP/gRPC receiver listening");
+/// The three OTLP services as routes.
+pub fn router(ingest: Ingest) -> axum::Router {
     let max = ingest.max_body();
     let otlp = Otlp { ingest };
     macro_rules! configured {
@@ -124,13 +120,24 @@ pub async fn serve(
                 .max_decoding_message_size(max)
         };
     }
-    tonic::transport::Server::builder()
-        .layer(tower::util::MapResponseLayer::new(
-            not_retryable_when_too_large,
-        ))
-        .add_service(configured!(TraceServiceServer))
+    tonic::service::Routes::new(configured!(TraceServiceServer))
         .add_service(configured!(MetricsServiceServer))
         .add_service(configured!(LogsServiceServer))
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown.cancelled())
-        .await
+        .into_axum_router()
+        .layer(tower::util::MapResponseLayer::new(
+            not_retryable_when_too_large::<axum::body::Body>,
+        ))
+}
+
+/// Serves OTLP/gRPC on `listener` (over TLS when `tls` is set) until `shutdown` fires, then
+/// finishes open calls.
+pub async fn serve(
+    listener: TcpListener,
+    ingest: Ingest,
+    limits: ConnLimits,
+    tls: Option<TlsAcceptor>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    info!(addr = ?listener.local_addr().ok(), tls = tls.is_some(), "OTLP/gRPC receiver listening");
+    server::serve(listener, router(ingest), limits, tls, shutdown).await
 }

@@ -10,6 +10,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use http_body_util::BodyExt;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -112,11 +113,12 @@ pub async fn serve(
     listener: TcpListener,
     ingest: Ingest,
     settings: HttpSettings,
+    tls: Option<TlsAcceptor>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    info!(addr = ?listener.local_addr().ok(), "OTLP/HTTP receiver listening");
+    info!(addr = ?listener.local_addr().ok(), tls = tls.is_some(), "OTLP/HTTP receiver listening");
     let app = router(ingest, &settings);
-    server::serve(listener, app, settings.limits, shutdown).await
+    server::serve(listener, app, settings.limits, tls, shutdown).await
 }
 
 async fn health(State(ingest): State<Ingest>) -> Response {

@@ -1,17 +1,20 @@
-//! Serving HTTP connections with the limits a public endpoint needs: HTTP/1.1 and h2c on one
-//! port, a cap on open connections, a deadline for request headers (slow-loris), and a
-//! graceful drain on shutdown.
+//! Serving HTTP connections with the limits a public endpoint needs: HTTP/1.1 and HTTP/2 on
+//! one port (h2c, or ALPN over TLS), a cap on open connections, a deadline for the TLS
+//! handshake and request headers (slow-loris), bounded header size, and a graceful drain on
+//! shutdown. Both receivers, OTLP/HTTP and OTLP/gRPC, are served here.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -26,23 +29,29 @@ pub struct ConnLimits {
 
 /// How long open requests may take to finish after shutdown.
 const DRAIN: Duration = Duration::from_secs(10);
+/// Largest request head (HTTP/1.1 buffer, HTTP/2 header list); beyond it 431 or a reset.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
-/// Serves `app` on `listener` until `shutdown` fires, then drains open connections.
+/// Serves `app` on `listener` (over TLS when `tls` is set) until `shutdown` fires, then
+/// drains open connections.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ConnLimits,
+    tls: Option<TlsAcceptor>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
+        .max_buf_size(MAX_HEADER_BYTES)
         .header_read_timeout(limits.header_read_timeout);
     builder
         .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(Duration::from_secs(30)))
+        .max_header_list_size(MAX_HEADER_BYTES as u32)
         .max_concurrent_streams(256);
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
@@ -71,6 +80,7 @@ pub async fn serve(
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let first_bytes = limits.header_read_timeout;
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _permit = permit;
             // hyper's header timeout starts with the first byte (it reads a preface to tell
@@ -82,9 +92,17 @@ pub async fn serve(
                 debug!(%peer, "no request within the header timeout (or closed); closing");
                 return;
             }
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            if let Err(err) = watcher.watch(conn.into_owned()).await {
-                debug!(%peer, %err, "connection ended with an error");
+            let Some(acceptor) = tls else {
+                return serve_connection(&builder, TokioIo::new(stream), service, watcher, peer)
+                    .await;
+            };
+            // The handshake shares the header deadline: a client that stalls in it is cut too.
+            match tokio::time::timeout(first_bytes, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => {
+                    serve_connection(&builder, TokioIo::new(stream), service, watcher, peer).await
+                }
+                Ok(Err(err)) => debug!(%peer, %err, "TLS handshake failed"),
+                Err(_) => debug!(%peer, "TLS handshake not finished within the header timeout"),
             }
         });
     }
@@ -95,4 +113,19 @@ pub async fn serve(
         warn!("open connections did not finish within {DRAIN:?}; closing them");
     }
     Ok(())
+}
+
+async fn serve_connection<I>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: I,
+    service: TowerToHyperService<Router>,
+    watcher: Watcher,
+    peer: SocketAddr,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let conn = builder.serve_connection_with_upgrades(io, service);
+    if let Err(err) = watcher.watch(conn.into_owned()).await {
+        debug!(%peer, %err, "connection ended with an error");
+    }
 }
