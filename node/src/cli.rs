@@ -262,6 +262,18 @@ pub struct ReceiverArgs {
     pub limits: LimitArgs,
     #[command(flatten)]
     pub tls: OtlpTlsArgs,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+}
+
+/// Who may send to the receivers.
+#[derive(Debug, Clone, Args)]
+pub struct AuthArgs {
+    /// Require `Authorization: Bearer TOKEN` on every export and admin request (401 without,
+    /// 403 with an unknown token); the file holds one `name=token` per line (`#` comments,
+    /// tokens of at least 16 characters). Logs name the key, never the token.
+    #[arg(long, env = "SLIM_NODE_AUTH_TOKEN_FILE", value_name = "PATH")]
+    pub auth_token_file: Option<PathBuf>,
 }
 
 /// TLS of the OTLP receivers.
@@ -350,6 +362,20 @@ pub struct LimitArgs {
         value_name = "SECS"
     )]
     pub body_read_timeout: u64,
+    /// Requests handled at once across the receivers; beyond it 503 + Retry-After (gRPC:
+    /// UNAVAILABLE + RetryInfo).
+    #[arg(
+        long,
+        env = "SLIM_NODE_MAX_CONCURRENT_REQUESTS",
+        default_value_t = 1024,
+        value_name = "N"
+    )]
+    pub max_concurrent_requests: usize,
+    /// Requests per second each key (or, without a token file, all clients together) may
+    /// send, with bursts of the same size; beyond it 429 + Retry-After (gRPC:
+    /// RESOURCE_EXHAUSTED + RetryInfo). Unlimited when not set.
+    #[arg(long, env = "SLIM_NODE_RATE_LIMIT", value_name = "PER_SEC")]
+    pub rate_limit: Option<std::num::NonZeroU32>,
     #[command(flatten)]
     pub cors: CorsArgs,
 }
@@ -441,6 +467,8 @@ pub struct UpArgs {
     pub limits: LimitArgs,
     #[command(flatten)]
     pub tls: OtlpTlsArgs,
+    #[command(flatten)]
+    pub auth: AuthArgs,
     #[command(flatten)]
     pub queue: QueueArgs,
     #[command(flatten)]

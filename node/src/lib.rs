@@ -3,6 +3,7 @@
 //! Receivers accept OTLP, [`ingest`] publishes it on the channel through the node's role
 //! (the `slim-roles` crate), and [`consume`] hands what other members publish to the sinks.
 
+pub mod auth;
 pub mod cli;
 pub mod cmd;
 pub mod consume;

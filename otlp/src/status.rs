@@ -10,6 +10,12 @@ pub enum Code {
     InvalidArgument = 3,
     /// Unknown path.
     NotFound = 5,
+    /// Valid credentials that may not do this.
+    PermissionDenied = 7,
+    /// A quota (rate limit, size) is used up.
+    ResourceExhausted = 8,
+    /// Not possible in the current state (e.g. administering a participant).
+    FailedPrecondition = 9,
     /// Method not allowed.
     Unimplemented = 12,
     /// A bug on our side.

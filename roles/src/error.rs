@@ -105,3 +105,13 @@ pub enum PublishError {
     #[error("SLIM refused the message: {0}")]
     Slim(String),
 }
+
+/// A runtime change of members that cannot be made.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum AdminError {
+    /// Only a moderator has a group to change.
+    #[error(
+        "this node is a participant; members are invited and removed by the channel's moderator"
+    )]
+    NotModerator,
+}

@@ -24,9 +24,9 @@ mod supervisor;
 pub mod tls;
 
 pub use config::{NodeConfig, Reliability, RoleConfig, DEFAULT_SLIM_URL};
-pub use error::{ConfigError, PublishError, RoleError};
+pub use error::{AdminError, ConfigError, PublishError, RoleError};
 pub use name::{Secret, SlimName};
-pub use node::{Incoming, Node, Publisher};
+pub use node::{Admin, Incoming, Node, Publisher};
 pub use outbox::{OutboxLimits, OutboxStats, Outgoing, MESSAGE_ID_KEY};
 pub use spool::SpoolConfig;
 pub use state::{RoleKind, State, Status};

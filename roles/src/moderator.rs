@@ -22,10 +22,10 @@ const CONTROL_WAIT: Duration = Duration::from_secs(30);
 /// Longest wait for the group to close on shutdown.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
-pub(crate) async fn run(ctx: RoleCtx, channel: SlimName, invite: Vec<SlimName>) {
+pub(crate) async fn run(ctx: RoleCtx, channel: SlimName) {
     let mut retry = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
     loop {
-        match session_lifetime(&ctx, &channel, &invite).await {
+        match session_lifetime(&ctx, &channel).await {
             Ok(ReceiveEnd::Cancelled) => return,
             Ok(ReceiveEnd::Closed) => {
                 warn!(%channel, "the group session closed; creating it again");
@@ -42,11 +42,7 @@ pub(crate) async fn run(ctx: RoleCtx, channel: SlimName, invite: Vec<SlimName>) 
 }
 
 /// One group session from creation to close.
-async fn session_lifetime(
-    ctx: &RoleCtx,
-    channel: &SlimName,
-    invite: &[SlimName],
-) -> Result<ReceiveEnd, RoleError> {
+async fn session_lifetime(ctx: &RoleCtx, channel: &SlimName) -> Result<ReceiveEnd, RoleError> {
     let reliability = ctx.cfg.reliability;
     let config = SessionConfig {
         session_type: SessionType::Group,
@@ -69,6 +65,7 @@ async fn session_lifetime(
     let session = created.session;
     ctx.shared.apply(Event::SessionCreated);
     info!(%channel, mls = ctx.cfg.mls, "group session created");
+    let invite = ctx.shared.invitees();
     ctx.shared.apply(Event::InvitesStarted(
         invite.iter().map(ToString::to_string).collect(),
     ));
@@ -79,7 +76,7 @@ async fn session_lifetime(
     let inviter = tokio::spawn(manage_members(
         ctx.clone(),
         session.clone(),
-        invite.to_vec(),
+        invite,
         lifetime.clone(),
     ));
     let sender = tokio::spawn(sender::run(ctx.clone(), session.clone(), lifetime.clone()));
@@ -104,14 +101,15 @@ const MEMBER_CHECK: Duration = Duration::from_secs(2);
 const STALL_SENDS: u32 = 3;
 const STALL_QUIET: Duration = Duration::from_secs(45);
 
-/// Invites every name, retrying each with its own backoff until it joins: invitees may
+/// Invites every name, retrying each with its own backoff until it joins (and names an
+/// administrator adds later; those removed leave the group): invitees may
 /// start after the moderator, and SLIM fails an invite to a name that is not up yet. Then
 /// watches the members: SLIM reports no error when one crashes, only lists it Offline, and
 /// keeps nothing for it; an offline member is removed and invited again until it is back.
 async fn manage_members(
     ctx: RoleCtx,
     session: Arc<Session>,
-    names: Vec<SlimName>,
+    names: BTreeSet<SlimName>,
     lifetime: CancellationToken,
 ) {
     let new_backoff = || Backoff::new(Duration::from_secs(1), Duration::from_secs(15));
@@ -152,6 +150,28 @@ async fn manage_members(
                             }
                         }
                     }
+                }
+            }
+            _ = ctx.shared.invitees_changed.notified() => {
+                let wanted = ctx.shared.invitees();
+                for name in &wanted {
+                    if !pending.contains_key(name) && !joined.contains(name) {
+                        pending.insert(name.clone(), (Instant::now(), new_backoff()));
+                    }
+                }
+                pending.retain(|name, _| wanted.contains(name));
+                let gone: Vec<SlimName> = joined.difference(&wanted).cloned().collect();
+                for name in gone {
+                    info!(member = %name, "removing a member from the group");
+                    match session.remove_async(name.to_slim()).await {
+                        Ok(done) => {
+                            if let Err(err) = done.wait_for_async(CONTROL_WAIT).await {
+                                warn!(member = %name, %err, "SLIM did not confirm the removal");
+                            }
+                        }
+                        Err(err) => warn!(member = %name, %err, "SLIM refused the removal"),
+                    }
+                    joined.remove(&name);
                 }
             }
             _ = check.tick(), if !joined.is_empty() => {

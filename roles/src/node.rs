@@ -5,14 +5,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::config::{max_payload_bytes, NodeConfig, RoleConfig};
 use crate::connection::{self, Connection};
-use crate::error::{PublishError, RoleError};
+use crate::error::{AdminError, PublishError, RoleError};
+use crate::name::SlimName;
 use crate::outbox::{Outbox, OutboxStats, Outgoing, SeenIds};
 use crate::spool::Spool;
 use crate::state::{Event, RoleKind, State, Status};
@@ -51,6 +52,12 @@ pub(crate) struct Shared {
     pub outbox: Outbox,
     /// Members that joined at some point: what is published must reach each of them.
     known: Mutex<BTreeSet<String>>,
+    /// Moderator: the names it invites; administrators change them at runtime.
+    invitees: Mutex<BTreeSet<SlimName>>,
+    /// Wakes the moderator when the invitees changed.
+    pub invitees_changed: Notify,
+    /// Names an administrator removed: never counted as members again unless re-invited.
+    removed: Mutex<BTreeSet<String>>,
     /// Once a member joined, data is taken even while members are away.
     had_members: AtomicBool,
     /// Ids received lately, across sessions: a message re-sent into a new session (the
@@ -105,11 +112,20 @@ impl Shared {
 
     /// Records members (names), who must acknowledge what is published from now on.
     pub(crate) fn note_members(&self, names: impl IntoIterator<Item = String>) {
+        let removed = self.removed.lock().unwrap_or_else(|p| p.into_inner());
         let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
-        known.extend(names);
+        known.extend(names.into_iter().filter(|n| !removed.contains(n)));
         if !known.is_empty() {
             self.had_members.store(true, Ordering::Relaxed);
         }
+    }
+
+    /// The names the moderator should have in its group now.
+    pub(crate) fn invitees(&self) -> BTreeSet<SlimName> {
+        self.invitees
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub(crate) fn known_members(&self) -> BTreeSet<String> {
@@ -176,6 +192,12 @@ impl Node {
             max_payload: max_payload_bytes(cfg.mls),
             outbox,
             known: Mutex::new(BTreeSet::new()),
+            invitees: Mutex::new(match &cfg.role {
+                RoleConfig::Moderator { invite, .. } => invite.iter().cloned().collect(),
+                RoleConfig::Participant => BTreeSet::new(),
+            }),
+            invitees_changed: Notify::new(),
+            removed: Mutex::new(BTreeSet::new()),
             had_members: AtomicBool::new(false),
             seen: Mutex::new(SeenIds::new(SEEN_IDS)),
         });
@@ -207,6 +229,13 @@ impl Node {
     /// A handle to publish on the channel; cheap to clone.
     pub fn publisher(&self) -> Publisher {
         Publisher {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// A handle to change the moderator's members at runtime.
+    pub fn admin(&self) -> Admin {
+        Admin {
             shared: self.shared.clone(),
         }
     }
@@ -318,5 +347,84 @@ impl Publisher {
         tokio::task::spawn_blocking(move || shared.outbox.push_all(messages))
             .await
             .map_err(|e| PublishError::Spool(e.to_string()))?
+    }
+}
+
+/// Changes who is in a moderator's group while it runs.
+#[derive(Clone)]
+pub struct Admin {
+    shared: Arc<Shared>,
+}
+
+impl Admin {
+    fn moderator(&self) -> Result<(), AdminError> {
+        match self.shared.role {
+            RoleKind::Moderator => Ok(()),
+            RoleKind::Participant => Err(AdminError::NotModerator),
+        }
+    }
+
+    /// Adds `name` to the invitees; it is invited (with backoff) until it joins. Returns
+    /// whether it was new.
+    pub fn invite(&self, name: SlimName) -> Result<bool, AdminError> {
+        self.moderator()?;
+        let text = name.to_string();
+        let added = self
+            .shared
+            .invitees
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name);
+        self.shared
+            .removed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&text);
+        if added {
+            info!(invitee = %text, "invitee added by an administrator");
+            self.shared.apply(Event::MemberAdded(text));
+            self.shared.invitees_changed.notify_one();
+        }
+        Ok(added)
+    }
+
+    /// Removes `name` from the group and the invitees; what waits only for its
+    /// acknowledgement is done. Returns whether it was there.
+    pub fn remove(&self, name: SlimName) -> Result<bool, AdminError> {
+        self.moderator()?;
+        let text = name.to_string();
+        let was_invitee = self
+            .shared
+            .invitees
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&name);
+        self.shared
+            .removed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(text.clone());
+        let was_member = self
+            .shared
+            .known
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&text);
+        self.shared.outbox.forget_member(&text);
+        if was_invitee || was_member {
+            info!(member = %text, "member removed by an administrator");
+            self.shared.apply(Event::MemberRemoved(text));
+            self.shared.invitees_changed.notify_one();
+        }
+        Ok(was_invitee || was_member)
+    }
+
+    /// The names the moderator invites.
+    pub fn invitees(&self) -> Vec<String> {
+        self.shared
+            .invitees()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
     }
 }

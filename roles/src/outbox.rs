@@ -257,12 +257,30 @@ impl Outbox {
     pub(crate) fn ack<'a>(&self, from: &str, ids: impl IntoIterator<Item = &'a str>) {
         let ids: HashSet<&str> = ids.into_iter().collect();
         let mut inner = self.lock();
-        let mut freed = 0;
-        let mut delivered_keys = Vec::new();
-        inner.entries.retain_mut(|e| {
+        for e in inner.entries.iter_mut() {
             if ids.contains(e.msg.id.as_str()) {
                 e.acked.insert(from.to_string());
             }
+        }
+        self.settle(inner);
+    }
+
+    /// `name` is no longer a member (an administrator removed it): nothing waits for it.
+    pub(crate) fn forget_member(&self, name: &str) {
+        let mut inner = self.lock();
+        for e in inner.entries.iter_mut() {
+            if let Some(required) = e.required.as_mut() {
+                required.remove(name);
+            }
+        }
+        self.settle(inner);
+    }
+
+    /// Drops the messages every required member acknowledged.
+    fn settle(&self, mut inner: std::sync::MutexGuard<'_, Inner>) {
+        let mut freed = 0;
+        let mut delivered_keys = Vec::new();
+        inner.entries.retain(|e| {
             let done = e.required.as_ref().is_some_and(|r| r.is_subset(&e.acked));
             if done {
                 freed += e.msg.payload.len();
@@ -449,6 +467,21 @@ mod tests {
             Duration::from_secs(5),
         );
         o.ack("p1", ["a"]);
+        assert_eq!(o.stats().messages, 0);
+    }
+
+    #[test]
+    fn a_removed_member_is_no_longer_waited_for() {
+        let o = outbox(1 << 20, 100);
+        o.push_all(vec![msg("1", 10)]).unwrap();
+        o.due(
+            Instant::now(),
+            &members(&["a/b/c", "a/b/gone"]),
+            Duration::from_secs(5),
+        );
+        o.ack("a/b/c", ["1"]);
+        assert_eq!(o.stats().messages, 1);
+        o.forget_member("a/b/gone");
         assert_eq!(o.stats().messages, 0);
     }
 

@@ -121,6 +121,10 @@ pub enum Event {
     MemberJoined(String),
     /// Moderator: this member left or went offline; invite it again.
     MemberLost(String),
+    /// Moderator: an administrator added this name to the invitees.
+    MemberAdded(String),
+    /// Moderator: an administrator removed this name from the members and invitees.
+    MemberRemoved(String),
     /// Participant: listening for an invitation.
     Listening,
     /// Participant: invited into a group session and joined it.
@@ -153,6 +157,12 @@ impl State {
             (_, Connecting, Event::Connected) => Ready,
 
             (Moderator, Ready, Event::SessionCreated) => SessionCreated,
+            // Nobody to invite (yet): nothing is pending.
+            (Moderator, SessionCreated, Event::InvitesStarted(names)) if names.is_empty() => {
+                Active {
+                    joined: BTreeSet::new(),
+                }
+            }
             (Moderator, SessionCreated, Event::InvitesStarted(names)) => Inviting {
                 pending: names.clone(),
                 joined: BTreeSet::new(),
@@ -183,6 +193,47 @@ impl State {
                     joined,
                 }
             }
+            (Moderator, Inviting { pending, joined }, Event::MemberAdded(name)) => {
+                let mut pending = pending.clone();
+                if !joined.contains(name) {
+                    pending.insert(name.clone());
+                }
+                Inviting {
+                    pending,
+                    joined: joined.clone(),
+                }
+            }
+            (Moderator, Active { joined }, Event::MemberAdded(name)) => {
+                if joined.contains(name) {
+                    self.clone()
+                } else {
+                    Inviting {
+                        pending: BTreeSet::from([name.clone()]),
+                        joined: joined.clone(),
+                    }
+                }
+            }
+            (Moderator, Inviting { pending, joined }, Event::MemberRemoved(name)) => {
+                let (mut pending, mut joined) = (pending.clone(), joined.clone());
+                pending.remove(name);
+                joined.remove(name);
+                if pending.is_empty() {
+                    Active { joined }
+                } else {
+                    Inviting { pending, joined }
+                }
+            }
+            (Moderator, Active { joined }, Event::MemberRemoved(name)) => {
+                let mut joined = joined.clone();
+                joined.remove(name);
+                Active { joined }
+            }
+            // Without a session the change shows when the next one invites.
+            (
+                Moderator,
+                Ready | SessionCreated,
+                Event::MemberAdded(_) | Event::MemberRemoved(_),
+            ) => self.clone(),
             (Moderator, SessionCreated | Inviting { .. } | Active { .. }, Event::SessionClosed) => {
                 Ready
             }
@@ -280,6 +331,52 @@ mod tests {
                 joined: set(&[])
             }
         );
+    }
+
+    #[test]
+    fn an_added_name_is_pending_until_it_joins() {
+        let s = State::Active {
+            joined: set(&["a/b/c"]),
+        }
+        .on(Moderator, &Event::MemberAdded("a/b/d".into()))
+        .unwrap();
+        assert_eq!(
+            s,
+            State::Inviting {
+                pending: set(&["a/b/d"]),
+                joined: set(&["a/b/c"])
+            }
+        );
+    }
+
+    #[test]
+    fn a_removed_member_is_neither_pending_nor_joined() {
+        let s = State::Inviting {
+            pending: set(&["a/b/d"]),
+            joined: set(&["a/b/c"]),
+        };
+        assert_eq!(
+            s.on(Moderator, &Event::MemberRemoved("a/b/d".into()))
+                .unwrap(),
+            State::Active {
+                joined: set(&["a/b/c"])
+            }
+        );
+        assert_eq!(
+            s.on(Moderator, &Event::MemberRemoved("a/b/c".into()))
+                .unwrap(),
+            State::Inviting {
+                pending: set(&["a/b/d"]),
+                joined: set(&[])
+            }
+        );
+    }
+
+    #[test]
+    fn participants_are_not_administered() {
+        assert!(State::Joined
+            .on(Participant, &Event::MemberAdded("a/b/c".into()))
+            .is_err());
     }
 
     #[test]

@@ -132,9 +132,9 @@ impl Supervisor {
 
 fn spawn_role(ctx: RoleCtx) -> JoinHandle<()> {
     match &ctx.cfg.role {
-        RoleConfig::Moderator { channel, invite } => {
-            let (channel, invite) = (channel.clone(), invite.clone());
-            tokio::spawn(moderator::run(ctx, channel, invite))
+        RoleConfig::Moderator { channel, .. } => {
+            let channel = channel.clone();
+            tokio::spawn(moderator::run(ctx, channel))
         }
         RoleConfig::Participant => tokio::spawn(participant::run(ctx)),
     }

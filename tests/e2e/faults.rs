@@ -3,8 +3,6 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use serde_json::Value;
-
 use crate::harness::*;
 
 const CHANNEL: &str = "e2e/faults/telemetry";
@@ -14,18 +12,6 @@ const PARTICIPANT: &str = "e2e/faults/participant";
 fn body(i: usize) -> Vec<u8> {
     format!(r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{{"body":{{"stringValue":"record {i}"}}}}]}}]}}]}}"#)
         .into_bytes()
-}
-
-fn records(lines: &[Value]) -> Vec<String> {
-    lines
-        .iter()
-        .map(|l| {
-            l["payload"]["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0]["body"]["stringValue"]
-                .as_str()
-                .unwrap_or("")
-                .to_string()
-        })
-        .collect()
 }
 
 /// Waits until every accepted record arrived in the `outs` sinks (or the form timeout), prints
@@ -39,7 +25,10 @@ async fn assert_all_delivered(
 ) -> BTreeSet<String> {
     let deadline = std::time::Instant::now() + FORM_TIMEOUT;
     let delivered = loop {
-        let got: Vec<String> = outs.iter().flat_map(|out| records(&jsonl(out))).collect();
+        let got: Vec<String> = outs
+            .iter()
+            .flat_map(|out| log_bodies(&jsonl(out)))
+            .collect();
         let unique: BTreeSet<String> = got.iter().cloned().collect();
         if unique.is_superset(accepted) || std::time::Instant::now() > deadline {
             break got;
@@ -201,7 +190,7 @@ async fn a_moderator_killed_and_restarted_gets_its_participant_back() {
         200
     );
     let lines = wait_jsonl(&out, 2, &participant).await;
-    assert_eq!(records(&lines), vec!["record 0", "record 1"]);
+    assert_eq!(log_bodies(&lines), vec!["record 0", "record 1"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

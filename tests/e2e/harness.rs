@@ -108,28 +108,72 @@ impl Drop for Proc {
     }
 }
 
-/// A SLIM server and the nodes of one test, in one temporary directory.
+/// Bearer tokens the tests use; like [`SECRET`], they must never appear in a log.
+pub const TOKENS: &[(&str, &str)] = &[
+    ("team-a", "e2e-token-team-a-7f3c9a1d"),
+    ("team-b", "e2e-token-team-b-52be0e44"),
+];
+/// Another shared secret, for nodes that must not get in.
+pub const WRONG_SECRET: &str = "e2e-wrong-shared-secret-fedcba9876543210";
+
+/// A SLIM server and the nodes of one test, in one temporary directory. When dropped, it
+/// checks that no log in the directory holds a secret.
 pub struct Mesh {
     pub dir: tempfile::TempDir,
     pub url: String,
     endpoint: String,
     server: Option<Proc>,
     restarts: usize,
+    server_args: Vec<String>,
+    node_args: Vec<String>,
 }
 
 impl Mesh {
     /// Starts `slim-node server` on a free port and waits until it accepts connections.
     pub fn start() -> Mesh {
+        Mesh::start_with("http", vec![], vec![])
+    }
+
+    /// Starts the server with TLS (`mtls`: client certificates required); nodes connect
+    /// with `https://`, trusting the test CA (and presenting the client certificate).
+    pub fn start_tls(certs: &crate::certs::Certs, mtls: bool) -> Mesh {
+        let path = |p: &PathBuf| p.display().to_string();
+        let mut server = vec![
+            "--tls-cert".to_string(),
+            path(&certs.server_cert),
+            "--tls-key".into(),
+            path(&certs.server_key),
+        ];
+        let mut node = vec!["--ca".to_string(), path(&certs.ca)];
+        if mtls {
+            server.extend(["--client-ca".into(), path(&certs.ca)]);
+            node.extend([
+                "--client-cert".into(),
+                path(&certs.client_cert),
+                "--client-key".into(),
+                path(&certs.client_key),
+            ]);
+        }
+        Mesh::start_with("https", server, node)
+    }
+
+    fn start_with(scheme: &str, server_args: Vec<String>, node_args: Vec<String>) -> Mesh {
         let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("secret"), SECRET).expect("secret file");
+        std::fs::write(dir.path().join("wrong-secret"), WRONG_SECRET).expect("secret file");
+        let tokens: String = TOKENS.iter().map(|(n, t)| format!("{n}={t}\n")).collect();
+        std::fs::write(dir.path().join("tokens"), tokens).expect("token file");
         let port = free_port();
         let endpoint = format!("127.0.0.1:{port}");
-        let server = start_server(dir.path(), "server", &endpoint);
+        let server = start_server(dir.path(), "server", &endpoint, &server_args);
         Mesh {
             dir,
-            url: format!("http://{endpoint}"),
+            url: format!("{scheme}://{endpoint}"),
             endpoint,
             server: Some(server),
             restarts: 0,
+            server_args,
+            node_args,
         }
     }
 
@@ -141,7 +185,12 @@ impl Mesh {
         std::thread::sleep(down);
         self.restarts += 1;
         let label = format!("server-{}", self.restarts);
-        self.server = Some(start_server(self.dir.path(), &label, &self.endpoint));
+        self.server = Some(start_server(
+            self.dir.path(),
+            &label,
+            &self.endpoint,
+            &self.server_args,
+        ));
     }
 
     /// Kills the SLIM server with SIGKILL; for `down`, the port accepts connections and
@@ -169,7 +218,12 @@ impl Mesh {
         drop(listener);
         self.restarts += 1;
         let label = format!("server-{}", self.restarts);
-        self.server = Some(start_server(self.dir.path(), &label, &self.endpoint));
+        self.server = Some(start_server(
+            self.dir.path(),
+            &label,
+            &self.endpoint,
+            &self.server_args,
+        ));
     }
 
     /// A path in the test's directory.
@@ -177,13 +231,69 @@ impl Mesh {
         self.dir.path().join(name)
     }
 
-    /// Starts a node: `slim-node node --name NAME --slim URL --secret SECRET EXTRA…`.
+    /// Starts a node: `slim-node node --name NAME --slim URL --secret-file F [TLS] EXTRA…`
+    /// (the secret in a file: a flag would show it in `ps`).
     pub fn node(&self, label: &str, name: &str, extra: &[&str]) -> Proc {
+        self.node_with_secret(label, name, "secret", extra)
+    }
+
+    /// [`Mesh::node`] with the secret in the directory's file `secret_file`.
+    pub fn node_with_secret(
+        &self,
+        label: &str,
+        name: &str,
+        secret_file: &str,
+        extra: &[&str],
+    ) -> Proc {
+        let secret = self.path(secret_file).display().to_string();
         let mut args = vec![
-            "node", "--name", name, "--slim", &self.url, "--secret", SECRET,
+            "node",
+            "--name",
+            name,
+            "--slim",
+            &self.url,
+            "--secret-file",
+            &secret,
         ];
+        args.extend(self.node_args.iter().map(String::as_str));
         args.extend_from_slice(extra);
         Proc::spawn(self.dir.path(), label, &args)
+    }
+}
+
+impl Drop for Mesh {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.kill9();
+        }
+        if !std::thread::panicking() {
+            assert_no_secrets_in_logs(self.dir.path());
+        }
+    }
+}
+
+/// Fails if any log (`*.out`, `*.err`) in `dir` holds a shared secret or a bearer token.
+pub fn assert_no_secrets_in_logs(dir: &Path) {
+    let secrets: Vec<&str> = [SECRET, WRONG_SECRET]
+        .into_iter()
+        .chain(TOKENS.iter().map(|(_, t)| *t))
+        .collect();
+    for entry in std::fs::read_dir(dir).expect("test directory").flatten() {
+        let path = entry.path();
+        if !matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("out" | "err")
+        ) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        for secret in &secrets {
+            assert!(
+                !text.contains(secret),
+                "{} contains a secret",
+                path.display()
+            );
+        }
     }
 }
 
@@ -220,8 +330,10 @@ pub fn moderator<'a>(channel: &'a str, invites: &[&'a str]) -> Vec<&'a str> {
 pub const PARTICIPANT_ROLE: &[&str] = &["--role", "participant"];
 
 /// Starts `slim-node server` on `endpoint` and waits until it accepts connections.
-fn start_server(dir: &Path, label: &str, endpoint: &str) -> Proc {
-    let server = Proc::spawn(dir, label, &["server", "--endpoint", endpoint]);
+fn start_server(dir: &Path, label: &str, endpoint: &str, extra: &[String]) -> Proc {
+    let mut args = vec!["server", "--endpoint", endpoint];
+    args.extend(extra.iter().map(String::as_str));
+    let server = Proc::spawn(dir, label, &args);
     wait_until(
         FORM_TIMEOUT,
         || TcpStream::connect(endpoint).is_ok(),
@@ -395,4 +507,17 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// The body of the first log record of each jsonl line (the tests send one record each).
+pub fn log_bodies(lines: &[Value]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|l| {
+            l["payload"]["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0]["body"]["stringValue"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect()
 }

@@ -1,6 +1,7 @@
 //! End-to-end tests: the slim-node binary against a real SLIM server, over loopback.
 //! Each test starts its own server and nodes on free ports.
 
+mod certs;
 mod harness;
 
 mod cli_errors;
@@ -10,4 +11,5 @@ mod grpc;
 mod hostile;
 mod python_sdk;
 mod scenarios;
+mod security;
 mod up;

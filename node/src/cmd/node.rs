@@ -10,9 +10,11 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::auth::Keys;
 use crate::cli::{NodeArgs, ReceiverArgs, Role, SecretArgs, SessionArgs};
 use crate::ingest::Ingest;
 use crate::receiver;
+use crate::receiver::guard::{Guard, GuardSettings};
 use crate::receiver::http::HttpSettings;
 use crate::sink::SinkSpec;
 
@@ -135,6 +137,19 @@ impl RunningNode {
             ),
             None => None,
         };
+        let keys = match &receivers.auth.auth_token_file {
+            Some(path) => {
+                let keys = Keys::load(path)?;
+                info!(keys = ?keys.names(), "receivers require a bearer token");
+                Some(keys)
+            }
+            None => None,
+        };
+        let guard = Guard::new(GuardSettings {
+            keys,
+            rate_per_key: receivers.limits.rate_limit,
+            max_concurrent: receivers.limits.max_concurrent_requests,
+        });
         let (node, incoming) = Node::start(config).await?;
         let consumer =
             crate::consume::spawn(incoming, sinks).context("cannot start the consumer")?;
@@ -147,13 +162,16 @@ impl RunningNode {
                 listener,
                 ingest.clone(),
                 settings.clone(),
+                guard.clone(),
+                node.admin(),
                 tls.clone(),
                 stop.clone(),
             );
             tasks.push(("OTLP/HTTP", tokio::spawn(serve)));
         }
         if let Some(listener) = grpc {
-            let serve = receiver::grpc::serve(listener, ingest, settings.limits, tls, stop.clone());
+            let serve =
+                receiver::grpc::serve(listener, ingest, settings.limits, guard, tls, stop.clone());
             tasks.push(("OTLP/gRPC", tokio::spawn(serve)));
         }
         Ok(RunningNode {

@@ -53,6 +53,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         otlp_grpc: None,
         limits: args.limits.clone(),
         tls: args.tls.clone(),
+        auth: args.auth.clone(),
     };
     let printer = RunningNode::start(
         config(PRINTER, RoleConfig::Participant)?,
@@ -65,6 +66,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         otlp_grpc: Some(args.otlp_grpc.clone()),
         limits: args.limits.clone(),
         tls: args.tls.clone(),
+        auth: args.auth.clone(),
     };
     let receiver = RunningNode::start(
         config(

@@ -28,6 +28,7 @@ use tonic::{Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 use tracing::{info, warn};
 
+use super::guard::{self, Guard};
 use super::server::{self, ConnLimits};
 use crate::ingest::{Ingest, IngestError};
 use tokio_rustls::TlsAcceptor;
@@ -108,7 +109,7 @@ fn not_retryable_when_too_large<B>(mut response: http::Response<B>) -> http::Res
 }
 
 /// The three OTLP services as routes.
-pub fn router(ingest: Ingest) -> axum::Router {
+pub fn router(ingest: Ingest, guard: Guard) -> axum::Router {
     let max = ingest.max_body();
     let otlp = Otlp { ingest };
     macro_rules! configured {
@@ -127,6 +128,7 @@ pub fn router(ingest: Ingest) -> axum::Router {
         .layer(tower::util::MapResponseLayer::new(
             not_retryable_when_too_large::<axum::body::Body>,
         ))
+        .layer(axum::middleware::from_fn_with_state(guard, guard::check))
 }
 
 /// Serves OTLP/gRPC on `listener` (over TLS when `tls` is set) until `shutdown` fires, then
@@ -135,9 +137,10 @@ pub async fn serve(
     listener: TcpListener,
     ingest: Ingest,
     limits: ConnLimits,
+    guard: Guard,
     tls: Option<TlsAcceptor>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     info!(addr = ?listener.local_addr().ok(), tls = tls.is_some(), "OTLP/gRPC receiver listening");
-    server::serve(listener, router(ingest), limits, tls, shutdown).await
+    server::serve(listener, router(ingest, guard), limits, tls, shutdown).await
 }

@@ -17,6 +17,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use tracing::{info, warn};
 
+use super::guard::{self, Caller, Guard};
 use super::server::{self, ConnLimits};
 use crate::cli::LimitArgs;
 use crate::ingest::{Accepted, Format, Ingest, IngestError};
@@ -24,6 +25,7 @@ use otlp::compression::Encoding;
 use otlp::response;
 use otlp::status::{self, Code};
 use otlp::{CodecError, Signal};
+use slim_roles::Admin;
 
 const PROTOBUF_CT: &str = "application/x-protobuf";
 const JSON_CT: &str = "application/json";
@@ -53,7 +55,7 @@ impl From<&LimitArgs> for HttpSettings {
 }
 
 /// Builds the receiver's routes.
-pub fn router(ingest: Ingest, settings: &HttpSettings) -> Router {
+pub fn router(ingest: Ingest, settings: &HttpSettings, guard: Guard, admin: Admin) -> Router {
     let export = |signal: Signal| {
         post(
             move |State(ingest): State<Ingest>, headers: HeaderMap, body: Body| {
@@ -66,6 +68,7 @@ pub fn router(ingest: Ingest, settings: &HttpSettings) -> Router {
         .route("/v1/traces", export(Signal::Traces))
         .route("/v1/metrics", export(Signal::Metrics))
         .route("/v1/logs", export(Signal::Logs))
+        .merge(super::admin::routes(admin))
         .route(
             "/health",
             get(health).fallback(|| async { method_not_allowed("GET") }),
@@ -79,6 +82,7 @@ pub fn router(ingest: Ingest, settings: &HttpSettings) -> Router {
                 None,
             )
         })
+        .layer(axum::middleware::from_fn_with_state(guard, guard::check))
         .layer(CompressionLayer::new().gzip(true))
         .layer(RequestBodyTimeoutLayer::new(settings.body_read_timeout));
     // Without configured origins there is no CORS at all: preflights are not answered.
@@ -113,21 +117,33 @@ pub async fn serve(
     listener: TcpListener,
     ingest: Ingest,
     settings: HttpSettings,
+    guard: Guard,
+    admin: Admin,
     tls: Option<TlsAcceptor>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     info!(addr = ?listener.local_addr().ok(), tls = tls.is_some(), "OTLP/HTTP receiver listening");
-    let app = router(ingest, &settings);
+    let app = router(ingest, &settings, guard, admin);
     server::serve(listener, app, settings.limits, tls, shutdown).await
 }
 
-async fn health(State(ingest): State<Ingest>) -> Response {
+async fn health(State(ingest): State<Ingest>, caller: Option<axum::Extension<Caller>>) -> Response {
     let status = ingest.publisher().status();
-    let body = serde_json::json!({
-        "status": if status.state.has_members() { "ok" } else { "waiting" },
-        "node": status,
-        "outbox": ingest.publisher().outbox(),
-    });
+    let ok = if status.state.has_members() {
+        "ok"
+    } else {
+        "waiting"
+    };
+    // Names of members and channels are for those holding a key.
+    let body = if caller.is_some_and(|c| c.trusted) {
+        serde_json::json!({
+            "status": ok,
+            "node": status,
+            "outbox": ingest.publisher().outbox(),
+        })
+    } else {
+        serde_json::json!({ "status": ok, "node": { "state": status.state.name() } })
+    };
     (
         [(header::CONTENT_TYPE, HeaderValue::from_static(JSON_CT))],
         body.to_string(),
@@ -218,7 +234,7 @@ fn ingest_error(format: Format, err: &IngestError) -> Response {
     )
 }
 
-fn error_response(
+pub(crate) fn error_response(
     format: Format,
     status: StatusCode,
     code: Code,
@@ -262,7 +278,7 @@ fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
 }
 
 /// The body format from `Content-Type`, parameters (e.g. charset) allowed.
-fn request_format(headers: &HeaderMap) -> Option<Format> {
+pub(crate) fn request_format(headers: &HeaderMap) -> Option<Format> {
     let value = header_str(headers, header::CONTENT_TYPE)?;
     let mime = value.split(';').next()?.trim().to_ascii_lowercase();
     match mime.as_str() {

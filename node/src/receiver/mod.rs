@@ -1,6 +1,8 @@
 //! OTLP receivers: thin transports in front of [`crate::ingest`].
 
+pub mod admin;
 pub mod grpc;
+pub mod guard;
 pub mod http;
 pub mod server;
 pub mod tls;

@@ -1,0 +1,219 @@
+//! Ingest keys: bearer tokens from `--auth-token-file` (one `name=token` per line, `#`
+//! comments). Each key has a name so logs can say which key sent what; tokens never leave
+//! this module (no `Debug`, no `Display`) and are compared in constant time.
+
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use thiserror::Error;
+
+/// Shortest token accepted: anything shorter can be guessed.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+/// A token file that cannot be used. Never quotes a token.
+#[derive(Debug, Error)]
+pub enum AuthError {
+    /// The file cannot be read.
+    #[error("cannot read the token file {path}: {reason}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// A line is not `name=token` with a usable name and token.
+    #[error("token file {path}, line {line}: {reason}")]
+    Line {
+        /// The file.
+        path: String,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong (never the token itself).
+        reason: String,
+    },
+    /// The file holds no key.
+    #[error("token file {path} holds no `name=token` line")]
+    Empty {
+        /// The file.
+        path: String,
+    },
+}
+
+/// One named key; only the token's SHA-256 is kept, so comparisons take the same time
+/// whatever the lengths.
+struct Key {
+    name: String,
+    digest: [u8; 32],
+}
+
+/// The keys allowed to send.
+pub struct Keys {
+    keys: Vec<Key>,
+}
+
+/// What a request's credentials amount to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// A known key; its name.
+    Known(String),
+    /// No bearer token was presented.
+    Missing,
+    /// A token was presented and matches no key.
+    Wrong,
+}
+
+fn digest(token: &[u8]) -> [u8; 32] {
+    Sha256::digest(token).into()
+}
+
+impl Keys {
+    /// Reads a token file.
+    pub fn load(path: &Path) -> Result<Keys, AuthError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| AuthError::Read {
+            path: shown.clone(),
+            reason: e.to_string(),
+        })?;
+        Keys::parse(&text, &shown)
+    }
+
+    fn parse(text: &str, path: &str) -> Result<Keys, AuthError> {
+        let mut keys: Vec<Key> = Vec::new();
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let bad = |reason: String| AuthError::Line {
+                path: path.to_string(),
+                line: i + 1,
+                reason,
+            };
+            let (name, token) = line
+                .split_once('=')
+                .ok_or_else(|| bad("expected `name=token`".into()))?;
+            let (name, token) = (name.trim(), token.trim());
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
+            {
+                return Err(bad(
+                    "a key name is letters, digits and `-_.@`, not empty".into()
+                ));
+            }
+            if token.len() < MIN_TOKEN_LEN {
+                return Err(bad(format!(
+                    "the token of key {name:?} is shorter than {MIN_TOKEN_LEN} characters"
+                )));
+            }
+            if !token.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(bad(format!(
+                    "the token of key {name:?} has characters an HTTP header cannot carry"
+                )));
+            }
+            if keys.iter().any(|k| k.name == name) {
+                return Err(bad(format!("key name {name:?} appears twice")));
+            }
+            let digest = digest(token.as_bytes());
+            if keys.iter().any(|k| bool::from(k.digest.ct_eq(&digest))) {
+                return Err(bad(format!(
+                    "key {name:?} has the same token as another key"
+                )));
+            }
+            keys.push(Key {
+                name: name.to_string(),
+                digest,
+            });
+        }
+        if keys.is_empty() {
+            return Err(AuthError::Empty {
+                path: path.to_string(),
+            });
+        }
+        Ok(Keys { keys })
+    }
+
+    /// Judges an `Authorization` header value (`Bearer TOKEN`, scheme case-insensitive).
+    /// Every key is compared, so the time taken does not tell which one matched.
+    pub fn check(&self, authorization: Option<&[u8]>) -> Verdict {
+        let Some(token) = authorization.and_then(bearer_token) else {
+            return Verdict::Missing;
+        };
+        let presented = digest(token);
+        let mut found = None;
+        for key in &self.keys {
+            if bool::from(key.digest.ct_eq(&presented)) {
+                found = Some(key.name.clone());
+            }
+        }
+        found.map_or(Verdict::Wrong, Verdict::Known)
+    }
+
+    /// The key names, for the start-up log.
+    pub fn names(&self) -> Vec<&str> {
+        self.keys.iter().map(|k| k.name.as_str()).collect()
+    }
+}
+
+fn bearer_token(value: &[u8]) -> Option<&[u8]> {
+    let value = value.trim_ascii();
+    let (scheme, token) = value.split_at_checked(7)?;
+    scheme
+        .eq_ignore_ascii_case(b"bearer ")
+        .then(|| token.trim_ascii())
+        .filter(|t| !t.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str =
+        "# ingest keys\nteam-a = aaaaaaaaaaaaaaaaaaaa\n\nteam-b=bbbbbbbbbbbbbbbbbbbb\n";
+
+    fn keys() -> Keys {
+        Keys::parse(FILE, "tokens").unwrap()
+    }
+
+    #[test]
+    fn a_known_token_names_its_key() {
+        assert_eq!(
+            keys().check(Some(b"Bearer bbbbbbbbbbbbbbbbbbbb")),
+            Verdict::Known("team-b".into())
+        );
+        assert_eq!(
+            keys().check(Some(b"bearer   aaaaaaaaaaaaaaaaaaaa ")),
+            Verdict::Known("team-a".into())
+        );
+    }
+
+    #[test]
+    fn no_bearer_token_is_missing_and_an_unknown_one_is_wrong() {
+        assert_eq!(keys().check(None), Verdict::Missing);
+        assert_eq!(keys().check(Some(b"Basic dXNlcjpwYXNz")), Verdict::Missing);
+        assert_eq!(keys().check(Some(b"Bearer ")), Verdict::Missing);
+        assert_eq!(
+            keys().check(Some(b"Bearer aaaaaaaaaaaaaaaaaaab")),
+            Verdict::Wrong
+        );
+    }
+
+    #[test]
+    fn bad_lines_are_reported_by_number_without_the_token() {
+        let err = Keys::parse("ok=0123456789abcdef0\nshort=tiny-secret\n", "f")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("line 2") && err.contains("short"), "{err}");
+        assert!(!err.contains("tiny-secret"), "{err}");
+        let dup = Keys::parse("a=0123456789abcdef0\na=0123456789abcdef1\n", "f")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(dup.contains("twice"), "{dup}");
+        assert!(Keys::parse("# nothing\n", "f").is_err());
+        assert!(Keys::parse("no-equals-sign\n", "f").is_err());
+    }
+}

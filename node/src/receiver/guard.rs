@@ -1,0 +1,183 @@
+//! The guard in front of both receivers and the admin endpoints: bearer-token
+//! authentication, a per-key rate limit and a cap on concurrent requests. It answers as
+//! the protocol expects: OTLP/HTTP status codes with a `Status` body, or gRPC status codes
+//! (UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED / UNAVAILABLE + RetryInfo).
+//! `/health` is open; it learns from the guard whether the caller is authenticated.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tokio::sync::Semaphore;
+use tonic_types::{ErrorDetails, StatusExt};
+use tracing::{debug, warn};
+
+use super::http::{error_response, request_format};
+use crate::auth::{Keys, Verdict};
+use crate::ingest::Format;
+use otlp::status::Code;
+
+/// Key name used for rate limiting when no token file is configured.
+const ANONYMOUS: &str = "anonymous";
+
+/// Who sent a request, as the guard judged it; put into the request's extensions.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The key's name (`anonymous` without a token file).
+    pub key: String,
+    /// Whether the caller may see everything: a known key, or no token file at all.
+    pub trusted: bool,
+}
+
+/// What the guard enforces.
+pub struct GuardSettings {
+    /// Allowed keys; `None`: everyone may send.
+    pub keys: Option<Keys>,
+    /// Requests per second per key (burst of the same size); `None`: no limit.
+    pub rate_per_key: Option<NonZeroU32>,
+    /// Requests handled at once across all keys; beyond it 503 + Retry-After.
+    pub max_concurrent: usize,
+}
+
+/// Shared by every request of both receivers, so limits hold across them.
+#[derive(Clone)]
+pub struct Guard(Arc<Inner>);
+
+struct Inner {
+    keys: Option<Keys>,
+    limiter: Option<DefaultKeyedRateLimiter<String>>,
+    concurrent: Arc<Semaphore>,
+}
+
+impl Guard {
+    /// A guard enforcing `settings`.
+    pub fn new(settings: GuardSettings) -> Guard {
+        Guard(Arc::new(Inner {
+            keys: settings.keys,
+            limiter: settings
+                .rate_per_key
+                .map(|rate| RateLimiter::keyed(Quota::per_second(rate))),
+            concurrent: Arc::new(Semaphore::new(settings.max_concurrent.max(1))),
+        }))
+    }
+}
+
+/// Why a request is refused before it is read.
+enum Refusal {
+    Unauthenticated,
+    Forbidden,
+    RateLimited(Duration),
+    Busy,
+}
+
+/// The middleware: `axum::middleware::from_fn_with_state(guard, check)`.
+pub async fn check(State(guard): State<Guard>, mut req: Request, next: Next) -> Response {
+    let grpc = is_grpc(&req);
+    let verdict = match &guard.0.keys {
+        None => Verdict::Known(ANONYMOUS.to_string()),
+        Some(keys) => keys.check(
+            req.headers()
+                .get(header::AUTHORIZATION)
+                .map(HeaderValue::as_bytes),
+        ),
+    };
+    if req.uri().path() == "/health" {
+        let trusted = matches!(verdict, Verdict::Known(_));
+        req.extensions_mut().insert(Caller {
+            key: String::new(),
+            trusted,
+        });
+        return next.run(req).await;
+    }
+    let key = match verdict {
+        Verdict::Known(key) => key,
+        Verdict::Missing => {
+            debug!(path = %req.uri().path(), "refused a request without a bearer token");
+            return refuse(&req, grpc, Refusal::Unauthenticated);
+        }
+        Verdict::Wrong => {
+            warn!(path = %req.uri().path(), "refused a request with an unknown bearer token");
+            return refuse(&req, grpc, Refusal::Forbidden);
+        }
+    };
+    if let Some(limiter) = &guard.0.limiter {
+        if let Err(not_until) = limiter.check_key(&key) {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            debug!(%key, ?wait, "rate limited");
+            return refuse(&req, grpc, Refusal::RateLimited(wait));
+        }
+    }
+    let Ok(_permit) = guard.0.concurrent.clone().try_acquire_owned() else {
+        return refuse(&req, grpc, Refusal::Busy);
+    };
+    debug!(%key, path = %req.uri().path(), "request admitted");
+    req.extensions_mut().insert(Caller { key, trusted: true });
+    next.run(req).await
+}
+
+fn is_grpc(req: &Request) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/grpc"))
+}
+
+/// Whole seconds to wait, at least one.
+fn retry_secs(wait: Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+}
+
+fn refuse(req: &Request, grpc: bool, why: Refusal) -> Response {
+    let (status, code, message, retry) = match why {
+        Refusal::Unauthenticated => (
+            StatusCode::UNAUTHORIZED,
+            Code::Unauthenticated,
+            "a bearer token is required (Authorization: Bearer TOKEN)",
+            None,
+        ),
+        Refusal::Forbidden => (
+            StatusCode::FORBIDDEN,
+            Code::PermissionDenied,
+            "the bearer token is not valid",
+            None,
+        ),
+        Refusal::RateLimited(wait) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            Code::ResourceExhausted,
+            "rate limit of this key exceeded; retry later",
+            Some(retry_secs(wait)),
+        ),
+        Refusal::Busy => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Code::Unavailable,
+            "too many requests at once; retry later",
+            Some(1),
+        ),
+    };
+    if grpc {
+        let code = tonic::Code::from_i32(code as i32);
+        let status = match retry {
+            Some(secs) => tonic::Status::with_error_details(
+                code,
+                message,
+                ErrorDetails::with_retry_info(Some(Duration::from_secs(secs))),
+            ),
+            None => tonic::Status::new(code, message),
+        };
+        return status.into_http::<axum::body::Body>().into_response();
+    }
+    let format = request_format(req.headers()).unwrap_or(Format::Json);
+    let mut response = error_response(format, status, code, message, retry);
+    if status == StatusCode::UNAUTHORIZED {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    response
+}
