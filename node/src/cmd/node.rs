@@ -77,7 +77,12 @@ pub fn mls(session: &SessionArgs) -> bool {
 
 fn read_secret(args: &SecretArgs) -> anyhow::Result<Secret> {
     let value = match (&args.secret, &args.secret_file) {
-        (Some(s), _) => s.clone(),
+        (Some(s), _) => {
+            if std::env::args().any(|a| a == "--secret" || a.starts_with("--secret=")) {
+                warn!("the shared secret was given as a flag: other users can read it in the process list; use --secret-file or SLIM_NODE_SECRET");
+            }
+            s.clone()
+        }
         (None, Some(path)) => read_secret_file(path)?,
         (None, None) => {
             bail!("a shared secret is required: --secret-file PATH or SLIM_NODE_SECRET")
