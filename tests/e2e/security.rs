@@ -372,3 +372,54 @@ async fn a_node_without_a_client_certificate_cannot_connect_to_an_mtls_server() 
         node.stderr_text()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_receiver_requiring_client_certificates_refuses_clients_without_one() {
+    let pki = tempfile::tempdir().unwrap();
+    let certs = Certs::generate(pki.path());
+    let mesh = Mesh::start();
+    let path = |p: &std::path::PathBuf| p.display().to_string();
+    let (cert, key, ca) = (
+        path(&certs.server_cert),
+        path(&certs.server_key),
+        path(&certs.ca),
+    );
+    let mut args = PARTICIPANT_ROLE.to_vec();
+    args.extend([
+        "--otlp-tls-cert",
+        &cert,
+        "--otlp-tls-key",
+        &key,
+        "--otlp-client-ca",
+        &ca,
+    ]);
+    let (receiver, port) = mesh.receiver("receiver", RECEIVER, &args);
+    let url = format!("https://127.0.0.1:{port}/health");
+
+    let mut pem = std::fs::read(&certs.client_cert).unwrap();
+    pem.extend(std::fs::read(&certs.client_key).unwrap());
+    let with_cert = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(&certs.ca).unwrap()).unwrap(),
+        )
+        .identity(reqwest::Identity::from_pem(&pem).unwrap())
+        .build()
+        .unwrap();
+    let deadline = std::time::Instant::now() + FORM_TIMEOUT;
+    let answered = loop {
+        if let Ok(resp) = with_cert.get(&url).send().await {
+            break resp;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            receiver.stderr_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(answered.status(), 200);
+    assert!(
+        https_client(&certs).get(&url).send().await.is_err(),
+        "a client without a certificate gets no answer"
+    );
+}
