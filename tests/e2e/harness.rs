@@ -179,27 +179,16 @@ impl Mesh {
 
     /// Kills the SLIM server with SIGKILL, waits `down`, and starts it again on the same port.
     pub fn crash_server_for(&mut self, down: Duration) {
-        if let Some(server) = self.server.take() {
-            server.kill9();
-        }
+        self.kill_server();
         std::thread::sleep(down);
-        self.restarts += 1;
-        let label = format!("server-{}", self.restarts);
-        self.server = Some(start_server(
-            self.dir.path(),
-            &label,
-            &self.endpoint,
-            &self.server_args,
-        ));
+        self.restart_server();
     }
 
     /// Kills the SLIM server with SIGKILL; for `down`, the port accepts connections and
     /// resets them at once (a server half up, or a load balancer in front of a dead one);
     /// then the server starts again on the same port.
     pub fn crash_server_resetting_for(&mut self, down: Duration) {
-        if let Some(server) = self.server.take() {
-            server.kill9();
-        }
+        self.kill_server();
         let listener = TcpListener::bind(&self.endpoint).expect("the server's port is free");
         listener
             .set_nonblocking(true)
@@ -216,6 +205,17 @@ impl Mesh {
             }
         }
         drop(listener);
+        self.restart_server();
+    }
+
+    fn kill_server(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.kill9();
+        }
+    }
+
+    /// Starts the server again on its port, with its arguments.
+    fn restart_server(&mut self) {
         self.restarts += 1;
         let label = format!("server-{}", self.restarts);
         self.server = Some(start_server(
@@ -263,9 +263,7 @@ impl Mesh {
 
 impl Drop for Mesh {
     fn drop(&mut self) {
-        if let Some(server) = self.server.take() {
-            server.kill9();
-        }
+        self.kill_server();
         if !std::thread::panicking() {
             assert_no_secrets_in_logs(self.dir.path());
         }
