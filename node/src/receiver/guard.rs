@@ -12,7 +12,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::Semaphore;
 use tonic_types::{ErrorDetails, StatusExt};
@@ -26,12 +26,11 @@ use otlp::status::Code;
 /// Key name used for rate limiting when no token file is configured.
 const ANONYMOUS: &str = "anonymous";
 
-/// Who sent a request, as the guard judged it; put into the request's extensions.
-#[derive(Debug, Clone)]
+/// Whether a `/health` caller may see everything (a known key, or no token file at all);
+/// put into the request's extensions.
+#[derive(Debug, Clone, Copy)]
 pub struct Caller {
-    /// The key's name (`anonymous` without a token file).
-    pub key: String,
-    /// Whether the caller may see everything: a known key, or no token file at all.
+    /// A known key, or no token file.
     pub trusted: bool,
 }
 
@@ -89,10 +88,7 @@ pub async fn check(State(guard): State<Guard>, mut req: Request, next: Next) -> 
     };
     if req.uri().path() == "/health" {
         let trusted = matches!(verdict, Verdict::Known(_));
-        req.extensions_mut().insert(Caller {
-            key: String::new(),
-            trusted,
-        });
+        req.extensions_mut().insert(Caller { trusted });
         return next.run(req).await;
     }
     let key = match verdict {
@@ -108,7 +104,7 @@ pub async fn check(State(guard): State<Guard>, mut req: Request, next: Next) -> 
     };
     if let Some(limiter) = &guard.0.limiter {
         if let Err(not_until) = limiter.check_key(&key) {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            let wait = not_until.wait_time_from(limiter.clock().now());
             debug!(%key, ?wait, "rate limited");
             return refuse(&req, grpc, Refusal::RateLimited(wait));
         }
@@ -117,7 +113,6 @@ pub async fn check(State(guard): State<Guard>, mut req: Request, next: Next) -> 
         return refuse(&req, grpc, Refusal::Busy);
     };
     debug!(%key, path = %req.uri().path(), "request admitted");
-    req.extensions_mut().insert(Caller { key, trusted: true });
     next.run(req).await
 }
 
@@ -130,7 +125,7 @@ fn is_grpc(req: &Request) -> bool {
 
 /// Whole seconds to wait, at least one.
 fn retry_secs(wait: Duration) -> u64 {
-    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
 fn refuse(req: &Request, grpc: bool, why: Refusal) -> Response {
