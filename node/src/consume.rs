@@ -3,7 +3,6 @@
 //! sinks. What overflows the buffer of a file-like sink waits in an overflow file and is
 //! written later; for other sinks it is counted and logged.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -25,7 +24,7 @@ struct Worker {
     tx: SyncSender<Arc<Delivered>>,
     /// File-like sinks keep what overflows their buffer on disk and write it later.
     overflow: Option<Arc<Mutex<Overflow>>>,
-    dropped: Arc<AtomicU64>,
+    dropped: u64,
     overflowed: u64,
     thread: JoinHandle<()>,
 }
@@ -81,7 +80,7 @@ fn worker(index: usize, mut sink: Box<dyn Sink>, capacity: usize) -> std::io::Re
     Ok(Worker {
         tx,
         overflow,
-        dropped: Arc::new(AtomicU64::new(0)),
+        dropped: 0,
         overflowed: 0,
         thread,
     })
@@ -112,8 +111,12 @@ impl Worker {
         let Some(overflow) = &self.overflow else {
             match self.tx.try_send(delivered) {
                 Ok(()) => {}
-                Err(TrySendError::Full(_)) => self.drop_one(index, "a sink cannot keep up"),
-                Err(TrySendError::Disconnected(_)) => self.drop_one(index, "a sink stopped"),
+                Err(TrySendError::Full(_)) => {
+                    Self::drop_one(&mut self.dropped, index, "a sink cannot keep up")
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    Self::drop_one(&mut self.dropped, index, "a sink stopped")
+                }
             }
             return;
         };
@@ -126,7 +129,7 @@ impl Worker {
                 Ok(()) => return,
                 Err(TrySendError::Full(d)) => d,
                 Err(TrySendError::Disconnected(_)) => {
-                    return self.drop_one(index, "a sink stopped");
+                    return Self::drop_one(&mut self.dropped, index, "a sink stopped");
                 }
             }
         };
@@ -139,14 +142,19 @@ impl Worker {
                 }
             }
             Err(err) => {
-                drop(overflow);
-                self.drop_one(index, &format!("its overflow file failed: {err}"));
+                Self::drop_one(
+                    &mut self.dropped,
+                    index,
+                    &format!("its overflow file failed: {err}"),
+                );
             }
         }
     }
 
-    fn drop_one(&self, index: usize, why: &str) {
-        let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+    /// Counts a message dropped for sink `index` in `dropped` and logs it now and then.
+    fn drop_one(dropped: &mut u64, index: usize, why: &str) {
+        *dropped += 1;
+        let n = *dropped;
         // 1, 2, 4, …, then every 1000th: loud enough to notice, quiet enough to read.
         if n.is_power_of_two() || n % 1000 == 0 {
             warn!(sink = index, dropped = n, "{why}; dropped messages for it");
@@ -191,7 +199,7 @@ pub fn spawn_with_capacity(
                 if w.thread.join().is_err() {
                     error!(sink = i, "a sink thread panicked");
                 }
-                let dropped = w.dropped.load(Ordering::Relaxed);
+                let dropped = w.dropped;
                 if dropped > 0 {
                     warn!(
                         sink = i,
