@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
@@ -37,6 +37,11 @@ pub struct Incoming {
     pub metadata: HashMap<String, String>,
     /// The payload bytes.
     pub payload: Vec<u8>,
+}
+
+/// Locks `m`; a panic elsewhere while holding it leaves data that is still usable here.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// State shared by the role task and the handles.
@@ -100,20 +105,17 @@ impl Shared {
     }
 
     pub(crate) fn set_connection(&self, conn: Option<Arc<Connection>>) {
-        *self.connection.lock().unwrap_or_else(|p| p.into_inner()) = conn;
+        *lock(&self.connection) = conn;
     }
 
     fn connection(&self) -> Option<Arc<Connection>> {
-        self.connection
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        lock(&self.connection).clone()
     }
 
     /// Records members (names), who must acknowledge what is published from now on.
     pub(crate) fn note_members(&self, names: impl IntoIterator<Item = String>) {
-        let removed = self.removed.lock().unwrap_or_else(|p| p.into_inner());
-        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        let removed = lock(&self.removed);
+        let mut known = lock(&self.known);
         known.extend(names.into_iter().filter(|n| !removed.contains(n)));
         if !known.is_empty() {
             self.had_members.store(true, Ordering::Relaxed);
@@ -122,14 +124,11 @@ impl Shared {
 
     /// The names the moderator should have in its group now.
     pub(crate) fn invitees(&self) -> BTreeSet<SlimName> {
-        self.invitees
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        lock(&self.invitees).clone()
     }
 
     pub(crate) fn known_members(&self) -> BTreeSet<String> {
-        self.known.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        lock(&self.known).clone()
     }
 
     pub(crate) fn state(&self) -> State {
@@ -369,17 +368,8 @@ impl Admin {
     pub fn invite(&self, name: SlimName) -> Result<bool, AdminError> {
         self.moderator()?;
         let text = name.to_string();
-        let added = self
-            .shared
-            .invitees
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(name);
-        self.shared
-            .removed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&text);
+        let added = lock(&self.shared.invitees).insert(name);
+        lock(&self.shared.removed).remove(&text);
         if added {
             info!(invitee = %text, "invitee added by an administrator");
             self.shared.apply(Event::MemberAdded(text));
@@ -393,23 +383,9 @@ impl Admin {
     pub fn remove(&self, name: SlimName) -> Result<bool, AdminError> {
         self.moderator()?;
         let text = name.to_string();
-        let was_invitee = self
-            .shared
-            .invitees
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&name);
-        self.shared
-            .removed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(text.clone());
-        let was_member = self
-            .shared
-            .known
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&text);
+        let was_invitee = lock(&self.shared.invitees).remove(&name);
+        lock(&self.shared.removed).insert(text.clone());
+        let was_member = lock(&self.shared.known).remove(&text);
         self.shared.outbox.forget_member(&text);
         if was_invitee || was_member {
             info!(member = %text, "member removed by an administrator");

@@ -158,7 +158,7 @@ impl Outbox {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        crate::node::lock(&self.inner)
     }
 
     /// Takes every message or none: a request split in parts is never half taken. With a

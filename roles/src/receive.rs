@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::connection::{is_closed, is_timeout};
-use crate::node::{Incoming, RoleCtx};
+use crate::node::{lock, Incoming, RoleCtx};
 use crate::outbox::{ACK_PAYLOAD_TYPE, MESSAGE_ID_KEY};
 use crate::sender::COMPLETION_WAIT;
 
@@ -112,12 +112,7 @@ pub(crate) async fn receive_until_closed(
                     if acks.count >= ACK_BATCH {
                         acks.flush(&session).await;
                     }
-                    let first = ctx
-                        .shared
-                        .seen
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .first_time(&id);
+                    let first = lock(&ctx.shared.seen).first_time(&id);
                     if !first {
                         debug!(%from, %id, "dropped a duplicate");
                         continue;
