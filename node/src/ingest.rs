@@ -179,6 +179,7 @@ impl Ingest {
                     id,
                     payload: part.to_protobuf(),
                     payload_type: wire::PROTOBUF.to_string(),
+                    concatenable: true,
                 }
             })
             .collect();

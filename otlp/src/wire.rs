@@ -3,6 +3,10 @@
 //! Payload: the canonical protobuf `Export*ServiceRequest`, `payload_type`
 //! `application/x-protobuf` (consumers also accept `application/json`, OTLP/JSON).
 //! Metadata: `otlp-signal` = `traces|metrics|logs`, `otlp-message-id` = a UUID.
+//! A SLIM message may carry several requests of one signal back to back (their concatenation
+//! is one valid request holding all of them); it then lists them under `otlp-message-ids`
+//! (UUIDs, comma-separated) and `otlp-message-lengths` (their byte lengths) instead of
+//! `otlp-message-id`, so receivers acknowledge and deduplicate each one.
 //! Metadata travels in the clear (MLS encrypts the payload only): nothing secret goes there.
 
 use std::collections::HashMap;

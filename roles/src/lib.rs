@@ -9,6 +9,7 @@ mod backoff;
 pub mod config;
 mod connection;
 pub mod error;
+pub mod frame;
 mod moderator;
 pub mod name;
 mod node;

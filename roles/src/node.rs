@@ -52,7 +52,8 @@ pub(crate) struct Shared {
     connection: Mutex<Option<Arc<Connection>>>,
     /// Bounds the publishes awaiting SLIM's completion: unbounded, SLIM deadlocks.
     pub window: Arc<Semaphore>,
-    max_payload: usize,
+    /// The largest SLIM message payload (with its metadata) this node sends.
+    pub max_payload: usize,
     /// What was taken and not yet acknowledged by every member.
     pub outbox: Outbox,
     /// Members that joined at some point: what is published must reach each of them.

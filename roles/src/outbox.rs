@@ -44,6 +44,9 @@ pub struct Outgoing {
     pub payload_type: String,
     /// Metadata (travels in the clear); the id is added under [`MESSAGE_ID_KEY`].
     pub metadata: HashMap<String, String>,
+    /// Whether this payload, followed by another of the same type and metadata, is a valid
+    /// payload holding both (true of protobuf messages): such messages share SLIM messages.
+    pub concatenable: bool,
 }
 
 struct Entry {
@@ -79,6 +82,10 @@ pub struct OutboxStats {
     pub bytes: usize,
     /// Messages sent more than once so far.
     pub resent: u64,
+    /// Messages handed to SLIM so far, counting each send.
+    pub sent: u64,
+    /// SLIM messages they travelled in (several share one when they fit).
+    pub slim_messages: u64,
 }
 
 pub(crate) struct Outbox {
@@ -103,6 +110,8 @@ struct Inner {
     /// Messages being written to the spool, counted against the limits already.
     reserved: usize,
     resent: u64,
+    sent: u64,
+    slim_messages: u64,
 }
 
 impl Outbox {
@@ -320,12 +329,21 @@ impl Outbox {
         self.lock().last_progress = Some(now);
     }
 
+    /// SLIM took one message holding `messages` of ours.
+    pub(crate) fn count_published(&self, messages: usize) {
+        let mut inner = self.lock();
+        inner.sent += messages as u64;
+        inner.slim_messages += 1;
+    }
+
     pub(crate) fn stats(&self) -> OutboxStats {
         let inner = self.lock();
         OutboxStats {
             messages: inner.entries.len(),
             bytes: inner.bytes,
             resent: inner.resent,
+            sent: inner.sent,
+            slim_messages: inner.slim_messages,
         }
     }
 }
@@ -372,6 +390,7 @@ mod tests {
             payload: vec![0; size],
             payload_type: "t".into(),
             metadata: HashMap::new(),
+            concatenable: true,
         }
     }
 
@@ -399,14 +418,8 @@ mod tests {
         o.ack("p1", ["a"]);
         assert_eq!(o.stats().messages, 1);
         o.ack("p2", ["a"]);
-        assert_eq!(
-            o.stats(),
-            OutboxStats {
-                messages: 0,
-                bytes: 0,
-                resent: 0
-            }
-        );
+        let stats = o.stats();
+        assert_eq!((stats.messages, stats.bytes, stats.resent), (0, 0, 0));
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! The receive loop shared by both roles: SLIM session → `Incoming` messages. It also
-//! acknowledges every message that carries an id, drops duplicates, and hands the
-//! acknowledgements it receives to the outbox.
+//! The receive loop shared by both roles: SLIM session → `Incoming` messages, one per message
+//! a frame holds. It also acknowledges every message that carries an id, drops duplicates,
+//! and hands the acknowledgements it receives to the outbox.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::connection::{is_closed, is_timeout};
+use crate::frame;
 use crate::node::{lock, Incoming, RoleCtx};
 use crate::outbox::{ACK_PAYLOAD_TYPE, MESSAGE_ID_KEY};
 use crate::sender::COMPLETION_WAIT;
@@ -100,35 +101,69 @@ pub(crate) async fn receive_until_closed(
             r = session.get_message_async(Some(Duration::from_secs(1))) => r,
         };
         match result {
-            Ok(msg) => {
+            Ok(mut msg) => {
                 let from = msg.context.source_name.to_string();
                 if msg.context.payload_type == ACK_PAYLOAD_TYPE {
                     let text = String::from_utf8_lossy(&msg.payload);
                     ctx.shared.outbox.ack(&from, text.lines());
                     continue;
                 }
-                if let Some(id) = msg.context.metadata.get(MESSAGE_ID_KEY).cloned() {
-                    acks.add(&from, &msg.context, id.clone());
-                    if acks.count >= ACK_BATCH {
-                        acks.flush(&session).await;
+                let mut metadata = std::mem::take(&mut msg.context.metadata);
+                let verified_sender = metadata.remove(PEER_SUBJECT_KEY);
+                let parts = match frame::parts(&metadata, msg.payload.len()) {
+                    Some(Ok(parts)) => parts,
+                    Some(Err(err)) => {
+                        // Not acknowledged: the sender keeps it, and its logs show why.
+                        warn!(%from, %err, "dropped a message whose listing is malformed");
+                        continue;
                     }
-                    let first = lock(&ctx.shared.seen).first_time(&id);
-                    if !first {
+                    None => {
+                        // A sender that does not ask for acknowledgements: taken as it is.
+                        let incoming = Incoming {
+                            from,
+                            verified_sender,
+                            payload_type: msg.context.payload_type,
+                            metadata,
+                            payload: msg.payload,
+                        };
+                        if tx.send(incoming).await.is_err() {
+                            return ReceiveEnd::Cancelled;
+                        }
+                        continue;
+                    }
+                };
+                for (id, _) in &parts {
+                    acks.add(&from, &msg.context, id.clone());
+                }
+                if acks.count >= ACK_BATCH {
+                    acks.flush(&session).await;
+                }
+                metadata.remove(frame::MESSAGE_IDS_KEY);
+                metadata.remove(frame::MESSAGE_LENGTHS_KEY);
+                let single = parts.len() == 1;
+                let mut payload = msg.payload;
+                for (id, range) in parts {
+                    if !lock(&ctx.shared.seen).first_time(&id) {
                         debug!(%from, %id, "dropped a duplicate");
                         continue;
                     }
-                }
-                let mut metadata = msg.context.metadata;
-                let verified_sender = metadata.remove(PEER_SUBJECT_KEY);
-                let incoming = Incoming {
-                    from,
-                    verified_sender,
-                    payload_type: msg.context.payload_type,
-                    metadata,
-                    payload: msg.payload,
-                };
-                if tx.send(incoming).await.is_err() {
-                    return ReceiveEnd::Cancelled;
+                    let bytes = if single {
+                        std::mem::take(&mut payload)
+                    } else {
+                        payload[range].to_vec()
+                    };
+                    let mut metadata = metadata.clone();
+                    metadata.insert(MESSAGE_ID_KEY.to_string(), id);
+                    let incoming = Incoming {
+                        from: from.clone(),
+                        verified_sender: verified_sender.clone(),
+                        payload_type: msg.context.payload_type.clone(),
+                        metadata,
+                        payload: bytes,
+                    };
+                    if tx.send(incoming).await.is_err() {
+                        return ReceiveEnd::Cancelled;
+                    }
                 }
             }
             Err(err) if is_timeout(&err) => continue,

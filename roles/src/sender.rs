@@ -1,4 +1,5 @@
-//! The sender: publishes what the outbox says is due, within the in-flight window.
+//! The sender: publishes what the outbox says is due, packed into as few SLIM messages as
+//! fit under the cap, within the in-flight window.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -7,6 +8,7 @@ use slim_bindings::Session;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use crate::frame;
 use crate::node::RoleCtx;
 
 /// First wait for an acknowledgement before sending again (SLIM's own retransmission,
@@ -45,11 +47,11 @@ pub(crate) async fn run(ctx: RoleCtx, session: Arc<Session>, cancel: Cancellatio
             // Nobody would be required to acknowledge: the message would count as delivered.
             continue;
         }
-        for msg in ctx
+        let due = ctx
             .shared
             .outbox
-            .due(Instant::now(), &members, RESEND_AFTER)
-        {
+            .due(Instant::now(), &members, RESEND_AFTER);
+        for frame in frame::pack(due, ctx.shared.max_payload) {
             let permit = tokio::select! {
                 _ = cancel.cancelled() => return,
                 p = ctx.shared.window.clone().acquire_owned() => match p {
@@ -57,11 +59,17 @@ pub(crate) async fn run(ctx: RoleCtx, session: Arc<Session>, cancel: Cancellatio
                     Err(_) => return,
                 },
             };
+            let messages = frame.ids.len();
             let published = session
-                .publish_async(msg.payload, Some(msg.payload_type), Some(msg.metadata))
+                .publish_async(
+                    frame.payload,
+                    Some(frame.payload_type),
+                    Some(frame.metadata),
+                )
                 .await;
             match published {
                 Ok(completion) => {
+                    ctx.shared.outbox.count_published(messages);
                     tokio::spawn(async move {
                         if let Err(err) = completion.wait_for_async(COMPLETION_WAIT).await {
                             debug!(%err, "SLIM did not confirm a publish; the outbox re-sends it");
@@ -70,7 +78,8 @@ pub(crate) async fn run(ctx: RoleCtx, session: Arc<Session>, cancel: Cancellatio
                     });
                 }
                 // It stays in the outbox and is sent again.
-                Err(err) => warn!(id = %msg.id, %err, "SLIM refused a publish"),
+                Err(err) => warn!(messages, first = ?frame.ids.first(), %err,
+                    "SLIM refused a publish"),
             }
         }
     }

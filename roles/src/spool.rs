@@ -37,6 +37,9 @@ struct Header {
     id: String,
     payload_type: String,
     metadata: HashMap<String, String>,
+    /// Absent in spools written before frames existed: such messages travel alone.
+    #[serde(default)]
+    concatenable: bool,
 }
 
 /// The on-disk outbox.
@@ -128,6 +131,7 @@ fn encode(msg: &Outgoing) -> Result<Vec<u8>, serde_json::Error> {
         id: msg.id.clone(),
         payload_type: msg.payload_type.clone(),
         metadata: msg.metadata.clone(),
+        concatenable: msg.concatenable,
     })?;
     let mut record = Vec::with_capacity(4 + header.len() + msg.payload.len());
     record.extend_from_slice(&(header.len() as u32).to_le_bytes());
@@ -149,6 +153,7 @@ fn decode(record: &[u8]) -> Result<Outgoing, String> {
         payload: record[4 + len..].to_vec(),
         payload_type: header.payload_type,
         metadata: header.metadata,
+        concatenable: header.concatenable,
     })
 }
 
@@ -167,6 +172,7 @@ mod tests {
             payload: id.as_bytes().to_vec(),
             payload_type: "application/x-protobuf".into(),
             metadata: HashMap::from([("otlp-signal".to_string(), "logs".to_string())]),
+            concatenable: true,
         }
     }
 
@@ -188,6 +194,7 @@ mod tests {
         assert_eq!(ids, ["a", "c"]);
         assert_eq!(loaded[1].1.payload, b"c");
         assert_eq!(loaded[1].1.metadata["otlp-signal"], "logs");
+        assert!(loaded[1].1.concatenable);
         assert_eq!(next_key(&loaded), 3);
     }
 

@@ -1,0 +1,332 @@
+//! Frames: what goes into one SLIM message. Messages the caller marked concatenable that share
+//! payload type and metadata travel together, their payloads back to back (for OTLP protobuf
+//! the concatenation is itself a valid request holding all of them, so a consumer that knows
+//! nothing of frames still reads it). The metadata lists the ids and payload lengths, so a
+//! receiver acknowledges and deduplicates each message on its own: a message sent again may
+//! travel with different companions than the first time.
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use thiserror::Error;
+
+use crate::outbox::{Outgoing, MESSAGE_ID_KEY};
+
+/// Metadata key of a frame holding several messages: their ids, comma-separated, in order.
+pub const MESSAGE_IDS_KEY: &str = "otlp-message-ids";
+/// Metadata key of a frame holding several messages: their payload lengths in bytes,
+/// comma-separated, in the order of the ids.
+pub const MESSAGE_LENGTHS_KEY: &str = "otlp-message-lengths";
+
+/// Messages per frame at most: the ids travel in the clear metadata, which a receiver keeps
+/// in memory while it splits the frame.
+pub const MAX_MESSAGES_PER_FRAME: usize = 1024;
+
+/// One SLIM message to publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Frame {
+    /// The ids of the messages it holds, in order.
+    pub ids: Vec<String>,
+    pub payload: Vec<u8>,
+    pub payload_type: String,
+    pub metadata: HashMap<String, String>,
+}
+
+/// Bytes of metadata as they count against the message cap.
+fn metadata_size(metadata: &HashMap<String, String>) -> usize {
+    metadata.iter().map(|(k, v)| k.len() + v.len()).sum()
+}
+
+/// A frame being filled.
+struct Open {
+    ids: Vec<String>,
+    lengths: Vec<usize>,
+    payload: Vec<u8>,
+    payload_type: String,
+    /// The metadata the messages share (without their ids).
+    shared: HashMap<String, String>,
+    /// Bytes the ids and lengths add to the metadata.
+    listing: usize,
+}
+
+impl Open {
+    fn new(msg: Outgoing, shared: HashMap<String, String>) -> Self {
+        let mut open = Open {
+            ids: Vec::new(),
+            lengths: Vec::new(),
+            payload: Vec::new(),
+            payload_type: msg.payload_type.clone(),
+            shared,
+            listing: MESSAGE_IDS_KEY.len() + MESSAGE_LENGTHS_KEY.len(),
+        };
+        open.add(msg);
+        open
+    }
+
+    /// What the frame would weigh with `msg` added.
+    fn size_with(&self, msg: &Outgoing) -> usize {
+        let listing = self.listing + msg.id.len() + 1 + digits(msg.payload.len()) + 1;
+        self.payload.len() + msg.payload.len() + metadata_size(&self.shared) + listing
+    }
+
+    fn add(&mut self, msg: Outgoing) {
+        self.listing += msg.id.len() + 1 + digits(msg.payload.len()) + 1;
+        self.lengths.push(msg.payload.len());
+        self.payload.extend_from_slice(&msg.payload);
+        self.ids.push(msg.id);
+    }
+
+    fn close(self) -> Frame {
+        let mut metadata = self.shared;
+        if let [id] = self.ids.as_slice() {
+            // One message: the plain form every OTLP-over-SLIM consumer knows.
+            metadata.insert(MESSAGE_ID_KEY.to_string(), id.clone());
+        } else {
+            metadata.insert(MESSAGE_IDS_KEY.to_string(), self.ids.join(","));
+            let lengths: Vec<String> = self.lengths.iter().map(ToString::to_string).collect();
+            metadata.insert(MESSAGE_LENGTHS_KEY.to_string(), lengths.join(","));
+        }
+        Frame {
+            ids: self.ids,
+            payload: self.payload,
+            payload_type: self.payload_type,
+            metadata,
+        }
+    }
+}
+
+fn digits(n: usize) -> usize {
+    n.checked_ilog10().unwrap_or(0) as usize + 1
+}
+
+/// Packs `msgs` into as few frames as fit under `cap` bytes (payload plus metadata), keeping
+/// the order of the messages within each kind. A message that is not concatenable, or does
+/// not fit with any other, travels alone.
+pub(crate) fn pack(msgs: Vec<Outgoing>, cap: usize) -> Vec<Frame> {
+    let mut frames = Vec::new();
+    // Open frames by what their messages share; few kinds (one per signal), so a list.
+    let mut open: Vec<Open> = Vec::new();
+    for mut msg in msgs {
+        let mut shared = std::mem::take(&mut msg.metadata);
+        shared.remove(MESSAGE_ID_KEY);
+        if !msg.concatenable {
+            frames.push(Open::new(msg, shared).close());
+            continue;
+        }
+        let same = open
+            .iter()
+            .position(|o| o.payload_type == msg.payload_type && o.shared == shared);
+        match same {
+            Some(i)
+                if open[i].ids.len() < MAX_MESSAGES_PER_FRAME && open[i].size_with(&msg) <= cap =>
+            {
+                open[i].add(msg)
+            }
+            Some(i) => {
+                let full = std::mem::replace(&mut open[i], Open::new(msg, shared));
+                frames.push(full.close());
+            }
+            None => open.push(Open::new(msg, shared)),
+        }
+    }
+    frames.extend(open.into_iter().map(Open::close));
+    frames
+}
+
+/// A frame whose listing does not describe its payload.
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("a frame's message listing is malformed: {0}")]
+pub struct FrameError(String);
+
+/// One message inside a received SLIM message: its id and where its payload lies.
+pub type Part = (String, Range<usize>);
+
+/// The messages a received SLIM message holds: `(id, byte range)` each. `None` when the
+/// metadata names no id (a sender that does not acknowledge); one entry for a single message.
+pub fn parts(
+    metadata: &HashMap<String, String>,
+    payload_len: usize,
+) -> Option<Result<Vec<Part>, FrameError>> {
+    if let Some(ids) = metadata.get(MESSAGE_IDS_KEY) {
+        return Some(listed_parts(
+            ids,
+            metadata.get(MESSAGE_LENGTHS_KEY),
+            payload_len,
+        ));
+    }
+    let id = metadata.get(MESSAGE_ID_KEY)?;
+    Some(Ok(vec![(id.clone(), 0..payload_len)]))
+}
+
+fn listed_parts(
+    ids: &str,
+    lengths: Option<&String>,
+    payload_len: usize,
+) -> Result<Vec<Part>, FrameError> {
+    let lengths = lengths.ok_or_else(|| FrameError(format!("no {MESSAGE_LENGTHS_KEY}")))?;
+    let ids: Vec<&str> = ids.split(',').collect();
+    let lengths: Vec<usize> = lengths
+        .split(',')
+        .map(|l| l.parse::<usize>())
+        .collect::<Result<_, _>>()
+        .map_err(|e| FrameError(format!("{MESSAGE_LENGTHS_KEY}: {e}")))?;
+    if ids.len() != lengths.len() {
+        return Err(FrameError(format!(
+            "{} ids but {} lengths",
+            ids.len(),
+            lengths.len()
+        )));
+    }
+    let mut start = 0usize;
+    let mut parts = Vec::with_capacity(ids.len());
+    for (id, len) in ids.into_iter().zip(lengths) {
+        let end = start
+            .checked_add(len)
+            .filter(|&end| end <= payload_len)
+            .ok_or_else(|| {
+                FrameError(format!("the lengths exceed the {payload_len}-byte payload"))
+            })?;
+        parts.push((id.to_string(), start..end));
+        start = end;
+    }
+    if start != payload_len {
+        return Err(FrameError(format!(
+            "the lengths add up to {start} bytes, the payload has {payload_len}"
+        )));
+    }
+    Ok(parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(id: &str, signal: &str, payload: &[u8]) -> Outgoing {
+        Outgoing {
+            id: id.into(),
+            payload: payload.to_vec(),
+            payload_type: "application/x-protobuf".into(),
+            metadata: HashMap::from([
+                ("otlp-signal".to_string(), signal.to_string()),
+                (MESSAGE_ID_KEY.to_string(), id.to_string()),
+            ]),
+            concatenable: true,
+        }
+    }
+
+    fn split(frame: &Frame) -> Vec<(String, Vec<u8>)> {
+        parts(&frame.metadata, frame.payload.len())
+            .unwrap()
+            .unwrap()
+            .into_iter()
+            .map(|(id, r)| (id, frame.payload[r].to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn messages_of_one_kind_travel_in_one_frame_and_split_back() {
+        let frames = pack(
+            vec![
+                msg("a", "logs", b"1"),
+                msg("b", "logs", b"22"),
+                msg("c", "logs", b""),
+            ],
+            1 << 20,
+        );
+        assert_eq!(frames.len(), 1);
+        assert_eq!(frames[0].payload, b"122");
+        assert_eq!(frames[0].metadata["otlp-signal"], "logs");
+        assert!(!frames[0].metadata.contains_key(MESSAGE_ID_KEY));
+        assert_eq!(
+            split(&frames[0]),
+            [
+                ("a".to_string(), b"1".to_vec()),
+                ("b".to_string(), b"22".to_vec()),
+                ("c".to_string(), b"".to_vec())
+            ]
+        );
+    }
+
+    #[test]
+    fn each_signal_gets_its_own_frames_in_order() {
+        let frames = pack(
+            vec![
+                msg("t1", "traces", b"a"),
+                msg("l1", "logs", b"b"),
+                msg("t2", "traces", b"c"),
+            ],
+            1 << 20,
+        );
+        let ids: Vec<&[String]> = frames.iter().map(|f| f.ids.as_slice()).collect();
+        assert_eq!(
+            ids,
+            [
+                &["t1".to_string(), "t2".into()][..],
+                &["l1".to_string()][..]
+            ]
+        );
+        assert_eq!(
+            frames[1].metadata[MESSAGE_ID_KEY], "l1",
+            "alone: the plain form"
+        );
+    }
+
+    #[test]
+    fn no_frame_exceeds_the_cap_with_its_metadata() {
+        let msgs: Vec<Outgoing> = (0..50)
+            .map(|i| msg(&format!("id-{i}"), "logs", &[7; 100]))
+            .collect();
+        let cap = 1000;
+        let frames = pack(msgs, cap);
+        assert!(frames.len() > 5);
+        for f in &frames {
+            assert!(f.payload.len() + metadata_size(&f.metadata) <= cap, "{f:?}");
+        }
+        let ids: Vec<String> = frames.iter().flat_map(|f| f.ids.clone()).collect();
+        let expected: Vec<String> = (0..50).map(|i| format!("id-{i}")).collect();
+        assert_eq!(ids, expected, "every message once, in order");
+    }
+
+    #[test]
+    fn a_frame_holds_at_most_the_message_limit() {
+        let msgs: Vec<Outgoing> = (0..MAX_MESSAGES_PER_FRAME + 1)
+            .map(|i| msg(&i.to_string(), "logs", b"x"))
+            .collect();
+        let frames = pack(msgs, usize::MAX);
+        assert_eq!(frames.len(), 2);
+        assert_eq!(frames[0].ids.len(), MAX_MESSAGES_PER_FRAME);
+    }
+
+    #[test]
+    fn messages_not_marked_concatenable_travel_alone() {
+        let mut a = msg("a", "logs", b"{}");
+        let mut b = msg("b", "logs", b"{}");
+        a.concatenable = false;
+        b.concatenable = false;
+        let frames = pack(vec![a, b], 1 << 20);
+        assert_eq!(frames.len(), 2);
+        assert_eq!(frames[1].metadata[MESSAGE_ID_KEY], "b");
+    }
+
+    #[test]
+    fn a_listing_that_does_not_match_the_payload_is_an_error() {
+        let md = |ids: &str, lengths: &str| {
+            HashMap::from([
+                (MESSAGE_IDS_KEY.to_string(), ids.to_string()),
+                (MESSAGE_LENGTHS_KEY.to_string(), lengths.to_string()),
+            ])
+        };
+        assert!(parts(&md("a,b", "1,2"), 3).unwrap().is_ok());
+        assert!(parts(&md("a,b", "1,2"), 4).unwrap().is_err(), "short");
+        assert!(parts(&md("a,b", "1,3"), 3).unwrap().is_err(), "long");
+        assert!(parts(&md("a,b", "1"), 3).unwrap().is_err(), "count");
+        assert!(parts(&md("a", "x"), 3).unwrap().is_err(), "number");
+        assert!(
+            parts(&md("a,b", &format!("{},1", usize::MAX)), 3)
+                .unwrap()
+                .is_err(),
+            "overflow"
+        );
+        assert!(parts(&HashMap::new(), 3).is_none(), "no id at all");
+    }
+}
