@@ -34,6 +34,12 @@ pub enum Command {
     /// Run everything in one process: a SLIM server, a receiver (moderator) and a
     /// printing participant. The quickest way to try slim-node.
     Up(Box<UpArgs>),
+    /// Send generated OTLP traces, metrics or logs to a receiver (any OTLP endpoint) and
+    /// report throughput, answers and latency.
+    Loadgen(LoadgenArgs),
+    /// Measure what a SLIM server carries between two apps with no slim-node in the way:
+    /// the ceiling for any node on it.
+    SlimBench(SlimBenchArgs),
 }
 
 /// `slim-node server`.
@@ -473,6 +479,101 @@ pub struct UpArgs {
     pub queue: QueueArgs,
     #[command(flatten)]
     pub session: SessionArgs,
+}
+
+/// How `loadgen` talks to the receiver (the values of OTEL_EXPORTER_OTLP_PROTOCOL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Protocol {
+    /// OTLP/HTTP with protobuf bodies.
+    #[value(name = "http/protobuf")]
+    HttpProtobuf,
+    /// OTLP/HTTP with OTLP/JSON bodies.
+    #[value(name = "http/json")]
+    HttpJson,
+    /// OTLP/gRPC.
+    Grpc,
+}
+
+/// `slim-node loadgen`.
+#[derive(Debug, Args)]
+pub struct LoadgenArgs {
+    /// Base URL of the receiver; /v1/traces etc. are appended for HTTP. Default:
+    /// http://127.0.0.1:4318 for HTTP, http://127.0.0.1:4317 for gRPC.
+    #[arg(long, env = "SLIM_NODE_LOADGEN_ENDPOINT", value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// Protocol and encoding.
+    #[arg(
+        long,
+        env = "SLIM_NODE_LOADGEN_PROTOCOL",
+        value_enum,
+        default_value = "http/protobuf"
+    )]
+    pub protocol: Protocol,
+    /// Signal to send: traces, metrics or logs.
+    #[arg(long, env = "SLIM_NODE_LOADGEN_SIGNAL", default_value = "traces", value_parser = parse_signal)]
+    pub signal: otlp::Signal,
+    /// Spans, data points or log records per request.
+    #[arg(long, env = "SLIM_NODE_LOADGEN_ITEMS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000), value_name = "N")]
+    pub items: u32,
+    /// Compress request bodies with gzip.
+    #[arg(long, env = "SLIM_NODE_LOADGEN_GZIP")]
+    pub gzip: bool,
+    /// Concurrent clients, each on its own connection.
+    #[arg(long, env = "SLIM_NODE_LOADGEN_CLIENTS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000), value_name = "N")]
+    pub clients: u32,
+    /// Requests per second in all, spread over the clients; without it each client sends
+    /// its next request as soon as the previous one is answered (closed loop).
+    #[arg(long, env = "SLIM_NODE_LOADGEN_RATE", value_name = "PER_SEC")]
+    pub rate: Option<std::num::NonZeroU32>,
+    /// Seconds to run.
+    #[arg(
+        long,
+        env = "SLIM_NODE_LOADGEN_DURATION",
+        default_value_t = 10.0,
+        value_name = "SECS"
+    )]
+    pub duration: f64,
+    /// Stop after this many requests (or at --duration, whichever comes first).
+    #[arg(long, env = "SLIM_NODE_LOADGEN_REQUESTS", value_name = "N")]
+    pub requests: Option<u64>,
+    /// File holding a bearer token for the receiver (`Authorization: Bearer …`).
+    #[arg(long, env = "SLIM_NODE_LOADGEN_TOKEN_FILE", value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+    /// PEM CA bundle to trust for an https:// endpoint (OTLP/HTTP).
+    #[arg(long, env = "SLIM_NODE_LOADGEN_CA", value_name = "PEM")]
+    pub ca: Option<PathBuf>,
+    /// Print the final report as one JSON object instead of text.
+    #[arg(long, env = "SLIM_NODE_LOADGEN_JSON")]
+    pub json: bool,
+}
+
+fn parse_signal(s: &str) -> Result<otlp::Signal, String> {
+    s.parse().map_err(|e: otlp::CodecError| e.to_string())
+}
+
+/// `slim-node slim-bench`.
+#[derive(Debug, Args)]
+pub struct SlimBenchArgs {
+    /// SLIM server URL.
+    #[arg(long, env = "SLIM_NODE_SLIM", default_value = DEFAULT_SLIM_URL, value_name = "URL")]
+    pub slim: String,
+    #[command(flatten)]
+    pub slim_tls: SlimTlsArgs,
+    /// Payload bytes per message.
+    #[arg(long, default_value_t = 1024, value_name = "BYTES")]
+    pub size: usize,
+    /// Messages to publish.
+    #[arg(long, default_value_t = 20_000, value_name = "N")]
+    pub messages: u64,
+    /// Publishes awaiting SLIM's completion at once (slim-node's own window is 256).
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    pub window: usize,
+    /// Turn MLS off (slim-node's default is on).
+    #[arg(long)]
+    pub no_mls: bool,
+    /// Print the report as one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[cfg(test)]

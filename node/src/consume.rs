@@ -29,7 +29,8 @@ struct Worker {
     thread: JoinHandle<()>,
 }
 
-/// How long the sink's thread waits for new messages before it looks at its overflow.
+/// How long the sink's thread waits for new messages before it looks at its overflow (and
+/// tells the sink it is idle).
 const OVERFLOW_POLL: Duration = Duration::from_millis(200);
 
 fn worker(index: usize, mut sink: Box<dyn Sink>, capacity: usize) -> std::io::Result<Worker> {
@@ -49,7 +50,7 @@ fn worker(index: usize, mut sink: Box<dyn Sink>, capacity: usize) -> std::io::Re
     let thread = std::thread::Builder::new()
         .name(format!("slim-node-sink-{index}"))
         .spawn(move || {
-            let mut write = |d: &Delivered| {
+            let write = |sink: &mut Box<dyn Sink>, d: &Delivered| {
                 if let Err(err) = sink.write(d) {
                     error!(sink = index, %err, "a sink failed to write a message");
                 }
@@ -58,22 +59,30 @@ fn worker(index: usize, mut sink: Box<dyn Sink>, capacity: usize) -> std::io::Re
                 // The buffer holds what came before anything in the overflow: it goes first.
                 let stopped = match rx.try_recv() {
                     Ok(d) => {
-                        write(&d);
+                        write(&mut sink, &d);
                         continue;
                     }
                     Err(TryRecvError::Empty) => false,
                     Err(TryRecvError::Disconnected) => true,
                 };
                 if let Some(d) = from_disk.as_ref().and_then(|o| pop(index, o)) {
-                    write(&d);
+                    write(&mut sink, &d);
                     continue;
                 }
                 if stopped {
+                    if let Err(err) = sink.finish() {
+                        error!(sink = index, %err, "a sink failed to finish");
+                    }
                     return;
                 }
                 match rx.recv_timeout(OVERFLOW_POLL) {
-                    Ok(d) => write(&d),
-                    Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {}
+                    Ok(d) => write(&mut sink, &d),
+                    Err(RecvTimeoutError::Timeout) => {
+                        if let Err(err) = sink.idle() {
+                            error!(sink = index, %err, "a sink failed while idle");
+                        }
+                    }
+                    Err(RecvTimeoutError::Disconnected) => {}
                 }
             }
         })?;
@@ -87,7 +96,7 @@ fn worker(index: usize, mut sink: Box<dyn Sink>, capacity: usize) -> std::io::Re
 }
 
 fn pop(index: usize, overflow: &Mutex<Overflow>) -> Option<Delivered> {
-    let mut overflow = overflow.lock().unwrap_or_else(|p| p.into_inner());
+    let mut overflow = crate::lock(overflow);
     match overflow.pop() {
         Ok(d) => d,
         Err(err) => {
@@ -121,7 +130,7 @@ impl Worker {
             return;
         };
         // Held while deciding, so the sink's thread cannot empty the overflow in between.
-        let mut overflow = overflow.lock().unwrap_or_else(|p| p.into_inner());
+        let mut overflow = crate::lock(overflow);
         let delivered = if overflow.has_pending() {
             delivered
         } else {

@@ -8,6 +8,13 @@ pub mod cli;
 pub mod cmd;
 pub mod consume;
 pub mod ingest;
+pub mod loadgen;
+pub mod measure;
 pub mod overflow;
 pub mod receiver;
 pub mod sink;
+
+/// Locks `m`; a panic elsewhere while holding it leaves data that is still usable here.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -18,6 +18,8 @@ fn main() -> ExitCode {
             Command::Server(args) => cmd::server::run(args).await,
             Command::Node(args) => cmd::node::run(*args).await,
             Command::Up(args) => cmd::up::run(*args).await,
+            Command::Loadgen(args) => cmd::loadgen::run(args).await,
+            Command::SlimBench(args) => cmd::slim_bench::run(args).await,
         }
     });
     match result {

@@ -6,6 +6,7 @@
 //! others publish. The library knows SLIM and the roles, nothing about what the bytes mean.
 
 mod backoff;
+pub mod ceiling;
 pub mod config;
 mod connection;
 pub mod error;

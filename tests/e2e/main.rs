@@ -4,6 +4,7 @@
 mod certs;
 mod harness;
 
+mod bench;
 mod cli_errors;
 mod conformance;
 mod faults;

@@ -106,7 +106,7 @@ impl ReloadingCert {
     }
 
     fn current(&self) -> Arc<CertifiedKey> {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = crate::lock(&self.state);
         if state.checked.elapsed() >= RELOAD_CHECK {
             state.checked = Instant::now();
             let stamps = (modified(&self.cert), modified(&self.key));

@@ -1,5 +1,6 @@
 //! Sinks: where a node puts what other members publish on the channel.
 
+pub mod bench;
 pub mod jsonl;
 pub mod stdout;
 
@@ -35,6 +36,16 @@ pub trait Sink: Send {
     fn overflow_path(&self) -> Option<PathBuf> {
         None
     }
+
+    /// Called when no message came for a moment (a chance to flush or save state).
+    fn idle(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Called once when the node stops, after the last message.
+    fn finish(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A `--sink` value.
@@ -44,6 +55,9 @@ pub enum SinkSpec {
     Stdout,
     /// `jsonl:PATH`: one JSON object per line, appended to PATH.
     Jsonl(PathBuf),
+    /// `bench` or `bench:PATH`: counts and end-to-end latency of loadgen traffic; the
+    /// summary is printed at exit and, with PATH, kept there as JSON.
+    Bench(Option<PathBuf>),
 }
 
 impl SinkSpec {
@@ -52,6 +66,7 @@ impl SinkSpec {
         Ok(match self {
             SinkSpec::Stdout => Box::new(stdout::StdoutSink),
             SinkSpec::Jsonl(path) => Box::new(jsonl::JsonlSink::open(path)?),
+            SinkSpec::Bench(path) => Box::new(bench::BenchSink::new(path.as_deref())),
         })
     }
 }
@@ -62,9 +77,13 @@ impl FromStr for SinkSpec {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.split_once(':') {
             None if s == "stdout" => Ok(SinkSpec::Stdout),
+            None if s == "bench" => Ok(SinkSpec::Bench(None)),
+            Some(("bench", path)) if !path.is_empty() => {
+                Ok(SinkSpec::Bench(Some(PathBuf::from(path))))
+            }
             Some(("jsonl", path)) if !path.is_empty() => Ok(SinkSpec::Jsonl(PathBuf::from(path))),
             _ => Err(format!(
-                "unknown sink {s:?}: expected `stdout` or `jsonl:PATH`"
+                "unknown sink {s:?}: expected `stdout`, `jsonl:PATH`, `bench` or `bench:PATH`"
             )),
         }
     }
@@ -75,6 +94,8 @@ impl fmt::Display for SinkSpec {
         match self {
             SinkSpec::Stdout => f.write_str("stdout"),
             SinkSpec::Jsonl(p) => write!(f, "jsonl:{}", p.display()),
+            SinkSpec::Bench(None) => f.write_str("bench"),
+            SinkSpec::Bench(Some(p)) => write!(f, "bench:{}", p.display()),
         }
     }
 }
@@ -91,6 +112,11 @@ mod tests {
             SinkSpec::Jsonl("/tmp/a b.jsonl".into())
         );
         assert!("jsonl:".parse::<SinkSpec>().is_err());
+        assert_eq!("bench".parse::<SinkSpec>().unwrap(), SinkSpec::Bench(None));
+        assert_eq!(
+            "bench:/tmp/b.json".parse::<SinkSpec>().unwrap(),
+            SinkSpec::Bench(Some("/tmp/b.json".into()))
+        );
         assert!("kafka:x"
             .parse::<SinkSpec>()
             .unwrap_err()

@@ -1,0 +1,279 @@
+//! One load-generator client: sends requests over OTLP/HTTP or OTLP/gRPC on its own
+//! connection and says how each was answered.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use tonic::codec::CompressionEncoding;
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::cli::Protocol;
+use otlp::compression::gzip;
+use otlp::{json, OtlpRequest, Signal};
+
+/// How long one request may take before it counts as failed.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where and how to send.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Protocol and encoding.
+    pub protocol: Protocol,
+    /// Base URL of the receiver.
+    pub endpoint: String,
+    /// The signal sent.
+    pub signal: Signal,
+    /// Compress bodies with gzip.
+    pub gzip: bool,
+    /// Bearer token, if the receiver wants one.
+    pub token: Option<String>,
+    /// PEM CA bundle to trust for https:// (OTLP/HTTP).
+    pub ca: Option<Vec<u8>>,
+}
+
+impl Target {
+    /// Reads the token and CA files named on the command line.
+    pub fn read_files(&mut self, token: Option<&Path>, ca: Option<&Path>) -> anyhow::Result<()> {
+        if let Some(path) = token {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the token file {}", path.display()))?;
+            self.token = Some(text.trim().to_string());
+        }
+        if let Some(path) = ca {
+            self.ca = Some(
+                std::fs::read(path)
+                    .with_context(|| format!("reading the CA file {}", path.display()))?,
+            );
+        }
+        Ok(())
+    }
+}
+
+/// How one request went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// The HTTP status (`200`) or gRPC code (`OK`, `Unavailable`), or `error` when no answer
+    /// came at all.
+    pub code: String,
+    /// Whether the receiver took the request.
+    pub ok: bool,
+    /// Why it failed, when it did.
+    pub error: Option<String>,
+}
+
+impl Answer {
+    fn failed(error: impl std::fmt::Display) -> Self {
+        Answer {
+            code: "error".into(),
+            ok: false,
+            error: Some(error.to_string()),
+        }
+    }
+}
+
+/// A client with its own connection.
+pub enum Client {
+    /// OTLP/HTTP.
+    Http {
+        /// The HTTP client (one connection pool).
+        http: reqwest::Client,
+        /// The signal's URL.
+        url: String,
+        /// JSON bodies instead of protobuf.
+        json: bool,
+        /// Compress bodies.
+        gzip: bool,
+        /// `Authorization` header value.
+        auth: Option<String>,
+    },
+    /// OTLP/gRPC.
+    Grpc {
+        /// The signal's service client.
+        service: GrpcService,
+        /// `authorization` metadata value.
+        auth: Option<MetadataValue<tonic::metadata::Ascii>>,
+    },
+}
+
+/// The gRPC service of each signal.
+pub enum GrpcService {
+    /// TraceService.
+    Traces(TraceServiceClient<Channel>),
+    /// MetricsService.
+    Metrics(MetricsServiceClient<Channel>),
+    /// LogsService.
+    Logs(LogsServiceClient<Channel>),
+}
+
+impl Client {
+    /// A client for `target`; gRPC connects lazily, on the first request.
+    pub fn new(target: &Target) -> anyhow::Result<Client> {
+        let auth = target.token.as_ref().map(|t| format!("Bearer {t}"));
+        let base = target.endpoint.trim_end_matches('/');
+        match target.protocol {
+            Protocol::HttpProtobuf | Protocol::HttpJson => {
+                let mut builder = reqwest::Client::builder()
+                    .timeout(REQUEST_TIMEOUT)
+                    .tcp_nodelay(true)
+                    .pool_max_idle_per_host(1);
+                if let Some(pem) = &target.ca {
+                    let cert = reqwest::Certificate::from_pem(pem)
+                        .context("the CA file is not a PEM certificate")?;
+                    builder = builder.add_root_certificate(cert);
+                }
+                Ok(Client::Http {
+                    http: builder.build().context("setting up the HTTP client")?,
+                    url: format!("{base}/v1/{}", target.signal),
+                    json: target.protocol == Protocol::HttpJson,
+                    gzip: target.gzip,
+                    auth,
+                })
+            }
+            Protocol::Grpc => {
+                if base.starts_with("https://") {
+                    bail!("loadgen speaks gRPC without TLS only; use --protocol http/protobuf for an https:// receiver");
+                }
+                let channel = Endpoint::from_shared(base.to_string())
+                    .with_context(|| format!("{base} is not a valid gRPC endpoint URL"))?
+                    .tcp_nodelay(true)
+                    .timeout(REQUEST_TIMEOUT)
+                    .connect_lazy();
+                let service = grpc_service(target.signal, channel, target.gzip);
+                let auth = auth
+                    .map(|a| a.parse())
+                    .transpose()
+                    .context("the token cannot be sent as gRPC metadata")?;
+                Ok(Client::Grpc { service, auth })
+            }
+        }
+    }
+
+    /// The encoded body of `request` as this client sends it (before compression).
+    pub fn encode(&self, request: &OtlpRequest) -> Vec<u8> {
+        match self {
+            Client::Http { json: true, .. } => json::to_json(request),
+            _ => request.to_protobuf(),
+        }
+    }
+
+    /// Sends one request and waits for the answer.
+    pub async fn send(&mut self, request: OtlpRequest, body: Vec<u8>) -> Answer {
+        match self {
+            Client::Http {
+                http,
+                url,
+                json,
+                gzip: compress,
+                auth,
+            } => {
+                let content_type = if *json {
+                    "application/json"
+                } else {
+                    "application/x-protobuf"
+                };
+                let mut post = http.post(url.as_str()).header("content-type", content_type);
+                let body = if *compress {
+                    post = post.header("content-encoding", "gzip");
+                    gzip(&body)
+                } else {
+                    body
+                };
+                if let Some(auth) = auth {
+                    post = post.header("authorization", auth.as_str());
+                }
+                match post.body(body).send().await {
+                    Ok(resp) => {
+                        let status = resp.status();
+                        // Read the body so the connection is reused.
+                        let text = resp.text().await.unwrap_or_default();
+                        Answer {
+                            code: status.as_u16().to_string(),
+                            ok: status.is_success(),
+                            error: (!status.is_success()).then_some(text),
+                        }
+                    }
+                    Err(err) => Answer::failed(error_chain(&err)),
+                }
+            }
+            Client::Grpc { service, auth } => {
+                let result = match (service, request) {
+                    (GrpcService::Traces(c), OtlpRequest::Traces(r)) => {
+                        c.export(grpc_request(r, auth)).await.map(drop)
+                    }
+                    (GrpcService::Metrics(c), OtlpRequest::Metrics(r)) => {
+                        c.export(grpc_request(r, auth)).await.map(drop)
+                    }
+                    (GrpcService::Logs(c), OtlpRequest::Logs(r)) => {
+                        c.export(grpc_request(r, auth)).await.map(drop)
+                    }
+                    (_, other) => {
+                        return Answer::failed(format!(
+                            "a {} request for another signal's client",
+                            other.signal()
+                        ))
+                    }
+                };
+                match result {
+                    Ok(()) => Answer {
+                        code: "OK".into(),
+                        ok: true,
+                        error: None,
+                    },
+                    Err(status) => Answer {
+                        code: format!("{:?}", status.code()),
+                        ok: false,
+                        error: Some(status.message().to_string()),
+                    },
+                }
+            }
+        }
+    }
+}
+
+fn grpc_service(signal: Signal, channel: Channel, gzip: bool) -> GrpcService {
+    // Each generated client has its own type; the same settings for all three.
+    macro_rules! client {
+        ($client:ident) => {{
+            let c = $client::new(channel).max_decoding_message_size(64 * 1024 * 1024);
+            if gzip {
+                c.send_compressed(CompressionEncoding::Gzip)
+                    .accept_compressed(CompressionEncoding::Gzip)
+            } else {
+                c
+            }
+        }};
+    }
+    match signal {
+        Signal::Traces => GrpcService::Traces(client!(TraceServiceClient)),
+        Signal::Metrics => GrpcService::Metrics(client!(MetricsServiceClient)),
+        Signal::Logs => GrpcService::Logs(client!(LogsServiceClient)),
+    }
+}
+
+fn grpc_request<T>(
+    message: T,
+    auth: &Option<MetadataValue<tonic::metadata::Ascii>>,
+) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Some(auth) = auth {
+        request.metadata_mut().insert("authorization", auth.clone());
+    }
+    request
+}
+
+/// An error with its causes, which is where reqwest says what actually went wrong.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,209 @@
+//! The requests the load generator sends: like an instrumented service's, with the send time
+//! stamped on the resource so a consumer can measure end-to-end latency.
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs, SeverityNumber};
+use opentelemetry_proto::tonic::metrics::v1::{
+    metric, number_data_point, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{
+    span, status, ResourceSpans, ScopeSpans, Span, Status,
+};
+
+use otlp::{OtlpRequest, Signal};
+
+/// Resource attribute holding when the request was sent (Unix epoch nanoseconds).
+pub const SEND_TIME_KEY: &str = "slim_node.loadgen.send_time_unix_nano";
+/// The `service.name` of generated telemetry.
+pub const SERVICE_NAME: &str = "slim-node-loadgen";
+
+fn kv(key: &str, value: any_value::Value) -> KeyValue {
+    KeyValue {
+        key: key.to_string(),
+        value: Some(AnyValue { value: Some(value) }),
+        ..Default::default()
+    }
+}
+
+fn text(key: &str, value: &str) -> KeyValue {
+    kv(key, any_value::Value::StringValue(value.to_string()))
+}
+
+fn resource(send_time: u64) -> Option<Resource> {
+    Some(Resource {
+        attributes: vec![
+            text("service.name", SERVICE_NAME),
+            kv(SEND_TIME_KEY, any_value::Value::IntValue(send_time as i64)),
+        ],
+        ..Default::default()
+    })
+}
+
+fn scope() -> Option<InstrumentationScope> {
+    Some(InstrumentationScope {
+        name: "slim-node-loadgen".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        ..Default::default()
+    })
+}
+
+/// A request of `signal` holding `items` spans, data points or log records, stamped with
+/// `send_time` (Unix epoch nanoseconds).
+pub fn request(signal: Signal, items: usize, send_time: u64) -> OtlpRequest {
+    match signal {
+        Signal::Traces => OtlpRequest::Traces(traces(items, send_time)),
+        Signal::Metrics => OtlpRequest::Metrics(metrics(items, send_time)),
+        Signal::Logs => OtlpRequest::Logs(logs(items, send_time)),
+    }
+}
+
+fn traces(items: usize, now: u64) -> ExportTraceServiceRequest {
+    // One trace per request; random ids, so separate runs never collide.
+    let trace_id = uuid::Uuid::new_v4().as_bytes().to_vec();
+    let spans = (0..items)
+        .map(|i| Span {
+            trace_id: trace_id.clone(),
+            span_id: (i as u64 + 1).to_be_bytes().to_vec(),
+            name: "GET /checkout".into(),
+            kind: span::SpanKind::Server as i32,
+            start_time_unix_nano: now.saturating_sub(1_000_000),
+            end_time_unix_nano: now,
+            attributes: vec![
+                text("http.request.method", "GET"),
+                kv("http.response.status_code", any_value::Value::IntValue(200)),
+            ],
+            status: Some(Status {
+                code: status::StatusCode::Ok as i32,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .collect();
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: resource(now),
+            scope_spans: vec![ScopeSpans {
+                scope: scope(),
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+fn metrics(items: usize, now: u64) -> ExportMetricsServiceRequest {
+    let data_points = (0..items)
+        .map(|i| NumberDataPoint {
+            attributes: vec![kv("index", any_value::Value::IntValue(i as i64))],
+            time_unix_nano: now,
+            value: Some(number_data_point::Value::AsInt(i as i64)),
+            ..Default::default()
+        })
+        .collect();
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: resource(now),
+            scope_metrics: vec![ScopeMetrics {
+                scope: scope(),
+                metrics: vec![Metric {
+                    name: "loadgen.value".into(),
+                    unit: "1".into(),
+                    data: Some(metric::Data::Gauge(Gauge { data_points })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+fn logs(items: usize, now: u64) -> ExportLogsServiceRequest {
+    let log_records = (0..items)
+        .map(|i| LogRecord {
+            time_unix_nano: now,
+            observed_time_unix_nano: now,
+            severity_number: SeverityNumber::Info as i32,
+            severity_text: "INFO".into(),
+            body: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(format!("loadgen record {i}"))),
+            }),
+            ..Default::default()
+        })
+        .collect();
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: resource(now),
+            scope_logs: vec![ScopeLogs {
+                scope: scope(),
+                log_records,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// The send time stamped on the request's first resource, if any.
+pub fn send_time(request: &OtlpRequest) -> Option<u64> {
+    let resource = match request {
+        OtlpRequest::Traces(r) => r.resource_spans.first()?.resource.as_ref(),
+        OtlpRequest::Metrics(r) => r.resource_metrics.first()?.resource.as_ref(),
+        OtlpRequest::Logs(r) => r.resource_logs.first()?.resource.as_ref(),
+    }?;
+    let value = resource
+        .attributes
+        .iter()
+        .find(|kv| kv.key == SEND_TIME_KEY)?
+        .value
+        .as_ref()?;
+    match value.value {
+        Some(any_value::Value::IntValue(nanos)) => u64::try_from(nanos).ok(),
+        _ => None,
+    }
+}
+
+/// Now, in Unix epoch nanoseconds.
+pub fn now_unix_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_signal_carries_the_asked_items_and_the_send_time() {
+        for signal in Signal::ALL {
+            let req = request(signal, 7, 1_700_000_000_000_000_000);
+            assert_eq!(req.signal(), signal);
+            assert_eq!(req.summary().items, 7, "{signal}");
+            assert_eq!(send_time(&req), Some(1_700_000_000_000_000_000));
+        }
+    }
+
+    #[test]
+    fn generated_requests_are_valid_otlp() {
+        for signal in Signal::ALL {
+            let mut req = request(signal, 3, now_unix_nanos());
+            let rejected = otlp::validate::validate(&mut req);
+            assert_eq!(rejected.count, 0, "{signal}: {rejected:?}");
+            let bytes = req.to_protobuf();
+            assert_eq!(OtlpRequest::decode_protobuf(signal, &bytes).unwrap(), req);
+        }
+    }
+
+    #[test]
+    fn a_request_without_a_stamp_has_no_send_time() {
+        let req = otlp::json::from_json(Signal::Logs, br#"{"resourceLogs":[{}]}"#).unwrap();
+        assert_eq!(send_time(&req), None);
+    }
+}
