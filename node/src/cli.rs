@@ -187,6 +187,17 @@ pub struct SessionArgs {
         value_name = "N"
     )]
     pub connect_attempts: u32,
+    /// SLIM messages awaiting SLIM's completion at once. What waits meanwhile is packed into
+    /// fewer, larger SLIM messages: a small window trades nothing at low load for far less
+    /// per-message MLS work at high load.
+    #[arg(
+        long,
+        env = "SLIM_NODE_MAX_IN_FLIGHT",
+        default_value_t = 4,
+        value_parser = clap::value_parser!(u32).range(1..=4096),
+        value_name = "N"
+    )]
+    pub max_in_flight: u32,
 }
 
 /// The outbox: what was taken and waits for the members' acknowledgements.

@@ -57,6 +57,7 @@ pub(crate) async fn connect(cfg: &NodeConfig, service_name: &str) -> Result<Conn
             attempts: cfg.connect_attempts,
             message: e.to_string(),
         })?;
+    crate::nodelay::sweep();
     let name = cfg.name.to_slim();
     let app = service
         .create_app_with_secret_async(name.clone(), cfg.secret.expose())

@@ -14,6 +14,7 @@ pub mod frame;
 mod moderator;
 pub mod name;
 mod node;
+pub mod nodelay;
 pub mod outbox;
 mod participant;
 mod receive;

@@ -12,6 +12,8 @@ use crate::tls::ServerTls;
 pub struct SlimServer {
     service: Arc<Service>,
     endpoint: String,
+    /// Gives accepted connections TCP_NODELAY (SLIM's server leaves Nagle on).
+    sweeper: tokio::task::JoinHandle<()>,
 }
 
 impl SlimServer {
@@ -40,9 +42,17 @@ impl SlimServer {
         })?;
         info!(%endpoint, tls = tls.is_some(), mtls = tls.is_some_and(|t| t.client_ca.is_some()),
             "SLIM data-plane server listening");
+        let sweeper = tokio::spawn(async {
+            let mut tick = tokio::time::interval(crate::nodelay::SERVER_SWEEP);
+            loop {
+                tick.tick().await;
+                crate::nodelay::sweep();
+            }
+        });
         Ok(SlimServer {
             service,
             endpoint: endpoint.to_string(),
+            sweeper,
         })
     }
 
@@ -53,6 +63,7 @@ impl SlimServer {
 
     /// Closes the listener and every connection.
     pub async fn shutdown(self) -> Result<(), RoleError> {
+        self.sweeper.abort();
         self.service
             .shutdown_async()
             .await

@@ -146,6 +146,8 @@ async fn link_lost(conn: &Connection) {
     let mut misses = 0;
     loop {
         tick.tick().await;
+        // SLIM reconnects on its own after short outages, on a new socket.
+        crate::nodelay::sweep();
         if conn.is_listed() {
             misses = 0;
         } else {

@@ -18,9 +18,6 @@ use crate::receiver::guard::{Guard, GuardSettings};
 use crate::receiver::http::HttpSettings;
 use crate::sink::SinkSpec;
 
-/// Published messages allowed to wait for SLIM's acknowledgement at once (measured best).
-pub const IN_FLIGHT: usize = 256;
-
 /// Runs until SIGINT/SIGTERM.
 pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     let shutdown = super::shutdown_signal();
@@ -58,7 +55,7 @@ fn node_config(args: &NodeArgs) -> anyhow::Result<NodeConfig> {
         mls: mls(&args.session),
         connect_attempts: args.session.connect_attempts,
         reliability: Reliability::default(),
-        in_flight: IN_FLIGHT,
+        in_flight: args.session.max_in_flight as usize,
         outbox: args.queue.limits(),
         spool: args.queue.spool_config(),
         tls: args.slim_tls.settings(),

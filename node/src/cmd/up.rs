@@ -5,7 +5,7 @@ use anyhow::Context;
 use slim_roles::server::SlimServer;
 use slim_roles::{NodeConfig, Reliability, RoleConfig, Secret, SlimName};
 
-use super::node::{mls, RunningNode, IN_FLIGHT};
+use super::node::{mls, RunningNode};
 use crate::cli::{ReceiverArgs, UpArgs};
 
 const CHANNEL: &str = "agntcy/otel/telemetry";
@@ -42,7 +42,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             mls,
             connect_attempts: args.session.connect_attempts,
             reliability: Reliability::default(),
-            in_flight: IN_FLIGHT,
+            in_flight: args.session.max_in_flight as usize,
             outbox: args.queue.limits(),
             spool,
             tls: Default::default(),

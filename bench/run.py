@@ -1,0 +1,317 @@
+#!/usr/bin/env python3
+"""The whole slim-node benchmark in one go, on one machine; writes its table into BENCHMARKS.md.
+
+    python3 bench/run.py            # builds the release binary first
+    python3 bench/run.py --no-build # uses target/release/slim-node as it is
+
+1. raw SLIM ceiling: `slim-node slim-bench` (two apps, one group session, MLS on, the node's
+   reliability settings and in-flight window) for each payload size;
+2. slim-node end to end: `slim-node loadgen` -> receiver (moderator) -> SLIM server ->
+   participant (`--sink bench`), small requests (one span, like the seed's curl body) and
+   100-span requests, 1 and 16 clients, closed loop; then 16 clients at half the peak rate;
+3. ratios of 2 to 1, CPU seconds per 10k requests and peak RSS of every process, idle RSS,
+   and RSS under overload (participant frozen, outbox full).
+Every process is started fresh for each run. Only the Python standard library is used.
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = ROOT / "target" / "release" / "slim-node"
+SEED_REQ_PER_S = 1192  # the seed design in Python, 16 clients, seed's curl body (measured here)
+TICK = os.sysconf("SC_CLK_TCK")
+PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
+RUN_SECONDS = 10
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds of a running process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def rss_kib(pid, key):
+    """VmRSS (now) or VmHWM (peak) of a running process, in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def health(port):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+            return json.load(r)
+    except Exception:
+        return None
+
+
+def wait_for(what, check, timeout=90):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise SystemExit(f"bench: timed out waiting for {what}")
+
+
+def run_measured(args, log):
+    """Runs a slim-node command to its end; returns (stdout, cpu seconds, peak RSS KiB)."""
+    with open(log, "w") as err:
+        proc = subprocess.Popen([str(BIN), *args], stdout=subprocess.PIPE, stderr=err, text=True)
+        out = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"bench: {' '.join(args[:1])} failed ({proc.returncode}); see {log}")
+    return out, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+
+
+class Mesh:
+    """A SLIM server, a participant with the bench sink and a receiving moderator."""
+
+    def __init__(self, work, queue_max_bytes=None):
+        self.work = Path(tempfile.mkdtemp(dir=work))
+        self.env = dict(os.environ, SLIM_NODE_SECRET=secrets.token_hex(24), SLIM_NODE_LOG="warn")
+        slim = free_port()
+        self.http, grpc = free_port(), free_port()
+        self.summary = self.work / "bench.json"
+        self.procs = {}
+        self.start("server", ["server", "--endpoint", f"127.0.0.1:{slim}"])
+        url = f"http://127.0.0.1:{slim}"
+        wait_for("the SLIM server", lambda: socket.socket().connect_ex(("127.0.0.1", slim)) == 0)
+        self.start("participant", ["node", "--role", "participant", "--name", "bench/otel/participant",
+                                   "--slim", url, "--sink", f"bench:{self.summary}"])
+        receiver = ["node", "--role", "moderator", "--name", "bench/otel/receiver", "--slim", url,
+                    "--channel", "bench/otel/telemetry", "--invite", "bench/otel/participant",
+                    "--otlp-http", f"127.0.0.1:{self.http}", "--otlp-grpc", f"127.0.0.1:{grpc}"]
+        if queue_max_bytes:
+            receiver += ["--queue-max-bytes", str(queue_max_bytes)]
+        self.start("moderator", receiver)
+        wait_for("the group to form", lambda: (health(self.http) or {}).get("node", {}).get("state") == "active")
+
+    def start(self, name, args):
+        out = open(self.work / f"{name}.out", "w")
+        err = open(self.work / f"{name}.err", "w")
+        self.procs[name] = subprocess.Popen([str(BIN), *args], stdout=out, stderr=err, env=self.env)
+
+    def cpu(self):
+        return {n: cpu_seconds(p.pid) for n, p in self.procs.items()}
+
+    def peak_rss(self):
+        return {n: rss_kib(p.pid, "VmHWM") for n, p in self.procs.items()}
+
+    def rss(self):
+        return {n: rss_kib(p.pid, "VmRSS") for n, p in self.procs.items()}
+
+    def delivered(self):
+        try:
+            return json.loads(self.summary.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def stop(self):
+        for name in ("moderator", "participant", "server"):
+            p = self.procs[name]
+            if p.poll() is None:
+                p.send_signal(signal.SIGCONT)
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs.values():
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def loadgen(mesh, items, clients, rate=None, seconds=RUN_SECONDS):
+    args = ["loadgen", "--endpoint", f"http://127.0.0.1:{mesh.http}", "--items", str(items),
+            "--clients", str(clients), "--duration", str(seconds), "--json"]
+    if rate:
+        args += ["--rate", str(int(rate))]
+    out, cpu, peak = run_measured(args, mesh.work / "loadgen.err")
+    report = json.loads(out)
+    report["cpu_s"], report["peak_rss_kib"] = cpu, peak
+    return report
+
+
+def end_to_end(work, name, items, clients, rate=None):
+    mesh = Mesh(work)
+    try:
+        time.sleep(2)
+        idle = mesh.rss()
+        before = mesh.cpu()
+        report = loadgen(mesh, items, clients, rate)
+        # Delivery is complete when the sink saw every request that was taken.
+        wait_for("delivery", lambda: mesh.delivered().get("messages", 0) >= report["ok"], timeout=120)
+        after = mesh.cpu()
+        peak = mesh.peak_rss()
+        got = mesh.delivered()
+    finally:
+        mesh.stop()
+    per_10k = lambda cpu: cpu / max(report["ok"], 1) * 10_000
+    row = {
+        "name": name, "items": items, "clients": clients, "rate": rate,
+        "req_per_s": report["ok"] / report["seconds"],
+        "items_per_s": report["items"] / report["seconds"],
+        "answers": report["answers"],
+        "request_bytes": report["bytes"] / max(report["requests"], 1),
+        "answer_p50": report["latency_ms"]["p50"], "answer_p99": report["latency_ms"]["p99"],
+        "e2e_p50": got["latency_ms"]["p50"], "e2e_p99": got["latency_ms"]["p99"],
+        "delivered": got["messages"], "taken": report["ok"],
+        "cpu_per_10k": {n: per_10k(after[n] - before[n]) for n in after} | {"loadgen": per_10k(report["cpu_s"])},
+        "peak_rss_mib": {n: kib / 1024 for n, kib in peak.items()} | {"loadgen": report["peak_rss_kib"] / 1024},
+        "idle_rss_mib": {n: kib / 1024 for n, kib in idle.items()},
+    }
+    print(f"bench: {name}: {row['req_per_s']:.0f} req/s, e2e p50 {row['e2e_p50']:.2f} ms p99 "
+          f"{row['e2e_p99']:.2f} ms, delivered {row['delivered']}/{row['taken']}", file=sys.stderr)
+    return row
+
+
+def ceiling(work, size, messages):
+    mesh_dir = Path(tempfile.mkdtemp(dir=work))
+    slim = free_port()
+    with open(mesh_dir / "server.err", "w") as err:
+        server = subprocess.Popen([str(BIN), "server", "--endpoint", f"127.0.0.1:{slim}"],
+                                  stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        wait_for("the SLIM server", lambda: socket.socket().connect_ex(("127.0.0.1", slim)) == 0)
+        before = cpu_seconds(server.pid)
+        out, cpu, peak = run_measured(["slim-bench", "--slim", f"http://127.0.0.1:{slim}", "--size",
+                                       str(int(size)), "--messages", str(messages), "--json"],
+                                      mesh_dir / "slim-bench.err")
+        server_cpu = cpu_seconds(server.pid) - before
+    finally:
+        server.terminate()
+        server.wait()
+    report = json.loads(out)
+    report["cpu_per_10k"] = {"server": server_cpu / messages * 10_000, "slim-bench": cpu / messages * 10_000}
+    report["peak_rss_mib"] = peak / 1024
+    print(f"bench: ceiling {int(size)} B: {report['messages_per_s']:.0f} msg/s, p99 "
+          f"{report['latency_ms']['p99']:.2f} ms", file=sys.stderr)
+    return report
+
+
+def overload(work):
+    """The participant frozen (SIGSTOP): the outbox fills to its bound, receivers answer 503."""
+    queue = 64 * 1024 * 1024
+    mesh = Mesh(work, queue_max_bytes=queue)
+    try:
+        mesh.procs["participant"].send_signal(signal.SIGSTOP)
+        report = loadgen(mesh, 100, 16, seconds=15)
+        peak = mesh.peak_rss()["moderator"] / 1024
+    finally:
+        mesh.stop()
+    print(f"bench: overload: moderator peak RSS {peak:.1f} MiB, answers {report['answers']}", file=sys.stderr)
+    return {"queue_mib": queue / 2**20, "moderator_peak_rss_mib": peak, "answers": report["answers"]}
+
+
+def machine():
+    cpu = re.search(r"model name\s*:\s*(.*)", Path("/proc/cpuinfo").read_text())
+    rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
+    return (f"{cpu.group(1) if cpu else platform.processor()}, {os.cpu_count()} cores, "
+            f"Linux {platform.release()}, {rustc}, release build")
+
+
+def table(results):
+    c = results["ceiling"]
+    rows = {r["name"]: r for r in results["e2e"]}
+    f0 = lambda x: f"{x:,.0f}"
+    f2 = lambda x: f"{x:.2f}"
+    out = [f"Run {results['when']} on {results['machine']}.", "",
+           "### Raw SLIM ceiling (`slim-node slim-bench`: two apps, group session, MLS on, window 256)", "",
+           "| payload | msg/s | p50 ms | p99 ms | CPU s/10k msgs (server, bench) |", "|---|---|---|---|---|"]
+    for label, r in c.items():
+        out.append(f"| {label} ({r['size']} B) | {f0(r['messages_per_s'])} | {f2(r['latency_ms']['p50'])} | "
+                   f"{f2(r['latency_ms']['p99'])} | {f2(r['cpu_per_10k']['server'])}, {f2(r['cpu_per_10k']['slim-bench'])} |")
+    out += ["", "### slim-node end to end (loadgen → receiver → SLIM → participant `--sink bench`)", "",
+            "| run | clients | req/s | spans/s | ratio to ceiling (req/s) | e2e p50 / p99 ms | answer p50 / p99 ms "
+            "| delivered / taken | CPU s per 10k req (mod, server, part, loadgen) | peak RSS MiB (mod, server, part) |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results["e2e"]:
+        ceil = c["small" if r["items"] == 1 else "100 spans"]["messages_per_s"]
+        cpu = r["cpu_per_10k"]
+        rss = r["peak_rss_mib"]
+        out.append(
+            f"| {r['name']} | {r['clients']}{' @ ' + f0(r['rate']) + '/s' if r['rate'] else ''} | {f0(r['req_per_s'])} | "
+            f"{f0(r['items_per_s'])} | {r['req_per_s'] / ceil:.2f}× | {f2(r['e2e_p50'])} / {f2(r['e2e_p99'])} | "
+            f"{f2(r['answer_p50'])} / {f2(r['answer_p99'])} | {r['delivered']} / {r['taken']} | "
+            f"{f2(cpu['moderator'])}, {f2(cpu['server'])}, {f2(cpu['participant'])}, {f2(cpu['loadgen'])} | "
+            f"{rss['moderator']:.1f}, {rss['server']:.1f}, {rss['participant']:.1f} |")
+    small16 = rows["small, closed loop"]
+    idle = results["e2e"][0]["idle_rss_mib"]
+    o = results["overload"]
+    out += ["", "### Against the targets", "",
+            "| target | measured | met |", "|---|---|---|",
+            f"| req/s at 16 clients ≥ 1.0× raw SLIM msg/s (small) | {small16['req_per_s'] / c['small']['messages_per_s']:.2f}× | "
+            f"{'yes' if small16['req_per_s'] >= c['small']['messages_per_s'] else 'no'} |",
+            f"| req/s at 16 clients ≥ 1.0× raw SLIM msg/s (100 spans) | "
+            f"{rows['100 spans, closed loop']['req_per_s'] / c['100 spans']['messages_per_s']:.2f}× | "
+            f"{'yes' if rows['100 spans, closed loop']['req_per_s'] >= c['100 spans']['messages_per_s'] else 'no'} |",
+            f"| ≥ 20× the seed's {SEED_REQ_PER_S:,} req/s (small, 16 clients) | {small16['req_per_s'] / SEED_REQ_PER_S:.1f}× | "
+            f"{'yes' if small16['req_per_s'] >= 20 * SEED_REQ_PER_S else 'no'} |"]
+    half = rows.get("small, half the peak rate")
+    if half:
+        out.append(f"| e2e p99 < 10 ms at half the peak rate | {f2(half['e2e_p99'])} ms | {'yes' if half['e2e_p99'] < 10 else 'no'} |")
+    one = rows["small, one client"]
+    out += [f"| e2e p99 < 2 ms at 1 client | {f2(one['e2e_p99'])} ms | {'yes' if one['e2e_p99'] < 2 else 'no'} |",
+            f"| idle RSS < 40 MiB per node | moderator {idle['moderator']:.1f}, participant {idle['participant']:.1f}, "
+            f"server {idle['server']:.1f} MiB | {'yes' if max(idle.values()) < 40 else 'no'} |",
+            f"| RSS under overload ≤ queue ({o['queue_mib']:.0f} MiB) + 50 MiB | moderator peak {o['moderator_peak_rss_mib']:.1f} MiB "
+            f"(answers {o['answers']}) | {'yes' if o['moderator_peak_rss_mib'] <= o['queue_mib'] + 50 else 'no'} |"]
+    return "\n".join(out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--no-build", action="store_true", help="use target/release/slim-node as it is")
+    ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"), help="the file whose table is replaced")
+    args = ap.parse_args()
+    if not args.no_build:
+        subprocess.run(["cargo", "build", "--release", "-p", "slim-node"], cwd=ROOT, check=True)
+    work = tempfile.mkdtemp(prefix="slim-node-bench-")
+    e2e = [end_to_end(work, "small, one client", 1, 1),
+           end_to_end(work, "small, closed loop", 1, 16),
+           end_to_end(work, "100 spans, one client", 100, 1),
+           end_to_end(work, "100 spans, closed loop", 100, 16)]
+    peak = e2e[1]["req_per_s"]
+    e2e.append(end_to_end(work, "small, half the peak rate", 1, 16, rate=peak / 2))
+    sizes = {"small": e2e[0]["request_bytes"], "100 spans": e2e[2]["request_bytes"]}
+    results = {
+        "when": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": machine(),
+        "ceiling": {"small": ceiling(work, sizes["small"], 30_000),
+                    "100 spans": ceiling(work, sizes["100 spans"], 10_000)},
+        "e2e": e2e,
+        "overload": overload(work),
+    }
+    (Path(work) / "results.json").write_text(json.dumps(results, indent=2))
+    md = Path(args.out)
+    text = md.read_text() if md.exists() else "<!-- bench:begin -->\n<!-- bench:end -->\n"
+    begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    md.write_text(f"{head}{begin}\n{table(results)}\n{end}{tail}")
+    print(f"bench: table written to {md}; raw results in {work}/results.json", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
