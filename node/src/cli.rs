@@ -187,9 +187,9 @@ pub struct SessionArgs {
         value_name = "N"
     )]
     pub connect_attempts: u32,
-    /// SLIM messages awaiting SLIM's completion at once. What waits meanwhile is packed into
-    /// fewer, larger SLIM messages: a small window trades nothing at low load for far less
-    /// per-message MLS work at high load.
+    /// SLIM messages not yet full (under 32 KiB of packed requests) awaiting SLIM's
+    /// completion at once; full ones are pipelined up to 256. What arrives meanwhile waits
+    /// and is packed: nothing lost at low load, far less MLS work per request at high load.
     #[arg(
         long,
         env = "SLIM_NODE_MAX_IN_FLIGHT",

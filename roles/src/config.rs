@@ -60,8 +60,9 @@ pub struct NodeConfig {
     pub connect_attempts: u32,
     /// Reliability of the group session (set by the moderator).
     pub reliability: Reliability,
-    /// Published messages allowed to wait for SLIM's acknowledgement at once. SLIM
-    /// deadlocks when reliable publishes are not bounded (measured at ~8k).
+    /// SLIM messages not yet full allowed to wait for SLIM's completion at once (full ones
+    /// are pipelined up to a fixed bound: SLIM deadlocks when reliable publishes are not
+    /// bounded, measured at ~8k).
     pub in_flight: usize,
     /// How much may wait for the members' acknowledgements.
     pub outbox: OutboxLimits,

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::Arc;
 
 use thiserror::Error;
 
@@ -22,6 +23,12 @@ pub const MESSAGE_LENGTHS_KEY: &str = "otlp-message-lengths";
 /// in memory while it splits the frame.
 pub const MAX_MESSAGES_PER_FRAME: usize = 1024;
 
+/// Bytes of packed messages per SLIM message at most. SLIM's sender keeps its last 512
+/// messages for retransmission whatever their size, so large frames cost memory (512 × 32 KiB
+/// = 16 MiB) long after they were delivered; past a few KiB a larger frame saves little MLS
+/// work. A single message larger than this still travels (alone), up to SLIM's cap.
+pub const TARGET_BYTES: usize = 32 * 1024;
+
 /// One SLIM message to publish.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Frame {
@@ -32,104 +39,151 @@ pub(crate) struct Frame {
     pub metadata: HashMap<String, String>,
 }
 
-/// Bytes of metadata as they count against the message cap.
-fn metadata_size(metadata: &HashMap<String, String>) -> usize {
-    metadata.iter().map(|(k, v)| k.len() + v.len()).sum()
+/// Messages that will travel in one SLIM message; the bytes are put together only when it is
+/// sent, so that what waits is never copied.
+#[derive(Debug)]
+pub(crate) struct Planned {
+    msgs: Vec<Arc<Outgoing>>,
+    /// Payload and metadata bytes of the frame.
+    size: usize,
+    /// Closed because the next message did not fit: waiting would not make it larger.
+    full: bool,
 }
 
-/// A frame being filled.
-struct Open {
-    ids: Vec<String>,
-    lengths: Vec<usize>,
-    payload: Vec<u8>,
-    payload_type: String,
-    /// The metadata the messages share (without their ids).
-    shared: HashMap<String, String>,
-    /// Bytes the ids and lengths add to the metadata.
-    listing: usize,
+/// Bytes of metadata as they count against the message cap, without the message id.
+fn shared_metadata_size(msg: &Outgoing) -> usize {
+    msg.metadata
+        .iter()
+        .filter(|(k, _)| k.as_str() != MESSAGE_ID_KEY)
+        .map(|(k, v)| k.len() + v.len())
+        .sum()
 }
 
-impl Open {
-    fn new(msg: Outgoing, shared: HashMap<String, String>) -> Self {
-        let mut open = Open {
-            ids: Vec::new(),
-            lengths: Vec::new(),
-            payload: Vec::new(),
-            payload_type: msg.payload_type.clone(),
-            shared,
-            listing: MESSAGE_IDS_KEY.len() + MESSAGE_LENGTHS_KEY.len(),
-        };
-        open.add(msg);
-        open
-    }
-
-    /// What the frame would weigh with `msg` added.
-    fn size_with(&self, msg: &Outgoing) -> usize {
-        let listing = self.listing + msg.id.len() + 1 + digits(msg.payload.len()) + 1;
-        self.payload.len() + msg.payload.len() + metadata_size(&self.shared) + listing
-    }
-
-    fn add(&mut self, msg: Outgoing) {
-        self.listing += msg.id.len() + 1 + digits(msg.payload.len()) + 1;
-        self.lengths.push(msg.payload.len());
-        self.payload.extend_from_slice(&msg.payload);
-        self.ids.push(msg.id);
-    }
-
-    fn close(self) -> Frame {
-        let mut metadata = self.shared;
-        if let [id] = self.ids.as_slice() {
-            // One message: the plain form every OTLP-over-SLIM consumer knows.
-            metadata.insert(MESSAGE_ID_KEY.to_string(), id.clone());
-        } else {
-            metadata.insert(MESSAGE_IDS_KEY.to_string(), self.ids.join(","));
-            let lengths: Vec<String> = self.lengths.iter().map(ToString::to_string).collect();
-            metadata.insert(MESSAGE_LENGTHS_KEY.to_string(), lengths.join(","));
-        }
-        Frame {
-            ids: self.ids,
-            payload: self.payload,
-            payload_type: self.payload_type,
-            metadata,
-        }
-    }
+/// Bytes one message adds to a frame's listing: its id, its length, two separators.
+fn listing_size(msg: &Outgoing) -> usize {
+    msg.id.len() + 1 + digits(msg.payload.len()) + 1
 }
 
 fn digits(n: usize) -> usize {
     n.checked_ilog10().unwrap_or(0) as usize + 1
 }
 
-/// Packs `msgs` into as few frames as fit under `cap` bytes (payload plus metadata), keeping
+/// Whether `a` and `b` may share a frame: both concatenable, same type, same metadata but
+/// for the id.
+fn same_kind(a: &Outgoing, b: &Outgoing) -> bool {
+    let shared =
+        |m: &Outgoing| m.metadata.len() - usize::from(m.metadata.contains_key(MESSAGE_ID_KEY));
+    a.concatenable
+        && b.concatenable
+        && a.payload_type == b.payload_type
+        && shared(a) == shared(b)
+        && a.metadata
+            .iter()
+            .filter(|(k, _)| k.as_str() != MESSAGE_ID_KEY)
+            .all(|(k, v)| b.metadata.get(k) == Some(v))
+}
+
+impl Planned {
+    fn new(msg: Arc<Outgoing>) -> Self {
+        let size = msg.payload.len()
+            + shared_metadata_size(&msg)
+            + MESSAGE_IDS_KEY.len()
+            + MESSAGE_LENGTHS_KEY.len()
+            + listing_size(&msg);
+        Planned {
+            msgs: vec![msg],
+            size,
+            full: false,
+        }
+    }
+
+    /// What the frame would weigh with `msg` added.
+    fn size_with(&self, msg: &Outgoing) -> usize {
+        self.size + msg.payload.len() + listing_size(msg)
+    }
+
+    fn add(&mut self, msg: Arc<Outgoing>) {
+        self.size = self.size_with(&msg);
+        self.msgs.push(msg);
+    }
+
+    /// Whether the frame is as full as it gets (more messages would not have fitted).
+    pub(crate) fn is_full(&self) -> bool {
+        self.full
+    }
+
+    /// How many messages it holds.
+    pub(crate) fn len(&self) -> usize {
+        self.msgs.len()
+    }
+
+    /// Puts the frame together.
+    pub(crate) fn build(&self) -> Frame {
+        let first = &self.msgs[0];
+        let mut metadata: HashMap<String, String> = first
+            .metadata
+            .iter()
+            .filter(|(k, _)| k.as_str() != MESSAGE_ID_KEY)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let ids: Vec<String> = self.msgs.iter().map(|m| m.id.clone()).collect();
+        if let [only] = self.msgs.as_slice() {
+            // One message: the plain form every OTLP-over-SLIM consumer knows.
+            metadata.insert(MESSAGE_ID_KEY.to_string(), only.id.clone());
+            return Frame {
+                ids,
+                payload: only.payload.clone(),
+                payload_type: only.payload_type.clone(),
+                metadata,
+            };
+        }
+        let mut payload = Vec::with_capacity(self.msgs.iter().map(|m| m.payload.len()).sum());
+        let mut lengths = String::new();
+        for (i, m) in self.msgs.iter().enumerate() {
+            payload.extend_from_slice(&m.payload);
+            if i > 0 {
+                lengths.push(',');
+            }
+            lengths.push_str(&m.payload.len().to_string());
+        }
+        metadata.insert(MESSAGE_IDS_KEY.to_string(), ids.join(","));
+        metadata.insert(MESSAGE_LENGTHS_KEY.to_string(), lengths);
+        Frame {
+            ids,
+            payload,
+            payload_type: first.payload_type.clone(),
+            metadata,
+        }
+    }
+}
+
+/// Plans `msgs` into as few frames as fit under `cap` bytes (payload plus metadata), keeping
 /// the order of the messages within each kind. A message that is not concatenable, or does
 /// not fit with any other, travels alone.
-pub(crate) fn pack(msgs: Vec<Outgoing>, cap: usize) -> Vec<Frame> {
+pub(crate) fn pack(msgs: Vec<Arc<Outgoing>>, cap: usize) -> Vec<Planned> {
     let mut frames = Vec::new();
-    // Open frames by what their messages share; few kinds (one per signal), so a list.
-    let mut open: Vec<Open> = Vec::new();
-    for mut msg in msgs {
-        let mut shared = std::mem::take(&mut msg.metadata);
-        shared.remove(MESSAGE_ID_KEY);
+    // Open frames, one per kind; few kinds (one per signal), so a list.
+    let mut open: Vec<Planned> = Vec::new();
+    for msg in msgs {
         if !msg.concatenable {
-            frames.push(Open::new(msg, shared).close());
+            let mut alone = Planned::new(msg);
+            alone.full = true;
+            frames.push(alone);
             continue;
         }
-        let same = open
-            .iter()
-            .position(|o| o.payload_type == msg.payload_type && o.shared == shared);
-        match same {
-            Some(i)
-                if open[i].ids.len() < MAX_MESSAGES_PER_FRAME && open[i].size_with(&msg) <= cap =>
-            {
+        match open.iter().position(|o| same_kind(&o.msgs[0], &msg)) {
+            Some(i) if open[i].len() < MAX_MESSAGES_PER_FRAME && open[i].size_with(&msg) <= cap => {
                 open[i].add(msg)
             }
             Some(i) => {
-                let full = std::mem::replace(&mut open[i], Open::new(msg, shared));
-                frames.push(full.close());
+                let mut full = std::mem::replace(&mut open[i], Planned::new(msg));
+                full.full = true;
+                frames.push(full);
             }
-            None => open.push(Open::new(msg, shared)),
+            None => open.push(Planned::new(msg)),
         }
     }
-    frames.extend(open.into_iter().map(Open::close));
+    frames.extend(open);
     frames
 }
 
@@ -201,8 +255,8 @@ fn listed_parts(
 mod tests {
     use super::*;
 
-    fn msg(id: &str, signal: &str, payload: &[u8]) -> Outgoing {
-        Outgoing {
+    fn msg(id: &str, signal: &str, payload: &[u8]) -> Arc<Outgoing> {
+        Arc::new(Outgoing {
             id: id.into(),
             payload: payload.to_vec(),
             payload_type: "application/x-protobuf".into(),
@@ -211,7 +265,11 @@ mod tests {
                 (MESSAGE_ID_KEY.to_string(), id.to_string()),
             ]),
             concatenable: true,
-        }
+        })
+    }
+
+    fn frames(msgs: Vec<Arc<Outgoing>>, cap: usize) -> Vec<Frame> {
+        pack(msgs, cap).iter().map(Planned::build).collect()
     }
 
     fn split(frame: &Frame) -> Vec<(String, Vec<u8>)> {
@@ -225,7 +283,7 @@ mod tests {
 
     #[test]
     fn messages_of_one_kind_travel_in_one_frame_and_split_back() {
-        let frames = pack(
+        let frames = frames(
             vec![
                 msg("a", "logs", b"1"),
                 msg("b", "logs", b"22"),
@@ -249,7 +307,7 @@ mod tests {
 
     #[test]
     fn each_signal_gets_its_own_frames_in_order() {
-        let frames = pack(
+        let frames = frames(
             vec![
                 msg("t1", "traces", b"a"),
                 msg("l1", "logs", b"b"),
@@ -273,14 +331,15 @@ mod tests {
 
     #[test]
     fn no_frame_exceeds_the_cap_with_its_metadata() {
-        let msgs: Vec<Outgoing> = (0..50)
+        let msgs: Vec<Arc<Outgoing>> = (0..50)
             .map(|i| msg(&format!("id-{i}"), "logs", &[7; 100]))
             .collect();
         let cap = 1000;
-        let frames = pack(msgs, cap);
+        let frames = frames(msgs, cap);
         assert!(frames.len() > 5);
         for f in &frames {
-            assert!(f.payload.len() + metadata_size(&f.metadata) <= cap, "{f:?}");
+            let metadata: usize = f.metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
+            assert!(f.payload.len() + metadata <= cap, "{f:?}");
         }
         let ids: Vec<String> = frames.iter().flat_map(|f| f.ids.clone()).collect();
         let expected: Vec<String> = (0..50).map(|i| format!("id-{i}")).collect();
@@ -288,22 +347,35 @@ mod tests {
     }
 
     #[test]
+    fn only_the_last_frame_of_a_kind_can_be_partial() {
+        let msgs: Vec<Arc<Outgoing>> = (0..50)
+            .map(|i| msg(&format!("id-{i}"), "logs", &[7; 100]))
+            .collect();
+        let planned = pack(msgs, 1000);
+        let (last, full) = planned.split_last().unwrap();
+        assert!(full.iter().all(Planned::is_full));
+        assert!(!last.is_full(), "more could still join it");
+    }
+
+    #[test]
     fn a_frame_holds_at_most_the_message_limit() {
-        let msgs: Vec<Outgoing> = (0..MAX_MESSAGES_PER_FRAME + 1)
+        let msgs: Vec<Arc<Outgoing>> = (0..MAX_MESSAGES_PER_FRAME + 1)
             .map(|i| msg(&i.to_string(), "logs", b"x"))
             .collect();
-        let frames = pack(msgs, usize::MAX);
+        let frames = frames(msgs, usize::MAX);
         assert_eq!(frames.len(), 2);
         assert_eq!(frames[0].ids.len(), MAX_MESSAGES_PER_FRAME);
     }
 
     #[test]
     fn messages_not_marked_concatenable_travel_alone() {
-        let mut a = msg("a", "logs", b"{}");
-        let mut b = msg("b", "logs", b"{}");
-        a.concatenable = false;
-        b.concatenable = false;
-        let frames = pack(vec![a, b], 1 << 20);
+        let alone = |id: &str| {
+            let mut m = Outgoing::clone(&msg(id, "logs", b"{}"));
+            m.concatenable = false;
+            Arc::new(m)
+        };
+        let (a, b) = (alone("a"), alone("b"));
+        let frames = frames(vec![a, b], 1 << 20);
         assert_eq!(frames.len(), 2);
         assert_eq!(frames[1].metadata[MESSAGE_ID_KEY], "b");
     }

@@ -52,6 +52,9 @@ pub(crate) struct Shared {
     connection: Mutex<Option<Arc<Connection>>>,
     /// Bounds the publishes awaiting SLIM's completion: unbounded, SLIM deadlocks.
     pub window: Arc<Semaphore>,
+    /// Bounds the frames not yet full awaiting completion: meanwhile what arrives waits in
+    /// the outbox and is packed, instead of each request costing a SLIM message.
+    pub partial_window: Arc<Semaphore>,
     /// The largest SLIM message payload (with its metadata) this node sends.
     pub max_payload: usize,
     /// What was taken and not yet acknowledged by every member.
@@ -188,7 +191,8 @@ impl Node {
             role,
             status,
             connection: Mutex::new(None),
-            window: Arc::new(Semaphore::new(cfg.in_flight.max(1))),
+            window: Arc::new(Semaphore::new(crate::sender::MAX_IN_FLIGHT)),
+            partial_window: Arc::new(Semaphore::new(cfg.in_flight.max(1))),
             max_payload: max_payload_bytes(cfg.mls),
             outbox,
             known: Mutex::new(BTreeSet::new()),

@@ -50,7 +50,8 @@ pub struct Outgoing {
 }
 
 struct Entry {
-    msg: Outgoing,
+    /// Shared with the frames being sent, so a send copies nothing.
+    msg: Arc<Outgoing>,
     /// Its key in the spool, when there is one.
     key: Option<u64>,
     /// Members that must acknowledge: fixed at the first send.
@@ -63,7 +64,7 @@ struct Entry {
 impl Entry {
     fn new(msg: Outgoing, key: Option<u64>) -> Self {
         Entry {
-            msg,
+            msg: Arc::new(msg),
             key,
             required: None,
             acked: BTreeSet::new(),
@@ -225,10 +226,10 @@ impl Outbox {
         now: Instant,
         members: &BTreeSet<String>,
         resend_after: Duration,
-    ) -> Vec<Outgoing> {
+    ) -> Vec<Arc<Outgoing>> {
         let mut inner = self.lock();
         let mut resent = 0;
-        let due: Vec<Outgoing> = inner
+        let due: Vec<Arc<Outgoing>> = inner
             .entries
             .iter_mut()
             .filter(|e| {

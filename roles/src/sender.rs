@@ -1,10 +1,13 @@
 //! The sender: publishes what the outbox says is due, packed into as few SLIM messages as
-//! fit under the cap, within the in-flight window.
+//! fit under the cap. Full frames are pipelined (up to [`MAX_IN_FLIGHT`] awaiting SLIM's
+//! completion); frames that are not full also need one of the few partial-frame permits, so
+//! that under load what arrives meanwhile accumulates in the outbox and travels packed.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use slim_bindings::Session;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -18,6 +21,9 @@ const RESEND_AFTER: Duration = Duration::from_secs(6);
 const TICK: Duration = Duration::from_millis(500);
 /// How often the session's member list is read.
 const MEMBERS_REFRESH: Duration = Duration::from_secs(2);
+/// Publishes awaiting SLIM's completion at once: unbounded, SLIM deadlocks (measured at ~8k);
+/// 256 was the best trade-off measured.
+pub(crate) const MAX_IN_FLIGHT: usize = 256;
 /// How long a completion is awaited; SLIM can leave handles unresolved forever.
 pub(crate) const COMPLETION_WAIT: Duration = Duration::from_secs(60);
 
@@ -51,14 +57,20 @@ pub(crate) async fn run(ctx: RoleCtx, session: Arc<Session>, cancel: Cancellatio
             .shared
             .outbox
             .due(Instant::now(), &members, RESEND_AFTER);
-        for frame in frame::pack(due, ctx.shared.max_payload) {
-            let permit = tokio::select! {
-                _ = cancel.cancelled() => return,
-                p = ctx.shared.window.clone().acquire_owned() => match p {
-                    Ok(p) => p,
-                    Err(_) => return,
-                },
+        let cap = frame::TARGET_BYTES.min(ctx.shared.max_payload);
+        for planned in frame::pack(due, cap) {
+            let partial = if planned.is_full() {
+                None
+            } else {
+                match acquire(&ctx.shared.partial_window, &cancel).await {
+                    Some(p) => Some(p),
+                    None => return,
+                }
             };
+            let Some(permit) = acquire(&ctx.shared.window, &cancel).await else {
+                return;
+            };
+            let frame = planned.build();
             let messages = frame.ids.len();
             let published = session
                 .publish_async(
@@ -74,7 +86,7 @@ pub(crate) async fn run(ctx: RoleCtx, session: Arc<Session>, cancel: Cancellatio
                         if let Err(err) = completion.wait_for_async(COMPLETION_WAIT).await {
                             debug!(%err, "SLIM did not confirm a publish; the outbox re-sends it");
                         }
-                        drop(permit);
+                        drop((permit, partial));
                     });
                 }
                 // It stays in the outbox and is sent again.
@@ -82,6 +94,17 @@ pub(crate) async fn run(ctx: RoleCtx, session: Arc<Session>, cancel: Cancellatio
                     "SLIM refused a publish"),
             }
         }
+    }
+}
+
+/// A permit of `window`, or `None` when the sender stops first.
+async fn acquire(
+    window: &Arc<Semaphore>,
+    cancel: &CancellationToken,
+) -> Option<OwnedSemaphorePermit> {
+    tokio::select! {
+        _ = cancel.cancelled() => None,
+        p = window.clone().acquire_owned() => p.ok(),
     }
 }
 
