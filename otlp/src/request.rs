@@ -71,6 +71,15 @@ impl OtlpRequest {
         }
     }
 
+    /// The length of the canonical protobuf encoding, without encoding.
+    pub fn encoded_len(&self) -> usize {
+        match self {
+            OtlpRequest::Traces(r) => r.encoded_len(),
+            OtlpRequest::Metrics(r) => r.encoded_len(),
+            OtlpRequest::Logs(r) => r.encoded_len(),
+        }
+    }
+
     /// Whether the request carries no resources at all (a valid, empty export).
     pub fn is_empty(&self) -> bool {
         match self {
@@ -148,6 +157,7 @@ mod tests {
         )
         .unwrap();
         let bytes = req.to_protobuf();
+        assert_eq!(req.encoded_len(), bytes.len());
         assert_eq!(
             OtlpRequest::decode_protobuf(Signal::Logs, &bytes).unwrap(),
             req

@@ -2,7 +2,7 @@
 //! connection and says how each was answered.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
@@ -153,16 +153,10 @@ impl Client {
         }
     }
 
-    /// The encoded body of `request` as this client sends it (before compression).
-    pub fn encode(&self, request: &OtlpRequest) -> Vec<u8> {
-        match self {
-            Client::Http { json: true, .. } => json::to_json(request),
-            _ => request.to_protobuf(),
-        }
-    }
-
-    /// Sends one request and waits for the answer.
-    pub async fn send(&mut self, request: OtlpRequest, body: Vec<u8>) -> Answer {
+    /// Sends one request and waits for the answer; also returns the request's size in bytes
+    /// as encoded for the wire (before compression) and the time from the first byte sent to
+    /// the answer (encoding is not counted).
+    pub async fn send(&mut self, request: OtlpRequest) -> (Answer, usize, Duration) {
         match self {
             Client::Http {
                 http,
@@ -171,11 +165,12 @@ impl Client {
                 gzip: compress,
                 auth,
             } => {
-                let content_type = if *json {
-                    "application/json"
+                let (content_type, body) = if *json {
+                    ("application/json", json::to_json(&request))
                 } else {
-                    "application/x-protobuf"
+                    ("application/x-protobuf", request.to_protobuf())
                 };
+                let size = body.len();
                 let mut post = http.post(url.as_str()).header("content-type", content_type);
                 let body = if *compress {
                     post = post.header("content-encoding", "gzip");
@@ -186,7 +181,8 @@ impl Client {
                 if let Some(auth) = auth {
                     post = post.header("authorization", auth.as_str());
                 }
-                match post.body(body).send().await {
+                let sent = Instant::now();
+                let answer = match post.body(body).send().await {
                     Ok(resp) => {
                         let status = resp.status();
                         // Read the body so the connection is reused.
@@ -198,9 +194,13 @@ impl Client {
                         }
                     }
                     Err(err) => Answer::failed(error_chain(&err)),
-                }
+                };
+                (answer, size, sent.elapsed())
             }
             Client::Grpc { service, auth } => {
+                let size = request.encoded_len();
+                // tonic encodes as it sends.
+                let sent = Instant::now();
                 let result = match (service, request) {
                     (GrpcService::Traces(c), OtlpRequest::Traces(r)) => {
                         c.export(grpc_request(r, auth)).await.map(drop)
@@ -212,13 +212,12 @@ impl Client {
                         c.export(grpc_request(r, auth)).await.map(drop)
                     }
                     (_, other) => {
-                        return Answer::failed(format!(
-                            "a {} request for another signal's client",
-                            other.signal()
-                        ))
+                        let wrong =
+                            format!("a {} request for another signal's client", other.signal());
+                        return (Answer::failed(wrong), size, sent.elapsed());
                     }
                 };
-                match result {
+                let answer = match result {
                     Ok(()) => Answer {
                         code: "OK".into(),
                         ok: true,
@@ -229,7 +228,8 @@ impl Client {
                         ok: false,
                         error: Some(status.message().to_string()),
                     },
-                }
+                };
+                (answer, size, sent.elapsed())
             }
         }
     }

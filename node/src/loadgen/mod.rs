@@ -227,13 +227,10 @@ async fn worker(
             }
         }
         let request = payload::request(signal, plan.items, payload::now_unix_nanos());
-        let body = client.encode(&request);
-        let bytes = body.len();
-        let sent = Instant::now();
         // A request already sent is answered even when the run ends meanwhile, so that
         // what the receiver took is counted.
-        let answer = client.send(request, body).await;
-        crate::lock(&tally).add(answer, sent.elapsed(), bytes);
+        let (answer, bytes, latency) = client.send(request).await;
+        crate::lock(&tally).add(answer, latency, bytes);
     }
 }
 
