@@ -25,6 +25,10 @@ const ACK_BATCH: usize = 256;
 /// Acknowledgements awaiting SLIM's completion at once (their own window, so that data
 /// filling the publish window can never hold acknowledgements back).
 const ACKS_IN_FLIGHT: usize = 64;
+/// Received SLIM messages whose acknowledgements wait for the acknowledging task.
+const ACK_QUEUE: usize = 1024;
+/// Longest wait for the last acknowledgements when the loop ends.
+const ACK_DRAIN: Duration = Duration::from_secs(5);
 
 /// Why the receive loop ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -42,14 +46,22 @@ struct Acks {
     window: Arc<Semaphore>,
 }
 
+/// The ids of one received SLIM message, to acknowledge to its sender.
+struct ToAck {
+    from: String,
+    ctx: MessageContext,
+    ids: Vec<String>,
+}
+
 impl Acks {
-    fn add(&mut self, from: &str, ctx: &MessageContext, id: String) {
-        let entry = self
-            .pending
-            .entry(from.to_string())
-            .or_insert_with(|| (ctx.clone(), Vec::new()));
-        entry.1.push(id);
-        self.count += 1;
+    fn add(&mut self, item: ToAck) {
+        self.count += item.ids.len();
+        match self.pending.get_mut(&item.from) {
+            Some((_, ids)) => ids.extend(item.ids),
+            None => {
+                self.pending.insert(item.from, (item.ctx, item.ids));
+            }
+        }
     }
 
     async fn flush(&mut self, session: &Session) {
@@ -76,28 +88,58 @@ impl Acks {
     }
 }
 
-pub(crate) async fn receive_until_closed(
-    ctx: &RoleCtx,
-    session: Arc<Session>,
-    cancel: CancellationToken,
-) -> ReceiveEnd {
-    let tx: &mpsc::Sender<Incoming> = &ctx.incoming;
+/// Sends acknowledgements on a task of its own: each is an MLS-signed SLIM message, and
+/// publishing it inline would hold up the messages arriving meanwhile. Ends, after a last
+/// flush, when the receive loop drops its end of `rx`.
+async fn acknowledge(session: Arc<Session>, mut rx: mpsc::Receiver<ToAck>) {
     let mut acks = Acks {
         pending: HashMap::new(),
         count: 0,
         window: Arc::new(Semaphore::new(ACKS_IN_FLIGHT)),
     };
-    let mut ack_tick = tokio::time::interval(ACK_EVERY);
+    let mut tick = tokio::time::interval(ACK_EVERY);
+    loop {
+        tokio::select! {
+            item = rx.recv() => match item {
+                Some(item) => {
+                    acks.add(item);
+                    if acks.count >= ACK_BATCH {
+                        acks.flush(&session).await;
+                    }
+                }
+                None => {
+                    acks.flush(&session).await;
+                    return;
+                }
+            },
+            _ = tick.tick() => acks.flush(&session).await,
+        }
+    }
+}
+
+pub(crate) async fn receive_until_closed(
+    ctx: &RoleCtx,
+    session: Arc<Session>,
+    cancel: CancellationToken,
+) -> ReceiveEnd {
+    let (ack_tx, ack_rx) = mpsc::channel(ACK_QUEUE);
+    let acker = tokio::spawn(acknowledge(session.clone(), ack_rx));
+    let end = receive(ctx, &session, cancel, ack_tx).await;
+    // The acknowledging task flushes what is left once the loop dropped its sender.
+    let _ = tokio::time::timeout(ACK_DRAIN, acker).await;
+    end
+}
+
+async fn receive(
+    ctx: &RoleCtx,
+    session: &Session,
+    cancel: CancellationToken,
+    acks: mpsc::Sender<ToAck>,
+) -> ReceiveEnd {
+    let tx: &mpsc::Sender<Incoming> = &ctx.incoming;
     loop {
         let result = tokio::select! {
-            _ = cancel.cancelled() => {
-                acks.flush(&session).await;
-                return ReceiveEnd::Cancelled;
-            }
-            _ = ack_tick.tick() => {
-                acks.flush(&session).await;
-                continue;
-            }
+            _ = cancel.cancelled() => return ReceiveEnd::Cancelled,
             r = session.get_message_async(Some(Duration::from_secs(1))) => r,
         };
         match result {
@@ -132,11 +174,13 @@ pub(crate) async fn receive_until_closed(
                         continue;
                     }
                 };
-                for (id, _) in &parts {
-                    acks.add(&from, &msg.context, id.clone());
-                }
-                if acks.count >= ACK_BATCH {
-                    acks.flush(&session).await;
+                let to_ack = ToAck {
+                    from: from.clone(),
+                    ctx: msg.context.clone(),
+                    ids: parts.iter().map(|(id, _)| id.clone()).collect(),
+                };
+                if acks.send(to_ack).await.is_err() {
+                    return ReceiveEnd::Cancelled;
                 }
                 metadata.remove(frame::MESSAGE_IDS_KEY);
                 metadata.remove(frame::MESSAGE_LENGTHS_KEY);
