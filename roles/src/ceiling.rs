@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use slim_bindings::{MlsSettings, SessionConfig, SessionType};
 use tokio::sync::Semaphore;
 
 use crate::config::{max_payload_bytes, NodeConfig, Reliability, RoleConfig};
@@ -94,13 +93,7 @@ pub async fn measure(cfg: CeilingConfig) -> Result<CeilingRun, RoleError> {
     let created = sender
         .app
         .create_session_async(
-            SessionConfig {
-                session_type: SessionType::Group,
-                max_retries: Some(cfg.reliability.max_retries),
-                interval: Some(cfg.reliability.interval),
-                metadata: Default::default(),
-                mls_settings: cfg.mls.then(MlsSettings::default),
-            },
+            crate::moderator::group_config(cfg.reliability, cfg.mls),
             name("channel")?.to_slim(),
         )
         .await

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::backoff::Backoff;
+use crate::config::Reliability;
 use crate::error::RoleError;
 use crate::name::SlimName;
 use crate::node::RoleCtx;
@@ -41,16 +42,21 @@ pub(crate) async fn run(ctx: RoleCtx, channel: SlimName) {
     }
 }
 
-/// One group session from creation to close.
-async fn session_lifetime(ctx: &RoleCtx, channel: &SlimName) -> Result<ReceiveEnd, RoleError> {
-    let reliability = ctx.cfg.reliability;
-    let config = SessionConfig {
+/// The settings of a node's group session: reliable (acks and retransmission are on only
+/// when both retries and interval are set), MLS when asked.
+pub(crate) fn group_config(reliability: Reliability, mls: bool) -> SessionConfig {
+    SessionConfig {
         session_type: SessionType::Group,
         max_retries: Some(reliability.max_retries),
         interval: Some(reliability.interval),
         metadata: Default::default(),
-        mls_settings: ctx.cfg.mls.then(MlsSettings::default),
-    };
+        mls_settings: mls.then(MlsSettings::default),
+    }
+}
+
+/// One group session from creation to close.
+async fn session_lifetime(ctx: &RoleCtx, channel: &SlimName) -> Result<ReceiveEnd, RoleError> {
+    let config = group_config(ctx.cfg.reliability, ctx.cfg.mls);
     let created = ctx
         .conn
         .app
