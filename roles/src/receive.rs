@@ -3,6 +3,7 @@
 //! and hands the acknowledgements it receives to the outbox.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -152,52 +153,49 @@ async fn receive(
                 }
                 let mut metadata = std::mem::take(&mut msg.context.metadata);
                 let verified_sender = metadata.remove(PEER_SUBJECT_KEY);
-                let parts = match frame::parts(&metadata, msg.payload.len()) {
-                    Some(Ok(parts)) => parts,
-                    Some(Err(err)) => {
-                        // Not acknowledged: the sender keeps it, and its logs show why.
-                        warn!(%from, %err, "dropped a message whose listing is malformed");
-                        continue;
-                    }
-                    None => {
-                        // A sender that does not ask for acknowledgements: taken as it is.
-                        let incoming = Incoming {
-                            from,
-                            verified_sender,
-                            payload_type: msg.context.payload_type,
-                            metadata,
-                            payload: msg.payload,
-                        };
-                        if tx.send(incoming).await.is_err() {
-                            return ReceiveEnd::Cancelled;
+                // (id, bytes) of each message it holds; no id: a sender that does not ask for
+                // acknowledgements, taken as it is.
+                let parts: Vec<(Option<String>, Range<usize>)> =
+                    match frame::parts(&metadata, msg.payload.len()) {
+                        Some(Ok(parts)) => parts.into_iter().map(|(id, r)| (Some(id), r)).collect(),
+                        Some(Err(err)) => {
+                            // Not acknowledged: the sender keeps it, and its logs show why.
+                            warn!(%from, %err, "dropped a message whose listing is malformed");
+                            continue;
                         }
-                        continue;
+                        None => vec![(None, 0..msg.payload.len())],
+                    };
+                let ids: Vec<String> = parts.iter().filter_map(|(id, _)| id.clone()).collect();
+                if !ids.is_empty() {
+                    let to_ack = ToAck {
+                        from: from.clone(),
+                        ctx: msg.context.clone(),
+                        ids,
+                    };
+                    if acks.send(to_ack).await.is_err() {
+                        return ReceiveEnd::Cancelled;
                     }
-                };
-                let to_ack = ToAck {
-                    from: from.clone(),
-                    ctx: msg.context.clone(),
-                    ids: parts.iter().map(|(id, _)| id.clone()).collect(),
-                };
-                if acks.send(to_ack).await.is_err() {
-                    return ReceiveEnd::Cancelled;
                 }
                 metadata.remove(frame::MESSAGE_IDS_KEY);
                 metadata.remove(frame::MESSAGE_LENGTHS_KEY);
                 let single = parts.len() == 1;
                 let mut payload = msg.payload;
                 for (id, range) in parts {
-                    if !lock(&ctx.shared.seen).first_time(&id) {
-                        debug!(%from, %id, "dropped a duplicate");
-                        continue;
+                    if let Some(id) = &id {
+                        if !lock(&ctx.shared.seen).first_time(id) {
+                            debug!(%from, %id, "dropped a duplicate");
+                            continue;
+                        }
+                    }
+                    let mut metadata = metadata.clone();
+                    if let Some(id) = id {
+                        metadata.insert(MESSAGE_ID_KEY.to_string(), id);
                     }
                     let bytes = if single {
                         std::mem::take(&mut payload)
                     } else {
                         payload[range].to_vec()
                     };
-                    let mut metadata = metadata.clone();
-                    metadata.insert(MESSAGE_ID_KEY.to_string(), id);
                     let incoming = Incoming {
                         from: from.clone(),
                         verified_sender: verified_sender.clone(),
