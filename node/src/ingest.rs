@@ -1,11 +1,13 @@
 //! The one place that decides what happens to an export request, whatever the transport:
-//! decompress, decode, check, publish — and what the failure means for the client.
+//! decompress, check (in place, or decoded when something must change), publish — and what
+//! the failure means for the client.
 
 use slim_roles::{Outgoing, PublishError, Publisher};
 use thiserror::Error;
 use tracing::debug;
 
 use otlp::compression::{decompress, Encoding};
+use otlp::scan::scan;
 use otlp::status::Code;
 use otlp::validate::{validate, Rejected};
 use otlp::{json, wire, CodecError, OtlpRequest, Signal};
@@ -127,7 +129,8 @@ impl Ingest {
         &self.publisher
     }
 
-    /// Reads an HTTP-style body and publishes it.
+    /// Reads an HTTP-style body and publishes it. A protobuf body the scan vouches for goes
+    /// on as it came (nothing to drop, nothing to split); anything else is decoded.
     pub async fn ingest_body(
         &self,
         signal: Signal,
@@ -137,15 +140,26 @@ impl Ingest {
     ) -> Result<Accepted, IngestError> {
         let raw = decompress(encoding, body, self.max_body)?;
         let request = match format {
-            Format::Protobuf => OtlpRequest::decode_protobuf(signal, &raw)?,
+            Format::Protobuf => {
+                if raw.len() <= self.publisher.max_payload() {
+                    if let Some(scanned) = scan(signal, &raw) {
+                        let parts = if scanned.resources == 0 {
+                            Vec::new()
+                        } else {
+                            vec![(raw, scanned.items)]
+                        };
+                        return self.publish(signal, parts, Rejected::default()).await;
+                    }
+                }
+                OtlpRequest::decode_protobuf(signal, &raw)?
+            }
             Format::Json => json::from_json(signal, &raw)?,
         };
         self.ingest(request).await
     }
 
     /// Takes a decoded request for the channel: drops invalid items, splits what exceeds
-    /// SLIM's message cap, and puts the parts in the node's outbox, which keeps them until
-    /// every member acknowledged them.
+    /// SLIM's message cap, and publishes the parts.
     pub async fn ingest(&self, mut request: OtlpRequest) -> Result<Accepted, IngestError> {
         let signal = request.signal();
         let mut rejected = validate(&mut request);
@@ -160,24 +174,42 @@ impl Ingest {
             )));
         }
         rejected.merge(split.rejected);
-        let mut accepted = Accepted {
-            signal,
-            message_ids: Vec::with_capacity(split.parts.len()),
-            items: 0,
-            rejected,
-        };
-        let messages: Vec<Outgoing> = split
+        let parts = split
             .parts
             .into_iter()
             .filter(|p| !p.is_empty())
             .map(|part| {
+                let items = part.summary().items;
+                (part.to_protobuf(), items)
+            })
+            .collect();
+        self.publish(signal, parts, rejected).await
+    }
+
+    /// Puts the protobuf `parts` (each with its item count) in the node's outbox, which keeps
+    /// them until every member acknowledged them.
+    async fn publish(
+        &self,
+        signal: Signal,
+        parts: Vec<(Vec<u8>, usize)>,
+        rejected: Rejected,
+    ) -> Result<Accepted, IngestError> {
+        let mut accepted = Accepted {
+            signal,
+            message_ids: Vec::with_capacity(parts.len()),
+            items: 0,
+            rejected,
+        };
+        let messages: Vec<Outgoing> = parts
+            .into_iter()
+            .map(|(payload, items)| {
                 let id = uuid::Uuid::new_v4().to_string();
-                accepted.items += part.summary().items;
+                accepted.items += items;
                 accepted.message_ids.push(id.clone());
                 Outgoing {
                     metadata: wire::metadata(signal, &id),
                     id,
-                    payload: part.to_protobuf(),
+                    payload,
                     payload_type: wire::PROTOBUF.to_string(),
                     concatenable: true,
                 }

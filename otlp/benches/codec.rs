@@ -1,5 +1,6 @@
 //! The receive path's CPU work per request, so that regressions show:
-//! OTLP/JSON → protobuf, protobuf decode + validation, encode, gzip, and splitting.
+//! OTLP/JSON → protobuf, protobuf decode + validation, the in-place scan that replaces them for
+//! requests forwarded as they came, encode, gzip, and splitting.
 //! Run with `cargo bench -p slim-node-otlp`.
 
 use std::hint::black_box;
@@ -52,6 +53,9 @@ fn codec(c: &mut Criterion) {
                 })
             },
         );
+        group.bench_function(BenchmarkId::new("protobuf scan", protobuf.len()), |b| {
+            b.iter(|| otlp::scan::scan(Signal::Traces, black_box(&protobuf)).expect("valid"))
+        });
         group.bench_function(BenchmarkId::new("encode protobuf", protobuf.len()), |b| {
             b.iter(|| black_box(&request).to_protobuf())
         });

@@ -23,7 +23,8 @@ use crate::{CodecError, OtlpRequest, Signal};
 static POOL: LazyLock<Option<DescriptorPool>> =
     LazyLock::new(|| DescriptorPool::decode(opentelemetry_proto::DESCRIPTORS).ok());
 
-fn descriptor(signal: Signal) -> Result<MessageDescriptor, CodecError> {
+/// The descriptor of `signal`'s request message.
+pub(crate) fn descriptor(signal: Signal) -> Result<MessageDescriptor, CodecError> {
     let name = match signal {
         Signal::Traces => "opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest",
         Signal::Metrics => "opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest",

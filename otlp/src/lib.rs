@@ -5,6 +5,7 @@ pub mod compression;
 pub mod json;
 pub mod request;
 pub mod response;
+pub mod scan;
 pub mod split;
 pub mod status;
 pub mod validate;

@@ -354,24 +354,50 @@ async fn without_cors_origins_no_cors_headers_are_sent() {
     assert!(resp.headers().get("access-control-allow-origin").is_none());
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn invalid_spans_are_a_partial_success_and_the_rest_is_forwarded() {
+/// `json` as sent with `content_type`: as written, or its protobuf encoding.
+fn encoded(signal: otlp::Signal, content_type: &str, json: &[u8]) -> Vec<u8> {
+    if content_type == "application/json" {
+        json.to_vec()
+    } else {
+        otlp::json::from_json(signal, json).unwrap().to_protobuf()
+    }
+}
+
+/// The `partial_success` of a trace export answer, as (rejected spans, error message).
+async fn traces_partial_success(resp: reqwest::Response) -> Option<(i64, String)> {
+    let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
+    let body = resp.bytes().await.unwrap();
+    if ct == "application/json" {
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        let p = v.get("partialSuccess")?;
+        Some((
+            p["rejectedSpans"].as_str().unwrap().parse().unwrap(),
+            p["errorMessage"].as_str().unwrap().to_string(),
+        ))
+    } else {
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+        let p = ExportTraceServiceResponse::decode(body)
+            .unwrap()
+            .partial_success?;
+        Some((p.rejected_spans, p.error_message))
+    }
+}
+
+async fn invalid_spans_are_a_partial_success(content_type: &str) {
     let active = active_mesh(&[]).await;
     let body = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[
         {"traceId":"0102030405060708090a0b0c0d0e0f10","spanId":"0102030405060708","name":"kept"},
         {"traceId":"0102030405060708090a0b0c0d0e0f10","spanId":"0000000000000000","name":"zero span id"}]}]}]}"#;
-    let resp = post(active.port, "/v1/traces", "application/json", body.to_vec()).await;
+    let body = encoded(otlp::Signal::Traces, content_type, body);
+    let resp = post(active.port, "/v1/traces", content_type, body).await;
     assert_eq!(
         resp.status(),
         200,
         "partial success is a 200: the client must not retry"
     );
-    let v: Value = resp.json().await.unwrap();
-    assert_eq!(v["partialSuccess"]["rejectedSpans"], "1");
-    assert!(v["partialSuccess"]["errorMessage"]
-        .as_str()
-        .unwrap()
-        .contains("span_id"));
+    let (rejected, message) = traces_partial_success(resp).await.expect("partial success");
+    assert_eq!(rejected, 1);
+    assert!(message.contains("span_id"), "{message}");
     let lines = wait_jsonl(&active.out, 1, &active.participant).await;
     let spans = &lines[0]["payload"]["resourceSpans"][0]["scopeSpans"][0]["spans"];
     assert_eq!(spans.as_array().unwrap().len(), 1);
@@ -379,7 +405,34 @@ async fn invalid_spans_are_a_partial_success_and_the_rest_is_forwarded() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn requests_above_the_slim_message_cap_are_split_and_all_delivered() {
+async fn invalid_spans_are_a_partial_success_and_the_rest_is_forwarded() {
+    invalid_spans_are_a_partial_success("application/json").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_spans_in_protobuf_are_a_partial_success_and_the_rest_is_forwarded() {
+    invalid_spans_are_a_partial_success("application/x-protobuf").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn protobuf_with_fields_unknown_to_this_version_is_taken_and_delivered() {
+    let active = active_mesh(&[]).await;
+    let mut body = otlp::json::from_json(otlp::Signal::Traces, &example("traces.json"))
+        .unwrap()
+        .to_protobuf();
+    // Field 15 (length-delimited) of the request: a newer OTLP may add it; decoders skip it.
+    body.extend_from_slice(&[15 << 3 | 2, 3, b'n', b'e', b'w']);
+    let resp = post(active.port, "/v1/traces", "application/x-protobuf", body).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(traces_partial_success(resp).await, None);
+    let lines = wait_jsonl(&active.out, 1, &active.participant).await;
+    assert_eq!(
+        lines[0]["payload"]["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["name"],
+        "GET /checkout"
+    );
+}
+
+async fn requests_above_the_slim_message_cap_are_split(content_type: &str) {
     let active = active_mesh(&[]).await;
     // 3 resources × 40 records × 50 KiB ≈ 6 MiB: two SLIM messages at least.
     let record = format!(
@@ -391,15 +444,14 @@ async fn requests_above_the_slim_message_cap_are_split_and_all_delivered() {
         vec![record; 40].join(",")
     );
     let body = format!(r#"{{"resourceLogs":[{}]}}"#, vec![scope; 3].join(","));
-    let resp = post(
-        active.port,
-        "/v1/logs",
-        "application/json",
-        body.into_bytes(),
-    )
-    .await;
+    let body = encoded(otlp::Signal::Logs, content_type, body.as_bytes());
+    let resp = post(active.port, "/v1/logs", content_type, body).await;
     assert_eq!(resp.status(), 200);
-    assert_eq!(resp.text().await.unwrap(), "{}", "nothing was rejected");
+    let answer = resp.bytes().await.unwrap();
+    assert!(
+        answer.is_empty() || answer.as_ref() == b"{}",
+        "nothing was rejected: {answer:?}"
+    );
     let deadline = std::time::Instant::now() + DELIVERY_TIMEOUT;
     let count = |lines: &[Value]| -> usize {
         lines
@@ -421,4 +473,14 @@ async fn requests_above_the_slim_message_cap_are_split_and_all_delivered() {
     }
     assert_eq!(count(&lines), 120, "every record arrives");
     assert!(lines.len() >= 2, "in more than one message");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_above_the_slim_message_cap_are_split_and_all_delivered() {
+    requests_above_the_slim_message_cap_are_split("application/json").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn protobuf_requests_above_the_slim_message_cap_are_split_and_all_delivered() {
+    requests_above_the_slim_message_cap_are_split("application/x-protobuf").await;
 }

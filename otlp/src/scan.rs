@@ -1,0 +1,584 @@
+//! Checks a protobuf `Export*ServiceRequest` where it lies, building nothing: a receiver that
+//! only forwards a request need not decode it, check it and encode it again when its bytes can
+//! go on as they came.
+//!
+//! [`scan`] vouches for a request only when decoding it would succeed and [`validate`] would
+//! drop nothing: every field of a known number has its declared wire type, lengths stay inside
+//! their message, strings are UTF-8, varints fit in 64 bits, nesting is shallow, and the items
+//! keep the OTLP rules. Whatever it is not sure of — malformed bytes, an item to drop, a field
+//! given twice where the decoder would merge or overwrite, groups, deep nesting — it leaves to
+//! the decoder ([`None`]), so that path decides and words the answer. The schema is read from
+//! the descriptors `opentelemetry-proto` ships with the types the decoder uses, so the two
+//! cannot drift apart. Unknown fields are skipped, as the decoder skips them; forwarded bytes
+//! still carry them, and any OTLP decoder downstream skips them again.
+//!
+//! [`validate`]: crate::validate::validate
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
+
+use crate::Signal;
+
+/// What a scan counted in a request it vouches for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scanned {
+    /// Resources (`resource_spans`, `resource_metrics` or `resource_logs` entries).
+    pub resources: usize,
+    /// Spans, data points or log records.
+    pub items: usize,
+}
+
+/// Checks `bytes` as the protobuf request of `signal`. `Some` when decoding would succeed and
+/// no item breaks the rules of [`crate::validate`]; `None` when the decoder must decide.
+pub fn scan(signal: Signal, bytes: &[u8]) -> Option<Scanned> {
+    let schema = SCHEMA.as_ref()?;
+    let mut tally = Tally::default();
+    schema.message(schema.roots[signal as usize], bytes, 0, &mut tally)?;
+    Some(Scanned {
+        resources: tally.resources,
+        items: tally.items,
+    })
+}
+
+/// Deeper nesting (AnyValue inside AnyValue) goes to the decoder, whose own limit is 100.
+const MAX_DEPTH: usize = 32;
+
+/// Field numbers at or above this are treated as unknown; OTLP's stay far below it.
+const MAX_FIELD: u32 = 64;
+
+static SCHEMA: LazyLock<Option<Schema>> = LazyLock::new(Schema::build);
+
+#[derive(Default)]
+struct Tally {
+    resources: usize,
+    items: usize,
+}
+
+/// What the scanner needs to know of one field.
+#[derive(Debug, Clone, Copy)]
+struct Field {
+    kind: FieldKind,
+    repeated: bool,
+    /// Fields of the same message that must not have been seen before this one: itself (a
+    /// singular field given twice is merged or overwritten by the decoder) and the other
+    /// members of its oneof (the last one wins). Empty for repeated fields.
+    conflicts: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum FieldKind {
+    Message(usize),
+    String,
+    Bytes,
+    Varint,
+    Fixed32,
+    Fixed64,
+}
+
+impl FieldKind {
+    fn wire_type(self) -> u8 {
+        match self {
+            FieldKind::Varint => 0,
+            FieldKind::Fixed64 => 1,
+            FieldKind::Message(_) | FieldKind::String | FieldKind::Bytes => 2,
+            FieldKind::Fixed32 => 5,
+        }
+    }
+}
+
+/// The OTLP rule a message carries, if any (the same rules as [`crate::validate`]).
+#[derive(Debug, Clone, Copy)]
+enum Rule {
+    None,
+    /// A top-level resource entry.
+    Resource,
+    /// A span: trace id 16 bytes not all zero, span id 8 bytes not all zero, parent span id
+    /// empty or 8 bytes.
+    Span {
+        trace: u32,
+        span: u32,
+        parent: u32,
+    },
+    /// A log record: trace id empty or 16 bytes, span id empty or 8 bytes.
+    LogRecord {
+        trace: u32,
+        span: u32,
+    },
+    /// A number data point: one of these fields (its value) must be present.
+    NumberPoint {
+        value: u64,
+    },
+    /// Another data point: counted, no rule.
+    Point,
+}
+
+struct MessageSchema {
+    /// Indexed by field number.
+    fields: Vec<Option<Field>>,
+    rule: Rule,
+}
+
+struct Schema {
+    messages: Vec<MessageSchema>,
+    /// The request message of each signal, in [`Signal`] order.
+    roots: [usize; 3],
+}
+
+impl Schema {
+    fn build() -> Option<Schema> {
+        let mut builder = Builder::default();
+        let mut roots = [0; 3];
+        for signal in Signal::ALL {
+            let root = crate::json::descriptor(signal).ok()?;
+            roots[signal as usize] = builder.add(&root)?;
+            // The entries of the request's one repeated field are its resources.
+            let entry = match root.fields().next()?.kind() {
+                Kind::Message(m) => m,
+                _ => return None,
+            };
+            let index = builder.index[entry.full_name()];
+            builder.messages[index].as_mut()?.rule = Rule::Resource;
+        }
+        let messages = builder.messages.into_iter().collect::<Option<Vec<_>>>()?;
+        Some(Schema { messages, roots })
+    }
+
+    /// Scans one message; `None` when the decoder must decide.
+    fn message(&self, index: usize, mut buf: &[u8], depth: usize, tally: &mut Tally) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        let schema = &self.messages[index];
+        let mut seen = 0u64;
+        // Lengths and "not all zero" of the id fields a rule looks at, by field number.
+        let mut ids: [(usize, bool); 3] = [(0, false); 3];
+        while !buf.is_empty() {
+            let key = varint(&mut buf)?;
+            let number = u32::try_from(key >> 3).ok()?;
+            let wire = (key & 7) as u8;
+            if number == 0 {
+                return None;
+            }
+            let field = if number < MAX_FIELD {
+                schema.fields[number as usize]
+            } else {
+                None
+            };
+            let Some(field) = field else {
+                skip(wire, &mut buf)?;
+                continue;
+            };
+            if seen & field.conflicts != 0 {
+                return None;
+            }
+            seen |= 1 << number;
+            if wire != field.kind.wire_type() {
+                // Repeated numbers may come packed; nothing else may differ.
+                if !(field.repeated && wire == 2) {
+                    return None;
+                }
+                packed(field.kind, take(&mut buf)?)?;
+                continue;
+            }
+            match field.kind {
+                FieldKind::Message(inner) => {
+                    self.message(inner, take(&mut buf)?, depth + 1, tally)?
+                }
+                FieldKind::String => {
+                    std::str::from_utf8(take(&mut buf)?).ok()?;
+                }
+                FieldKind::Bytes => {
+                    let bytes = take(&mut buf)?;
+                    if let Some(slot) = id_slot(schema.rule, number) {
+                        ids[slot] = (bytes.len(), bytes.iter().any(|&b| b != 0));
+                    }
+                }
+                FieldKind::Varint => {
+                    varint(&mut buf)?;
+                }
+                FieldKind::Fixed32 => {
+                    buf = buf.get(4..)?;
+                }
+                FieldKind::Fixed64 => {
+                    buf = buf.get(8..)?;
+                }
+            }
+        }
+        match schema.rule {
+            Rule::None => {}
+            Rule::Resource => tally.resources += 1,
+            Rule::Span { .. } => {
+                let [trace, span, parent] = ids;
+                let ok = trace == (16, true) && span == (8, true) && matches!(parent.0, 0 | 8);
+                ok.then(|| tally.items += 1)?;
+            }
+            Rule::LogRecord { .. } => {
+                let [trace, span, _] = ids;
+                let ok = matches!(trace.0, 0 | 16) && matches!(span.0, 0 | 8);
+                ok.then(|| tally.items += 1)?;
+            }
+            Rule::NumberPoint { value } => (seen & value != 0).then(|| tally.items += 1)?,
+            Rule::Point => tally.items += 1,
+        }
+        Some(())
+    }
+}
+
+/// Where a rule keeps the id field `number` of its message.
+fn id_slot(rule: Rule, number: u32) -> Option<usize> {
+    match rule {
+        Rule::Span {
+            trace,
+            span,
+            parent,
+        } => [trace, span, parent].iter().position(|&n| n == number),
+        Rule::LogRecord { trace, span } => [trace, span].iter().position(|&n| n == number),
+        _ => None,
+    }
+}
+
+/// Reads a varint the way the decoder does: at most ten bytes, no bits past the 64th.
+fn varint(buf: &mut &[u8]) -> Option<u64> {
+    let mut value = 0u64;
+    for i in 0..10 {
+        let byte = *buf.get(i)?;
+        if i == 9 && byte > 1 {
+            return None;
+        }
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte < 0x80 {
+            *buf = &buf[i + 1..];
+            return Some(value);
+        }
+    }
+    None
+}
+
+/// Takes a length-delimited field's contents.
+fn take<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let len = usize::try_from(varint(buf)?).ok()?;
+    let (contents, rest) = buf.split_at_checked(len)?;
+    *buf = rest;
+    Some(contents)
+}
+
+/// Skips an unknown field; groups are left to the decoder.
+fn skip(wire: u8, buf: &mut &[u8]) -> Option<()> {
+    match wire {
+        0 => varint(buf).map(drop),
+        1 => buf.get(8..).map(|rest| *buf = rest),
+        2 => take(buf).map(drop),
+        5 => buf.get(4..).map(|rest| *buf = rest),
+        _ => None,
+    }
+}
+
+/// Checks packed repeated numbers: whole values, nothing left over.
+fn packed(kind: FieldKind, mut contents: &[u8]) -> Option<()> {
+    match kind {
+        FieldKind::Varint => {
+            while !contents.is_empty() {
+                varint(&mut contents)?;
+            }
+            Some(())
+        }
+        FieldKind::Fixed32 => (contents.len() % 4 == 0).then_some(()),
+        FieldKind::Fixed64 => (contents.len() % 8 == 0).then_some(()),
+        FieldKind::Message(_) | FieldKind::String | FieldKind::Bytes => None,
+    }
+}
+
+/// Turns descriptors into [`MessageSchema`]s, each message once.
+#[derive(Default)]
+struct Builder {
+    index: HashMap<String, usize>,
+    /// `None` while a message's fields are being read (it may contain itself).
+    messages: Vec<Option<MessageSchema>>,
+}
+
+impl Builder {
+    fn add(&mut self, message: &MessageDescriptor) -> Option<usize> {
+        if let Some(&index) = self.index.get(message.full_name()) {
+            return Some(index);
+        }
+        let index = self.messages.len();
+        self.index.insert(message.full_name().to_string(), index);
+        self.messages.push(None);
+        let mut fields = vec![None; MAX_FIELD as usize];
+        for field in message.fields() {
+            let Some(slot) = fields.get_mut(field.number() as usize) else {
+                // A field the scanner cannot track: leave this message type to the decoder.
+                return None;
+            };
+            *slot = Some(self.field(&field)?);
+        }
+        self.messages[index] = Some(MessageSchema {
+            fields,
+            rule: rule(message),
+        });
+        Some(index)
+    }
+
+    fn field(&mut self, field: &FieldDescriptor) -> Option<Field> {
+        let kind = match field.kind() {
+            Kind::Message(inner) => FieldKind::Message(self.add(&inner)?),
+            Kind::String => FieldKind::String,
+            Kind::Bytes => FieldKind::Bytes,
+            Kind::Double | Kind::Fixed64 | Kind::Sfixed64 => FieldKind::Fixed64,
+            Kind::Float | Kind::Fixed32 | Kind::Sfixed32 => FieldKind::Fixed32,
+            Kind::Int32
+            | Kind::Int64
+            | Kind::Uint32
+            | Kind::Uint64
+            | Kind::Sint32
+            | Kind::Sint64
+            | Kind::Bool
+            | Kind::Enum(_) => FieldKind::Varint,
+        };
+        if field.is_map() {
+            return None;
+        }
+        let repeated = field.is_list();
+        let conflicts = if repeated {
+            0
+        } else {
+            match field.containing_oneof() {
+                Some(oneof) => oneof.fields().fold(0, |m, f| m | bit(f.number())),
+                None => bit(field.number()),
+            }
+        };
+        Some(Field {
+            kind,
+            repeated,
+            conflicts,
+        })
+    }
+}
+
+fn bit(number: u32) -> u64 {
+    1u64.checked_shl(number).unwrap_or(0)
+}
+
+/// The rule of a message type, by its name in the OTLP protos.
+fn rule(message: &MessageDescriptor) -> Rule {
+    let number = |name: &str| {
+        message
+            .get_field_by_name(name)
+            .map_or(0, |f: FieldDescriptor| f.number())
+    };
+    match message.full_name() {
+        "opentelemetry.proto.trace.v1.Span" => Rule::Span {
+            trace: number("trace_id"),
+            span: number("span_id"),
+            parent: number("parent_span_id"),
+        },
+        "opentelemetry.proto.logs.v1.LogRecord" => Rule::LogRecord {
+            trace: number("trace_id"),
+            span: number("span_id"),
+        },
+        "opentelemetry.proto.metrics.v1.NumberDataPoint" => Rule::NumberPoint {
+            value: bit(number("as_double")) | bit(number("as_int")),
+        },
+        "opentelemetry.proto.metrics.v1.HistogramDataPoint"
+        | "opentelemetry.proto.metrics.v1.ExponentialHistogramDataPoint"
+        | "opentelemetry.proto.metrics.v1.SummaryDataPoint" => Rule::Point,
+        _ => Rule::None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{json, OtlpRequest};
+
+    fn protobuf(signal: Signal, json: &str) -> Vec<u8> {
+        json::from_json(signal, json.as_bytes())
+            .unwrap()
+            .to_protobuf()
+    }
+
+    const SPAN: &str = r#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"api"}}]},
+        "scopeSpans":[{"spans":[{"traceId":"0102030405060708090a0b0c0d0e0f10","spanId":"0102030405060708","name":"a"},
+                                {"traceId":"0102030405060708090a0b0c0d0e0f10","spanId":"0102030405060709","parentSpanId":"0102030405060708","name":"b"}]}]}]}"#;
+
+    #[test]
+    fn the_schema_is_built_from_the_descriptors() {
+        assert!(SCHEMA.is_some());
+    }
+
+    #[test]
+    fn a_valid_request_is_vouched_for_with_its_counts() {
+        let bytes = protobuf(Signal::Traces, SPAN);
+        assert_eq!(
+            scan(Signal::Traces, &bytes),
+            Some(Scanned {
+                resources: 1,
+                items: 2
+            })
+        );
+    }
+
+    #[test]
+    fn an_empty_request_is_vouched_for_and_empty() {
+        assert_eq!(
+            scan(Signal::Logs, &[]),
+            Some(Scanned {
+                resources: 0,
+                items: 0
+            })
+        );
+    }
+
+    #[test]
+    fn every_example_is_vouched_for_with_the_decoders_counts() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+        for signal in Signal::ALL {
+            let bytes = std::fs::read(dir.join(format!("{signal}.pb"))).unwrap();
+            let summary = OtlpRequest::decode_protobuf(signal, &bytes)
+                .unwrap()
+                .summary();
+            let scanned = scan(signal, &bytes).unwrap_or_else(|| panic!("{signal}"));
+            assert_eq!(
+                (scanned.resources, scanned.items),
+                (summary.resources, summary.items),
+                "{signal}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_span_the_validator_would_drop_is_left_to_the_decoder() {
+        let zero = SPAN.replacen(
+            "0102030405060708090a0b0c0d0e0f10",
+            "00000000000000000000000000000000",
+            1,
+        );
+        assert_eq!(scan(Signal::Traces, &protobuf(Signal::Traces, &zero)), None);
+        let short = SPAN.replacen("\"spanId\":\"0102030405060708\"", "\"spanId\":\"01\"", 1);
+        assert_eq!(
+            scan(Signal::Traces, &protobuf(Signal::Traces, &short)),
+            None
+        );
+        let no_ids = r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"name":"a"}]}]}]}"#;
+        assert_eq!(
+            scan(Signal::Traces, &protobuf(Signal::Traces, no_ids)),
+            None
+        );
+    }
+
+    #[test]
+    fn log_records_with_malformed_ids_are_left_to_the_decoder() {
+        let ok =
+            r#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"spanId":"0102030405060708"}]}]}]}"#;
+        assert!(scan(Signal::Logs, &protobuf(Signal::Logs, ok)).is_some());
+        let bad = r#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"spanId":"01"}]}]}]}"#;
+        assert_eq!(scan(Signal::Logs, &protobuf(Signal::Logs, bad)), None);
+    }
+
+    #[test]
+    fn a_number_point_without_a_value_is_left_to_the_decoder() {
+        let body = |point: &str| {
+            format!(
+                r#"{{"resourceMetrics":[{{"scopeMetrics":[{{"metrics":[{{"name":"g","sum":{{"dataPoints":[{point}]}}}}]}}]}}]}}"#
+            )
+        };
+        let ok = protobuf(Signal::Metrics, &body(r#"{"asInt":"0"}"#));
+        assert_eq!(scan(Signal::Metrics, &ok).map(|s| s.items), Some(1));
+        let bad = protobuf(Signal::Metrics, &body(r#"{"timeUnixNano":"5"}"#));
+        assert_eq!(scan(Signal::Metrics, &bad), None);
+    }
+
+    #[test]
+    fn invalid_utf8_in_a_string_is_left_to_the_decoder() {
+        let mut bytes = protobuf(Signal::Traces, SPAN);
+        let at = bytes.windows(3).position(|w| w == b"api").unwrap();
+        bytes[at] = 0xff;
+        assert!(OtlpRequest::decode_protobuf(Signal::Traces, &bytes).is_err());
+        assert_eq!(scan(Signal::Traces, &bytes), None);
+    }
+
+    #[test]
+    fn truncated_bytes_are_left_to_the_decoder() {
+        let bytes = protobuf(Signal::Traces, SPAN);
+        for len in 1..bytes.len() {
+            assert_eq!(scan(Signal::Traces, &bytes[..len]), None, "{len}");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_skipped_like_the_decoder_skips_them() {
+        let mut bytes = protobuf(Signal::Traces, SPAN);
+        // Field 15, length-delimited, 2 bytes — after the request's own fields.
+        bytes.extend_from_slice(&[15 << 3 | 2, 2, 0xde, 0xad]);
+        assert_eq!(scan(Signal::Traces, &bytes).map(|s| s.items), Some(2));
+        assert!(OtlpRequest::decode_protobuf(Signal::Traces, &bytes).is_ok());
+    }
+
+    #[test]
+    fn a_singular_field_given_twice_is_left_to_the_decoder() {
+        // A resource entry whose `resource` (field 1) comes twice: the decoder merges them.
+        let entry = [1 << 3 | 2, 0, 1 << 3 | 2, 0];
+        let mut bytes = vec![1 << 3 | 2, entry.len() as u8];
+        bytes.extend_from_slice(&entry);
+        assert!(OtlpRequest::decode_protobuf(Signal::Logs, &bytes).is_ok());
+        assert_eq!(scan(Signal::Logs, &bytes), None);
+    }
+
+    /// A length-delimited field `number` holding `contents`.
+    fn field(number: u8, contents: &[u8]) -> Vec<u8> {
+        let mut out = vec![number << 3 | 2, u8::try_from(contents.len()).unwrap()];
+        out.extend_from_slice(contents);
+        out
+    }
+
+    #[test]
+    fn a_metric_whose_data_comes_twice_is_left_to_the_decoder() {
+        use opentelemetry_proto::tonic::metrics::v1::{
+            metric::Data, Gauge, Metric, NumberDataPoint, Sum,
+        };
+        use prost::Message;
+        let point = NumberDataPoint {
+            value: Some(
+                opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsInt(1),
+            ),
+            ..Default::default()
+        };
+        let gauge = Metric {
+            data: Some(Data::Gauge(Gauge {
+                data_points: vec![point.clone()],
+            })),
+            ..Default::default()
+        };
+        let sum = Metric {
+            data: Some(Data::Sum(Sum {
+                data_points: vec![point],
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        // One metric holding both: the decoder keeps the sum only (one point, not two).
+        let metric = [gauge.encode_to_vec(), sum.encode_to_vec()].concat();
+        let bytes = field(1, &field(2, &field(2, &metric)));
+        let decoded = OtlpRequest::decode_protobuf(Signal::Metrics, &bytes).unwrap();
+        assert_eq!(decoded.summary().items, 1);
+        assert_eq!(scan(Signal::Metrics, &bytes), None);
+    }
+
+    #[test]
+    fn a_field_with_the_wrong_wire_type_is_left_to_the_decoder() {
+        // `resource_logs` (field 1) as a varint.
+        let bytes = [1 << 3, 1];
+        assert!(OtlpRequest::decode_protobuf(Signal::Logs, &bytes).is_err());
+        assert_eq!(scan(Signal::Logs, &bytes), None);
+    }
+
+    #[test]
+    fn overlong_varints_are_left_to_the_decoder() {
+        let mut buf: &[u8] = &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02];
+        assert_eq!(varint(&mut buf), None);
+        let mut buf: &[u8] = &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
+        assert_eq!(varint(&mut buf), Some(u64::MAX));
+    }
+}
