@@ -1,4 +1,5 @@
-//! The consumer: messages from the channel, decoded once, handed to every sink. Each sink has
+//! The consumer: messages from the channel, checked once, handed to every sink (decoded once
+//! when a sink first asks). Each sink has
 //! its own thread and bounded buffer: a slow sink never holds up the channel or the other
 //! sinks. What overflows the buffer of a file-like sink waits in an overflow file and is
 //! written later; for other sinks it is counted and logged.
@@ -222,15 +223,16 @@ pub fn spawn_with_capacity(
 
 fn decode(msg: Incoming) -> Option<Delivered> {
     let received_at = time::OffsetDateTime::now_utc();
-    match wire::decode(&msg.payload_type, &msg.metadata, &msg.payload) {
-        Ok(request) => Some(Delivered {
+    let bytes = msg.payload.len();
+    match wire::decode(&msg.payload_type, &msg.metadata, msg.payload) {
+        Ok(payload) => Some(Delivered {
             received_at,
             message_id: msg.metadata.get(wire::MESSAGE_ID_KEY).cloned(),
             from: msg.from,
-            request,
+            payload,
         }),
         Err(err) => {
-            warn!(from = %msg.from, payload_type = %msg.payload_type, bytes = msg.payload.len(), %err,
+            warn!(from = %msg.from, payload_type = %msg.payload_type, bytes, %err,
                 "dropped a message from the channel that is not OTLP");
             None
         }

@@ -10,7 +10,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use otlp::{OtlpRequest, Signal};
+use otlp::{Encoded, Signal};
 use time::OffsetDateTime;
 
 use crate::sink::Delivered;
@@ -165,7 +165,7 @@ fn encode(d: &Delivered) -> io::Result<Vec<u8>> {
     let nanos = i64::try_from(d.received_at.unix_timestamp_nanos()).unwrap_or(i64::MAX);
     body.extend_from_slice(&nanos.to_le_bytes());
     for field in [
-        d.request.signal().as_str(),
+        d.payload.signal().as_str(),
         d.from.as_str(),
         d.message_id.as_deref().unwrap_or(""),
     ] {
@@ -173,7 +173,7 @@ fn encode(d: &Delivered) -> io::Result<Vec<u8>> {
         body.extend_from_slice(&len.to_le_bytes());
         body.extend_from_slice(field.as_bytes());
     }
-    body.extend_from_slice(&d.request.to_protobuf());
+    body.extend_from_slice(d.payload.bytes());
     let len = u32::try_from(body.len()).map_err(|_| too_long())?;
     let mut frame = len.to_le_bytes().to_vec();
     frame.extend_from_slice(&body);
@@ -203,13 +203,13 @@ fn decode(frame: &[u8]) -> io::Result<Delivered> {
         .into_iter()
         .find(|s| s.as_str() == signal)
         .ok_or_else(|| bad("unknown signal"))?;
-    let request = OtlpRequest::decode_protobuf(signal, rest).map_err(|e| bad(&e.to_string()))?;
+    let payload = Encoded::check(signal, rest.to_vec()).map_err(|e| bad(&e.to_string()))?;
     Ok(Delivered {
         received_at: OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos))
             .map_err(|_| bad("time"))?,
         from,
         message_id: (!id.is_empty()).then_some(id),
-        request,
+        payload,
     })
 }
 
@@ -225,7 +225,9 @@ mod tests {
             received_at: OffsetDateTime::from_unix_timestamp(1_700_000_000 + i as i64).unwrap(),
             from: "a/b/c".into(),
             message_id: (i % 2 == 0).then(|| format!("id-{i}")),
-            request: otlp::json::from_json(Signal::Logs, body.as_bytes()).unwrap(),
+            payload: Encoded::from_request(
+                otlp::json::from_json(Signal::Logs, body.as_bytes()).unwrap(),
+            ),
         }
     }
 
@@ -233,7 +235,7 @@ mod tests {
         a.received_at == b.received_at
             && a.from == b.from
             && a.message_id == b.message_id
-            && a.request.to_protobuf() == b.request.to_protobuf()
+            && a.payload.bytes() == b.payload.bytes()
     }
 
     #[test]

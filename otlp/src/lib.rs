@@ -2,6 +2,7 @@
 //! and the format of messages on the SLIM channel. Pure functions, no I/O.
 
 pub mod compression;
+pub mod encoded;
 pub mod json;
 pub mod request;
 pub mod response;
@@ -11,6 +12,7 @@ pub mod status;
 pub mod validate;
 pub mod wire;
 
+pub use encoded::Encoded;
 pub use request::{OtlpRequest, Summary};
 
 use std::fmt;

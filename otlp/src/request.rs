@@ -44,6 +44,15 @@ impl OtlpRequest {
         }
     }
 
+    /// A request of `signal` holding nothing.
+    pub fn empty(signal: Signal) -> Self {
+        match signal {
+            Signal::Traces => OtlpRequest::Traces(Default::default()),
+            Signal::Metrics => OtlpRequest::Metrics(Default::default()),
+            Signal::Logs => OtlpRequest::Logs(Default::default()),
+        }
+    }
+
     /// Decodes the protobuf encoding of `signal`'s request type.
     pub fn decode_protobuf(signal: Signal, bytes: &[u8]) -> Result<Self, CodecError> {
         let err = |name: &'static str| {

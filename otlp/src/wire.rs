@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use tracing::debug;
 
-use super::{json, CodecError, OtlpRequest, Signal};
+use super::{json, CodecError, Encoded, OtlpRequest, Signal};
 
 /// `payload_type` of protobuf payloads.
 pub const PROTOBUF: &str = "application/x-protobuf";
@@ -32,23 +32,24 @@ pub fn metadata(signal: Signal, message_id: &str) -> HashMap<String, String> {
     ])
 }
 
-/// Reads a received payload, using the metadata to know its signal.
+/// Reads a received payload, using the metadata to know its signal. Protobuf with a signal is
+/// checked in place and decoded later, if anything asks; other payloads are decoded now.
 pub fn decode(
     payload_type: &str,
     metadata: &HashMap<String, String>,
-    payload: &[u8],
-) -> Result<OtlpRequest, CodecError> {
+    payload: Vec<u8>,
+) -> Result<Encoded, CodecError> {
     let json = payload_type.split(';').next().map(str::trim) == Some(JSON);
     match metadata.get(SIGNAL_KEY) {
         Some(signal) => {
             let signal: Signal = signal.parse()?;
             if json {
-                json::from_json(signal, payload)
+                json::from_json(signal, &payload).map(Encoded::from_request)
             } else {
-                OtlpRequest::decode_protobuf(signal, payload)
+                Encoded::check(signal, payload)
             }
         }
-        None => guess(json, payload),
+        None => guess(json, &payload).map(Encoded::from_request),
     }
 }
 
@@ -113,36 +114,36 @@ mod tests {
     fn decodes_by_the_signal_in_metadata() {
         for signal in Signal::ALL {
             let req = sample(signal);
-            let got = decode(PROTOBUF, &metadata(signal, "x"), &req.to_protobuf()).unwrap();
-            assert_eq!(got, req);
+            let got = decode(PROTOBUF, &metadata(signal, "x"), req.to_protobuf()).unwrap();
+            assert_eq!(got.request(), &req);
         }
     }
 
     #[test]
     fn accepts_json_payloads() {
         let req = sample(Signal::Metrics);
-        let got = decode(JSON, &metadata(Signal::Metrics, "x"), &json::to_json(&req)).unwrap();
-        assert_eq!(got, req);
+        let got = decode(JSON, &metadata(Signal::Metrics, "x"), json::to_json(&req)).unwrap();
+        assert_eq!(got.request(), &req);
     }
 
     #[test]
     fn guesses_each_signal_without_metadata() {
         for signal in Signal::ALL {
             let req = sample(signal);
-            let got = decode("msg", &HashMap::new(), &req.to_protobuf()).unwrap();
+            let got = decode("msg", &HashMap::new(), req.to_protobuf()).unwrap();
             assert_eq!(got.signal(), signal);
-            assert_eq!(got, req);
+            assert_eq!(got.request(), &req);
         }
     }
 
     #[test]
     fn garbage_without_metadata_is_an_error() {
-        assert!(decode("msg", &HashMap::new(), &[0xff, 0x00, 0x13]).is_err());
+        assert!(decode("msg", &HashMap::new(), vec![0xff, 0x00, 0x13]).is_err());
     }
 
     #[test]
     fn unknown_signal_in_metadata_is_an_error() {
         let md = HashMap::from([(SIGNAL_KEY.to_string(), "profiles".to_string())]);
-        assert!(decode(PROTOBUF, &md, &[]).is_err());
+        assert!(decode(PROTOBUF, &md, vec![]).is_err());
     }
 }

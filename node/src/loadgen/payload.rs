@@ -15,6 +15,7 @@ use opentelemetry_proto::tonic::trace::v1::{
 };
 
 use otlp::{OtlpRequest, Signal};
+use prost::Message;
 
 /// Resource attribute holding when the request was sent (Unix epoch nanoseconds).
 pub const SEND_TIME_KEY: &str = "slim_node.loadgen.send_time_unix_nano";
@@ -149,14 +150,14 @@ fn logs(items: usize, now: u64) -> ExportLogsServiceRequest {
     }
 }
 
-/// The send time stamped on the request's first resource, if any.
-pub fn send_time(request: &OtlpRequest) -> Option<u64> {
-    let resource = match request {
-        OtlpRequest::Traces(r) => r.resource_spans.first()?.resource.as_ref(),
-        OtlpRequest::Metrics(r) => r.resource_metrics.first()?.resource.as_ref(),
-        OtlpRequest::Logs(r) => r.resource_logs.first()?.resource.as_ref(),
-    }?;
-    let value = resource
+/// The send time stamped on the first resource of a protobuf request of any signal, read
+/// without building the rest of the request.
+pub fn send_time(protobuf: &[u8]) -> Option<u64> {
+    let entries = ResourcesOnly::decode(protobuf).ok()?.entries;
+    let value = entries
+        .first()?
+        .resource
+        .as_ref()?
         .attributes
         .iter()
         .find(|kv| kv.key == SEND_TIME_KEY)?
@@ -166,6 +167,22 @@ pub fn send_time(request: &OtlpRequest) -> Option<u64> {
         Some(any_value::Value::IntValue(nanos)) => u64::try_from(nanos).ok(),
         _ => None,
     }
+}
+
+/// An `Export*ServiceRequest` of any signal read for its resources only: in all three, field
+/// 1 lists the resource entries and an entry's field 1 is its `Resource`; the decoder skips
+/// the rest (scopes and items) without building it.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ResourcesOnly {
+    #[prost(message, repeated, tag = "1")]
+    entries: Vec<ResourceOnly>,
+}
+
+/// A resource entry read for its `Resource` only.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ResourceOnly {
+    #[prost(message, optional, tag = "1")]
+    resource: Option<Resource>,
 }
 
 /// Now, in Unix epoch nanoseconds.
@@ -186,7 +203,10 @@ mod tests {
             let req = request(signal, 7, 1_700_000_000_000_000_000);
             assert_eq!(req.signal(), signal);
             assert_eq!(req.summary().items, 7, "{signal}");
-            assert_eq!(send_time(&req), Some(1_700_000_000_000_000_000));
+            assert_eq!(
+                send_time(&req.to_protobuf()),
+                Some(1_700_000_000_000_000_000)
+            );
         }
     }
 
@@ -204,6 +224,6 @@ mod tests {
     #[test]
     fn a_request_without_a_stamp_has_no_send_time() {
         let req = otlp::json::from_json(Signal::Logs, br#"{"resourceLogs":[{}]}"#).unwrap();
-        assert_eq!(send_time(&req), None);
+        assert_eq!(send_time(&req.to_protobuf()), None);
     }
 }

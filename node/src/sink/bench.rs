@@ -91,10 +91,10 @@ impl BenchSink {
 impl Sink for BenchSink {
     fn write(&mut self, d: &Delivered) -> io::Result<()> {
         self.messages += 1;
-        self.items += d.request.summary().items as u64;
+        self.items += d.payload.items() as u64;
         self.first.get_or_insert(d.received_at);
         self.last = Some(d.received_at);
-        match send_time(&d.request) {
+        match send_time(d.payload.bytes()) {
             Some(sent) => {
                 let nanos = d.received_at.unix_timestamp_nanos() - i128::from(sent);
                 self.latencies
@@ -139,7 +139,7 @@ mod tests {
             received_at: now,
             from: "a/b/c".into(),
             message_id: None,
-            request: payload::request(Signal::Traces, items, sent),
+            payload: otlp::Encoded::from_request(payload::request(Signal::Traces, items, sent)),
         }
     }
 
@@ -170,7 +170,9 @@ mod tests {
     fn requests_without_a_send_time_are_counted_apart() {
         let mut sink = BenchSink::new(None);
         let mut d = delivered(1, 1);
-        d.request = otlp::json::from_json(Signal::Logs, br#"{"resourceLogs":[{}]}"#).unwrap();
+        d.payload = otlp::Encoded::from_request(
+            otlp::json::from_json(Signal::Logs, br#"{"resourceLogs":[{}]}"#).unwrap(),
+        );
         sink.write(&d).unwrap();
         assert_eq!(sink.summary().unstamped, 1);
         assert_eq!(sink.summary().latency_ms.p99, 0.0);

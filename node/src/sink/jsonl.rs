@@ -58,11 +58,11 @@ impl Sink for JsonlSink {
 
     fn write(&mut self, d: &Delivered) -> io::Result<()> {
         let record = Line {
-            signal: d.request.signal().as_str(),
+            signal: d.payload.signal().as_str(),
             from: &d.from,
             id: d.message_id.as_deref(),
             time: d.received_at.format(&Rfc3339).unwrap_or_default(),
-            payload: &d.request,
+            payload: d.payload.request(),
         };
         self.line.clear();
         serde_json::to_writer(&mut self.line, &record)?;
@@ -91,7 +91,7 @@ mod tests {
                 received_at: time::OffsetDateTime::UNIX_EPOCH,
                 from: "o/n/a".into(),
                 message_id: Some(id.into()),
-                request: request.clone(),
+                payload: otlp::Encoded::from_request(request.clone()),
             })
             .unwrap();
         }

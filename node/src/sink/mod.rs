@@ -11,9 +11,9 @@ use std::str::FromStr;
 
 use time::OffsetDateTime;
 
-use otlp::OtlpRequest;
+use otlp::Encoded;
 
-/// One message received from the channel, decoded.
+/// One message received from the channel.
 #[derive(Debug, Clone)]
 pub struct Delivered {
     /// When this node received it.
@@ -22,8 +22,8 @@ pub struct Delivered {
     pub from: String,
     /// The sender's message id, when it gave one.
     pub message_id: Option<String>,
-    /// The OTLP request.
-    pub request: OtlpRequest,
+    /// The OTLP request: checked, decoded when a sink first asks for it.
+    pub payload: Encoded,
 }
 
 /// A destination for delivered messages.

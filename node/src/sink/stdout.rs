@@ -11,8 +11,8 @@ pub struct StdoutSink;
 
 /// The line printed for one message.
 pub fn line(d: &Delivered) -> String {
-    let summary = d.request.summary();
-    let signal = d.request.signal();
+    let summary = d.payload.request().summary();
+    let signal = d.payload.signal();
     let services = if summary.services.is_empty() {
         "-".to_string()
     } else {
@@ -53,7 +53,7 @@ mod tests {
             received_at: time::macros::datetime!(2026-11-23 12:00:00 UTC),
             from: "agntcy/otel/receiver".into(),
             message_id: Some("abc".into()),
-            request,
+            payload: otlp::Encoded::from_request(request),
         };
         assert_eq!(
             line(&d),
