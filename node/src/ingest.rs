@@ -129,8 +129,7 @@ impl Ingest {
         &self.publisher
     }
 
-    /// Reads an HTTP-style body and publishes it. A protobuf body the scan vouches for goes
-    /// on as it came (nothing to drop, nothing to split); anything else is decoded.
+    /// Reads an HTTP-style body (compressed, protobuf or OTLP/JSON) and publishes it.
     pub async fn ingest_body(
         &self,
         signal: Signal,
@@ -139,28 +138,36 @@ impl Ingest {
         body: &[u8],
     ) -> Result<Accepted, IngestError> {
         let raw = decompress(encoding, body, self.max_body)?;
-        let request = match format {
-            Format::Protobuf => {
-                if raw.len() <= self.publisher.max_payload() {
-                    if let Some(scanned) = scan(signal, &raw) {
-                        let parts = if scanned.resources == 0 {
-                            Vec::new()
-                        } else {
-                            vec![(raw, scanned.items)]
-                        };
-                        return self.publish(signal, parts, Rejected::default()).await;
-                    }
-                }
-                OtlpRequest::decode_protobuf(signal, &raw)?
+        match format {
+            Format::Protobuf => self.ingest_protobuf(signal, raw).await,
+            Format::Json => self.ingest(json::from_json(signal, &raw)?).await,
+        }
+    }
+
+    /// Publishes a protobuf request. When the scan vouches for it and it fits one SLIM message
+    /// it goes on as it came (nothing to drop, nothing to split); otherwise it is decoded.
+    pub async fn ingest_protobuf(
+        &self,
+        signal: Signal,
+        raw: Vec<u8>,
+    ) -> Result<Accepted, IngestError> {
+        if raw.len() <= self.publisher.max_payload() {
+            if let Some(scanned) = scan(signal, &raw) {
+                let parts = if scanned.resources == 0 {
+                    Vec::new()
+                } else {
+                    vec![(raw, scanned.items)]
+                };
+                return self.publish(signal, parts, Rejected::default()).await;
             }
-            Format::Json => json::from_json(signal, &raw)?,
-        };
-        self.ingest(request).await
+        }
+        self.ingest(OtlpRequest::decode_protobuf(signal, &raw)?)
+            .await
     }
 
     /// Takes a decoded request for the channel: drops invalid items, splits what exceeds
     /// SLIM's message cap, and publishes the parts.
-    pub async fn ingest(&self, mut request: OtlpRequest) -> Result<Accepted, IngestError> {
+    async fn ingest(&self, mut request: OtlpRequest) -> Result<Accepted, IngestError> {
         let signal = request.signal();
         let mut rejected = validate(&mut request);
         let split = request.split(self.publisher.max_payload());

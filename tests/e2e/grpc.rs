@@ -148,3 +148,55 @@ async fn grpc_requests_over_the_body_limit_are_invalid_argument_not_retryable() 
         status.message()
     );
 }
+
+/// Sends one gRPC message of raw bytes to `path` and returns the `grpc-status` and
+/// `grpc-message` of the answer.
+async fn grpc_raw(port: u16, path: &str, message: &[u8]) -> (String, String) {
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
+    frame.extend_from_slice(message);
+    let resp = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap()
+        .post(format!("http://127.0.0.1:{port}{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(frame)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "gRPC answers errors with HTTP 200");
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    (header("grpc-status"), header("grpc-message"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn grpc_undecodable_requests_are_invalid_argument_naming_the_type() {
+    let (_mesh, _receiver, grpc_port) = uninvited_grpc_receiver(&[]).await;
+    let (code, message) = grpc_raw(
+        grpc_port,
+        "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+        &[0xff, 0xff, 0xff],
+    )
+    .await;
+    assert_eq!(code, "3", "INVALID_ARGUMENT: {message}");
+    assert!(message.contains("ExportLogsServiceRequest"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn grpc_unknown_methods_are_unimplemented() {
+    let (_mesh, _receiver, grpc_port) = uninvited_grpc_receiver(&[]).await;
+    let (code, _) = grpc_raw(
+        grpc_port,
+        "/opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export",
+        &[],
+    )
+    .await;
+    assert_eq!(code, "12", "UNIMPLEMENTED");
+}

@@ -1,30 +1,18 @@
-//! OTLP/gRPC receiver (default port 4317): the Trace, Metrics and Logs services' `Export`.
+//! OTLP/gRPC receiver (default port 4317): the Trace, Metrics and Logs services' `Export`,
+//! served by tonic's gRPC framing (compression, size limit, status) over raw request bytes.
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
-    LogsService, LogsServiceServer,
-};
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
-    MetricsService, MetricsServiceServer,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use otlp::{response, OtlpRequest};
+use bytes::{Buf, BufMut};
+use otlp::{response, Signal};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::codec::CompressionEncoding;
-use tonic::{Request, Response, Status};
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::Status;
 use tonic_types::{ErrorDetails, StatusExt};
 use tracing::{info, warn};
 
@@ -33,10 +21,13 @@ use super::server::{self, ConnLimits};
 use crate::ingest::{Ingest, IngestError};
 use tokio_rustls::TlsAcceptor;
 
-/// The three OTLP services over one [`Ingest`].
-#[derive(Clone)]
-struct Otlp {
-    ingest: Ingest,
+/// The gRPC path of `signal`'s `Export` method.
+fn export_path(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        Signal::Metrics => "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+        Signal::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+    }
 }
 
 /// The gRPC status for a refused request: RetryInfo on the retryable ones (UNAVAILABLE),
@@ -53,43 +44,94 @@ fn status(err: IngestError) -> Status {
     }
 }
 
-macro_rules! service {
-    ($trait:ident, $req:ty, $resp:ty, $variant:ident, $response:path) => {
-        #[tonic::async_trait]
-        impl $trait for Otlp {
-            async fn export(&self, request: Request<$req>) -> Result<Response<$resp>, Status> {
-                let accepted = self
-                    .ingest
-                    .ingest(OtlpRequest::$variant(request.into_inner()))
-                    .await
-                    .map_err(status)?;
-                Ok(Response::new($response(&accepted.rejected)))
-            }
-        }
-    };
+/// gRPC messages as they are on the wire: requests are not decoded by tonic, so they take the
+/// same path as OTLP/HTTP protobuf bodies (checked in place, forwarded as they came when
+/// nothing must change); answers are encoded by [`response`].
+#[derive(Debug, Clone, Copy, Default)]
+struct RawCodec;
+
+impl Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RawCodec
+    }
 }
 
-service!(
-    TraceService,
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-    Traces,
-    response::traces
-);
-service!(
-    MetricsService,
-    ExportMetricsServiceRequest,
-    ExportMetricsServiceResponse,
-    Metrics,
-    response::metrics
-);
-service!(
-    LogsService,
-    ExportLogsServiceRequest,
-    ExportLogsServiceResponse,
-    Logs,
-    response::logs
-);
+impl Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
+        let mut message = vec![0; src.remaining()];
+        src.copy_to_slice(&mut message);
+        Ok(Some(message))
+    }
+}
+
+/// One signal's `Export` method.
+#[derive(Clone)]
+struct Export {
+    signal: Signal,
+    ingest: Ingest,
+}
+
+impl Export {
+    async fn export(
+        self,
+        request: tonic::Request<Vec<u8>>,
+    ) -> Result<tonic::Response<Vec<u8>>, Status> {
+        let accepted = self
+            .ingest
+            .ingest_protobuf(self.signal, request.into_inner())
+            .await
+            .map_err(status)?;
+        Ok(tonic::Response::new(response::to_protobuf(
+            self.signal,
+            &accepted.rejected,
+        )))
+    }
+}
+
+impl tower::Service<http::Request<axum::body::Body>> for Export {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<axum::body::Body>) -> Self::Future {
+        let export = self.clone();
+        Box::pin(async move {
+            let mut grpc = tonic::server::Grpc::new(RawCodec)
+                .accept_compressed(CompressionEncoding::Gzip)
+                .accept_compressed(CompressionEncoding::Zstd)
+                .send_compressed(CompressionEncoding::Gzip)
+                .max_decoding_message_size(export.ingest.max_body());
+            let method = tower::service_fn(move |r| export.clone().export(r));
+            Ok(grpc.unary(method, request).await)
+        })
+    }
+}
 
 /// tonic refuses a message over the size limit with OUT_OF_RANGE, which OTLP clients retry
 /// forever; the same request will never fit, so it becomes INVALID_ARGUMENT.
@@ -110,21 +152,22 @@ fn not_retryable_when_too_large<B>(mut response: http::Response<B>) -> http::Res
 
 /// The three OTLP services as routes.
 pub fn router(ingest: Ingest, guard: Guard) -> axum::Router {
-    let max = ingest.max_body();
-    let otlp = Otlp { ingest };
-    macro_rules! configured {
-        ($server:ident) => {
-            $server::new(otlp.clone())
-                .accept_compressed(CompressionEncoding::Gzip)
-                .accept_compressed(CompressionEncoding::Zstd)
-                .send_compressed(CompressionEncoding::Gzip)
-                .max_decoding_message_size(max)
-        };
-    }
-    tonic::service::Routes::new(configured!(TraceServiceServer))
-        .add_service(configured!(MetricsServiceServer))
-        .add_service(configured!(LogsServiceServer))
-        .into_axum_router()
+    let router = Signal::ALL
+        .into_iter()
+        .fold(axum::Router::new(), |router, signal| {
+            let export = Export {
+                signal,
+                ingest: ingest.clone(),
+            };
+            router.route_service(export_path(signal), export)
+        });
+    router
+        .fallback(|| async {
+            Status::unimplemented(
+                "unknown gRPC method; OTLP's are the Trace, Metrics and Logs services' Export",
+            )
+            .into_http::<axum::body::Body>()
+        })
         .layer(tower::util::MapResponseLayer::new(
             not_retryable_when_too_large::<axum::body::Body>,
         ))
