@@ -1,6 +1,7 @@
 //! The ingest decode path on arbitrary bytes: decompression, protobuf and OTLP/JSON decoding,
-//! validation and splitting must never panic, and whatever decodes must survive
-//! protobuf → JSON → protobuf.
+//! validation and splitting must never panic, whatever decodes must survive
+//! protobuf → JSON → protobuf, and the in-place scan vouches only for what the decoder takes
+//! whole, with the decoder's counts.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -14,6 +15,12 @@ fuzz_target!(|data: &[u8]| {
     let encoding = [Encoding::Identity, Encoding::Gzip, Encoding::Deflate, Encoding::Zstd]
         [usize::from(selector / 3 % 4)];
     let Ok(raw) = decompress(encoding, body, 1 << 20) else { return };
+    if let Some(scanned) = otlp::scan::scan(signal, &raw) {
+        let mut request = OtlpRequest::decode_protobuf(signal, &raw).expect("scanned bytes decode");
+        assert_eq!(validate(&mut request).count, 0, "the scan let an invalid item through");
+        let summary = request.summary();
+        assert_eq!((scanned.resources, scanned.items), (summary.resources, summary.items));
+    }
     let decoded = if selector & 0x80 == 0 {
         OtlpRequest::decode_protobuf(signal, &raw)
     } else {

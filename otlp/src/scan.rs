@@ -187,7 +187,7 @@ impl Schema {
                     self.message(inner, take(&mut buf)?, depth + 1, tally)?
                 }
                 FieldKind::String => {
-                    std::str::from_utf8(take(&mut buf)?).ok()?;
+                    simdutf8::basic::from_utf8(take(&mut buf)?).ok()?;
                 }
                 FieldKind::Bytes => {
                     let bytes = take(&mut buf)?;
@@ -240,7 +240,15 @@ fn id_slot(rule: Rule, number: u32) -> Option<usize> {
 }
 
 /// Reads a varint the way the decoder does: at most ten bytes, no bits past the 64th.
+#[inline]
 fn varint(buf: &mut &[u8]) -> Option<u64> {
+    // Keys and most lengths are one byte.
+    if let Some((&byte, rest)) = buf.split_first() {
+        if byte < 0x80 {
+            *buf = rest;
+            return Some(u64::from(byte));
+        }
+    }
     let mut value = 0u64;
     for i in 0..10 {
         let byte = *buf.get(i)?;
@@ -257,6 +265,7 @@ fn varint(buf: &mut &[u8]) -> Option<u64> {
 }
 
 /// Takes a length-delimited field's contents.
+#[inline]
 fn take<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
     let len = usize::try_from(varint(buf)?).ok()?;
     let (contents, rest) = buf.split_at_checked(len)?;
