@@ -1,8 +1,7 @@
-//! The consumer: messages from the channel, checked once, handed to every sink (decoded once
-//! when a sink first asks). Each sink has
-//! its own thread and bounded buffer: a slow sink never holds up the channel or the other
-//! sinks. What overflows the buffer of a file-like sink waits in an overflow file and is
-//! written later; for other sinks it is counted and logged.
+//! The consumer: messages from the channel, checked once, handed to every sink (and decoded
+//! once, when a sink first asks). Each sink has its own thread and bounded buffer: a slow sink
+//! never holds up the channel or the other sinks. What overflows the buffer of a file-like sink
+//! waits in an overflow file and is written later; for other sinks it is counted and logged.
 
 use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -172,7 +171,7 @@ impl Worker {
     }
 }
 
-/// Runs on its own thread: decoding and sink I/O stay off the async workers. Returns when
+/// Runs on its own thread: checking, decoding and sink I/O stay off the async workers. Returns when
 /// the node stops (the channel closes), after every sink wrote what it buffered.
 pub fn spawn(
     incoming: mpsc::Receiver<Incoming>,
