@@ -155,8 +155,9 @@ impl Schema {
         // Lengths and "not all zero" of the id fields a rule looks at, by field number.
         let mut ids: [(usize, bool); 3] = [(0, false); 3];
         while !buf.is_empty() {
-            let key = varint(&mut buf)?;
-            let number = u32::try_from(key >> 3).ok()?;
+            // The decoder refuses keys past 32 bits (field numbers stop at 2^29 - 1).
+            let key = u32::try_from(varint(&mut buf)?).ok()?;
+            let number = key >> 3;
             let wire = (key & 7) as u8;
             if number == 0 {
                 return None;
@@ -579,6 +580,14 @@ mod tests {
     fn a_field_with_the_wrong_wire_type_is_left_to_the_decoder() {
         // `resource_logs` (field 1) as a varint.
         let bytes = [1 << 3, 1];
+        assert!(OtlpRequest::decode_protobuf(Signal::Logs, &bytes).is_err());
+        assert_eq!(scan(Signal::Logs, &bytes), None);
+    }
+
+    #[test]
+    fn a_key_past_32_bits_is_left_to_the_decoder() {
+        // Found by the fuzz target: a key of 14105980946 (wire type 2), which prost refuses.
+        let bytes = [0x92, 0xe0, 0xa0, 0xc6, 0x34, 0x00];
         assert!(OtlpRequest::decode_protobuf(Signal::Logs, &bytes).is_err());
         assert_eq!(scan(Signal::Logs, &bytes), None);
     }
