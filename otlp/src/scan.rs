@@ -138,7 +138,7 @@ impl Schema {
                 Kind::Message(m) => m,
                 _ => return None,
             };
-            let index = builder.index[entry.full_name()];
+            let index = *builder.index.get(entry.full_name())?;
             builder.messages[index].as_mut()?.rule = Rule::Resource;
         }
         let messages = builder.messages.into_iter().collect::<Option<Vec<_>>>()?;
@@ -196,14 +196,9 @@ impl Schema {
                         ids[slot] = (bytes.len(), bytes.iter().any(|&b| b != 0));
                     }
                 }
-                FieldKind::Varint => {
-                    varint(&mut buf)?;
-                }
-                FieldKind::Fixed32 => {
-                    buf = buf.get(4..)?;
-                }
-                FieldKind::Fixed64 => {
-                    buf = buf.get(8..)?;
+                // Any value of the right wire type decodes.
+                FieldKind::Varint | FieldKind::Fixed32 | FieldKind::Fixed64 => {
+                    skip(wire, &mut buf)?
                 }
             }
         }
@@ -274,7 +269,7 @@ fn take<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
     Some(contents)
 }
 
-/// Skips an unknown field; groups are left to the decoder.
+/// Steps over a field's value by its wire type; groups are left to the decoder.
 fn skip(wire: u8, buf: &mut &[u8]) -> Option<()> {
     match wire {
         0 => varint(buf).map(drop),
@@ -319,7 +314,8 @@ impl Builder {
         let mut fields = vec![None; MAX_FIELD as usize];
         for field in message.fields() {
             let Some(slot) = fields.get_mut(field.number() as usize) else {
-                // A field the scanner cannot track: leave this message type to the decoder.
+                // A field number the scanner cannot track: no schema, every request goes
+                // to the decoder.
                 return None;
             };
             *slot = Some(self.field(&field)?);
@@ -332,6 +328,9 @@ impl Builder {
     }
 
     fn field(&mut self, field: &FieldDescriptor) -> Option<Field> {
+        if field.is_map() {
+            return None;
+        }
         let kind = match field.kind() {
             Kind::Message(inner) => FieldKind::Message(self.add(&inner)?),
             Kind::String => FieldKind::String,
@@ -347,9 +346,6 @@ impl Builder {
             | Kind::Bool
             | Kind::Enum(_) => FieldKind::Varint,
         };
-        if field.is_map() {
-            return None;
-        }
         let repeated = field.is_list();
         let conflicts = if repeated {
             0

@@ -1,7 +1,8 @@
 //! The message format on the SLIM channel, shared by every sender and consumer.
 //!
-//! Payload: the canonical protobuf `Export*ServiceRequest`, `payload_type`
-//! `application/x-protobuf` (consumers also accept `application/json`, OTLP/JSON).
+//! Payload: a protobuf `Export*ServiceRequest` (the client's own bytes when they needed no
+//! change, else the canonical encoding), `payload_type` `application/x-protobuf` (consumers
+//! also accept `application/json`, OTLP/JSON).
 //! Metadata: `otlp-signal` = `traces|metrics|logs`, `otlp-message-id` = a UUID.
 //! A SLIM message may carry several requests of one signal back to back (their concatenation
 //! is one valid request holding all of them); it then lists them under `otlp-message-ids`
