@@ -7,6 +7,7 @@ pub mod auth;
 pub mod cli;
 pub mod cmd;
 pub mod consume;
+pub mod grpc_raw;
 pub mod ingest;
 pub mod loadgen;
 pub mod measure;

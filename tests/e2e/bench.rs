@@ -139,6 +139,47 @@ async fn loadgen_speaks_grpc_with_gzip() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn loadgen_speaks_otlp_json_and_each_record_arrives_with_its_own_time() {
+    let mesh = Mesh::start();
+    let (_participant, out) = mesh.sink_node("participant", PARTICIPANT, PARTICIPANT_ROLE);
+    let (receiver, port) = mesh.receiver("receiver", RECEIVER, &moderator(CHANNEL, &[PARTICIPANT]));
+    wait_state(port, "active", &receiver).await;
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let (code, report, err) = run_json(
+        &mesh,
+        "loadgen",
+        &[
+            "loadgen",
+            "--protocol",
+            "http/json",
+            "--signal",
+            "metrics",
+            "--endpoint",
+            &endpoint,
+            "--requests",
+            "3",
+            "--items",
+            "2",
+            "--json",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(report["answers"]["200"], 3, "{report}");
+    let lines = wait_jsonl(&out, 3, &receiver).await;
+    let times: std::collections::HashSet<String> = lines
+        .iter()
+        .map(|l| {
+            assert_eq!(l["signal"], "metrics", "{l}");
+            let points = &l["payload"]["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][0]
+                ["gauge"]["dataPoints"];
+            assert_eq!(points.as_array().map(Vec::len), Some(2), "{l}");
+            points[0]["timeUnixNano"].to_string()
+        })
+        .collect();
+    assert_eq!(times.len(), 3, "{times:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn slim_bench_carries_every_message_between_two_apps() {
     let mesh = Mesh::start();
     let (code, report, err) = run_json(

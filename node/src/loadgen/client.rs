@@ -5,14 +5,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use tonic::codec::CompressionEncoding;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::cli::Protocol;
+use crate::grpc_raw::{export_path, RawCodec};
 use otlp::compression::gzip;
 use otlp::{json, OtlpRequest, Signal};
 
@@ -82,8 +80,10 @@ pub enum Client {
     Http {
         /// The HTTP client (one connection pool).
         http: reqwest::Client,
-        /// The signal's URL.
-        url: String,
+        /// The signal's URL, parsed once.
+        url: reqwest::Url,
+        /// The signal sent (to turn requests into JSON).
+        signal: Signal,
         /// JSON bodies instead of protobuf.
         json: bool,
         /// Compress bodies.
@@ -91,23 +91,15 @@ pub enum Client {
         /// `Authorization` header value.
         auth: Option<String>,
     },
-    /// OTLP/gRPC.
+    /// OTLP/gRPC, sending the protobuf encoding as it is.
     Grpc {
-        /// The signal's service client.
-        service: GrpcService,
+        /// The channel, with the compression and size settings.
+        grpc: tonic::client::Grpc<Channel>,
+        /// The signal's `Export` path.
+        path: http::uri::PathAndQuery,
         /// `authorization` metadata value.
         auth: Option<MetadataValue<tonic::metadata::Ascii>>,
     },
-}
-
-/// The gRPC service of each signal.
-pub enum GrpcService {
-    /// TraceService.
-    Traces(TraceServiceClient<Channel>),
-    /// MetricsService.
-    Metrics(MetricsServiceClient<Channel>),
-    /// LogsService.
-    Logs(LogsServiceClient<Channel>),
 }
 
 impl Client {
@@ -126,9 +118,12 @@ impl Client {
                         .context("the CA file is not a PEM certificate")?;
                     builder = builder.add_root_certificate(cert);
                 }
+                let url = format!("{base}/v1/{}", target.signal);
                 Ok(Client::Http {
                     http: builder.build().context("setting up the HTTP client")?,
-                    url: format!("{base}/v1/{}", target.signal),
+                    url: reqwest::Url::parse(&url)
+                        .with_context(|| format!("{url} is not a valid URL"))?,
+                    signal: target.signal,
                     json: target.protocol == Protocol::HttpJson,
                     gzip: target.gzip,
                     auth,
@@ -143,35 +138,49 @@ impl Client {
                     .tcp_nodelay(true)
                     .timeout(REQUEST_TIMEOUT)
                     .connect_lazy();
-                let service = grpc_service(target.signal, channel, target.gzip);
+                let mut grpc =
+                    tonic::client::Grpc::new(channel).max_decoding_message_size(64 * 1024 * 1024);
+                if target.gzip {
+                    grpc = grpc
+                        .send_compressed(CompressionEncoding::Gzip)
+                        .accept_compressed(CompressionEncoding::Gzip);
+                }
                 let auth = auth
                     .map(|a| a.parse())
                     .transpose()
                     .context("the token cannot be sent as gRPC metadata")?;
-                Ok(Client::Grpc { service, auth })
+                Ok(Client::Grpc {
+                    grpc,
+                    path: http::uri::PathAndQuery::from_static(export_path(target.signal)),
+                    auth,
+                })
             }
         }
     }
 
-    /// Sends one request and waits for the answer; also returns the request's size in bytes
-    /// as encoded for the wire (before compression) and the time from the first byte sent to
-    /// the answer (encoding is not counted).
-    pub async fn send(&mut self, request: OtlpRequest) -> (Answer, usize, Duration) {
+    /// Sends one request, given in its protobuf encoding, and waits for the answer; also
+    /// returns the request's size in bytes as sent (before compression) and the time from the
+    /// first byte sent to the answer (encoding is not counted).
+    pub async fn send(&mut self, protobuf: Vec<u8>) -> (Answer, usize, Duration) {
         match self {
             Client::Http {
                 http,
                 url,
+                signal,
                 json,
                 gzip: compress,
                 auth,
             } => {
                 let (content_type, body) = if *json {
-                    ("application/json", json::to_json(&request))
+                    match OtlpRequest::decode_protobuf(*signal, &protobuf) {
+                        Ok(request) => ("application/json", json::to_json(&request)),
+                        Err(err) => return (Answer::failed(err), 0, Duration::ZERO),
+                    }
                 } else {
-                    ("application/x-protobuf", request.to_protobuf())
+                    ("application/x-protobuf", protobuf)
                 };
                 let size = body.len();
-                let mut post = http.post(url.as_str()).header("content-type", content_type);
+                let mut post = http.post(url.clone()).header("content-type", content_type);
                 let body = if *compress {
                     post = post.header("content-encoding", "gzip");
                     gzip(&body)
@@ -197,25 +206,19 @@ impl Client {
                 };
                 (answer, size, sent.elapsed())
             }
-            Client::Grpc { service, auth } => {
-                let size = request.encoded_len();
-                // tonic encodes as it sends.
+            Client::Grpc { grpc, path, auth } => {
+                let size = protobuf.len();
                 let sent = Instant::now();
-                let result = match (service, request) {
-                    (GrpcService::Traces(c), OtlpRequest::Traces(r)) => {
-                        c.export(grpc_request(r, auth)).await.map(drop)
-                    }
-                    (GrpcService::Metrics(c), OtlpRequest::Metrics(r)) => {
-                        c.export(grpc_request(r, auth)).await.map(drop)
-                    }
-                    (GrpcService::Logs(c), OtlpRequest::Logs(r)) => {
-                        c.export(grpc_request(r, auth)).await.map(drop)
-                    }
-                    (_, other) => {
-                        let wrong =
-                            format!("a {} request for another signal's client", other.signal());
-                        return (Answer::failed(wrong), size, sent.elapsed());
-                    }
+                let mut request = tonic::Request::new(protobuf);
+                if let Some(auth) = auth {
+                    request.metadata_mut().insert("authorization", auth.clone());
+                }
+                let result = match grpc.ready().await {
+                    Ok(()) => grpc
+                        .unary::<_, Vec<u8>, _>(request, path.clone(), RawCodec)
+                        .await
+                        .map(drop),
+                    Err(err) => Err(tonic::Status::unavailable(error_chain(&err))),
                 };
                 let answer = match result {
                     Ok(()) => Answer {
@@ -233,37 +236,6 @@ impl Client {
             }
         }
     }
-}
-
-fn grpc_service(signal: Signal, channel: Channel, gzip: bool) -> GrpcService {
-    // Each generated client has its own type; the same settings for all three.
-    macro_rules! client {
-        ($client:ident) => {{
-            let c = $client::new(channel).max_decoding_message_size(64 * 1024 * 1024);
-            if gzip {
-                c.send_compressed(CompressionEncoding::Gzip)
-                    .accept_compressed(CompressionEncoding::Gzip)
-            } else {
-                c
-            }
-        }};
-    }
-    match signal {
-        Signal::Traces => GrpcService::Traces(client!(TraceServiceClient)),
-        Signal::Metrics => GrpcService::Metrics(client!(MetricsServiceClient)),
-        Signal::Logs => GrpcService::Logs(client!(LogsServiceClient)),
-    }
-}
-
-fn grpc_request<T>(
-    message: T,
-    auth: &Option<MetadataValue<tonic::metadata::Ascii>>,
-) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    if let Some(auth) = auth {
-        request.metadata_mut().insert("authorization", auth.clone());
-    }
-    request
 }
 
 /// An error with its causes, which is where reqwest says what actually went wrong.

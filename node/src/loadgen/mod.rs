@@ -15,7 +15,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::measure::{per_second, Latencies, LatencySummary};
 use client::{Answer, Client, Target};
-use otlp::Signal;
 
 /// What to generate and how fast.
 #[derive(Debug, Clone)]
@@ -203,7 +202,7 @@ async fn worker(
     issued: Arc<AtomicU64>,
     done: CancellationToken,
 ) {
-    let signal: Signal = plan.target.signal;
+    let mut requests = payload::Requests::new(plan.target.signal, plan.items);
     let mut pace = plan.rate.map(|rate| {
         let period = Duration::from_secs_f64(plan.clients as f64 / rate);
         let mut tick = tokio::time::interval(period);
@@ -226,7 +225,7 @@ async fn worker(
                 return;
             }
         }
-        let request = payload::request(signal, plan.items, payload::now_unix_nanos());
+        let request = requests.next(payload::now_unix_nanos());
         // A request already sent is answered even when the run ends meanwhile, so that
         // what the receiver took is counted.
         let (answer, bytes, latency) = client.send(request).await;

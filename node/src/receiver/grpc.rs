@@ -7,28 +7,19 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Buf, BufMut};
 use otlp::{response, Signal};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::CompressionEncoding;
 use tonic::Status;
 use tonic_types::{ErrorDetails, StatusExt};
 use tracing::{info, warn};
 
 use super::guard::{self, Guard};
 use super::server::{self, ConnLimits};
+use crate::grpc_raw::{export_path, RawCodec};
 use crate::ingest::{Ingest, IngestError};
 use tokio_rustls::TlsAcceptor;
-
-/// The gRPC path of `signal`'s `Export` method.
-fn export_path(signal: Signal) -> &'static str {
-    match signal {
-        Signal::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-        Signal::Metrics => "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
-        Signal::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
-    }
-}
 
 /// The gRPC status for a refused request: RetryInfo on the retryable ones (UNAVAILABLE),
 /// none on the others (INVALID_ARGUMENT, RESOURCE_EXHAUSTED), so clients do not retry those.
@@ -41,48 +32,6 @@ fn status(err: IngestError) -> Status {
             Status::with_error_details(code, err.to_string(), details)
         }
         None => Status::new(code, err.to_string()),
-    }
-}
-
-/// gRPC messages as they are on the wire: requests are not decoded by tonic, so they take the
-/// same path as OTLP/HTTP protobuf bodies (checked in place, forwarded as they came when
-/// nothing must change); answers are encoded by [`response`].
-#[derive(Debug, Clone, Copy, Default)]
-struct RawCodec;
-
-impl Codec for RawCodec {
-    type Encode = Vec<u8>;
-    type Decode = Vec<u8>;
-    type Encoder = RawCodec;
-    type Decoder = RawCodec;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        RawCodec
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        RawCodec
-    }
-}
-
-impl Encoder for RawCodec {
-    type Item = Vec<u8>;
-    type Error = Status;
-
-    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawCodec {
-    type Item = Vec<u8>;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
-        let mut message = vec![0; src.remaining()];
-        src.copy_to_slice(&mut message);
-        Ok(Some(message))
     }
 }
 

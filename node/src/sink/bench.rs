@@ -139,7 +139,12 @@ mod tests {
             received_at: now,
             from: "a/b/c".into(),
             message_id: None,
-            payload: otlp::Encoded::from_request(payload::request(Signal::Traces, items, sent)),
+            payload: otlp::Encoded::from_request(payload::request(
+                Signal::Traces,
+                items,
+                sent,
+                [1; 16],
+            )),
         }
     }
 
