@@ -172,7 +172,12 @@ def end_to_end(work, name, items, clients, rate=None):
     row = {
         "name": name, "items": items, "clients": clients, "rate": rate,
         "req_per_s": report["ok"] / report["seconds"],
-        "items_per_s": report["items"] / report["seconds"],
+        # What reached the participant per second, first arrival to last: a receiver can take
+        # faster than the chain delivers for a while (into its outbox), so the end-to-end rate
+        # is the lower of the two.
+        "delivered_per_s": got["messages_per_s"],
+        "e2e_req_per_s": min(report["ok"] / report["seconds"], got["messages_per_s"]),
+        "items_per_s": min(report["ok"] / report["seconds"], got["messages_per_s"]) * items,
         "answers": report["answers"],
         "request_bytes": report["bytes"] / max(report["requests"], 1),
         "answer_p50": report["latency_ms"]["p50"], "answer_p99": report["latency_ms"]["p99"],
@@ -182,7 +187,7 @@ def end_to_end(work, name, items, clients, rate=None):
         "peak_rss_mib": {n: kib / 1024 for n, kib in peak.items()} | {"loadgen": report["peak_rss_kib"] / 1024},
         "idle_rss_mib": {n: kib / 1024 for n, kib in idle.items()},
     }
-    print(f"bench: {name}: {row['req_per_s']:.0f} req/s, e2e p50 {row['e2e_p50']:.2f} ms p99 "
+    print(f"bench: {name}: {row['req_per_s']:.0f} req/s taken, {row['delivered_per_s']:.0f} delivered, e2e p50 {row['e2e_p50']:.2f} ms p99 "
           f"{row['e2e_p99']:.2f} ms, delivered {row['delivered']}/{row['taken']}", file=sys.stderr)
     return row
 
@@ -244,7 +249,7 @@ def table(results):
         out.append(f"| {label} ({r['size']} B) | {f0(r['messages_per_s'])} | {f2(r['latency_ms']['p50'])} | "
                    f"{f2(r['latency_ms']['p99'])} | {f2(r['cpu_per_10k']['server'])}, {f2(r['cpu_per_10k']['slim-bench'])} |")
     out += ["", "### slim-node end to end (loadgen → receiver → SLIM → participant `--sink bench`)", "",
-            "| run | clients | req/s | spans/s | ratio to ceiling (req/s) | e2e p50 / p99 ms | answer p50 / p99 ms "
+            "| run | clients | req/s taken / delivered | spans/s | ratio to ceiling (req/s) | e2e p50 / p99 ms | answer p50 / p99 ms "
             "| delivered / taken | CPU s per 10k req (mod, server, part, loadgen) | peak RSS MiB (mod, server, part) |",
             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results["e2e"]:
@@ -252,8 +257,8 @@ def table(results):
         cpu = r["cpu_per_10k"]
         rss = r["peak_rss_mib"]
         out.append(
-            f"| {r['name']} | {r['clients']}{' @ ' + f0(r['rate']) + '/s' if r['rate'] else ''} | {f0(r['req_per_s'])} | "
-            f"{f0(r['items_per_s'])} | {r['req_per_s'] / ceil:.2f}× | {f2(r['e2e_p50'])} / {f2(r['e2e_p99'])} | "
+            f"| {r['name']} | {r['clients']}{' @ ' + f0(r['rate']) + '/s' if r['rate'] else ''} | {f0(r['req_per_s'])} / {f0(r['delivered_per_s'])} | "
+            f"{f0(r['items_per_s'])} | {r['e2e_req_per_s'] / ceil:.2f}× | {f2(r['e2e_p50'])} / {f2(r['e2e_p99'])} | "
             f"{f2(r['answer_p50'])} / {f2(r['answer_p99'])} | {r['delivered']} / {r['taken']} | "
             f"{f2(cpu['moderator'])}, {f2(cpu['server'])}, {f2(cpu['participant'])}, {f2(cpu['loadgen'])} | "
             f"{rss['moderator']:.1f}, {rss['server']:.1f}, {rss['participant']:.1f} |")
@@ -262,13 +267,13 @@ def table(results):
     o = results["overload"]
     out += ["", "### Against the targets", "",
             "| target | measured | met |", "|---|---|---|",
-            f"| req/s at 16 clients ≥ 1.0× raw SLIM msg/s (small) | {small16['req_per_s'] / c['small']['messages_per_s']:.2f}× | "
-            f"{'yes' if small16['req_per_s'] >= c['small']['messages_per_s'] else 'no'} |",
+            f"| req/s at 16 clients ≥ 1.0× raw SLIM msg/s (small) | {small16['e2e_req_per_s'] / c['small']['messages_per_s']:.2f}× | "
+            f"{'yes' if small16['e2e_req_per_s'] >= c['small']['messages_per_s'] else 'no'} |",
             f"| req/s at 16 clients ≥ 1.0× raw SLIM msg/s (100 spans) | "
-            f"{rows['100 spans, closed loop']['req_per_s'] / c['100 spans']['messages_per_s']:.2f}× | "
-            f"{'yes' if rows['100 spans, closed loop']['req_per_s'] >= c['100 spans']['messages_per_s'] else 'no'} |",
-            f"| ≥ 20× the seed's {SEED_REQ_PER_S:,} req/s (small, 16 clients) | {small16['req_per_s'] / SEED_REQ_PER_S:.1f}× | "
-            f"{'yes' if small16['req_per_s'] >= 20 * SEED_REQ_PER_S else 'no'} |"]
+            f"{rows['100 spans, closed loop']['e2e_req_per_s'] / c['100 spans']['messages_per_s']:.2f}× | "
+            f"{'yes' if rows['100 spans, closed loop']['e2e_req_per_s'] >= c['100 spans']['messages_per_s'] else 'no'} |",
+            f"| ≥ 20× the seed's {SEED_REQ_PER_S:,} req/s (small, 16 clients) | {small16['e2e_req_per_s'] / SEED_REQ_PER_S:.1f}× | "
+            f"{'yes' if small16['e2e_req_per_s'] >= 20 * SEED_REQ_PER_S else 'no'} |"]
     half = rows.get("small, half the peak rate")
     if half:
         out.append(f"| e2e p99 < 10 ms at half the peak rate | {f2(half['e2e_p99'])} ms | {'yes' if half['e2e_p99'] < 10 else 'no'} |")

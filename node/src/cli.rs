@@ -203,7 +203,8 @@ pub struct SessionArgs {
 /// The outbox: what was taken and waits for the members' acknowledgements.
 #[derive(Debug, Clone, Args)]
 pub struct QueueArgs {
-    /// Payload bytes the outbox may hold; beyond it receivers answer 503 + Retry-After.
+    /// Bytes the outbox may hold (payloads plus 1.5 KiB per message for its bookkeeping);
+    /// beyond it receivers answer 503 + Retry-After.
     #[arg(long, env = "SLIM_NODE_QUEUE_MAX_BYTES", default_value_t = 128 * 1024 * 1024, value_name = "BYTES")]
     pub queue_max_bytes: usize,
     /// Messages the outbox may hold; beyond it receivers answer 503 + Retry-After.

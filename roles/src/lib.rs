@@ -30,7 +30,7 @@ pub use config::{NodeConfig, Reliability, RoleConfig, DEFAULT_SLIM_URL};
 pub use error::{AdminError, ConfigError, PublishError, RoleError};
 pub use name::{Secret, SlimName};
 pub use node::{Admin, Incoming, Node, Publisher};
-pub use outbox::{OutboxLimits, OutboxStats, Outgoing, MESSAGE_ID_KEY};
+pub use outbox::{OutboxLimits, OutboxStats, Outgoing, ENTRY_OVERHEAD, MESSAGE_ID_KEY};
 pub use spool::SpoolConfig;
 pub use state::{RoleKind, State, Status};
 pub use tls::{CertKey, ClientTls, ServerTls};

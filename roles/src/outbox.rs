@@ -24,10 +24,21 @@ pub const ACK_PAYLOAD_TYPE: &str = "application/vnd.slim-node.ack";
 /// The longest wait between two sends of an unacknowledged message.
 pub const MAX_RESEND_AFTER: Duration = Duration::from_secs(60);
 
+/// What a message costs the outbox besides its payload — its id, payload type and metadata,
+/// the entry, the member sets of its acknowledgements: about 1.5 KiB from what those hold —
+/// counted against [`OutboxLimits::max_bytes`], so that the bound holds for memory and not
+/// only for payloads (thousands of messages would otherwise hold megabytes it does not see).
+pub const ENTRY_OVERHEAD: usize = 1536;
+
+/// The bytes a message counts for against [`OutboxLimits::max_bytes`].
+fn held(msg: &Outgoing) -> usize {
+    msg.payload.len() + ENTRY_OVERHEAD
+}
+
 /// How much the outbox may hold before new messages are refused.
 #[derive(Debug, Clone, Copy)]
 pub struct OutboxLimits {
-    /// Payload bytes held at most.
+    /// Bytes held at most: payloads plus [`ENTRY_OVERHEAD`] per message.
     pub max_bytes: usize,
     /// Messages held at most.
     pub max_messages: usize,
@@ -79,7 +90,7 @@ impl Entry {
 pub struct OutboxStats {
     /// Messages waiting for an acknowledgement (or to be sent).
     pub messages: usize,
-    /// Their payload bytes.
+    /// The bytes they count for: payloads plus [`ENTRY_OVERHEAD`] each.
     pub bytes: usize,
     /// Messages sent more than once so far.
     pub resent: u64,
@@ -153,7 +164,7 @@ impl Outbox {
         {
             let inner = outbox.inner.get_mut().unwrap_or_else(|p| p.into_inner());
             for (key, msg) in loaded {
-                inner.bytes += msg.payload.len();
+                inner.bytes += held(&msg);
                 inner.entries.push_back(Entry::new(msg, Some(key)));
             }
         }
@@ -174,7 +185,7 @@ impl Outbox {
     /// Takes every message or none: a request split in parts is never half taken. With a
     /// spool, the messages are on disk (synced, per policy) before this returns.
     pub(crate) fn push_all(&self, mut msgs: Vec<Outgoing>) -> Result<(), PublishError> {
-        let size: usize = msgs.iter().map(|m| m.payload.len()).sum();
+        let size: usize = msgs.iter().map(held).sum();
         for msg in msgs.iter_mut() {
             msg.metadata
                 .insert(MESSAGE_ID_KEY.to_string(), msg.id.clone());
@@ -293,7 +304,7 @@ impl Outbox {
         inner.entries.retain(|e| {
             let done = e.required.as_ref().is_some_and(|r| r.is_subset(&e.acked));
             if done {
-                freed += e.msg.payload.len();
+                freed += held(&e.msg);
                 delivered_keys.extend(e.key);
             }
             !done
@@ -399,11 +410,29 @@ mod tests {
         names.iter().map(|s| s.to_string()).collect()
     }
 
-    fn outbox(max_bytes: usize, max_messages: usize) -> Outbox {
+    /// An outbox with room for `max_payload` payload bytes in `max_messages` messages.
+    fn outbox(max_payload: usize, max_messages: usize) -> Outbox {
         Outbox::new(OutboxLimits {
-            max_bytes,
+            max_bytes: max_payload + max_messages * ENTRY_OVERHEAD,
             max_messages,
         })
+    }
+
+    #[test]
+    fn each_message_counts_its_payload_and_its_bookkeeping() {
+        let o = Outbox::new(OutboxLimits {
+            max_bytes: 2 * (100 + ENTRY_OVERHEAD),
+            max_messages: 10,
+        });
+        o.push_all(vec![msg("a", 100), msg("b", 100)]).unwrap();
+        assert_eq!(o.stats().bytes, 2 * (100 + ENTRY_OVERHEAD));
+        assert!(
+            matches!(
+                o.push_all(vec![msg("c", 1)]),
+                Err(PublishError::Full { .. })
+            ),
+            "the bookkeeping of one more message does not fit"
+        );
     }
 
     #[test]
