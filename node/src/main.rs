@@ -8,7 +8,7 @@ use slim_node::cli::{Cli, Command};
 use slim_node::cmd;
 use tracing_subscriber::EnvFilter;
 
-/// glibc's malloc was ~15 % of a node's CPU with small requests (BENCHMARKS.md, profile note 9).
+/// glibc's malloc was ~15 % of a node's CPU with small requests (BENCHMARKS.md, profile note 10).
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 #[global_allocator]
 static ALLOCATOR: jemallocator::Jemalloc = jemallocator::Jemalloc;
