@@ -18,6 +18,13 @@ fn run_json(mesh: &Mesh, label: &str, args: &[&str]) -> (Option<i32>, Value, Str
     (code, report, p.stderr_text())
 }
 
+/// Runs `slim-node loadgen --endpoint ENDPOINT ARGS --json` to its end.
+fn run_loadgen(mesh: &Mesh, endpoint: &str, args: &[&str]) -> (Option<i32>, Value, String) {
+    let mut all = vec!["loadgen", "--endpoint", endpoint, "--json"];
+    all.extend_from_slice(args);
+    run_json(mesh, "loadgen", &all)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn loadgen_reports_what_was_taken_and_the_bench_sink_counts_what_arrived() {
     let mesh = Mesh::start();
@@ -30,13 +37,10 @@ async fn loadgen_reports_what_was_taken_and_the_bench_sink_counts_what_arrived()
     wait_state(port, "active", &receiver).await;
 
     let endpoint = format!("http://127.0.0.1:{port}");
-    let (code, report, err) = run_json(
+    let (code, report, err) = run_loadgen(
         &mesh,
-        "loadgen",
+        &endpoint,
         &[
-            "loadgen",
-            "--endpoint",
-            &endpoint,
             "--clients",
             "4",
             "--requests",
@@ -45,7 +49,6 @@ async fn loadgen_reports_what_was_taken_and_the_bench_sink_counts_what_arrived()
             "3",
             "--duration",
             "60",
-            "--json",
         ],
     );
     assert_eq!(code, Some(0), "{err}");
@@ -84,18 +87,7 @@ async fn loadgen_counts_refusals_by_status_and_fails_when_nothing_was_taken() {
         || receiver.stderr_text(),
     );
     let endpoint = format!("http://127.0.0.1:{port}");
-    let (code, report, err) = run_json(
-        &mesh,
-        "loadgen",
-        &[
-            "loadgen",
-            "--endpoint",
-            &endpoint,
-            "--requests",
-            "5",
-            "--json",
-        ],
-    );
+    let (code, report, err) = run_loadgen(&mesh, &endpoint, &["--requests", "5"]);
     assert_eq!(code, Some(1));
     assert_eq!(report["answers"]["503"], 5, "{report}");
     assert_eq!(report["ok"], 0, "{report}");
@@ -113,23 +105,19 @@ async fn loadgen_speaks_grpc_with_gzip() {
     let (receiver, port) = mesh.receiver("receiver", RECEIVER, &args);
     wait_state(port, "active", &receiver).await;
     let endpoint = format!("http://{grpc}");
-    let (code, report, err) = run_json(
+    let (code, report, err) = run_loadgen(
         &mesh,
-        "loadgen",
+        &endpoint,
         &[
-            "loadgen",
             "--protocol",
             "grpc",
             "--gzip",
             "--signal",
             "logs",
-            "--endpoint",
-            &endpoint,
             "--requests",
             "10",
             "--items",
             "2",
-            "--json",
         ],
     );
     assert_eq!(code, Some(0), "{err}");
@@ -145,22 +133,18 @@ async fn loadgen_speaks_otlp_json_and_each_record_arrives_with_its_own_time() {
     let (receiver, port) = mesh.receiver("receiver", RECEIVER, &moderator(CHANNEL, &[PARTICIPANT]));
     wait_state(port, "active", &receiver).await;
     let endpoint = format!("http://127.0.0.1:{port}");
-    let (code, report, err) = run_json(
+    let (code, report, err) = run_loadgen(
         &mesh,
-        "loadgen",
+        &endpoint,
         &[
-            "loadgen",
             "--protocol",
             "http/json",
             "--signal",
             "metrics",
-            "--endpoint",
-            &endpoint,
             "--requests",
             "3",
             "--items",
             "2",
-            "--json",
         ],
     );
     assert_eq!(code, Some(0), "{err}");
