@@ -169,15 +169,17 @@ def end_to_end(work, name, items, clients, rate=None):
     finally:
         mesh.stop()
     per_10k = lambda cpu: cpu / max(report["ok"], 1) * 10_000
+    taken_per_s = report["ok"] / report["seconds"]
+    # What reached the participant per second, first arrival to last: a receiver can take
+    # faster than the chain delivers for a while (into its outbox), so the end-to-end rate is
+    # the lower of the two.
+    e2e_per_s = min(taken_per_s, got["messages_per_s"])
     row = {
         "name": name, "items": items, "clients": clients, "rate": rate,
-        "req_per_s": report["ok"] / report["seconds"],
-        # What reached the participant per second, first arrival to last: a receiver can take
-        # faster than the chain delivers for a while (into its outbox), so the end-to-end rate
-        # is the lower of the two.
+        "req_per_s": taken_per_s,
         "delivered_per_s": got["messages_per_s"],
-        "e2e_req_per_s": min(report["ok"] / report["seconds"], got["messages_per_s"]),
-        "items_per_s": min(report["ok"] / report["seconds"], got["messages_per_s"]) * items,
+        "e2e_req_per_s": e2e_per_s,
+        "items_per_s": e2e_per_s * items,
         "answers": report["answers"],
         "request_bytes": report["bytes"] / max(report["requests"], 1),
         "answer_p50": report["latency_ms"]["p50"], "answer_p99": report["latency_ms"]["p99"],

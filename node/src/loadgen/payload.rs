@@ -113,9 +113,9 @@ impl Requests {
         let trace_id = self.next_trace_id.to_be_bytes();
         self.next_trace_id = self.next_trace_id.wrapping_add(1);
         let stamp_len = prost::encoding::encoded_len_varint(send_time);
-        if stamp_len != prost::encoding::encoded_len_varint(TEMPLATE_TIME) || send_time < SPAN_NANOS
-        {
-            // A clock before 1972 or after 2262 does not fit the template's stamp.
+        if stamp_len != prost::encoding::encoded_len_varint(TEMPLATE_TIME) {
+            // A clock before 1972 or after 2262 does not fit the template's stamp (a time that
+            // does fit is far past SPAN_NANOS, so the start time below cannot underflow).
             return request(self.signal, self.items, send_time, trace_id).to_protobuf();
         }
         let mut bytes = self.template.clone();
