@@ -227,6 +227,12 @@ pub struct QueueArgs {
     /// is sent after a restart. One node per directory.
     #[arg(long, env = "SLIM_NODE_SPOOL", value_name = "DIR")]
     pub spool: Option<std::path::PathBuf>,
+    /// Where the node keeps its durable state (the ids of what it received, so that copies
+    /// are recognised after a restart). Default: $XDG_STATE_HOME/slim-node/ORG/NS/APP
+    /// ($HOME/.local/state when XDG_STATE_HOME is not set), stable for the node's name, so
+    /// the same command line after a crash finds its state. One node per directory.
+    #[arg(long, env = "SLIM_NODE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<std::path::PathBuf>,
     /// When the spool syncs to disk: `always` (before every 200; safe) or `never` (the OS
     /// decides; a power loss can lose what was answered last).
     #[arg(
@@ -237,6 +243,24 @@ pub struct QueueArgs {
         value_name = "POLICY"
     )]
     pub spool_fsync: FsyncPolicy,
+}
+
+/// `$XDG_STATE_HOME/slim-node`, else `$HOME/.local/state/slim-node` (the XDG base directory
+/// convention for state that should survive restarts).
+fn default_state_base() -> anyhow::Result<PathBuf> {
+    let from = |var: &str| {
+        std::env::var_os(var)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let base = from("XDG_STATE_HOME")
+        .or_else(|| from("HOME").map(|home| home.join(".local").join("state")))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "no place for the node's state: pass --data-dir DIR (or set SLIM_NODE_DATA_DIR, XDG_STATE_HOME or HOME)"
+            )
+        })?;
+    Ok(base.join("slim-node"))
 }
 
 /// When the spool syncs to disk.
@@ -255,6 +279,21 @@ impl QueueArgs {
             dir: dir.clone(),
             fsync: self.spool_fsync == FsyncPolicy::Always,
         })
+    }
+
+    /// The state directory of the node named `name`: --data-dir, or the default for its
+    /// name. `up` runs two nodes, each in its own directory under --data-dir.
+    pub fn state_dir(&self, name: &SlimName, several: bool) -> anyhow::Result<PathBuf> {
+        let per_name = |base: PathBuf| {
+            name.to_string()
+                .split('/')
+                .fold(base, |dir, part| dir.join(part))
+        };
+        match &self.data_dir {
+            Some(dir) if several => Ok(per_name(dir.clone())),
+            Some(dir) => Ok(dir.clone()),
+            None => default_state_base().map(per_name),
+        }
     }
 
     /// The outbox limits.
@@ -276,6 +315,10 @@ pub struct ReceiverArgs {
     /// Run an OTLP/gRPC receiver on this address (the standard port is 4317).
     #[arg(long, env = "SLIM_NODE_OTLP_GRPC", value_name = "HOST:PORT")]
     pub otlp_grpc: Option<String>,
+    /// Serve GET /health, /health/live and /health/ready on this address, for nodes without
+    /// an OTLP/HTTP receiver (which serves them too) or for probes on a port of their own.
+    #[arg(long, env = "SLIM_NODE_HEALTH", value_name = "HOST:PORT")]
+    pub health: Option<String>,
     #[command(flatten)]
     pub limits: LimitArgs,
     #[command(flatten)]

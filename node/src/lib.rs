@@ -8,6 +8,7 @@ pub mod cli;
 pub mod cmd;
 pub mod consume;
 pub mod grpc_raw;
+pub mod health;
 pub mod ingest;
 pub mod loadgen;
 pub mod measure;

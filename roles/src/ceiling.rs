@@ -67,6 +67,8 @@ fn node_config(cfg: &CeilingConfig, name: SlimName, secret: &Secret) -> NodeConf
         },
         spool: None,
         tls: cfg.tls.clone(),
+        // Two throw-away apps under fresh names: nothing to keep.
+        state_dir: None,
     }
 }
 

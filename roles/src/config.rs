@@ -70,6 +70,9 @@ pub struct NodeConfig {
     pub spool: Option<SpoolConfig>,
     /// TLS to an `https://` SLIM server.
     pub tls: ClientTls,
+    /// Where the node keeps durable state (the ids of what it received, so that copies are
+    /// recognised after a restart); `None` keeps it in memory only.
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 impl NodeConfig {

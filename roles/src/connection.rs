@@ -15,9 +15,19 @@ pub(crate) struct Connection {
     pub conn_id: u64,
     /// The name the app subscribed to.
     pub name: Arc<slim_bindings::Name>,
+    /// The server's addresses, resolved when connecting: the link is up while a socket of
+    /// this process is connected to one of them.
+    pub server_addrs: Vec<std::net::SocketAddr>,
 }
 
 impl Connection {
+    /// Whether the link is up now: a socket is connected to the server. SLIM keeps the
+    /// connection listed while it reconnects and says nothing; `None` where the sockets cannot
+    /// be seen.
+    pub(crate) fn is_up(&self) -> Option<bool> {
+        crate::sockets::connected_to(&self.server_addrs)
+    }
+
     /// Whether SLIM still lists the connection; it drops it once its own reconnect gave up.
     pub(crate) fn is_listed(&self) -> bool {
         self.service
@@ -57,7 +67,7 @@ pub(crate) async fn connect(cfg: &NodeConfig, service_name: &str) -> Result<Conn
             attempts: cfg.connect_attempts,
             message: e.to_string(),
         })?;
-    crate::nodelay::sweep();
+    crate::sockets::sweep();
     let name = cfg.name.to_slim();
     let app = service
         .create_app_with_secret_async(name.clone(), cfg.secret.expose())
@@ -71,7 +81,21 @@ pub(crate) async fn connect(cfg: &NodeConfig, service_name: &str) -> Result<Conn
         app,
         conn_id,
         name,
+        server_addrs: server_addrs(&cfg.slim_url).await,
     })
+}
+
+/// The addresses `url`'s host and port resolve to (none when it does not resolve: the link
+/// is then judged by SLIM's connection table alone).
+async fn server_addrs(url: &str) -> Vec<std::net::SocketAddr> {
+    let host_port = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .trim_end_matches('/');
+    match tokio::net::lookup_host(host_port).await {
+        Ok(addrs) => addrs.collect(),
+        Err(_) => Vec::new(),
+    }
 }
 
 /// SLIM reports timeouts with several texts and variants; they are never fatal.

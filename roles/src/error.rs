@@ -54,6 +54,9 @@ pub enum RoleError {
     /// The spool cannot be opened.
     #[error(transparent)]
     Spool(#[from] crate::spool::SpoolError),
+    /// The record of received messages cannot be opened.
+    #[error(transparent)]
+    Seen(#[from] crate::seen::SeenError),
     /// Any other SLIM operation failed.
     #[error("SLIM {operation} failed: {message}")]
     Slim {

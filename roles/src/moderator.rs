@@ -12,6 +12,8 @@ use tracing::{info, warn};
 use crate::backoff::Backoff;
 use crate::config::Reliability;
 use crate::error::RoleError;
+use crate::health::LinkState;
+use crate::liveness::OFFLINE_AFTER;
 use crate::name::SlimName;
 use crate::node::RoleCtx;
 use crate::receive::{receive_until_closed, ReceiveEnd};
@@ -23,21 +25,40 @@ const CONTROL_WAIT: Duration = Duration::from_secs(30);
 /// Longest wait for the group to close on shutdown.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
+/// How one group session ended.
+enum SessionEnd {
+    /// The node stops.
+    Stopped,
+    /// SLIM closed it.
+    Closed,
+    /// The moderator gave it up (it lost every member, or delivery stalled): a fresh one
+    /// is created at once.
+    Renew,
+}
+
 pub(crate) async fn run(ctx: RoleCtx, channel: SlimName) {
     let mut retry = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
     loop {
-        match session_lifetime(&ctx, &channel).await {
-            Ok(ReceiveEnd::Cancelled) => return,
-            Ok(ReceiveEnd::Closed) => {
+        let delay = match session_lifetime(&ctx, &channel).await {
+            Ok(SessionEnd::Stopped) => return,
+            Ok(SessionEnd::Renew) => {
+                retry.reset();
+                Duration::ZERO
+            }
+            Ok(SessionEnd::Closed) => {
                 warn!(%channel, "the group session closed; creating it again");
                 retry.reset();
+                retry.next_delay()
             }
-            Err(err) => warn!(%channel, %err, "could not set up the group session"),
-        }
+            Err(err) => {
+                warn!(%channel, %err, "could not set up the group session");
+                retry.next_delay()
+            }
+        };
         ctx.shared.apply(Event::SessionClosed);
         tokio::select! {
             _ = ctx.cancel.cancelled() => return,
-            _ = tokio::time::sleep(retry.next_delay()) => {}
+            _ = tokio::time::sleep(delay) => {}
         }
     }
 }
@@ -55,7 +76,7 @@ pub(crate) fn group_config(reliability: Reliability, mls: bool) -> SessionConfig
 }
 
 /// One group session from creation to close.
-async fn session_lifetime(ctx: &RoleCtx, channel: &SlimName) -> Result<ReceiveEnd, RoleError> {
+async fn session_lifetime(ctx: &RoleCtx, channel: &SlimName) -> Result<SessionEnd, RoleError> {
     let config = group_config(ctx.cfg.reliability, ctx.cfg.mls);
     let created = ctx
         .conn
@@ -90,18 +111,24 @@ async fn session_lifetime(ctx: &RoleCtx, channel: &SlimName) -> Result<ReceiveEn
     lifetime.cancel();
     inviter.abort();
     let _ = sender.await;
-    if end == ReceiveEnd::Cancelled {
-        close(ctx, session).await;
-        if !ctx.cancel.is_cancelled() {
-            // The watchdog: start over with a new session; members follow the new invitation.
-            return Ok(ReceiveEnd::Closed);
+    match end {
+        ReceiveEnd::Closed => Ok(SessionEnd::Closed),
+        ReceiveEnd::Cancelled if ctx.cancel.is_cancelled() => {
+            close(ctx, session).await;
+            Ok(SessionEnd::Stopped)
+        }
+        // Given up: start over with a new session at once; members follow the new
+        // invitation. Closing the old one waits for members that may be gone: not for that.
+        ReceiveEnd::Cancelled => {
+            let ctx = ctx.clone();
+            tokio::spawn(async move { close(&ctx, session).await });
+            Ok(SessionEnd::Renew)
         }
     }
-    Ok(end)
 }
 
 /// How often the moderator checks that its members are still online.
-const MEMBER_CHECK: Duration = Duration::from_secs(2);
+const MEMBER_CHECK: Duration = Duration::from_secs(1);
 /// The group session is re-created when a message was sent this many times and nothing at
 /// all was acknowledged for this long.
 const STALL_SENDS: u32 = 3;
@@ -186,7 +213,21 @@ async fn manage_members(
                     lifetime.cancel();
                     return;
                 }
-                for name in offline_members(&session, &joined).await {
+                let offline = offline_members(&ctx, &session, &joined).await;
+                if !offline.is_empty() && offline.len() == joined.len() {
+                    // SLIM replays a session's last 512 messages to the next member that joins
+                    // a group left without receivers (and keeps them for whoever comes next):
+                    // a fresh session gives the returning members only what is sent from now
+                    // on, and the outbox re-sends what they did not acknowledge.
+                    for name in &offline {
+                        warn!(member = %name, "member is offline");
+                        ctx.shared.apply(Event::MemberLost(name.to_string()));
+                    }
+                    warn!("the group lost its last member; creating a fresh group session to invite into");
+                    lifetime.cancel();
+                    return;
+                }
+                for name in offline {
                     warn!(member = %name, "member is offline; removing it and inviting it again");
                     if let Ok(done) = session.remove_async(name.to_slim()).await {
                         let _ = done.wait_for_async(CONTROL_WAIT).await;
@@ -200,8 +241,20 @@ async fn manage_members(
     }
 }
 
-/// Members SLIM lists as offline, or no longer lists at all.
-async fn offline_members(session: &Session, joined: &BTreeSet<SlimName>) -> Vec<SlimName> {
+/// Members that answered nothing (not even a ping) for [`OFFLINE_AFTER`] while the link
+/// was up, or that SLIM lists as offline or no longer lists at all. Nobody is judged while
+/// the link is down: silence then says nothing about the members.
+async fn offline_members(
+    ctx: &RoleCtx,
+    session: &Session,
+    joined: &BTreeSet<SlimName>,
+) -> Vec<SlimName> {
+    let link = ctx.shared.link.get();
+    if link.state != LinkState::Connected {
+        return vec![];
+    }
+    let up_for = link.since.elapsed().unwrap_or_default();
+    let now = std::time::Instant::now();
     let Ok(list) = session.participants_list_async().await else {
         return vec![];
     };
@@ -209,10 +262,12 @@ async fn offline_members(session: &Session, joined: &BTreeSet<SlimName>) -> Vec<
         .iter()
         .filter(|name| {
             let wanted = name.to_string();
+            let silence = ctx.shared.heard.silence(&wanted, now).min(up_for);
             // `ParticipantStatus` is not re-exported by the bindings; its Debug form is.
-            !list
+            let listed_online = list
                 .iter()
-                .any(|p| p.name.to_string() == wanted && format!("{:?}", p.status) == "Online")
+                .any(|p| p.name.to_string() == wanted && format!("{:?}", p.status) == "Online");
+            silence >= OFFLINE_AFTER || !listed_online
         })
         .cloned()
         .collect()

@@ -13,8 +13,11 @@ use tracing::{error, info, warn};
 use crate::config::{max_payload_bytes, NodeConfig, RoleConfig};
 use crate::connection::{self, Connection};
 use crate::error::{AdminError, PublishError, RoleError};
+use crate::health::{self, Health, Link, MemberHealth};
+use crate::liveness::LastHeard;
 use crate::name::SlimName;
-use crate::outbox::{Outbox, OutboxStats, Outgoing, SeenIds};
+use crate::outbox::{Outbox, OutboxStats, Outgoing};
+use crate::seen::Seen;
 use crate::spool::Spool;
 use crate::state::{Event, RoleKind, State, Status};
 use crate::supervisor::Supervisor;
@@ -23,6 +26,8 @@ use crate::supervisor::Supervisor;
 const INCOMING_BUFFER: usize = 1024;
 /// Ids remembered to drop duplicates.
 const SEEN_IDS: usize = 200_000;
+/// A node whose supervisor did not run for this long is wedged (`/health/live` fails).
+pub const WEDGED_AFTER: Duration = Duration::from_secs(30);
 
 /// A message another member published on the channel.
 #[derive(Debug, Clone)]
@@ -69,9 +74,16 @@ pub(crate) struct Shared {
     removed: Mutex<BTreeSet<String>>,
     /// Once a member joined, data is taken even while members are away.
     had_members: AtomicBool,
-    /// Ids received lately, across sessions: a message re-sent into a new session (the
-    /// moderator restarted) is still a duplicate.
-    pub seen: Mutex<SeenIds>,
+    /// Ids handed on lately, across sessions and (with a state directory) restarts: a
+    /// message re-sent into a new session, or replayed by SLIM to a member that joined
+    /// again, is still a copy.
+    pub seen: Seen,
+    /// When each member was last heard from.
+    pub heard: LastHeard,
+    /// The link to the SLIM server.
+    pub link: Link,
+    /// When the supervisor last showed it is working.
+    beat: Mutex<std::time::Instant>,
 }
 
 impl Shared {
@@ -80,6 +92,7 @@ impl Shared {
         let role = self.role;
         match &event {
             Event::MemberJoined(name) => {
+                self.heard.joined(name, std::time::Instant::now());
                 self.note_members([name.clone()]);
                 self.outbox.resend_now();
             }
@@ -120,7 +133,13 @@ impl Shared {
     pub(crate) fn note_members(&self, names: impl IntoIterator<Item = String>) {
         let removed = lock(&self.removed);
         let mut known = lock(&self.known);
-        known.extend(names.into_iter().filter(|n| !removed.contains(n)));
+        let now = std::time::Instant::now();
+        for name in names.into_iter().filter(|n| !removed.contains(n)) {
+            if !known.contains(&name) {
+                self.heard.joined(&name, now);
+                known.insert(name);
+            }
+        }
         if !known.is_empty() {
             self.had_members.store(true, Ordering::Relaxed);
         }
@@ -137,6 +156,62 @@ impl Shared {
 
     pub(crate) fn state(&self) -> State {
         self.status.borrow().state.clone()
+    }
+
+    /// The supervisor is working (it calls this at least every second).
+    pub(crate) fn beat(&self) {
+        *lock(&self.beat) = std::time::Instant::now();
+    }
+
+    /// Why the node is not working any more, if it is not: stopped, or its supervisor has
+    /// not shown it is working for [`WEDGED_AFTER`].
+    pub(crate) fn wedged(&self) -> Option<String> {
+        if self.state() == State::Stopped {
+            return Some("the node has stopped".into());
+        }
+        let quiet = lock(&self.beat).elapsed();
+        (quiet >= WEDGED_AFTER).then(|| {
+            format!(
+                "the node's supervisor has not run for {} s (nobody consumes received messages, or it is stuck)",
+                quiet.as_secs()
+            )
+        })
+    }
+
+    /// The node's health now.
+    pub(crate) fn health(&self) -> Health {
+        let now = std::time::Instant::now();
+        let node = self.status.borrow().clone();
+        let link = self.link.get();
+        let in_session = |name: &str| match &node.state {
+            State::Inviting { joined, .. } | State::Active { joined } => joined.contains(name),
+            State::Joined => true,
+            _ => false,
+        };
+        let members: Vec<MemberHealth> = self
+            .known_members()
+            .into_iter()
+            .map(|name| {
+                let heard = self.heard.get(&name);
+                let backlog = self.outbox.backlog(&name, now);
+                MemberHealth {
+                    state: health::member_liveness(&link, in_session(&name), heard, now),
+                    last_heard_ms: heard
+                        .map(|t| now.saturating_duration_since(t).as_millis() as u64),
+                    acked_up_to: backlog.acked_up_to,
+                    unacked: backlog.unacked,
+                    oldest_unacked_ms: backlog.oldest_unacked.map(|d| d.as_millis() as u64),
+                    name,
+                }
+            })
+            .collect();
+        Health {
+            status: health::verdict(&node, &members),
+            node,
+            link,
+            members,
+            outbox: self.outbox.stats(),
+        }
     }
 }
 
@@ -187,6 +262,14 @@ impl Node {
             }
             None => Outbox::new(cfg.outbox),
         };
+        let seen = match &cfg.state_dir {
+            Some(dir) => {
+                let seen = Seen::open(dir, SEEN_IDS)?;
+                info!(dir = %dir.display(), remembered = seen.len(), "keeping the ids of received messages on disk");
+                seen
+            }
+            None => Seen::in_memory(SEEN_IDS),
+        };
         let shared = Arc::new(Shared {
             role,
             status,
@@ -203,11 +286,15 @@ impl Node {
             invitees_changed: Notify::new(),
             removed: Mutex::new(BTreeSet::new()),
             had_members: AtomicBool::new(false),
-            seen: Mutex::new(SeenIds::new(SEEN_IDS)),
+            seen,
+            heard: LastHeard::default(),
+            link: Link::new(),
+            beat: Mutex::new(std::time::Instant::now()),
         });
         info!(%role, name = %cfg.name, url = %cfg.slim_url, "connecting to SLIM");
         let service_name = format!("slim-node-{role}");
         let conn = Arc::new(connection::connect(&cfg, &service_name).await?);
+        shared.link.up();
         shared.apply(Event::Connected);
 
         let (tx, rx) = mpsc::channel(INCOMING_BUFFER);
@@ -318,6 +405,16 @@ impl Publisher {
     /// What waits in the outbox.
     pub fn outbox(&self) -> OutboxStats {
         self.shared.outbox.stats()
+    }
+
+    /// The node's health: link, members, outbox, and the verdict on them.
+    pub fn health(&self) -> Health {
+        self.shared.health()
+    }
+
+    /// Why the node no longer works, if it does not (for a liveness probe).
+    pub fn wedged(&self) -> Option<String> {
+        self.shared.wedged()
     }
 
     /// Takes messages for the channel: all of them or none. They stay in the outbox until

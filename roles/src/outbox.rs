@@ -63,8 +63,12 @@ pub struct Outgoing {
 struct Entry {
     /// Shared with the frames being sent, so a send copies nothing.
     msg: Arc<Outgoing>,
-    /// Its key in the spool, when there is one.
-    key: Option<u64>,
+    /// Its place in the order messages were taken (its key in the spool, when there is one).
+    seq: u64,
+    /// Whether it is in the spool.
+    spooled: bool,
+    /// When it was taken (or loaded from the spool).
+    taken: Instant,
     /// Members that must acknowledge: fixed at the first send.
     required: Option<BTreeSet<String>>,
     acked: BTreeSet<String>,
@@ -73,10 +77,12 @@ struct Entry {
 }
 
 impl Entry {
-    fn new(msg: Outgoing, key: Option<u64>) -> Self {
+    fn new(msg: Outgoing, seq: u64, spooled: bool) -> Self {
         Entry {
             msg: Arc::new(msg),
-            key,
+            seq,
+            spooled,
+            taken: Instant::now(),
             required: None,
             acked: BTreeSet::new(),
             last_sent: None,
@@ -98,6 +104,20 @@ pub struct OutboxStats {
     pub sent: u64,
     /// SLIM messages they travelled in (several share one when they fit).
     pub slim_messages: u64,
+    /// Milliseconds the oldest waiting message has waited; absent when none waits.
+    pub oldest_ms: Option<u64>,
+}
+
+/// What one member still owes the outbox.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct MemberBacklog {
+    /// Every message up to this sequence number (in the order they were taken) is
+    /// acknowledged by the member or did not need it; `None` before anything was taken.
+    pub acked_up_to: Option<u64>,
+    /// Messages sent to it and not acknowledged yet.
+    pub unacked: usize,
+    /// How long the oldest of them has waited.
+    pub oldest_unacked: Option<Duration>,
 }
 
 pub(crate) struct Outbox {
@@ -124,6 +144,8 @@ struct Inner {
     resent: u64,
     sent: u64,
     slim_messages: u64,
+    /// Sequence number of the last message taken.
+    last_taken: Option<u64>,
 }
 
 impl Outbox {
@@ -164,8 +186,9 @@ impl Outbox {
         {
             let inner = outbox.inner.get_mut().unwrap_or_else(|p| p.into_inner());
             for (key, msg) in loaded {
+                inner.last_taken = Some(key);
                 inner.bytes += held(&msg);
-                inner.entries.push_back(Entry::new(msg, Some(key)));
+                inner.entries.push_back(Entry::new(msg, key, true));
             }
         }
         outbox.spool = Some(spool);
@@ -219,8 +242,9 @@ impl Outbox {
             }
             Ok(spooled) => {
                 for (i, msg) in msgs.into_iter().enumerate() {
-                    let key = spooled.then_some(first + i as u64);
-                    inner.entries.push_back(Entry::new(msg, key));
+                    let seq = first + i as u64;
+                    inner.last_taken = inner.last_taken.max(Some(seq));
+                    inner.entries.push_back(Entry::new(msg, seq, spooled));
                 }
             }
         }
@@ -305,7 +329,9 @@ impl Outbox {
             let done = e.required.as_ref().is_some_and(|r| r.is_subset(&e.acked));
             if done {
                 freed += held(&e.msg);
-                delivered_keys.extend(e.key);
+                if e.spooled {
+                    delivered_keys.push(e.seq);
+                }
             }
             !done
         });
@@ -356,39 +382,30 @@ impl Outbox {
             resent: inner.resent,
             sent: inner.sent,
             slim_messages: inner.slim_messages,
-        }
-    }
-}
-
-/// Ids seen recently, to drop the duplicates re-sending creates.
-pub(crate) struct SeenIds {
-    set: HashSet<String>,
-    order: VecDeque<String>,
-    capacity: usize,
-}
-
-impl SeenIds {
-    pub(crate) fn new(capacity: usize) -> Self {
-        SeenIds {
-            set: HashSet::new(),
-            order: VecDeque::new(),
-            capacity,
+            oldest_ms: inner
+                .entries
+                .front()
+                .map(|e| e.taken.elapsed().as_millis() as u64),
         }
     }
 
-    /// Records `id`; false when it was seen before.
-    pub(crate) fn first_time(&mut self, id: &str) -> bool {
-        if self.set.contains(id) {
-            return false;
+    /// What `member` still owes at `now`.
+    pub(crate) fn backlog(&self, member: &str, now: Instant) -> MemberBacklog {
+        let inner = self.lock();
+        let owes = |e: &&Entry| {
+            e.required.as_ref().is_some_and(|r| r.contains(member)) && !e.acked.contains(member)
+        };
+        let mut owed = inner.entries.iter().filter(owes);
+        let first = owed.next();
+        MemberBacklog {
+            acked_up_to: match first {
+                Some(e) => e.seq.checked_sub(1),
+                None => inner.last_taken,
+            },
+            unacked: first.map_or(0, |_| 1 + owed.count()),
+            oldest_unacked: first
+                .and_then(|e| e.last_sent.map(|_| now.saturating_duration_since(e.taken))),
         }
-        if self.order.len() == self.capacity {
-            if let Some(old) = self.order.pop_front() {
-                self.set.remove(&old);
-            }
-        }
-        self.set.insert(id.to_string());
-        self.order.push_back(id.to_string());
-        true
     }
 }
 
@@ -529,6 +546,27 @@ mod tests {
     }
 
     #[test]
+    fn a_members_backlog_counts_what_it_has_not_acknowledged() {
+        let o = outbox(1000, 10);
+        let t0 = Instant::now();
+        assert_eq!(o.backlog("p", t0), MemberBacklog::default());
+        o.push_all(vec![msg("a", 1), msg("b", 1), msg("c", 1)])
+            .unwrap();
+        o.due(t0, &members(&["p", "q"]), Duration::from_secs(5));
+        o.ack("p", ["a"]);
+        let p = o.backlog("p", t0 + Duration::from_secs(1));
+        assert_eq!((p.acked_up_to, p.unacked), (Some(0), 2));
+        assert!(p.oldest_unacked.is_some());
+        o.ack("p", ["b", "c"]);
+        let p = o.backlog("p", t0);
+        assert_eq!(
+            (p.acked_up_to, p.unacked, p.oldest_unacked),
+            (Some(2), 0, None)
+        );
+        assert_eq!(o.backlog("q", t0).unacked, 3);
+    }
+
+    #[test]
     fn a_full_outbox_refuses_all_of_a_batch() {
         let o = outbox(100, 3);
         o.push_all(vec![msg("a", 60)]).unwrap();
@@ -546,15 +584,5 @@ mod tests {
             1,
             "nothing of a refused batch was taken"
         );
-    }
-
-    #[test]
-    fn duplicate_ids_are_recognised_within_the_window() {
-        let mut seen = SeenIds::new(2);
-        assert!(seen.first_time("a"));
-        assert!(!seen.first_time("a"));
-        assert!(seen.first_time("b"));
-        assert!(seen.first_time("c"));
-        assert!(seen.first_time("a"), "forgotten once the window moved on");
     }
 }

@@ -1,22 +1,24 @@
 //! The receive loop shared by both roles: SLIM session → `Incoming` messages, one per message
-//! a frame holds. It also acknowledges every message that carries an id, drops duplicates,
+//! a frame holds. It also acknowledges every message that carries an id (and every ping),
+//! drops copies of what was handed on before, notes when each member was last heard from,
 //! and hands the acknowledgements it receives to the outbox.
 
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use slim_bindings::{MessageContext, Session};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 use crate::connection::{is_closed, is_timeout};
 use crate::frame;
-use crate::node::{lock, Incoming, RoleCtx};
+use crate::liveness::PING_PAYLOAD_TYPE;
+use crate::node::{Incoming, RoleCtx, Shared};
 use crate::outbox::{ACK_PAYLOAD_TYPE, MESSAGE_ID_KEY};
-use crate::sender::COMPLETION_WAIT;
+use crate::sender::{COMPLETION_WAIT, PING_ID_KEY};
 
 /// Key SLIM adds on the receiving side with the MLS-verified sender identity.
 const PEER_SUBJECT_KEY: &str = "slim-peer-subject";
@@ -43,6 +45,8 @@ pub(crate) enum ReceiveEnd {
 /// Acknowledgements waiting to be sent, per sender.
 struct Acks {
     pending: HashMap<String, (MessageContext, Vec<String>)>,
+    /// Message ids among them, recorded as done before the acknowledgements leave.
+    done: Vec<String>,
     count: usize,
     window: Arc<Semaphore>,
 }
@@ -52,11 +56,16 @@ struct ToAck {
     from: String,
     ctx: MessageContext,
     ids: Vec<String>,
+    /// Message ids (not a ping's): recorded as handed on once acknowledged.
+    messages: bool,
 }
 
 impl Acks {
     fn add(&mut self, item: ToAck) {
         self.count += item.ids.len();
+        if item.messages {
+            self.done.extend(item.ids.iter().cloned());
+        }
         match self.pending.get_mut(&item.from) {
             Some((_, ids)) => ids.extend(item.ids),
             None => {
@@ -65,7 +74,24 @@ impl Acks {
         }
     }
 
-    async fn flush(&mut self, session: &Session) {
+    async fn flush(&mut self, shared: &Arc<Shared>, session: &Session) {
+        if !self.done.is_empty() {
+            // What a publisher is told arrived is remembered first, so that a copy arriving
+            // after a restart is recognised. Off the async workers: it writes a file.
+            let done = std::mem::take(&mut self.done);
+            let shared = shared.clone();
+            let recorded = tokio::task::spawn_blocking(move || {
+                shared.seen.done(done.iter().map(String::as_str))
+            })
+            .await;
+            match recorded {
+                Ok(Ok(())) => {}
+                // Acknowledged all the same: holding acks back would stall every publisher;
+                // only a copy arriving after a restart could then be handed on twice.
+                Ok(Err(err)) => error!(%err, "could not record received messages"),
+                Err(err) => error!(%err, "recording received messages failed"),
+            }
+        }
         for (from, (ctx, ids)) in self.pending.drain() {
             let Ok(permit) = self.window.clone().acquire_owned().await else {
                 return;
@@ -92,9 +118,10 @@ impl Acks {
 /// Sends acknowledgements on a task of its own: each is an MLS-signed SLIM message, and
 /// publishing it inline would hold up the messages arriving meanwhile. Ends, after a last
 /// flush, when the receive loop drops its end of `rx`.
-async fn acknowledge(session: Arc<Session>, mut rx: mpsc::Receiver<ToAck>) {
+async fn acknowledge(shared: Arc<Shared>, session: Arc<Session>, mut rx: mpsc::Receiver<ToAck>) {
     let mut acks = Acks {
         pending: HashMap::new(),
+        done: Vec::new(),
         count: 0,
         window: Arc::new(Semaphore::new(ACKS_IN_FLIGHT)),
     };
@@ -105,15 +132,15 @@ async fn acknowledge(session: Arc<Session>, mut rx: mpsc::Receiver<ToAck>) {
                 Some(item) => {
                     acks.add(item);
                     if acks.count >= ACK_BATCH {
-                        acks.flush(&session).await;
+                        acks.flush(&shared, &session).await;
                     }
                 }
                 None => {
-                    acks.flush(&session).await;
+                    acks.flush(&shared, &session).await;
                     return;
                 }
             },
-            _ = tick.tick() => acks.flush(&session).await,
+            _ = tick.tick() => acks.flush(&shared, &session).await,
         }
     }
 }
@@ -124,7 +151,7 @@ pub(crate) async fn receive_until_closed(
     cancel: CancellationToken,
 ) -> ReceiveEnd {
     let (ack_tx, ack_rx) = mpsc::channel(ACK_QUEUE);
-    let acker = tokio::spawn(acknowledge(session.clone(), ack_rx));
+    let acker = tokio::spawn(acknowledge(ctx.shared.clone(), session.clone(), ack_rx));
     let end = receive(ctx, &session, cancel, ack_tx).await;
     // The acknowledging task flushes what is left once the loop dropped its sender.
     let _ = tokio::time::timeout(ACK_DRAIN, acker).await;
@@ -146,9 +173,28 @@ async fn receive(
         match result {
             Ok(mut msg) => {
                 let from = msg.context.source_name.to_string();
+                ctx.shared.heard.heard(&from, Instant::now());
                 if msg.context.payload_type == ACK_PAYLOAD_TYPE {
                     let text = String::from_utf8_lossy(&msg.payload);
                     ctx.shared.outbox.ack(&from, text.lines());
+                    continue;
+                }
+                if msg.context.payload_type == PING_PAYLOAD_TYPE {
+                    let id = msg
+                        .context
+                        .metadata
+                        .get(PING_ID_KEY)
+                        .cloned()
+                        .unwrap_or_default();
+                    let to_ack = ToAck {
+                        from,
+                        ctx: msg.context,
+                        ids: vec![id],
+                        messages: false,
+                    };
+                    if acks.send(to_ack).await.is_err() {
+                        return ReceiveEnd::Cancelled;
+                    }
                     continue;
                 }
                 let mut metadata = std::mem::take(&mut msg.context.metadata);
@@ -165,12 +211,24 @@ async fn receive(
                         }
                         None => vec![(None, 0..msg.payload.len())],
                     };
-                let ids: Vec<String> = parts.iter().filter_map(|(id, _)| id.clone()).collect();
+                // Marked before the acknowledgements are queued: their task records what it
+                // acknowledges as done, and only what was marked counts.
+                let parts: Vec<(Option<String>, Range<usize>, bool)> = parts
+                    .into_iter()
+                    .map(|(id, range)| {
+                        let fresh = id
+                            .as_deref()
+                            .is_none_or(|id| ctx.shared.seen.first_time(id));
+                        (id, range, fresh)
+                    })
+                    .collect();
+                let ids: Vec<String> = parts.iter().filter_map(|(id, _, _)| id.clone()).collect();
                 if !ids.is_empty() {
                     let to_ack = ToAck {
                         from: from.clone(),
                         ctx: msg.context.clone(),
                         ids,
+                        messages: true,
                     };
                     if acks.send(to_ack).await.is_err() {
                         return ReceiveEnd::Cancelled;
@@ -180,12 +238,10 @@ async fn receive(
                 metadata.remove(frame::MESSAGE_LENGTHS_KEY);
                 let single = parts.len() == 1;
                 let mut payload = msg.payload;
-                for (id, range) in parts {
-                    if let Some(id) = &id {
-                        if !lock(&ctx.shared.seen).first_time(id) {
-                            debug!(%from, %id, "dropped a duplicate");
-                            continue;
-                        }
+                for (id, range, fresh) in parts {
+                    if !fresh {
+                        debug!(%from, id = id.as_deref().unwrap_or(""), "dropped a copy of a message handed on before");
+                        continue;
                     }
                     let mut metadata = metadata.clone();
                     if let Some(id) = id {

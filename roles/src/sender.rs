@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::frame;
+use crate::liveness::{PING_EVERY, PING_PAYLOAD_TYPE};
 use crate::node::RoleCtx;
 
 /// First wait for an acknowledgement before sending again (SLIM's own retransmission,
@@ -26,12 +27,16 @@ const MEMBERS_REFRESH: Duration = Duration::from_secs(2);
 pub(crate) const MAX_IN_FLIGHT: usize = 256;
 /// How long a completion is awaited; SLIM can leave handles unresolved forever.
 pub(crate) const COMPLETION_WAIT: Duration = Duration::from_secs(60);
+/// Metadata key of a ping's number, which its acknowledgement carries back.
+pub(crate) const PING_ID_KEY: &str = "slim-node-ping";
 
 /// Runs for one session; returns when `cancel` fires.
 pub(crate) async fn run(ctx: RoleCtx, session: Arc<Session>, cancel: CancellationToken) {
     let own = ctx.cfg.name.to_string();
     let mut tick = tokio::time::interval(TICK);
     let mut listed: Option<Instant> = None;
+    let mut pinged: Option<Instant> = None;
+    let mut pings: u64 = 0;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
@@ -41,6 +46,11 @@ pub(crate) async fn run(ctx: RoleCtx, session: Arc<Session>, cancel: Cancellatio
         // SLIM silently drops what is published while nobody is there to receive it.
         if !ctx.shared.state().has_members() {
             continue;
+        }
+        if pinged.is_none_or(|at| at.elapsed() >= PING_EVERY) {
+            pinged = Some(Instant::now());
+            pings += 1;
+            ping(&ctx, &session, pings).await;
         }
         // Asking SLIM for the member list on every wake-up would put a round trip on the
         // publish path; members change rarely (the moderator's joins arrive as events).
@@ -94,6 +104,32 @@ pub(crate) async fn run(ctx: RoleCtx, session: Arc<Session>, cancel: Cancellatio
                     "SLIM refused a publish"),
             }
         }
+    }
+}
+
+/// Pings the group: every member acknowledges it, so each is heard from at least once a
+/// second even on a quiet channel. Skipped when the publish window is full: the
+/// acknowledgements of that data are heard from then.
+async fn ping(ctx: &RoleCtx, session: &Session, n: u64) {
+    let Ok(permit) = ctx.shared.window.clone().try_acquire_owned() else {
+        return;
+    };
+    let metadata = std::collections::HashMap::from([(PING_ID_KEY.to_string(), n.to_string())]);
+    match session
+        .publish_async(
+            b"ping".to_vec(),
+            Some(PING_PAYLOAD_TYPE.to_string()),
+            Some(metadata),
+        )
+        .await
+    {
+        Ok(completion) => {
+            tokio::spawn(async move {
+                let _ = completion.wait_for_async(COMPLETION_WAIT).await;
+                drop(permit);
+            });
+        }
+        Err(err) => debug!(%err, "SLIM refused a ping"),
     }
 }
 

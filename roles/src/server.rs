@@ -43,10 +43,10 @@ impl SlimServer {
         info!(%endpoint, tls = tls.is_some(), mtls = tls.is_some_and(|t| t.client_ca.is_some()),
             "SLIM data-plane server listening");
         let sweeper = tokio::spawn(async {
-            let mut tick = tokio::time::interval(crate::nodelay::SERVER_SWEEP);
+            let mut tick = tokio::time::interval(crate::sockets::SERVER_SWEEP);
             loop {
                 tick.tick().await;
-                crate::nodelay::sweep();
+                crate::sockets::sweep();
             }
         });
         Ok(SlimServer {

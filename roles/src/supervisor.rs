@@ -51,12 +51,16 @@ impl Supervisor {
             if !lost {
                 return;
             }
+            self.shared
+                .link
+                .down("SLIM's client gave up reconnecting and dropped the connection");
             self.shared.apply(Event::Disconnected);
             conn = match self.reconnect(&mut retry).await {
                 Some(c) => c,
                 None => return,
             };
             retry.reset();
+            self.shared.link.up();
             self.shared.apply(Event::Connected);
         }
     }
@@ -76,7 +80,7 @@ impl Supervisor {
         let mut role = spawn_role(ctx);
         let (lost, role_ended) = tokio::select! {
             _ = self.cancel.cancelled() => (false, false),
-            _ = link_lost(&conn) => (true, false),
+            _ = link_lost(&conn, &self.shared) => (true, false),
             ended = &mut role => {
                 if let Err(err) = ended {
                     warn!(%err, "role task ended abnormally");
@@ -111,6 +115,8 @@ impl Supervisor {
             let attempt = tokio::select! {
                 _ = self.cancel.cancelled() => return None,
                 c = connection::connect(&self.cfg, &self.service_name) => c,
+                // A connect can take its whole backoff (tens of seconds): still working.
+                _ = beating(&self.shared) => return None,
             };
             match attempt {
                 Ok(conn) => {
@@ -119,14 +125,25 @@ impl Supervisor {
                 }
                 Err(err) => {
                     let delay = retry.next_delay();
+                    self.shared.link.attempt_failed(&err.to_string());
                     warn!(%err, retry_in = ?delay, "reconnecting to SLIM failed");
                     tokio::select! {
                         _ = self.cancel.cancelled() => return None,
                         _ = tokio::time::sleep(delay) => {}
+                        _ = beating(&self.shared) => return None,
                     }
                 }
             }
         }
+    }
+}
+
+/// Shows the supervisor is working, every [`LINK_CHECK`]; never ends.
+async fn beating(shared: &Shared) {
+    let mut tick = tokio::time::interval(LINK_CHECK);
+    loop {
+        tick.tick().await;
+        shared.beat();
     }
 }
 
@@ -140,14 +157,22 @@ fn spawn_role(ctx: RoleCtx) -> JoinHandle<()> {
     }
 }
 
-/// Resolves once SLIM no longer lists the connection.
-async fn link_lost(conn: &Connection) {
+/// Resolves once SLIM no longer lists the connection. Meanwhile keeps the link's status:
+/// down while no socket is connected to the server (SLIM is reconnecting on its own).
+async fn link_lost(conn: &Connection, shared: &Shared) {
     let mut tick = tokio::time::interval(LINK_CHECK);
     let mut misses = 0;
     loop {
         tick.tick().await;
+        shared.beat();
         // SLIM reconnects on its own after short outages, on a new socket.
-        crate::nodelay::sweep();
+        crate::sockets::sweep();
+        match conn.is_up() {
+            Some(false) => shared
+                .link
+                .down("no connection to the SLIM server; SLIM's client is reconnecting"),
+            Some(true) | None => shared.link.up(),
+        }
         if conn.is_listed() {
             misses = 0;
         } else {

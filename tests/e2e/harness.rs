@@ -39,6 +39,9 @@ impl Proc {
             .args(args)
             .env_remove("RUST_LOG")
             .env("SLIM_NODE_LOG", "debug")
+            // Each test's nodes keep their state (by name) in the test's own directory.
+            .env("XDG_STATE_HOME", dir.join("state"))
+            .env_remove("SLIM_NODE_DATA_DIR")
             .stdin(Stdio::null())
             .stdout(File::create(&stdout).expect("stdout file"))
             .stderr(File::create(&stderr).expect("stderr file"))

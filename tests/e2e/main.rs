@@ -10,6 +10,7 @@ mod conformance;
 mod faults;
 mod grpc;
 mod hostile;
+mod outages;
 mod python_sdk;
 mod scenarios;
 mod security;

@@ -59,6 +59,7 @@ fn node_config(args: &NodeArgs) -> anyhow::Result<NodeConfig> {
         outbox: args.queue.limits(),
         spool: args.queue.spool_config(),
         tls: args.slim_tls.settings(),
+        state_dir: Some(args.queue.state_dir(&args.name, false)?),
     };
     config.validate()?;
     Ok(config)
@@ -132,6 +133,10 @@ impl RunningNode {
             Some(addr) => Some(bind("OTLP/gRPC", addr).await?),
             None => None,
         };
+        let health = match &receivers.health {
+            Some(addr) => Some(bind("health probes", addr).await?),
+            None => None,
+        };
         let tls = match receivers.tls.files() {
             Some(files) => Some(
                 receiver::tls::acceptor(&files)
@@ -170,6 +175,20 @@ impl RunningNode {
                 stop.clone(),
             );
             tasks.push(("OTLP/HTTP", tokio::spawn(serve)));
+        }
+        if let Some(listener) = health {
+            info!(addr = ?listener.local_addr().ok(), "health endpoints listening");
+            let routes = crate::health::routes(node.publisher()).layer(
+                axum::middleware::from_fn_with_state(guard.clone(), crate::receiver::guard::check),
+            );
+            let serve = receiver::server::serve(
+                listener,
+                routes,
+                settings.limits,
+                tls.clone(),
+                stop.clone(),
+            );
+            tasks.push(("health", tokio::spawn(serve)));
         }
         if let Some(listener) = grpc {
             let serve =

@@ -34,8 +34,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         let spool = matches!(role, RoleConfig::Moderator { .. })
             .then(|| args.queue.spool_config())
             .flatten();
+        let name = name.parse::<SlimName>()?;
         Ok(NodeConfig {
-            name: name.parse::<SlimName>()?,
+            state_dir: Some(args.queue.state_dir(&name, true)?),
+            name,
             secret: secret.clone(),
             slim_url: url.clone(),
             role,
@@ -51,6 +53,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let no_receivers = ReceiverArgs {
         otlp_http: None,
         otlp_grpc: None,
+        health: None,
         limits: args.limits.clone(),
         tls: args.tls.clone(),
         auth: args.auth.clone(),
@@ -64,6 +67,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let receivers = ReceiverArgs {
         otlp_http: Some(args.otlp_http.clone()),
         otlp_grpc: Some(args.otlp_grpc.clone()),
+        health: None,
         limits: args.limits.clone(),
         tls: args.tls.clone(),
         auth: args.auth.clone(),

@@ -2,7 +2,7 @@
 //! authentication, a per-key rate limit and a cap on concurrent requests. It answers as
 //! the protocol expects: OTLP/HTTP status codes with a `Status` body, or gRPC status codes
 //! (UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED / UNAVAILABLE + RetryInfo).
-//! `/health` is open; it learns from the guard whether the caller is authenticated.
+//! The health paths are open; `/health` learns from the guard whether the caller is authenticated.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -86,7 +86,7 @@ pub async fn check(State(guard): State<Guard>, mut req: Request, next: Next) -> 
                 .map(HeaderValue::as_bytes),
         ),
     };
-    if req.uri().path() == "/health" {
+    if crate::health::is_health_path(req.uri().path()) {
         let trusted = matches!(verdict, Verdict::Known(_));
         req.extensions_mut().insert(Caller { trusted });
         return next.run(req).await;

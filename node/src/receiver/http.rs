@@ -6,7 +6,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
 use axum::Router;
 use http_body_util::BodyExt;
 use tokio::net::TcpListener;
@@ -17,7 +17,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use tracing::{info, warn};
 
-use super::guard::{self, Caller, Guard};
+use super::guard::{self, Guard};
 use super::server::{self, ConnLimits};
 use crate::cli::LimitArgs;
 use crate::ingest::{Accepted, Format, Ingest, IngestError};
@@ -69,10 +69,7 @@ pub fn router(ingest: Ingest, settings: &HttpSettings, guard: Guard, admin: Admi
         .route("/v1/metrics", export(Signal::Metrics))
         .route("/v1/logs", export(Signal::Logs))
         .merge(super::admin::routes(admin))
-        .route(
-            "/health",
-            get(health).fallback(|| async { method_not_allowed("GET") }),
-        )
+        .merge(crate::health::routes(ingest.publisher().clone()))
         .fallback(|| async {
             error_response(
                 Format::Json,
@@ -125,30 +122,6 @@ pub async fn serve(
     info!(addr = ?listener.local_addr().ok(), tls = tls.is_some(), "OTLP/HTTP receiver listening");
     let app = router(ingest, &settings, guard, admin);
     server::serve(listener, app, settings.limits, tls, shutdown).await
-}
-
-async fn health(State(ingest): State<Ingest>, caller: Option<axum::Extension<Caller>>) -> Response {
-    let status = ingest.publisher().status();
-    let ok = if status.state.has_members() {
-        "ok"
-    } else {
-        "waiting"
-    };
-    // Names of members and channels are for those holding a key.
-    let body = if caller.is_some_and(|c| c.trusted) {
-        serde_json::json!({
-            "status": ok,
-            "node": status,
-            "outbox": ingest.publisher().outbox(),
-        })
-    } else {
-        serde_json::json!({ "status": ok, "node": { "state": status.state.name() } })
-    };
-    (
-        [(header::CONTENT_TYPE, HeaderValue::from_static(JSON_CT))],
-        body.to_string(),
-    )
-        .into_response()
 }
 
 async fn export(ingest: Ingest, signal: Signal, headers: HeaderMap, body: Body) -> Response {
@@ -259,7 +232,7 @@ pub(crate) fn error_response(
     response
 }
 
-fn method_not_allowed(allow: &'static str) -> Response {
+pub(crate) fn method_not_allowed(allow: &'static str) -> Response {
     let mut response = error_response(
         Format::Json,
         StatusCode::METHOD_NOT_ALLOWED,

@@ -1,4 +1,7 @@
-//! TCP_NODELAY on the process's TCP sockets, SLIM's included.
+//! The process's own TCP sockets, SLIM's included, found through /proc/self/fd (Linux only;
+//! elsewhere these do nothing): TCP_NODELAY on every one, and whether one is connected to a
+//! given server — the only sign of SLIM's link, which keeps its connection listed while it
+//! reconnects and reports nothing.
 //!
 //! SLIM's client turns Nagle's algorithm on explicitly and its server leaves it on, and the
 //! bindings offer no setting: a small message written while the previous one is still
@@ -12,16 +15,14 @@ use std::time::Duration;
 /// How often a SLIM server's sockets are swept (a new connection has Nagle on until then).
 pub const SERVER_SWEEP: Duration = Duration::from_millis(100);
 
-/// Sets TCP_NODELAY on every TCP socket of this process that does not have it; returns
-/// how many were changed.
+/// Calls `f` with every TCP socket of this process; false where that cannot be known.
 #[cfg(target_os = "linux")]
-pub fn sweep() -> usize {
+fn each_tcp_socket(mut f: impl FnMut(socket2::SockRef<'_>)) -> bool {
     use std::os::fd::{BorrowedFd, RawFd};
 
     let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
-        return 0;
+        return false;
     };
-    let mut changed = 0;
     for entry in entries.flatten() {
         let Some(fd) = entry
             .file_name()
@@ -43,22 +44,63 @@ pub fn sweep() -> usize {
         let socket = socket2::SockRef::from(&fd);
         let tcp = socket.r#type().is_ok_and(|t| t == socket2::Type::STREAM)
             && socket.local_addr().is_ok_and(|a| a.as_socket().is_some());
-        if tcp && socket.tcp_nodelay().is_ok_and(|on| !on) && socket.set_tcp_nodelay(true).is_ok() {
-            changed += 1;
+        if tcp {
+            f(socket);
         }
     }
+    true
+}
+
+#[cfg(not(target_os = "linux"))]
+fn each_tcp_socket(_: impl FnMut(socket2::SockRef<'_>)) -> bool {
+    false
+}
+
+/// Sets TCP_NODELAY on every TCP socket of this process that does not have it; returns
+/// how many were changed.
+pub fn sweep() -> usize {
+    let mut changed = 0;
+    each_tcp_socket(|socket| {
+        if socket.tcp_nodelay().is_ok_and(|on| !on) && socket.set_tcp_nodelay(true).is_ok() {
+            changed += 1;
+        }
+    });
     changed
 }
 
-/// Sets TCP_NODELAY on every TCP socket of this process (Linux only).
-#[cfg(not(target_os = "linux"))]
-pub fn sweep() -> usize {
-    0
+/// Whether a TCP socket of this process is connected to one of `server`; `None` where that
+/// cannot be known (not Linux, or no address to look for).
+pub(crate) fn connected_to(server: &[std::net::SocketAddr]) -> Option<bool> {
+    if server.is_empty() {
+        return None;
+    }
+    let mut connected = false;
+    let known = each_tcp_socket(|socket| {
+        connected |= socket
+            .peer_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .is_some_and(|peer| server.contains(&peer));
+    });
+    known.then_some(connected)
 }
 
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_connection_to_the_server_is_found_and_its_absence_too() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        assert_eq!(connected_to(&[addr]), Some(false));
+        let client = std::net::TcpStream::connect(addr).unwrap();
+        assert_eq!(connected_to(&[addr]), Some(true));
+        drop(client);
+        drop(listener);
+        assert_eq!(connected_to(&[addr]), Some(false));
+        assert_eq!(connected_to(&[]), None);
+    }
 
     #[test]
     fn a_socket_with_nagle_on_gets_tcp_nodelay() {

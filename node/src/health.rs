@@ -1,0 +1,82 @@
+//! The health endpoints, on the OTLP/HTTP port and on `--health HOST:PORT`:
+//! - `GET /health`: the node's state as JSON (status, node, link, members, outbox); callers
+//!   without a valid token (when a token file is set) see only the status and the state name;
+//! - `GET /health/live`: 200 while the node works, 503 once it is wedged (liveness probe);
+//! - `GET /health/ready`: 200 while a publish would reach at least one live member, else 503
+//!   (readiness probe).
+//!
+//! The verdicts are decided in `slim_roles::health`; this module only renders them.
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use slim_roles::Publisher;
+
+use crate::receiver::guard::Caller;
+
+const JSON_CT: &str = "application/json";
+
+/// The paths served here; the guard lets them through without a token (probes carry none).
+pub fn is_health_path(path: &str) -> bool {
+    matches!(path, "/health" | "/health/live" | "/health/ready")
+}
+
+/// The health routes over `publisher`'s node.
+pub fn routes<S>(publisher: Publisher) -> Router<S> {
+    let not_get = || async { crate::receiver::http::method_not_allowed("GET") };
+    Router::new()
+        .route("/health", get(full).fallback(not_get))
+        .route("/health/live", get(live).fallback(not_get))
+        .route("/health/ready", get(ready).fallback(not_get))
+        .with_state(publisher)
+}
+
+fn json(status: StatusCode, body: serde_json::Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(JSON_CT))],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn full(
+    State(publisher): State<Publisher>,
+    caller: Option<axum::Extension<Caller>>,
+) -> Response {
+    let health = publisher.health();
+    // Names of members and channels are for those holding a key; without a token file
+    // every caller is trusted (the guard says so).
+    let trusted = caller.is_some_and(|c| c.trusted);
+    let body = if trusted {
+        serde_json::to_value(&health).unwrap_or_default()
+    } else {
+        serde_json::json!({ "status": health.status, "node": { "state": health.node.state.name() } })
+    };
+    json(StatusCode::OK, body)
+}
+
+async fn live(State(publisher): State<Publisher>) -> Response {
+    match publisher.wedged() {
+        None => json(StatusCode::OK, serde_json::json!({ "status": "live" })),
+        Some(reason) => json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({ "status": "wedged", "reason": reason }),
+        ),
+    }
+}
+
+async fn ready(State(publisher): State<Publisher>) -> Response {
+    let health = publisher.health();
+    let code = if health.ready() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json(
+        code,
+        serde_json::json!({ "status": health.status, "state": health.node.state.name(), "link": health.link.state }),
+    )
+}

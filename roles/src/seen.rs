@@ -1,0 +1,287 @@
+//! The message ids a node has already handed on, so that a copy is dropped: one a publisher
+//! re-sends because an acknowledgement was late or lost, or one SLIM's session layer replays
+//! to a member that joins the group again (it keeps the last 512 SLIM messages sent). With a
+//! state directory the record survives restarts, so a participant killed and restarted does not
+//! write again what it had already written. Bounded: the last `capacity` ids, in memory and on
+//! disk alike.
+//!
+//! An id is *marked* when it is first handed on (copies arriving meanwhile are dropped) and
+//! *done* once it is acknowledged; only done ids are written to disk, in the same step that
+//! lets the acknowledgements go, so whatever a publisher was told arrived is remembered.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use redb::{Database, Durability, ReadableTable, TableDefinition};
+use thiserror::Error;
+
+/// key: order in which ids were done; value: the id's 128-bit key.
+const TABLE: TableDefinition<u64, u128> = TableDefinition::new("seen");
+/// The file in the state directory.
+pub const SEEN_FILE: &str = "seen.redb";
+
+/// A record of seen ids that cannot be used.
+#[derive(Debug, Error)]
+#[error("the record of received messages in {path}: {message}")]
+pub struct SeenError {
+    path: String,
+    message: String,
+}
+
+/// 128 bits of an id: the UUID itself (what slim-node senders use), or for any other text a
+/// 128-bit FNV-1a hash, stable across builds and platforms.
+fn key(id: &str) -> u128 {
+    if let Ok(uuid) = uuid::Uuid::try_parse(id) {
+        return uuid.as_u128();
+    }
+    const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
+    const PRIME: u128 = 0x0000000001000000000000000000013B;
+    id.bytes()
+        .fold(OFFSET, |h, b| (h ^ u128::from(b)).wrapping_mul(PRIME))
+}
+
+/// Ids handed on lately; see the module documentation.
+pub(crate) struct Seen {
+    inner: Mutex<Inner>,
+    disk: Option<Disk>,
+}
+
+struct Inner {
+    /// id key → whether it is done (acknowledged, and so on disk when there is one).
+    ids: HashMap<u128, bool>,
+    /// Keys in the order they were marked, to forget the oldest first.
+    order: VecDeque<u128>,
+    capacity: usize,
+}
+
+struct Disk {
+    db: Database,
+    path: PathBuf,
+    /// Sequence number of the next done id.
+    next: Mutex<u64>,
+}
+
+impl Seen {
+    /// A record in memory only.
+    pub(crate) fn in_memory(capacity: usize) -> Seen {
+        Seen {
+            inner: Mutex::new(Inner {
+                ids: HashMap::new(),
+                order: VecDeque::new(),
+                capacity: capacity.max(1),
+            }),
+            disk: None,
+        }
+    }
+
+    /// A record kept in `dir`, holding what an earlier run there had done. Fails when the
+    /// file cannot be opened, e.g. because another node uses the same directory.
+    pub(crate) fn open(dir: &Path, capacity: usize) -> Result<Seen, SeenError> {
+        let path = dir.join(SEEN_FILE);
+        let err = |message: String| SeenError {
+            path: path.display().to_string(),
+            message,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+        let db = Database::create(&path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => {
+                err("already in use by another process: give each node its own --data-dir".into())
+            }
+            other => err(other.to_string()),
+        })?;
+        let mut seen = Seen::in_memory(capacity);
+        let mut next = 0;
+        {
+            let read = db.begin_read().map_err(|e| err(e.to_string()))?;
+            match read.open_table(TABLE) {
+                Ok(table) => {
+                    let inner = seen.inner.get_mut().unwrap_or_else(|p| p.into_inner());
+                    for row in table.iter().map_err(|e| err(e.to_string()))? {
+                        let (seq, id) = row.map_err(|e| err(e.to_string()))?;
+                        next = seq.value() + 1;
+                        inner.insert(id.value(), true);
+                    }
+                }
+                Err(redb::TableError::TableDoesNotExist(_)) => {}
+                Err(e) => return Err(err(e.to_string())),
+            }
+        }
+        seen.disk = Some(Disk {
+            db,
+            path,
+            next: Mutex::new(next),
+        });
+        Ok(seen)
+    }
+
+    /// How many ids are remembered.
+    pub(crate) fn len(&self) -> usize {
+        crate::node::lock(&self.inner).ids.len()
+    }
+
+    /// Marks `id` as handed on; false when it was marked before (a copy: drop it).
+    pub(crate) fn first_time(&self, id: &str) -> bool {
+        let mut inner = crate::node::lock(&self.inner);
+        let key = key(id);
+        if inner.ids.contains_key(&key) {
+            return false;
+        }
+        inner.insert(key, false);
+        true
+    }
+
+    /// Records marked `ids` as done: acknowledged to their publisher. With a state directory they
+    /// are written (without fsync: a crash of the process keeps them, a power loss may not)
+    /// before this returns, so call it before the acknowledgements leave.
+    pub(crate) fn done<'a>(&self, ids: impl IntoIterator<Item = &'a str>) -> Result<(), SeenError> {
+        let mut fresh = Vec::new();
+        {
+            let mut inner = crate::node::lock(&self.inner);
+            for id in ids {
+                let key = key(id);
+                // Ids done already, or never marked (forgotten beyond the capacity), are skipped.
+                if let Some(done) = inner.ids.get_mut(&key).filter(|done| !**done) {
+                    *done = true;
+                    fresh.push(key);
+                }
+            }
+        }
+        match (&self.disk, fresh.is_empty()) {
+            (Some(disk), false) => disk.write(&fresh, crate::node::lock(&self.inner).capacity),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Inner {
+    fn insert(&mut self, key: u128, done: bool) {
+        if self.order.len() >= self.capacity {
+            if let Some(old) = self.order.pop_front() {
+                self.ids.remove(&old);
+            }
+        }
+        self.ids.insert(key, done);
+        self.order.push_back(key);
+    }
+}
+
+impl Disk {
+    fn error(&self, e: impl std::fmt::Display) -> SeenError {
+        SeenError {
+            path: self.path.display().to_string(),
+            message: e.to_string(),
+        }
+    }
+
+    /// Appends `keys` and forgets what falls out of the last `capacity`, in one transaction.
+    fn write(&self, keys: &[u128], capacity: usize) -> Result<(), SeenError> {
+        let mut next = crate::node::lock(&self.next);
+        let mut write = self.db.begin_write().map_err(|e| self.error(e))?;
+        // Eventual: written through to the OS at commit (survives kill -9), not fsynced.
+        write.set_durability(Durability::Eventual);
+        {
+            let mut table = write.open_table(TABLE).map_err(|e| self.error(e))?;
+            for (i, key) in keys.iter().enumerate() {
+                table
+                    .insert(*next + i as u64, *key)
+                    .map_err(|e| self.error(e))?;
+            }
+            let end = *next + keys.len() as u64;
+            let cutoff = end.saturating_sub(capacity as u64);
+            if cutoff > 0 {
+                table
+                    .retain_in(..cutoff, |_, _| false)
+                    .map_err(|e| self.error(e))?;
+            }
+        }
+        write.commit().map_err(|e| self.error(e))?;
+        *next += keys.len() as u64;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "3250f502-0d8e-4a3c-9a57-8f1c2b7e0a11";
+    const B: &str = "5e0c1a9b-2f44-4d0b-8a6e-1b2c3d4e5f60";
+    const C: &str = "7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+
+    #[test]
+    fn a_copy_of_a_marked_id_is_recognised() {
+        let seen = Seen::in_memory(10);
+        assert!(seen.first_time(A));
+        assert!(!seen.first_time(A));
+        assert!(seen.first_time(B));
+    }
+
+    #[test]
+    fn ids_that_are_not_uuids_are_told_apart() {
+        let seen = Seen::in_memory(10);
+        assert!(seen.first_time("msg-1"));
+        assert!(seen.first_time("msg-2"));
+        assert!(!seen.first_time("msg-1"));
+        assert_ne!(key("msg-1"), key("msg-2"));
+    }
+
+    #[test]
+    fn the_oldest_ids_are_forgotten_beyond_the_capacity() {
+        let seen = Seen::in_memory(2);
+        assert!(seen.first_time(A));
+        assert!(seen.first_time(B));
+        assert!(seen.first_time(C));
+        assert_eq!(seen.len(), 2);
+        assert!(seen.first_time(A), "forgotten once the window moved on");
+    }
+
+    #[test]
+    fn done_ids_survive_a_restart_and_marked_ones_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let seen = Seen::open(dir.path(), 10).unwrap();
+            assert!(seen.first_time(A));
+            assert!(seen.first_time(B));
+            seen.done([A]).unwrap();
+        }
+        let seen = Seen::open(dir.path(), 10).unwrap();
+        assert!(!seen.first_time(A), "acknowledged before the restart");
+        assert!(
+            seen.first_time(B),
+            "handed on but never acknowledged: its publisher sends it again"
+        );
+    }
+
+    #[test]
+    fn an_id_done_before_it_was_marked_is_not_taken_for_a_copy() {
+        let seen = Seen::in_memory(10);
+        seen.done([A]).unwrap();
+        assert!(seen.first_time(A));
+    }
+
+    #[test]
+    fn the_file_keeps_only_the_last_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let seen = Seen::open(dir.path(), 2).unwrap();
+            for id in [A, B, C] {
+                seen.first_time(id);
+                seen.done([id]).unwrap();
+            }
+        }
+        let seen = Seen::open(dir.path(), 2).unwrap();
+        assert_eq!(seen.len(), 2);
+        assert!(!seen.first_time(C));
+        assert!(!seen.first_time(B));
+        assert!(seen.first_time(A), "the oldest was removed from the file");
+    }
+
+    #[test]
+    fn a_directory_in_use_is_refused_with_a_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Seen::open(dir.path(), 10).unwrap();
+        let err = Seen::open(dir.path(), 10).err().expect("second open fails");
+        assert!(err.to_string().contains("another process"), "{err}");
+    }
+}

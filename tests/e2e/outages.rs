@@ -1,0 +1,449 @@
+//! Outages under steady load, as an operator sees them: what `/health` says while a part is
+//! down, how long a restarted participant takes to get data again, and how many records
+//! arrive twice after restarts (only what was in flight at a kill may).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::*;
+
+const CHANNEL: &str = "e2e/outages/telemetry";
+const RECEIVER: &str = "e2e/outages/receiver";
+const PARTICIPANT: &str = "e2e/outages/participant";
+/// Records a second, one request each.
+const RATE: u64 = 50;
+/// Copies allowed after a kill: what the acknowledgement window (20 ms) held, with room for
+/// a debug build on a busy machine.
+const IN_FLIGHT: usize = 10;
+
+fn body(i: usize) -> Vec<u8> {
+    format!(r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{{"body":{{"stringValue":"record {i}"}}}}]}}]}}]}}"#)
+        .into_bytes()
+}
+
+/// A steady stream of log records to a receiver, each record sent once.
+struct Load {
+    stop: Arc<AtomicBool>,
+    /// When each record was sent, by number.
+    sent_at: Arc<Mutex<Vec<Instant>>>,
+    task: tokio::task::JoinHandle<(BTreeSet<String>, usize)>,
+}
+
+impl Load {
+    fn start(port: u16) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent_at = Arc::new(Mutex::new(Vec::new()));
+        let (stop2, sent_at2) = (stop.clone(), sent_at.clone());
+        let task = tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut accepted = BTreeSet::new();
+            let mut tick = tokio::time::interval(Duration::from_millis(1000 / RATE));
+            let mut i = 0;
+            while !stop2.load(Ordering::Relaxed) {
+                tick.tick().await;
+                sent_at2.lock().unwrap().push(Instant::now());
+                let answer = client
+                    .post(format!("http://127.0.0.1:{port}/v1/logs"))
+                    .header("content-type", "application/json")
+                    .body(body(i))
+                    .send()
+                    .await;
+                if answer.is_ok_and(|r| r.status() == 200) {
+                    accepted.insert(format!("record {i}"));
+                }
+                i += 1;
+            }
+            (accepted, i)
+        });
+        Load {
+            stop,
+            sent_at,
+            task,
+        }
+    }
+
+    /// The number of the first record sent at or after `t`.
+    fn first_sent_after(&self, t: Instant) -> Option<usize> {
+        self.sent_at.lock().unwrap().iter().position(|at| *at >= t)
+    }
+
+    /// Stops; returns the records answered 200 and how many were sent.
+    async fn finish(self) -> (BTreeSet<String>, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.unwrap()
+    }
+}
+
+/// `/health` and `/health/ready` of a receiver, every 250 ms, with the time of each sample.
+struct Samples {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<Vec<(Instant, Value, u16)>>,
+}
+
+impl Samples {
+    fn start(port: u16) -> Samples {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let task = tokio::spawn(async move {
+            let mut samples = Vec::new();
+            while !stop2.load(Ordering::Relaxed) {
+                let at = Instant::now();
+                let ready = reqwest::get(format!("http://127.0.0.1:{port}/health/ready"))
+                    .await
+                    .map_or(0, |r| r.status().as_u16());
+                if let Some(h) = health(port).await {
+                    samples.push((at, h, ready));
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            samples
+        });
+        Samples { stop, task }
+    }
+
+    async fn finish(self) -> Vec<(Instant, Value, u16)> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.unwrap()
+    }
+}
+
+/// The samples taken between `from` and `to`.
+fn between(
+    samples: &[(Instant, Value, u16)],
+    from: Instant,
+    to: Instant,
+) -> Vec<&(Instant, Value, u16)> {
+    samples
+        .iter()
+        .filter(|(at, _, _)| *at >= from && *at < to)
+        .collect()
+}
+
+/// One line per sample: seconds since `t0`, status, ready code, link and member states.
+fn describe(samples: &[&(Instant, Value, u16)], t0: Instant) -> String {
+    samples
+        .iter()
+        .map(|(at, h, ready)| {
+            let members: Vec<String> = h["members"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|m| {
+                    format!(
+                        "{}={}",
+                        m["name"].as_str().unwrap_or("?"),
+                        m["state"].as_str().unwrap_or("?")
+                    )
+                })
+                .collect();
+            format!(
+                "  +{:.1}s status={} ready={ready} link={} state={} members=[{}] outbox={}",
+                at.saturating_duration_since(t0).as_secs_f64(),
+                h["status"],
+                h["link"]["state"],
+                h["node"]["state"],
+                members.join(" "),
+                h["outbox"]["messages"],
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Waits until every accepted record is in `outs`; prints and returns (delivered, duplicates).
+/// Fails naming what never arrived.
+async fn count_delivery(
+    what: &str,
+    sent: usize,
+    accepted: &BTreeSet<String>,
+    outs: &[&PathBuf],
+    nodes: &[&Proc],
+) -> (usize, usize) {
+    let deadline = Instant::now() + FORM_TIMEOUT;
+    let got = loop {
+        let got: Vec<String> = outs.iter().flat_map(|o| log_bodies(&jsonl(o))).collect();
+        let unique: BTreeSet<&String> = got.iter().collect();
+        if accepted.iter().all(|a| unique.contains(a)) || Instant::now() > deadline {
+            break got;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let mut copies: BTreeMap<&String, usize> = BTreeMap::new();
+    for g in &got {
+        *copies.entry(g).or_default() += 1;
+    }
+    let duplicates = got.len() - copies.len();
+    eprintln!(
+        "{what}: sent {sent}, answered 200 {}, delivered {}, duplicates {duplicates}",
+        accepted.len(),
+        copies.len()
+    );
+    let missing: Vec<&String> = accepted
+        .iter()
+        .filter(|a| !copies.contains_key(a))
+        .collect();
+    let logs: Vec<String> = nodes.iter().map(|n| n.stderr_text()).collect();
+    assert!(
+        missing.is_empty(),
+        "{what}: answered 200 but never delivered: {missing:?}\n{}",
+        logs.join("\n-----\n")
+    );
+    (copies.len(), duplicates)
+}
+
+/// Waits until record `n` is in `out`; returns when it was first seen.
+async fn wait_record(out: &PathBuf, n: usize, node: &Proc) -> Instant {
+    let wanted = format!("record {n}");
+    let deadline = Instant::now() + FORM_TIMEOUT;
+    while Instant::now() < deadline {
+        if log_bodies(&jsonl(out)).contains(&wanted) {
+            return Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{wanted} never arrived:\n{}", node.stderr_text());
+}
+
+/// Waits until the receiver's `/health` status is `status`.
+async fn wait_status(port: u16, status: &str, node: &Proc) {
+    let deadline = Instant::now() + FORM_TIMEOUT;
+    while Instant::now() < deadline {
+        if health(port).await.is_some_and(|h| h["status"] == status) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!(
+        "status never became {status}: {:?}\n{}",
+        health(port).await,
+        node.stderr_text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_the_slim_server_down_health_says_the_link_is_down_and_nothing_answered_200_is_lost() {
+    let mut mesh = Mesh::start();
+    let (participant, out) = mesh.sink_node("participant", PARTICIPANT, PARTICIPANT_ROLE);
+    let spool = mesh.path("spool").display().to_string();
+    let mut args = moderator(CHANNEL, &[PARTICIPANT]);
+    args.extend(["--spool", &spool]);
+    let (receiver, port) = mesh.receiver("receiver", RECEIVER, &args);
+    wait_state(port, "active", &receiver).await;
+    wait_status(port, "ok", &receiver).await;
+
+    let load = Load::start(port);
+    let samples = Samples::start(port);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let killed = Instant::now();
+    let (mesh, restarted) = tokio::task::spawn_blocking(move || {
+        mesh.crash_server_for(Duration::from_secs(5));
+        let restarted = Instant::now();
+        (mesh, restarted)
+    })
+    .await
+    .unwrap();
+    wait_status(port, "ok", &receiver).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (accepted, sent) = load.finish().await;
+    let samples = samples.finish().await;
+
+    let outage = between(&samples, killed + Duration::from_secs(2), restarted);
+    eprintln!(
+        "/health while the SLIM server was down (killed at +0.0s):\n{}",
+        describe(&outage, killed)
+    );
+    assert!(!outage.is_empty(), "sampled during the outage");
+    for (_, h, ready) in &outage {
+        assert_eq!(h["link"]["state"], "reconnecting", "the link is down: {h}");
+        assert_ne!(h["status"], "ok", "{h}");
+        assert_eq!(*ready, 503, "not ready while nothing can be delivered: {h}");
+    }
+    let (_, duplicates) = count_delivery(
+        "SLIM server killed for 5 s",
+        sent,
+        &accepted,
+        &[&out],
+        &[&participant, &receiver],
+    )
+    .await;
+    assert!(
+        duplicates <= IN_FLIGHT,
+        "{duplicates} records arrived twice"
+    );
+    drop(mesh);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_participant_killed_for_3s_shows_offline_and_is_back_within_seconds_of_its_restart() {
+    let mesh = Mesh::start();
+    let (first, out) = mesh.sink_node("p1", PARTICIPANT, PARTICIPANT_ROLE);
+    let spool = mesh.path("spool").display().to_string();
+    let mut args = moderator(CHANNEL, &[PARTICIPANT]);
+    args.extend(["--spool", &spool]);
+    let (receiver, port) = mesh.receiver("receiver", RECEIVER, &args);
+    wait_state(port, "active", &receiver).await;
+    wait_status(port, "ok", &receiver).await;
+
+    let load = Load::start(port);
+    let samples = Samples::start(port);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let killed = Instant::now();
+    first.kill9();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (second, second_out) = mesh.sink_node("p2", PARTICIPANT, PARTICIPANT_ROLE);
+    let restarted = Instant::now();
+    // The first record sent after the restart, and when it arrived.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let probe = load.first_sent_after(restarted).expect("the load goes on");
+    let arrived = wait_record(&second_out, probe, &second).await;
+    eprintln!(
+        "participant killed for 3 s: restart to first delivered request {:.1} s",
+        arrived.saturating_duration_since(restarted).as_secs_f64()
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (accepted, sent) = load.finish().await;
+    let samples = samples.finish().await;
+
+    let outage = between(&samples, killed + Duration::from_secs(2), restarted);
+    eprintln!(
+        "/health while the participant was down (killed at +0.0s):\n{}",
+        describe(&outage, killed)
+    );
+    assert!(!outage.is_empty(), "sampled during the outage");
+    for (_, h, ready) in &outage {
+        let member = &h["members"][0];
+        assert_eq!(member["name"], PARTICIPANT, "{h}");
+        assert_ne!(member["state"], "live", "the member is silent: {h}");
+        assert_ne!(h["status"], "ok", "{h}");
+        assert_eq!(*ready, 503, "its only member is not live: {h}");
+    }
+    let (_, duplicates) = count_delivery(
+        "participant killed for 3 s",
+        sent,
+        &accepted,
+        &[&out, &second_out],
+        &[&second, &receiver],
+    )
+    .await;
+    assert!(
+        duplicates <= IN_FLIGHT,
+        "{duplicates} records arrived twice"
+    );
+}
+
+/// Runs the load through a receiver to a participant, kills the participant with SIGKILL
+/// mid-stream, restarts it under the same name (same state directory) and counts.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_participant_killed_under_load_and_restarted_writes_nothing_twice_beyond_the_ack_window()
+{
+    let mesh = Mesh::start();
+    let (first, out) = mesh.sink_node("p1", PARTICIPANT, PARTICIPANT_ROLE);
+    let (receiver, port) = mesh.receiver("receiver", RECEIVER, &moderator(CHANNEL, &[PARTICIPANT]));
+    wait_state(port, "active", &receiver).await;
+
+    let load = Load::start(port);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    first.kill9();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (second, second_out) = mesh.sink_node("p2", PARTICIPANT, PARTICIPANT_ROLE);
+    let restarted = Instant::now();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let probe = load.first_sent_after(restarted).expect("the load goes on");
+    let arrived = wait_record(&second_out, probe, &second).await;
+    eprintln!(
+        "participant killed under load: restart to first delivered request {:.1} s",
+        arrived.saturating_duration_since(restarted).as_secs_f64()
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (accepted, sent) = load.finish().await;
+    let (_, duplicates) = count_delivery(
+        "participant killed under load",
+        sent,
+        &accepted,
+        &[&out, &second_out],
+        &[&second, &receiver],
+    )
+    .await;
+    assert!(
+        duplicates <= IN_FLIGHT,
+        "{duplicates} records arrived twice"
+    );
+}
+
+/// The receiver is killed and restarted (with or without its spool), then the participant.
+async fn receiver_then_participant_restart(spooled: bool) {
+    let what = if spooled {
+        "receiver (spool) then participant restarted"
+    } else {
+        "receiver (no spool) then participant restarted"
+    };
+    let mesh = Mesh::start();
+    let (first, out) = mesh.sink_node("p1", PARTICIPANT, PARTICIPANT_ROLE);
+    let spool = mesh.path("spool").display().to_string();
+    let port = free_port();
+    let http = format!("127.0.0.1:{port}");
+    let mut args = moderator(CHANNEL, &[PARTICIPANT]);
+    args.extend(["--otlp-http", &http]);
+    if spooled {
+        args.extend(["--spool", &spool]);
+    }
+    let r1 = mesh.node("r1", RECEIVER, &args);
+    wait_state(port, "active", &r1).await;
+
+    let load = Load::start(port);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    r1.kill9();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let r2 = mesh.node("r2", RECEIVER, &args);
+    wait_state(port, "active", &r2).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    first.kill9();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (second, second_out) = mesh.sink_node("p2", PARTICIPANT, PARTICIPANT_ROLE);
+    wait_status(port, "ok", &r2).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (accepted, sent) = load.finish().await;
+    let outs = [&out, &second_out];
+    if spooled {
+        let (_, duplicates) = count_delivery(what, sent, &accepted, &outs, &[&second, &r2]).await;
+        assert!(
+            duplicates <= 2 * IN_FLIGHT,
+            "{duplicates} records arrived twice"
+        );
+        return;
+    }
+    // Without a spool, what the killed receiver held unacknowledged is gone with it; what
+    // the restarted one took arrives.
+    let last = (0..sent)
+        .rev()
+        .find(|i| accepted.contains(&format!("record {i}")))
+        .expect("the restarted receiver took records");
+    wait_record(&second_out, last, &second).await;
+    let got: Vec<String> = outs.iter().flat_map(|o| log_bodies(&jsonl(o))).collect();
+    let unique: BTreeSet<&String> = got.iter().collect();
+    let duplicates = got.len() - unique.len();
+    eprintln!(
+        "{what}: sent {sent}, answered 200 {}, delivered {}, duplicates {duplicates}",
+        accepted.len(),
+        unique.len()
+    );
+    assert!(
+        duplicates <= 2 * IN_FLIGHT,
+        "{duplicates} records arrived twice"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_receiver_restarted_with_its_spool_then_the_participant_delivers_all_once() {
+    receiver_then_participant_restart(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_receiver_restarted_without_a_spool_then_the_participant_writes_nothing_twice() {
+    receiver_then_participant_restart(false).await;
+}
