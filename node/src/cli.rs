@@ -468,13 +468,16 @@ pub struct NodeArgs {
         value_name = "ORG/NS/APP"
     )]
     pub invite: Vec<SlimName>,
-    /// Where to put what others publish: `stdout` or `jsonl:PATH`; repeat for several.
+    /// Where to put what others publish: KIND[:ARG][;OPTION=VALUE]…, e.g. `stdout`,
+    /// `jsonl:PATH`, `otlp:http://collector:4318`; repeat for several (comma-separated in
+    /// the variable). `--help` lists every sink and option.
     #[arg(
         long,
         env = "SLIM_NODE_SINK",
         value_delimiter = ',',
         default_value = "stdout",
-        value_name = "SPEC"
+        value_name = "SPEC",
+        long_help = crate::sink::registry::help()
     )]
     pub sink: Vec<SinkSpec>,
     #[command(flatten)]
@@ -506,13 +509,16 @@ pub struct UpArgs {
         value_name = "HOST:PORT"
     )]
     pub otlp_grpc: String,
-    /// Where the participant puts what arrives: `stdout` or `jsonl:PATH`; repeat for several.
+    /// Where to put what others publish: KIND[:ARG][;OPTION=VALUE]…, e.g. `stdout`,
+    /// `jsonl:PATH`, `otlp:http://collector:4318`; repeat for several (comma-separated in
+    /// the variable). `--help` lists every sink and option.
     #[arg(
         long,
         env = "SLIM_NODE_SINK",
         value_delimiter = ',',
         default_value = "stdout",
-        value_name = "SPEC"
+        value_name = "SPEC",
+        long_help = crate::sink::registry::help()
     )]
     pub sink: Vec<SinkSpec>,
     /// Shared secret of the channel (at least 32 bytes); a random one when not given, so
@@ -536,18 +542,7 @@ pub struct UpArgs {
     pub session: SessionArgs,
 }
 
-/// How `loadgen` talks to the receiver (the values of OTEL_EXPORTER_OTLP_PROTOCOL).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Protocol {
-    /// OTLP/HTTP with protobuf bodies.
-    #[value(name = "http/protobuf")]
-    HttpProtobuf,
-    /// OTLP/HTTP with OTLP/JSON bodies.
-    #[value(name = "http/json")]
-    HttpJson,
-    /// OTLP/gRPC.
-    Grpc,
-}
+pub use crate::exporter::Protocol;
 
 /// `slim-node loadgen`.
 #[derive(Debug, Args)]
@@ -594,7 +589,7 @@ pub struct LoadgenArgs {
     /// File holding a bearer token for the receiver (`Authorization: Bearer …`).
     #[arg(long, env = "SLIM_NODE_LOADGEN_TOKEN_FILE", value_name = "PATH")]
     pub token_file: Option<PathBuf>,
-    /// PEM CA bundle to trust for an https:// endpoint (OTLP/HTTP).
+    /// PEM CA bundle to trust for an https:// endpoint.
     #[arg(long, env = "SLIM_NODE_LOADGEN_CA", value_name = "PEM")]
     pub ca: Option<PathBuf>,
     /// Print the final report as one JSON object instead of text.
@@ -671,6 +666,40 @@ mod tests {
         assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
     }
 
+    fn queue(data_dir: Option<&str>) -> QueueArgs {
+        let mut args = vec![
+            "slim-node",
+            "node",
+            "--role",
+            "participant",
+            "--name",
+            "a/b/c",
+            "--secret",
+            "s",
+        ];
+        if let Some(dir) = data_dir {
+            args.extend(["--data-dir", dir]);
+        }
+        let Command::Node(node) = Cli::try_parse_from(args).unwrap().command else {
+            panic!()
+        };
+        node.queue
+    }
+
+    #[test]
+    fn a_data_dir_given_is_the_nodes_own() {
+        let name: SlimName = "acme/otel/p1".parse().unwrap();
+        let dir = queue(Some("/var/lib/x")).state_dir(&name, false).unwrap();
+        assert_eq!(dir, PathBuf::from("/var/lib/x"));
+    }
+
+    #[test]
+    fn nodes_sharing_a_data_dir_get_a_directory_per_name() {
+        let name: SlimName = "acme/otel/p1".parse().unwrap();
+        let dir = queue(Some("/var/lib/x")).state_dir(&name, true).unwrap();
+        assert_eq!(dir, PathBuf::from("/var/lib/x/acme/otel/p1"));
+    }
+
     #[test]
     fn invites_repeat() {
         let cli = Cli::try_parse_from([
@@ -694,6 +723,7 @@ mod tests {
             panic!()
         };
         assert_eq!(args.invite.len(), 2);
-        assert_eq!(args.sink, vec![SinkSpec::Stdout]);
+        assert_eq!(args.sink.len(), 1);
+        assert_eq!(args.sink[0].kind.name, "stdout");
     }
 }

@@ -1,5 +1,5 @@
 //! The health endpoints, on the OTLP/HTTP port and on `--health HOST:PORT`:
-//! - `GET /health`: the node's state as JSON (status, node, link, members, outbox); callers
+//! - `GET /health`: the node's state as JSON (status, node, link, members, outbox, sinks); callers
 //!   without a valid token (when a token file is set) see only the status and the state name;
 //! - `GET /health/live`: 200 while the node works, 503 once it is wedged (liveness probe);
 //! - `GET /health/ready`: 200 while a publish would reach at least one live member, else 503
@@ -15,6 +15,7 @@ use axum::Router;
 use slim_roles::Publisher;
 
 use crate::receiver::guard::Caller;
+use crate::sink::SinkHandle;
 
 const JSON_CT: &str = "application/json";
 
@@ -23,14 +24,21 @@ pub fn is_health_path(path: &str) -> bool {
     matches!(path, "/health" | "/health/live" | "/health/ready")
 }
 
-/// The health routes over `publisher`'s node.
-pub fn routes<S>(publisher: Publisher) -> Router<S> {
+/// What the health endpoints look at.
+#[derive(Clone)]
+struct Watched {
+    publisher: Publisher,
+    sinks: Vec<SinkHandle>,
+}
+
+/// The health routes over `publisher`'s node and its `sinks`.
+pub fn routes<S>(publisher: Publisher, sinks: Vec<SinkHandle>) -> Router<S> {
     let not_get = || async { crate::receiver::http::method_not_allowed("GET") };
     Router::new()
         .route("/health", get(full).fallback(not_get))
         .route("/health/live", get(live).fallback(not_get))
         .route("/health/ready", get(ready).fallback(not_get))
-        .with_state(publisher)
+        .with_state(Watched { publisher, sinks })
 }
 
 fn json(status: StatusCode, body: serde_json::Value) -> Response {
@@ -42,24 +50,24 @@ fn json(status: StatusCode, body: serde_json::Value) -> Response {
         .into_response()
 }
 
-async fn full(
-    State(publisher): State<Publisher>,
-    caller: Option<axum::Extension<Caller>>,
-) -> Response {
-    let health = publisher.health();
+async fn full(State(watched): State<Watched>, caller: Option<axum::Extension<Caller>>) -> Response {
+    let health = watched.publisher.health();
     // Names of members and channels are for those holding a key; without a token file
     // every caller is trusted (the guard says so).
     let trusted = caller.is_some_and(|c| c.trusted);
     let body = if trusted {
-        serde_json::to_value(&health).unwrap_or_default()
+        let mut body = serde_json::to_value(&health).unwrap_or_default();
+        let sinks: Vec<_> = watched.sinks.iter().map(SinkHandle::report).collect();
+        body["sinks"] = serde_json::to_value(sinks).unwrap_or_default();
+        body
     } else {
         serde_json::json!({ "status": health.status, "node": { "state": health.node.state.name() } })
     };
     json(StatusCode::OK, body)
 }
 
-async fn live(State(publisher): State<Publisher>) -> Response {
-    match publisher.wedged() {
+async fn live(State(watched): State<Watched>) -> Response {
+    match watched.publisher.wedged() {
         None => json(StatusCode::OK, serde_json::json!({ "status": "live" })),
         Some(reason) => json(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -68,8 +76,8 @@ async fn live(State(publisher): State<Publisher>) -> Response {
     }
 }
 
-async fn ready(State(publisher): State<Publisher>) -> Response {
-    let health = publisher.health();
+async fn ready(State(watched): State<Watched>) -> Response {
+    let health = watched.publisher.health();
     let code = if health.ready() {
         StatusCode::OK
     } else {

@@ -1,18 +1,19 @@
 //! slim-node: OpenTelemetry (OTLP) over an AGNTCY SLIM group channel.
 //!
 //! Receivers accept OTLP, [`ingest`] publishes it on the channel through the node's role
-//! (the `slim-roles` crate), and [`consume`] hands what other members publish to the sinks.
+//! (the `slim-roles` crate), and the [`pipeline`] hands what other members publish to the
+//! [`sink`]s, acknowledging it once every durable sink took it.
 
 pub mod auth;
 pub mod cli;
 pub mod cmd;
-pub mod consume;
+pub mod exporter;
 pub mod grpc_raw;
 pub mod health;
 pub mod ingest;
 pub mod loadgen;
 pub mod measure;
-pub mod overflow;
+pub mod pipeline;
 pub mod receiver;
 pub mod sink;
 

@@ -42,6 +42,17 @@ pub fn to_json(code: Code, message: &str) -> Vec<u8> {
         .unwrap_or_default()
 }
 
+/// The `message` of a `google.rpc.Status` error body, protobuf or JSON, if it is one.
+pub fn message_of(body: &[u8]) -> Option<String> {
+    if let Ok(st) = tonic_types::pb::Status::decode(body) {
+        if !st.message.is_empty() {
+            return Some(st.message);
+        }
+    }
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    v["message"].as_str().map(str::to_string)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,6 +62,19 @@ mod tests {
         let bytes = to_protobuf(Code::InvalidArgument, "bad span");
         let st = tonic_types::pb::Status::decode(bytes.as_slice()).unwrap();
         assert_eq!((st.code, st.message.as_str()), (3, "bad span"));
+    }
+
+    #[test]
+    fn an_error_bodys_message_is_read_in_both_encodings() {
+        assert_eq!(
+            message_of(&to_protobuf(Code::InvalidArgument, "bad span")).as_deref(),
+            Some("bad span")
+        );
+        assert_eq!(
+            message_of(&to_json(Code::InvalidArgument, "bad span")).as_deref(),
+            Some("bad span")
+        );
+        assert_eq!(message_of(b"<html>oops</html>"), None);
     }
 
     #[test]

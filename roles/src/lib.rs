@@ -35,6 +35,7 @@ pub use health::{Health, LinkState, LinkStatus, MemberHealth, Verdict};
 pub use name::{Secret, SlimName};
 pub use node::{Admin, Incoming, Node, Publisher, WEDGED_AFTER};
 pub use outbox::{OutboxLimits, OutboxStats, Outgoing, ENTRY_OVERHEAD, MESSAGE_ID_KEY};
+pub use receive::Ack;
 pub use seen::{SeenError, SEEN_FILE};
 pub use spool::SpoolConfig;
 pub use state::{RoleKind, State, Status};

@@ -26,11 +26,13 @@ use crate::supervisor::Supervisor;
 const INCOMING_BUFFER: usize = 1024;
 /// Ids remembered to drop duplicates.
 const SEEN_IDS: usize = 200_000;
+/// Longest wait for another process to release the state directory.
+const STATE_DIR_WAIT: Duration = Duration::from_secs(30);
 /// A node whose supervisor did not run for this long is wedged (`/health/live` fails).
 pub const WEDGED_AFTER: Duration = Duration::from_secs(30);
 
 /// A message another member published on the channel.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Incoming {
     /// The sender's SLIM name (`org/ns/app`).
     pub from: String,
@@ -42,6 +44,9 @@ pub struct Incoming {
     pub metadata: HashMap<String, String>,
     /// The payload bytes.
     pub payload: Vec<u8>,
+    /// Acknowledges it to its publisher once taken; `None` for a message without an id
+    /// (its sender asks for no acknowledgement).
+    pub ack: Option<crate::receive::Ack>,
 }
 
 /// Locks `m`; a panic elsewhere while holding it leaves data that is still usable here.
@@ -225,6 +230,29 @@ pub(crate) struct RoleCtx {
     pub cancel: CancellationToken,
 }
 
+/// Opens the record of received ids in `dir`. A node that is still leaving under the same
+/// name holds it for up to its drain timeout: wait for it, for at most [`STATE_DIR_WAIT`].
+async fn open_seen(dir: &std::path::Path) -> Result<Seen, RoleError> {
+    let deadline = tokio::time::Instant::now() + STATE_DIR_WAIT;
+    let mut said = false;
+    loop {
+        match Seen::open(dir, SEEN_IDS) {
+            Ok(seen) => {
+                info!(dir = %dir.display(), remembered = seen.len(), "keeping the ids of received messages on disk");
+                return Ok(seen);
+            }
+            Err(err) if err.in_use() && tokio::time::Instant::now() < deadline => {
+                if !said {
+                    info!(dir = %dir.display(), "the state directory is in use, by a node of the same name still leaving?; waiting for it");
+                    said = true;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+}
+
 /// A node connected to SLIM, playing its role in the background.
 pub struct Node {
     shared: Arc<Shared>,
@@ -263,11 +291,7 @@ impl Node {
             None => Outbox::new(cfg.outbox),
         };
         let seen = match &cfg.state_dir {
-            Some(dir) => {
-                let seen = Seen::open(dir, SEEN_IDS)?;
-                info!(dir = %dir.display(), remembered = seen.len(), "keeping the ids of received messages on disk");
-                seen
-            }
+            Some(dir) => open_seen(dir).await?,
             None => Seen::in_memory(SEEN_IDS),
         };
         let shared = Arc::new(Shared {

@@ -18,6 +18,7 @@ use crate::frame;
 use crate::liveness::PING_PAYLOAD_TYPE;
 use crate::node::{Incoming, RoleCtx, Shared};
 use crate::outbox::{ACK_PAYLOAD_TYPE, MESSAGE_ID_KEY};
+use crate::seen::Sighting;
 use crate::sender::{COMPLETION_WAIT, PING_ID_KEY};
 
 /// Key SLIM adds on the receiving side with the MLS-verified sender identity.
@@ -28,8 +29,6 @@ const ACK_BATCH: usize = 256;
 /// Acknowledgements awaiting SLIM's completion at once (their own window, so that data
 /// filling the publish window can never hold acknowledgements back).
 const ACKS_IN_FLIGHT: usize = 64;
-/// Received SLIM messages whose acknowledgements wait for the acknowledging task.
-const ACK_QUEUE: usize = 1024;
 /// Longest wait for the last acknowledgements when the loop ends.
 const ACK_DRAIN: Duration = Duration::from_secs(5);
 
@@ -49,6 +48,62 @@ struct Acks {
     done: Vec<String>,
     count: usize,
     window: Arc<Semaphore>,
+}
+
+/// Acknowledges one received message to its publisher once the consumer took it:
+/// [`Ack::done`]. Dropped without it (the consumer could not take the message), the message
+/// counts as never received: the copy its publisher sends again is taken.
+pub struct Ack {
+    id: String,
+    from: String,
+    ctx: MessageContext,
+    acks: mpsc::UnboundedSender<ToAck>,
+    shared: Arc<Shared>,
+    done: bool,
+}
+
+impl Ack {
+    /// The message's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The consumer took the message: acknowledge it (within the next 20 ms batch), and
+    /// remember it as taken.
+    pub fn done(mut self) {
+        self.done = true;
+        let sent = self.acks.send(ToAck {
+            from: std::mem::take(&mut self.from),
+            ctx: self.ctx.clone(),
+            ids: vec![std::mem::take(&mut self.id)],
+            messages: true,
+        });
+        if let Err(unsent) = sent {
+            // The session ended meanwhile: not acknowledged, so not remembered as taken.
+            // Forgetting the mark lets in the copy the publisher sends again (a duplicate for
+            // the sinks, inside the documented at-least-once window).
+            for id in &unsent.0.ids {
+                self.shared.seen.forget(id);
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Ack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ack")
+            .field("id", &self.id)
+            .field("from", &self.from)
+            .finish()
+    }
+}
+
+impl Drop for Ack {
+    fn drop(&mut self) {
+        if !self.done {
+            self.shared.seen.forget(&self.id);
+        }
+    }
 }
 
 /// The ids of one received SLIM message, to acknowledge to its sender.
@@ -118,7 +173,11 @@ impl Acks {
 /// Sends acknowledgements on a task of its own: each is an MLS-signed SLIM message, and
 /// publishing it inline would hold up the messages arriving meanwhile. Ends, after a last
 /// flush, when the receive loop drops its end of `rx`.
-async fn acknowledge(shared: Arc<Shared>, session: Arc<Session>, mut rx: mpsc::Receiver<ToAck>) {
+async fn acknowledge(
+    shared: Arc<Shared>,
+    session: Arc<Session>,
+    mut rx: mpsc::UnboundedReceiver<ToAck>,
+) {
     let mut acks = Acks {
         pending: HashMap::new(),
         done: Vec::new(),
@@ -150,7 +209,8 @@ pub(crate) async fn receive_until_closed(
     session: Arc<Session>,
     cancel: CancellationToken,
 ) -> ReceiveEnd {
-    let (ack_tx, ack_rx) = mpsc::channel(ACK_QUEUE);
+    // Unbounded: what waits in it is bounded by the messages the consumer holds.
+    let (ack_tx, ack_rx) = mpsc::unbounded_channel();
     let acker = tokio::spawn(acknowledge(ctx.shared.clone(), session.clone(), ack_rx));
     let end = receive(ctx, &session, cancel, ack_tx).await;
     // The acknowledging task flushes what is left once the loop dropped its sender.
@@ -162,7 +222,7 @@ async fn receive(
     ctx: &RoleCtx,
     session: &Session,
     cancel: CancellationToken,
-    acks: mpsc::Sender<ToAck>,
+    acks: mpsc::UnboundedSender<ToAck>,
 ) -> ReceiveEnd {
     let tx: &mpsc::Sender<Incoming> = &ctx.incoming;
     loop {
@@ -186,15 +246,12 @@ async fn receive(
                         .get(PING_ID_KEY)
                         .cloned()
                         .unwrap_or_default();
-                    let to_ack = ToAck {
+                    let _ = acks.send(ToAck {
                         from,
                         ctx: msg.context,
                         ids: vec![id],
                         messages: false,
-                    };
-                    if acks.send(to_ack).await.is_err() {
-                        return ReceiveEnd::Cancelled;
-                    }
+                    });
                     continue;
                 }
                 let mut metadata = std::mem::take(&mut msg.context.metadata);
@@ -211,41 +268,38 @@ async fn receive(
                         }
                         None => vec![(None, 0..msg.payload.len())],
                     };
-                // Marked before the acknowledgements are queued: their task records what it
-                // acknowledges as done, and only what was marked counts.
-                let parts: Vec<(Option<String>, Range<usize>, bool)> = parts
-                    .into_iter()
-                    .map(|(id, range)| {
-                        let fresh = id
-                            .as_deref()
-                            .is_none_or(|id| ctx.shared.seen.first_time(id));
-                        (id, range, fresh)
-                    })
-                    .collect();
-                let ids: Vec<String> = parts.iter().filter_map(|(id, _, _)| id.clone()).collect();
-                if !ids.is_empty() {
-                    let to_ack = ToAck {
-                        from: from.clone(),
-                        ctx: msg.context.clone(),
-                        ids,
-                        messages: true,
-                    };
-                    if acks.send(to_ack).await.is_err() {
-                        return ReceiveEnd::Cancelled;
-                    }
-                }
                 metadata.remove(frame::MESSAGE_IDS_KEY);
                 metadata.remove(frame::MESSAGE_LENGTHS_KEY);
                 let single = parts.len() == 1;
                 let mut payload = msg.payload;
-                for (id, range, fresh) in parts {
-                    if !fresh {
-                        debug!(%from, id = id.as_deref().unwrap_or(""), "dropped a copy of a message handed on before");
-                        continue;
-                    }
+                let mut again = Vec::new();
+                for (id, range) in parts {
+                    let ack = match id {
+                        None => None,
+                        Some(id) => match ctx.shared.seen.sight(&id) {
+                            Sighting::New => Some(Ack {
+                                id,
+                                from: from.clone(),
+                                ctx: msg.context.clone(),
+                                acks: acks.clone(),
+                                shared: ctx.shared.clone(),
+                                done: false,
+                            }),
+                            // Taken before: its acknowledgement was lost or late; send it again.
+                            Sighting::Done => {
+                                again.push(id);
+                                continue;
+                            }
+                            // Being taken: acknowledged once taken.
+                            Sighting::Pending => {
+                                debug!(%from, %id, "dropped a copy of a message being taken");
+                                continue;
+                            }
+                        },
+                    };
                     let mut metadata = metadata.clone();
-                    if let Some(id) = id {
-                        metadata.insert(MESSAGE_ID_KEY.to_string(), id);
+                    if let Some(ack) = &ack {
+                        metadata.insert(MESSAGE_ID_KEY.to_string(), ack.id.clone());
                     }
                     let bytes = if single {
                         std::mem::take(&mut payload)
@@ -258,10 +312,20 @@ async fn receive(
                         payload_type: msg.context.payload_type.clone(),
                         metadata,
                         payload: bytes,
+                        ack,
                     };
                     if tx.send(incoming).await.is_err() {
                         return ReceiveEnd::Cancelled;
                     }
+                }
+                if !again.is_empty() {
+                    debug!(%from, copies = again.len(), "acknowledged copies of messages taken before");
+                    let _ = acks.send(ToAck {
+                        from,
+                        ctx: msg.context,
+                        ids: again,
+                        messages: false,
+                    });
                 }
             }
             Err(err) if is_timeout(&err) => continue,

@@ -6,8 +6,10 @@
 //! disk alike.
 //!
 //! An id is *marked* when it is first handed on (copies arriving meanwhile are dropped) and
-//! *done* once it is acknowledged; only done ids are written to disk, in the same step that
-//! lets the acknowledgements go, so whatever a publisher was told arrived is remembered.
+//! *done* once the consumer took it and it is acknowledged; only done ids are written to
+//! disk, in the same step that lets the acknowledgements go, so whatever a publisher was told
+//! arrived is remembered. A mark the consumer gives back (it could not take the message) is
+//! forgotten: the copy the publisher sends again is taken.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -27,6 +29,15 @@ pub const SEEN_FILE: &str = "seen.redb";
 pub struct SeenError {
     path: String,
     message: String,
+    in_use: bool,
+}
+
+impl SeenError {
+    /// Whether another process holds the file (another node, or this node's predecessor
+    /// still leaving).
+    pub fn in_use(&self) -> bool {
+        self.in_use
+    }
 }
 
 /// 128 bits of an id: the UUID itself (what slim-node senders use), or for any other text a
@@ -41,6 +52,17 @@ fn key(id: &str) -> u128 {
         .fold(OFFSET, |h, b| (h ^ u128::from(b)).wrapping_mul(PRIME))
 }
 
+/// What is known of an id that arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sighting {
+    /// Never seen (or forgotten): hand it on. It is marked now.
+    New,
+    /// Handed on and not taken yet: drop the copy; the first one is acknowledged when taken.
+    Pending,
+    /// Taken and acknowledged before: drop the copy, acknowledge it again.
+    Done,
+}
+
 /// Ids handed on lately; see the module documentation.
 pub(crate) struct Seen {
     inner: Mutex<Inner>,
@@ -48,10 +70,13 @@ pub(crate) struct Seen {
 }
 
 struct Inner {
-    /// id key → whether it is done (acknowledged, and so on disk when there is one).
-    ids: HashMap<u128, bool>,
-    /// Keys in the order they were marked, to forget the oldest first.
-    order: VecDeque<u128>,
+    /// id key → whether it is done (acknowledged, and so on disk when there is one), and the
+    /// number of its entry in `order`.
+    ids: HashMap<u128, (bool, u64)>,
+    /// Keys with their entry numbers, in the order they were marked, to forget the oldest
+    /// first (an entry whose number no longer matches was forgotten and marked again).
+    order: VecDeque<(u128, u64)>,
+    entries: u64,
     capacity: usize,
 }
 
@@ -69,6 +94,7 @@ impl Seen {
             inner: Mutex::new(Inner {
                 ids: HashMap::new(),
                 order: VecDeque::new(),
+                entries: 0,
                 capacity: capacity.max(1),
             }),
             disk: None,
@@ -82,12 +108,14 @@ impl Seen {
         let err = |message: String| SeenError {
             path: path.display().to_string(),
             message,
+            in_use: false,
         };
         std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
         let db = Database::create(&path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => {
-                err("already in use by another process: give each node its own --data-dir".into())
-            }
+            redb::DatabaseError::DatabaseAlreadyOpen => SeenError {
+                in_use: true,
+                ..err("in use by another process: give each node its own --data-dir".into())
+            },
             other => err(other.to_string()),
         })?;
         let mut seen = Seen::in_memory(capacity);
@@ -120,15 +148,27 @@ impl Seen {
         crate::node::lock(&self.inner).ids.len()
     }
 
-    /// Marks `id` as handed on; false when it was marked before (a copy: drop it).
-    pub(crate) fn first_time(&self, id: &str) -> bool {
+    /// What is known of `id`; a new one is marked as handed on.
+    pub(crate) fn sight(&self, id: &str) -> Sighting {
         let mut inner = crate::node::lock(&self.inner);
         let key = key(id);
-        if inner.ids.contains_key(&key) {
-            return false;
+        match inner.ids.get(&key) {
+            Some((true, _)) => Sighting::Done,
+            Some((false, _)) => Sighting::Pending,
+            None => {
+                inner.insert(key, false);
+                Sighting::New
+            }
         }
-        inner.insert(key, false);
-        true
+    }
+
+    /// Forgets the mark of `id`, handed on but not taken: a copy is taken again.
+    pub(crate) fn forget(&self, id: &str) {
+        let mut inner = crate::node::lock(&self.inner);
+        let key = key(id);
+        if inner.ids.get(&key).is_some_and(|(done, _)| !done) {
+            inner.ids.remove(&key);
+        }
     }
 
     /// Records marked `ids` as done: acknowledged to their publisher. With a state directory they
@@ -141,7 +181,7 @@ impl Seen {
             for id in ids {
                 let key = key(id);
                 // Ids done already, or never marked (forgotten beyond the capacity), are skipped.
-                if let Some(done) = inner.ids.get_mut(&key).filter(|done| !**done) {
+                if let Some((done, _)) = inner.ids.get_mut(&key).filter(|(done, _)| !*done) {
                     *done = true;
                     fresh.push(key);
                 }
@@ -157,12 +197,15 @@ impl Seen {
 impl Inner {
     fn insert(&mut self, key: u128, done: bool) {
         if self.order.len() >= self.capacity {
-            if let Some(old) = self.order.pop_front() {
-                self.ids.remove(&old);
+            if let Some((old, entry)) = self.order.pop_front() {
+                if self.ids.get(&old).is_some_and(|(_, e)| *e == entry) {
+                    self.ids.remove(&old);
+                }
             }
         }
-        self.ids.insert(key, done);
-        self.order.push_back(key);
+        self.entries += 1;
+        self.ids.insert(key, (done, self.entries));
+        self.order.push_back((key, self.entries));
     }
 }
 
@@ -171,6 +214,7 @@ impl Disk {
         SeenError {
             path: self.path.display().to_string(),
             message: e.to_string(),
+            in_use: false,
         }
     }
 
@@ -212,28 +256,56 @@ mod tests {
     #[test]
     fn a_copy_of_a_marked_id_is_recognised() {
         let seen = Seen::in_memory(10);
-        assert!(seen.first_time(A));
-        assert!(!seen.first_time(A));
-        assert!(seen.first_time(B));
+        assert_eq!(seen.sight(A), Sighting::New);
+        assert_eq!(seen.sight(A), Sighting::Pending);
+        seen.done([A]).unwrap();
+        assert_eq!(seen.sight(A), Sighting::Done);
+        assert_eq!(seen.sight(B), Sighting::New);
+    }
+
+    #[test]
+    fn a_forgotten_mark_lets_the_next_copy_in() {
+        let seen = Seen::in_memory(10);
+        assert_eq!(seen.sight(A), Sighting::New);
+        seen.forget(A);
+        assert_eq!(seen.sight(A), Sighting::New);
+        seen.done([A]).unwrap();
+        seen.forget(A);
+        assert_eq!(seen.sight(A), Sighting::Done, "a done id stays done");
+    }
+
+    #[test]
+    fn an_id_marked_again_is_not_evicted_by_its_old_entry() {
+        let seen = Seen::in_memory(2);
+        seen.sight(A);
+        seen.forget(A);
+        seen.sight(B);
+        seen.sight(A);
+        seen.sight(C); // evicts A's first entry, which is stale
+        assert_eq!(seen.sight(A), Sighting::Pending);
     }
 
     #[test]
     fn ids_that_are_not_uuids_are_told_apart() {
         let seen = Seen::in_memory(10);
-        assert!(seen.first_time("msg-1"));
-        assert!(seen.first_time("msg-2"));
-        assert!(!seen.first_time("msg-1"));
+        assert_eq!(seen.sight("msg-1"), Sighting::New);
+        assert_eq!(seen.sight("msg-2"), Sighting::New);
+        assert_eq!(seen.sight("msg-1"), Sighting::Pending);
         assert_ne!(key("msg-1"), key("msg-2"));
     }
 
     #[test]
     fn the_oldest_ids_are_forgotten_beyond_the_capacity() {
         let seen = Seen::in_memory(2);
-        assert!(seen.first_time(A));
-        assert!(seen.first_time(B));
-        assert!(seen.first_time(C));
+        for id in [A, B, C] {
+            assert_eq!(seen.sight(id), Sighting::New);
+        }
         assert_eq!(seen.len(), 2);
-        assert!(seen.first_time(A), "forgotten once the window moved on");
+        assert_eq!(
+            seen.sight(A),
+            Sighting::New,
+            "forgotten once the window moved on"
+        );
     }
 
     #[test]
@@ -241,14 +313,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let seen = Seen::open(dir.path(), 10).unwrap();
-            assert!(seen.first_time(A));
-            assert!(seen.first_time(B));
+            seen.sight(A);
+            seen.sight(B);
             seen.done([A]).unwrap();
         }
         let seen = Seen::open(dir.path(), 10).unwrap();
-        assert!(!seen.first_time(A), "acknowledged before the restart");
-        assert!(
-            seen.first_time(B),
+        assert_eq!(
+            seen.sight(A),
+            Sighting::Done,
+            "acknowledged before the restart"
+        );
+        assert_eq!(
+            seen.sight(B),
+            Sighting::New,
             "handed on but never acknowledged: its publisher sends it again"
         );
     }
@@ -257,7 +334,7 @@ mod tests {
     fn an_id_done_before_it_was_marked_is_not_taken_for_a_copy() {
         let seen = Seen::in_memory(10);
         seen.done([A]).unwrap();
-        assert!(seen.first_time(A));
+        assert_eq!(seen.sight(A), Sighting::New);
     }
 
     #[test]
@@ -266,15 +343,19 @@ mod tests {
         {
             let seen = Seen::open(dir.path(), 2).unwrap();
             for id in [A, B, C] {
-                seen.first_time(id);
+                seen.sight(id);
                 seen.done([id]).unwrap();
             }
         }
         let seen = Seen::open(dir.path(), 2).unwrap();
         assert_eq!(seen.len(), 2);
-        assert!(!seen.first_time(C));
-        assert!(!seen.first_time(B));
-        assert!(seen.first_time(A), "the oldest was removed from the file");
+        assert_eq!(seen.sight(C), Sighting::Done);
+        assert_eq!(seen.sight(B), Sighting::Done);
+        assert_eq!(
+            seen.sight(A),
+            Sighting::New,
+            "the oldest was removed from the file"
+        );
     }
 
     #[test]
@@ -282,6 +363,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let _first = Seen::open(dir.path(), 10).unwrap();
         let err = Seen::open(dir.path(), 10).err().expect("second open fails");
+        assert!(err.in_use());
         assert!(err.to_string().contains("another process"), "{err}");
     }
 }

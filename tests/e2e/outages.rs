@@ -3,7 +3,7 @@
 //! arrive twice after restarts (only what was in flight at a kill may).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -197,7 +197,7 @@ async fn count_delivery(
 }
 
 /// Waits until record `n` is in `out`; returns when it was first seen.
-async fn wait_record(out: &PathBuf, n: usize, node: &Proc) -> Instant {
+async fn wait_record(out: &Path, n: usize, node: &Proc) -> Instant {
     let wanted = format!("record {n}");
     let deadline = Instant::now() + FORM_TIMEOUT;
     while Instant::now() < deadline {
@@ -446,4 +446,44 @@ async fn a_receiver_restarted_with_its_spool_then_the_participant_delivers_all_o
 #[tokio::test(flavor = "multi_thread")]
 async fn a_receiver_restarted_without_a_spool_then_the_participant_writes_nothing_twice() {
     receiver_then_participant_restart(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_participant_without_a_receiver_serves_its_probes_on_the_health_port() {
+    let mesh = Mesh::start();
+    let health_port = free_port();
+    let addr = format!("127.0.0.1:{health_port}");
+    let mut args = PARTICIPANT_ROLE.to_vec();
+    args.extend(["--health", &addr]);
+    let (participant, _out) = mesh.sink_node("participant", PARTICIPANT, &args);
+    let get = |path: &'static str| {
+        let url = format!("http://{addr}{path}");
+        async move { reqwest::get(url).await.ok() }
+    };
+    let deadline = Instant::now() + FORM_TIMEOUT;
+    while get("/health/live").await.is_none() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let live = get("/health/live").await.expect("the health port answers");
+    assert_eq!(live.status(), 200);
+    let ready = get("/health/ready").await.expect("the health port answers");
+    assert_eq!(
+        ready.status(),
+        503,
+        "not invited yet: nothing would reach anyone"
+    );
+
+    let (receiver, port) = mesh.receiver("receiver", RECEIVER, &moderator(CHANNEL, &[PARTICIPANT]));
+    wait_state(port, "active", &receiver).await;
+    wait_state(health_port, "joined", &participant).await;
+    wait_status(health_port, "ok", &participant).await;
+    let h = health(health_port).await.expect("health");
+    assert_eq!(
+        h["members"][0]["name"], RECEIVER,
+        "the participant sees its moderator: {h}"
+    );
+    assert_eq!(h["members"][0]["state"], "live", "{h}");
+    assert_eq!(h["link"]["state"], "connected", "{h}");
+    let ready = get("/health/ready").await.expect("the health port answers");
+    assert_eq!(ready.status(), 200);
 }

@@ -173,11 +173,14 @@ async fn participant_receiver_delivers_to_the_printing_moderator() {
 
     let lines = wait_jsonl(&out, 1, &moderator).await;
     assert_eq!(lines[0]["from"], RECEIVER);
+    // MLS verified the sender: its identity is its name and the id SLIM gave its app.
+    let verified = lines[0]["verified_sender"].as_str().unwrap_or_default();
+    assert!(verified.starts_with(RECEIVER), "{}", lines[0]);
     assert_otlp_json_contains(&json(&seed_body()), &lines[0]["payload"], "payload");
     let printed = std::fs::read_to_string(&moderator.stdout).unwrap();
     assert!(
         printed.contains(&format!(
-            "from={RECEIVER} signal=traces services=test-service resources=1 spans=0"
+            "from={RECEIVER} verified={verified} signal=traces services=test-service resources=1 spans=0"
         )),
         "stdout sink line: {printed}"
     );

@@ -4,8 +4,10 @@ use std::time::Duration;
 
 use anyhow::{bail, ensure};
 
-use crate::cli::{LoadgenArgs, Protocol};
-use crate::loadgen::client::Target;
+use anyhow::Context;
+
+use crate::cli::LoadgenArgs;
+use crate::exporter::{Protocol, Settings};
 use crate::loadgen::{self, Plan};
 
 /// Runs the load, then prints the report (text or JSON) to stdout.
@@ -26,17 +28,20 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
         endpoint.starts_with("http://") || endpoint.starts_with("https://"),
         "--endpoint must be an http:// or https:// URL, not {endpoint:?}"
     );
-    let mut target = Target {
-        protocol: args.protocol,
-        endpoint,
-        signal: args.signal,
-        gzip: args.gzip,
-        token: None,
-        ca: None,
-    };
-    target.read_files(args.token_file.as_deref(), args.ca.as_deref())?;
+    let mut target = Settings::new(args.protocol, &endpoint);
+    target.gzip = args.gzip;
+    target.timeout = Duration::from_secs(30);
+    target.read_tls(args.ca.as_deref(), None)?;
+    if let Some(path) = &args.token_file {
+        let token = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the token file {}", path.display()))?;
+        target
+            .headers
+            .push(("authorization".into(), format!("Bearer {}", token.trim())));
+    }
     let plan = Plan {
         target,
+        signal: args.signal,
         items: args.items as usize,
         clients: args.clients as usize,
         rate: args.rate.map(|r| f64::from(r.get())),

@@ -1,7 +1,6 @@
 //! `slim-node node`: one node with its role, sinks and optional OTLP/HTTP receiver.
 
 use std::path::Path;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -13,6 +12,7 @@ use tracing::{info, warn};
 use crate::auth::Keys;
 use crate::cli::{NodeArgs, ReceiverArgs, Role, SecretArgs, SessionArgs};
 use crate::ingest::Ingest;
+use crate::pipeline::Pipeline;
 use crate::receiver;
 use crate::receiver::guard::{Guard, GuardSettings};
 use crate::receiver::http::HttpSettings;
@@ -95,10 +95,10 @@ fn read_secret_file(path: &Path) -> anyhow::Result<String> {
     Ok(text.trim().to_string())
 }
 
-/// A node with its consumer and its OTLP receivers.
+/// A node with its pipeline of sinks and its OTLP receivers.
 pub struct RunningNode {
     node: Node,
-    consumer: JoinHandle<()>,
+    pipeline: Pipeline,
     stop_receivers: CancellationToken,
     receivers: Vec<(&'static str, tokio::task::JoinHandle<std::io::Result<()>>)>,
 }
@@ -117,13 +117,11 @@ impl RunningNode {
         sinks: &[SinkSpec],
         receivers: &ReceiverArgs,
     ) -> anyhow::Result<RunningNode> {
-        let sinks = sinks
-            .iter()
-            .map(|spec| {
-                spec.open()
-                    .with_context(|| format!("cannot open sink {spec}"))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let data_dir = config
+            .state_dir
+            .clone()
+            .context("a node needs a data directory for its sinks' queues")?;
+        let sinks = crate::sink::open_all(sinks, &data_dir)?;
         // Bind before connecting: a taken port is reported at once, not after a session exists.
         let http = match &receivers.otlp_http {
             Some(addr) => Some(bind("OTLP/HTTP", addr).await?),
@@ -158,8 +156,9 @@ impl RunningNode {
             max_concurrent: receivers.limits.max_concurrent_requests,
         });
         let (node, incoming) = Node::start(config).await?;
-        let consumer =
-            crate::consume::spawn(incoming, sinks).context("cannot start the consumer")?;
+        let pipeline =
+            Pipeline::start(incoming, sinks).context("cannot start the sink pipeline")?;
+        let sinks = pipeline.sinks();
         let ingest = Ingest::new(node.publisher(), receivers.limits.max_body_size);
         let stop = CancellationToken::new();
         let settings = HttpSettings::from(&receivers.limits);
@@ -171,6 +170,7 @@ impl RunningNode {
                 settings.clone(),
                 guard.clone(),
                 node.admin(),
+                sinks.clone(),
                 tls.clone(),
                 stop.clone(),
             );
@@ -178,7 +178,7 @@ impl RunningNode {
         }
         if let Some(listener) = health {
             info!(addr = ?listener.local_addr().ok(), "health endpoints listening");
-            let routes = crate::health::routes(node.publisher()).layer(
+            let routes = crate::health::routes(node.publisher(), sinks.clone()).layer(
                 axum::middleware::from_fn_with_state(guard.clone(), crate::receiver::guard::check),
             );
             let serve = receiver::server::serve(
@@ -197,14 +197,14 @@ impl RunningNode {
         }
         Ok(RunningNode {
             node,
-            consumer,
+            pipeline,
             stop_receivers: stop,
             receivers: tasks,
         })
     }
 
     /// Stops accepting, waits up to `drain` for the members to acknowledge what was taken,
-    /// leaves the channel, and waits until the sinks wrote what arrived.
+    /// leaves the channel, and waits up to `drain` for the sinks to finish.
     pub async fn stop(self, drain: Duration) {
         self.stop_receivers.cancel();
         for (name, task) in self.receivers {
@@ -215,13 +215,8 @@ impl RunningNode {
             }
         }
         self.node.shutdown(drain).await;
-        // The consumer ends once the node dropped its side of the message channel.
-        if tokio::task::spawn_blocking(move || self.consumer.join())
-            .await
-            .is_err()
-        {
-            warn!("the consumer thread panicked");
-        }
+        // The pipeline ends once the node dropped its side of the message channel.
+        self.pipeline.stop(drain).await;
         info!("node stopped");
     }
 }

@@ -1,7 +1,6 @@
 //! `slim-node loadgen`: OTLP load from concurrent clients, in a closed loop or at a rate,
 //! with a progress line each second and a report of throughput, answers and latency.
 
-pub mod client;
 pub mod payload;
 
 use std::collections::BTreeMap;
@@ -13,14 +12,17 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::exporter::{self, Exporter, Outcome, Sent};
 use crate::measure::{per_second, Latencies, LatencySummary};
-use client::{Answer, Client, Target};
+use otlp::Signal;
 
 /// What to generate and how fast.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    /// Where to send.
-    pub target: Target,
+    /// Where and how to send.
+    pub target: exporter::Settings,
+    /// The signal sent.
+    pub signal: Signal,
     /// Items per request.
     pub items: usize,
     /// Concurrent clients.
@@ -45,17 +47,19 @@ struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, answer: Answer, latency: Duration, bytes: usize) {
+    fn add(&mut self, sent: Sent) {
         self.requests += 1;
-        self.bytes += bytes as u64;
-        if answer.ok {
-            self.ok += 1;
-            self.latencies.record(latency);
+        self.bytes += sent.bytes as u64;
+        match sent.outcome {
+            Outcome::Accepted(_) => {
+                self.ok += 1;
+                self.latencies.record(sent.elapsed);
+            }
+            Outcome::Retry { reason, .. } | Outcome::Refused(reason) => {
+                self.last_error = Some(reason)
+            }
         }
-        *self.answers.entry(answer.code).or_default() += 1;
-        if answer.error.is_some() {
-            self.last_error = answer.error;
-        }
+        *self.answers.entry(sent.code).or_default() += 1;
     }
 }
 
@@ -141,7 +145,7 @@ pub async fn run(plan: Plan, stop: CancellationToken) -> anyhow::Result<Report> 
     let done = stop.child_token();
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..plan.clients {
-        let client = Client::new(&plan.target)?;
+        let client = Exporter::new(&plan.target)?;
         workers.spawn(worker(
             client,
             plan.clone(),
@@ -164,8 +168,8 @@ pub async fn run(plan: Plan, stop: CancellationToken) -> anyhow::Result<Report> 
     let tally = crate::lock(&tally);
     let items = tally.ok * plan.items as u64;
     Ok(Report {
-        signal: plan.target.signal.to_string(),
-        endpoint: endpoint_of(&plan.target),
+        signal: plan.signal.to_string(),
+        endpoint: endpoint_of(&plan),
         clients: plan.clients,
         items_per_request: plan.items,
         rate: plan.rate,
@@ -183,11 +187,11 @@ pub async fn run(plan: Plan, stop: CancellationToken) -> anyhow::Result<Report> 
     })
 }
 
-fn endpoint_of(target: &Target) -> String {
-    let base = target.endpoint.trim_end_matches('/');
-    match target.protocol {
-        crate::cli::Protocol::Grpc => format!("{base} (gRPC)"),
-        _ => format!("{base}/v1/{}", target.signal),
+fn endpoint_of(plan: &Plan) -> String {
+    let base = plan.target.endpoint.trim_end_matches('/');
+    match plan.target.protocol {
+        exporter::Protocol::Grpc => format!("{base} (gRPC)"),
+        _ => format!("{base}/v1/{}", plan.signal),
     }
 }
 
@@ -196,13 +200,13 @@ async fn all_finished(workers: &mut tokio::task::JoinSet<()>) {
 }
 
 async fn worker(
-    mut client: Client,
+    mut client: Exporter,
     plan: Plan,
     tally: Arc<Mutex<Tally>>,
     issued: Arc<AtomicU64>,
     done: CancellationToken,
 ) {
-    let mut requests = payload::Requests::new(plan.target.signal, plan.items);
+    let mut requests = payload::Requests::new(plan.signal, plan.items);
     let mut pace = plan.rate.map(|rate| {
         let period = Duration::from_secs_f64(plan.clients as f64 / rate);
         let mut tick = tokio::time::interval(period);
@@ -228,8 +232,8 @@ async fn worker(
         let request = requests.next(payload::now_unix_nanos());
         // A request already sent is answered even when the run ends meanwhile, so that
         // what the receiver took is counted.
-        let (answer, bytes, latency) = client.send(request).await;
-        crate::lock(&tally).add(answer, latency, bytes);
+        let sent = client.send(plan.signal, request).await;
+        crate::lock(&tally).add(sent);
     }
 }
 

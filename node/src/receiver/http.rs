@@ -21,6 +21,7 @@ use super::guard::{self, Guard};
 use super::server::{self, ConnLimits};
 use crate::cli::LimitArgs;
 use crate::ingest::{Accepted, Format, Ingest, IngestError};
+use crate::sink::SinkHandle;
 use otlp::compression::Encoding;
 use otlp::response;
 use otlp::status::{self, Code};
@@ -55,7 +56,13 @@ impl From<&LimitArgs> for HttpSettings {
 }
 
 /// Builds the receiver's routes.
-pub fn router(ingest: Ingest, settings: &HttpSettings, guard: Guard, admin: Admin) -> Router {
+pub fn router(
+    ingest: Ingest,
+    settings: &HttpSettings,
+    guard: Guard,
+    admin: Admin,
+    sinks: Vec<SinkHandle>,
+) -> Router {
     let export = |signal: Signal| {
         post(
             move |State(ingest): State<Ingest>, headers: HeaderMap, body: Body| {
@@ -69,7 +76,7 @@ pub fn router(ingest: Ingest, settings: &HttpSettings, guard: Guard, admin: Admi
         .route("/v1/metrics", export(Signal::Metrics))
         .route("/v1/logs", export(Signal::Logs))
         .merge(super::admin::routes(admin))
-        .merge(crate::health::routes(ingest.publisher().clone()))
+        .merge(crate::health::routes(ingest.publisher().clone(), sinks))
         .fallback(|| async {
             error_response(
                 Format::Json,
@@ -116,11 +123,12 @@ pub async fn serve(
     settings: HttpSettings,
     guard: Guard,
     admin: Admin,
+    sinks: Vec<SinkHandle>,
     tls: Option<TlsAcceptor>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     info!(addr = ?listener.local_addr().ok(), tls = tls.is_some(), "OTLP/HTTP receiver listening");
-    let app = router(ingest, &settings, guard, admin);
+    let app = router(ingest, &settings, guard, admin, sinks);
     server::serve(listener, app, settings.limits, tls, shutdown).await
 }
 

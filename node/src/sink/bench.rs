@@ -10,7 +10,26 @@ use std::time::Duration;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::{Delivered, Sink};
+use super::registry::SinkKind;
+use super::{Delivered, WriteSink};
+use crate::pipeline::queue::QueueKind;
+
+/// `bench[:PATH]`.
+pub static KIND: SinkKind = SinkKind {
+    name: "bench",
+    arg: Some(("PATH", false)),
+    summary: "counts messages and items and measures end-to-end latency from the send time `slim-node loadgen` stamps; prints a summary at exit and keeps it in PATH as JSON",
+    durable: false,
+    queue: QueueKind::Memory,
+    options: &[],
+    open: |spec| Ok(Box::new(BenchSink::new(spec.arg.as_deref().map(Path::new)))),
+};
+
+impl super::Sink for BenchSink {
+    fn run(self: Box<Self>, input: super::SinkInput) -> super::SinkFuture {
+        super::blocking::run(*self, input)
+    }
+}
 use crate::loadgen::payload::send_time;
 use crate::measure::{per_second, Latencies, LatencySummary};
 
@@ -88,7 +107,7 @@ impl BenchSink {
     }
 }
 
-impl Sink for BenchSink {
+impl WriteSink for BenchSink {
     fn write(&mut self, d: &Delivered) -> io::Result<()> {
         self.messages += 1;
         self.items += d.payload.items() as u64;
@@ -138,6 +157,7 @@ mod tests {
         Delivered {
             received_at: now,
             from: "a/b/c".into(),
+            verified_sender: None,
             message_id: None,
             payload: otlp::Encoded::from_request(payload::request(
                 Signal::Traces,

@@ -1,5 +1,5 @@
-//! `jsonl:PATH` sink: one JSON object per line,
-//! `{"signal":…,"from":…,"id":…,"time":…,"payload":<OTLP/JSON Export*ServiceRequest>}`.
+//! `jsonl:PATH` sink: one JSON object per line, `{"signal":…,"from":…,"verified_sender":…,
+//! "id":…,"time":…,"payload":<OTLP/JSON Export*ServiceRequest>}`.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -8,8 +8,30 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
 
-use super::{Delivered, Sink};
+use super::registry::SinkKind;
+use super::{Delivered, WriteSink};
+use crate::pipeline::queue::QueueKind;
 use otlp::OtlpRequest;
+
+/// `jsonl:PATH`.
+pub static KIND: SinkKind = SinkKind {
+    name: "jsonl",
+    arg: Some(("PATH", true)),
+    summary: "one JSON object per line, appended with one write each: `{\"signal\",\"from\",\"verified_sender\" (MLS, when on),\"id\",\"time\",\"payload\":<OTLP/JSON>}`; taken once written",
+    durable: true,
+    queue: QueueKind::Memory,
+    options: &[],
+    open: |spec| {
+        let path = spec.arg.as_deref().unwrap_or_default();
+        Ok(Box::new(JsonlSink::open(Path::new(path))?))
+    },
+};
+
+impl super::Sink for JsonlSink {
+    fn run(self: Box<Self>, input: super::SinkInput) -> super::SinkFuture {
+        super::blocking::run(*self, input)
+    }
+}
 
 /// Appends one line per message with a single write, so lines never interleave.
 pub struct JsonlSink {
@@ -22,6 +44,8 @@ pub struct JsonlSink {
 struct Line<'a> {
     signal: &'static str,
     from: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verified_sender: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<&'a str>,
     time: String,
@@ -49,17 +73,12 @@ impl JsonlSink {
     }
 }
 
-impl Sink for JsonlSink {
-    fn overflow_path(&self) -> Option<PathBuf> {
-        let mut name = self.path.clone().into_os_string();
-        name.push(".overflow");
-        Some(name.into())
-    }
-
+impl WriteSink for JsonlSink {
     fn write(&mut self, d: &Delivered) -> io::Result<()> {
         let record = Line {
             signal: d.payload.signal().as_str(),
             from: &d.from,
+            verified_sender: d.verified_sender.as_deref(),
             id: d.message_id.as_deref(),
             time: d.received_at.format(&Rfc3339).unwrap_or_default(),
             payload: d.payload.request(),
@@ -67,7 +86,9 @@ impl Sink for JsonlSink {
         self.line.clear();
         serde_json::to_writer(&mut self.line, &record)?;
         self.line.push(b'\n');
-        self.out.write_all(&self.line)
+        self.out.write_all(&self.line).map_err(|e| {
+            io::Error::new(e.kind(), format!("writing to {}: {e}", self.path.display()))
+        })
     }
 }
 
@@ -90,6 +111,7 @@ mod tests {
             sink.write(&Delivered {
                 received_at: time::OffsetDateTime::UNIX_EPOCH,
                 from: "o/n/a".into(),
+                verified_sender: None,
                 message_id: Some(id.into()),
                 payload: otlp::Encoded::from_request(request.clone()),
             })

@@ -1,41 +1,72 @@
 //! Sinks: where a node puts what other members publish on the channel.
+//!
+//! A sink owns its loop: it is started with its [`SinkInput`] (its queue, the node's stop
+//! signal, its counters) and runs until the input ends. A blocking sink (stdout, jsonl, bench)
+//! implements [`WriteSink`] and runs behind [`blocking::run`]. Every sink kind is declared once
+//! in [`registry::KINDS`] — its name, argument, options with defaults and help — and the
+//! `--sink` parser, `--help` and the README's table all come from there.
 
 pub mod bench;
+pub mod blocking;
 pub mod jsonl;
+pub mod otlp;
+pub mod registry;
 pub mod stdout;
 
-use std::fmt;
+use std::future::Future;
 use std::io;
-use std::path::PathBuf;
-use std::str::FromStr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use serde::Serialize;
 use time::OffsetDateTime;
 
-use otlp::Encoded;
+use crate::pipeline::queue::{Item, Queue, QueueError};
+pub use registry::SinkSpec;
 
 /// One message received from the channel.
 #[derive(Debug, Clone)]
 pub struct Delivered {
     /// When this node received it.
     pub received_at: OffsetDateTime,
-    /// The sender's SLIM name.
+    /// The sender's SLIM name, as its messages are routed.
     pub from: String,
+    /// The sender's identity as MLS verified it (absent with MLS off).
+    pub verified_sender: Option<String>,
     /// The sender's message id, when it gave one.
     pub message_id: Option<String>,
     /// The OTLP request: checked, decoded when a sink first asks for it.
-    pub payload: Encoded,
+    pub payload: ::otlp::Encoded,
 }
 
-/// A destination for delivered messages.
-pub trait Sink: Send {
-    /// Writes one message. An error is logged by the caller; the sink stays in use.
-    fn write(&mut self, delivered: &Delivered) -> io::Result<()>;
-
-    /// For a file-like sink, where to keep what overflows its buffer until it catches up;
-    /// other sinks drop the overflow (counted and logged).
-    fn overflow_path(&self) -> Option<PathBuf> {
-        None
+impl Delivered {
+    /// The sender as sinks name it: the MLS-verified identity when there is one.
+    pub fn sender(&self) -> &str {
+        self.verified_sender.as_deref().unwrap_or(&self.from)
     }
+
+    /// Whether MLS verified the sender.
+    pub fn verified(&self) -> bool {
+        self.verified_sender.is_some()
+    }
+}
+
+/// A running sink.
+pub type SinkFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A destination for delivered messages that owns its loop.
+pub trait Sink: Send {
+    /// Runs until `input` ends (the node stops), taking items from it and saying for each
+    /// whether it was delivered or dropped.
+    fn run(self: Box<Self>, input: SinkInput) -> SinkFuture;
+}
+
+/// A sink that writes one message at a time and blocks while it does.
+pub trait WriteSink: Send + 'static {
+    /// Writes one message.
+    fn write(&mut self, delivered: &Delivered) -> io::Result<()>;
 
     /// Called when no message came for a moment (a chance to flush or save state).
     fn idle(&mut self) -> io::Result<()> {
@@ -48,78 +79,275 @@ pub trait Sink: Send {
     }
 }
 
-/// A `--sink` value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SinkSpec {
-    /// `stdout`: one readable line per message.
-    Stdout,
-    /// `jsonl:PATH`: one JSON object per line, appended to PATH.
-    Jsonl(PathBuf),
-    /// `bench` or `bench:PATH`: counts and end-to-end latency of loadgen traffic; the
-    /// summary is printed at exit and, with PATH, kept there as JSON.
-    Bench(Option<PathBuf>),
+/// What a sink did, for `/health` and the log.
+#[derive(Default)]
+pub struct SinkStats {
+    taken: AtomicU64,
+    delivered: AtomicU64,
+    retried: AtomicU64,
+    dropped: Mutex<std::collections::BTreeMap<String, u64>>,
+    last_error: Mutex<Option<(OffsetDateTime, String)>>,
 }
 
-impl SinkSpec {
-    /// Opens the sink.
-    pub fn open(&self) -> io::Result<Box<dyn Sink>> {
-        Ok(match self {
-            SinkSpec::Stdout => Box::new(stdout::StdoutSink),
-            SinkSpec::Jsonl(path) => Box::new(jsonl::JsonlSink::open(path)?),
-            SinkSpec::Bench(path) => Box::new(bench::BenchSink::new(path.as_deref())),
-        })
+/// [`SinkStats`] as `/health` shows them, with the queue.
+#[derive(Debug, Clone, Serialize)]
+pub struct SinkReport {
+    /// The sink's name.
+    pub name: String,
+    /// Its kind.
+    pub kind: &'static str,
+    /// Whether it holds acknowledgements back until it took a message.
+    pub durable: bool,
+    /// Messages handed to it.
+    pub taken: u64,
+    /// Messages it delivered.
+    pub delivered: u64,
+    /// Attempts it made again.
+    pub retried: u64,
+    /// Messages dropped, by reason.
+    pub dropped: std::collections::BTreeMap<String, u64>,
+    /// Its queue.
+    pub queue: QueueReport,
+    /// The last error, with its time (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// A sink's queue as `/health` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueReport {
+    /// `memory` or `disk`.
+    pub kind: crate::pipeline::queue::QueueKind,
+    /// `block` or `drop_oldest`.
+    pub when_full: crate::pipeline::queue::WhenFull,
+    /// Messages waiting or being delivered.
+    pub messages: usize,
+    /// Their payload bytes.
+    pub bytes: usize,
+    /// Milliseconds the oldest waited since it was received.
+    pub oldest_ms: Option<u64>,
+}
+
+impl SinkStats {
+    /// Messages the pipeline handed to the sink.
+    pub fn taken(&self, n: u64) {
+        self.taken.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Messages dropped for `reason`.
+    pub fn dropped(&self, reason: &str, n: u64) {
+        if n > 0 {
+            *crate::lock(&self.dropped)
+                .entry(reason.to_string())
+                .or_default() += n;
+        }
+    }
+
+    fn report(&self, name: &str, kind: &'static str, durable: bool, queue: &Queue) -> SinkReport {
+        let q = queue.stats();
+        SinkReport {
+            name: name.to_string(),
+            kind,
+            durable,
+            taken: self.taken.load(Ordering::Relaxed),
+            delivered: self.delivered.load(Ordering::Relaxed),
+            retried: self.retried.load(Ordering::Relaxed),
+            dropped: crate::lock(&self.dropped).clone(),
+            queue: QueueReport {
+                kind: queue.settings().kind,
+                when_full: queue.settings().when_full,
+                messages: q.messages,
+                bytes: q.bytes,
+                oldest_ms: q.oldest_ms,
+            },
+            last_error: crate::lock(&self.last_error).as_ref().map(|(at, e)| {
+                format!(
+                    "{} {e}",
+                    at.format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default()
+                )
+            }),
+        }
     }
 }
 
-impl FromStr for SinkSpec {
-    type Err = String;
+/// One sink as the pipeline and `/health` know it.
+#[derive(Clone)]
+pub struct SinkHandle {
+    /// Its name (unique on the node).
+    pub name: String,
+    /// Its kind.
+    pub kind: &'static str,
+    /// Whether the node acknowledges a message only once this sink took it.
+    pub durable: bool,
+    /// Its queue.
+    pub queue: Arc<Queue>,
+    /// Its counters.
+    pub stats: Arc<SinkStats>,
+}
 
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.split_once(':') {
-            None if s == "stdout" => Ok(SinkSpec::Stdout),
-            None if s == "bench" => Ok(SinkSpec::Bench(None)),
-            Some(("bench", path)) if !path.is_empty() => {
-                Ok(SinkSpec::Bench(Some(PathBuf::from(path))))
+impl SinkHandle {
+    /// What `/health` shows of it.
+    pub fn report(&self) -> SinkReport {
+        self.stats
+            .report(&self.name, self.kind, self.durable, &self.queue)
+    }
+}
+
+/// What a sink reads from: its queue, and how it reports back.
+pub struct SinkInput {
+    handle: SinkHandle,
+    /// Messages of a disk queue that could not be read back, not yet counted.
+    unreadable: u64,
+}
+
+impl SinkInput {
+    /// The input of the sink `handle`.
+    pub fn new(handle: SinkHandle) -> SinkInput {
+        SinkInput {
+            handle,
+            unreadable: 0,
+        }
+    }
+
+    /// The sink's name, for its log lines.
+    pub fn name(&self) -> &str {
+        &self.handle.name
+    }
+
+    /// Whether the node is stopping.
+    pub fn is_stopping(&self) -> bool {
+        self.handle.queue.is_stopped()
+    }
+
+    /// Resolves once the node is stopping.
+    pub async fn stopping(&self) {
+        self.handle.queue.stopped().await
+    }
+
+    /// The next item, waiting for one; `None` once the node stops. A memory queue is drained
+    /// first (what it holds was not acknowledged for durable sinks, but a live sink shows it);
+    /// a disk queue keeps what it holds for the next start.
+    pub async fn next(&mut self) -> Option<Item> {
+        let queue = self.handle.queue.clone();
+        loop {
+            let woken = queue.wake.notified();
+            let stopping = self.is_stopping();
+            if stopping && self.handle.queue.is_disk() {
+                return None;
             }
-            Some(("jsonl", path)) if !path.is_empty() => Ok(SinkSpec::Jsonl(PathBuf::from(path))),
-            _ => Err(format!(
-                "unknown sink {s:?}: expected `stdout`, `jsonl:PATH`, `bench` or `bench:PATH`"
-            )),
+            match self.handle.queue.take(&mut self.unreadable) {
+                Ok(Some(item)) => {
+                    self.count_unreadable();
+                    return Some(item);
+                }
+                Ok(None) if stopping => return None,
+                Ok(None) => {}
+                Err(err) => {
+                    self.failed(&err.to_string());
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            }
+            self.count_unreadable();
+            tokio::select! {
+                _ = woken => {}
+                _ = queue.stopped() => {}
+            }
         }
+    }
+
+    /// The next item, or `None` after `wait` without one (or once the node stops).
+    pub async fn next_within(&mut self, wait: Duration) -> Option<Item> {
+        tokio::time::timeout(wait, self.next()).await.ok().flatten()
+    }
+
+    fn count_unreadable(&mut self) {
+        if self.unreadable > 0 {
+            self.handle
+                .stats
+                .dropped("unreadable in the disk queue", self.unreadable);
+            self.unreadable = 0;
+        }
+    }
+
+    /// `items` reached their destination.
+    pub fn delivered(&self, items: &[Item]) {
+        self.handle
+            .stats
+            .delivered
+            .fetch_add(items.len() as u64, Ordering::Relaxed);
+        self.finish(items);
+    }
+
+    /// `items` can never be delivered (`reason`, e.g. the destination refused them): they are
+    /// dropped, counted, and acknowledged (sending them again would not help).
+    pub fn dropped(&self, items: &[Item], reason: &str) {
+        self.handle.stats.dropped(reason, items.len() as u64);
+        self.finish(items);
+    }
+
+    /// The destination took a message but rejected `n` of its items (an OTLP partial success).
+    pub fn rejected_items(&self, n: u64) {
+        self.handle
+            .stats
+            .dropped("items rejected by the destination (partial success)", n);
+    }
+
+    fn finish(&self, items: &[Item]) {
+        if let Err(err) = self.handle.queue.done(items) {
+            self.failed(&err.to_string());
+        }
+    }
+
+    /// The sink tries again what failed; counted.
+    pub fn retried(&self) {
+        self.handle.stats.retried.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The sink gives back every item it has not finished, to be handed to it again in
+    /// order; counted as a retry.
+    pub fn give_back(&self) {
+        self.retried();
+        self.handle.queue.rewind();
+    }
+
+    /// An attempt failed with `error` (logged and kept as the last error).
+    pub fn failed(&self, error: &str) {
+        tracing::warn!(sink = %self.handle.name, %error, "sink error");
+        *crate::lock(&self.handle.stats.last_error) =
+            Some((OffsetDateTime::now_utc(), error.to_string()));
+    }
+
+    /// Whether the node waits for this sink before acknowledging.
+    pub fn durable(&self) -> bool {
+        self.handle.durable
     }
 }
 
-impl fmt::Display for SinkSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SinkSpec::Stdout => f.write_str("stdout"),
-            SinkSpec::Jsonl(p) => write!(f, "jsonl:{}", p.display()),
-            SinkSpec::Bench(None) => f.write_str("bench"),
-            SinkSpec::Bench(Some(p)) => write!(f, "bench:{}", p.display()),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_sink_specs() {
-        assert_eq!("stdout".parse::<SinkSpec>().unwrap(), SinkSpec::Stdout);
-        assert_eq!(
-            "jsonl:/tmp/a b.jsonl".parse::<SinkSpec>().unwrap(),
-            SinkSpec::Jsonl("/tmp/a b.jsonl".into())
-        );
-        assert!("jsonl:".parse::<SinkSpec>().is_err());
-        assert_eq!("bench".parse::<SinkSpec>().unwrap(), SinkSpec::Bench(None));
-        assert_eq!(
-            "bench:/tmp/b.json".parse::<SinkSpec>().unwrap(),
-            SinkSpec::Bench(Some("/tmp/b.json".into()))
-        );
-        assert!("kafka:x"
-            .parse::<SinkSpec>()
-            .unwrap_err()
-            .contains("jsonl:PATH"));
-    }
+/// Opens the sinks of `specs` for a node whose state lives in `data_dir`.
+pub fn open_all(
+    specs: &[SinkSpec],
+    data_dir: &std::path::Path,
+) -> anyhow::Result<Vec<(SinkHandle, Box<dyn Sink>)>> {
+    let names = registry::names(specs);
+    specs
+        .iter()
+        .zip(names)
+        .map(|(spec, name)| {
+            let settings = spec.queue_settings()?;
+            let dir = data_dir.join("sinks").join(&name);
+            let queue = Queue::open(settings, &dir).map_err(|e: QueueError| anyhow::anyhow!(e))?;
+            let sink = (spec.kind.open)(spec)
+                .map_err(|e| anyhow::anyhow!("cannot open sink {spec}: {e:#}"))?;
+            let handle = SinkHandle {
+                name,
+                kind: spec.kind.name,
+                durable: spec.durable(),
+                queue: Arc::new(queue),
+                stats: Arc::new(SinkStats::default()),
+            };
+            Ok((handle, sink))
+        })
+        .collect()
 }

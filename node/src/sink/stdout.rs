@@ -4,10 +4,29 @@ use std::io::{self, Write};
 
 use time::format_description::well_known::Rfc3339;
 
-use super::{Delivered, Sink};
+use super::registry::SinkKind;
+use super::{Delivered, WriteSink};
+use crate::pipeline::queue::QueueKind;
 
-/// Prints `TIME FROM SIGNAL services=… resources=N ITEMS=N id=…`.
+/// `stdout`.
+pub static KIND: SinkKind = SinkKind {
+    name: "stdout",
+    arg: None,
+    summary: "one readable line per message: receive time, sender (`verified=` the MLS-verified identity), signal, `service.name`s, resources, items, message id",
+    durable: false,
+    queue: QueueKind::Memory,
+    options: &[],
+    open: |_| Ok(Box::new(StdoutSink)),
+};
+
+/// Prints `TIME from=FROM [verified=ID] signal=SIGNAL services=… resources=N ITEMS=N id=…`.
 pub struct StdoutSink;
+
+impl super::Sink for StdoutSink {
+    fn run(self: Box<Self>, input: super::SinkInput) -> super::SinkFuture {
+        super::blocking::run(*self, input)
+    }
+}
 
 /// The line printed for one message.
 pub fn line(d: &Delivered) -> String {
@@ -18,8 +37,12 @@ pub fn line(d: &Delivered) -> String {
     } else {
         summary.services.into_iter().collect::<Vec<_>>().join(",")
     };
+    let verified = d
+        .verified_sender
+        .as_deref()
+        .map_or(String::new(), |v| format!(" verified={v}"));
     format!(
-        "{time} from={from} signal={signal} services={services} resources={resources} {items}={count} id={id}",
+        "{time} from={from}{verified} signal={signal} services={services} resources={resources} {items}={count} id={id}",
         time = d.received_at.format(&Rfc3339).unwrap_or_default(),
         from = d.from,
         resources = summary.resources,
@@ -29,7 +52,7 @@ pub fn line(d: &Delivered) -> String {
     )
 }
 
-impl Sink for StdoutSink {
+impl WriteSink for StdoutSink {
     fn write(&mut self, d: &Delivered) -> io::Result<()> {
         let mut out = io::stdout().lock();
         writeln!(out, "{}", line(d))?;
@@ -52,12 +75,13 @@ mod tests {
         let d = Delivered {
             received_at: time::macros::datetime!(2026-11-23 12:00:00 UTC),
             from: "agntcy/otel/receiver".into(),
+            verified_sender: Some("agntcy/otel/receiver".into()),
             message_id: Some("abc".into()),
             payload: otlp::Encoded::from_request(request),
         };
         assert_eq!(
             line(&d),
-            "2026-11-23T12:00:00Z from=agntcy/otel/receiver signal=traces services=test-service resources=1 spans=2 id=abc"
+            "2026-11-23T12:00:00Z from=agntcy/otel/receiver verified=agntcy/otel/receiver signal=traces services=test-service resources=1 spans=2 id=abc"
         );
     }
 }

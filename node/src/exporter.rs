@@ -1,0 +1,548 @@
+//! The OTLP client: sends export requests over OTLP/HTTP (protobuf or JSON) or OTLP/gRPC, with
+//! TLS, headers, gzip and a timeout, and classifies every answer as the OTLP specification
+//! says — accepted (perhaps partly), to retry (and when), or refused for good. The load
+//! generator and the `otlp` sink both use it.
+
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{bail, Context};
+use tonic::codec::CompressionEncoding;
+use tonic::metadata::{MetadataKey, MetadataValue};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic_types::StatusExt;
+
+use crate::grpc_raw::{export_path, RawCodec};
+use otlp::compression::gzip;
+use otlp::response::{self, PartialSuccess};
+use otlp::{json, OtlpRequest, Signal};
+
+/// How to talk to the backend (the values of `OTEL_EXPORTER_OTLP_PROTOCOL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Protocol {
+    /// OTLP/HTTP with protobuf bodies.
+    #[value(name = "http/protobuf")]
+    HttpProtobuf,
+    /// OTLP/HTTP with OTLP/JSON bodies.
+    #[value(name = "http/json")]
+    HttpJson,
+    /// OTLP/gRPC.
+    Grpc,
+}
+
+impl std::str::FromStr for Protocol {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "http/protobuf" => Ok(Protocol::HttpProtobuf),
+            "http/json" => Ok(Protocol::HttpJson),
+            "grpc" => Ok(Protocol::Grpc),
+            other => Err(format!(
+                "{other:?}: expected http/protobuf, http/json or grpc"
+            )),
+        }
+    }
+}
+
+/// Where and how to send.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Protocol and encoding.
+    pub protocol: Protocol,
+    /// Base URL: for HTTP, `/v1/traces` etc. are appended (as with
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`).
+    pub endpoint: String,
+    /// Per-signal URLs used as they are (as `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` etc.).
+    pub signal_endpoints: Vec<(Signal, String)>,
+    /// Compress bodies with gzip.
+    pub gzip: bool,
+    /// Headers (gRPC metadata) sent with every request.
+    pub headers: Vec<(String, String)>,
+    /// How long one request may take.
+    pub timeout: Duration,
+    /// PEM CA bundle to trust (instead of the system roots).
+    pub ca: Option<Vec<u8>>,
+    /// PEM client certificate chain and key (mTLS).
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Settings {
+    /// Plain settings for `endpoint` over `protocol`.
+    pub fn new(protocol: Protocol, endpoint: &str) -> Settings {
+        Settings {
+            protocol,
+            endpoint: endpoint.to_string(),
+            signal_endpoints: Vec::new(),
+            gzip: false,
+            headers: Vec::new(),
+            timeout: Duration::from_secs(10),
+            ca: None,
+            identity: None,
+        }
+    }
+
+    /// Reads the PEM files of a CA and a client certificate/key pair.
+    pub fn read_tls(
+        &mut self,
+        ca: Option<&Path>,
+        identity: Option<(&Path, &Path)>,
+    ) -> anyhow::Result<()> {
+        let read = |path: &Path, what: &str| {
+            std::fs::read(path).with_context(|| format!("reading the {what} {}", path.display()))
+        };
+        if let Some(path) = ca {
+            self.ca = Some(read(path, "CA file")?);
+        }
+        if let Some((cert, key)) = identity {
+            self.identity = Some((read(cert, "client certificate")?, read(key, "client key")?));
+        }
+        Ok(())
+    }
+
+    fn url(&self, signal: Signal) -> String {
+        match self.signal_endpoints.iter().find(|(s, _)| *s == signal) {
+            Some((_, url)) => url.clone(),
+            None => format!("{}/v1/{signal}", self.endpoint.trim_end_matches('/')),
+        }
+    }
+}
+
+/// What the backend made of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Taken; perhaps with some items rejected.
+    Accepted(Option<PartialSuccess>),
+    /// Not taken now: send it again, not before `after` when the backend said so.
+    Retry {
+        /// The backend's `Retry-After` / `RetryInfo`.
+        after: Option<Duration>,
+        /// What happened.
+        reason: String,
+    },
+    /// Refused for good (bad data, not allowed): sending it again would not help.
+    Refused(String),
+}
+
+/// One request's answer.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    /// The HTTP status (`200`) or gRPC code (`Ok`, `Unavailable`), or `error` without an answer.
+    pub code: String,
+    /// What it means.
+    pub outcome: Outcome,
+    /// The body's size as encoded, before compression.
+    pub bytes: usize,
+    /// From the first byte sent to the answer.
+    pub elapsed: Duration,
+}
+
+/// A client of one backend, for every signal.
+pub enum Exporter {
+    /// OTLP/HTTP.
+    Http {
+        /// The HTTP client (one connection pool).
+        http: reqwest::Client,
+        /// The URL of each signal, parsed once.
+        urls: Vec<(Signal, reqwest::Url)>,
+        /// JSON bodies instead of protobuf.
+        json: bool,
+        /// Compress bodies.
+        gzip: bool,
+        /// Headers sent with every request.
+        headers: reqwest::header::HeaderMap,
+    },
+    /// OTLP/gRPC, sending the protobuf encoding as it is.
+    Grpc {
+        /// The channel, with compression and size settings.
+        grpc: tonic::client::Grpc<Channel>,
+        /// Metadata sent with every request.
+        metadata: Vec<(
+            MetadataKey<tonic::metadata::Ascii>,
+            MetadataValue<tonic::metadata::Ascii>,
+        )>,
+        /// How long one request may take.
+        timeout: Duration,
+    },
+}
+
+impl Exporter {
+    /// A client for `settings`; gRPC connects lazily, on the first request.
+    pub fn new(settings: &Settings) -> anyhow::Result<Exporter> {
+        match settings.protocol {
+            Protocol::HttpProtobuf | Protocol::HttpJson => {
+                let mut builder = reqwest::Client::builder()
+                    .timeout(settings.timeout)
+                    .tcp_nodelay(true);
+                if let Some(pem) = &settings.ca {
+                    let cert = reqwest::Certificate::from_pem(pem)
+                        .context("the CA file is not a PEM certificate")?;
+                    builder = builder
+                        .tls_built_in_root_certs(false)
+                        .add_root_certificate(cert);
+                }
+                if let Some((cert, key)) = &settings.identity {
+                    let pem = [cert.as_slice(), b"\n", key.as_slice()].concat();
+                    builder = builder.identity(
+                        reqwest::Identity::from_pem(&pem)
+                            .context("the client certificate or key is not valid PEM")?,
+                    );
+                }
+                let mut headers = reqwest::header::HeaderMap::new();
+                for (name, value) in &settings.headers {
+                    let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                        .with_context(|| format!("{name:?} is not a valid header name"))?;
+                    let value = reqwest::header::HeaderValue::from_str(value)
+                        .with_context(|| format!("the value of header {name} is not valid"))?;
+                    headers.append(name, value);
+                }
+                let urls = Signal::ALL
+                    .into_iter()
+                    .map(|signal| {
+                        let url = settings.url(signal);
+                        reqwest::Url::parse(&url)
+                            .with_context(|| format!("{url} is not a valid URL"))
+                            .map(|u| (signal, u))
+                    })
+                    .collect::<anyhow::Result<_>>()?;
+                Ok(Exporter::Http {
+                    http: builder.build().context("setting up the HTTP client")?,
+                    urls,
+                    json: settings.protocol == Protocol::HttpJson,
+                    gzip: settings.gzip,
+                    headers,
+                })
+            }
+            Protocol::Grpc => {
+                let base = settings.endpoint.trim_end_matches('/');
+                let mut endpoint = Endpoint::from_shared(base.to_string())
+                    .with_context(|| format!("{base} is not a valid gRPC endpoint URL"))?
+                    .tcp_nodelay(true)
+                    .timeout(settings.timeout);
+                if base.starts_with("https://") {
+                    let mut tls = ClientTlsConfig::new().with_enabled_roots();
+                    if let Some(pem) = &settings.ca {
+                        tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem));
+                    }
+                    if let Some((cert, key)) = &settings.identity {
+                        tls = tls.identity(Identity::from_pem(cert, key));
+                    }
+                    endpoint = endpoint
+                        .tls_config(tls)
+                        .context("setting up TLS for gRPC")?;
+                } else if settings.ca.is_some() || settings.identity.is_some() {
+                    bail!("TLS settings need an https:// endpoint, not {base}");
+                }
+                let mut grpc = tonic::client::Grpc::new(endpoint.connect_lazy())
+                    .max_decoding_message_size(64 * 1024 * 1024);
+                if settings.gzip {
+                    grpc = grpc
+                        .send_compressed(CompressionEncoding::Gzip)
+                        .accept_compressed(CompressionEncoding::Gzip);
+                }
+                let metadata = settings
+                    .headers
+                    .iter()
+                    .map(|(name, value)| {
+                        let key = MetadataKey::from_bytes(name.to_ascii_lowercase().as_bytes())
+                            .with_context(|| {
+                                format!("{name:?} is not a valid gRPC metadata key")
+                            })?;
+                        let value = value.parse().with_context(|| {
+                            format!("the value of {name} is not valid gRPC metadata")
+                        })?;
+                        Ok((key, value))
+                    })
+                    .collect::<anyhow::Result<_>>()?;
+                Ok(Exporter::Grpc {
+                    grpc,
+                    metadata,
+                    timeout: settings.timeout,
+                })
+            }
+        }
+    }
+
+    /// Sends one request of `signal`, given in its protobuf encoding, and says how the backend
+    /// answered.
+    pub async fn send(&mut self, signal: Signal, protobuf: Vec<u8>) -> Sent {
+        match self {
+            Exporter::Http {
+                http,
+                urls,
+                json,
+                gzip: compress,
+                headers,
+            } => {
+                let (content_type, body) = if *json {
+                    match OtlpRequest::decode_protobuf(signal, &protobuf) {
+                        Ok(request) => ("application/json", json::to_json(&request)),
+                        Err(err) => return Sent::refused(format!("cannot convert to JSON: {err}")),
+                    }
+                } else {
+                    ("application/x-protobuf", protobuf)
+                };
+                let bytes = body.len();
+                let Some((_, url)) = urls.iter().find(|(s, _)| *s == signal) else {
+                    return Sent::refused(format!("no URL for {signal}"));
+                };
+                let mut post = http
+                    .post(url.clone())
+                    .headers(headers.clone())
+                    .header("content-type", content_type);
+                let body = if *compress {
+                    post = post.header("content-encoding", "gzip");
+                    gzip(&body)
+                } else {
+                    body
+                };
+                let sent = Instant::now();
+                let (code, outcome) = match post.body(body).send().await {
+                    Ok(resp) => {
+                        let status = resp.status();
+                        let retry_after = resp
+                            .headers()
+                            .get("retry-after")
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(parse_retry_after);
+                        let body = resp.bytes().await.unwrap_or_default();
+                        (
+                            status.as_u16().to_string(),
+                            http_outcome(signal, status.as_u16(), retry_after, &body, *json),
+                        )
+                    }
+                    Err(err) => (
+                        "error".to_string(),
+                        Outcome::Retry {
+                            after: None,
+                            reason: error_chain(&err),
+                        },
+                    ),
+                };
+                Sent {
+                    code,
+                    outcome,
+                    bytes,
+                    elapsed: sent.elapsed(),
+                }
+            }
+            Exporter::Grpc {
+                grpc,
+                metadata,
+                timeout,
+            } => {
+                let bytes = protobuf.len();
+                let sent = Instant::now();
+                let mut request = tonic::Request::new(protobuf);
+                request.set_timeout(*timeout);
+                for (key, value) in metadata.iter() {
+                    request.metadata_mut().append(key.clone(), value.clone());
+                }
+                let path = http::uri::PathAndQuery::from_static(export_path(signal));
+                let result = match grpc.ready().await {
+                    Ok(()) => grpc
+                        .unary::<_, Vec<u8>, _>(request, path, RawCodec)
+                        .await
+                        .map(tonic::Response::into_inner),
+                    Err(err) => Err(tonic::Status::unavailable(error_chain(&err))),
+                };
+                let (code, outcome) = match result {
+                    Ok(body) => (
+                        "Ok".to_string(),
+                        Outcome::Accepted(
+                            response::partial_success_from_protobuf(signal, &body)
+                                .ok()
+                                .flatten(),
+                        ),
+                    ),
+                    Err(status) => (format!("{:?}", status.code()), grpc_outcome(&status)),
+                };
+                Sent {
+                    code,
+                    outcome,
+                    bytes,
+                    elapsed: sent.elapsed(),
+                }
+            }
+        }
+    }
+}
+
+impl Sent {
+    fn refused(reason: String) -> Sent {
+        Sent {
+            code: "error".into(),
+            outcome: Outcome::Refused(reason),
+            bytes: 0,
+            elapsed: Duration::ZERO,
+        }
+    }
+}
+
+/// The OTLP/HTTP rules: 2xx taken; 429, 502, 503 and 504 retried (after `Retry-After`);
+/// anything else refused for good, with the backend's message.
+fn http_outcome(
+    signal: Signal,
+    status: u16,
+    retry_after: Option<Duration>,
+    body: &[u8],
+    json: bool,
+) -> Outcome {
+    if (200..300).contains(&status) {
+        let partial = if json {
+            response::partial_success_from_json(signal, body)
+                .ok()
+                .flatten()
+        } else {
+            response::partial_success_from_protobuf(signal, body)
+                .ok()
+                .flatten()
+        };
+        return Outcome::Accepted(partial);
+    }
+    let message = otlp::status::message_of(body)
+        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned());
+    let reason = format!("HTTP {status}: {message}");
+    match status {
+        429 | 502 | 503 | 504 => Outcome::Retry {
+            after: retry_after,
+            reason,
+        },
+        _ => Outcome::Refused(reason),
+    }
+}
+
+/// The OTLP/gRPC rules: CANCELLED, DEADLINE_EXCEEDED, ABORTED, OUT_OF_RANGE, UNAVAILABLE and
+/// DATA_LOSS retried; RESOURCE_EXHAUSTED only with a `RetryInfo`; anything else refused.
+fn grpc_outcome(status: &tonic::Status) -> Outcome {
+    use tonic::Code;
+    let after = status
+        .get_details_retry_info()
+        .and_then(|info| info.retry_delay);
+    let reason = format!("gRPC {:?}: {}", status.code(), status.message());
+    match status.code() {
+        Code::Cancelled
+        | Code::DeadlineExceeded
+        | Code::Aborted
+        | Code::OutOfRange
+        | Code::Unavailable
+        | Code::DataLoss => Outcome::Retry { after, reason },
+        Code::ResourceExhausted if after.is_some() => Outcome::Retry { after, reason },
+        _ => Outcome::Refused(reason),
+    }
+}
+
+/// `Retry-After`: seconds, or an HTTP date.
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    if let Ok(secs) = value.trim().parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at =
+        time::OffsetDateTime::parse(value.trim(), &time::format_description::well_known::Rfc2822)
+            .ok()?;
+    let at = SystemTime::from(at);
+    Some(
+        at.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// An error with its causes, which is where reqwest says what actually went wrong.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_answers_are_classified_as_the_spec_says() {
+        let s = Signal::Logs;
+        assert_eq!(
+            http_outcome(s, 200, None, b"", false),
+            Outcome::Accepted(None)
+        );
+        for retryable in [429, 502, 503, 504] {
+            assert!(matches!(
+                http_outcome(s, retryable, Some(Duration::from_secs(3)), b"", false),
+                Outcome::Retry { after: Some(d), .. } if d == Duration::from_secs(3)
+            ));
+        }
+        for permanent in [400, 401, 403, 404, 413, 500] {
+            assert!(matches!(
+                http_outcome(s, permanent, None, b"", false),
+                Outcome::Refused(_)
+            ));
+        }
+    }
+
+    #[test]
+    fn a_refusal_carries_the_backends_message() {
+        let body =
+            otlp::status::to_protobuf(otlp::status::Code::InvalidArgument, "span 3 has no id");
+        let Outcome::Refused(reason) = http_outcome(Signal::Traces, 400, None, &body, false) else {
+            panic!("400 is permanent")
+        };
+        assert!(reason.contains("span 3 has no id"), "{reason}");
+    }
+
+    #[test]
+    fn grpc_codes_are_classified_as_the_spec_says() {
+        use tonic::Code;
+        for code in [
+            Code::Unavailable,
+            Code::DeadlineExceeded,
+            Code::Aborted,
+            Code::Cancelled,
+        ] {
+            assert!(matches!(
+                grpc_outcome(&tonic::Status::new(code, "x")),
+                Outcome::Retry { .. }
+            ));
+        }
+        assert!(matches!(
+            grpc_outcome(&tonic::Status::new(Code::ResourceExhausted, "x")),
+            Outcome::Refused(_)
+        ));
+        let with_info = tonic::Status::with_error_details(
+            Code::ResourceExhausted,
+            "slow down",
+            tonic_types::ErrorDetails::with_retry_info(Some(Duration::from_secs(2))),
+        );
+        assert!(matches!(
+            grpc_outcome(&with_info),
+            Outcome::Retry { after: Some(d), .. } if d == Duration::from_secs(2)
+        ));
+        assert!(matches!(
+            grpc_outcome(&tonic::Status::new(Code::InvalidArgument, "bad")),
+            Outcome::Refused(_)
+        ));
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_or_a_date() {
+        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn http_urls_append_the_signal_path_unless_given_per_signal() {
+        let mut s = Settings::new(Protocol::HttpProtobuf, "http://c:4318/");
+        s.signal_endpoints
+            .push((Signal::Logs, "http://l:1/custom".into()));
+        assert_eq!(s.url(Signal::Traces), "http://c:4318/v1/traces");
+        assert_eq!(s.url(Signal::Logs), "http://l:1/custom");
+    }
+}

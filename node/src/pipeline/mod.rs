@@ -1,0 +1,386 @@
+//! The receiving pipeline: messages from the channel are checked once, handed to every sink's
+//! queue, and acknowledged to their publisher once every durable sink took them (written to
+//! its disk queue, or delivered). A message a blocking durable sink has no room for is taken
+//! by no sink and not acknowledged: its publisher keeps it, sends it again later, and its
+//! outbox filling up makes its receivers answer 503 — backpressure end to end, never a
+//! silent drop. Live sinks never hold acknowledgements back.
+//!
+//! Runs on a thread of its own: checking and disk writes stay off the async workers.
+
+pub mod queue;
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use slim_roles::Incoming;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::sink::{Delivered, Sink, SinkHandle, SinkInput};
+use otlp::wire;
+use queue::{Ticket, WhenFull};
+
+/// Messages taken from the channel at once (one disk write per queue for all of them).
+const BATCH: usize = 256;
+
+/// The running pipeline and its sinks.
+pub struct Pipeline {
+    thread: JoinHandle<()>,
+    sinks: Vec<SinkHandle>,
+    tasks: Vec<(String, tokio::task::JoinHandle<()>)>,
+}
+
+impl Pipeline {
+    /// Starts `sinks` and the thread feeding them from `incoming`.
+    pub fn start(
+        incoming: mpsc::Receiver<Incoming>,
+        sinks: Vec<(SinkHandle, Box<dyn Sink>)>,
+    ) -> std::io::Result<Pipeline> {
+        let handles: Vec<SinkHandle> = sinks.iter().map(|(h, _)| h.clone()).collect();
+        for h in &handles {
+            let q = h.queue.stats();
+            if q.messages > 0 {
+                info!(sink = %h.name, messages = q.messages, bytes = q.bytes,
+                    "delivering what an earlier run left in the sink's queue");
+            }
+        }
+        let tasks = sinks
+            .into_iter()
+            .map(|(handle, sink)| {
+                let name = handle.name.clone();
+                (name, tokio::spawn(sink.run(SinkInput::new(handle))))
+            })
+            .collect();
+        let feeding = handles.clone();
+        let thread = std::thread::Builder::new()
+            .name("slim-node-pipeline".into())
+            .spawn(move || feed(incoming, &feeding))?;
+        Ok(Pipeline {
+            thread,
+            sinks: handles,
+            tasks,
+        })
+    }
+
+    /// The sinks, for `/health`.
+    pub fn sinks(&self) -> Vec<SinkHandle> {
+        self.sinks.clone()
+    }
+
+    /// Waits until the channel closed (the node left) and every message reached the queues,
+    /// then stops the sinks and waits up to `drain` for them to finish.
+    pub async fn stop(self, drain: Duration) {
+        if tokio::task::spawn_blocking(move || self.thread.join())
+            .await
+            .map_or(true, |joined| joined.is_err())
+        {
+            warn!("the pipeline thread panicked");
+        }
+        for sink in &self.sinks {
+            sink.queue.stop();
+        }
+        let deadline = tokio::time::Instant::now() + drain;
+        for (name, task) in self.tasks {
+            match tokio::time::timeout_at(deadline, task).await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => warn!(sink = %name, %err, "the sink ended abnormally"),
+                Err(_) => {
+                    warn!(sink = %name, "the sink did not finish in time; what it holds stays in its queue (disk) or was not acknowledged (memory)")
+                }
+            }
+        }
+        for sink in &self.sinks {
+            let r = sink.report();
+            let dropped: u64 = r.dropped.values().sum();
+            info!(sink = %r.name, taken = r.taken, delivered = r.delivered, retried = r.retried, dropped,
+                queued = r.queue.messages, "sink stopped");
+        }
+    }
+}
+
+/// The pipeline thread: until the channel closes, takes what arrived (up to [`BATCH`] at a
+/// time), checks it, and hands it to the sinks.
+fn feed(mut incoming: mpsc::Receiver<Incoming>, sinks: &[SinkHandle]) {
+    let durable = sinks.iter().filter(|s| s.durable).count();
+    let mut refused: u64 = 0;
+    while let Some(first) = incoming.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match incoming.try_recv() {
+                Ok(msg) => batch.push(msg),
+                Err(_) => break,
+            }
+        }
+        let mut accepted: Vec<(Arc<Delivered>, Arc<Ticket>)> = Vec::with_capacity(batch.len());
+        // What this batch already adds to each queue, to check room for the next message.
+        let mut adding = vec![(0usize, 0usize); sinks.len()];
+        let mut full = false;
+        for msg in batch {
+            let Some((delivered, ack)) = check(msg) else {
+                continue;
+            };
+            let bytes = delivered.payload.bytes().len();
+            // Once one message found no room, the rest of the batch waits too: what is taken
+            // stays in order behind it.
+            full = full
+                || sinks.iter().zip(&adding).any(|(s, (n, b))| {
+                    s.queue.settings().when_full == WhenFull::Block
+                        && !s.queue.has_room(n + 1, b + bytes)
+                });
+            if full {
+                // Not taken, not acknowledged: its publisher sends it again.
+                refused += 1;
+                if refused.is_power_of_two() || refused % 1000 == 0 {
+                    warn!(refused, "a sink's queue is full: not acknowledging what arrives, so its publishers keep it");
+                }
+                drop(ack);
+                continue;
+            }
+            for (n, b) in adding.iter_mut() {
+                *n += 1;
+                *b += bytes;
+            }
+            accepted.push((Arc::new(delivered), Ticket::new(durable, ack)));
+        }
+        if accepted.is_empty() {
+            continue;
+        }
+        for sink in sinks {
+            let items = accepted
+                .iter()
+                .map(|(d, t)| {
+                    // A durable sink's memory queue takes the message once the sink is done.
+                    let waits = sink.durable && !sink.queue.is_disk();
+                    (d.clone(), waits.then(|| t.clone()))
+                })
+                .collect();
+            sink.stats.taken(accepted.len() as u64);
+            match sink.queue.push(items) {
+                Ok(dropped) => {
+                    sink.stats
+                        .dropped("queue full (drop_oldest)", dropped as u64);
+                    if sink.durable && sink.queue.is_disk() {
+                        for (_, ticket) in &accepted {
+                            ticket.taken();
+                        }
+                    }
+                }
+                // Not taken by this sink: the messages are not acknowledged, and come again.
+                Err(err) => {
+                    warn!(sink = %sink.name, %err, "the sink's queue could not take messages");
+                    sink.stats
+                        .dropped("queue write failed", accepted.len() as u64);
+                }
+            }
+        }
+    }
+    debug!("pipeline stopped: the channel closed");
+}
+
+/// Checks a message from the channel: an OTLP request, with its acknowledgement. What is not
+/// OTLP is acknowledged and dropped (sending it again would not help).
+fn check(msg: Incoming) -> Option<(Delivered, Option<slim_roles::Ack>)> {
+    let received_at = time::OffsetDateTime::now_utc();
+    let bytes = msg.payload.len();
+    match wire::decode(&msg.payload_type, &msg.metadata, msg.payload) {
+        Ok(payload) => Some((
+            Delivered {
+                received_at,
+                message_id: msg.metadata.get(wire::MESSAGE_ID_KEY).cloned(),
+                from: msg.from,
+                verified_sender: msg.verified_sender,
+                payload,
+            },
+            msg.ack,
+        )),
+        Err(err) => {
+            warn!(from = %msg.from, payload_type = %msg.payload_type, bytes, %err,
+                "dropped a message from the channel that is not OTLP");
+            if let Some(ack) = msg.ack {
+                ack.done();
+            }
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::{SinkStats, WriteSink};
+    use queue::{Queue, QueueKind, QueueSettings};
+    use std::sync::Mutex;
+
+    /// Records the ids it writes; blocks on each while the gate is held.
+    #[derive(Clone)]
+    struct Recording {
+        gate: Arc<Mutex<()>>,
+        written: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl WriteSink for Recording {
+        fn write(&mut self, d: &Delivered) -> std::io::Result<()> {
+            let _held = self.gate.lock().unwrap_or_else(|p| p.into_inner());
+            self.written
+                .lock()
+                .unwrap()
+                .push(d.message_id.clone().unwrap_or_default());
+            Ok(())
+        }
+    }
+
+    impl Sink for Recording {
+        fn run(self: Box<Self>, input: SinkInput) -> crate::sink::SinkFuture {
+            crate::sink::blocking::run(*self, input)
+        }
+    }
+
+    fn recording() -> Recording {
+        Recording {
+            gate: Arc::new(Mutex::new(())),
+            written: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    fn handle(name: &str, durable: bool, max_messages: usize, when_full: WhenFull) -> SinkHandle {
+        let dir = std::env::temp_dir();
+        SinkHandle {
+            name: name.into(),
+            kind: "test",
+            durable,
+            queue: Arc::new(
+                Queue::open(
+                    QueueSettings {
+                        kind: QueueKind::Memory,
+                        max_bytes: 1 << 30,
+                        max_messages,
+                        when_full,
+                    },
+                    &dir,
+                )
+                .unwrap(),
+            ),
+            stats: Arc::new(SinkStats::default()),
+        }
+    }
+
+    fn incoming(i: usize) -> Incoming {
+        let body = format!(
+            r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{{"body":{{"stringValue":"{i}"}}}}]}}]}}]}}"#
+        );
+        let request = otlp::json::from_json(otlp::Signal::Logs, body.as_bytes()).unwrap();
+        Incoming {
+            from: "a/b/c".into(),
+            verified_sender: None,
+            payload_type: wire::PROTOBUF.into(),
+            metadata: wire::metadata(otlp::Signal::Logs, &format!("id-{i}")),
+            payload: request.to_protobuf(),
+            ack: None,
+        }
+    }
+
+    async fn wait_for(what: impl Fn() -> bool) {
+        for _ in 0..3000 {
+            if what() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("timed out");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn every_message_reaches_a_sink_that_keeps_up_in_order() {
+        let sink = recording();
+        let (tx, rx) = mpsc::channel(100);
+        let pipeline = Pipeline::start(
+            rx,
+            vec![(
+                handle("a", true, 1000, WhenFull::Block),
+                Box::new(sink.clone()),
+            )],
+        )
+        .unwrap();
+        for i in 0..200 {
+            tx.send(incoming(i)).await.unwrap();
+        }
+        drop(tx);
+        pipeline.stop(Duration::from_secs(30)).await;
+        let expected: Vec<String> = (0..200).map(|i| format!("id-{i}")).collect();
+        assert_eq!(*sink.written.lock().unwrap(), expected);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_stuck_live_sink_does_not_hold_up_the_others() {
+        let stuck = recording();
+        let held = stuck.gate.lock().unwrap();
+        let other = recording();
+        let (tx, rx) = mpsc::channel(100);
+        let pipeline = Pipeline::start(
+            rx,
+            vec![
+                (
+                    handle("stuck", false, 5, WhenFull::DropOldest),
+                    Box::new(stuck.clone()),
+                ),
+                (
+                    handle("other", true, 1000, WhenFull::Block),
+                    Box::new(other.clone()),
+                ),
+            ],
+        )
+        .unwrap();
+        for i in 0..55 {
+            tx.send(incoming(i)).await.unwrap();
+        }
+        let written = other.written.clone();
+        wait_for(move || written.lock().unwrap().len() == 55).await;
+        let stuck_report = pipeline.sinks()[0].report();
+        assert!(
+            stuck_report.dropped.values().sum::<u64>() > 0,
+            "the live sink's queue dropped its oldest: {stuck_report:?}"
+        );
+        drop(held);
+        drop(tx);
+        pipeline.stop(Duration::from_secs(30)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_full_blocking_queue_takes_nothing_for_any_sink() {
+        let stuck = recording();
+        let held = stuck.gate.lock().unwrap();
+        let other = recording();
+        let (tx, rx) = mpsc::channel(100);
+        let pipeline = Pipeline::start(
+            rx,
+            vec![
+                (
+                    handle("stuck", true, 3, WhenFull::Block),
+                    Box::new(stuck.clone()),
+                ),
+                (
+                    handle("other", true, 1000, WhenFull::Block),
+                    Box::new(other.clone()),
+                ),
+            ],
+        )
+        .unwrap();
+        for i in 0..20 {
+            tx.send(incoming(i)).await.unwrap();
+        }
+        let written = other.written.clone();
+        wait_for(move || written.lock().unwrap().len() == 3).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let sinks = pipeline.sinks();
+        assert_eq!(sinks[0].report().taken, 3, "the full queue took 3");
+        assert_eq!(
+            sinks[1].report().taken,
+            3,
+            "the other sink took only what every blocking sink could take"
+        );
+        drop(held);
+        drop(tx);
+        pipeline.stop(Duration::from_secs(30)).await;
+    }
+}

@@ -1,0 +1,680 @@
+//! A sink's queue: what the pipeline handed to one sink and the sink has not finished yet.
+//! In memory (bounded) or on disk (bounded by bytes, survives kill -9), with what to do when
+//! full: `block` (take no more: the node stops acknowledging) or `drop_oldest` (make room by
+//! dropping what waited longest, counted).
+//!
+//! Items are handed to the sink in order and leave the queue when the sink says they are done
+//! (delivered, or dropped for good); a disk queue hands everything still on disk to the sink
+//! again after a restart.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use redb::{Database, Durability, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+
+use crate::sink::Delivered;
+
+/// key: sequence number; value: header length (u32 LE), JSON header, protobuf payload.
+const TABLE: TableDefinition<u64, &[u8]> = TableDefinition::new("queue");
+/// Items read from disk at once when the sink asks for more.
+const READ_AHEAD: usize = 256;
+
+/// Where a queue keeps what waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueKind {
+    /// In memory: lost with the process (nothing in it was acknowledged for a durable sink).
+    Memory,
+    /// On disk: survives a crash; taking a message means it is written and synced.
+    Disk,
+}
+
+/// What a full queue does with one more message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenFull {
+    /// Take no more: the node stops acknowledging, publishers keep the messages.
+    Block,
+    /// Drop what waited longest (counted), take the new one.
+    DropOldest,
+}
+
+/// A queue's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSettings {
+    /// Memory or disk.
+    pub kind: QueueKind,
+    /// Payload bytes held at most.
+    pub max_bytes: usize,
+    /// Messages held at most.
+    pub max_messages: usize,
+    /// What to do when full.
+    pub when_full: WhenFull,
+}
+
+/// A queue that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("sink queue {path}: {message}")]
+pub struct QueueError {
+    path: String,
+    message: String,
+}
+
+/// Shared by every queue holding one message for a durable sink: when the last of them took
+/// it (written to disk, or delivered), the message is acknowledged to its publisher. Dropped
+/// before that, the publisher's copy is taken again.
+pub struct Ticket {
+    remaining: std::sync::atomic::AtomicUsize,
+    ack: Mutex<Option<slim_roles::Ack>>,
+}
+
+impl Ticket {
+    /// A ticket that `takers` durable sinks must take.
+    pub fn new(takers: usize, ack: Option<slim_roles::Ack>) -> Arc<Ticket> {
+        let ticket = Arc::new(Ticket {
+            remaining: std::sync::atomic::AtomicUsize::new(takers),
+            ack: Mutex::new(ack),
+        });
+        if takers == 0 {
+            ticket.acknowledge();
+        }
+        ticket
+    }
+
+    /// One durable sink took the message.
+    pub fn taken(&self) {
+        use std::sync::atomic::Ordering;
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.acknowledge();
+        }
+    }
+
+    fn acknowledge(&self) {
+        if let Some(ack) = crate::lock(&self.ack).take() {
+            ack.done();
+        }
+    }
+}
+
+/// One message in a queue, as the sink gets it.
+#[derive(Clone)]
+pub struct Item {
+    /// Its place in the queue.
+    pub seq: u64,
+    /// The message.
+    pub delivered: Arc<Delivered>,
+    /// For a durable sink's memory queue: taken once the sink is done with it.
+    ticket: Option<Arc<Ticket>>,
+}
+
+/// What waits: the item itself in memory, only its size and time for a disk queue.
+struct Entry {
+    seq: u64,
+    bytes: usize,
+    received_at: OffsetDateTime,
+    item: Option<Item>,
+    /// Handed to the sink.
+    handed: bool,
+    /// The sink is done with it (it leaves once everything before it is done too).
+    done: bool,
+}
+
+/// Counts for `/health`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct QueueStats {
+    /// Messages waiting (or being delivered).
+    pub messages: usize,
+    /// Their payload bytes.
+    pub bytes: usize,
+    /// Milliseconds the oldest has waited since it was received.
+    pub oldest_ms: Option<u64>,
+}
+
+struct State {
+    entries: VecDeque<Entry>,
+    bytes: usize,
+    next_seq: u64,
+    /// Disk queue: items read ahead, by sequence number.
+    read: HashMap<u64, Item>,
+}
+
+/// A sink's queue.
+pub struct Queue {
+    settings: QueueSettings,
+    state: Mutex<State>,
+    disk: Option<Disk>,
+    /// Wakes the sink when something arrives.
+    pub wake: Notify,
+    /// Cancelled when the node stops.
+    stop: tokio_util::sync::CancellationToken,
+}
+
+struct Disk {
+    db: Database,
+    path: PathBuf,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    signal: String,
+    from: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    verified_sender: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    received_unix_nanos: i128,
+}
+
+impl Queue {
+    /// A queue with `settings`; a disk queue lives in `dir` and starts with what an earlier
+    /// run left there.
+    pub fn open(settings: QueueSettings, dir: &Path) -> Result<Queue, QueueError> {
+        let mut state = State {
+            entries: VecDeque::new(),
+            bytes: 0,
+            next_seq: 0,
+            read: HashMap::new(),
+        };
+        let disk = match settings.kind {
+            QueueKind::Memory => None,
+            QueueKind::Disk => {
+                let path = dir.join("queue.redb");
+                let err = |message: String| QueueError {
+                    path: path.display().to_string(),
+                    message,
+                };
+                std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+                let db = Database::create(&path).map_err(|e| match e {
+                    redb::DatabaseError::DatabaseAlreadyOpen => {
+                        err("in use by another process: give each node its own --data-dir".into())
+                    }
+                    other => err(other.to_string()),
+                })?;
+                let disk = Disk { db, path };
+                disk.load(&mut state)?;
+                Some(disk)
+            }
+        };
+        Ok(Queue {
+            settings,
+            state: Mutex::new(state),
+            disk,
+            wake: Notify::new(),
+            stop: tokio_util::sync::CancellationToken::new(),
+        })
+    }
+
+    /// The queue's settings.
+    pub fn settings(&self) -> &QueueSettings {
+        &self.settings
+    }
+
+    /// Whether the queue keeps what it holds on disk.
+    pub fn is_disk(&self) -> bool {
+        self.disk.is_some()
+    }
+
+    /// Where a disk queue lives.
+    pub fn path(&self) -> Option<&Path> {
+        self.disk.as_ref().map(|d| d.path.as_path())
+    }
+
+    /// Whether `messages` more messages of `bytes` in all fit without dropping anything.
+    pub fn has_room(&self, messages: usize, bytes: usize) -> bool {
+        let state = crate::lock(&self.state);
+        state.entries.len() + messages <= self.settings.max_messages
+            && state.bytes + bytes <= self.settings.max_bytes
+    }
+
+    /// Takes `items` (with the ticket of each, for a durable sink's memory queue); returns how
+    /// many waiting messages were dropped to make room (`drop_oldest`). A disk queue writes
+    /// and syncs them in one transaction before this returns.
+    pub fn push(
+        &self,
+        items: Vec<(Arc<Delivered>, Option<Arc<Ticket>>)>,
+    ) -> Result<usize, QueueError> {
+        if items.is_empty() {
+            return Ok(0);
+        }
+        // Only the pipeline pushes: numbers are reserved here and used below.
+        let first = {
+            let mut state = crate::lock(&self.state);
+            let first = state.next_seq;
+            state.next_seq += items.len() as u64;
+            first
+        };
+        if let Some(disk) = &self.disk {
+            disk.append(first, items.iter().map(|(d, _)| d.as_ref()))?;
+        }
+        let mut dropped = Vec::new();
+        {
+            let mut state = crate::lock(&self.state);
+            for (i, (delivered, ticket)) in items.into_iter().enumerate() {
+                let seq = first + i as u64;
+                let bytes = delivered.payload.bytes().len();
+                while self.settings.when_full == WhenFull::DropOldest
+                    && (state.entries.len() + 1 > self.settings.max_messages
+                        || state.bytes + bytes > self.settings.max_bytes)
+                {
+                    let Some(at) = state.entries.iter().position(|e| !e.handed) else {
+                        break;
+                    };
+                    if let Some(old) = state.entries.remove(at) {
+                        state.bytes -= old.bytes;
+                        state.read.remove(&old.seq);
+                        if let Some(ticket) = old.item.and_then(|i| i.ticket) {
+                            ticket.taken();
+                        }
+                        dropped.push(old.seq);
+                    }
+                }
+                state.bytes += bytes;
+                state.entries.push_back(Entry {
+                    seq,
+                    bytes,
+                    received_at: delivered.received_at,
+                    item: self.disk.is_none().then(|| Item {
+                        seq,
+                        delivered,
+                        ticket,
+                    }),
+                    handed: false,
+                    done: false,
+                });
+            }
+        }
+        if let Some(disk) = &self.disk {
+            disk.remove(&dropped)?;
+        }
+        self.wake.notify_one();
+        Ok(dropped.len())
+    }
+
+    /// The next item not yet handed to the sink, if there is one now. A message of a disk
+    /// queue that cannot be read back (damage) is skipped, logged, and counted in `unreadable`.
+    pub fn take(&self, unreadable: &mut u64) -> Result<Option<Item>, QueueError> {
+        loop {
+            let mut state = crate::lock(&self.state);
+            let State { entries, read, .. } = &mut *state;
+            let Some(entry) = entries.iter_mut().find(|e| !e.handed) else {
+                return Ok(None);
+            };
+            entry.handed = true;
+            let found = match &entry.item {
+                Some(item) => Some(item.clone()),
+                None => {
+                    if !read.contains_key(&entry.seq) {
+                        if let Some(disk) = &self.disk {
+                            disk.read_from(entry.seq, READ_AHEAD, read)?;
+                        }
+                    }
+                    read.remove(&entry.seq)
+                }
+            };
+            if let Some(item) = found {
+                return Ok(Some(item));
+            }
+            *unreadable += 1;
+            entry.done = true;
+            drop(state);
+            self.done(&[])?;
+        }
+    }
+
+    /// The sink is done with `items` (delivered, or dropped for good): they leave the queue.
+    pub fn done(&self, items: &[Item]) -> Result<(), QueueError> {
+        let mut gone = Vec::new();
+        {
+            let mut state = crate::lock(&self.state);
+            for item in items {
+                if let Some(entry) = state.entries.iter_mut().find(|e| e.seq == item.seq) {
+                    entry.done = true;
+                }
+            }
+            while state.entries.front().is_some_and(|e| e.done) {
+                if let Some(e) = state.entries.pop_front() {
+                    state.bytes -= e.bytes;
+                    gone.push(e.seq);
+                }
+            }
+        }
+        for item in items {
+            if let Some(ticket) = &item.ticket {
+                ticket.taken();
+            }
+        }
+        match &self.disk {
+            Some(disk) => disk.remove(&gone),
+            None => Ok(()),
+        }
+    }
+
+    /// Hands every item the sink has not finished to it again (it gave them back).
+    pub fn rewind(&self) {
+        let mut state = crate::lock(&self.state);
+        for e in state.entries.iter_mut().filter(|e| !e.done) {
+            e.handed = false;
+        }
+    }
+
+    /// The node stops: the sink finishes what it can.
+    pub fn stop(&self) {
+        self.stop.cancel();
+        self.wake.notify_one();
+    }
+
+    /// Whether the node is stopping.
+    pub fn is_stopped(&self) -> bool {
+        self.stop.is_cancelled()
+    }
+
+    /// Resolves once the node is stopping.
+    pub async fn stopped(&self) {
+        self.stop.cancelled().await
+    }
+
+    /// Counts for `/health`.
+    pub fn stats(&self) -> QueueStats {
+        let state = crate::lock(&self.state);
+        let now = OffsetDateTime::now_utc();
+        QueueStats {
+            messages: state.entries.len(),
+            bytes: state.bytes,
+            oldest_ms: state
+                .entries
+                .front()
+                .map(|e| (now - e.received_at).whole_milliseconds().max(0) as u64),
+        }
+    }
+}
+
+impl Disk {
+    fn error(&self, e: impl std::fmt::Display) -> QueueError {
+        QueueError {
+            path: self.path.display().to_string(),
+            message: e.to_string(),
+        }
+    }
+
+    /// Reads what an earlier run left: sizes and times into `state` (the payloads stay on
+    /// disk until the sink asks).
+    fn load(&self, state: &mut State) -> Result<(), QueueError> {
+        let read = self.db.begin_read().map_err(|e| self.error(e))?;
+        let table = match read.open_table(TABLE) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+            Err(e) => return Err(self.error(e)),
+        };
+        for row in table.iter().map_err(|e| self.error(e))? {
+            let (seq, record) = row.map_err(|e| self.error(e))?;
+            let (header, payload) = split(record.value()).map_err(|e| self.error(e))?;
+            let seq = seq.value();
+            state.bytes += payload.len();
+            state.entries.push_back(Entry {
+                seq,
+                bytes: payload.len(),
+                received_at: received_at(&header),
+                item: None,
+                handed: false,
+                done: false,
+            });
+            state.next_seq = seq + 1;
+        }
+        Ok(())
+    }
+
+    fn append<'a>(
+        &self,
+        first: u64,
+        items: impl Iterator<Item = &'a Delivered>,
+    ) -> Result<(), QueueError> {
+        let mut write = self.db.begin_write().map_err(|e| self.error(e))?;
+        write.set_durability(Durability::Immediate);
+        {
+            let mut table = write.open_table(TABLE).map_err(|e| self.error(e))?;
+            let mut record = Vec::new();
+            for (i, d) in items.enumerate() {
+                encode(d, &mut record).map_err(|e| self.error(e))?;
+                table
+                    .insert(first + i as u64, record.as_slice())
+                    .map_err(|e| self.error(e))?;
+            }
+        }
+        write.commit().map_err(|e| self.error(e))
+    }
+
+    fn read_from(
+        &self,
+        seq: u64,
+        max: usize,
+        into: &mut HashMap<u64, Item>,
+    ) -> Result<(), QueueError> {
+        let read = self.db.begin_read().map_err(|e| self.error(e))?;
+        let table = read.open_table(TABLE).map_err(|e| self.error(e))?;
+        for row in table.range(seq..).map_err(|e| self.error(e))?.take(max) {
+            let (key, record) = row.map_err(|e| self.error(e))?;
+            let seq = key.value();
+            match decode(record.value()) {
+                Ok(delivered) => {
+                    into.insert(
+                        seq,
+                        Item {
+                            seq,
+                            delivered: Arc::new(delivered),
+                            ticket: None,
+                        },
+                    );
+                }
+                // Written by this program, so this is damage: say so, and let the item be
+                // reported missing rather than hand on something else.
+                Err(err) => tracing::error!(path = %self.path.display(), seq, %err,
+                    "a message in the sink queue cannot be read"),
+            }
+        }
+        Ok(())
+    }
+
+    fn remove(&self, seqs: &[u64]) -> Result<(), QueueError> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        let mut write = self.db.begin_write().map_err(|e| self.error(e))?;
+        // A removal lost in a crash only means the sink gets that message again.
+        write.set_durability(Durability::Eventual);
+        {
+            let mut table = write.open_table(TABLE).map_err(|e| self.error(e))?;
+            for seq in seqs {
+                table.remove(seq).map_err(|e| self.error(e))?;
+            }
+        }
+        write.commit().map_err(|e| self.error(e))
+    }
+}
+
+fn received_at(header: &Header) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(header.received_unix_nanos)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+fn encode(d: &Delivered, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+    let header = serde_json::to_vec(&Header {
+        signal: d.payload.signal().as_str().to_string(),
+        from: d.from.clone(),
+        verified_sender: d.verified_sender.clone(),
+        id: d.message_id.clone(),
+        received_unix_nanos: d.received_at.unix_timestamp_nanos(),
+    })?;
+    out.clear();
+    out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(d.payload.bytes());
+    Ok(())
+}
+
+fn split(record: &[u8]) -> Result<(Header, &[u8]), String> {
+    let len = record
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_le_bytes)
+        .ok_or("record too short")? as usize;
+    let header = record
+        .get(4..4 + len)
+        .ok_or("header past the record's end")?;
+    let header: Header = serde_json::from_slice(header).map_err(|e| e.to_string())?;
+    Ok((header, &record[4 + len..]))
+}
+
+fn decode(record: &[u8]) -> Result<Delivered, String> {
+    let (header, payload) = split(record)?;
+    let signal: otlp::Signal = header
+        .signal
+        .parse()
+        .map_err(|e: otlp::CodecError| e.to_string())?;
+    let payload = otlp::Encoded::check(signal, payload.to_vec()).map_err(|e| e.to_string())?;
+    Ok(Delivered {
+        received_at: received_at(&header),
+        from: header.from,
+        verified_sender: header.verified_sender,
+        message_id: header.id,
+        payload,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivered(i: usize) -> Arc<Delivered> {
+        let body = format!(
+            r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{{"body":{{"stringValue":"{i}"}}}}]}}]}}]}}"#
+        );
+        let request = otlp::json::from_json(otlp::Signal::Logs, body.as_bytes()).unwrap();
+        Arc::new(Delivered {
+            received_at: OffsetDateTime::now_utc(),
+            from: "a/b/c".into(),
+            verified_sender: Some("a/b/c".into()),
+            message_id: Some(format!("id-{i}")),
+            payload: otlp::Encoded::check(otlp::Signal::Logs, request.to_protobuf()).unwrap(),
+        })
+    }
+
+    fn settings(kind: QueueKind, max_messages: usize, when_full: WhenFull) -> QueueSettings {
+        QueueSettings {
+            kind,
+            max_bytes: 1 << 20,
+            max_messages,
+            when_full,
+        }
+    }
+
+    fn ids(items: &[Item]) -> Vec<String> {
+        items
+            .iter()
+            .map(|i| i.delivered.message_id.clone().unwrap_or_default())
+            .collect()
+    }
+
+    fn take_all(q: &Queue) -> Vec<Item> {
+        let mut unreadable = 0;
+        let items = std::iter::from_fn(|| q.take(&mut unreadable).unwrap()).collect();
+        assert_eq!(unreadable, 0);
+        items
+    }
+
+    #[test]
+    fn items_come_out_in_order_and_leave_when_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(settings(QueueKind::Memory, 10, WhenFull::Block), dir.path()).unwrap();
+        q.push((0..3).map(|i| (delivered(i), None)).collect())
+            .unwrap();
+        let items = take_all(&q);
+        assert_eq!(ids(&items), ["id-0", "id-1", "id-2"]);
+        assert_eq!(q.stats().messages, 3, "handed out, not done yet");
+        q.done(&items[1..]).unwrap();
+        assert_eq!(q.stats().messages, 3, "the first still waits");
+        q.done(&items[..1]).unwrap();
+        assert_eq!(q.stats().messages, 0);
+    }
+
+    #[test]
+    fn a_full_blocking_queue_says_so_and_drops_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(settings(QueueKind::Memory, 2, WhenFull::Block), dir.path()).unwrap();
+        q.push(vec![(delivered(0), None), (delivered(1), None)])
+            .unwrap();
+        assert!(!q.has_room(1, 10));
+        assert_eq!(q.stats().messages, 2);
+    }
+
+    #[test]
+    fn drop_oldest_makes_room_from_what_waited_longest() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(
+            settings(QueueKind::Memory, 2, WhenFull::DropOldest),
+            dir.path(),
+        )
+        .unwrap();
+        let dropped = q
+            .push((0..4).map(|i| (delivered(i), None)).collect())
+            .unwrap();
+        assert_eq!(dropped, 2);
+        assert_eq!(ids(&take_all(&q)), ["id-2", "id-3"]);
+    }
+
+    #[test]
+    fn a_disk_queue_hands_everything_not_done_again_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let q =
+                Queue::open(settings(QueueKind::Disk, 10, WhenFull::Block), dir.path()).unwrap();
+            q.push((0..3).map(|i| (delivered(i), None)).collect())
+                .unwrap();
+            let items = take_all(&q);
+            q.done(&items[..1]).unwrap();
+        }
+        let q = Queue::open(settings(QueueKind::Disk, 10, WhenFull::Block), dir.path()).unwrap();
+        assert_eq!(q.stats().messages, 2);
+        let items = take_all(&q);
+        assert_eq!(ids(&items), ["id-1", "id-2"]);
+        assert_eq!(items[0].delivered.verified_sender.as_deref(), Some("a/b/c"));
+        q.push(vec![(delivered(3), None)]).unwrap();
+        assert_eq!(
+            ids(&take_all(&q)),
+            ["id-3"],
+            "numbering goes on after the restart"
+        );
+    }
+
+    #[test]
+    fn a_durable_sinks_ticket_is_taken_when_the_sink_is_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(settings(QueueKind::Memory, 10, WhenFull::Block), dir.path()).unwrap();
+        let ticket = Ticket::new(1, None);
+        q.push(vec![(delivered(0), Some(ticket.clone()))]).unwrap();
+        assert_eq!(
+            ticket.remaining.load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+        let items = take_all(&q);
+        q.done(&items).unwrap();
+        assert_eq!(
+            ticket.remaining.load(std::sync::atomic::Ordering::Relaxed),
+            0
+        );
+    }
+
+    #[test]
+    fn items_given_back_are_handed_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(settings(QueueKind::Disk, 10, WhenFull::Block), dir.path()).unwrap();
+        q.push((0..2).map(|i| (delivered(i), None)).collect())
+            .unwrap();
+        assert_eq!(take_all(&q).len(), 2);
+        q.rewind();
+        assert_eq!(ids(&take_all(&q)), ["id-0", "id-1"]);
+    }
+}

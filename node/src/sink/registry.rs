@@ -1,0 +1,475 @@
+//! Every sink kind, declared once: its name, argument, whether it is durable, its options with
+//! defaults and help, and how it opens. The `--sink` parser, its `--help` text and the README's
+//! sinks table all come from [`KINDS`] and [`COMMON`].
+//!
+//! A `--sink` value is `KIND[:ARG][;OPTION=VALUE]…`, e.g.
+//! `otlp:http://collector:4318;protocol=grpc;compression=gzip;header=Authorization=Bearer x`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use super::Sink;
+use crate::pipeline::queue::{QueueKind, QueueSettings, WhenFull};
+
+/// One option of a sink.
+#[derive(Debug)]
+pub struct OptionSpec {
+    /// Its key.
+    pub key: &'static str,
+    /// What its value looks like.
+    pub value: &'static str,
+    /// Its default, as shown to users.
+    pub default: &'static str,
+    /// What it does.
+    pub help: &'static str,
+    /// Whether it may be given more than once.
+    pub repeats: bool,
+}
+
+/// A kind of sink.
+pub struct SinkKind {
+    /// What `--sink` starts with.
+    pub name: &'static str,
+    /// Its argument after `:` (what it looks like) and whether it is required.
+    pub arg: Option<(&'static str, bool)>,
+    /// One line on what it does.
+    pub summary: &'static str,
+    /// Whether the node acknowledges a message only once this sink took it.
+    pub durable: bool,
+    /// Its default queue.
+    pub queue: QueueKind,
+    /// Its own options.
+    pub options: &'static [OptionSpec],
+    /// Opens it.
+    pub open: fn(&SinkSpec) -> anyhow::Result<Box<dyn Sink>>,
+}
+
+impl fmt::Debug for SinkKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+impl PartialEq for SinkKind {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for SinkKind {}
+
+/// Every sink kind.
+pub static KINDS: &[&SinkKind] = &[
+    &super::stdout::KIND,
+    &super::jsonl::KIND,
+    &super::otlp::KIND,
+    &super::bench::KIND,
+];
+
+/// Options every sink takes: its name and its queue.
+pub static COMMON: &[OptionSpec] = &[
+    OptionSpec {
+        key: "name",
+        value: "NAME",
+        default: "the kind (KIND-N when several)",
+        help: "the sink's name in /health and the log, and its queue directory DATA_DIR/sinks/NAME",
+        repeats: false,
+    },
+    OptionSpec {
+        key: "queue",
+        value: "memory|disk",
+        default: "disk for otlp, memory for the others",
+        help: "where what waits for the sink is kept: `disk` survives kill -9 (a message is acknowledged once written and synced there)",
+        repeats: false,
+    },
+    OptionSpec {
+        key: "queue-max-bytes",
+        value: "BYTES",
+        default: "64 MiB in memory, 1 GiB on disk",
+        help: "payload bytes the queue holds at most",
+        repeats: false,
+    },
+    OptionSpec {
+        key: "queue-max-messages",
+        value: "N",
+        default: "10000 in memory, 1000000 on disk",
+        help: "messages the queue holds at most",
+        repeats: false,
+    },
+    OptionSpec {
+        key: "when-full",
+        value: "block|drop_oldest",
+        default: "block for durable sinks, drop_oldest for the others",
+        help: "`block`: take no more, so the node stops acknowledging and publishers hold the data (receivers answer 503 once their outbox is full); `drop_oldest`: drop what waited longest, counted",
+        repeats: false,
+    },
+];
+
+/// A parsed `--sink` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkSpec {
+    /// Its kind.
+    pub kind: &'static SinkKind,
+    /// The argument after `:`.
+    pub arg: Option<String>,
+    /// `OPTION=VALUE` pairs, in the order given.
+    pub options: Vec<(String, String)>,
+}
+
+impl SinkSpec {
+    /// The last value of `key`, if given.
+    pub fn option(&self, key: &str) -> Option<&str> {
+        self.options
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of `key`, in order.
+    pub fn options_of<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.options
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The value of `key` parsed, or `default`; a bad value is an error naming the option.
+    pub fn parsed<T: FromStr>(&self, key: &str, default: T) -> anyhow::Result<T>
+    where
+        T::Err: fmt::Display,
+    {
+        match self.option(key) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|e| {
+                anyhow::anyhow!(
+                    "sink {}: option {key}={v:?} is not valid: {e}",
+                    self.kind.name
+                )
+            }),
+        }
+    }
+
+    /// Whether the node waits for this sink before acknowledging.
+    pub fn durable(&self) -> bool {
+        self.kind.durable
+    }
+
+    /// Its queue's settings, from its options and the kind's defaults.
+    pub fn queue_settings(&self) -> anyhow::Result<QueueSettings> {
+        let kind = match self.option("queue") {
+            None => self.kind.queue,
+            Some("memory") => QueueKind::Memory,
+            Some("disk") => QueueKind::Disk,
+            Some(other) => anyhow::bail!(
+                "sink {}: queue={other:?} is not valid: expected memory or disk",
+                self.kind.name
+            ),
+        };
+        let when_full = match self.option("when-full") {
+            None if self.durable() => WhenFull::Block,
+            None => WhenFull::DropOldest,
+            Some("block") => WhenFull::Block,
+            Some("drop_oldest") => WhenFull::DropOldest,
+            Some(other) => anyhow::bail!(
+                "sink {}: when-full={other:?} is not valid: expected block or drop_oldest",
+                self.kind.name
+            ),
+        };
+        let (bytes, messages) = match kind {
+            QueueKind::Memory => (64 << 20, 10_000),
+            QueueKind::Disk => (1 << 30, 1_000_000),
+        };
+        Ok(QueueSettings {
+            kind,
+            max_bytes: self.parsed("queue-max-bytes", bytes)?,
+            max_messages: self.parsed("queue-max-messages", messages)?,
+            when_full,
+        })
+    }
+}
+
+impl FromStr for SinkSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut parts = s.split(';');
+        let head = parts.next().unwrap_or_default();
+        let (name, arg) = match head.split_once(':') {
+            Some((name, arg)) => (name, Some(arg)),
+            None => (head, None),
+        };
+        let kind = KINDS
+            .iter()
+            .copied()
+            .find(|k| k.name == name)
+            .ok_or_else(|| {
+                format!(
+                    "unknown sink {name:?}: expected one of {}",
+                    KINDS
+                        .iter()
+                        .map(|k| usage(k))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })?;
+        let arg = match (kind.arg, arg) {
+            (None, Some(_)) => return Err(format!("sink {name} takes no argument: `{name}`")),
+            (Some((what, true)), None | Some("")) => {
+                return Err(format!("sink {name} needs its {what}: `{}`", usage(kind)))
+            }
+            (_, Some("")) | (_, None) => None,
+            (_, Some(arg)) => Some(arg.to_string()),
+        };
+        let mut options = Vec::new();
+        for part in parts.filter(|p| !p.is_empty()) {
+            let (key, value) = part
+                .split_once('=')
+                .ok_or_else(|| format!("sink {name}: option {part:?} is not KEY=VALUE"))?;
+            let spec = COMMON
+                .iter()
+                .chain(kind.options)
+                .find(|o| o.key == key)
+                .ok_or_else(|| {
+                    format!(
+                        "sink {name} has no option {key:?}; it takes {}",
+                        COMMON
+                            .iter()
+                            .chain(kind.options)
+                            .map(|o| o.key)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })?;
+            if !spec.repeats && options.iter().any(|(k, _): &(String, String)| k == key) {
+                return Err(format!("sink {name}: option {key} is given twice"));
+            }
+            options.push((key.to_string(), value.to_string()));
+        }
+        let spec = SinkSpec { kind, arg, options };
+        spec.queue_settings().map_err(|e| e.to_string())?;
+        Ok(spec)
+    }
+}
+
+impl fmt::Display for SinkSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.kind.name)?;
+        if let Some(arg) = &self.arg {
+            write!(f, ":{arg}")?;
+        }
+        for (k, v) in &self.options {
+            // Header values hold credentials: never print them.
+            if k == "header" {
+                let name = v.split_once('=').map_or(v.as_str(), |(n, _)| n);
+                write!(f, ";{k}={name}=…")?;
+            } else {
+                write!(f, ";{k}={v}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `KIND[:ARG]` as users write it.
+fn usage(kind: &SinkKind) -> String {
+    match kind.arg {
+        None => kind.name.to_string(),
+        Some((arg, true)) => format!("{}:{arg}", kind.name),
+        Some((arg, false)) => format!("{}[:{arg}]", kind.name),
+    }
+}
+
+/// The sinks' names: `name=` when given, else the kind, numbered when a kind repeats.
+pub fn names(specs: &[SinkSpec]) -> Vec<String> {
+    let mut seen = std::collections::HashMap::<&str, usize>::new();
+    specs
+        .iter()
+        .map(|spec| match spec.option("name") {
+            Some(name) => name.to_string(),
+            None => {
+                let n = seen.entry(spec.kind.name).or_default();
+                *n += 1;
+                let several = specs
+                    .iter()
+                    .filter(|s| s.kind == spec.kind && s.option("name").is_none())
+                    .count()
+                    > 1;
+                if several {
+                    format!("{}-{n}", spec.kind.name)
+                } else {
+                    spec.kind.name.to_string()
+                }
+            }
+        })
+        .collect()
+}
+
+/// The `--sink` help text.
+pub fn help() -> String {
+    let mut text = String::from(
+        "Where to put what others publish: KIND[:ARG][;OPTION=VALUE]…; repeat for several.\n",
+    );
+    for kind in KINDS {
+        text.push_str(&format!(
+            "  {:<40} {}{}\n",
+            usage(kind),
+            kind.summary,
+            if kind.durable { " (durable)" } else { "" }
+        ));
+        for o in kind.options {
+            text.push_str(&option_help(o));
+        }
+    }
+    text.push_str("Options of every sink:\n");
+    for o in COMMON {
+        text.push_str(&option_help(o));
+    }
+    text.push_str(
+        "A durable sink holds acknowledgements back until it took a message (written to its disk queue, or delivered).",
+    );
+    text
+}
+
+fn option_help(o: &OptionSpec) -> String {
+    format!(
+        "    ;{:<36} {} [default: {}]\n",
+        format!("{}={}", o.key, o.value),
+        o.help,
+        o.default
+    )
+}
+
+/// The README's sinks table, generated from the registry.
+pub fn markdown_table() -> String {
+    let mut text = String::from("| sink / option | default | |\n|---|---|---|\n");
+    for kind in KINDS {
+        text.push_str(&format!(
+            "| `{}` | | {}{} |\n",
+            usage(kind),
+            kind.summary,
+            if kind.durable { " **Durable.**" } else { "" }
+        ));
+        for o in kind.options {
+            text.push_str(&format!(
+                "| &nbsp;&nbsp;`{}={}` | {} | {} |\n",
+                o.key,
+                o.value.replace('|', "\\|"),
+                o.default,
+                o.help.replace('|', "\\|")
+            ));
+        }
+    }
+    text.push_str("| *every sink* | | |\n");
+    for o in COMMON {
+        text.push_str(&format!(
+            "| &nbsp;&nbsp;`{}={}` | {} | {} |\n",
+            o.key,
+            o.value.replace('|', "\\|"),
+            o.default,
+            o.help.replace('|', "\\|")
+        ));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<SinkSpec, String> {
+        s.parse()
+    }
+
+    #[test]
+    fn the_sinks_users_had_keep_their_syntax() {
+        assert_eq!(parse("stdout").unwrap().kind.name, "stdout");
+        let jsonl = parse("jsonl:/tmp/a b.jsonl").unwrap();
+        assert_eq!(jsonl.arg.as_deref(), Some("/tmp/a b.jsonl"));
+        assert!(parse("jsonl:").is_err());
+        assert_eq!(parse("bench").unwrap().arg, None);
+        assert_eq!(
+            parse("bench:/tmp/b.json").unwrap().arg.as_deref(),
+            Some("/tmp/b.json")
+        );
+    }
+
+    #[test]
+    fn options_follow_the_argument() {
+        let s = parse("otlp:http://c:4318;protocol=grpc;compression=gzip;header=Authorization=Bearer x;header=X-A=1")
+            .unwrap();
+        assert_eq!(s.arg.as_deref(), Some("http://c:4318"));
+        assert_eq!(s.option("protocol"), Some("grpc"));
+        assert_eq!(
+            s.options_of("header").collect::<Vec<_>>(),
+            ["Authorization=Bearer x", "X-A=1"]
+        );
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        assert!(parse("kafka:x").unwrap_err().contains("jsonl:PATH"));
+        assert!(parse("stdout:x").unwrap_err().contains("takes no argument"));
+        assert!(parse("stdout;color=red")
+            .unwrap_err()
+            .contains("no option \"color\""));
+        assert!(parse("stdout;queue").unwrap_err().contains("KEY=VALUE"));
+        assert!(parse("stdout;queue=tape")
+            .unwrap_err()
+            .contains("memory or disk"));
+        assert!(parse("stdout;name=a;name=b").unwrap_err().contains("twice"));
+        assert!(parse("stdout;queue-max-bytes=lots")
+            .unwrap_err()
+            .contains("queue-max-bytes"));
+    }
+
+    #[test]
+    fn durable_sinks_block_and_live_ones_drop_the_oldest_by_default() {
+        let otlp = parse("otlp:http://c:4318")
+            .unwrap()
+            .queue_settings()
+            .unwrap();
+        assert_eq!(
+            (otlp.kind, otlp.when_full),
+            (QueueKind::Disk, WhenFull::Block)
+        );
+        let stdout = parse("stdout").unwrap().queue_settings().unwrap();
+        assert_eq!(
+            (stdout.kind, stdout.when_full),
+            (QueueKind::Memory, WhenFull::DropOldest)
+        );
+        let jsonl = parse("jsonl:x;queue=disk;when-full=drop_oldest")
+            .unwrap()
+            .queue_settings()
+            .unwrap();
+        assert_eq!(
+            (jsonl.kind, jsonl.when_full),
+            (QueueKind::Disk, WhenFull::DropOldest)
+        );
+    }
+
+    #[test]
+    fn sinks_are_named_by_kind_and_numbered_when_a_kind_repeats() {
+        let specs: Vec<SinkSpec> = ["stdout", "jsonl:a", "jsonl:b", "otlp:http://x:1;name=eu"]
+            .iter()
+            .map(|s| parse(s).unwrap())
+            .collect();
+        assert_eq!(names(&specs), ["stdout", "jsonl-1", "jsonl-2", "eu"]);
+    }
+
+    #[test]
+    fn header_values_are_never_printed() {
+        let s = parse("otlp:http://c:4318;header=Authorization=Bearer secret-token").unwrap();
+        assert!(!s.to_string().contains("secret-token"), "{s}");
+    }
+
+    #[test]
+    fn the_readme_lists_every_sink_and_option_as_the_registry_does() {
+        let readme = include_str!("../../../README.md");
+        assert!(
+            readme.contains(&markdown_table()),
+            "README.md's sinks table differs from the registry; put this there:\n{}",
+            markdown_table()
+        );
+    }
+}
