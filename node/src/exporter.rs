@@ -348,7 +348,7 @@ impl Exporter {
                 };
                 let (code, outcome) = match result {
                     Ok(body) => (
-                        "Ok".to_string(),
+                        "OK".to_string(),
                         Outcome::Accepted(
                             response::partial_success_from_protobuf(signal, &body)
                                 .ok()

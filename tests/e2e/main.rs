@@ -4,10 +4,13 @@
 mod certs;
 mod harness;
 
+mod backend;
+
 mod bench;
 mod cli_errors;
 mod conformance;
 mod faults;
+mod forward;
 mod grpc;
 mod hostile;
 mod outages;

@@ -1,0 +1,490 @@
+//! The `otlp` sink: what a receiver takes reaches an OTLP backend through the mesh, field for
+//! field, and nothing answered 200 is lost when the backend is down, the participant is
+//! killed, or a durable sink is full.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::backend::{Backend, POISON};
+use crate::harness::*;
+
+const CHANNEL: &str = "e2e/forward/telemetry";
+const RECEIVER: &str = "e2e/forward/receiver";
+const FORWARDER: &str = "e2e/forward/forwarder";
+
+fn log(body: &str) -> Vec<u8> {
+    format!(r#"{{"resourceLogs":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"fwd"}}}}]}},"scopeLogs":[{{"logRecords":[{{"timeUnixNano":"1700000000000000000","body":{{"stringValue":"{body}"}}}}]}}]}}]}}"#)
+        .into_bytes()
+}
+
+fn parse(body: &[u8]) -> Value {
+    serde_json::from_slice(body).expect("JSON")
+}
+
+/// A receiver (moderator) and a participant forwarding with `sink`; returns them and the
+/// receiver's port once the group is up.
+async fn mesh_forwarding_to(mesh: &Mesh, sink: &str, extra: &[&str]) -> (Proc, Proc, u16) {
+    let mut args = PARTICIPANT_ROLE.to_vec();
+    args.extend(["--sink", sink]);
+    args.extend_from_slice(extra);
+    let forwarder = mesh.node("forwarder", FORWARDER, &args);
+    let (receiver, port) = mesh.receiver("receiver", RECEIVER, &moderator(CHANNEL, &[FORWARDER]));
+    wait_state(port, "active", &receiver).await;
+    (receiver, forwarder, port)
+}
+
+/// Waits until `done` holds, or fails with `what` and the node's log.
+async fn wait_until_async(what: &str, node: &Proc, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + FORM_TIMEOUT;
+    while Instant::now() < deadline {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}; log:\n{}", node.stderr_text());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_signal_reaches_an_otlp_http_backend_field_for_field() {
+    let mesh = Mesh::start();
+    let protobuf = Backend::start().await;
+    let json = Backend::start().await;
+    let second = format!("otlp:{};protocol=http/json;compression=gzip", json.url());
+    let (_receiver, forwarder, port) = mesh_forwarding_to(
+        &mesh,
+        &format!("otlp:{}", protobuf.url()),
+        &["--sink", &second],
+    )
+    .await;
+    for (signal, file) in [
+        ("traces", "traces.json"),
+        ("metrics", "metrics.json"),
+        ("logs", "logs.json"),
+    ] {
+        let resp = post(
+            port,
+            &format!("/v1/{signal}"),
+            "application/json",
+            example(file),
+        )
+        .await;
+        assert_eq!(resp.status(), 200);
+    }
+    wait_until_async("three exports at each backend", &forwarder, || {
+        protobuf.exports().len() >= 3 && json.exports().len() >= 3
+    })
+    .await;
+    for backend in [&protobuf, &json] {
+        let exports = backend.exports();
+        assert_eq!(exports.len(), 3, "each request once");
+        for (signal, file) in [
+            ("traces", "traces.json"),
+            ("metrics", "metrics.json"),
+            ("logs", "logs.json"),
+        ] {
+            let got = exports
+                .iter()
+                .find(|e| e.signal == signal)
+                .expect("the signal arrived");
+            assert_eq!(
+                got.json,
+                otlp_json(&example(file), signal),
+                "{signal} arrived as sent"
+            );
+        }
+    }
+    assert!(protobuf
+        .exports()
+        .iter()
+        .all(|e| e.content_type == "application/x-protobuf"));
+    assert!(json
+        .exports()
+        .iter()
+        .all(|e| e.content_type == "application/json"
+            && e.content_encoding.as_deref() == Some("gzip")));
+}
+
+/// `body` (OTLP/JSON of `signal`) as the codec renders it.
+fn otlp_json(body: &[u8], signal: &str) -> Value {
+    let request = otlp::json::from_json(signal.parse().unwrap(), body).unwrap();
+    otlp::json::to_json_value(&request)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forwarded_over_grpc_into_a_second_slim_node_receiver_every_item_arrives_once() {
+    let mesh = Mesh::start();
+    // The second mesh hop: a receiver with OTLP/gRPC, and its participant writing jsonl.
+    let grpc_port = free_port();
+    let grpc = format!("127.0.0.1:{grpc_port}");
+    let (far_end, far_out) = mesh.sink_node("far-end", "e2e/forward/far-end", PARTICIPANT_ROLE);
+    let mut args = moderator("e2e/forward/second", &["e2e/forward/far-end"]);
+    args.extend(["--otlp-grpc", &grpc]);
+    let (second, second_port) = mesh.receiver("second", "e2e/forward/second-receiver", &args);
+    wait_state(second_port, "active", &second).await;
+
+    let sink = format!("otlp:http://{grpc};protocol=grpc");
+    let (_receiver, forwarder, port) = mesh_forwarding_to(&mesh, &sink, &[]).await;
+    let sent: Vec<String> = (0..20).map(|i| format!("over grpc {i}")).collect();
+    for body in &sent {
+        assert_eq!(
+            post(port, "/v1/logs", "application/json", log(body))
+                .await
+                .status(),
+            200
+        );
+    }
+    wait_until_async("every record at the far end", &forwarder, || {
+        log_bodies_all(&jsonl(&far_out)).len() >= sent.len()
+    })
+    .await;
+    drop(far_end);
+    let lines = jsonl(&far_out);
+    assert_eq!(log_bodies_all(&lines), sent, "each once, in order");
+    // The requests that waited together travelled as one export: each kept its resource.
+    let first = &lines[0]["payload"]["resourceLogs"][0];
+    assert_otlp_json_contains(
+        &parse(&log("over grpc 0"))["resourceLogs"][0],
+        first,
+        "resourceLogs[0]",
+    );
+}
+
+/// The path of the Rotel collector binary the Python package ships (installed by .ci/deps.sh).
+fn rotel_agent() -> std::path::PathBuf {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/venv/lib");
+    std::fs::read_dir(&venv)
+        .ok()
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|python| python.path().join("site-packages/rotel/rotel-agent"))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("no rotel-agent under {}: run .ci/deps.sh", venv.display()))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn through_a_rotel_collector_every_item_arrives_once_field_for_field() {
+    let mesh = Mesh::start();
+    // The far end: a slim-node receiver whose participant writes jsonl.
+    let (far_end, far_out) = mesh.sink_node("far-end", "e2e/forward/far-end", PARTICIPANT_ROLE);
+    let (second, second_port) = mesh.receiver(
+        "second",
+        "e2e/forward/second-receiver",
+        &moderator("e2e/forward/second", &["e2e/forward/far-end"]),
+    );
+    wait_state(second_port, "active", &second).await;
+    // Rotel between the two: OTLP/HTTP in, OTLP/HTTP out to the second receiver.
+    let rotel_http = free_port();
+    let log_file = mesh.path("rotel.log");
+    let mut rotel = std::process::Command::new(rotel_agent())
+        .args([
+            "start",
+            "--otlp-http-endpoint",
+            &format!("127.0.0.1:{rotel_http}"),
+            "--otlp-grpc-endpoint",
+            &format!("127.0.0.1:{}", free_port()),
+            "--exporter",
+            "otlp",
+            "--otlp-exporter-protocol",
+            "http",
+            "--otlp-exporter-endpoint",
+            &format!("http://127.0.0.1:{second_port}"),
+            "--pid-file",
+            &mesh.path("rotel.pid").display().to_string(),
+        ])
+        .stdout(std::fs::File::create(&log_file).unwrap())
+        .stderr(std::fs::File::create(mesh.path("rotel.err")).unwrap())
+        .spawn()
+        .expect("rotel-agent starts");
+    wait_until(
+        FORM_TIMEOUT,
+        || std::net::TcpStream::connect(("127.0.0.1", rotel_http)).is_ok(),
+        || "rotel did not listen".into(),
+    );
+
+    let sink = format!("otlp:http://127.0.0.1:{rotel_http}");
+    let (_receiver, _forwarder, port) = mesh_forwarding_to(&mesh, &sink, &[]).await;
+    let sent: Vec<String> = (0..20).map(|i| format!("through rotel {i}")).collect();
+    for body in &sent {
+        assert_eq!(
+            post(port, "/v1/logs", "application/json", log(body))
+                .await
+                .status(),
+            200
+        );
+    }
+    wait_until_async("every record through rotel", &far_end, || {
+        log_bodies_all(&jsonl(&far_out)).len() >= sent.len()
+    })
+    .await;
+    let _ = rotel.kill();
+    let _ = rotel.wait();
+    let lines = jsonl(&far_out);
+    let got: BTreeSet<String> = log_bodies_all(&lines).into_iter().collect();
+    assert_eq!(
+        got,
+        sent.iter().cloned().collect::<BTreeSet<_>>(),
+        "each once"
+    );
+    assert_eq!(log_bodies_all(&lines).len(), sent.len(), "none twice");
+    // Field for field: every record keeps its resource, time and body (Rotel may regroup them).
+    for line in &lines {
+        for rl in line["payload"]["resourceLogs"].as_array().unwrap() {
+            assert_otlp_json_contains(
+                &parse(&log("x"))["resourceLogs"][0]["resource"],
+                &rl["resource"],
+                "resource",
+            );
+            for sl in rl["scopeLogs"].as_array().unwrap() {
+                for lr in sl["logRecords"].as_array().unwrap() {
+                    assert_eq!(lr["timeUnixNano"], "1700000000000000000");
+                }
+            }
+        }
+    }
+}
+
+/// Every log record body in jsonl lines, however the requests group them.
+fn log_bodies_all(lines: &[Value]) -> Vec<String> {
+    lines
+        .iter()
+        .flat_map(|l| crate::backend::log_bodies_of(&l["payload"]))
+        .collect()
+}
+
+/// Posts one record every 20 ms until `stop`; returns the records answered 200, in order.
+fn stream(
+    port: u16,
+    prefix: &'static str,
+    stop: tokio_util::sync::CancellationToken,
+) -> tokio::task::JoinHandle<Vec<String>> {
+    tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        let mut accepted = Vec::new();
+        let mut i = 0;
+        while !stop.is_cancelled() {
+            let body = format!("{prefix} {i}");
+            let resp = client
+                .post(format!("http://127.0.0.1:{port}/v1/logs"))
+                .header("content-type", "application/json")
+                .body(log(&body))
+                .send()
+                .await;
+            if resp.is_ok_and(|r| r.status() == 200) {
+                accepted.push(body);
+            }
+            i += 1;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        accepted
+    })
+}
+
+/// Waits until the backend holds every accepted record; prints the counts; fails on loss or
+/// disorder; returns the duplicates.
+async fn assert_all_forwarded(
+    what: &str,
+    accepted: &[String],
+    backend: &Backend,
+    node: &Proc,
+) -> usize {
+    let wanted: BTreeSet<&String> = accepted.iter().collect();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let got: BTreeSet<String> = backend.log_bodies().into_iter().collect();
+        if wanted.iter().all(|w| got.contains(*w)) || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let got = backend.log_bodies();
+    let unique: BTreeSet<&String> = got.iter().collect();
+    let duplicates = got.len() - unique.len();
+    eprintln!(
+        "{what}: answered 200 {}, at the backend {}, duplicates {duplicates}",
+        accepted.len(),
+        unique.len()
+    );
+    let missing: Vec<&&String> = wanted.iter().filter(|w| !unique.contains(**w)).collect();
+    assert!(
+        missing.is_empty(),
+        "{what}: lost {missing:?}\n{}",
+        node.stderr_text()
+    );
+    // In order: the first arrival of each record follows the order they were answered.
+    let mut firsts = Vec::new();
+    for g in &got {
+        if !firsts.contains(g) {
+            firsts.push(g.clone());
+        }
+    }
+    let in_answer_order: Vec<&String> = firsts.iter().filter(|f| wanted.contains(f)).collect();
+    assert_eq!(
+        in_answer_order,
+        accepted.iter().collect::<Vec<_>>(),
+        "{what}: out of order"
+    );
+    duplicates
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_the_backend_down_for_30s_nothing_is_lost_and_everything_arrives_in_order() {
+    let mesh = Mesh::start();
+    let mut backend = Backend::start().await;
+    let (receiver, forwarder, port) = mesh_forwarding_to(
+        &mesh,
+        &format!("otlp:{};retry-max-delay=2", backend.url()),
+        &[],
+    )
+    .await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let load = stream(port, "steady", stop.clone());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    backend.down();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    backend.up().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.cancel();
+    let accepted = load.await.unwrap();
+    assert!(
+        accepted.len() > 1000,
+        "the receiver kept answering 200: {}",
+        accepted.len()
+    );
+    let duplicates =
+        assert_all_forwarded("backend down 30 s", &accepted, &backend, &forwarder).await;
+    assert!(duplicates <= 5, "{duplicates} records arrived twice");
+    drop(receiver);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_participant_killed_while_its_backend_is_down_delivers_everything_after_restart() {
+    let mesh = Mesh::start();
+    let mut backend = Backend::start().await;
+    backend.down();
+    let sink = format!("otlp:{};retry-max-delay=2", backend.url());
+    let (_receiver, forwarder, port) = mesh_forwarding_to(&mesh, &sink, &[]).await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let load = stream(port, "held", stop.clone());
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    forwarder.kill9();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The same name, so the same data directory: its queue is still there.
+    let mut args = PARTICIPANT_ROLE.to_vec();
+    args.extend(["--sink", &sink]);
+    let restarted = mesh.node("forwarder-2", FORWARDER, &args);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.cancel();
+    let accepted = load.await.unwrap();
+    backend.up().await;
+    let duplicates = assert_all_forwarded(
+        "participant killed with its backend down",
+        &accepted,
+        &backend,
+        &restarted,
+    )
+    .await;
+    assert!(duplicates <= 5, "{duplicates} records arrived twice");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_durable_sink_stops_acknowledgements_so_the_receiver_answers_503_and_loses_nothing()
+{
+    let mesh = Mesh::start();
+    let mut backend = Backend::start().await;
+    backend.down();
+    let sink = format!(
+        "otlp:{};queue=memory;queue-max-messages=5;retry-max-delay=1",
+        backend.url()
+    );
+    let mut args = PARTICIPANT_ROLE.to_vec();
+    args.extend(["--sink", &sink]);
+    let forwarder = mesh.node("forwarder", FORWARDER, &args);
+    let mut receiver_args = moderator(CHANNEL, &[FORWARDER]);
+    receiver_args.extend(["--queue-max-messages", "20"]);
+    let (receiver, port) = mesh.receiver("receiver", RECEIVER, &receiver_args);
+    wait_state(port, "active", &receiver).await;
+
+    let mut accepted = Vec::new();
+    let mut refused = 0;
+    for i in 0..400 {
+        let body = format!("bounded {i}");
+        let resp = post(port, "/v1/logs", "application/json", log(&body)).await;
+        match resp.status().as_u16() {
+            200 => accepted.push(body),
+            503 => {
+                assert!(
+                    resp.headers().get("retry-after").is_some(),
+                    "503 says when to retry"
+                );
+                refused += 1;
+                if refused == 3 {
+                    break;
+                }
+            }
+            other => panic!("unexpected answer {other}"),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        refused, 3,
+        "the full sink held acknowledgements back until the outbox was full"
+    );
+    assert!(accepted.len() <= 5 + 20 + 1, "{} taken", accepted.len());
+    backend.up().await;
+    let duplicates =
+        assert_all_forwarded("durable sink full", &accepted, &backend, &forwarder).await;
+    assert!(duplicates <= 5, "{duplicates} records arrived twice");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_the_backend_refuses_with_400_is_dropped_counted_and_logged_and_the_rest_flow() {
+    let mesh = Mesh::start();
+    let backend = Backend::start().await;
+    let health_port = free_port();
+    let health_addr = format!("127.0.0.1:{health_port}");
+    let (_receiver, forwarder, port) = mesh_forwarding_to(
+        &mesh,
+        &format!("otlp:{}", backend.url()),
+        &["--health", &health_addr],
+    )
+    .await;
+    let bodies: Vec<String> = (0..10)
+        .map(|i| {
+            if i == 5 {
+                POISON.to_string()
+            } else {
+                format!("fine {i}")
+            }
+        })
+        .collect();
+    for body in &bodies {
+        assert_eq!(
+            post(port, "/v1/logs", "application/json", log(body))
+                .await
+                .status(),
+            200
+        );
+    }
+    let expected: Vec<String> = bodies.iter().filter(|b| *b != POISON).cloned().collect();
+    wait_until_async("the other nine at the backend", &forwarder, || {
+        backend.log_bodies().len() >= expected.len()
+    })
+    .await;
+    assert_eq!(backend.log_bodies(), expected);
+    assert!(backend.refused() >= 1);
+    let h = health(health_port).await.expect("the participant's health");
+    let sink = &h["sinks"][0];
+    assert_eq!(sink["dropped"]["refused by the backend"], 1, "{h}");
+    assert_eq!(sink["delivered"], 9, "{h}");
+    assert!(
+        forwarder
+            .stderr_text()
+            .contains("log record body is poison"),
+        "the backend's message is logged"
+    );
+}
