@@ -19,6 +19,12 @@ pub struct Cli {
     #[arg(long, global = true, env = "SLIM_NODE_LOG", default_value = "info")]
     pub log: String,
 
+    /// A TOML file with the command's settings, keyed by their long flag names
+    /// (`otlp-http = "0.0.0.0:4318"`, `sink = ["otlp:http://collector:4318"]`); flags and
+    /// SLIM_NODE_* variables override it.
+    #[arg(long, global = true, env = "SLIM_NODE_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
     /// What to run.
     #[command(subcommand)]
     pub command: Command,

@@ -15,6 +15,7 @@ pub mod loadgen;
 pub mod measure;
 pub mod pipeline;
 pub mod receiver;
+pub mod settings;
 pub mod sink;
 
 /// Locks `m`; a panic elsewhere while holding it leaves data that is still usable here.

@@ -3,9 +3,9 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
-use slim_node::cli::{Cli, Command};
+use slim_node::cli::Command;
 use slim_node::cmd;
+use slim_node::settings;
 use tracing_subscriber::EnvFilter;
 
 /// glibc's malloc was ~15 % of a node's CPU with small requests (BENCHMARKS.md, profile note 10).
@@ -14,7 +14,17 @@ use tracing_subscriber::EnvFilter;
 static ALLOCATOR: jemallocator::Jemalloc = jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match settings::parse_from(
+        std::env::args_os().collect(),
+        std::env::var_os(settings::CONFIG_ENV),
+    ) {
+        Ok(cli) => cli,
+        Err(settings::ParseError::Usage(err)) => err.exit(),
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(2);
+        }
+    };
     init_logging(&cli.log);
     // Our subscriber is installed first, so SLIM logs through it too.
     slim_roles::runtime::init();
