@@ -1,6 +1,8 @@
-//! Ingest keys: bearer tokens from `--auth-token-file` (one `name=token` per line, `#`
-//! comments). Each key has a name so logs can say which key sent what; tokens never leave
-//! this module (no `Debug`, no `Display`) and are compared in constant time.
+//! Keys: bearer tokens from `--auth-token-file`, one `name=token` or `name:scope,…=token` per
+//! line (`#` comments). A key's scopes say what it may do: `ingest` (send telemetry, the
+//! default) and `admin` (change a moderator's members). Each key has a name so logs can say
+//! which key did what; tokens never leave this module (no `Debug`, no `Display`) and are
+//! compared in constant time.
 
 use std::path::Path;
 
@@ -40,10 +42,52 @@ pub enum AuthError {
     },
 }
 
+/// What a key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Send telemetry to the receivers.
+    Ingest,
+    /// Change a moderator's members (`/admin`).
+    Admin,
+}
+
+impl Scope {
+    fn parse(text: &str) -> Option<Scope> {
+        match text {
+            "ingest" => Some(Scope::Ingest),
+            "admin" => Some(Scope::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// A known key: its name and scopes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyInfo {
+    /// Its name, for logs.
+    pub name: String,
+    scopes: Vec<Scope>,
+}
+
+impl KeyInfo {
+    /// A key with every scope (no token file: everyone may do everything).
+    pub fn anonymous(name: &str) -> KeyInfo {
+        KeyInfo {
+            name: name.to_string(),
+            scopes: vec![Scope::Ingest, Scope::Admin],
+        }
+    }
+
+    /// Whether it may do what `scope` covers.
+    pub fn may(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope)
+    }
+}
+
 /// One named key; only the token's SHA-256 is kept, so comparisons take the same time
 /// whatever the lengths.
 struct Key {
-    name: String,
+    info: KeyInfo,
     digest: [u8; 32],
 }
 
@@ -55,8 +99,8 @@ pub struct Keys {
 /// What a request's credentials amount to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// A known key; its name.
-    Known(String),
+    /// A known key.
+    Known(KeyInfo),
     /// No bearer token was presented.
     Missing,
     /// A token was presented and matches no key.
@@ -92,8 +136,25 @@ impl Keys {
             };
             let (name, token) = line
                 .split_once('=')
-                .ok_or_else(|| bad("expected `name=token`".into()))?;
+                .ok_or_else(|| bad("expected `name=token` or `name:scope,…=token`".into()))?;
             let (name, token) = (name.trim(), token.trim());
+            let (name, scopes) = match name.split_once(':') {
+                None => (name, vec![Scope::Ingest]),
+                Some((name, list)) => {
+                    let scopes = list
+                        .split(',')
+                        .map(|s| {
+                            Scope::parse(s.trim()).ok_or_else(|| {
+                                bad(format!(
+                                    "unknown scope {:?}: expected ingest or admin",
+                                    s.trim()
+                                ))
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    (name.trim(), scopes)
+                }
+            };
             if name.is_empty()
                 || !name
                     .chars()
@@ -113,7 +174,7 @@ impl Keys {
                     "the token of key {name:?} has characters an HTTP header cannot carry"
                 )));
             }
-            if keys.iter().any(|k| k.name == name) {
+            if keys.iter().any(|k| k.info.name == name) {
                 return Err(bad(format!("key name {name:?} appears twice")));
             }
             let digest = digest(token.as_bytes());
@@ -123,7 +184,10 @@ impl Keys {
                 )));
             }
             keys.push(Key {
-                name: name.to_string(),
+                info: KeyInfo {
+                    name: name.to_string(),
+                    scopes,
+                },
                 digest,
             });
         }
@@ -145,15 +209,18 @@ impl Keys {
         let mut found = None;
         for key in &self.keys {
             if bool::from(key.digest.ct_eq(&presented)) {
-                found = Some(key.name.clone());
+                found = Some(key.info.clone());
             }
         }
         found.map_or(Verdict::Wrong, Verdict::Known)
     }
 
-    /// The key names, for the start-up log.
-    pub fn names(&self) -> Vec<&str> {
-        self.keys.iter().map(|k| k.name.as_str()).collect()
+    /// The key names with their scopes, for the start-up log.
+    pub fn names(&self) -> Vec<String> {
+        self.keys
+            .iter()
+            .map(|k| format!("{}:{:?}", k.info.name, k.info.scopes))
+            .collect()
     }
 }
 
@@ -170,8 +237,14 @@ fn bearer_token(value: &[u8]) -> Option<&[u8]> {
 mod tests {
     use super::*;
 
-    const FILE: &str =
-        "# ingest keys\nteam-a = aaaaaaaaaaaaaaaaaaaa\n\nteam-b=bbbbbbbbbbbbbbbbbbbb\n";
+    const FILE: &str = "# ingest keys\nteam-a = aaaaaaaaaaaaaaaaaaaa\n\nteam-b=bbbbbbbbbbbbbbbbbbbb\nops:admin,ingest=cccccccccccccccccccc\n";
+
+    fn known(name: &str, scopes: &[Scope]) -> Verdict {
+        Verdict::Known(KeyInfo {
+            name: name.into(),
+            scopes: scopes.to_vec(),
+        })
+    }
 
     fn keys() -> Keys {
         Keys::parse(FILE, "tokens").unwrap()
@@ -181,12 +254,29 @@ mod tests {
     fn a_known_token_names_its_key() {
         assert_eq!(
             keys().check(Some(b"Bearer bbbbbbbbbbbbbbbbbbbb")),
-            Verdict::Known("team-b".into())
+            known("team-b", &[Scope::Ingest])
         );
         assert_eq!(
             keys().check(Some(b"bearer   aaaaaaaaaaaaaaaaaaaa ")),
-            Verdict::Known("team-a".into())
+            known("team-a", &[Scope::Ingest])
         );
+    }
+
+    #[test]
+    fn a_key_may_ingest_unless_its_scopes_say_otherwise() {
+        let Verdict::Known(plain) = keys().check(Some(b"Bearer aaaaaaaaaaaaaaaaaaaa")) else {
+            panic!()
+        };
+        assert!(plain.may(Scope::Ingest) && !plain.may(Scope::Admin));
+        let Verdict::Known(ops) = keys().check(Some(b"Bearer cccccccccccccccccccc")) else {
+            panic!()
+        };
+        assert!(ops.may(Scope::Admin) && ops.may(Scope::Ingest));
+        let err = Keys::parse("x:root=0123456789abcdef0\n", "f")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("unknown scope \"root\""), "{err}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The command line: the one source of truth for configuration and its defaults.
 //! Every flag can also be set through the `SLIM_NODE_*` environment variable shown in `--help`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use slim_roles::{SlimName, DEFAULT_SLIM_URL};
@@ -221,7 +221,8 @@ pub struct QueueArgs {
         value_name = "N"
     )]
     pub queue_max_messages: usize,
-    /// Seconds a stopping node waits for its members to acknowledge what it took.
+    /// Seconds a stopping node waits for its members to acknowledge what it took, for open
+    /// requests to finish, and for its sinks to deliver what they hold.
     #[arg(
         long,
         env = "SLIM_NODE_DRAIN_TIMEOUT",
@@ -229,10 +230,16 @@ pub struct QueueArgs {
         value_name = "SECS"
     )]
     pub drain_timeout: u64,
-    /// Keep the outbox on disk in this directory: what was answered 200 survives a crash and
-    /// is sent after a restart. One node per directory.
-    #[arg(long, env = "SLIM_NODE_SPOOL", value_name = "DIR")]
-    pub spool: Option<std::path::PathBuf>,
+    /// Keep the outbox on disk in this directory (without DIR: DATA_DIR/spool): what was
+    /// answered 200 survives a crash and is sent after a restart. One node per directory.
+    #[arg(
+        long,
+        env = "SLIM_NODE_SPOOL",
+        value_name = "DIR",
+        num_args = 0..=1,
+        default_missing_value = ""
+    )]
+    pub spool: Option<String>,
     /// Where the node keeps its durable state (the ids of what it received, so that copies
     /// are recognised after a restart). Default: $XDG_STATE_HOME/slim-node/ORG/NS/APP
     /// ($HOME/.local/state when XDG_STATE_HOME is not set), stable for the node's name, so
@@ -279,10 +286,14 @@ pub enum FsyncPolicy {
 }
 
 impl QueueArgs {
-    /// The spool, if one was asked for.
-    pub fn spool_config(&self) -> Option<slim_roles::SpoolConfig> {
+    /// The spool, if one was asked for: its directory, or `spool` in the node's `state_dir`.
+    pub fn spool_config(&self, state_dir: &Path) -> Option<slim_roles::SpoolConfig> {
         self.spool.as_ref().map(|dir| slim_roles::SpoolConfig {
-            dir: dir.clone(),
+            dir: if dir.is_empty() {
+                state_dir.join("spool")
+            } else {
+                PathBuf::from(dir)
+            },
             fsync: self.spool_fsync == FsyncPolicy::Always,
         })
     }
@@ -697,6 +708,33 @@ mod tests {
         let name: SlimName = "acme/otel/p1".parse().unwrap();
         let dir = queue(Some("/var/lib/x")).state_dir(&name, false).unwrap();
         assert_eq!(dir, PathBuf::from("/var/lib/x"));
+    }
+
+    #[test]
+    fn a_spool_without_a_directory_lives_in_the_data_dir() {
+        let Command::Node(node) = Cli::try_parse_from([
+            "slim-node",
+            "node",
+            "--role",
+            "participant",
+            "--name",
+            "a/b/c",
+            "--secret",
+            "s",
+            "--spool",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!()
+        };
+        let spool = node.queue.spool_config(Path::new("/var/lib/x")).unwrap();
+        assert_eq!(spool.dir, PathBuf::from("/var/lib/x/spool"));
+        let given = queue(None);
+        assert!(
+            given.spool_config(Path::new("/v")).is_none(),
+            "no spool unless asked"
+        );
     }
 
     #[test]

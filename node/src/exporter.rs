@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{bail, Context};
 use tonic::codec::CompressionEncoding;
 use tonic::metadata::{MetadataKey, MetadataValue};
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::transport::{Channel, Endpoint};
 use tonic_types::StatusExt;
 
 use crate::grpc_raw::{export_path, RawCodec};
@@ -106,6 +106,68 @@ impl Settings {
             None => format!("{}/v1/{signal}", self.endpoint.trim_end_matches('/')),
         }
     }
+}
+
+/// The rustls client configuration for gRPC over TLS: the CA file's certificates, or
+/// Mozilla's roots; the client certificate when given; HTTP/2 by ALPN.
+fn grpc_tls(settings: &Settings) -> anyhow::Result<std::sync::Arc<rustls::ClientConfig>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let mut roots = rustls::RootCertStore::empty();
+    match &settings.ca {
+        Some(pem) => {
+            for cert in CertificateDer::pem_slice_iter(pem) {
+                roots
+                    .add(cert.context("the CA file is not PEM certificates")?)
+                    .context("a certificate of the CA file cannot be used")?;
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(crate::receiver::tls::provider())
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_root_certificates(roots);
+    let mut config = match &settings.identity {
+        Some((cert, key)) => {
+            let chain = CertificateDer::pem_slice_iter(cert)
+                .collect::<Result<Vec<_>, _>>()
+                .context("the client certificate is not PEM")?;
+            let key = PrivateKeyDer::from_pem_slice(key).context("the client key is not PEM")?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .context("the client certificate and key do not go together")?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(std::sync::Arc::new(config))
+}
+
+/// Connects to `uri`'s host over TLS (for tonic's channel).
+async fn connect_tls(
+    tls: std::sync::Arc<rustls::ClientConfig>,
+    uri: http::Uri,
+) -> std::io::Result<hyper_util::rt::TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>>
+{
+    let invalid =
+        |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, what.to_string());
+    let host = uri
+        .host()
+        .ok_or_else(|| invalid("no host in the endpoint"))?;
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let port = uri.port_u16().unwrap_or(443);
+    let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+    tcp.set_nodelay(true)?;
+    let name = rustls::pki_types::ServerName::try_from(host)
+        .map_err(|_| invalid("the endpoint's host is not a valid TLS server name"))?;
+    let stream = tokio_rustls::TlsConnector::from(tls)
+        .connect(name, tcp)
+        .await?;
+    Ok(hyper_util::rt::TokioIo::new(stream))
 }
 
 /// What the backend made of a request.
@@ -215,26 +277,24 @@ impl Exporter {
             }
             Protocol::Grpc => {
                 let base = settings.endpoint.trim_end_matches('/');
-                let mut endpoint = Endpoint::from_shared(base.to_string())
+                let endpoint = Endpoint::from_shared(base.to_string())
                     .with_context(|| format!("{base} is not a valid gRPC endpoint URL"))?
                     .tcp_nodelay(true)
                     .timeout(settings.timeout);
-                if base.starts_with("https://") {
-                    let mut tls = ClientTlsConfig::new().with_enabled_roots();
-                    if let Some(pem) = &settings.ca {
-                        tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem));
-                    }
-                    if let Some((cert, key)) = &settings.identity {
-                        tls = tls.identity(Identity::from_pem(cert, key));
-                    }
-                    endpoint = endpoint
-                        .tls_config(tls)
-                        .context("setting up TLS for gRPC")?;
+                let channel = if base.starts_with("https://") {
+                    // Our own rustls connector: tonic's TLS features would change how SLIM's
+                    // own (tonic-based) client connects, through feature unification.
+                    let tls = grpc_tls(settings)?;
+                    endpoint.connect_with_connector_lazy(tower::service_fn(
+                        move |uri: http::Uri| connect_tls(tls.clone(), uri),
+                    ))
                 } else if settings.ca.is_some() || settings.identity.is_some() {
                     bail!("TLS settings need an https:// endpoint, not {base}");
-                }
-                let mut grpc = tonic::client::Grpc::new(endpoint.connect_lazy())
-                    .max_decoding_message_size(64 * 1024 * 1024);
+                } else {
+                    endpoint.connect_lazy()
+                };
+                let mut grpc =
+                    tonic::client::Grpc::new(channel).max_decoding_message_size(64 * 1024 * 1024);
                 if settings.gzip {
                     grpc = grpc
                         .send_compressed(CompressionEncoding::Gzip)

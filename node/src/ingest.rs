@@ -1,6 +1,6 @@
-//! The one place that decides what happens to an export request, whatever the transport:
-//! decompress, check (in place, or decoded when something must change), publish — and what
-//! the failure means for the client.
+//! What happens to an export request, whatever the transport: decompress, check (in place,
+//! or decoded when something must change), publish. How a failure is answered is decided in
+//! [`crate::answer`].
 
 use slim_roles::{Outgoing, PublishError, Publisher};
 use thiserror::Error;
@@ -8,7 +8,6 @@ use tracing::debug;
 
 use otlp::compression::{decompress, Encoding};
 use otlp::scan::scan;
-use otlp::status::Code;
 use otlp::validate::{validate, Rejected};
 use otlp::{json, wire, CodecError, OtlpRequest, Signal};
 
@@ -36,35 +35,6 @@ pub enum IngestError {
     /// SLIM is busy or refused the message for now.
     #[error("temporarily unable to forward telemetry: {0}")]
     Unavailable(String),
-}
-
-impl IngestError {
-    /// The HTTP status of the answer.
-    pub fn http_status(&self) -> u16 {
-        match self {
-            IngestError::BadData(_) => 400,
-            IngestError::TooLarge(_) => 413,
-            IngestError::NotReady(_) | IngestError::Unavailable(_) => 503,
-        }
-    }
-
-    /// The google.rpc code of the answer (the gRPC status, and the code in HTTP error bodies).
-    pub fn code(&self) -> Code {
-        match self {
-            // Not OUT_OF_RANGE (clients retry it) nor RESOURCE_EXHAUSTED (the spec keeps it
-            // for "retry later, with RetryInfo"): too large is bad data.
-            IngestError::BadData(_) | IngestError::TooLarge(_) => Code::InvalidArgument,
-            IngestError::NotReady(_) | IngestError::Unavailable(_) => Code::Unavailable,
-        }
-    }
-
-    /// Seconds a client should wait before retrying, for retryable failures.
-    pub fn retry_after(&self) -> Option<u64> {
-        match self {
-            IngestError::NotReady(_) | IngestError::Unavailable(_) => Some(5),
-            _ => None,
-        }
-    }
 }
 
 impl From<CodecError> for IngestError {

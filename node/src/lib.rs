@@ -4,6 +4,7 @@
 //! (the `slim-roles` crate), and the [`pipeline`] hands what other members publish to the
 //! [`sink`]s, acknowledging it once every durable sink took it.
 
+pub mod answer;
 pub mod auth;
 pub mod cli;
 pub mod cmd;

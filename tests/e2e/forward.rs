@@ -488,3 +488,69 @@ async fn a_request_the_backend_refuses_with_400_is_dropped_counted_and_logged_an
         "the backend's message is logged"
     );
 }
+
+/// Forwards over `protocol` into a second receiver that serves OTLP over TLS and requires
+/// client certificates: every record arrives, in order.
+async fn forward_over_mtls(protocol: &str) {
+    let pki = tempfile::tempdir().unwrap();
+    let certs = crate::certs::Certs::generate(pki.path());
+    let path = |p: &std::path::PathBuf| p.display().to_string();
+    let mesh = Mesh::start();
+    let (far_end, far_out) = mesh.sink_node("far-end", "e2e/forward/far-end", PARTICIPANT_ROLE);
+    let grpc_port = free_port();
+    let grpc = format!("127.0.0.1:{grpc_port}");
+    let (cert, key, ca) = (
+        path(&certs.server_cert),
+        path(&certs.server_key),
+        path(&certs.ca),
+    );
+    let mut args = moderator("e2e/forward/second", &["e2e/forward/far-end"]);
+    args.extend([
+        "--otlp-grpc",
+        &grpc,
+        "--otlp-tls-cert",
+        &cert,
+        "--otlp-tls-key",
+        &key,
+        "--otlp-client-ca",
+        &ca,
+    ]);
+    let (second, http_port) = mesh.receiver("second", "e2e/forward/second-receiver", &args);
+    let port = if protocol == "grpc" {
+        grpc_port
+    } else {
+        http_port
+    };
+    let sink = format!(
+        "otlp:https://localhost:{port};protocol={protocol};ca={ca};client-cert={};client-key={}",
+        path(&certs.client_cert),
+        path(&certs.client_key)
+    );
+    let (_receiver, forwarder, port) = mesh_forwarding_to(&mesh, &sink, &[]).await;
+    for i in 0..5 {
+        let body = format!("over mtls {i}");
+        assert_eq!(
+            post(port, "/v1/logs", "application/json", log(&body))
+                .await
+                .status(),
+            200
+        );
+    }
+    wait_until_async("every record over mTLS", &forwarder, || {
+        log_bodies_all(&jsonl(&far_out)).len() >= 5
+    })
+    .await;
+    let expected: Vec<String> = (0..5).map(|i| format!("over mtls {i}")).collect();
+    assert_eq!(log_bodies_all(&jsonl(&far_out)), expected);
+    drop((second, far_end));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forwarding_over_grpc_with_tls_presents_the_client_certificate() {
+    forward_over_mtls("grpc").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forwarding_over_http_with_tls_presents_the_client_certificate() {
+    forward_over_mtls("http/protobuf").await;
+}

@@ -111,11 +111,15 @@ impl Drop for Proc {
     }
 }
 
-/// Bearer tokens the tests use; like [`SECRET`], they must never appear in a log.
+/// Bearer tokens the tests use, as the token file names them (`name` or `name:scopes`); like
+/// [`SECRET`], they must never appear in a log. The teams may ingest; `ops` may administer.
 pub const TOKENS: &[(&str, &str)] = &[
     ("team-a", "e2e-token-team-a-7f3c9a1d"),
     ("team-b", "e2e-token-team-b-52be0e44"),
+    ("ops:admin", "e2e-token-ops-admin-c4d1e88b"),
 ];
+/// The index in [`TOKENS`] of the key with the `admin` scope.
+pub const ADMIN_TOKEN: usize = 2;
 /// Another shared secret, for nodes that must not get in.
 pub const WRONG_SECRET: &str = "e2e-wrong-shared-secret-fedcba9876543210";
 
@@ -502,12 +506,13 @@ pub async fn active_mesh(extra: &[&str]) -> Active {
 
 /// The peak resident memory of a process in KiB (VmHWM).
 pub fn peak_rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("cannot read the status of process {pid}: {e}"));
+    status
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+        .unwrap_or_else(|| panic!("no VmHWM in the status of process {pid}"))
 }
 
 /// The body of the first log record of each jsonl line (the tests send one record each).

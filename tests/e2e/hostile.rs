@@ -177,11 +177,33 @@ async fn thousands_of_idle_connections_do_not_starve_good_requests() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn idle_connections_beyond_the_limit_wait_and_are_served_once_others_are_cut() {
-    let active = active_mesh(&["--max-connections", "16", "--header-read-timeout", "1"]).await;
+    let active = active_mesh(&["--max-connections", "16", "--header-read-timeout", "3"]).await;
     // 16 silent clients take every slot; they are cut after the header timeout.
     let idle: Vec<TcpStream> = (0..16)
         .map(|_| TcpStream::connect(("127.0.0.1", active.port)).expect("connect"))
         .collect();
-    good_request_flows(&active, 0).await;
+    let port = active.port;
+    let waiting = tokio::spawn(async move {
+        post(
+            port,
+            "/v1/traces",
+            "application/json",
+            example("traces.json"),
+        )
+        .await
+        .status()
+    });
+    // Well inside the header timeout every slot is still held: the request waits.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !waiting.is_finished(),
+        "the request was served while every connection slot was taken"
+    );
+    assert_eq!(
+        waiting.await.unwrap(),
+        200,
+        "served once the idle ones were cut"
+    );
+    wait_jsonl(&active.out, 1, &active.participant).await;
     drop(idle);
 }

@@ -186,8 +186,16 @@ async fn an_admin_invites_and_removes_a_member_at_runtime() {
     };
     wait_state(port, "active", &receiver).await;
     assert_eq!(admin("/admin/invite", None).await.status(), 401);
+    let ingest_only = admin("/admin/invite", Some(bearer(TOKENS[0].1))).await;
+    assert_eq!(
+        ingest_only.status(),
+        403,
+        "an ingest key may not administer"
+    );
+    assert!(ingest_only.text().await.unwrap().contains("`admin` scope"));
 
-    let invited = admin("/admin/invite", Some(bearer(TOKENS[0].1))).await;
+    let admin_key = bearer(TOKENS[ADMIN_TOKEN].1);
+    let invited = admin("/admin/invite", Some(admin_key.clone())).await;
     assert_eq!(invited.status(), 200);
     let invited: Value = invited.json().await.unwrap();
     assert_eq!(invited["added"], true);
@@ -206,7 +214,7 @@ async fn an_admin_invites_and_removes_a_member_at_runtime() {
     assert_eq!(sent.status(), 200);
     wait_jsonl(&out, 1, &participant).await;
 
-    let removed = admin("/admin/remove", Some(auth.clone())).await;
+    let removed = admin("/admin/remove", Some(admin_key)).await;
     assert_eq!(removed.status(), 200);
     let removed: Value = removed.json().await.unwrap();
     assert_eq!(removed["removed"], true);
@@ -225,9 +233,13 @@ async fn a_node_with_the_wrong_shared_secret_cannot_join_nor_read() {
     let (participant, out) = mesh.sink_node("participant", PARTICIPANT, PARTICIPANT_ROLE);
     let intruder_out = mesh.path("intruder.jsonl");
     let sink = format!("jsonl:{}", intruder_out.display());
+    let intruder_health = free_port();
+    let intruder_addr = format!("127.0.0.1:{intruder_health}");
     let mut intruder_args = PARTICIPANT_ROLE.to_vec();
-    intruder_args.extend(["--sink", &sink]);
+    intruder_args.extend(["--sink", &sink, "--health", &intruder_addr]);
     let intruder = mesh.node_with_secret("intruder", INTRUDER, "wrong-secret", &intruder_args);
+    // It runs, connected to SLIM and waiting for an invitation like any participant.
+    wait_state(intruder_health, "awaiting_invite", &intruder).await;
     let (receiver, port) = mesh.receiver(
         "receiver",
         RECEIVER,
@@ -268,6 +280,13 @@ async fn a_node_with_the_wrong_shared_secret_cannot_join_nor_read() {
     );
     let h = health(port).await.unwrap();
     assert_eq!(h["node"]["pending"], serde_json::json!([INTRUDER]), "{h}");
+    let intruder_state = health(intruder_health)
+        .await
+        .expect("the intruder still runs");
+    assert_eq!(
+        intruder_state["node"]["state"], "awaiting_invite",
+        "never let in"
+    );
     drop(intruder);
 }
 

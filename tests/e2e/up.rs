@@ -48,7 +48,8 @@ async fn up_prints_what_the_receiver_accepts() {
     );
     let printed = std::fs::read_to_string(&up.stdout).unwrap();
     assert!(
-        printed.contains("from=agntcy/otel/receiver signal=traces"),
+        printed.contains("from=agntcy/otel/receiver verified=agntcy/otel/receiver")
+            && printed.contains(" signal=traces "),
         "{printed}"
     );
     assert!(printed.contains("spans=1"), "{printed}");

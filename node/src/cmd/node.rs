@@ -22,10 +22,10 @@ use crate::sink::SinkSpec;
 pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     let shutdown = super::shutdown_signal();
     let config = node_config(&args)?;
-    let node = RunningNode::start(config, &args.sink, &args.receiver).await?;
+    let drain = Duration::from_secs(args.queue.drain_timeout);
+    let node = RunningNode::start(config, &args.sink, &args.receiver, drain).await?;
     shutdown.cancelled().await;
-    node.stop(Duration::from_secs(args.queue.drain_timeout))
-        .await;
+    node.stop(drain).await;
     Ok(())
 }
 
@@ -47,6 +47,7 @@ fn node_config(args: &NodeArgs) -> anyhow::Result<NodeConfig> {
     if matches!(&role, RoleConfig::Moderator { invite, .. } if invite.is_empty()) {
         warn!("this moderator invites nobody (no --invite): nothing it receives can be forwarded");
     }
+    let state_dir = args.queue.state_dir(&args.name, false)?;
     let config = NodeConfig {
         name: args.name.clone(),
         secret: read_secret(&args.secret)?,
@@ -57,9 +58,9 @@ fn node_config(args: &NodeArgs) -> anyhow::Result<NodeConfig> {
         reliability: Reliability::default(),
         in_flight: args.session.max_in_flight as usize,
         outbox: args.queue.limits(),
-        spool: args.queue.spool_config(),
+        spool: args.queue.spool_config(&state_dir),
         tls: args.slim_tls.settings(),
-        state_dir: Some(args.queue.state_dir(&args.name, false)?),
+        state_dir: Some(state_dir),
     };
     config.validate()?;
     Ok(config)
@@ -111,11 +112,13 @@ async fn bind(what: &str, addr: &str) -> anyhow::Result<TcpListener> {
 }
 
 impl RunningNode {
-    /// Opens the sinks, connects the node and starts the receivers.
+    /// Opens the sinks, connects the node and starts the receivers; on shutdown, open
+    /// requests get `drain` to finish.
     pub async fn start(
         config: NodeConfig,
         sinks: &[SinkSpec],
         receivers: &ReceiverArgs,
+        drain: Duration,
     ) -> anyhow::Result<RunningNode> {
         let data_dir = config
             .state_dir
@@ -161,19 +164,19 @@ impl RunningNode {
         let sinks = pipeline.sinks();
         let ingest = Ingest::new(node.publisher(), receivers.limits.max_body_size);
         let stop = CancellationToken::new();
-        let settings = HttpSettings::from(&receivers.limits);
+        let mut settings = HttpSettings::from(&receivers.limits);
+        settings.limits.drain = drain;
         let mut tasks = Vec::new();
         if let Some(listener) = http {
-            let serve = receiver::http::serve(
-                listener,
+            let app = receiver::http::router(
                 ingest.clone(),
-                settings.clone(),
+                &settings,
                 guard.clone(),
                 node.admin(),
                 sinks.clone(),
-                tls.clone(),
-                stop.clone(),
             );
+            let serve =
+                receiver::http::serve(listener, app, settings.limits, tls.clone(), stop.clone());
             tasks.push(("OTLP/HTTP", tokio::spawn(serve)));
         }
         if let Some(listener) = health {

@@ -30,13 +30,14 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let url = format!("http://{}", connect_address(&args.server.endpoint));
     let mls = mls(&args.session);
     let config = |name: &str, role: RoleConfig| -> anyhow::Result<NodeConfig> {
+        let name = name.parse::<SlimName>()?;
+        let state_dir = args.queue.state_dir(&name, true)?;
         // One spool per directory: the receiver takes; the printer only consumes.
         let spool = matches!(role, RoleConfig::Moderator { .. })
-            .then(|| args.queue.spool_config())
+            .then(|| args.queue.spool_config(&state_dir))
             .flatten();
-        let name = name.parse::<SlimName>()?;
         Ok(NodeConfig {
-            state_dir: Some(args.queue.state_dir(&name, true)?),
+            state_dir: Some(state_dir),
             name,
             secret: secret.clone(),
             slim_url: url.clone(),
@@ -58,10 +59,12 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         tls: args.tls.clone(),
         auth: args.auth.clone(),
     };
+    let drain = std::time::Duration::from_secs(args.queue.drain_timeout);
     let printer = RunningNode::start(
         config(PRINTER, RoleConfig::Participant)?,
         &args.sink,
         &no_receivers,
+        drain,
     )
     .await?;
     let receivers = ReceiverArgs {
@@ -82,6 +85,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         )?,
         &[],
         &receivers,
+        drain,
     )
     .await?;
     eprintln!(
@@ -90,7 +94,6 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         grpc = args.otlp_grpc,
     );
     shutdown.cancelled().await;
-    let drain = std::time::Duration::from_secs(args.queue.drain_timeout);
     receiver.stop(drain).await;
     printer.stop(drain).await;
     server.shutdown().await?;

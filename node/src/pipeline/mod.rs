@@ -212,16 +212,29 @@ mod tests {
     use queue::{Queue, QueueKind, QueueSettings};
     use std::sync::Mutex;
 
-    /// Records the ids it writes; blocks on each while the gate is held.
+    /// Records the ids it writes; blocks on each while its gate is closed.
     #[derive(Clone)]
     struct Recording {
-        gate: Arc<Mutex<()>>,
+        closed: Arc<std::sync::atomic::AtomicBool>,
         written: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Recording {
+        fn close(&self) {
+            self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+
+        fn open(&self) {
+            self.closed
+                .store(false, std::sync::atomic::Ordering::SeqCst);
+        }
     }
 
     impl WriteSink for Recording {
         fn write(&mut self, d: &Delivered) -> std::io::Result<()> {
-            let _held = self.gate.lock().unwrap_or_else(|p| p.into_inner());
+            while self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
             self.written
                 .lock()
                 .unwrap()
@@ -238,7 +251,7 @@ mod tests {
 
     fn recording() -> Recording {
         Recording {
-            gate: Arc::new(Mutex::new(())),
+            closed: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             written: Arc::new(Mutex::new(Vec::new())),
         }
     }
@@ -314,7 +327,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn a_stuck_live_sink_does_not_hold_up_the_others() {
         let stuck = recording();
-        let held = stuck.gate.lock().unwrap();
+        stuck.close();
         let other = recording();
         let (tx, rx) = mpsc::channel(100);
         let pipeline = Pipeline::start(
@@ -341,7 +354,7 @@ mod tests {
             stuck_report.dropped.values().sum::<u64>() > 0,
             "the live sink's queue dropped its oldest: {stuck_report:?}"
         );
-        drop(held);
+        stuck.open();
         drop(tx);
         pipeline.stop(Duration::from_secs(30)).await;
     }
@@ -349,7 +362,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn a_full_blocking_queue_takes_nothing_for_any_sink() {
         let stuck = recording();
-        let held = stuck.gate.lock().unwrap();
+        stuck.close();
         let other = recording();
         let (tx, rx) = mpsc::channel(100);
         let pipeline = Pipeline::start(
@@ -379,7 +392,7 @@ mod tests {
             3,
             "the other sink took only what every blocking sink could take"
         );
-        drop(held);
+        stuck.open();
         drop(tx);
         pipeline.stop(Duration::from_secs(30)).await;
     }

@@ -3,16 +3,14 @@
 //! `GET /admin/members`. They change a moderator's group while it runs.
 
 use axum::extract::rejection::JsonRejection;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::http::error_response;
+use crate::answer::Answer;
 use crate::ingest::Format;
-use otlp::status::Code;
 use slim_roles::{Admin, AdminError, SlimName};
 
 /// The request body of invite and remove.
@@ -32,13 +30,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>(admin: Admin) -> Router<S> {
 }
 
 fn bad_request(message: &str) -> Response {
-    error_response(
-        Format::Json,
-        StatusCode::BAD_REQUEST,
-        Code::InvalidArgument,
-        message,
-        None,
-    )
+    Answer::bad_request(message).http(Format::Json)
 }
 
 /// The name in the body, or why there is none.
@@ -49,13 +41,7 @@ fn member_name(body: Result<Json<Member>, JsonRejection>) -> Result<SlimName, St
 }
 
 fn refused(err: AdminError) -> Response {
-    error_response(
-        Format::Json,
-        StatusCode::CONFLICT,
-        Code::FailedPrecondition,
-        &err.to_string(),
-        None,
-    )
+    Answer::conflict(err.to_string()).http(Format::Json)
 }
 
 async fn invite(

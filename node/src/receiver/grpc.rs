@@ -5,34 +5,28 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use otlp::{response, Signal};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::codec::CompressionEncoding;
 use tonic::Status;
-use tonic_types::{ErrorDetails, StatusExt};
 use tracing::{info, warn};
 
 use super::guard::{self, Guard};
 use super::server::{self, ConnLimits};
+use crate::answer::Answer;
 use crate::grpc_raw::{export_path, RawCodec};
 use crate::ingest::{Ingest, IngestError};
 use tokio_rustls::TlsAcceptor;
 
-/// The gRPC status for a refused request: RetryInfo on the retryable ones (UNAVAILABLE),
-/// none on the others (INVALID_ARGUMENT, RESOURCE_EXHAUSTED), so clients do not retry those.
+/// The gRPC status for a refused request, as [`Answer`] decides it.
 fn status(err: IngestError) -> Status {
-    let code = tonic::Code::from_i32(err.code() as i32);
-    match err.retry_after() {
-        Some(secs) => {
-            warn!(%err, "refused an export request");
-            let details = ErrorDetails::with_retry_info(Some(Duration::from_secs(secs)));
-            Status::with_error_details(code, err.to_string(), details)
-        }
-        None => Status::new(code, err.to_string()),
+    let answer = Answer::ingest(&err);
+    if answer.retry_after.is_some() {
+        warn!(%err, "refused an export request");
     }
+    answer.grpc()
 }
 
 /// One signal's `Export` method.

@@ -6,22 +6,20 @@
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::Semaphore;
-use tonic_types::{ErrorDetails, StatusExt};
 use tracing::{debug, warn};
 
-use super::http::{error_response, request_format};
-use crate::auth::{Keys, Verdict};
+use super::http::request_format;
+use crate::answer::Answer;
+use crate::auth::{KeyInfo, Keys, Scope, Verdict};
 use crate::ingest::Format;
-use otlp::status::Code;
 
 /// Key name used for rate limiting when no token file is configured.
 const ANONYMOUS: &str = "anonymous";
@@ -67,19 +65,11 @@ impl Guard {
     }
 }
 
-/// Why a request is refused before it is read.
-enum Refusal {
-    Unauthenticated,
-    Forbidden,
-    RateLimited(Duration),
-    Busy,
-}
-
 /// The middleware: `axum::middleware::from_fn_with_state(guard, check)`.
 pub async fn check(State(guard): State<Guard>, mut req: Request, next: Next) -> Response {
     let grpc = is_grpc(&req);
     let verdict = match &guard.0.keys {
-        None => Verdict::Known(ANONYMOUS.to_string()),
+        None => Verdict::Known(KeyInfo::anonymous(ANONYMOUS)),
         Some(keys) => keys.check(
             req.headers()
                 .get(header::AUTHORIZATION)
@@ -95,22 +85,44 @@ pub async fn check(State(guard): State<Guard>, mut req: Request, next: Next) -> 
         Verdict::Known(key) => key,
         Verdict::Missing => {
             debug!(path = %req.uri().path(), "refused a request without a bearer token");
-            return refuse(&req, grpc, Refusal::Unauthenticated);
+            return refuse(&req, grpc, Answer::unauthenticated());
         }
         Verdict::Wrong => {
             warn!(path = %req.uri().path(), "refused a request with an unknown bearer token");
-            return refuse(&req, grpc, Refusal::Forbidden);
+            return refuse(
+                &req,
+                grpc,
+                Answer::forbidden("the bearer token is not valid"),
+            );
         }
     };
+    let needs = if req.uri().path().starts_with("/admin") {
+        Scope::Admin
+    } else {
+        Scope::Ingest
+    };
+    if !key.may(needs) {
+        warn!(key = %key.name, path = %req.uri().path(), scope = ?needs, "refused a key without the scope for this");
+        let scope = match needs {
+            Scope::Admin => "admin",
+            Scope::Ingest => "ingest",
+        };
+        return refuse(
+            &req,
+            grpc,
+            Answer::forbidden(format!("this key has no `{scope}` scope")),
+        );
+    }
+    let key = key.name;
     if let Some(limiter) = &guard.0.limiter {
         if let Err(not_until) = limiter.check_key(&key) {
             let wait = not_until.wait_time_from(limiter.clock().now());
             debug!(%key, ?wait, "rate limited");
-            return refuse(&req, grpc, Refusal::RateLimited(wait));
+            return refuse(&req, grpc, Answer::rate_limited(wait));
         }
     }
     let Ok(_permit) = guard.0.concurrent.clone().try_acquire_owned() else {
-        return refuse(&req, grpc, Refusal::Busy);
+        return refuse(&req, grpc, Answer::busy());
     };
     debug!(%key, path = %req.uri().path(), "request admitted");
     next.run(req).await
@@ -123,56 +135,13 @@ fn is_grpc(req: &Request) -> bool {
         .is_some_and(|ct| ct.starts_with("application/grpc"))
 }
 
-/// Whole seconds to wait, at least one.
-fn retry_secs(wait: Duration) -> u64 {
-    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
-}
-
-fn refuse(req: &Request, grpc: bool, why: Refusal) -> Response {
-    let (status, code, message, retry) = match why {
-        Refusal::Unauthenticated => (
-            StatusCode::UNAUTHORIZED,
-            Code::Unauthenticated,
-            "a bearer token is required (Authorization: Bearer TOKEN)",
-            None,
-        ),
-        Refusal::Forbidden => (
-            StatusCode::FORBIDDEN,
-            Code::PermissionDenied,
-            "the bearer token is not valid",
-            None,
-        ),
-        Refusal::RateLimited(wait) => (
-            StatusCode::TOO_MANY_REQUESTS,
-            Code::ResourceExhausted,
-            "rate limit of this key exceeded; retry later",
-            Some(retry_secs(wait)),
-        ),
-        Refusal::Busy => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Code::Unavailable,
-            "too many requests at once; retry later",
-            Some(1),
-        ),
-    };
+/// Renders `answer` in the request's protocol.
+fn refuse(req: &Request, grpc: bool, answer: Answer) -> Response {
     if grpc {
-        let code = tonic::Code::from_i32(code as i32);
-        let status = match retry {
-            Some(secs) => tonic::Status::with_error_details(
-                code,
-                message,
-                ErrorDetails::with_retry_info(Some(Duration::from_secs(secs))),
-            ),
-            None => tonic::Status::new(code, message),
-        };
-        return status.into_http::<axum::body::Body>().into_response();
+        return answer
+            .grpc()
+            .into_http::<axum::body::Body>()
+            .into_response();
     }
-    let format = request_format(req.headers()).unwrap_or(Format::Json);
-    let mut response = error_response(format, status, code, message, retry);
-    if status == StatusCode::UNAUTHORIZED {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    }
-    response
+    answer.http(request_format(req.headers()).unwrap_or(Format::Json))
 }

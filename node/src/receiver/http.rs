@@ -19,12 +19,12 @@ use tracing::{info, warn};
 
 use super::guard::{self, Guard};
 use super::server::{self, ConnLimits};
+use crate::answer::Answer;
 use crate::cli::LimitArgs;
 use crate::ingest::{Accepted, Format, Ingest, IngestError};
 use crate::sink::SinkHandle;
 use otlp::compression::Encoding;
 use otlp::response;
-use otlp::status::{self, Code};
 use otlp::{CodecError, Signal};
 use slim_roles::Admin;
 
@@ -48,6 +48,8 @@ impl From<&LimitArgs> for HttpSettings {
             limits: ConnLimits {
                 max_connections: args.max_connections,
                 header_read_timeout: Duration::from_secs(args.header_read_timeout),
+                // The node sets its --drain-timeout.
+                drain: Duration::from_secs(10),
             },
             body_read_timeout: Duration::from_secs(args.body_read_timeout),
             cors_origins: args.cors.cors_origin.clone(),
@@ -78,13 +80,10 @@ pub fn router(
         .merge(super::admin::routes(admin))
         .merge(crate::health::routes(ingest.publisher().clone(), sinks))
         .fallback(|| async {
-            error_response(
-                Format::Json,
-                StatusCode::NOT_FOUND,
-                Code::NotFound,
+            Answer::not_found(
                 "unknown path; OTLP/HTTP paths are /v1/traces, /v1/metrics and /v1/logs",
-                None,
             )
+            .http(Format::Json)
         })
         .layer(axum::middleware::from_fn_with_state(guard, guard::check))
         .layer(CompressionLayer::new().gzip(true))
@@ -116,31 +115,22 @@ fn cors(origins: &[String]) -> CorsLayer {
         .max_age(Duration::from_secs(3600))
 }
 
-/// Serves the receiver on `listener` until `shutdown` fires, then finishes open requests.
+/// Serves `app` (from [`router`]) on `listener` until `shutdown` fires, then finishes open
+/// requests.
 pub async fn serve(
     listener: TcpListener,
-    ingest: Ingest,
-    settings: HttpSettings,
-    guard: Guard,
-    admin: Admin,
-    sinks: Vec<SinkHandle>,
+    app: Router,
+    limits: ConnLimits,
     tls: Option<TlsAcceptor>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     info!(addr = ?listener.local_addr().ok(), tls = tls.is_some(), "OTLP/HTTP receiver listening");
-    let app = router(ingest, &settings, guard, admin, sinks);
-    server::serve(listener, app, settings.limits, tls, shutdown).await
+    server::serve(listener, app, limits, tls, shutdown).await
 }
 
 async fn export(ingest: Ingest, signal: Signal, headers: HeaderMap, body: Body) -> Response {
     let Some(format) = request_format(&headers) else {
-        return error_response(
-            Format::Json,
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Code::InvalidArgument,
-            "Content-Type must be application/x-protobuf or application/json",
-            None,
-        );
+        return Answer::unsupported_media_type().http(Format::Json);
     };
     let encoding = match Encoding::from_header(header_str(&headers, header::CONTENT_ENCODING)) {
         Ok(e) => e,
@@ -165,13 +155,8 @@ async fn export(ingest: Ingest, signal: Signal, headers: HeaderMap, body: Body) 
             return ingest_error(format, &too_large())
         }
         Err(err) => {
-            return error_response(
-                format,
-                StatusCode::BAD_REQUEST,
-                Code::InvalidArgument,
-                &format!("could not read the request body: {err}"),
-                None,
-            )
+            return Answer::bad_request(format!("could not read the request body: {err}"))
+                .http(format)
         }
     };
     match ingest.ingest_body(signal, format, encoding, &bytes).await {
@@ -201,53 +186,15 @@ fn success(format: Format, accepted: &Accepted) -> Response {
 }
 
 fn ingest_error(format: Format, err: &IngestError) -> Response {
-    let status =
-        StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    if status.is_server_error() {
+    let answer = Answer::ingest(err);
+    if answer.retry_after.is_some() {
         warn!(%err, "refused an export request");
     }
-    error_response(
-        format,
-        status,
-        err.code(),
-        &err.to_string(),
-        err.retry_after(),
-    )
-}
-
-pub(crate) fn error_response(
-    format: Format,
-    status: StatusCode,
-    code: Code,
-    message: &str,
-    retry_after: Option<u64>,
-) -> Response {
-    let (ct, body) = match format {
-        Format::Protobuf => (PROTOBUF_CT, status::to_protobuf(code, message)),
-        Format::Json => (JSON_CT, status::to_json(code, message)),
-    };
-    let mut response = (
-        status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static(ct))],
-        body,
-    )
-        .into_response();
-    if let Some(secs) = retry_after {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    }
-    response
+    answer.http(format)
 }
 
 pub(crate) fn method_not_allowed(allow: &'static str) -> Response {
-    let mut response = error_response(
-        Format::Json,
-        StatusCode::METHOD_NOT_ALLOWED,
-        Code::Unimplemented,
-        &format!("method not allowed; use {allow}"),
-        None,
-    );
+    let mut response = Answer::method_not_allowed(allow).http(Format::Json);
     response
         .headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static(allow));

@@ -25,10 +25,10 @@ pub struct ConnLimits {
     pub max_connections: usize,
     /// Time a client has to send a request's headers before the connection is closed.
     pub header_read_timeout: Duration,
+    /// How long open requests may take to finish after shutdown (`--drain-timeout`).
+    pub drain: Duration,
 }
 
-/// How long open requests may take to finish after shutdown.
-const DRAIN: Duration = Duration::from_secs(10);
 /// Largest request head (HTTP/1.1 buffer, HTTP/2 header list); beyond it 431 or a reset.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
@@ -106,11 +106,11 @@ pub async fn serve(
             }
         });
     }
-    if tokio::time::timeout(DRAIN, graceful.shutdown())
+    if tokio::time::timeout(limits.drain, graceful.shutdown())
         .await
         .is_err()
     {
-        warn!("open connections did not finish within {DRAIN:?}; closing them");
+        warn!(drain = ?limits.drain, "open connections did not finish in time; closing them");
     }
     Ok(())
 }

@@ -51,7 +51,8 @@ fn file_error(path: &Path, reason: impl ToString) -> TlsError {
     }
 }
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+/// The crypto provider every TLS configuration of the node uses.
+pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(aws_lc_rs::default_provider())
 }
 
