@@ -11,7 +11,11 @@
    100-span requests, 1 and 16 clients, closed loop; one client at 500 req/s; then 16 clients
    at half the peak rate;
 3. ratios of 2 to 1, CPU seconds per 10k requests and peak RSS of every process, idle RSS,
-   and RSS under overload (participant frozen, outbox full).
+   and RSS under overload (participant frozen, outbox full);
+4. forwarding: the same chain with the participant forwarding over OTLP/HTTP (`--sink otlp:`)
+   into Rotel's blackhole exporter, 100-span requests, 16 clients; and the peer without a
+   mesh: loadgen -> Rotel -> (OTLP/HTTP) -> Rotel blackhole. Rotel is the collector binary the
+   `rotel` package ships (.ci/deps.sh installs it into .ci/venv).
 Every process is started fresh for each run. Only the Python standard library is used.
 """
 
@@ -36,6 +40,7 @@ SEED_REQ_PER_S = 1192  # the seed design in Python, 16 clients, seed's curl body
 TICK = os.sysconf("SC_CLK_TCK")
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 RUN_SECONDS = 10
+ROTEL = next(ROOT.glob(".ci/venv/lib/python*/site-packages/rotel/rotel-agent"), None)
 
 
 def free_port():
@@ -88,9 +93,9 @@ def run_measured(args, log):
 
 
 class Mesh:
-    """A SLIM server, a participant with the bench sink and a receiving moderator."""
+    """A SLIM server, a participant with the bench sink (or `sink`) and a receiving moderator."""
 
-    def __init__(self, work, queue_max_bytes=None):
+    def __init__(self, work, queue_max_bytes=None, sink=None):
         self.work = Path(tempfile.mkdtemp(dir=work))
         self.env = dict(os.environ, SLIM_NODE_SECRET=secrets.token_hex(24), SLIM_NODE_LOG="warn")
         slim = free_port()
@@ -100,11 +105,15 @@ class Mesh:
         self.start("server", ["server", "--endpoint", f"127.0.0.1:{slim}"])
         url = f"http://127.0.0.1:{slim}"
         wait_for("the SLIM server", lambda: socket.socket().connect_ex(("127.0.0.1", slim)) == 0)
+        self.participant_health = free_port()
         self.start("participant", ["node", "--role", "participant", "--name", "bench/otel/participant",
-                                   "--slim", url, "--sink", f"bench:{self.summary}"])
+                                   "--slim", url, "--sink", sink or f"bench:{self.summary}",
+                                   "--health", f"127.0.0.1:{self.participant_health}",
+                                   "--data-dir", str(self.work / "participant-state")])
         receiver = ["node", "--role", "moderator", "--name", "bench/otel/receiver", "--slim", url,
                     "--channel", "bench/otel/telemetry", "--invite", "bench/otel/participant",
-                    "--otlp-http", f"127.0.0.1:{self.http}", "--otlp-grpc", f"127.0.0.1:{grpc}"]
+                    "--otlp-http", f"127.0.0.1:{self.http}", "--otlp-grpc", f"127.0.0.1:{grpc}",
+                    "--data-dir", str(self.work / "receiver-state")]
         if queue_max_bytes:
             receiver += ["--queue-max-bytes", str(queue_max_bytes)]
         self.start("moderator", receiver)
@@ -129,6 +138,12 @@ class Mesh:
             return json.loads(self.summary.read_text())
         except (OSError, ValueError):
             return {}
+
+    def sink_delivered(self):
+        """Messages the participant's first sink delivered, from its /health."""
+        h = health(self.participant_health) or {}
+        sinks = h.get("sinks") or [{}]
+        return sinks[0].get("delivered", 0)
 
     def stop(self):
         for name in ("moderator", "participant", "server"):
@@ -191,6 +206,88 @@ def end_to_end(work, name, items, clients, rate=None):
     }
     print(f"bench: {name}: {row['req_per_s']:.0f} req/s taken, {row['delivered_per_s']:.0f} delivered, e2e p50 {row['e2e_p50']:.2f} ms p99 "
           f"{row['e2e_p99']:.2f} ms, delivered {row['delivered']}/{row['taken']}", file=sys.stderr)
+    return row
+
+
+class Rotel:
+    """A Rotel collector: OTLP/HTTP in, `exporter` out."""
+
+    def __init__(self, work, name, exporter):
+        if ROTEL is None:
+            raise SystemExit("bench: no rotel-agent in .ci/venv: run .ci/deps.sh")
+        self.http = free_port()
+        self.work = Path(work)
+        args = [str(ROTEL), "start", "--otlp-http-endpoint", f"127.0.0.1:{self.http}",
+                "--otlp-grpc-endpoint", f"127.0.0.1:{free_port()}",
+                "--pid-file", str(self.work / f"{name}.pid"), *exporter]
+        self.proc = subprocess.Popen(args, stdout=open(self.work / f"{name}.out", "w"),
+                                     stderr=open(self.work / f"{name}.err", "w"))
+        wait_for(f"rotel {name}", lambda: socket.socket().connect_ex(("127.0.0.1", self.http)) == 0)
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def forwarding(work, items=100, clients=16):
+    """loadgen -> receiver -> SLIM -> participant --sink otlp:http://rotel -> Rotel blackhole."""
+    work = Path(tempfile.mkdtemp(dir=work))
+    blackhole = Rotel(work, "blackhole", ["--exporter", "blackhole"])
+    mesh = Mesh(work, sink=f"otlp:http://127.0.0.1:{blackhole.http}")
+    try:
+        time.sleep(2)
+        before = mesh.cpu() | {"rotel": cpu_seconds(blackhole.proc.pid)}
+        started = time.time()
+        report = loadgen(mesh, items, clients)
+        wait_for("forwarding", lambda: mesh.sink_delivered() >= report["ok"], timeout=300)
+        done = time.time()
+        after = mesh.cpu() | {"rotel": cpu_seconds(blackhole.proc.pid)}
+        peak = mesh.peak_rss()
+        sink = (health(mesh.participant_health) or {}).get("sinks", [{}])[0]
+    finally:
+        mesh.stop()
+        blackhole.stop()
+    taken_per_s = report["ok"] / report["seconds"]
+    # Forwarded per second, from the first request sent to the backend's last 2xx.
+    forwarded_per_s = report["ok"] / max(done - started, 1e-9)
+    row = {"name": "forwarding over OTLP/HTTP", "items": items, "clients": clients,
+           "req_per_s": taken_per_s, "forwarded_per_s": forwarded_per_s,
+           "e2e_req_per_s": min(taken_per_s, forwarded_per_s), "taken": report["ok"],
+           "delivered": sink.get("delivered", 0), "retried": sink.get("retried", 0),
+           "dropped": sink.get("dropped", {}),
+           "cpu_per_10k": {n: (after[n] - before[n]) / max(report["ok"], 1) * 10_000 for n in after}
+           | {"loadgen": report["cpu_s"] / max(report["ok"], 1) * 10_000},
+           "peak_rss_mib": {n: kib / 1024 for n, kib in peak.items()}}
+    print(f"bench: forwarding: {taken_per_s:.0f} req/s taken, {forwarded_per_s:.0f} forwarded, "
+          f"delivered {row['delivered']}/{row['taken']}", file=sys.stderr)
+    return row
+
+
+def rotel_pair(work, items=100, clients=16):
+    """The peer without a mesh: loadgen -> Rotel -> OTLP/HTTP -> Rotel blackhole."""
+    work = Path(tempfile.mkdtemp(dir=work))
+    blackhole = Rotel(work, "blackhole", ["--exporter", "blackhole"])
+    front = Rotel(work, "front", ["--exporter", "otlp", "--otlp-exporter-protocol", "http",
+                                  "--otlp-exporter-endpoint", f"http://127.0.0.1:{blackhole.http}"])
+    try:
+        before = {"front": cpu_seconds(front.proc.pid), "blackhole": cpu_seconds(blackhole.proc.pid)}
+        args = ["loadgen", "--endpoint", f"http://127.0.0.1:{front.http}", "--items", str(items),
+                "--clients", str(clients), "--duration", str(RUN_SECONDS), "--json"]
+        out, cpu, _ = run_measured(args, work / "loadgen.err")
+        report = json.loads(out)
+        time.sleep(1)
+        after = {"front": cpu_seconds(front.proc.pid), "blackhole": cpu_seconds(blackhole.proc.pid)}
+    finally:
+        front.stop()
+        blackhole.stop()
+    ok = max(report["ok"], 1)
+    row = {"name": "Rotel → Rotel blackhole", "req_per_s": report["ok"] / report["seconds"],
+           "answers": report["answers"],
+           "cpu_per_10k": {n: (after[n] - before[n]) / ok * 10_000 for n in after} | {"loadgen": cpu / ok * 10_000}}
+    print(f"bench: rotel pair: {row['req_per_s']:.0f} req/s, answers {report['answers']}", file=sys.stderr)
     return row
 
 
@@ -287,6 +384,22 @@ def table(results):
             f"server {idle['server']:.1f} MiB | {'yes' if max(idle.values()) < 40 else 'no'} |",
             f"| RSS under overload ≤ queue ({o['queue_mib']:.0f} MiB) + 50 MiB | moderator peak {o['moderator_peak_rss_mib']:.1f} MiB "
             f"(answers {o['answers']}) | {'yes' if o['moderator_peak_rss_mib'] <= o['queue_mib'] + 50 else 'no'} |"]
+    fwd, peer, bench_row = results["forwarding"], results["rotel_pair"], rows["100 spans, closed loop"]
+    fcpu = fwd["cpu_per_10k"]
+    out += ["", "### Forwarding (100-span requests, 16 clients, closed loop)", "",
+            "| run | req/s | ratio to the bench-sink row | ratio to Rotel → Rotel | CPU s per 10k req |", "|---|---|---|---|---|",
+            f"| slim-node → participant `--sink bench` (the row above) | {f0(bench_row['e2e_req_per_s'])} | 1.00× | "
+            f"{bench_row['e2e_req_per_s'] / peer['req_per_s']:.2f}× | mod {f2(bench_row['cpu_per_10k']['moderator'])}, "
+            f"part {f2(bench_row['cpu_per_10k']['participant'])} |",
+            f"| slim-node → participant `--sink otlp:` → Rotel blackhole | {f0(fwd['e2e_req_per_s'])} (taken {f0(fwd['req_per_s'])}, "
+            f"forwarded {f0(fwd['forwarded_per_s'])}; delivered {fwd['delivered']} / {fwd['taken']}) | "
+            f"{fwd['e2e_req_per_s'] / bench_row['e2e_req_per_s']:.2f}× | {fwd['e2e_req_per_s'] / peer['req_per_s']:.2f}× | "
+            f"mod {f2(fcpu['moderator'])}, part {f2(fcpu['participant'])}, rotel {f2(fcpu['rotel'])} |",
+            f"| loadgen → Rotel → Rotel blackhole (no mesh) | {f0(peer['req_per_s'])} | — | 1.00× | "
+            f"front {f2(peer['cpu_per_10k']['front'])}, blackhole {f2(peer['cpu_per_10k']['blackhole'])} |",
+            "", "| target | measured | met |", "|---|---|---|",
+            f"| forwarding ≥ 0.8× the bench-sink row | {fwd['e2e_req_per_s'] / bench_row['e2e_req_per_s']:.2f}× | "
+            f"{'yes' if fwd['e2e_req_per_s'] >= 0.8 * bench_row['e2e_req_per_s'] else 'no'} |"]
     return "\n".join(out)
 
 
@@ -313,6 +426,8 @@ def main():
                     "100 spans": ceiling(work, sizes["100 spans"], 10_000)},
         "e2e": e2e,
         "overload": overload(work),
+        "forwarding": forwarding(work),
+        "rotel_pair": rotel_pair(work),
     }
     (Path(work) / "results.json").write_text(json.dumps(results, indent=2))
     md = Path(args.out)

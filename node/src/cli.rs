@@ -90,12 +90,24 @@ pub struct ServerTlsArgs {
 impl ServerTlsArgs {
     /// The server's TLS settings, when TLS was asked for.
     pub fn settings(&self) -> Option<slim_roles::ServerTls> {
-        let (cert, key) = (self.tls_cert.clone()?, self.tls_key.clone()?);
-        Some(slim_roles::ServerTls {
-            identity: slim_roles::CertKey { cert, key },
-            client_ca: self.client_ca.clone(),
-        })
+        server_tls(&self.tls_cert, &self.tls_key, &self.client_ca)
     }
+}
+
+/// A server's certificate, key and client CA (the SLIM server's and the receivers' flags
+/// name them differently; they mean the same).
+fn server_tls(
+    cert: &Option<PathBuf>,
+    key: &Option<PathBuf>,
+    client_ca: &Option<PathBuf>,
+) -> Option<slim_roles::ServerTls> {
+    Some(slim_roles::ServerTls {
+        identity: slim_roles::CertKey {
+            cert: cert.clone()?,
+            key: key.clone()?,
+        },
+        client_ca: client_ca.clone(),
+    })
 }
 
 /// TLS to an https:// SLIM server.
@@ -386,12 +398,12 @@ pub struct OtlpTlsArgs {
 
 impl OtlpTlsArgs {
     /// The certificate files, when TLS was asked for.
-    pub fn files(&self) -> Option<crate::receiver::tls::TlsFiles> {
-        Some(crate::receiver::tls::TlsFiles {
-            cert: self.otlp_tls_cert.clone()?,
-            key: self.otlp_tls_key.clone()?,
-            client_ca: self.otlp_client_ca.clone(),
-        })
+    pub fn files(&self) -> Option<slim_roles::ServerTls> {
+        server_tls(
+            &self.otlp_tls_cert,
+            &self.otlp_tls_key,
+            &self.otlp_client_ca,
+        )
     }
 }
 
@@ -458,6 +470,23 @@ pub struct LimitArgs {
     pub cors: CorsArgs,
 }
 
+/// Where a node puts what others publish.
+#[derive(Debug, Args)]
+pub struct SinkArgs {
+    /// Where to put what others publish: KIND[:ARG][;OPTION=VALUE]…, e.g. `stdout`,
+    /// `jsonl:PATH`, `otlp:http://collector:4318`; repeat for several (comma-separated in
+    /// the variable). `--help` lists every sink and option.
+    #[arg(
+        long,
+        env = "SLIM_NODE_SINK",
+        value_delimiter = ',',
+        default_value = "stdout",
+        value_name = "SPEC",
+        long_help = crate::sink::registry::help()
+    )]
+    pub sink: Vec<SinkSpec>,
+}
+
 /// `slim-node node`.
 #[derive(Debug, Args)]
 pub struct NodeArgs {
@@ -485,18 +514,8 @@ pub struct NodeArgs {
         value_name = "ORG/NS/APP"
     )]
     pub invite: Vec<SlimName>,
-    /// Where to put what others publish: KIND[:ARG][;OPTION=VALUE]…, e.g. `stdout`,
-    /// `jsonl:PATH`, `otlp:http://collector:4318`; repeat for several (comma-separated in
-    /// the variable). `--help` lists every sink and option.
-    #[arg(
-        long,
-        env = "SLIM_NODE_SINK",
-        value_delimiter = ',',
-        default_value = "stdout",
-        value_name = "SPEC",
-        long_help = crate::sink::registry::help()
-    )]
-    pub sink: Vec<SinkSpec>,
+    #[command(flatten)]
+    pub sinks: SinkArgs,
     #[command(flatten)]
     pub receiver: ReceiverArgs,
     #[command(flatten)]
@@ -526,18 +545,8 @@ pub struct UpArgs {
         value_name = "HOST:PORT"
     )]
     pub otlp_grpc: String,
-    /// Where to put what others publish: KIND[:ARG][;OPTION=VALUE]…, e.g. `stdout`,
-    /// `jsonl:PATH`, `otlp:http://collector:4318`; repeat for several (comma-separated in
-    /// the variable). `--help` lists every sink and option.
-    #[arg(
-        long,
-        env = "SLIM_NODE_SINK",
-        value_delimiter = ',',
-        default_value = "stdout",
-        value_name = "SPEC",
-        long_help = crate::sink::registry::help()
-    )]
-    pub sink: Vec<SinkSpec>,
+    #[command(flatten)]
+    pub sinks: SinkArgs,
     /// Shared secret of the channel (at least 32 bytes); a random one when not given, so
     /// that no other process can join.
     #[arg(
@@ -767,7 +776,7 @@ mod tests {
             panic!()
         };
         assert_eq!(args.invite.len(), 2);
-        assert_eq!(args.sink.len(), 1);
-        assert_eq!(args.sink[0].kind.name, "stdout");
+        assert_eq!(args.sinks.sink.len(), 1);
+        assert_eq!(args.sinks.sink[0].kind.name, "stdout");
     }
 }

@@ -221,8 +221,8 @@ no-mls = true
     fn the_config_file_can_say_what_the_flags_say() {
         let args = node(parse(&["slim-node", "node"], Some(FILE)).unwrap());
         assert_eq!(args.name.to_string(), "acme/otel/gw");
-        assert_eq!(args.sink.len(), 2);
-        assert_eq!(args.sink[1].option("compression"), Some("gzip"));
+        assert_eq!(args.sinks.sink.len(), 2);
+        assert_eq!(args.sinks.sink[1].option("compression"), Some("gzip"));
         assert_eq!(args.queue.queue_max_messages, 500);
         assert!(args.session.no_mls);
         assert_eq!(
@@ -248,8 +248,8 @@ no-mls = true
             .unwrap(),
         );
         assert_eq!(args.name.to_string(), "acme/otel/other");
-        assert_eq!(args.sink.len(), 1);
-        assert_eq!(args.sink[0].kind.name, "jsonl");
+        assert_eq!(args.sinks.sink.len(), 1);
+        assert_eq!(args.sinks.sink[0].kind.name, "jsonl");
     }
 
     #[test]
@@ -262,8 +262,11 @@ no-mls = true
             .map(OsString::from)
             .to_vec();
         let args = node(parse_from(argv, None).unwrap());
-        assert_eq!(args.sink[0].kind.name, "otlp");
-        assert_eq!(args.sink[0].arg.as_deref(), Some("http://127.0.0.1:4318"));
+        assert_eq!(args.sinks.sink[0].kind.name, "otlp");
+        assert_eq!(
+            args.sinks.sink[0].arg.as_deref(),
+            Some("http://127.0.0.1:4318")
+        );
         assert_eq!(args.receiver.health.as_deref(), Some("127.0.0.1:8080"));
     }
 
@@ -275,7 +278,7 @@ no-mls = true
         );
         let argv = ["slim-node", "node"].map(OsString::from).to_vec();
         let args = node(parse_from(argv, Some(example.into())).unwrap());
-        assert_eq!(args.sink[0].kind.name, "otlp");
+        assert_eq!(args.sinks.sink[0].kind.name, "otlp");
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     let shutdown = super::shutdown_signal();
     let config = node_config(&args)?;
     let drain = Duration::from_secs(args.queue.drain_timeout);
-    let node = RunningNode::start(config, &args.sink, &args.receiver, drain).await?;
+    let node = RunningNode::start(config, &args.sinks.sink, &args.receiver, drain).await?;
     shutdown.cancelled().await;
     node.stop(drain).await;
     Ok(())
@@ -47,19 +47,49 @@ fn node_config(args: &NodeArgs) -> anyhow::Result<NodeConfig> {
     if matches!(&role, RoleConfig::Moderator { invite, .. } if invite.is_empty()) {
         warn!("this moderator invites nobody (no --invite): nothing it receives can be forwarded");
     }
-    let state_dir = args.queue.state_dir(&args.name, false)?;
-    let config = NodeConfig {
-        name: args.name.clone(),
-        secret: read_secret(&args.secret)?,
-        slim_url: args.slim.clone(),
+    build_config(
+        args.name.clone(),
         role,
-        mls: mls(&args.session),
-        connect_attempts: args.session.connect_attempts,
+        read_secret(&args.secret)?,
+        args.slim.clone(),
+        args.slim_tls.settings(),
+        &args.session,
+        &args.queue,
+        false,
+    )
+}
+
+/// The one place a node's settings become its [`NodeConfig`] (`node` runs one, `up` two;
+/// `shared_data_dir`: the nodes share --data-dir, each in a directory for its name).
+#[allow(clippy::too_many_arguments)]
+pub fn build_config(
+    name: slim_roles::SlimName,
+    role: RoleConfig,
+    secret: Secret,
+    slim_url: String,
+    tls: slim_roles::ClientTls,
+    session: &SessionArgs,
+    queue: &crate::cli::QueueArgs,
+    shared_data_dir: bool,
+) -> anyhow::Result<NodeConfig> {
+    let state_dir = queue.state_dir(&name, shared_data_dir)?;
+    // One spool per directory: only a moderator (the receiving side of `up`) keeps one there.
+    let spool = match (&role, shared_data_dir) {
+        (RoleConfig::Participant, true) => None,
+        _ => queue.spool_config(&state_dir),
+    };
+    let config = NodeConfig {
+        name,
+        secret,
+        slim_url,
+        role,
+        mls: mls(session),
+        connect_attempts: session.connect_attempts,
         reliability: Reliability::default(),
-        in_flight: args.session.max_in_flight as usize,
-        outbox: args.queue.limits(),
-        spool: args.queue.spool_config(&state_dir),
-        tls: args.slim_tls.settings(),
+        in_flight: session.max_in_flight as usize,
+        outbox: queue.limits(),
+        spool,
+        tls,
         state_dir: Some(state_dir),
     };
     config.validate()?;

@@ -3,9 +3,9 @@
 
 use anyhow::Context;
 use slim_roles::server::SlimServer;
-use slim_roles::{NodeConfig, Reliability, RoleConfig, Secret, SlimName};
+use slim_roles::{NodeConfig, RoleConfig, Secret, SlimName};
 
-use super::node::{mls, RunningNode};
+use super::node::{build_config, RunningNode};
 use crate::cli::{ReceiverArgs, UpArgs};
 
 const CHANNEL: &str = "agntcy/otel/telemetry";
@@ -28,28 +28,17 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot start the SLIM server on {}", args.server.endpoint))?;
     let url = format!("http://{}", connect_address(&args.server.endpoint));
-    let mls = mls(&args.session);
     let config = |name: &str, role: RoleConfig| -> anyhow::Result<NodeConfig> {
-        let name = name.parse::<SlimName>()?;
-        let state_dir = args.queue.state_dir(&name, true)?;
-        // One spool per directory: the receiver takes; the printer only consumes.
-        let spool = matches!(role, RoleConfig::Moderator { .. })
-            .then(|| args.queue.spool_config(&state_dir))
-            .flatten();
-        Ok(NodeConfig {
-            state_dir: Some(state_dir),
-            name,
-            secret: secret.clone(),
-            slim_url: url.clone(),
+        build_config(
+            name.parse::<SlimName>()?,
             role,
-            mls,
-            connect_attempts: args.session.connect_attempts,
-            reliability: Reliability::default(),
-            in_flight: args.session.max_in_flight as usize,
-            outbox: args.queue.limits(),
-            spool,
-            tls: Default::default(),
-        })
+            secret.clone(),
+            url.clone(),
+            Default::default(),
+            &args.session,
+            &args.queue,
+            true,
+        )
     };
     let no_receivers = ReceiverArgs {
         otlp_http: None,
@@ -62,7 +51,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let drain = std::time::Duration::from_secs(args.queue.drain_timeout);
     let printer = RunningNode::start(
         config(PRINTER, RoleConfig::Participant)?,
-        &args.sink,
+        &args.sinks.sink,
         &no_receivers,
         drain,
     )

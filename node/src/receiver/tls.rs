@@ -17,17 +17,6 @@ use thiserror::Error;
 use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
-/// The receivers' certificate files.
-#[derive(Debug, Clone)]
-pub struct TlsFiles {
-    /// PEM certificate chain.
-    pub cert: PathBuf,
-    /// PEM private key.
-    pub key: PathBuf,
-    /// When set, clients must present a certificate signed by this PEM CA bundle.
-    pub client_ca: Option<PathBuf>,
-}
-
 /// Why TLS could not be set up.
 #[derive(Debug, Error)]
 pub enum TlsError {
@@ -134,8 +123,8 @@ impl ResolvesServerCert for ReloadingCert {
     }
 }
 
-/// A TLS acceptor for the receivers.
-pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
+/// A TLS acceptor for the receivers: the same certificate files as a SLIM server's.
+pub fn acceptor(files: &slim_roles::ServerTls) -> Result<TlsAcceptor, TlsError> {
     let builder =
         ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
     let builder = match &files.client_ca {
@@ -155,8 +144,10 @@ pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
         }
         None => builder.with_no_client_auth(),
     };
-    let mut config =
-        builder.with_cert_resolver(Arc::new(ReloadingCert::new(&files.cert, &files.key)?));
+    let mut config = builder.with_cert_resolver(Arc::new(ReloadingCert::new(
+        &files.identity.cert,
+        &files.identity.key,
+    )?));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
