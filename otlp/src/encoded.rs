@@ -38,6 +38,18 @@ impl Encoded {
         })
     }
 
+    /// Bytes this program checked before and kept itself (a record of its own queue), with
+    /// the item count it found then: not checked again. Should they not decode after all,
+    /// [`Encoded::request`] shows an empty request and logs it.
+    pub fn from_checked(signal: Signal, bytes: Vec<u8>, items: usize) -> Self {
+        Encoded {
+            signal,
+            bytes,
+            items,
+            request: OnceLock::new(),
+        }
+    }
+
     /// A decoded request, encoded.
     pub fn from_request(request: OtlpRequest) -> Self {
         Encoded {

@@ -16,8 +16,7 @@ const RECEIVER: &str = "e2e/forward/receiver";
 const FORWARDER: &str = "e2e/forward/forwarder";
 
 fn log(body: &str) -> Vec<u8> {
-    format!(r#"{{"resourceLogs":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"fwd"}}}}]}},"scopeLogs":[{{"logRecords":[{{"timeUnixNano":"1700000000000000000","body":{{"stringValue":"{body}"}}}}]}}]}}]}}"#)
-        .into_bytes()
+    log_request("fwd", body)
 }
 
 fn parse(body: &[u8]) -> Value {
@@ -27,25 +26,44 @@ fn parse(body: &[u8]) -> Value {
 /// A receiver (moderator) and a participant forwarding with `sink`; returns them and the
 /// receiver's port once the group is up.
 async fn mesh_forwarding_to(mesh: &Mesh, sink: &str, extra: &[&str]) -> (Proc, Proc, u16) {
-    let mut args = PARTICIPANT_ROLE.to_vec();
-    args.extend(["--sink", sink]);
+    let mut args = vec!["--sink", sink];
     args.extend_from_slice(extra);
-    let forwarder = mesh.node("forwarder", FORWARDER, &args);
-    let (receiver, port) = mesh.receiver("receiver", RECEIVER, &moderator(CHANNEL, &[FORWARDER]));
-    wait_state(port, "active", &receiver).await;
-    (receiver, forwarder, port)
+    mesh.receiver_and_participant(("forwarder", FORWARDER), &args, &[], (RECEIVER, CHANNEL))
+        .await
 }
 
-/// Waits until `done` holds, or fails with `what` and the node's log.
-async fn wait_until_async(what: &str, node: &Proc, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + FORM_TIMEOUT;
-    while Instant::now() < deadline {
-        if done() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+/// The far end of a second hop: a receiver (moderator of its own channel) started with
+/// `receiver_args`, and its participant writing jsonl.
+struct FarEnd {
+    participant: Proc,
+    out: std::path::PathBuf,
+    /// Kept running while the far end is in use.
+    _receiver: Proc,
+    http_port: u16,
+}
+
+async fn far_end(mesh: &Mesh, receiver_args: &[&str]) -> FarEnd {
+    let (participant, out) = mesh.sink_node("far-end", "e2e/forward/far-end", PARTICIPANT_ROLE);
+    let mut args = moderator("e2e/forward/second", &["e2e/forward/far-end"]);
+    args.extend_from_slice(receiver_args);
+    let (receiver, http_port) = mesh.receiver("second", "e2e/forward/second-receiver", &args);
+    wait_state(http_port, "active", &receiver).await;
+    FarEnd {
+        participant,
+        out,
+        _receiver: receiver,
+        http_port,
     }
-    panic!("timed out waiting for {what}; log:\n{}", node.stderr_text());
+}
+
+/// Posts a log record per body; each must be answered 200.
+async fn post_logs(port: u16, bodies: &[String]) {
+    for body in bodies {
+        let status = post(port, "/v1/logs", "application/json", log(body))
+            .await
+            .status();
+        assert_eq!(status, 200, "{body}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -74,7 +92,7 @@ async fn every_signal_reaches_an_otlp_http_backend_field_for_field() {
         .await;
         assert_eq!(resp.status(), 200);
     }
-    wait_until_async("three exports at each backend", &forwarder, || {
+    wait_for("three exports at each backend", &forwarder, || {
         protobuf.exports().len() >= 3 && json.exports().len() >= 3
     })
     .await;
@@ -120,28 +138,18 @@ async fn forwarded_over_grpc_into_a_second_slim_node_receiver_every_item_arrives
     // The second mesh hop: a receiver with OTLP/gRPC, and its participant writing jsonl.
     let grpc_port = free_port();
     let grpc = format!("127.0.0.1:{grpc_port}");
-    let (far_end, far_out) = mesh.sink_node("far-end", "e2e/forward/far-end", PARTICIPANT_ROLE);
-    let mut args = moderator("e2e/forward/second", &["e2e/forward/far-end"]);
-    args.extend(["--otlp-grpc", &grpc]);
-    let (second, second_port) = mesh.receiver("second", "e2e/forward/second-receiver", &args);
-    wait_state(second_port, "active", &second).await;
+    let far = far_end(&mesh, &["--otlp-grpc", &grpc]).await;
+    let far_out = far.out.clone();
 
     let sink = format!("otlp:http://{grpc};protocol=grpc");
     let (_receiver, forwarder, port) = mesh_forwarding_to(&mesh, &sink, &[]).await;
     let sent: Vec<String> = (0..20).map(|i| format!("over grpc {i}")).collect();
-    for body in &sent {
-        assert_eq!(
-            post(port, "/v1/logs", "application/json", log(body))
-                .await
-                .status(),
-            200
-        );
-    }
-    wait_until_async("every record at the far end", &forwarder, || {
+    post_logs(port, &sent).await;
+    wait_for("every record at the far end", &forwarder, || {
         log_bodies_all(&jsonl(&far_out)).len() >= sent.len()
     })
     .await;
-    drop(far_end);
+    drop(far);
     let lines = jsonl(&far_out);
     assert_eq!(log_bodies_all(&lines), sent, "each once, in order");
     // The requests that waited together travelled as one export: each kept its resource.
@@ -170,13 +178,8 @@ fn rotel_agent() -> std::path::PathBuf {
 async fn through_a_rotel_collector_every_item_arrives_once_field_for_field() {
     let mesh = Mesh::start();
     // The far end: a slim-node receiver whose participant writes jsonl.
-    let (far_end, far_out) = mesh.sink_node("far-end", "e2e/forward/far-end", PARTICIPANT_ROLE);
-    let (second, second_port) = mesh.receiver(
-        "second",
-        "e2e/forward/second-receiver",
-        &moderator("e2e/forward/second", &["e2e/forward/far-end"]),
-    );
-    wait_state(second_port, "active", &second).await;
+    let far = far_end(&mesh, &[]).await;
+    let (far_out, second_port) = (far.out.clone(), far.http_port);
     // Rotel between the two: OTLP/HTTP in, OTLP/HTTP out to the second receiver.
     let rotel_http = free_port();
     let log_file = mesh.path("rotel.log");
@@ -209,15 +212,8 @@ async fn through_a_rotel_collector_every_item_arrives_once_field_for_field() {
     let sink = format!("otlp:http://127.0.0.1:{rotel_http}");
     let (_receiver, _forwarder, port) = mesh_forwarding_to(&mesh, &sink, &[]).await;
     let sent: Vec<String> = (0..20).map(|i| format!("through rotel {i}")).collect();
-    for body in &sent {
-        assert_eq!(
-            post(port, "/v1/logs", "application/json", log(body))
-                .await
-                .status(),
-            200
-        );
-    }
-    wait_until_async("every record through rotel", &far_end, || {
+    post_logs(port, &sent).await;
+    wait_for("every record through rotel", &far.participant, || {
         log_bodies_all(&jsonl(&far_out)).len() >= sent.len()
     })
     .await;
@@ -254,34 +250,6 @@ fn log_bodies_all(lines: &[Value]) -> Vec<String> {
         .iter()
         .flat_map(|l| crate::backend::log_bodies_of(&l["payload"]))
         .collect()
-}
-
-/// Posts one record every 20 ms until `stop`; returns the records answered 200, in order.
-fn stream(
-    port: u16,
-    prefix: &'static str,
-    stop: tokio_util::sync::CancellationToken,
-) -> tokio::task::JoinHandle<Vec<String>> {
-    tokio::spawn(async move {
-        let client = reqwest::Client::new();
-        let mut accepted = Vec::new();
-        let mut i = 0;
-        while !stop.is_cancelled() {
-            let body = format!("{prefix} {i}");
-            let resp = client
-                .post(format!("http://127.0.0.1:{port}/v1/logs"))
-                .header("content-type", "application/json")
-                .body(log(&body))
-                .send()
-                .await;
-            if resp.is_ok_and(|r| r.status() == 200) {
-                accepted.push(body);
-            }
-            i += 1;
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        accepted
-    })
 }
 
 /// Waits until the backend holds every accepted record; prints the counts; fails on loss or
@@ -342,7 +310,7 @@ async fn with_the_backend_down_for_30s_nothing_is_lost_and_everything_arrives_in
     )
     .await;
     let stop = tokio_util::sync::CancellationToken::new();
-    let load = stream(port, "steady", stop.clone());
+    let load = stream(port, "fwd", "steady", stop.clone());
     tokio::time::sleep(Duration::from_secs(3)).await;
     backend.down();
     tokio::time::sleep(Duration::from_secs(30)).await;
@@ -369,7 +337,7 @@ async fn a_participant_killed_while_its_backend_is_down_delivers_everything_afte
     let sink = format!("otlp:{};retry-max-delay=2", backend.url());
     let (_receiver, forwarder, port) = mesh_forwarding_to(&mesh, &sink, &[]).await;
     let stop = tokio_util::sync::CancellationToken::new();
-    let load = stream(port, "held", stop.clone());
+    let load = stream(port, "fwd", "held", stop.clone());
     tokio::time::sleep(Duration::from_secs(4)).await;
     forwarder.kill9();
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -471,7 +439,7 @@ async fn a_request_the_backend_refuses_with_400_is_dropped_counted_and_logged_an
         );
     }
     let expected: Vec<String> = bodies.iter().filter(|b| *b != POISON).cloned().collect();
-    wait_until_async("the other nine at the backend", &forwarder, || {
+    wait_for("the other nine at the backend", &forwarder, || {
         backend.log_bodies().len() >= expected.len()
     })
     .await;
@@ -536,7 +504,7 @@ async fn forward_over_mtls(protocol: &str) {
             200
         );
     }
-    wait_until_async("every record over mTLS", &forwarder, || {
+    wait_for("every record over mTLS", &forwarder, || {
         log_bodies_all(&jsonl(&far_out)).len() >= 5
     })
     .await;

@@ -33,6 +33,11 @@ pub struct Proc {
 impl Proc {
     /// Starts `slim-node ARGS` with output in `dir/LABEL.{out,err}`.
     pub fn spawn(dir: &Path, label: &str, args: &[&str]) -> Proc {
+        Proc::spawn_with_env(dir, label, args, &[])
+    }
+
+    /// [`Proc::spawn`] with more environment variables.
+    pub fn spawn_with_env(dir: &Path, label: &str, args: &[&str], env: &[(&str, &str)]) -> Proc {
         let stdout = dir.join(format!("{label}.out"));
         let stderr = dir.join(format!("{label}.err"));
         let child = Command::new(env!("CARGO_BIN_EXE_slim-node"))
@@ -42,6 +47,7 @@ impl Proc {
             // Each test's nodes keep their state (by name) in the test's own directory.
             .env("XDG_STATE_HOME", dir.join("state"))
             .env_remove("SLIM_NODE_DATA_DIR")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(File::create(&stdout).expect("stdout file"))
             .stderr(File::create(&stderr).expect("stderr file"))
@@ -244,6 +250,17 @@ impl Mesh {
         self.node_with_secret(label, name, "secret", extra)
     }
 
+    /// [`Mesh::node`] with more environment variables.
+    pub fn node_with_env(
+        &self,
+        label: &str,
+        name: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Proc {
+        self.node_full(label, name, "secret", extra, env)
+    }
+
     /// [`Mesh::node`] with the secret in the directory's file `secret_file`.
     pub fn node_with_secret(
         &self,
@@ -251,6 +268,17 @@ impl Mesh {
         name: &str,
         secret_file: &str,
         extra: &[&str],
+    ) -> Proc {
+        self.node_full(label, name, secret_file, extra, &[])
+    }
+
+    fn node_full(
+        &self,
+        label: &str,
+        name: &str,
+        secret_file: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
     ) -> Proc {
         let secret = self.path(secret_file).display().to_string();
         let mut args = vec![
@@ -264,7 +292,7 @@ impl Mesh {
         ];
         args.extend(self.node_args.iter().map(String::as_str));
         args.extend_from_slice(extra);
-        Proc::spawn(self.dir.path(), label, &args)
+        Proc::spawn_with_env(self.dir.path(), label, &args, env)
     }
 }
 
@@ -526,4 +554,73 @@ pub fn log_bodies(lines: &[Value]) -> Vec<String> {
                 .to_string()
         })
         .collect()
+}
+
+/// Waits until `done` holds, or fails naming `what` with the node's log.
+pub async fn wait_for(what: &str, node: &Proc, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + FORM_TIMEOUT;
+    while Instant::now() < deadline {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}; log:\n{}", node.stderr_text());
+}
+
+/// An OTLP/JSON logs request of one record with `body`, from service `service`, at a fixed time.
+pub fn log_request(service: &str, body: &str) -> Vec<u8> {
+    format!(r#"{{"resourceLogs":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"{service}"}}}}]}},"scopeLogs":[{{"logRecords":[{{"timeUnixNano":"1700000000000000000","body":{{"stringValue":"{body}"}}}}]}}]}}]}}"#)
+        .into_bytes()
+}
+
+/// Posts one record (`log_request(service, "PREFIX N")`) every 20 ms until `stop`; returns the
+/// bodies answered 200, in order.
+pub fn stream(
+    port: u16,
+    service: &'static str,
+    prefix: &'static str,
+    stop: tokio_util::sync::CancellationToken,
+) -> tokio::task::JoinHandle<Vec<String>> {
+    tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        let mut accepted = Vec::new();
+        let mut i = 0;
+        while !stop.is_cancelled() {
+            let body = format!("{prefix} {i}");
+            let ok = client
+                .post(format!("http://127.0.0.1:{port}/v1/logs"))
+                .header("content-type", "application/json")
+                .body(log_request(service, &body))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200);
+            if ok {
+                accepted.push(body);
+            }
+            i += 1;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        accepted
+    })
+}
+
+impl Mesh {
+    /// A participant `name` (label `label`) started with `args` and `env`, and a receiver
+    /// (moderator of `channel`, named `receiver`) inviting it; returns both and the receiver's
+    /// port once the group is up.
+    pub async fn receiver_and_participant(
+        &self,
+        (label, name): (&str, &str),
+        args: &[&str],
+        env: &[(&str, &str)],
+        (receiver, channel): (&str, &str),
+    ) -> (Proc, Proc, u16) {
+        let mut participant_args = PARTICIPANT_ROLE.to_vec();
+        participant_args.extend_from_slice(args);
+        let participant = self.node_with_env(label, name, &participant_args, env);
+        let (receiver, port) = self.receiver("receiver", receiver, &moderator(channel, &[name]));
+        wait_state(port, "active", &receiver).await;
+        (receiver, participant, port)
+    }
 }

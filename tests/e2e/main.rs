@@ -10,6 +10,7 @@ mod bench;
 mod cli_errors;
 mod conformance;
 mod faults;
+mod files;
 mod forward;
 mod grpc;
 mod hostile;

@@ -117,8 +117,6 @@ struct Entry {
     bytes: usize,
     received_at: OffsetDateTime,
     item: Option<Item>,
-    /// Handed to the sink.
-    handed: bool,
     /// The sink is done with it (it leaves once everything before it is done too).
     done: bool,
 }
@@ -136,6 +134,10 @@ pub struct QueueStats {
 
 struct State {
     entries: VecDeque<Entry>,
+    /// How many entries at the front were handed to the sink: items are handed in order, so
+    /// the next one to hand is at this index (no scan from the front, however long the
+    /// queue).
+    handed: usize,
     bytes: usize,
     next_seq: u64,
     /// Disk queue: items read ahead, by sequence number.
@@ -167,6 +169,10 @@ struct Header {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     id: Option<String>,
     received_unix_nanos: i128,
+    /// The item count found when the message was checked on arrival; with it the payload is
+    /// not checked again when read back (redb checksums what it stores).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    items: Option<usize>,
 }
 
 impl Queue {
@@ -175,6 +181,7 @@ impl Queue {
     pub fn open(settings: QueueSettings, dir: &Path) -> Result<Queue, QueueError> {
         let mut state = State {
             entries: VecDeque::new(),
+            handed: 0,
             bytes: 0,
             next_seq: 0,
             read: HashMap::new(),
@@ -260,9 +267,10 @@ impl Queue {
                     && (state.entries.len() + 1 > self.settings.max_messages
                         || state.bytes + bytes > self.settings.max_bytes)
                 {
-                    let Some(at) = state.entries.iter().position(|e| !e.handed) else {
+                    let at = state.handed;
+                    if at >= state.entries.len() {
                         break;
-                    };
+                    }
                     if let Some(old) = state.entries.remove(at) {
                         state.bytes -= old.bytes;
                         state.read.remove(&old.seq);
@@ -282,7 +290,6 @@ impl Queue {
                         delivered,
                         ticket,
                     }),
-                    handed: false,
                     done: false,
                 });
             }
@@ -299,11 +306,20 @@ impl Queue {
     pub fn take(&self, unreadable: &mut u64) -> Result<Option<Item>, QueueError> {
         loop {
             let mut state = crate::lock(&self.state);
-            let State { entries, read, .. } = &mut *state;
-            let Some(entry) = entries.iter_mut().find(|e| !e.handed) else {
+            let State {
+                entries,
+                read,
+                handed,
+                ..
+            } = &mut *state;
+            let Some(entry) = entries.get_mut(*handed) else {
                 return Ok(None);
             };
-            entry.handed = true;
+            *handed += 1;
+            if entry.done {
+                // Done out of order before the sink gave the rest back: not again.
+                continue;
+            }
             let found = match &entry.item {
                 Some(item) => Some(item.clone()),
                 None => {
@@ -331,13 +347,15 @@ impl Queue {
         {
             let mut state = crate::lock(&self.state);
             for item in items {
-                if let Some(entry) = state.entries.iter_mut().find(|e| e.seq == item.seq) {
-                    entry.done = true;
+                // Entries are in sequence order.
+                if let Ok(at) = state.entries.binary_search_by_key(&item.seq, |e| e.seq) {
+                    state.entries[at].done = true;
                 }
             }
             while state.entries.front().is_some_and(|e| e.done) {
                 if let Some(e) = state.entries.pop_front() {
                     state.bytes -= e.bytes;
+                    state.handed = state.handed.saturating_sub(1);
                     gone.push(e.seq);
                 }
             }
@@ -355,10 +373,8 @@ impl Queue {
 
     /// Hands every item the sink has not finished to it again (it gave them back).
     pub fn rewind(&self) {
-        let mut state = crate::lock(&self.state);
-        for e in state.entries.iter_mut().filter(|e| !e.done) {
-            e.handed = false;
-        }
+        // Everything not done is handed again, in order.
+        crate::lock(&self.state).handed = 0;
     }
 
     /// The node stops: the sink finishes what it can.
@@ -419,7 +435,6 @@ impl Disk {
                 bytes: payload.len(),
                 received_at: received_at(&header),
                 item: None,
-                handed: false,
                 done: false,
             });
             state.next_seq = seq + 1;
@@ -507,6 +522,7 @@ fn encode(d: &Delivered, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
         verified_sender: d.verified_sender.clone(),
         id: d.message_id.clone(),
         received_unix_nanos: d.received_at.unix_timestamp_nanos(),
+        items: Some(d.payload.items()),
     })?;
     out.clear();
     out.extend_from_slice(&(header.len() as u32).to_le_bytes());
@@ -534,7 +550,10 @@ fn decode(record: &[u8]) -> Result<Delivered, String> {
         .signal
         .parse()
         .map_err(|e: otlp::CodecError| e.to_string())?;
-    let payload = otlp::Encoded::check(signal, payload.to_vec()).map_err(|e| e.to_string())?;
+    let payload = match header.items {
+        Some(items) => otlp::Encoded::from_checked(signal, payload.to_vec(), items),
+        None => otlp::Encoded::check(signal, payload.to_vec()).map_err(|e| e.to_string())?,
+    };
     Ok(Delivered {
         received_at: received_at(&header),
         from: header.from,

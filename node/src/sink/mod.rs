@@ -8,10 +8,12 @@
 
 pub mod bench;
 pub mod blocking;
+pub mod files;
 pub mod jsonl;
 pub mod otlp;
 pub mod registry;
 pub mod stdout;
+pub mod upload;
 
 use std::future::Future;
 use std::io;
@@ -87,6 +89,8 @@ pub struct SinkStats {
     retried: AtomicU64,
     dropped: Mutex<std::collections::BTreeMap<String, u64>>,
     last_error: Mutex<Option<(OffsetDateTime, String)>>,
+    /// What the sink itself reports (e.g. the files sink, per signal).
+    detail: Mutex<Option<serde_json::Value>>,
 }
 
 /// [`SinkStats`] as `/health` shows them, with the queue.
@@ -111,6 +115,9 @@ pub struct SinkReport {
     /// The last error, with its time (RFC 3339).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// What the sink itself reports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<serde_json::Value>,
 }
 
 /// A sink's queue as `/health` shows it.
@@ -167,6 +174,7 @@ impl SinkStats {
                         .unwrap_or_default()
                 )
             }),
+            detail: crate::lock(&self.detail).clone(),
         }
     }
 }
@@ -317,6 +325,11 @@ impl SinkInput {
         tracing::warn!(sink = %self.handle.name, %error, "sink error");
         *crate::lock(&self.handle.stats.last_error) =
             Some((OffsetDateTime::now_utc(), error.to_string()));
+    }
+
+    /// What the sink reports of itself in `/health` (`detail`).
+    pub fn set_detail(&self, detail: serde_json::Value) {
+        *crate::lock(&self.handle.stats.detail) = Some(detail);
     }
 
     /// Whether the node waits for this sink before acknowledging.

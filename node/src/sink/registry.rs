@@ -63,6 +63,7 @@ pub static KINDS: &[&SinkKind] = &[
     &super::stdout::KIND,
     &super::jsonl::KIND,
     &super::otlp::KIND,
+    &super::files::KIND,
     &super::bench::KIND,
 ];
 
@@ -342,6 +343,15 @@ fn option_help(o: &OptionSpec) -> String {
 
 /// The README's sinks table, generated from the registry.
 pub fn markdown_table() -> String {
+    let row = |o: &OptionSpec| {
+        format!(
+            "| &nbsp;&nbsp;`{}={}` | {} | {} |\n",
+            o.key,
+            o.value.replace('|', "\\|"),
+            o.default,
+            o.help.replace('|', "\\|")
+        )
+    };
     let mut text = String::from("| sink / option | default | |\n|---|---|---|\n");
     for kind in KINDS {
         text.push_str(&format!(
@@ -350,26 +360,10 @@ pub fn markdown_table() -> String {
             kind.summary,
             if kind.durable { " **Durable.**" } else { "" }
         ));
-        for o in kind.options {
-            text.push_str(&format!(
-                "| &nbsp;&nbsp;`{}={}` | {} | {} |\n",
-                o.key,
-                o.value.replace('|', "\\|"),
-                o.default,
-                o.help.replace('|', "\\|")
-            ));
-        }
+        text.extend(kind.options.iter().map(row));
     }
     text.push_str("| *every sink* | | |\n");
-    for o in COMMON {
-        text.push_str(&format!(
-            "| &nbsp;&nbsp;`{}={}` | {} | {} |\n",
-            o.key,
-            o.value.replace('|', "\\|"),
-            o.default,
-            o.help.replace('|', "\\|")
-        ));
-    }
+    text.extend(COMMON.iter().map(row));
     text
 }
 
