@@ -556,7 +556,16 @@ async fn with_the_store_down_for_20s_files_wait_and_are_uploaded_after_none_miss
     );
     let env = s3.env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let (_receiver, writer, port) = mesh_writing(&mesh, &sink, &env).await;
+    let health_port = free_port();
+    let health_addr = format!("127.0.0.1:{health_port}");
+    let (_receiver, writer, port) = mesh
+        .receiver_and_participant(
+            ("writer", WRITER),
+            &["--sink", &sink, "--health", &health_addr],
+            &env,
+            (RECEIVER, CHANNEL),
+        )
+        .await;
     let stop = tokio_util::sync::CancellationToken::new();
     let load = stream(port, "files", "outage", stop.clone());
     tokio::time::sleep(Duration::from_secs(3)).await;

@@ -101,11 +101,9 @@ impl UploadSettings {
     }
 }
 
-/// What `/health` shows of the uploads.
+/// What `/health` shows of one signal's uploads.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct UploadStats {
-    /// Whether the uploader runs.
-    pub running: bool,
+pub struct SignalUploads {
     /// Files uploaded (this run).
     pub uploaded: u64,
     /// Closed files waiting to be uploaded.
@@ -115,6 +113,26 @@ pub struct UploadStats {
     /// The last failure.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+}
+
+/// What `/health` shows of the uploads: whether the uploader runs, and per signal.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct UploadStats {
+    /// Whether the uploader runs.
+    pub running: bool,
+    /// By signal (`traces`, `metrics`, `logs`).
+    pub signals: std::collections::BTreeMap<String, SignalUploads>,
+}
+
+impl UploadStats {
+    fn of(&mut self, path: &Path) -> &mut SignalUploads {
+        let signal = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.split('.').nth(1))
+            .unwrap_or("unknown");
+        self.signals.entry(signal.to_string()).or_default()
+    }
 }
 
 /// The running uploader.
@@ -184,11 +202,19 @@ async fn upload_loop(
         let files = match super::files::closed_files(&dir) {
             Ok(files) => files,
             Err(err) => {
-                crate::lock(&stats).last_error = Some(format!("listing {}: {err}", dir.display()));
+                warn!(%sink, %err, dir = %dir.display(), "cannot list the closed files");
                 Vec::new()
             }
         };
-        crate::lock(&stats).waiting = files.len();
+        {
+            let mut s = crate::lock(&stats);
+            for signal in s.signals.values_mut() {
+                signal.waiting = 0;
+            }
+            for (path, _) in &files {
+                s.of(path).waiting += 1;
+            }
+        }
         for (path, _) in files {
             if stop.is_cancelled() {
                 break 'scan;
@@ -200,16 +226,18 @@ async fn upload_loop(
                         warn!(%sink, file = %path.display(), %err, "uploaded, but could not remove the local file");
                     }
                     let mut s = crate::lock(&stats);
-                    s.uploaded += 1;
-                    s.waiting = s.waiting.saturating_sub(1);
+                    let signal = s.of(&path);
+                    signal.uploaded += 1;
+                    signal.waiting = signal.waiting.saturating_sub(1);
                     info!(%sink, file = %path.display(), %key, "uploaded");
                 }
                 Err(err) => {
                     warn!(%sink, file = %path.display(), %err, retry_in = ?wait, "upload failed; trying again");
                     {
                         let mut s = crate::lock(&stats);
-                        s.failed_attempts += 1;
-                        s.last_error = Some(err);
+                        let signal = s.of(&path);
+                        signal.failed_attempts += 1;
+                        signal.last_error = Some(err);
                     }
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
