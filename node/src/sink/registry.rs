@@ -106,8 +106,8 @@ pub static COMMON: &[OptionSpec] = &[
     },
 ];
 
-/// A parsed `--sink` value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A parsed `--sink` value. `Debug` prints what `Display` does: header values stay hidden.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SinkSpec {
     /// Its kind.
     pub kind: &'static SinkKind,
@@ -269,6 +269,12 @@ impl fmt::Display for SinkSpec {
             }
         }
         Ok(())
+    }
+}
+
+impl fmt::Debug for SinkSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SinkSpec({self})")
     }
 }
 
@@ -455,6 +461,7 @@ mod tests {
     fn header_values_are_never_printed() {
         let s = parse("otlp:http://c:4318;header=Authorization=Bearer secret-token").unwrap();
         assert!(!s.to_string().contains("secret-token"), "{s}");
+        assert!(!format!("{s:?}").contains("secret-token"), "{s:?}");
     }
 
     #[test]
