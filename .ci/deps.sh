@@ -4,7 +4,7 @@
 #   run bindgen (libclang);
 # - the end-to-end tests drive the real OpenTelemetry Python SDK from a venv in .ci/venv, and
 #   real third-party parts installed there too (.ci/requirements.txt: the Rotel collector,
-#   SeaweedFS for an S3 server).
+#   SeaweedFS for an S3 server, a WebSocket client).
 set -eu
 cd "$(dirname "$0")/.."
 PACKAGES="build-essential cmake libclang-dev protobuf-compiler pkg-config python3 python3-venv"
@@ -20,7 +20,7 @@ if [ -n "$missing" ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
 fi
 command -v cargo >/dev/null 2>&1 || { echo "cargo is missing: install Rust from https://rustup.rs" >&2; exit 1; }
-if ! .ci/venv/bin/python -c "import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.grpc, rotel" 2>/dev/null \
+if ! .ci/venv/bin/python -c "import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.grpc, rotel, websockets" 2>/dev/null \
    || [ ! -x .ci/venv/bin/weed ]; then
   [ -x .ci/venv/bin/pip ] || python3 -m venv .ci/venv
   .ci/venv/bin/pip install -q --disable-pip-version-check -r examples/python/requirements.txt -r .ci/requirements.txt

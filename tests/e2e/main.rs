@@ -14,6 +14,7 @@ mod files;
 mod forward;
 mod grpc;
 mod hostile;
+mod live;
 mod outages;
 mod python_sdk;
 mod scenarios;

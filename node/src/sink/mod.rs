@@ -14,6 +14,7 @@ pub mod otlp;
 pub mod registry;
 pub mod stdout;
 pub mod upload;
+pub mod ws;
 
 use std::future::Future;
 use std::io;

@@ -64,6 +64,7 @@ pub static KINDS: &[&SinkKind] = &[
     &super::jsonl::KIND,
     &super::otlp::KIND,
     &super::files::KIND,
+    &super::ws::KIND,
     &super::bench::KIND,
 ];
 
