@@ -86,17 +86,7 @@ async fn each_signal_lands_in_its_own_file_equal_to_what_was_sent() {
         ("metrics", "metrics.json"),
         ("logs", "logs.json"),
     ] {
-        assert_eq!(
-            post(
-                port,
-                &format!("/v1/{signal}"),
-                "application/json",
-                example(file)
-            )
-            .await
-            .status(),
-            200
-        );
+        post_json(port, &format!("/v1/{signal}"), example(file)).await;
     }
     wait_for("a closed file per signal", &writer, || {
         closed(&dir).len() >= 3
@@ -134,17 +124,7 @@ async fn a_file_closes_at_max_lines_and_the_open_one_is_only_a_part() {
     let sink = format!("files:{};max-lines=3;flush-interval=600", dir.display());
     let (_receiver, writer, port) = mesh_writing(&mesh, &sink, &[]).await;
     for i in 0..7 {
-        assert_eq!(
-            post(
-                port,
-                "/v1/logs",
-                "application/json",
-                log(&format!("line {i}"))
-            )
-            .await
-            .status(),
-            200
-        );
+        post_json(port, "/v1/logs", log(&format!("line {i}"))).await;
     }
     wait_for("two full files", &writer, || {
         closed(&dir).len() >= 2 && !parts(&dir).is_empty()
@@ -173,17 +153,7 @@ async fn a_file_closes_at_max_bytes() {
     let sink = format!("files:{};max-bytes=500;flush-interval=600", dir.display());
     let (_receiver, writer, port) = mesh_writing(&mesh, &sink, &[]).await;
     for i in 0..6 {
-        assert_eq!(
-            post(
-                port,
-                "/v1/logs",
-                "application/json",
-                log(&format!("sized {i}"))
-            )
-            .await
-            .status(),
-            200
-        );
+        post_json(port, "/v1/logs", log(&format!("sized {i}"))).await;
     }
     wait_for("files closed by size", &writer, || closed(&dir).len() >= 2).await;
     for (name, lines) in closed(&dir) {
@@ -202,12 +172,7 @@ async fn a_file_closes_after_the_flush_interval_even_when_nothing_more_comes() {
     let dir = mesh.path("files");
     let sink = format!("files:{};flush-interval=2", dir.display());
     let (_receiver, writer, port) = mesh_writing(&mesh, &sink, &[]).await;
-    assert_eq!(
-        post(port, "/v1/logs", "application/json", log("lonely"))
-            .await
-            .status(),
-        200
-    );
+    post_json(port, "/v1/logs", log("lonely")).await;
     wait_for("the open file to appear", &writer, || {
         !parts(&dir).is_empty() || !closed(&dir).is_empty()
     })
@@ -441,24 +406,9 @@ async fn closed_files_are_uploaded_under_prefix_signal_and_date_and_read_back_eq
     let (_receiver, writer, port) = mesh_writing(&mesh, &sink, &env).await;
     let sent: Vec<String> = (0..10).map(|i| format!("shipped {i}")).collect();
     for body in &sent {
-        assert_eq!(
-            post(port, "/v1/logs", "application/json", log(body))
-                .await
-                .status(),
-            200
-        );
+        post_json(port, "/v1/logs", log(body)).await;
     }
-    assert_eq!(
-        post(
-            port,
-            "/v1/traces",
-            "application/json",
-            example("traces.json")
-        )
-        .await
-        .status(),
-        200
-    );
+    post_json(port, "/v1/traces", example("traces.json")).await;
     let deadline = Instant::now() + FORM_TIMEOUT;
     let objects = loop {
         let objects = s3.objects("cluster-a").await;
@@ -607,17 +557,7 @@ async fn retention_keeps_the_newest_closed_files_and_health_shows_the_open_one()
     let (receiver, port) = mesh.receiver("receiver", RECEIVER, &moderator(CHANNEL, &[WRITER]));
     wait_state(port, "active", &receiver).await;
     for i in 0..9 {
-        assert_eq!(
-            post(
-                port,
-                "/v1/logs",
-                "application/json",
-                log(&format!("kept {i}"))
-            )
-            .await
-            .status(),
-            200
-        );
+        post_json(port, "/v1/logs", log(&format!("kept {i}"))).await;
     }
     // All nine written: four files closed, the ninth line in the open one.
     let deadline = Instant::now() + FORM_TIMEOUT;

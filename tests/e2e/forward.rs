@@ -444,12 +444,7 @@ async fn a_request_the_backend_refuses_with_400_is_dropped_counted_and_logged_an
         })
         .collect();
     for body in &bodies {
-        assert_eq!(
-            post(port, "/v1/logs", "application/json", log(body))
-                .await
-                .status(),
-            200
-        );
+        post_json(port, "/v1/logs", log(body)).await;
     }
     let expected: Vec<String> = bodies.iter().filter(|b| *b != POISON).cloned().collect();
     wait_for("the other nine at the backend", &forwarder, || {
@@ -510,12 +505,7 @@ async fn forward_over_mtls(protocol: &str) {
     let (_receiver, forwarder, port) = mesh_forwarding_to(&mesh, &sink, &[]).await;
     for i in 0..5 {
         let body = format!("over mtls {i}");
-        assert_eq!(
-            post(port, "/v1/logs", "application/json", log(&body))
-                .await
-                .status(),
-            200
-        );
+        post_json(port, "/v1/logs", log(&body)).await;
     }
     wait_for("every record over mTLS", &forwarder, || {
         log_bodies_all(&jsonl(&far_out)).len() >= 5

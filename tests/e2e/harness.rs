@@ -456,6 +456,18 @@ pub async fn post(port: u16, path: &str, content_type: &str, body: Vec<u8>) -> r
     post_with(port, path, &[("content-type", content_type)], body).await
 }
 
+/// POSTs an OTLP/JSON `body` to `path`; it must be answered 200.
+pub async fn post_json(port: u16, path: &str, body: Vec<u8>) {
+    let resp = post(port, path, "application/json", body).await;
+    let status = resp.status();
+    assert_eq!(
+        status,
+        200,
+        "{path}: {}",
+        resp.text().await.unwrap_or_default()
+    );
+}
+
 /// POSTs `body` with the given headers.
 pub async fn post_with(
     port: u16,

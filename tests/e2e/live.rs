@@ -114,34 +114,9 @@ async fn each_path_gets_every_request_as_sent_and_the_service_filter_keeps_its_o
     for c in [&traces, &all, &wanted] {
         c.wait_open().await;
     }
-    assert_eq!(
-        post(
-            port,
-            "/v1/traces",
-            "application/json",
-            example("traces.json")
-        )
-        .await
-        .status(),
-        200
-    );
-    assert_eq!(
-        post(
-            port,
-            "/v1/logs",
-            "application/json",
-            log("other", "not this")
-        )
-        .await
-        .status(),
-        200
-    );
-    assert_eq!(
-        post(port, "/v1/logs", "application/json", log("wanted", "this"))
-            .await
-            .status(),
-        200
-    );
+    post_json(port, "/v1/traces", example("traces.json")).await;
+    post_json(port, "/v1/logs", log("other", "not this")).await;
+    post_json(port, "/v1/logs", log("wanted", "this")).await;
     wait_for("every frame", &viewer, || {
         traces.frames().len() == 1 && all.frames().len() == 3 && wanted.frames().len() == 1
     })
