@@ -21,6 +21,10 @@ struct Client {
 
 impl Client {
     fn start(dir: &Path, label: &str, args: &[&str]) -> Client {
+        Client::start_with_env(dir, label, args, &[])
+    }
+
+    fn start_with_env(dir: &Path, label: &str, args: &[&str], env: &[(&str, &str)]) -> Client {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let python = root.join(".ci/venv/bin/python");
         assert!(python.exists(), "no {}: run .ci/deps.sh", python.display());
@@ -28,6 +32,7 @@ impl Client {
         let child = Command::new(python)
             .arg(root.join("tests/e2e/ws_client.py"))
             .args(args)
+            .envs(env.iter().copied())
             .stdout(std::fs::File::create(&out).unwrap())
             .stderr(std::fs::File::create(dir.join(format!("{label}.client.err"))).unwrap())
             .stdin(Stdio::null())
@@ -251,4 +256,32 @@ async fn the_live_view_with_a_token_file_refuses_strangers() {
         ],
     );
     allowed.wait_open().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_live_view_is_served_over_tls() {
+    let pki = tempfile::tempdir().unwrap();
+    let certs = crate::certs::Certs::generate(pki.path());
+    let mesh = Mesh::start();
+    let options = format!(
+        ";tls-cert={};tls-key={}",
+        certs.server_cert.display(),
+        certs.server_key.display()
+    );
+    let (_receiver, viewer, port, base) = mesh_watched(&mesh, &options, &[]).await;
+    let wss = base.replace("ws://127.0.0.1", "wss://localhost");
+    let ca = certs.ca.display().to_string();
+    let client = Client::start_with_env(
+        mesh.dir.path(),
+        "tls",
+        &[&format!("{wss}/ws/logs"), "read", "1", "30"],
+        &[("SSL_CERT_FILE", &ca)],
+    );
+    client.wait_open().await;
+    post_json(port, "/v1/logs", log("tls", "over tls")).await;
+    wait_for("the frame over TLS", &viewer, || client.frames().len() == 1).await;
+    assert_eq!(
+        client.frames(),
+        [rendering(&log("tls", "over tls"), "logs")]
+    );
 }

@@ -51,6 +51,20 @@ static OPTIONS: &[OptionSpec] = &[
         repeats: false,
     },
     OptionSpec {
+        key: "tls-cert",
+        value: "PEM",
+        default: "plain text",
+        help: "serve `wss://` with this certificate chain (with tls-key), reloaded when the file changes",
+        repeats: false,
+    },
+    OptionSpec {
+        key: "tls-key",
+        value: "PEM",
+        default: "",
+        help: "the private key of tls-cert",
+        repeats: false,
+    },
+    OptionSpec {
         key: "token-file",
         value: "PATH",
         default: "open",
@@ -92,6 +106,7 @@ pub struct WsSink {
     listener: std::net::TcpListener,
     buffer: usize,
     keys: Option<Arc<Keys>>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl WsSink {
@@ -105,10 +120,24 @@ impl WsSink {
             Some(path) => Some(Arc::new(Keys::load(std::path::Path::new(path))?)),
             None => None,
         };
+        let tls = match (spec.option("tls-cert"), spec.option("tls-key")) {
+            (Some(cert), Some(key)) => {
+                Some(crate::receiver::tls::acceptor(&slim_roles::ServerTls {
+                    identity: slim_roles::CertKey {
+                        cert: cert.into(),
+                        key: key.into(),
+                    },
+                    client_ca: None,
+                })?)
+            }
+            (None, None) => None,
+            _ => anyhow::bail!("sink ws: tls-cert and tls-key go together"),
+        };
         Ok(WsSink {
             listener,
             buffer: spec.parsed("client-buffer", 1024usize)?.max(1),
             keys,
+            tls,
         })
     }
 }
@@ -139,7 +168,7 @@ async fn run(sink: WsSink, mut input: SinkInput) {
         Ok(l) => l,
         Err(err) => return input.failed(&format!("listening: {err}")),
     };
-    info!(sink = %input.name(), addr = ?listener.local_addr().ok(), "WebSocket live view listening");
+    info!(sink = %input.name(), addr = ?listener.local_addr().ok(), tls = sink.tls.is_some(), "WebSocket live view listening");
     let app = Router::new()
         .route("/ws/{path}", get(upgrade))
         .with_state(shared.clone());
@@ -152,7 +181,7 @@ async fn run(sink: WsSink, mut input: SinkInput) {
         listener,
         app,
         limits,
-        None,
+        sink.tls,
         shared.stop.clone(),
     ));
     loop {
