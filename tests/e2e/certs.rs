@@ -15,6 +15,19 @@ pub struct Certs {
 }
 
 impl Certs {
+    /// The flags of a receiver serving OTLP over TLS and requiring client certificates.
+    pub fn receiver_mtls_args(&self) -> Vec<String> {
+        let path = |p: &PathBuf| p.display().to_string();
+        vec![
+            "--otlp-tls-cert".into(),
+            path(&self.server_cert),
+            "--otlp-tls-key".into(),
+            path(&self.server_key),
+            "--otlp-client-ca".into(),
+            path(&self.ca),
+        ]
+    }
+
     /// Makes a CA and two certificates it signed, in `dir`.
     pub fn generate(dir: &Path) -> Certs {
         let ca_key = KeyPair::generate().expect("CA key");

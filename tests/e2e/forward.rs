@@ -475,22 +475,11 @@ async fn forward_over_mtls(protocol: &str) {
     let (far_end, far_out) = mesh.sink_node("far-end", "e2e/forward/far-end", PARTICIPANT_ROLE);
     let grpc_port = free_port();
     let grpc = format!("127.0.0.1:{grpc_port}");
-    let (cert, key, ca) = (
-        path(&certs.server_cert),
-        path(&certs.server_key),
-        path(&certs.ca),
-    );
+    let mtls = certs.receiver_mtls_args();
+    let ca = path(&certs.ca);
     let mut args = moderator("e2e/forward/second", &["e2e/forward/far-end"]);
-    args.extend([
-        "--otlp-grpc",
-        &grpc,
-        "--otlp-tls-cert",
-        &cert,
-        "--otlp-tls-key",
-        &key,
-        "--otlp-client-ca",
-        &ca,
-    ]);
+    args.extend(["--otlp-grpc", &grpc]);
+    args.extend(mtls.iter().map(String::as_str));
     let (second, http_port) = mesh.receiver("second", "e2e/forward/second-receiver", &args);
     let port = if protocol == "grpc" {
         grpc_port

@@ -196,6 +196,22 @@ async fn count_delivery(
     (copies.len(), duplicates)
 }
 
+/// Starts the participant again (label `label`, same name, so the same state directory) and
+/// waits for the first record sent after that; prints how long it took. Returns it and its
+/// output file.
+async fn restart_participant(mesh: &Mesh, label: &str, load: &Load, what: &str) -> (Proc, PathBuf) {
+    let (node, out) = mesh.sink_node(label, PARTICIPANT, PARTICIPANT_ROLE);
+    let restarted = Instant::now();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let probe = load.first_sent_after(restarted).expect("the load goes on");
+    let arrived = wait_record(&out, probe, &node).await;
+    eprintln!(
+        "{what}: restart to first delivered request {:.1} s",
+        arrived.saturating_duration_since(restarted).as_secs_f64()
+    );
+    (node, out)
+}
+
 /// Waits until record `n` is in `out`; returns when it was first seen.
 async fn wait_record(out: &Path, n: usize, node: &Proc) -> Instant {
     let wanted = format!("record {n}");
@@ -295,16 +311,9 @@ async fn a_participant_killed_for_3s_shows_offline_and_is_back_within_seconds_of
     let killed = Instant::now();
     first.kill9();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let (second, second_out) = mesh.sink_node("p2", PARTICIPANT, PARTICIPANT_ROLE);
     let restarted = Instant::now();
-    // The first record sent after the restart, and when it arrived.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let probe = load.first_sent_after(restarted).expect("the load goes on");
-    let arrived = wait_record(&second_out, probe, &second).await;
-    eprintln!(
-        "participant killed for 3 s: restart to first delivered request {:.1} s",
-        arrived.saturating_duration_since(restarted).as_secs_f64()
-    );
+    let (second, second_out) =
+        restart_participant(&mesh, "p2", &load, "participant killed for 3 s").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (accepted, sent) = load.finish().await;
     let samples = samples.finish().await;
@@ -350,15 +359,8 @@ async fn a_participant_killed_under_load_and_restarted_writes_nothing_twice_beyo
     tokio::time::sleep(Duration::from_secs(6)).await;
     first.kill9();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (second, second_out) = mesh.sink_node("p2", PARTICIPANT, PARTICIPANT_ROLE);
-    let restarted = Instant::now();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let probe = load.first_sent_after(restarted).expect("the load goes on");
-    let arrived = wait_record(&second_out, probe, &second).await;
-    eprintln!(
-        "participant killed under load: restart to first delivered request {:.1} s",
-        arrived.saturating_duration_since(restarted).as_secs_f64()
-    );
+    let (second, second_out) =
+        restart_participant(&mesh, "p2", &load, "participant killed under load").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (accepted, sent) = load.finish().await;
     let (_, duplicates) = count_delivery(

@@ -397,21 +397,9 @@ async fn a_receiver_requiring_client_certificates_refuses_clients_without_one() 
     let pki = tempfile::tempdir().unwrap();
     let certs = Certs::generate(pki.path());
     let mesh = Mesh::start();
-    let path = |p: &std::path::PathBuf| p.display().to_string();
-    let (cert, key, ca) = (
-        path(&certs.server_cert),
-        path(&certs.server_key),
-        path(&certs.ca),
-    );
+    let mtls = certs.receiver_mtls_args();
     let mut args = PARTICIPANT_ROLE.to_vec();
-    args.extend([
-        "--otlp-tls-cert",
-        &cert,
-        "--otlp-tls-key",
-        &key,
-        "--otlp-client-ca",
-        &ca,
-    ]);
+    args.extend(mtls.iter().map(String::as_str));
     let (receiver, port) = mesh.receiver("receiver", RECEIVER, &args);
     let url = format!("https://127.0.0.1:{port}/health");
 

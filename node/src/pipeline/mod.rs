@@ -324,19 +324,19 @@ mod tests {
         assert_eq!(*sink.written.lock().unwrap(), expected);
     }
 
-    #[tokio::test(flavor = "multi_thread")]
-    async fn a_stuck_live_sink_does_not_hold_up_the_others() {
-        let stuck = recording();
-        stuck.close();
-        let other = recording();
+    /// A pipeline of a stuck sink (`stuck`'s queue) and a durable one that keeps up, fed
+    /// `n` messages.
+    async fn beside_a_stuck_sink(
+        stuck: SinkHandle,
+        n: usize,
+    ) -> (Pipeline, mpsc::Sender<Incoming>, Recording, Recording) {
+        let (stuck_sink, other) = (recording(), recording());
+        stuck_sink.close();
         let (tx, rx) = mpsc::channel(100);
         let pipeline = Pipeline::start(
             rx,
             vec![
-                (
-                    handle("stuck", false, 5, WhenFull::DropOldest),
-                    Box::new(stuck.clone()),
-                ),
+                (stuck, Box::new(stuck_sink.clone())),
                 (
                     handle("other", true, 1000, WhenFull::Block),
                     Box::new(other.clone()),
@@ -344,9 +344,16 @@ mod tests {
             ],
         )
         .unwrap();
-        for i in 0..55 {
+        for i in 0..n {
             tx.send(incoming(i)).await.unwrap();
         }
+        (pipeline, tx, stuck_sink, other)
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_stuck_live_sink_does_not_hold_up_the_others() {
+        let (pipeline, tx, stuck, other) =
+            beside_a_stuck_sink(handle("stuck", false, 5, WhenFull::DropOldest), 55).await;
         let written = other.written.clone();
         wait_for(move || written.lock().unwrap().len() == 55).await;
         let stuck_report = pipeline.sinks()[0].report();
@@ -361,27 +368,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn a_full_blocking_queue_takes_nothing_for_any_sink() {
-        let stuck = recording();
-        stuck.close();
-        let other = recording();
-        let (tx, rx) = mpsc::channel(100);
-        let pipeline = Pipeline::start(
-            rx,
-            vec![
-                (
-                    handle("stuck", true, 3, WhenFull::Block),
-                    Box::new(stuck.clone()),
-                ),
-                (
-                    handle("other", true, 1000, WhenFull::Block),
-                    Box::new(other.clone()),
-                ),
-            ],
-        )
-        .unwrap();
-        for i in 0..20 {
-            tx.send(incoming(i)).await.unwrap();
-        }
+        let (pipeline, tx, stuck, other) =
+            beside_a_stuck_sink(handle("stuck", true, 3, WhenFull::Block), 20).await;
         let written = other.written.clone();
         wait_for(move || written.lock().unwrap().len() == 3).await;
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -225,11 +225,6 @@ impl Queue {
         self.disk.is_some()
     }
 
-    /// Where a disk queue lives.
-    pub fn path(&self) -> Option<&Path> {
-        self.disk.as_ref().map(|d| d.path.as_path())
-    }
-
     /// Whether `messages` more messages of `bytes` in all fit without dropping anything.
     pub fn has_room(&self, messages: usize, bytes: usize) -> bool {
         let state = crate::lock(&self.state);

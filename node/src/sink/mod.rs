@@ -26,7 +26,7 @@ use std::time::Duration;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::pipeline::queue::{Item, Queue, QueueError};
+use crate::pipeline::queue::{Item, Queue};
 pub use registry::SinkSpec;
 
 /// One message received from the channel.
@@ -351,7 +351,7 @@ pub fn open_all(
         .map(|(spec, name)| {
             let settings = spec.queue_settings()?;
             let dir = data_dir.join("sinks").join(&name);
-            let queue = Queue::open(settings, &dir).map_err(|e: QueueError| anyhow::anyhow!(e))?;
+            let queue = Queue::open(settings, &dir)?;
             let sink = (spec.kind.open)(spec)
                 .map_err(|e| anyhow::anyhow!("cannot open sink {spec}: {e:#}"))?;
             let handle = SinkHandle {

@@ -290,25 +290,23 @@ fn usage(kind: &SinkKind) -> String {
 
 /// The sinks' names: `name=` when given, else the kind, numbered when a kind repeats.
 pub fn names(specs: &[SinkSpec]) -> Vec<String> {
+    let unnamed = |kind: &SinkKind| {
+        specs
+            .iter()
+            .filter(|s| *s.kind == *kind && s.option("name").is_none())
+            .count()
+    };
     let mut seen = std::collections::HashMap::<&str, usize>::new();
     specs
         .iter()
         .map(|spec| match spec.option("name") {
             Some(name) => name.to_string(),
-            None => {
+            None if unnamed(spec.kind) > 1 => {
                 let n = seen.entry(spec.kind.name).or_default();
                 *n += 1;
-                let several = specs
-                    .iter()
-                    .filter(|s| s.kind == spec.kind && s.option("name").is_none())
-                    .count()
-                    > 1;
-                if several {
-                    format!("{}-{n}", spec.kind.name)
-                } else {
-                    spec.kind.name.to_string()
-                }
+                format!("{}-{n}", spec.kind.name)
             }
+            None => spec.kind.name.to_string(),
         })
         .collect()
 }
