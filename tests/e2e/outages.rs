@@ -196,6 +196,19 @@ async fn count_delivery(
     (copies.len(), duplicates)
 }
 
+/// A participant (label `label`) writing jsonl and a receiver with a spool inviting it, once
+/// every member is live; returns both, the participant's output and the receiver's port.
+async fn spooled_mesh(mesh: &Mesh, label: &str) -> (Proc, PathBuf, Proc, u16) {
+    let (participant, out) = mesh.sink_node(label, PARTICIPANT, PARTICIPANT_ROLE);
+    let spool = mesh.path("spool").display().to_string();
+    let mut args = moderator(CHANNEL, &[PARTICIPANT]);
+    args.extend(["--spool", &spool]);
+    let (receiver, port) = mesh.receiver("receiver", RECEIVER, &args);
+    wait_state(port, "active", &receiver).await;
+    wait_status(port, "ok", &receiver).await;
+    (participant, out, receiver, port)
+}
+
 /// Starts the participant again (label `label`, same name, so the same state directory) and
 /// waits for the first record sent after that; prints how long it took. Returns it and its
 /// output file.
@@ -244,13 +257,7 @@ async fn wait_status(port: u16, status: &str, node: &Proc) {
 #[tokio::test(flavor = "multi_thread")]
 async fn with_the_slim_server_down_health_says_the_link_is_down_and_nothing_answered_200_is_lost() {
     let mut mesh = Mesh::start();
-    let (participant, out) = mesh.sink_node("participant", PARTICIPANT, PARTICIPANT_ROLE);
-    let spool = mesh.path("spool").display().to_string();
-    let mut args = moderator(CHANNEL, &[PARTICIPANT]);
-    args.extend(["--spool", &spool]);
-    let (receiver, port) = mesh.receiver("receiver", RECEIVER, &args);
-    wait_state(port, "active", &receiver).await;
-    wait_status(port, "ok", &receiver).await;
+    let (participant, out, receiver, port) = spooled_mesh(&mesh, "participant").await;
 
     let load = Load::start(port);
     let samples = Samples::start(port);
@@ -297,13 +304,7 @@ async fn with_the_slim_server_down_health_says_the_link_is_down_and_nothing_answ
 #[tokio::test(flavor = "multi_thread")]
 async fn a_participant_killed_for_3s_shows_offline_and_is_back_within_seconds_of_its_restart() {
     let mesh = Mesh::start();
-    let (first, out) = mesh.sink_node("p1", PARTICIPANT, PARTICIPANT_ROLE);
-    let spool = mesh.path("spool").display().to_string();
-    let mut args = moderator(CHANNEL, &[PARTICIPANT]);
-    args.extend(["--spool", &spool]);
-    let (receiver, port) = mesh.receiver("receiver", RECEIVER, &args);
-    wait_state(port, "active", &receiver).await;
-    wait_status(port, "ok", &receiver).await;
+    let (first, out, receiver, port) = spooled_mesh(&mesh, "p1").await;
 
     let load = Load::start(port);
     let samples = Samples::start(port);
