@@ -110,11 +110,28 @@ impl Answer {
 
     /// Another `Content-Type`.
     pub fn unsupported_media_type() -> Answer {
+        Answer::unsupported_media_type_for(
+            "Content-Type must be application/x-protobuf or application/json",
+        )
+    }
+
+    /// Another `Content-Type` than the API's (`message` says which it takes).
+    pub fn unsupported_media_type_for(message: impl Into<String>) -> Answer {
         Answer::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Code::InvalidArgument,
-            "Content-Type must be application/x-protobuf or application/json",
+            message,
         )
+    }
+
+    /// An `Accept` header that allows none of the encodings served.
+    pub fn not_acceptable(message: impl Into<String>) -> Answer {
+        Answer::new(StatusCode::NOT_ACCEPTABLE, Code::InvalidArgument, message)
+    }
+
+    /// Something failed on this side (e.g. the store cannot be read).
+    pub fn internal(message: impl Into<String>) -> Answer {
+        Answer::new(StatusCode::INTERNAL_SERVER_ERROR, Code::Internal, message)
     }
 
     /// An unknown path.

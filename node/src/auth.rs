@@ -1,6 +1,7 @@
 //! Keys: bearer tokens from `--auth-token-file`, one `name=token` or `name:scope,…=token` per
 //! line (`#` comments). A key's scopes say what it may do: `ingest` (send telemetry, the
-//! default) and `admin` (change a moderator's members). Each key has a name so logs can say
+//! default in `--auth-token-file`), `admin` (change a moderator's members) and `query` (read
+//! the store through the query API, the default in `--query-api-keys`). Each key has a name so logs can say
 //! which key did what; tokens never leave this module (no `Debug`, no `Display`) and are
 //! compared in constant time.
 
@@ -49,13 +50,25 @@ pub enum Scope {
     Ingest,
     /// Change a moderator's members (`/admin`).
     Admin,
+    /// Read the store through the query API.
+    Query,
 }
 
 impl Scope {
+    /// Its name in key files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::Ingest => "ingest",
+            Scope::Admin => "admin",
+            Scope::Query => "query",
+        }
+    }
+
     fn parse(text: &str) -> Option<Scope> {
         match text {
             "ingest" => Some(Scope::Ingest),
             "admin" => Some(Scope::Admin),
+            "query" => Some(Scope::Query),
             _ => None,
         }
     }
@@ -112,17 +125,27 @@ fn digest(token: &[u8]) -> [u8; 32] {
 }
 
 impl Keys {
-    /// Reads a token file.
+    /// Reads a token file whose keys may ingest unless their line says otherwise.
     pub fn load(path: &Path) -> Result<Keys, AuthError> {
+        Keys::load_for(path, Scope::Ingest)
+    }
+
+    /// Reads a key file whose keys have `scope` unless their line says otherwise.
+    pub fn load_for(path: &Path, scope: Scope) -> Result<Keys, AuthError> {
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| AuthError::Read {
             path: shown.clone(),
             reason: e.to_string(),
         })?;
-        Keys::parse(&text, &shown)
+        Keys::parse_for(&text, &shown, scope)
     }
 
+    #[cfg(test)]
     fn parse(text: &str, path: &str) -> Result<Keys, AuthError> {
+        Keys::parse_for(text, path, Scope::Ingest)
+    }
+
+    fn parse_for(text: &str, path: &str, default: Scope) -> Result<Keys, AuthError> {
         let mut keys: Vec<Key> = Vec::new();
         for (i, raw) in text.lines().enumerate() {
             let line = raw.trim();
@@ -139,14 +162,14 @@ impl Keys {
                 .ok_or_else(|| bad("expected `name=token` or `name:scope,…=token`".into()))?;
             let (name, token) = (name.trim(), token.trim());
             let (name, scopes) = match name.split_once(':') {
-                None => (name, vec![Scope::Ingest]),
+                None => (name, vec![default]),
                 Some((name, list)) => {
                     let scopes = list
                         .split(',')
                         .map(|s| {
                             Scope::parse(s.trim()).ok_or_else(|| {
                                 bad(format!(
-                                    "unknown scope {:?}: expected ingest or admin",
+                                    "unknown scope {:?}: expected ingest, admin or query",
                                     s.trim()
                                 ))
                             })

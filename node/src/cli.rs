@@ -46,6 +46,12 @@ pub enum Command {
     /// Measure what a SLIM server carries between two apps with no slim-node in the way:
     /// the ceiling for any node on it.
     SlimBench(SlimBenchArgs),
+    /// Print what a node's store holds (its query API) as OTLP/JSON, one export request
+    /// per line.
+    Fetch(FetchArgs),
+    /// Send what a node's store holds (its query API) again to an OTLP endpoint: all three
+    /// signals, or one.
+    Replay(ReplayArgs),
 }
 
 /// `slim-node server`.
@@ -485,6 +491,27 @@ pub struct SinkArgs {
         long_help = crate::sink::registry::help()
     )]
     pub sink: Vec<SinkSpec>,
+    #[command(flatten)]
+    pub query: QueryApiArgs,
+}
+
+/// The query API over the `store` sink.
+#[derive(Debug, Clone, Default, Args)]
+pub struct QueryApiArgs {
+    /// Serve the `store` sink's items on HOST:PORT (its own listener): `POST
+    /// /api/{traces,metrics,logs}/fetch` and `GET /health`; over TLS with the receivers'
+    /// certificate (--otlp-tls-cert).
+    #[arg(long, env = "SLIM_NODE_QUERY_API", value_name = "HOST:PORT")]
+    pub query_api: Option<String>,
+    /// Keys allowed to use the query API: `name=key` lines, keys of 16 characters or more;
+    /// clients send `Authorization: Bearer KEY`. Without it the API is open to anyone who
+    /// can reach it.
+    #[arg(long, env = "SLIM_NODE_QUERY_API_KEYS", value_name = "PATH")]
+    pub query_api_keys: Option<PathBuf>,
+    /// The key that seals paging cursors: 64 hex characters (`openssl rand -hex 32`).
+    /// Default: generated and kept in DATA_DIR/cursor.key, so cursors survive a restart.
+    #[arg(long, env = "SLIM_NODE_CURSOR_KEY_FILE", value_name = "PATH")]
+    pub cursor_key_file: Option<PathBuf>,
 }
 
 /// `slim-node node`.
@@ -779,4 +806,88 @@ mod tests {
         assert_eq!(args.sinks.sink.len(), 1);
         assert_eq!(args.sinks.sink[0].kind.name, "stdout");
     }
+}
+
+/// Where the query API is and how to reach it.
+#[derive(Debug, Clone, Args)]
+pub struct ApiArgs {
+    /// The node's query API, e.g. http://127.0.0.1:4320.
+    #[arg(long, env = "SLIM_NODE_API", value_name = "URL")]
+    pub api: String,
+    /// File holding the API key (sent as `Authorization: Bearer KEY`); or the key itself in
+    /// SLIM_NODE_API_KEY.
+    #[arg(long, env = "SLIM_NODE_API_KEY_FILE", value_name = "PATH")]
+    pub api_key_file: Option<PathBuf>,
+    /// PEM CA bundle to trust for an https:// API.
+    #[arg(long, env = "SLIM_NODE_API_CA", value_name = "PEM")]
+    pub api_ca: Option<PathBuf>,
+}
+
+/// Which items, and how to page them.
+#[derive(Debug, Clone, Args)]
+pub struct RangeArgs {
+    /// Items of the last DURATION (`30s`, `15m`, `2h`, `7d`); the default when --start is not given.
+    #[arg(long, env = "SLIM_NODE_SINCE", value_name = "DURATION", default_value = "15m", value_parser = parse_duration, conflicts_with = "start")]
+    pub since: std::time::Duration,
+    /// Items from this time on (inclusive): RFC 3339 (`2026-11-27T10:00:00Z`) or Unix nanoseconds.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub start: Option<u64>,
+    /// Items before this time (exclusive): RFC 3339 or Unix nanoseconds. Default: now.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub end: Option<u64>,
+    /// Items per page (1 to 10000).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000), value_name = "N")]
+    pub limit: u32,
+    /// Keep polling for what arrives later (every --poll-interval) until interrupted.
+    #[arg(long, conflicts_with = "end")]
+    pub follow: bool,
+    /// Seconds between polls with --follow.
+    #[arg(long, default_value_t = 2.0, value_name = "SECS")]
+    pub poll_interval: f64,
+}
+
+/// `slim-node fetch`.
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// The signal: traces, metrics or logs.
+    #[arg(long, value_parser = parse_signal)]
+    pub signal: otlp::Signal,
+    #[command(flatten)]
+    pub range: RangeArgs,
+}
+
+/// `slim-node replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// Only this signal (traces, metrics or logs); default: all three.
+    #[arg(long, value_parser = parse_signal)]
+    pub signal: Option<otlp::Signal>,
+    #[command(flatten)]
+    pub range: RangeArgs,
+    /// Where to send: an OTLP endpoint as in OTEL_EXPORTER_OTLP_ENDPOINT (`/v1/traces` etc.
+    /// appended for HTTP), e.g. http://collector:4318. Default: the OTEL_EXPORTER_OTLP_*
+    /// variables (endpoint, protocol, headers, compression, certificates), else
+    /// http://localhost:4318.
+    #[arg(long, value_name = "URL")]
+    pub to: Option<String>,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is not a duration like 30s, 15m or 2h: {e}"))
+}
+
+fn parse_time(s: &str) -> Result<u64, String> {
+    if let Ok(nanos) = s.parse::<u64>() {
+        return Ok(nanos);
+    }
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| {
+            format!("{s:?} is neither RFC 3339 (2026-11-27T10:00:00Z) nor Unix nanoseconds: {e}")
+        })?;
+    u64::try_from(t.unix_timestamp_nanos()).map_err(|_| format!("{s:?} is before 1970"))
 }

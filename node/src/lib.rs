@@ -11,6 +11,7 @@ pub mod cmd;
 pub mod exporter;
 pub mod grpc_raw;
 pub mod health;
+pub mod history;
 pub mod ingest;
 pub mod loadgen;
 pub mod measure;

@@ -35,6 +35,8 @@ fn main() -> ExitCode {
             Command::Up(args) => cmd::up::run(*args).await,
             Command::Loadgen(args) => cmd::loadgen::run(args).await,
             Command::SlimBench(args) => cmd::slim_bench::run(args).await,
+            Command::Fetch(args) => cmd::fetch::run(args).await,
+            Command::Replay(args) => cmd::replay::run(args).await,
         }
     });
     match result {

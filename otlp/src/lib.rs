@@ -3,6 +3,7 @@
 
 pub mod compression;
 pub mod encoded;
+pub mod items;
 pub mod json;
 pub mod request;
 pub mod response;

@@ -13,6 +13,7 @@ mod faults;
 mod files;
 mod forward;
 mod grpc;
+mod history;
 mod hostile;
 mod live;
 mod outages;

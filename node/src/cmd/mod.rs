@@ -1,7 +1,9 @@
 //! The subcommands, wired from the parts of the library.
 
+pub mod fetch;
 pub mod loadgen;
 pub mod node;
+pub mod replay;
 pub mod server;
 pub mod slim_bench;
 pub mod up;

@@ -10,20 +10,19 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::auth::Keys;
-use crate::cli::{NodeArgs, ReceiverArgs, Role, SecretArgs, SessionArgs};
+use crate::cli::{NodeArgs, QueryApiArgs, ReceiverArgs, Role, SecretArgs, SessionArgs, SinkArgs};
 use crate::ingest::Ingest;
 use crate::pipeline::Pipeline;
 use crate::receiver;
 use crate::receiver::guard::{Guard, GuardSettings};
 use crate::receiver::http::HttpSettings;
-use crate::sink::SinkSpec;
 
 /// Runs until SIGINT/SIGTERM.
 pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     let shutdown = super::shutdown_signal();
     let config = node_config(&args)?;
     let drain = Duration::from_secs(args.queue.drain_timeout);
-    let node = RunningNode::start(config, &args.sinks.sink, &args.receiver, drain).await?;
+    let node = RunningNode::start(config, &args.sinks, &args.receiver, drain).await?;
     shutdown.cancelled().await;
     node.stop(drain).await;
     Ok(())
@@ -126,6 +125,45 @@ fn read_secret_file(path: &Path) -> anyhow::Result<String> {
     Ok(text.trim().to_string())
 }
 
+/// The query API over the node's one `store` sink, with its keys and cursor key.
+fn query_api(
+    sink_args: &SinkArgs,
+    data_dir: &Path,
+) -> anyhow::Result<crate::history::api::QueryApi> {
+    let QueryApiArgs {
+        query_api_keys,
+        cursor_key_file,
+        ..
+    } = &sink_args.query;
+    let mut stores = sink_args
+        .sink
+        .iter()
+        .filter(|s| s.kind == &crate::sink::store::KIND);
+    let (Some(spec), None) = (stores.next(), stores.next()) else {
+        bail!("--query-api serves the items of one store sink: give exactly one --sink store:DIR");
+    };
+    let keys = match query_api_keys {
+        Some(path) => {
+            let keys =
+                Keys::load_for(path, crate::auth::Scope::Query).context("--query-api-keys")?;
+            info!(keys = ?keys.names(), "the query API requires a key");
+            Some(std::sync::Arc::new(keys))
+        }
+        None => {
+            warn!("the query API is open (no --query-api-keys): whoever can reach it can read the stored telemetry");
+            None
+        }
+    };
+    Ok(crate::history::api::QueryApi {
+        store: crate::sink::store::open_store(spec)?,
+        sealer: std::sync::Arc::new(crate::history::cursor::Sealer::load(
+            cursor_key_file.as_deref(),
+            data_dir,
+        )?),
+        keys,
+    })
+}
+
 /// A node with its pipeline of sinks and its OTLP receivers.
 pub struct RunningNode {
     node: Node,
@@ -142,11 +180,11 @@ async fn bind(what: &str, addr: &str) -> anyhow::Result<TcpListener> {
 }
 
 impl RunningNode {
-    /// Opens the sinks, connects the node and starts the receivers; on shutdown, open
-    /// requests get `drain` to finish.
+    /// Opens the sinks, connects the node and starts the receivers and the query API; on
+    /// shutdown, open requests get `drain` to finish.
     pub async fn start(
         config: NodeConfig,
-        sinks: &[SinkSpec],
+        sink_args: &SinkArgs,
         receivers: &ReceiverArgs,
         drain: Duration,
     ) -> anyhow::Result<RunningNode> {
@@ -154,7 +192,21 @@ impl RunningNode {
             .state_dir
             .clone()
             .context("a node needs a data directory for its sinks' queues")?;
-        let sinks = crate::sink::open_all(sinks, &data_dir)?;
+        let sinks = crate::sink::open_all(&sink_args.sink, &data_dir)?;
+        let query_api = match &sink_args.query.query_api {
+            Some(addr) => Some((
+                bind("the query API", addr).await?,
+                query_api(sink_args, &data_dir)?,
+            )),
+            None => {
+                if sink_args.query.query_api_keys.is_some()
+                    || sink_args.query.cursor_key_file.is_some()
+                {
+                    bail!("--query-api-keys and --cursor-key-file are for the query API: add --query-api HOST:PORT");
+                }
+                None
+            }
+        };
         // Bind before connecting: a taken port is reported at once, not after a session exists.
         let http = match &receivers.otlp_http {
             Some(addr) => Some(bind("OTLP/HTTP", addr).await?),
@@ -222,6 +274,11 @@ impl RunningNode {
                 stop.clone(),
             );
             tasks.push(("health", tokio::spawn(serve)));
+        }
+        if let Some((listener, api)) = query_api {
+            info!(addr = ?listener.local_addr().ok(), keys = api.keys.is_some(), "query API listening");
+            let serve = crate::history::api::serve(listener, api, tls.clone(), stop.clone());
+            tasks.push(("query API", tokio::spawn(serve)));
         }
         if let Some(listener) = grpc {
             let serve =

@@ -51,7 +51,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let drain = std::time::Duration::from_secs(args.queue.drain_timeout);
     let printer = RunningNode::start(
         config(PRINTER, RoleConfig::Participant)?,
-        &args.sinks.sink,
+        &args.sinks,
         &no_receivers,
         drain,
     )
@@ -72,7 +72,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
                 invite: vec![PRINTER.parse()?],
             },
         )?,
-        &[],
+        &crate::cli::SinkArgs {
+            sink: Vec::new(),
+            query: Default::default(),
+        },
         &receivers,
         drain,
     )

@@ -103,14 +103,10 @@ pub async fn check(State(guard): State<Guard>, mut req: Request, next: Next) -> 
     };
     if !key.may(needs) {
         warn!(key = %key.name, path = %req.uri().path(), scope = ?needs, "refused a key without the scope for this");
-        let scope = match needs {
-            Scope::Admin => "admin",
-            Scope::Ingest => "ingest",
-        };
         return refuse(
             &req,
             grpc,
-            Answer::forbidden(format!("this key has no `{scope}` scope")),
+            Answer::forbidden(format!("this key has no `{}` scope", needs.name())),
         );
     }
     let key = key.name;

@@ -13,6 +13,7 @@ pub mod jsonl;
 pub mod otlp;
 pub mod registry;
 pub mod stdout;
+pub mod store;
 pub mod upload;
 pub mod ws;
 

@@ -166,89 +166,98 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Where and how an `otlp` spec sends, with what it leaves out from `env` (the SDK
+/// variables); `slim-node replay` sends through the same settings.
+pub fn exporter_settings(
+    spec: &SinkSpec,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<Settings> {
+    let protocol: Protocol = match spec.option("protocol") {
+        Some(p) => p
+            .parse()
+            .map_err(|e| anyhow::anyhow!("sink otlp: protocol={e}"))?,
+        None => match env("OTEL_EXPORTER_OTLP_PROTOCOL") {
+            Some(p) => p
+                .parse()
+                .map_err(|e| anyhow::anyhow!("OTEL_EXPORTER_OTLP_PROTOCOL={e}"))?,
+            None => Protocol::HttpProtobuf,
+        },
+    };
+    let endpoint = spec
+        .arg
+        .clone()
+        .or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT"))
+        .unwrap_or_else(|| match protocol {
+            Protocol::Grpc => "http://localhost:4317".into(),
+            _ => "http://localhost:4318".into(),
+        });
+    anyhow::ensure!(
+        endpoint.starts_with("http://") || endpoint.starts_with("https://"),
+        "sink otlp: the endpoint must be an http:// or https:// URL, not {endpoint:?}"
+    );
+    let mut settings = Settings::new(protocol, &endpoint);
+    if spec.arg.is_none() {
+        for signal in Signal::ALL {
+            let var = format!(
+                "OTEL_EXPORTER_OTLP_{}_ENDPOINT",
+                signal.as_str().to_uppercase()
+            );
+            if let Some(url) = env(&var) {
+                settings.signal_endpoints.push((signal, url));
+            }
+        }
+    }
+    settings.gzip = match spec
+        .option("compression")
+        .map(str::to_string)
+        .or_else(|| env("OTEL_EXPORTER_OTLP_COMPRESSION"))
+        .as_deref()
+    {
+        None | Some("none") => false,
+        Some("gzip") => true,
+        Some(other) => anyhow::bail!("sink otlp: compression={other:?}: expected gzip or none"),
+    };
+    let headers: Vec<(String, String)> = spec
+        .options_of("header")
+        .map(|h| {
+            h.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| anyhow::anyhow!("sink otlp: header={h:?} is not NAME=VALUE"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    settings.headers = if headers.is_empty() {
+        env("OTEL_EXPORTER_OTLP_HEADERS")
+            .map(|h| env_headers(&h))
+            .unwrap_or_default()
+    } else {
+        headers
+    };
+    settings.timeout = match spec.option("timeout") {
+        Some(_) => Duration::from_secs_f64(spec.parsed("timeout", 10.0)?),
+        None => env("OTEL_EXPORTER_OTLP_TIMEOUT")
+            .and_then(|ms| ms.parse::<u64>().ok())
+            .map_or(Duration::from_secs(10), Duration::from_millis),
+    };
+    let file = |key: &str, var: &str| spec.option(key).map(str::to_string).or_else(|| env(var));
+    let ca = file("ca", "OTEL_EXPORTER_OTLP_CERTIFICATE");
+    let cert = file("client-cert", "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE");
+    let key = file("client-key", "OTEL_EXPORTER_OTLP_CLIENT_KEY");
+    let identity = match (&cert, &key) {
+        (Some(c), Some(k)) => Some((Path::new(c), Path::new(k))),
+        (None, None) => None,
+        _ => anyhow::bail!("sink otlp: client-cert and client-key go together"),
+    };
+    settings.read_tls(ca.as_deref().map(Path::new), identity)?;
+    // Checked now, so that a bad URL or header is an error at start-up.
+    Exporter::new(&settings)?;
+    Ok(settings)
+}
+
 impl OtlpSink {
     /// The sink `spec` describes; what it leaves out comes from `env` (the SDK variables).
     pub fn new(spec: &SinkSpec, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<OtlpSink> {
-        let protocol: Protocol = match spec.option("protocol") {
-            Some(p) => p
-                .parse()
-                .map_err(|e| anyhow::anyhow!("sink otlp: protocol={e}"))?,
-            None => match env("OTEL_EXPORTER_OTLP_PROTOCOL") {
-                Some(p) => p
-                    .parse()
-                    .map_err(|e| anyhow::anyhow!("OTEL_EXPORTER_OTLP_PROTOCOL={e}"))?,
-                None => Protocol::HttpProtobuf,
-            },
-        };
-        let endpoint = spec
-            .arg
-            .clone()
-            .or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT"))
-            .unwrap_or_else(|| match protocol {
-                Protocol::Grpc => "http://localhost:4317".into(),
-                _ => "http://localhost:4318".into(),
-            });
-        anyhow::ensure!(
-            endpoint.starts_with("http://") || endpoint.starts_with("https://"),
-            "sink otlp: the endpoint must be an http:// or https:// URL, not {endpoint:?}"
-        );
-        let mut settings = Settings::new(protocol, &endpoint);
-        if spec.arg.is_none() {
-            for signal in Signal::ALL {
-                let var = format!(
-                    "OTEL_EXPORTER_OTLP_{}_ENDPOINT",
-                    signal.as_str().to_uppercase()
-                );
-                if let Some(url) = env(&var) {
-                    settings.signal_endpoints.push((signal, url));
-                }
-            }
-        }
-        settings.gzip = match spec
-            .option("compression")
-            .map(str::to_string)
-            .or_else(|| env("OTEL_EXPORTER_OTLP_COMPRESSION"))
-            .as_deref()
-        {
-            None | Some("none") => false,
-            Some("gzip") => true,
-            Some(other) => anyhow::bail!("sink otlp: compression={other:?}: expected gzip or none"),
-        };
-        let headers: Vec<(String, String)> = spec
-            .options_of("header")
-            .map(|h| {
-                h.split_once('=')
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .ok_or_else(|| anyhow::anyhow!("sink otlp: header={h:?} is not NAME=VALUE"))
-            })
-            .collect::<anyhow::Result<_>>()?;
-        settings.headers = if headers.is_empty() {
-            env("OTEL_EXPORTER_OTLP_HEADERS")
-                .map(|h| env_headers(&h))
-                .unwrap_or_default()
-        } else {
-            headers
-        };
-        settings.timeout = match spec.option("timeout") {
-            Some(_) => Duration::from_secs_f64(spec.parsed("timeout", 10.0)?),
-            None => env("OTEL_EXPORTER_OTLP_TIMEOUT")
-                .and_then(|ms| ms.parse::<u64>().ok())
-                .map_or(Duration::from_secs(10), Duration::from_millis),
-        };
-        let file = |key: &str, var: &str| spec.option(key).map(str::to_string).or_else(|| env(var));
-        let ca = file("ca", "OTEL_EXPORTER_OTLP_CERTIFICATE");
-        let cert = file("client-cert", "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE");
-        let key = file("client-key", "OTEL_EXPORTER_OTLP_CLIENT_KEY");
-        let identity = match (&cert, &key) {
-            (Some(c), Some(k)) => Some((Path::new(c), Path::new(k))),
-            (None, None) => None,
-            _ => anyhow::bail!("sink otlp: client-cert and client-key go together"),
-        };
-        settings.read_tls(ca.as_deref().map(Path::new), identity)?;
-        // Checked now, so that a bad URL or header is an error at start-up.
-        Exporter::new(&settings)?;
         Ok(OtlpSink {
-            settings,
+            settings: exporter_settings(spec, env)?,
             batching: Batching {
                 max_requests: spec.parsed("batch-max-requests", 512usize)?.max(1),
                 max_bytes: spec.parsed("batch-max-bytes", 4usize << 20)?,

@@ -65,6 +65,7 @@ pub static KINDS: &[&SinkKind] = &[
     &super::otlp::KIND,
     &super::files::KIND,
     &super::ws::KIND,
+    &super::store::KIND,
     &super::bench::KIND,
 ];
 

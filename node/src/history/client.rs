@@ -1,0 +1,157 @@
+//! The query API's client: pages through a time range of one signal, and with `follow` keeps
+//! polling with the last cursor for what arrives later. `slim-node fetch` prints the pages,
+//! `slim-node replay` re-exports them.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use tokio_util::sync::CancellationToken;
+
+use super::query::{read_protobuf, FetchRequestProto, Received};
+use otlp::Signal;
+
+/// A client of one query API.
+#[derive(Clone)]
+pub struct Api {
+    http: reqwest::Client,
+    base: String,
+    key: Option<String>,
+}
+
+impl Api {
+    /// A client of the API at `url` (`http://HOST:PORT`), sending `key` as a bearer token,
+    /// trusting `ca` (PEM) for `https://`.
+    pub fn new(url: &str, key: Option<String>, ca: Option<&Path>) -> anyhow::Result<Api> {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            bail!("--api must be an http:// or https:// URL, not {url:?}");
+        }
+        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(60));
+        if let Some(path) = ca {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("reading the CA file {}", path.display()))?;
+            builder = builder.add_root_certificate(
+                reqwest::Certificate::from_pem(&pem).context("the CA file is not PEM")?,
+            );
+        }
+        Ok(Api {
+            http: builder.build().context("setting up the HTTP client")?,
+            base: url.trim_end_matches('/').to_string(),
+            key,
+        })
+    }
+
+    /// One page.
+    pub async fn page(
+        &self,
+        signal: Signal,
+        request: &FetchRequestProto,
+    ) -> anyhow::Result<Received> {
+        let url = format!("{}/api/{signal}/fetch", self.base);
+        let mut call = self
+            .http
+            .post(&url)
+            .header("content-type", "application/x-protobuf")
+            .header("accept", "application/x-protobuf")
+            .body(prost::Message::encode_to_vec(request));
+        if let Some(key) = &self.key {
+            call = call.bearer_auth(key);
+        }
+        let response = call
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the query API at {url}"))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .with_context(|| format!("reading the answer of {url}"))?;
+        if !status.is_success() {
+            let message = otlp::status::message_of(&body)
+                .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+            let hint = match status.as_u16() {
+                401 => "; give the key with --api-key-file or SLIM_NODE_API_KEY",
+                _ => "",
+            };
+            bail!("the query API answered {status}: {message}{hint}");
+        }
+        read_protobuf(signal, &body).map_err(|e| anyhow::anyhow!("{url}: {e}"))
+    }
+}
+
+/// A time range and how to page it.
+#[derive(Debug, Clone, Copy)]
+pub struct Paging {
+    /// Start (inclusive), Unix nanoseconds.
+    pub start: u64,
+    /// End (exclusive); 0: now.
+    pub end: u64,
+    /// Entries per page.
+    pub limit: u32,
+    /// Keep polling this often for what arrives later; `None`: stop at the end.
+    pub follow: Option<Duration>,
+}
+
+/// Pages of one signal, in order.
+pub struct Pager {
+    api: Api,
+    signal: Signal,
+    paging: Paging,
+    cursor: String,
+    done: bool,
+    stop: CancellationToken,
+}
+
+impl Pager {
+    /// Pages `signal` as `paging` says until the range is read (or, following, until `stop`).
+    pub fn new(api: Api, signal: Signal, paging: Paging, stop: CancellationToken) -> Pager {
+        Pager {
+            api,
+            signal,
+            paging,
+            cursor: String::new(),
+            done: false,
+            stop,
+        }
+    }
+
+    /// The signal paged.
+    pub fn signal(&self) -> Signal {
+        self.signal
+    }
+
+    /// The next page with items; `None` once the range is read or `stop` fired.
+    pub async fn next(&mut self) -> anyhow::Result<Option<otlp::OtlpRequest>> {
+        loop {
+            if self.done || self.stop.is_cancelled() {
+                return Ok(None);
+            }
+            let request = FetchRequestProto {
+                start_time_unix_nano: self.paging.start,
+                end_time_unix_nano: self.paging.end,
+                limit: i64::from(self.paging.limit),
+                cursor: self.cursor.clone(),
+            };
+            let page = tokio::select! {
+                page = self.api.page(self.signal, &request) => page?,
+                _ = self.stop.cancelled() => return Ok(None),
+            };
+            self.cursor = page.next_cursor;
+            if !page.has_more {
+                match self.paging.follow {
+                    None => self.done = true,
+                    Some(every) if page.request.is_empty() => {
+                        tokio::select! {
+                            _ = tokio::time::sleep(every) => {}
+                            _ = self.stop.cancelled() => return Ok(None),
+                        }
+                    }
+                    Some(_) => {}
+                }
+            }
+            if !page.request.is_empty() {
+                return Ok(Some(page.request));
+            }
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! The paging cursor: where a query stands, sealed with AES-256-GCM so that a client can
+//! neither read nor change it. A cursor that was tampered with, cut short, made with another
+//! key, or made for another signal or API key does not open (a 400, never someone else's data).
+//!
+//! The key is 32 bytes, kept as 64 hex characters in `--cursor-key-file`, or generated into
+//! `DATA_DIR/cursor.key` (mode 0600) on first start, so that cursors survive a restart.
+
+use std::path::Path;
+
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use base64::Engine;
+
+use super::store::{Position, Window};
+use otlp::Signal;
+
+/// Format version, the first byte of the sealed text.
+const VERSION: u8 = 1;
+/// version, signal, flags, then 8 numbers of 8 bytes.
+const PLAIN_LEN: usize = 3 + 8 * 8;
+
+/// Where a query stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    /// The query's start (inclusive).
+    pub start: u64,
+    /// The end the query asked for; `None`: now, whenever a window opens.
+    pub end: Option<u64>,
+    /// The window being paged, once opened; with `None`, the next request opens one after
+    /// the previous window (`prev_end`, `prev_seq`).
+    pub window: Option<Window>,
+    /// The previous window's end and newest item (where the next window begins).
+    pub prev_end: u64,
+    /// See `prev_end`.
+    pub prev_seq: u64,
+    /// The last item returned in `window`.
+    pub after: Option<Position>,
+}
+
+/// A cursor that cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CursorError {
+    /// Not base64url, cut short, changed, sealed with another key or for another query.
+    #[error("the cursor is not valid: it was changed, cut short, or made by another node, API key or signal; start again without a cursor")]
+    Invalid,
+}
+
+/// Seals and opens cursors.
+pub struct Sealer {
+    key: LessSafeKey,
+}
+
+/// The cursor key cannot be read or made.
+#[derive(Debug, thiserror::Error)]
+#[error("cursor key {path}: {message}")]
+pub struct KeyError {
+    path: String,
+    message: String,
+}
+
+impl Sealer {
+    /// The sealer of `key`.
+    pub fn new(key: &[u8; 32]) -> Sealer {
+        // 32 bytes is AES-256's key length: this cannot fail.
+        let unbound = UnboundKey::new(&AES_256_GCM, key).unwrap_or_else(|_| unreachable!());
+        Sealer {
+            key: LessSafeKey::new(unbound),
+        }
+    }
+
+    /// The key of `path` (64 hex characters), or with no path the one kept in `data_dir`,
+    /// generated there on first use.
+    pub fn load(path: Option<&Path>, data_dir: &Path) -> Result<Sealer, KeyError> {
+        let generated = data_dir.join("cursor.key");
+        let path = path.unwrap_or(&generated);
+        let err = |message: String| KeyError {
+            path: path.display().to_string(),
+            message,
+        };
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && path == generated => {
+                let mut key = [0u8; 32];
+                aws_lc_rs::rand::fill(&mut key).map_err(|_| err("no randomness".into()))?;
+                write_private(path, &hex::encode(key)).map_err(|e| err(e.to_string()))?;
+                tracing::info!(path = %path.display(), "generated a cursor key");
+                return Ok(Sealer::new(&key));
+            }
+            Err(e) => return Err(err(format!("cannot read it: {e}"))),
+        };
+        let mut key = [0u8; 32];
+        hex::decode_to_slice(text.trim(), &mut key).map_err(|_| {
+            err("expected 64 hex characters (32 bytes), e.g. from `openssl rand -hex 32`".into())
+        })?;
+        Ok(Sealer::new(&key))
+    }
+
+    /// `cursor` sealed for `signal` and the API key named `key_name`.
+    pub fn seal(&self, cursor: &Cursor, signal: Signal, key_name: &str) -> String {
+        let mut text = plain(cursor, signal).to_vec();
+        let mut nonce = [0u8; NONCE_LEN];
+        // Without randomness no cursor can be made safely; an empty one fails to open.
+        if aws_lc_rs::rand::fill(&mut nonce).is_err() {
+            return String::new();
+        }
+        if self
+            .key
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad(signal, key_name)),
+                &mut text,
+            )
+            .is_err()
+        {
+            return String::new();
+        }
+        let mut sealed = nonce.to_vec();
+        sealed.extend_from_slice(&text);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealed)
+    }
+
+    /// Opens a cursor sealed by [`Sealer::seal`] for `signal` and `key_name`.
+    pub fn open(&self, text: &str, signal: Signal, key_name: &str) -> Result<Cursor, CursorError> {
+        let mut sealed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text.trim())
+            .map_err(|_| CursorError::Invalid)?;
+        if sealed.len() != NONCE_LEN + PLAIN_LEN + AES_256_GCM.tag_len() {
+            return Err(CursorError::Invalid);
+        }
+        let nonce = Nonce::try_assume_unique_for_key(&sealed[..NONCE_LEN])
+            .map_err(|_| CursorError::Invalid)?;
+        let plain = self
+            .key
+            .open_in_place(
+                nonce,
+                Aad::from(aad(signal, key_name)),
+                &mut sealed[NONCE_LEN..],
+            )
+            .map_err(|_| CursorError::Invalid)?;
+        parse(plain, signal)
+    }
+}
+
+/// What the seal binds besides the text: the signal and the API key's name.
+fn aad(signal: Signal, key_name: &str) -> Vec<u8> {
+    format!("slim-node cursor v{VERSION}\0{signal}\0{key_name}").into_bytes()
+}
+
+const HAS_END: u8 = 1;
+const HAS_WINDOW: u8 = 2;
+const HAS_AFTER: u8 = 4;
+
+fn plain(c: &Cursor, signal: Signal) -> [u8; PLAIN_LEN] {
+    let mut out = [0u8; PLAIN_LEN];
+    out[0] = VERSION;
+    out[1] = signal as u8;
+    out[2] = (u8::from(c.end.is_some()) * HAS_END)
+        | (u8::from(c.window.is_some()) * HAS_WINDOW)
+        | (u8::from(c.after.is_some()) * HAS_AFTER);
+    let w = c.window;
+    let numbers = [
+        c.start,
+        c.end.unwrap_or(0),
+        w.map_or(0, |w| w.end),
+        w.map_or(0, |w| w.seq_hi),
+        c.prev_end,
+        c.prev_seq,
+        c.after.map_or(0, |a| a.0),
+        c.after.map_or(0, |a| a.1),
+    ];
+    for (i, n) in numbers.iter().enumerate() {
+        out[3 + 8 * i..11 + 8 * i].copy_from_slice(&n.to_be_bytes());
+    }
+    out
+}
+
+fn parse(text: &[u8], signal: Signal) -> Result<Cursor, CursorError> {
+    if text.len() != PLAIN_LEN || text[0] != VERSION || text[1] != signal as u8 {
+        return Err(CursorError::Invalid);
+    }
+    let flags = text[2];
+    let n = |i: usize| {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&text[3 + 8 * i..11 + 8 * i]);
+        u64::from_be_bytes(bytes)
+    };
+    let (start, prev_end, prev_seq) = (n(0), n(4), n(5));
+    Ok(Cursor {
+        start,
+        end: (flags & HAS_END != 0).then(|| n(1)),
+        window: (flags & HAS_WINDOW != 0).then(|| Window {
+            signal,
+            start,
+            end: n(2),
+            seq_hi: n(3),
+            prev_end,
+            prev_seq,
+        }),
+        prev_end,
+        prev_seq,
+        after: (flags & HAS_AFTER != 0).then(|| (n(6), n(7))),
+    })
+}
+
+/// Writes `text` to a new file only its owner can read.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cursor() -> Cursor {
+        Cursor {
+            start: 5,
+            end: None,
+            window: Some(Window {
+                signal: Signal::Traces,
+                start: 5,
+                end: 99,
+                seq_hi: 7,
+                prev_end: 5,
+                prev_seq: 0,
+            }),
+            prev_end: 5,
+            prev_seq: 0,
+            after: Some((42, 3)),
+        }
+    }
+
+    #[test]
+    fn a_sealed_cursor_opens_to_what_was_sealed() {
+        let sealer = Sealer::new(&[7; 32]);
+        let text = sealer.seal(&cursor(), Signal::Traces, "team-a");
+        assert_eq!(sealer.open(&text, Signal::Traces, "team-a"), Ok(cursor()));
+    }
+
+    #[test]
+    fn every_flipped_bit_makes_the_cursor_invalid() {
+        let sealer = Sealer::new(&[7; 32]);
+        let text = sealer.seal(&cursor(), Signal::Traces, "k");
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(&text)
+            .unwrap();
+        for bit in 0..bytes.len() * 8 {
+            let mut flipped = bytes.clone();
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(flipped);
+            assert_eq!(
+                sealer.open(&text, Signal::Traces, "k"),
+                Err(CursorError::Invalid),
+                "bit {bit}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_truncated_foreign_or_misdirected_cursor_is_invalid() {
+        let sealer = Sealer::new(&[7; 32]);
+        let text = sealer.seal(&cursor(), Signal::Traces, "k");
+        let invalid = Err(CursorError::Invalid);
+        assert_eq!(
+            sealer.open(&text[..text.len() - 4], Signal::Traces, "k"),
+            invalid
+        );
+        assert_eq!(sealer.open("", Signal::Traces, "k"), invalid);
+        assert_eq!(sealer.open("not base64 !", Signal::Traces, "k"), invalid);
+        assert_eq!(
+            Sealer::new(&[8; 32]).open(&text, Signal::Traces, "k"),
+            invalid
+        );
+        assert_eq!(sealer.open(&text, Signal::Logs, "k"), invalid);
+        assert_eq!(sealer.open(&text, Signal::Traces, "other-key"), invalid);
+    }
+
+    #[test]
+    fn the_key_is_generated_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Sealer::load(None, dir.path()).unwrap();
+        let text = first.seal(&cursor(), Signal::Traces, "");
+        let again = Sealer::load(None, dir.path()).unwrap();
+        assert_eq!(again.open(&text, Signal::Traces, ""), Ok(cursor()));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("cursor.key"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn a_key_file_that_is_not_32_hex_bytes_is_refused_with_how_to_make_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        std::fs::write(&path, "abc").unwrap();
+        let err = Sealer::load(Some(&path), dir.path())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("openssl rand -hex 32"), "{err}");
+        let missing = Sealer::load(Some(&dir.path().join("none")), dir.path());
+        assert!(missing.is_err());
+    }
+}

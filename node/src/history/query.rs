@@ -1,0 +1,359 @@
+//! A fetch: its request (OTLP/JSON-style or protobuf), what it returns, and its answer's
+//! encodings. HTTP is [`super::api`]'s.
+//!
+//! Request: `startTimeUnixNano` (inclusive, default 0), `endTimeUnixNano` (exclusive; 0 or
+//! absent: now), `limit` (resource entries per page, default 1000, at most 10000), `cursor`
+//! (the `nextCursor` of the previous page; with it the range is the cursor's). Each resource
+//! entry holds one item, so `limit` counts items too.
+//!
+//! Answer: the signal's `Export*ServiceRequest` (`resourceSpans` / `resourceMetrics` /
+//! `resourceLogs`) plus `nextCursor` and `hasMore`. In protobuf these two are fields 1000
+//! (string) and 1001 (bool) of the request message, which OTLP decoders skip as unknown
+//! fields. With `hasMore` false, `nextCursor` picks up what arrives later, exactly once
+//! (`slim-node fetch --follow` polls with it).
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::cursor::{Cursor, CursorError, Sealer};
+use super::store::{Store, StoreError, Window};
+use otlp::{items, json, Signal};
+
+/// Entries per page unless asked otherwise.
+pub const DEFAULT_LIMIT: usize = 1000;
+/// Entries per page at most.
+pub const MAX_LIMIT: usize = 10_000;
+
+/// The protobuf field of `nextCursor` in an answer.
+const NEXT_CURSOR_FIELD: u32 = 1000;
+/// The protobuf field of `hasMore` in an answer.
+const HAS_MORE_FIELD: u32 = 1001;
+
+/// A fetch request as it comes in protobuf.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct FetchRequestProto {
+    /// Start (inclusive), Unix nanoseconds.
+    #[prost(fixed64, tag = "1")]
+    pub start_time_unix_nano: u64,
+    /// End (exclusive), Unix nanoseconds; 0: now.
+    #[prost(fixed64, tag = "2")]
+    pub end_time_unix_nano: u64,
+    /// Entries per page; 0: the default.
+    #[prost(int64, tag = "3")]
+    pub limit: i64,
+    /// The previous page's `nextCursor`.
+    #[prost(string, tag = "4")]
+    pub cursor: String,
+}
+
+/// A fetch request, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetch {
+    /// Start (inclusive).
+    pub start: u64,
+    /// End (exclusive); `None`: now.
+    pub end: Option<u64>,
+    /// Entries per page.
+    pub limit: usize,
+    /// The previous page's cursor.
+    pub cursor: Option<String>,
+}
+
+/// Why a fetch is refused (a 400) or failed (a 500).
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The request is not valid.
+    #[error("{0}")]
+    Bad(String),
+    /// The cursor does not open.
+    #[error(transparent)]
+    Cursor(#[from] CursorError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct FetchJson {
+    start_time_unix_nano: Option<Value>,
+    end_time_unix_nano: Option<Value>,
+    limit: Option<Value>,
+    cursor: Option<String>,
+}
+
+/// A 64-bit time as OTLP/JSON writes it: a string of digits or a number.
+fn time_of(value: Option<Value>, name: &str) -> Result<u64, FetchError> {
+    let bad = || {
+        FetchError::Bad(format!(
+            "{name} must be Unix nanoseconds, as a non-negative integer or a string of digits"
+        ))
+    };
+    match value {
+        None | Some(Value::Null) => Ok(0),
+        Some(Value::Number(n)) => n.as_u64().ok_or_else(bad),
+        Some(Value::String(s)) => s.parse().map_err(|_| bad()),
+        Some(_) => Err(bad()),
+    }
+}
+
+impl Fetch {
+    /// Reads an `application/json` body (an empty body asks for the defaults).
+    pub fn from_json(body: &[u8]) -> Result<Fetch, FetchError> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Fetch::checked(0, 0, 0, String::new());
+        }
+        let parsed: FetchJson = serde_json::from_slice(body).map_err(|e| {
+            FetchError::Bad(format!(
+                "the body is not a fetch request ({e}); expected {{\"startTimeUnixNano\", \"endTimeUnixNano\", \"limit\", \"cursor\"}}"
+            ))
+        })?;
+        let limit = match parsed.limit {
+            None | Some(Value::Null) => 0,
+            Some(Value::Number(n)) => n.as_i64().ok_or_else(|| {
+                FetchError::Bad(format!(
+                    "limit must be an integer from 1 to {MAX_LIMIT}, not {n}"
+                ))
+            })?,
+            Some(other) => {
+                return Err(FetchError::Bad(format!(
+                    "limit must be an integer from 1 to {MAX_LIMIT}, not {other}"
+                )))
+            }
+        };
+        Fetch::checked(
+            time_of(parsed.start_time_unix_nano, "startTimeUnixNano")?,
+            time_of(parsed.end_time_unix_nano, "endTimeUnixNano")?,
+            limit,
+            parsed.cursor.unwrap_or_default(),
+        )
+    }
+
+    /// Reads an `application/x-protobuf` body ([`FetchRequestProto`]).
+    pub fn from_protobuf(body: &[u8]) -> Result<Fetch, FetchError> {
+        let p = <FetchRequestProto as prost::Message>::decode(body)
+            .map_err(|e| FetchError::Bad(format!("the body is not a FetchRequest: {e}")))?;
+        Fetch::checked(
+            p.start_time_unix_nano,
+            p.end_time_unix_nano,
+            p.limit,
+            p.cursor,
+        )
+    }
+
+    fn checked(start: u64, end: u64, limit: i64, cursor: String) -> Result<Fetch, FetchError> {
+        let limit = match limit {
+            0 => DEFAULT_LIMIT,
+            n if n < 0 || n as u64 > MAX_LIMIT as u64 => {
+                return Err(FetchError::Bad(format!(
+                    "limit must be from 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT}), not {n}"
+                )))
+            }
+            n => n as usize,
+        };
+        if end != 0 && end < start {
+            return Err(FetchError::Bad(format!(
+                "endTimeUnixNano ({end}) is before startTimeUnixNano ({start})"
+            )));
+        }
+        Ok(Fetch {
+            start,
+            end: (end != 0).then_some(end),
+            limit,
+            cursor: (!cursor.is_empty()).then_some(cursor),
+        })
+    }
+}
+
+/// One page of a fetch.
+#[derive(Debug)]
+pub struct Reply {
+    /// The signal.
+    pub signal: Signal,
+    /// Resource entries, encoded, in time order.
+    pub entries: Vec<Vec<u8>>,
+    /// The cursor of the next page (or, with `has_more` false, of what arrives later).
+    pub next_cursor: String,
+    /// Whether the range holds more now.
+    pub has_more: bool,
+}
+
+/// Runs `fetch` of `signal` for the API key `key_name` at `now_unix_nano`.
+pub fn run(
+    store: &Store,
+    sealer: &Sealer,
+    signal: Signal,
+    key_name: &str,
+    fetch: &Fetch,
+    now_unix_nano: u64,
+) -> Result<Reply, FetchError> {
+    let cursor = match &fetch.cursor {
+        Some(text) => sealer.open(text, signal, key_name)?,
+        None => Cursor {
+            start: fetch.start,
+            end: fetch.end,
+            window: None,
+            prev_end: fetch.start,
+            prev_seq: 0,
+            after: None,
+        },
+    };
+    let window = cursor.window.unwrap_or(Window {
+        signal,
+        start: cursor.start,
+        // A clock that went back never shrinks what the previous window covered.
+        end: cursor.end.unwrap_or(now_unix_nano).max(cursor.prev_end),
+        seq_hi: store.last_seq(),
+        prev_end: cursor.prev_end,
+        prev_seq: cursor.prev_seq,
+    });
+    let page = store.page(&window, cursor.after, fetch.limit)?;
+    let next = if page.has_more {
+        Cursor {
+            window: Some(window),
+            after: page.last,
+            ..cursor
+        }
+    } else {
+        Cursor {
+            window: None,
+            prev_end: window.end,
+            prev_seq: window.seq_hi,
+            after: None,
+            ..cursor
+        }
+    };
+    Ok(Reply {
+        signal,
+        entries: page.entries,
+        next_cursor: sealer.seal(&next, signal, key_name),
+        has_more: page.has_more,
+    })
+}
+
+impl Reply {
+    /// The protobuf encoding: the export request, then `nextCursor` and `hasMore`.
+    pub fn to_protobuf(&self) -> Vec<u8> {
+        let mut out = items::request_bytes(self.entries.iter().map(Vec::as_slice));
+        prost::encoding::string::encode(NEXT_CURSOR_FIELD, &self.next_cursor, &mut out);
+        prost::encoding::bool::encode(HAS_MORE_FIELD, &self.has_more, &mut out);
+        out
+    }
+
+    /// The JSON encoding: the OTLP/JSON export request plus `nextCursor` and `hasMore`.
+    pub fn to_json(&self) -> Result<Vec<u8>, otlp::CodecError> {
+        let request = items::assemble(self.signal, self.entries.iter().map(Vec::as_slice))?;
+        let mut value = json::to_json_value(&request);
+        let list = match self.signal {
+            Signal::Traces => "resourceSpans",
+            Signal::Metrics => "resourceMetrics",
+            Signal::Logs => "resourceLogs",
+        };
+        if let Value::Object(map) = &mut value {
+            map.entry(list).or_insert_with(|| Value::Array(Vec::new()));
+            map.insert("nextCursor".into(), Value::String(self.next_cursor.clone()));
+            map.insert("hasMore".into(), Value::Bool(self.has_more));
+        }
+        Ok(serde_json::to_vec(&value).unwrap_or_default())
+    }
+}
+
+/// An answer read back (by `slim-node fetch` and `replay`).
+pub struct Received {
+    /// The page as an export request.
+    pub request: otlp::OtlpRequest,
+    /// `nextCursor`.
+    pub next_cursor: String,
+    /// `hasMore`.
+    pub has_more: bool,
+}
+
+/// Reads a protobuf answer of `signal`.
+pub fn read_protobuf(signal: Signal, body: &[u8]) -> Result<Received, String> {
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct Paging {
+        #[prost(string, tag = "1000")]
+        next_cursor: String,
+        #[prost(bool, tag = "1001")]
+        has_more: bool,
+    }
+    let paging = <Paging as prost::Message>::decode(body)
+        .map_err(|e| format!("the answer is not a page: {e}"))?;
+    let request = otlp::OtlpRequest::decode_protobuf(signal, body).map_err(|e| e.to_string())?;
+    Ok(Received {
+        request,
+        next_cursor: paging.next_cursor,
+        has_more: paging.has_more,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bad(body: &str) -> String {
+        match Fetch::from_json(body.as_bytes()) {
+            Err(FetchError::Bad(m)) => m,
+            other => panic!("{body}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_json_request_takes_numbers_or_strings_and_defaults_the_rest() {
+        let f = Fetch::from_json(br#"{"startTimeUnixNano":"5","endTimeUnixNano":9,"limit":100}"#)
+            .unwrap();
+        assert_eq!((f.start, f.end, f.limit, f.cursor), (5, Some(9), 100, None));
+        let d = Fetch::from_json(b"").unwrap();
+        assert_eq!((d.start, d.end, d.limit), (0, None, DEFAULT_LIMIT));
+        let z = Fetch::from_json(br#"{"endTimeUnixNano":0,"cursor":""}"#).unwrap();
+        assert_eq!((z.end, z.cursor), (None, None));
+    }
+
+    #[test]
+    fn a_negative_oversized_or_fractional_limit_is_refused_with_the_range() {
+        for body in [
+            r#"{"limit":-1}"#,
+            r#"{"limit":10001}"#,
+            r#"{"limit":2.5}"#,
+            r#"{"limit":"10"}"#,
+        ] {
+            assert!(bad(body).contains("limit must be"), "{body}");
+        }
+        let p = FetchRequestProto {
+            limit: -5,
+            ..Default::default()
+        };
+        assert!(Fetch::from_protobuf(&prost::Message::encode_to_vec(&p)).is_err());
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_times_are_refused() {
+        assert!(bad(r#"{"start":5}"#).contains("unknown field"));
+        assert!(bad(r#"{"startTimeUnixNano":-3}"#).contains("startTimeUnixNano"));
+        assert!(bad(r#"{"startTimeUnixNano":9,"endTimeUnixNano":5}"#).contains("before"));
+        assert!(bad("[1]").contains("not a fetch request"));
+    }
+
+    #[test]
+    fn a_protobuf_answer_reads_back_as_its_request_and_paging() {
+        let entry = otlp::items::split_items(
+            &otlp::json::from_json(
+                Signal::Logs,
+                br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"timeUnixNano":"1"}]}]}]}"#,
+            )
+            .unwrap(),
+        );
+        let answer = Reply {
+            signal: Signal::Logs,
+            entries: vec![entry[0].entry.clone()],
+            next_cursor: "abc".into(),
+            has_more: true,
+        };
+        let back = read_protobuf(Signal::Logs, &answer.to_protobuf()).unwrap();
+        assert_eq!(back.request.summary().items, 1);
+        assert_eq!((back.next_cursor.as_str(), back.has_more), ("abc", true));
+        let json: Value = serde_json::from_slice(&answer.to_json().unwrap()).unwrap();
+        assert_eq!(json["hasMore"], true);
+        assert_eq!(json["resourceLogs"].as_array().unwrap().len(), 1);
+    }
+}

@@ -1,0 +1,605 @@
+//! The store: every item that arrived (one span, data point or log record as a resource entry
+//! of its own, see [`otlp::items`]) in a redb file, `DIR/store.redb`, indexed by signal and
+//! item time, and by arrival.
+//!
+//! Tables: per signal, `(time, seq) → entry`; `arrivals`, `seq → (signal, time, received,
+//! bytes)` in arrival order (retention and late arrivals read it); `meta` for the counters.
+//! `seq` grows with every item stored and is never reused, so `(time, seq)` orders items
+//! totally and a page position is exact.
+//!
+//! Retention removes items in arrival order (oldest stored first): those received more than
+//! `max-age` ago, and as many as needed to keep the stored bytes under `max-bytes`.
+//!
+//! Paging reads a [`Window`]: the items of `[start, end)` that had arrived (`seq ≤ seq_hi`)
+//! when the window was opened, less those an earlier window of the same query already
+//! returned (`time < prev_end` and `seq ≤ prev_seq`). Windows chained this way (each one
+//! opened where the last ended) return every item exactly once, however late it arrives.
+
+use std::collections::HashMap;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::time::Duration;
+
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::Serialize;
+
+use otlp::items::Item;
+use otlp::Signal;
+
+/// Bytes counted per item beyond its entry: its keys in the two indexes.
+const OVERHEAD: u64 = 48;
+
+const TRACES: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("traces");
+const METRICS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("metrics");
+const LOGS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("logs");
+/// `seq → (signal, time, received, bytes)`.
+const ARRIVALS: TableDefinition<u64, (u8, u64, u64, u64)> = TableDefinition::new("arrivals");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+fn table(signal: Signal) -> TableDefinition<'static, (u64, u64), &'static [u8]> {
+    match signal {
+        Signal::Traces => TRACES,
+        Signal::Metrics => METRICS,
+        Signal::Logs => LOGS,
+    }
+}
+
+fn signal_code(signal: Signal) -> u8 {
+    match signal {
+        Signal::Traces => 0,
+        Signal::Metrics => 1,
+        Signal::Logs => 2,
+    }
+}
+
+fn signal_of(code: u8) -> Option<Signal> {
+    Signal::ALL.get(usize::from(code)).copied()
+}
+
+/// The store cannot be opened, read or written.
+#[derive(Debug, thiserror::Error)]
+#[error("store {path}: {message}")]
+pub struct StoreError {
+    path: String,
+    message: String,
+}
+
+/// What is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Items received longer ago than this are removed.
+    pub max_age: Option<Duration>,
+    /// Stored bytes (entries and their index) kept at most.
+    pub max_bytes: u64,
+}
+
+/// One request's items, as the sink hands them over.
+pub struct Arrival {
+    /// Its signal.
+    pub signal: Signal,
+    /// When this node received it, in Unix nanoseconds (the time of items without one).
+    pub received_unix_nano: u64,
+    /// Its items.
+    pub items: Vec<Item>,
+}
+
+/// What the store holds, for `/health`.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Totals {
+    /// Items held, per signal.
+    pub traces: u64,
+    /// Data points held.
+    pub metrics: u64,
+    /// Log records held.
+    pub logs: u64,
+    /// Stored bytes (entries and their index).
+    pub bytes: u64,
+    /// Items removed by retention since the store was created.
+    pub expired: u64,
+    /// The sequence number of the last item stored.
+    pub last_seq: u64,
+}
+
+/// The items a query pages through, see the module documentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// The signal.
+    pub signal: Signal,
+    /// Item times from (inclusive).
+    pub start: u64,
+    /// Item times up to (exclusive).
+    pub end: u64,
+    /// Only items stored up to this sequence number.
+    pub seq_hi: u64,
+    /// The end of the previous window of the same query (`start` for the first).
+    pub prev_end: u64,
+    /// The `seq_hi` of the previous window (0 for the first).
+    pub prev_seq: u64,
+}
+
+/// A position in a window: the `(time, seq)` of the last item returned.
+pub type Position = (u64, u64);
+
+/// One page.
+#[derive(Debug, Default)]
+pub struct Page {
+    /// The entries, in time order.
+    pub entries: Vec<Vec<u8>>,
+    /// Where the next page starts (the last entry's position).
+    pub last: Option<Position>,
+    /// Whether the window holds more after this page.
+    pub has_more: bool,
+}
+
+/// The store. One per directory in a process: [`Store::open`] hands out the same one.
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+    retention: Retention,
+    totals: Mutex<Totals>,
+}
+
+static OPEN: LazyLock<Mutex<HashMap<PathBuf, Weak<Store>>>> = LazyLock::new(Default::default);
+
+impl Store {
+    /// Opens (or creates) the store in `dir`; the store of a directory opened already in this
+    /// process is handed out again (its first retention stays).
+    pub fn open(dir: &Path, retention: Retention) -> Result<Arc<Store>, StoreError> {
+        let path = dir.join("store.redb");
+        let err = |message: String| StoreError {
+            path: path.display().to_string(),
+            message,
+        };
+        std::fs::create_dir_all(dir)
+            .map_err(|e| err(format!("cannot create the directory: {e}")))?;
+        let key = std::fs::canonicalize(dir).map_err(|e| err(e.to_string()))?;
+        let mut open = crate::lock(&OPEN);
+        if let Some(store) = open.get(&key).and_then(Weak::upgrade) {
+            return Ok(store);
+        }
+        let db = Database::create(&path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => {
+                err("in use by another process: give each node its own store directory".into())
+            }
+            other => err(other.to_string()),
+        })?;
+        let store = Store {
+            db,
+            path,
+            retention,
+            totals: Mutex::new(Totals::default()),
+        };
+        store.create_tables()?;
+        *crate::lock(&store.totals) = store.read_totals()?;
+        let store = Arc::new(store);
+        open.insert(key, Arc::downgrade(&store));
+        Ok(store)
+    }
+
+    fn error(&self, e: impl std::fmt::Display) -> StoreError {
+        StoreError {
+            path: self.path.display().to_string(),
+            message: e.to_string(),
+        }
+    }
+
+    fn create_tables(&self) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(|e| self.error(e))?;
+        for signal in Signal::ALL {
+            txn.open_table(table(signal)).map_err(|e| self.error(e))?;
+        }
+        txn.open_table(ARRIVALS).map_err(|e| self.error(e))?;
+        txn.open_table(META).map_err(|e| self.error(e))?;
+        txn.commit().map_err(|e| self.error(e))
+    }
+
+    fn read_totals(&self) -> Result<Totals, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.error(e))?;
+        let meta = txn.open_table(META).map_err(|e| self.error(e))?;
+        let get = |key: &str| -> Result<u64, StoreError> {
+            Ok(meta
+                .get(key)
+                .map_err(|e| self.error(e))?
+                .map_or(0, |v| v.value()))
+        };
+        let count = |signal: Signal| -> Result<u64, StoreError> {
+            let t = txn.open_table(table(signal)).map_err(|e| self.error(e))?;
+            t.len().map_err(|e| self.error(e))
+        };
+        Ok(Totals {
+            traces: count(Signal::Traces)?,
+            metrics: count(Signal::Metrics)?,
+            logs: count(Signal::Logs)?,
+            bytes: get("bytes")?,
+            expired: get("expired")?,
+            last_seq: get("last_seq")?,
+        })
+    }
+
+    /// What the store holds now.
+    pub fn totals(&self) -> Totals {
+        crate::lock(&self.totals).clone()
+    }
+
+    /// The sequence number of the last item stored.
+    pub fn last_seq(&self) -> u64 {
+        crate::lock(&self.totals).last_seq
+    }
+
+    /// Stores `arrivals` in one transaction (synced before it returns), then applies the
+    /// retention as of `now_unix_nano`.
+    pub fn append(&self, arrivals: &[Arrival], now_unix_nano: u64) -> Result<(), StoreError> {
+        let mut totals = self.totals();
+        let txn = self.db.begin_write().map_err(|e| self.error(e))?;
+        {
+            let mut tables = Signal::ALL
+                .iter()
+                .map(|s| txn.open_table(table(*s)))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| self.error(e))?;
+            let mut index = txn.open_table(ARRIVALS).map_err(|e| self.error(e))?;
+            for arrival in arrivals {
+                let code = signal_code(arrival.signal);
+                for item in &arrival.items {
+                    totals.last_seq += 1;
+                    let seq = totals.last_seq;
+                    let time = match item.time_unix_nano {
+                        0 => arrival.received_unix_nano,
+                        t => t,
+                    };
+                    let bytes = item.entry.len() as u64 + OVERHEAD;
+                    tables[usize::from(code)]
+                        .insert((time, seq), item.entry.as_slice())
+                        .map_err(|e| self.error(e))?;
+                    index
+                        .insert(seq, (code, time, arrival.received_unix_nano, bytes))
+                        .map_err(|e| self.error(e))?;
+                    totals.bytes += bytes;
+                    *count_of(&mut totals, arrival.signal) += 1;
+                }
+            }
+            self.expire_in(&mut tables, &mut index, &mut totals, now_unix_nano)?;
+            let mut meta = txn.open_table(META).map_err(|e| self.error(e))?;
+            for (key, value) in [
+                ("bytes", totals.bytes),
+                ("expired", totals.expired),
+                ("last_seq", totals.last_seq),
+            ] {
+                meta.insert(key, value).map_err(|e| self.error(e))?;
+            }
+        }
+        txn.commit().map_err(|e| self.error(e))?;
+        *crate::lock(&self.totals) = totals;
+        Ok(())
+    }
+
+    /// Applies the retention as of `now_unix_nano`; returns how many items it removed.
+    pub fn expire(&self, now_unix_nano: u64) -> Result<u64, StoreError> {
+        let before = self.totals().expired;
+        self.append(&[], now_unix_nano)?;
+        Ok(self.totals().expired - before)
+    }
+
+    fn expire_in(
+        &self,
+        tables: &mut [redb::Table<(u64, u64), &[u8]>],
+        index: &mut redb::Table<u64, (u8, u64, u64, u64)>,
+        totals: &mut Totals,
+        now_unix_nano: u64,
+    ) -> Result<(), StoreError> {
+        let cutoff = self
+            .retention
+            .max_age
+            .map(|age| now_unix_nano.saturating_sub(age.as_nanos() as u64));
+        loop {
+            let Some((seq, (code, time, received, bytes))) = index
+                .first()
+                .map_err(|e| self.error(e))?
+                .map(|(k, v)| (k.value(), v.value()))
+            else {
+                return Ok(());
+            };
+            let too_old = cutoff.is_some_and(|c| received < c);
+            if !too_old && totals.bytes <= self.retention.max_bytes {
+                return Ok(());
+            }
+            index.remove(seq).map_err(|e| self.error(e))?;
+            if let Some(signal) = signal_of(code) {
+                tables[usize::from(code)]
+                    .remove((time, seq))
+                    .map_err(|e| self.error(e))?;
+                let count = count_of(totals, signal);
+                *count = count.saturating_sub(1);
+            }
+            totals.bytes = totals.bytes.saturating_sub(bytes);
+            totals.expired += 1;
+        }
+    }
+
+    /// Up to `limit` items of `window` after `after`, in time order.
+    pub fn page(
+        &self,
+        window: &Window,
+        after: Option<Position>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.error(e))?;
+        let items = txn
+            .open_table(table(window.signal))
+            .map_err(|e| self.error(e))?;
+        let mut keys: Vec<Position> = Vec::new();
+        // Items that arrived after the previous window with times before its end.
+        let in_late_part = after.is_none_or(|p| p.0 < window.prev_end);
+        if window.prev_end > window.start && window.seq_hi > window.prev_seq && in_late_part {
+            let index = txn.open_table(ARRIVALS).map_err(|e| self.error(e))?;
+            let code = signal_code(window.signal);
+            for row in index
+                .range(window.prev_seq + 1..=window.seq_hi)
+                .map_err(|e| self.error(e))?
+            {
+                let (seq, value) = row.map_err(|e| self.error(e))?;
+                let (seq, (c, time, _, _)) = (seq.value(), value.value());
+                if c == code
+                    && time >= window.start
+                    && time < window.prev_end
+                    && after.is_none_or(|p| (time, seq) > p)
+                {
+                    keys.push((time, seq));
+                }
+            }
+            keys.sort_unstable();
+            keys.truncate(limit + 1);
+        }
+        // Items from the previous window's end on.
+        if keys.len() <= limit && window.end > window.prev_end.max(window.start) {
+            let from = match after {
+                Some(p) if p.0 >= window.prev_end => Bound::Excluded(p),
+                _ => Bound::Included((window.prev_end.max(window.start), 0)),
+            };
+            for row in items
+                .range::<Position>((from, Bound::Excluded((window.end, 0))))
+                .map_err(|e| self.error(e))?
+            {
+                let (key, _) = row.map_err(|e| self.error(e))?;
+                let key = key.value();
+                if key.1 <= window.seq_hi {
+                    keys.push(key);
+                    if keys.len() > limit {
+                        break;
+                    }
+                }
+            }
+        }
+        let has_more = keys.len() > limit;
+        keys.truncate(limit);
+        let mut entries = Vec::with_capacity(keys.len());
+        for key in &keys {
+            // The same snapshot listed the key: it is there.
+            if let Some(value) = items.get(key).map_err(|e| self.error(e))? {
+                entries.push(value.value().to_vec());
+            }
+        }
+        Ok(Page {
+            entries,
+            last: keys.last().copied(),
+            has_more,
+        })
+    }
+}
+
+fn count_of(totals: &mut Totals, signal: Signal) -> &mut u64 {
+    match signal {
+        Signal::Traces => &mut totals.traces,
+        Signal::Metrics => &mut totals.metrics,
+        Signal::Logs => &mut totals.logs,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const UNLIMITED: Retention = Retention {
+        max_age: None,
+        max_bytes: u64::MAX,
+    };
+
+    fn item(time: u64, tag: u8) -> Item {
+        Item {
+            time_unix_nano: time,
+            entry: vec![tag],
+        }
+    }
+
+    fn arrival(signal: Signal, items: Vec<Item>) -> Arrival {
+        Arrival {
+            signal,
+            received_unix_nano: 1_000,
+            items,
+        }
+    }
+
+    fn window(store: &Store, start: u64, end: u64) -> Window {
+        Window {
+            signal: Signal::Traces,
+            start,
+            end,
+            seq_hi: store.last_seq(),
+            prev_end: start,
+            prev_seq: 0,
+        }
+    }
+
+    /// Every entry of `window`, paging `limit` at a time.
+    fn drain(store: &Store, window: &Window, limit: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store.page(window, after, limit).unwrap();
+            out.extend(page.entries.iter().map(|e| e[0]));
+            after = page.last.or(after);
+            if !page.has_more {
+                return out;
+            }
+        }
+    }
+
+    #[test]
+    fn pages_return_every_item_once_in_time_order_with_start_inclusive_and_end_exclusive() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), UNLIMITED).unwrap();
+        let times = [50u64, 10, 30, 30, 20, 40, 60];
+        let items = times.iter().zip(0u8..).map(|(t, i)| item(*t, i)).collect();
+        store.append(&[arrival(Signal::Traces, items)], 0).unwrap();
+        for limit in 1..=8 {
+            // Tags in time order (ties by arrival): 10→1, 20→4, 30→2, 30→3, 40→5; 50 and 60 are out.
+            assert_eq!(
+                drain(&store, &window(&store, 10, 50), limit),
+                vec![1, 4, 2, 3, 5],
+                "limit {limit}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_window_leaves_out_what_arrived_after_it_opened_and_the_next_window_brings_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), UNLIMITED).unwrap();
+        store
+            .append(
+                &[arrival(
+                    Signal::Traces,
+                    vec![item(10, 1), item(20, 2), item(30, 3)],
+                )],
+                0,
+            )
+            .unwrap();
+        let first = window(&store, 0, 100);
+        let page = store.page(&first, None, 2).unwrap();
+        assert_eq!(page.entries, vec![vec![1], vec![2]]);
+        // Arrives while paging: one late (before the position), one ahead of it.
+        store
+            .append(&[arrival(Signal::Traces, vec![item(5, 4), item(25, 5)])], 0)
+            .unwrap();
+        let rest = store.page(&first, page.last, 10).unwrap();
+        assert_eq!(rest.entries, vec![vec![3]]);
+        assert!(!rest.has_more);
+        store
+            .append(
+                &[arrival(
+                    Signal::Traces,
+                    vec![item(150, 6), item(90, 7), item(100, 8)],
+                )],
+                0,
+            )
+            .unwrap();
+        let next = Window {
+            end: 200,
+            seq_hi: store.last_seq(),
+            prev_end: first.end,
+            prev_seq: first.seq_hi,
+            ..first
+        };
+        // Late ones first (time order), then the new range, which starts at the old end.
+        for limit in [1, 2, 10] {
+            assert_eq!(
+                drain(&store, &next, limit),
+                vec![4, 5, 7, 8, 6],
+                "limit {limit}"
+            );
+        }
+    }
+
+    #[test]
+    fn signals_are_kept_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), UNLIMITED).unwrap();
+        store
+            .append(
+                &[
+                    arrival(Signal::Logs, vec![item(10, 1)]),
+                    arrival(Signal::Traces, vec![item(10, 2)]),
+                ],
+                0,
+            )
+            .unwrap();
+        assert_eq!(drain(&store, &window(&store, 0, 100), 10), vec![2]);
+        let totals = store.totals();
+        assert_eq!((totals.traces, totals.metrics, totals.logs), (1, 0, 1));
+    }
+
+    #[test]
+    fn an_item_without_a_time_is_filed_under_its_arrival() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), UNLIMITED).unwrap();
+        store
+            .append(&[arrival(Signal::Traces, vec![item(0, 1)])], 0)
+            .unwrap();
+        assert_eq!(drain(&store, &window(&store, 1_000, 1_001), 10), vec![1]);
+    }
+
+    #[test]
+    fn retention_by_size_removes_the_oldest_stored_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let retention = Retention {
+            max_age: None,
+            max_bytes: 3 * (1 + OVERHEAD),
+        };
+        let store = Store::open(dir.path(), retention).unwrap();
+        for tag in 1..=5u8 {
+            // Stored newest-time first, so arrival order and time order differ.
+            store
+                .append(
+                    &[arrival(
+                        Signal::Traces,
+                        vec![item(100 - u64::from(tag), tag)],
+                    )],
+                    0,
+                )
+                .unwrap();
+        }
+        assert_eq!(drain(&store, &window(&store, 0, 1000), 10), vec![5, 4, 3]);
+        assert_eq!(store.totals().expired, 2);
+        assert_eq!(store.totals().bytes, 3 * (1 + OVERHEAD));
+    }
+
+    #[test]
+    fn retention_by_age_removes_what_was_received_too_long_ago() {
+        let dir = tempfile::tempdir().unwrap();
+        let retention = Retention {
+            max_age: Some(Duration::from_nanos(500)),
+            max_bytes: u64::MAX,
+        };
+        let store = Store::open(dir.path(), retention).unwrap();
+        let at = |received: u64, tag: u8| Arrival {
+            signal: Signal::Traces,
+            received_unix_nano: received,
+            items: vec![item(7, tag)],
+        };
+        store.append(&[at(1_000, 1), at(2_000, 2)], 1_000).unwrap();
+        assert_eq!(store.expire(2_400).unwrap(), 1);
+        assert_eq!(drain(&store, &window(&store, 0, 10), 10), vec![2]);
+    }
+
+    #[test]
+    fn the_store_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path(), UNLIMITED).unwrap();
+            store
+                .append(
+                    &[arrival(Signal::Traces, vec![item(10, 1), item(20, 2)])],
+                    0,
+                )
+                .unwrap();
+        }
+        let store = Store::open(dir.path(), UNLIMITED).unwrap();
+        assert_eq!(store.totals().last_seq, 2);
+        assert_eq!(store.totals().traces, 2);
+        store
+            .append(&[arrival(Signal::Traces, vec![item(15, 3)])], 0)
+            .unwrap();
+        assert_eq!(drain(&store, &window(&store, 0, 100), 10), vec![1, 3, 2]);
+    }
+}
