@@ -500,7 +500,7 @@ pub struct SinkArgs {
 pub struct QueryApiArgs {
     /// Serve the `store` sink's items on HOST:PORT (its own listener): `POST
     /// /api/{traces,metrics,logs}/fetch` and `GET /health`; over TLS with the receivers'
-    /// certificate (--otlp-tls-cert).
+    /// settings (--otlp-tls-cert, and --otlp-client-ca for client certificates).
     #[arg(long, env = "SLIM_NODE_QUERY_API", value_name = "HOST:PORT")]
     pub query_api: Option<String>,
     /// Keys allowed to use the query API: `name=key` lines, keys of 16 characters or more;
@@ -821,6 +821,13 @@ pub struct ApiArgs {
     /// PEM CA bundle to trust for an https:// API.
     #[arg(long, env = "SLIM_NODE_API_CA", value_name = "PEM")]
     pub api_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for an API that requires one (the node's --otlp-client-ca),
+    /// with --api-client-key.
+    #[arg(long, env = "SLIM_NODE_API_CLIENT_CERT", value_name = "PEM")]
+    pub api_client_cert: Option<PathBuf>,
+    /// The key of --api-client-cert (PEM).
+    #[arg(long, env = "SLIM_NODE_API_CLIENT_KEY", value_name = "PEM")]
+    pub api_client_key: Option<PathBuf>,
 }
 
 /// Which items, and how to page them.

@@ -1,10 +1,12 @@
 //! One request taken apart into its items, and items put back together.
 //!
-//! A stored item is one resource entry (`ResourceSpans`, `ResourceMetrics`, `ResourceLogs`)
-//! holding exactly one span, data point or log record, with its resource, scope and (for a
-//! data point) its metric around it. Such an entry is a valid piece of an export request on
-//! its own, so a page of them is an export request, and an item's time is exact: a span's
-//! start, a data point's time, a log record's time (else its observed time).
+//! An item (a span, a data point, a log record) is kept apart from its *context*: its
+//! resource and scope, encoded once per request however many items share them. Put back
+//! together ([`entry`]), an item is one resource entry (`ResourceSpans`, `ResourceMetrics`,
+//! `ResourceLogs`) holding exactly that item, with its resource, scope and (for a data point)
+//! its metric around it. Such an entry is a valid piece of an export request on its own, so a
+//! page of them is an export request, and an item's time is exact: a span's start, a data
+//! point's time, a log record's time (else its observed time).
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -19,94 +21,170 @@ use prost::Message;
 
 use crate::{CodecError, OtlpRequest, Signal};
 
-/// One item as a resource entry of its own, encoded, with its time.
+/// One item, encoded alone (a `Span`, a `Metric` holding one data point, a `LogRecord`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Item {
     /// The item's own time in Unix nanoseconds; 0 when it has none.
     pub time_unix_nano: u64,
-    /// The protobuf encoding of its resource entry.
-    pub entry: Vec<u8>,
+    /// Its context: an index into [`Parts::contexts`].
+    pub context: usize,
+    /// Its protobuf encoding.
+    pub bytes: Vec<u8>,
 }
 
-/// Takes `request` apart into one entry per item, in the request's order. Resources, scopes
-/// and metrics without items give none.
-pub fn split_items(request: &OtlpRequest) -> Vec<Item> {
-    let mut out = Vec::new();
+/// A request taken apart.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Parts {
+    /// The contexts (resource and scope) of the items, each encoded once.
+    pub contexts: Vec<Vec<u8>>,
+    /// The items, in the request's order.
+    pub items: Vec<Item>,
+}
+
+/// A context: the resource entry without its scopes, then the scope entry without its
+/// items, the first prefixed with its length.
+fn context(resource_part: &[u8], scope_part: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(resource_part.len() + scope_part.len() + 5);
+    prost::encoding::encode_varint(resource_part.len() as u64, &mut out);
+    out.extend_from_slice(resource_part);
+    out.extend_from_slice(scope_part);
+    out
+}
+
+/// Appends field 2 (length-delimited) holding `value`: where every resource entry keeps its
+/// scope entries, and every scope entry its items.
+fn push_field_2(out: &mut Vec<u8>, value: &[u8]) {
+    out.push(0x12);
+    prost::encoding::encode_varint(value.len() as u64, out);
+    out.extend_from_slice(value);
+}
+
+/// The resource entry holding `item` in `context` (as [`split_items`] made them).
+pub fn entry(context: &[u8], item: &[u8]) -> Result<Vec<u8>, CodecError> {
+    let mut rest = context;
+    let len = prost::encoding::decode_varint(&mut rest)
+        .map_err(|e| CodecError::Protobuf("stored context", e.to_string()))?;
+    let len = usize::try_from(len)
+        .ok()
+        .filter(|l| *l <= rest.len())
+        .ok_or_else(|| CodecError::Protobuf("stored context", "cut short".into()))?;
+    let (resource_part, scope_part) = rest.split_at(len);
+    let mut scope = Vec::with_capacity(scope_part.len() + item.len() + 6);
+    scope.extend_from_slice(scope_part);
+    push_field_2(&mut scope, item);
+    let mut out = Vec::with_capacity(resource_part.len() + scope.len() + 6);
+    out.extend_from_slice(resource_part);
+    push_field_2(&mut out, &scope);
+    Ok(out)
+}
+
+/// Takes `request` apart into its items and their contexts. Resources, scopes and metrics
+/// without items give none.
+pub fn split_items(request: &OtlpRequest) -> Parts {
+    let mut parts = Parts::default();
     match request {
         OtlpRequest::Traces(r) => {
             for rs in &r.resource_spans {
-                for ss in &rs.scope_spans {
-                    for span in &ss.spans {
-                        let entry = ResourceSpans {
-                            resource: rs.resource.clone(),
-                            schema_url: rs.schema_url.clone(),
-                            scope_spans: vec![ScopeSpans {
-                                scope: ss.scope.clone(),
-                                schema_url: ss.schema_url.clone(),
-                                spans: vec![span.clone()],
-                            }],
-                        };
-                        out.push(Item {
-                            time_unix_nano: span.start_time_unix_nano,
-                            entry: entry.encode_to_vec(),
-                        });
+                let resource = ResourceSpans {
+                    resource: rs.resource.clone(),
+                    schema_url: rs.schema_url.clone(),
+                    scope_spans: Vec::new(),
+                }
+                .encode_to_vec();
+                for ss in rs.scope_spans.iter().filter(|ss| !ss.spans.is_empty()) {
+                    let scope = ScopeSpans {
+                        scope: ss.scope.clone(),
+                        schema_url: ss.schema_url.clone(),
+                        spans: Vec::new(),
                     }
+                    .encode_to_vec();
+                    parts.contexts.push(context(&resource, &scope));
+                    let at = parts.contexts.len() - 1;
+                    parts.items.extend(ss.spans.iter().map(|span| Item {
+                        time_unix_nano: span.start_time_unix_nano,
+                        context: at,
+                        bytes: span.encode_to_vec(),
+                    }));
                 }
             }
         }
         OtlpRequest::Metrics(r) => {
             for rm in &r.resource_metrics {
+                let resource = ResourceMetrics {
+                    resource: rm.resource.clone(),
+                    schema_url: rm.schema_url.clone(),
+                    scope_metrics: Vec::new(),
+                }
+                .encode_to_vec();
                 for sm in &rm.scope_metrics {
-                    for metric in &sm.metrics {
-                        for (time, data) in data_points(metric.data.as_ref()) {
-                            let entry = ResourceMetrics {
-                                resource: rm.resource.clone(),
-                                schema_url: rm.schema_url.clone(),
-                                scope_metrics: vec![ScopeMetrics {
-                                    scope: sm.scope.clone(),
-                                    schema_url: sm.schema_url.clone(),
-                                    metrics: vec![Metric {
-                                        data: Some(data),
-                                        ..without_data(metric)
-                                    }],
-                                }],
-                            };
-                            out.push(Item {
-                                time_unix_nano: time,
-                                entry: entry.encode_to_vec(),
-                            });
-                        }
+                    let points: Vec<(u64, Metric)> = sm
+                        .metrics
+                        .iter()
+                        .flat_map(|metric| {
+                            data_points(metric.data.as_ref()).into_iter().map(
+                                move |(time, data)| {
+                                    (
+                                        time,
+                                        Metric {
+                                            data: Some(data),
+                                            ..without_data(metric)
+                                        },
+                                    )
+                                },
+                            )
+                        })
+                        .collect();
+                    if points.is_empty() {
+                        continue;
                     }
+                    let scope = ScopeMetrics {
+                        scope: sm.scope.clone(),
+                        schema_url: sm.schema_url.clone(),
+                        metrics: Vec::new(),
+                    }
+                    .encode_to_vec();
+                    parts.contexts.push(context(&resource, &scope));
+                    let at = parts.contexts.len() - 1;
+                    parts
+                        .items
+                        .extend(points.into_iter().map(|(time, metric)| Item {
+                            time_unix_nano: time,
+                            context: at,
+                            bytes: metric.encode_to_vec(),
+                        }));
                 }
             }
         }
         OtlpRequest::Logs(r) => {
             for rl in &r.resource_logs {
-                for sl in &rl.scope_logs {
-                    for record in &sl.log_records {
-                        let time = match record.time_unix_nano {
+                let resource = ResourceLogs {
+                    resource: rl.resource.clone(),
+                    schema_url: rl.schema_url.clone(),
+                    scope_logs: Vec::new(),
+                }
+                .encode_to_vec();
+                for sl in rl.scope_logs.iter().filter(|sl| !sl.log_records.is_empty()) {
+                    let scope = ScopeLogs {
+                        scope: sl.scope.clone(),
+                        schema_url: sl.schema_url.clone(),
+                        log_records: Vec::new(),
+                    }
+                    .encode_to_vec();
+                    parts.contexts.push(context(&resource, &scope));
+                    let at = parts.contexts.len() - 1;
+                    parts.items.extend(sl.log_records.iter().map(|record| Item {
+                        time_unix_nano: match record.time_unix_nano {
                             0 => record.observed_time_unix_nano,
                             t => t,
-                        };
-                        let entry = ResourceLogs {
-                            resource: rl.resource.clone(),
-                            schema_url: rl.schema_url.clone(),
-                            scope_logs: vec![ScopeLogs {
-                                scope: sl.scope.clone(),
-                                schema_url: sl.schema_url.clone(),
-                                log_records: vec![record.clone()],
-                            }],
-                        };
-                        out.push(Item {
-                            time_unix_nano: time,
-                            entry: entry.encode_to_vec(),
-                        });
-                    }
+                        },
+                        context: at,
+                        bytes: record.encode_to_vec(),
+                    }));
                 }
             }
         }
     }
-    out
+    parts
 }
 
 fn without_data(metric: &Metric) -> Metric {
@@ -280,6 +358,37 @@ mod tests {
     use super::*;
     use crate::json::from_json;
 
+    #[test]
+    fn an_entry_decodes_to_its_resource_scope_and_item() {
+        let request = from_json(Signal::Logs, br#"{"resourceLogs":[{"resource":{"attributes":[{"key":"k","value":{"intValue":"1"}}]},"schemaUrl":"r","scopeLogs":[{"scope":{"name":"s"},"schemaUrl":"u","logRecords":[{"timeUnixNano":"3","body":{"stringValue":"x"}}]}]}]}"#).unwrap();
+        let parts = split_items(&request);
+        let OtlpRequest::Logs(r) = &request else {
+            unreachable!()
+        };
+        let entries = entries(&parts);
+        assert_eq!(entries.len(), 1);
+        assert_eq!(
+            ResourceLogs::decode(entries[0].as_slice()).unwrap(),
+            r.resource_logs[0]
+        );
+        assert!(entry(&[0x7f, 1], b"").is_err(), "a context cut short");
+    }
+
+    #[test]
+    fn a_large_resource_is_kept_once_however_many_items_share_it() {
+        let big = "v".repeat(10_000);
+        let spans: Vec<String> = (0..1000).map(|i| format!(r#"{{"name":"{i}"}}"#)).collect();
+        let body = format!(
+            r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"k","value":{{"stringValue":"{big}"}}}}]}},"scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
+            spans.join(",")
+        );
+        let parts = split_items(&from_json(Signal::Traces, body.as_bytes()).unwrap());
+        let total: usize = parts.contexts.iter().map(Vec::len).sum::<usize>()
+            + parts.items.iter().map(|i| i.bytes.len()).sum::<usize>();
+        assert_eq!(parts.items.len(), 1000);
+        assert!(total < 20_000, "{total} bytes");
+    }
+
     const TRACES: &[u8] = br#"{"resourceSpans":[
         {"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"a"}}]},
          "scopeSpans":[{"scope":{"name":"s1"},"spans":[
@@ -287,15 +396,31 @@ mod tests {
             {"traceId":"0102030405060708090a0b0c0d0e0f10","spanId":"0102030405060709","name":"y","startTimeUnixNano":"10"}]}]},
         {"resource":{},"scopeSpans":[{"spans":[]}]}]}"#;
 
+    /// The resource entries of `parts`, in order.
+    fn entries(parts: &Parts) -> Vec<Vec<u8>> {
+        parts
+            .items
+            .iter()
+            .map(|i| entry(&parts.contexts[i.context], &i.bytes).unwrap())
+            .collect()
+    }
+
+    fn times(parts: &Parts) -> Vec<u64> {
+        parts.items.iter().map(|i| i.time_unix_nano).collect()
+    }
+
     #[test]
     fn every_span_becomes_one_entry_with_its_start_time() {
         let request = from_json(Signal::Traces, TRACES).unwrap();
-        let items = split_items(&request);
+        let parts = split_items(&request);
+        assert_eq!(times(&parts), vec![30, 10]);
         assert_eq!(
-            items.iter().map(|i| i.time_unix_nano).collect::<Vec<_>>(),
-            vec![30, 10]
+            parts.contexts.len(),
+            1,
+            "one context for the spans that share it"
         );
-        let back = assemble(Signal::Traces, items.iter().map(|i| i.entry.as_slice())).unwrap();
+        let entries = entries(&parts);
+        let back = assemble(Signal::Traces, entries.iter().map(Vec::as_slice)).unwrap();
         assert_eq!(back.summary().resources, 2);
         assert_eq!(back.summary().items, 2);
     }
@@ -303,10 +428,9 @@ mod tests {
     #[test]
     fn merging_neighbours_gives_back_the_request_without_empty_parts() {
         let request = from_json(Signal::Traces, TRACES).unwrap();
-        let items = split_items(&request);
-        let merged = merge_neighbours(
-            assemble(Signal::Traces, items.iter().map(|i| i.entry.as_slice())).unwrap(),
-        );
+        let entries = entries(&split_items(&request));
+        let merged =
+            merge_neighbours(assemble(Signal::Traces, entries.iter().map(Vec::as_slice)).unwrap());
         let OtlpRequest::Traces(mut expected) = request else {
             unreachable!()
         };
@@ -325,12 +449,10 @@ mod tests {
                 {"name":"empty"}]}]}]}"#,
         )
         .unwrap();
-        let items = split_items(&request);
-        assert_eq!(
-            items.iter().map(|i| i.time_unix_nano).collect::<Vec<_>>(),
-            vec![5, 6, 7]
-        );
-        let back = assemble(Signal::Metrics, items.iter().map(|i| i.entry.as_slice())).unwrap();
+        let parts = split_items(&request);
+        assert_eq!(times(&parts), vec![5, 6, 7]);
+        let entries = entries(&parts);
+        let back = assemble(Signal::Metrics, entries.iter().map(Vec::as_slice)).unwrap();
         let OtlpRequest::Metrics(m) = &back else {
             unreachable!()
         };
@@ -351,10 +473,6 @@ mod tests {
                 {"timeUnixNano":"9","observedTimeUnixNano":"11"},{"observedTimeUnixNano":"12"},{}]}]}]}"#,
         )
         .unwrap();
-        let times: Vec<_> = split_items(&request)
-            .iter()
-            .map(|i| i.time_unix_nano)
-            .collect();
-        assert_eq!(times, vec![9, 12, 0]);
+        assert_eq!(times(&split_items(&request)), vec![9, 12, 0]);
     }
 }

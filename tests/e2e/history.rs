@@ -15,6 +15,8 @@ const RECEIVER: &str = "e2e/history/receiver";
 const KEEPER: &str = "e2e/history/keeper";
 /// The query API's key (a `query` key file line `reader=…`).
 const QUERY_KEY: &str = "query-key-0123456789abcdef";
+/// Another valid key of the same file (`auditor=…`).
+const OTHER_KEY: &str = "other-query-key-0123456789";
 
 fn now_ns() -> u64 {
     SystemTime::now()
@@ -35,7 +37,11 @@ struct Kept {
 
 async fn mesh_keeping(mesh: &Mesh, store_options: &str) -> Kept {
     let keys = mesh.path("query-keys");
-    std::fs::write(&keys, format!("# readers\nreader={QUERY_KEY}\n")).unwrap();
+    std::fs::write(
+        &keys,
+        format!("# readers\nreader={QUERY_KEY}\nauditor={OTHER_KEY}\n"),
+    )
+    .unwrap();
     let api_port = free_port();
     let args: Vec<String> = vec![
         "--sink".into(),
@@ -228,10 +234,16 @@ async fn paging_returns_every_span_once_in_time_order_with_start_inclusive_and_e
         "the pages hold what was stored when paging began"
     );
     let ids: BTreeSet<&String> = paged.iter().map(|(_, id)| id).collect();
+    eprintln!(
+        "paged {} spans in pages of 777 (500 more arrived meanwhile), {} distinct",
+        paged.len(),
+        ids.len()
+    );
     assert_eq!(ids.len(), 10_000, "no span twice");
     assert!(paged.windows(2).all(|w| w[0].0 <= w[1].0), "in time order");
     // The last cursor brings what arrived meanwhile, each once.
     let (arrived, _) = page_all(&kept.api, &query, 300, Some(later)).await;
+    eprintln!("the last cursor brought {} more", arrived.len());
     assert_eq!(arrived.len(), 500);
     let all: BTreeSet<&String> = paged.iter().chain(&arrived).map(|(_, id)| id).collect();
     assert_eq!(all.len(), 10_500);
@@ -246,6 +258,10 @@ async fn paging_returns_every_span_once_in_time_order_with_start_inclusive_and_e
         + (10_000..10_500u64)
             .filter(|i| (start..end).contains(&(base + (i % 2500) * 1_000_000 + 1)))
             .count();
+    eprintln!(
+        "[start, end) holds {} spans, {expected} expected",
+        edged.len()
+    );
     assert_eq!(edged.len(), expected);
     assert!(
         edged.iter().any(|(t, _)| *t == start),
@@ -376,7 +392,10 @@ async fn the_query_api_refuses_missing_and_wrong_keys_bad_limits_and_tampered_cu
         kept.keeper.stderr_text(),
         kept.receiver.stderr_text()
     );
-    assert!(!text.contains(QUERY_KEY), "a query key is in the log");
+    assert!(
+        !text.contains(QUERY_KEY) && !text.contains(OTHER_KEY),
+        "a query key is in the log"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -527,21 +546,21 @@ async fn a_restarted_node_keeps_its_store_and_cursors_and_fetch_prints_and_follo
     )
     .await;
     assert_eq!(status, 200, "the cursor still opens: {rest}");
-    let ids: BTreeSet<String> = spans_of(&first)
-        .into_iter()
-        .chain(spans_of(&rest))
-        .map(|(_, id)| id)
-        .collect();
-    assert_eq!(ids.len(), 20);
+    let before: BTreeSet<String> = spans_of(&first).into_iter().map(|(_, id)| id).collect();
+    let after: BTreeSet<String> = spans_of(&rest).into_iter().map(|(_, id)| id).collect();
+    assert_eq!(
+        (before.len(), after.len()),
+        (8, 12),
+        "the cursor goes on where it stopped"
+    );
+    assert!(before.is_disjoint(&after));
 
     // `slim-node fetch` prints the same spans as OTLP/JSON, one export request per line.
     let key_file = mesh.path("reader.key");
     std::fs::write(&key_file, QUERY_KEY).unwrap();
     let key_arg = key_file.display().to_string();
-    let mut printed = Proc::spawn(
-        mesh.dir.path(),
-        "fetch",
-        &[
+    let fetch_traces = |label: &str, more: &[&str]| {
+        let mut args = vec![
             "fetch",
             "--api",
             &kept.api,
@@ -551,10 +570,11 @@ async fn a_restarted_node_keeps_its_store_and_cursors_and_fetch_prints_and_follo
             "traces",
             "--since",
             "1h",
-            "--limit",
-            "7",
-        ],
-    );
+        ];
+        args.extend_from_slice(more);
+        Proc::spawn(mesh.dir.path(), label, &args)
+    };
+    let mut printed = fetch_traces("fetch", &["--limit", "7"]);
     assert_eq!(
         printed.wait_exit(FORM_TIMEOUT),
         Some(0),
@@ -573,26 +593,13 @@ async fn a_restarted_node_keeps_its_store_and_cursors_and_fetch_prints_and_follo
         "plain export requests"
     );
 
-    // --follow prints what arrives later.
-    let follow = Proc::spawn(
-        mesh.dir.path(),
-        "follow",
-        &[
-            "fetch",
-            "--api",
-            &kept.api,
-            "--api-key-file",
-            &key_arg,
-            "--signal",
-            "traces",
-            "--since",
-            "1h",
-            "--follow",
-            "--poll-interval",
-            "0.2",
-        ],
-    );
-    post_spans(kept.port, spans(100, 3, |i| now_ns() - 1000 + i)).await;
+    // --follow prints what arrives later: items timed before its last poll (late ones), and
+    // items timed ahead, once their time comes.
+    let follow = fetch_traces("follow", &["--follow", "--poll-interval", "0.2"]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    post_spans(kept.port, spans(100, 3, |i| now_ns() - 1_000_000_000 + i)).await;
+    let soon = now_ns() + 1_500_000_000;
+    post_spans(kept.port, spans(200, 2, |i| soon + i)).await;
     wait_for("the followed spans", &follow, || {
         let text = std::fs::read_to_string(&follow.stdout).unwrap_or_default();
         let n: usize = text
@@ -600,7 +607,7 @@ async fn a_restarted_node_keeps_its_store_and_cursors_and_fetch_prints_and_follo
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .map(|l| spans_of(&l).len())
             .sum();
-        n == 23
+        n == 25
     })
     .await;
     drop(kept.receiver);
@@ -609,15 +616,21 @@ async fn a_restarted_node_keeps_its_store_and_cursors_and_fetch_prints_and_follo
 #[tokio::test(flavor = "multi_thread")]
 async fn retention_by_size_removes_what_was_stored_first() {
     let mesh = Mesh::start();
-    // A stored log record of log_request is about 150 bytes: room for about ten.
+    // A stored log record is about 90 bytes with its index: room for about twenty.
     let kept = mesh_keeping(&mesh, ";max-bytes=2000").await;
+    // Stored in this order, timed the other way round: retention goes by the order stored.
     let sent: Vec<String> = (0..30).map(|i| format!("record {i:02}")).collect();
-    for body in &sent {
+    let base = now_ns();
+    for (i, body) in sent.iter().enumerate() {
+        let request = format!(
+            r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{{"timeUnixNano":"{}","body":{{"stringValue":"{body}"}}}}]}}]}}]}}"#,
+            base - i as u64 * 1_000
+        );
         let r = post(
             kept.port,
             "/v1/logs",
             "application/json",
-            log_request("kept", body),
+            request.into_bytes(),
         )
         .await;
         assert_eq!(r.status(), 200);
@@ -627,6 +640,10 @@ async fn retention_by_size_removes_what_was_stored_first() {
     })
     .await;
     let kept_n = health["store"]["logs"].as_u64().unwrap() as usize;
+    eprintln!(
+        "max-bytes=2000 keeps {kept_n} of 30 records: {}",
+        health["store"]
+    );
     assert!((1..30).contains(&kept_n), "{health}");
     assert!(
         health["store"]["bytes"].as_u64().unwrap() <= 2000,
@@ -650,5 +667,7 @@ async fn retention_by_size_removes_what_was_stored_first() {
                 .to_string()
         })
         .collect();
-    assert_eq!(bodies, sent[30 - kept_n..].to_vec(), "the newest are kept");
+    let mut newest: Vec<String> = sent[30 - kept_n..].to_vec();
+    newest.reverse();
+    assert_eq!(bodies, newest, "the last stored are kept, in time order");
 }

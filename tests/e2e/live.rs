@@ -218,6 +218,11 @@ async fn a_client_that_stops_reading_is_disconnected_while_the_others_get_everyt
         .into_iter()
         .find(|l| l.starts_with("closed"))
         .unwrap();
+    eprintln!(
+        "reader got {} of 300 frames; the stalled client read {} and saw `{closed}`",
+        reader.frames().len(),
+        staller.frames().len()
+    );
     assert!(
         closed == "closed 1008" || closed == "closed 1006" || closed == "closed None",
         "disconnected as too slow (1008), or cut when it could not even take the close: {closed}"

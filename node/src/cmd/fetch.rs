@@ -40,25 +40,31 @@ pub(crate) fn api(args: &ApiArgs) -> anyhow::Result<Api> {
         ),
         None => std::env::var("SLIM_NODE_API_KEY").ok(),
     };
+    let identity = match (&args.api_client_cert, &args.api_client_key) {
+        (Some(cert), Some(key)) => Some((cert.as_path(), key.as_path())),
+        (None, None) => None,
+        _ => anyhow::bail!("--api-client-cert and --api-client-key go together"),
+    };
     Api::new(
         &args.api,
         key.filter(|k| !k.is_empty()),
         args.api_ca.as_deref(),
+        identity,
     )
 }
 
 /// The range and paging `args` describe, as of now.
 pub(crate) fn paging(args: &RangeArgs) -> anyhow::Result<Paging> {
-    anyhow::ensure!(
-        args.poll_interval.is_finite() && args.poll_interval > 0.0,
-        "--poll-interval must be a positive number of seconds"
-    );
+    let poll = Duration::try_from_secs_f64(args.poll_interval)
+        .ok()
+        .filter(|d| !d.is_zero() && *d <= Duration::from_secs(3600))
+        .ok_or_else(|| anyhow::anyhow!("--poll-interval must be from 0.001 to 3600 seconds"))?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
-    let start = args
-        .start
-        .unwrap_or_else(|| now.saturating_sub(args.since.as_nanos() as u64));
+    let start = args.start.unwrap_or_else(|| {
+        now.saturating_sub(u64::try_from(args.since.as_nanos()).unwrap_or(u64::MAX))
+    });
     let end = args.end.unwrap_or(0);
     anyhow::ensure!(
         end == 0 || end >= start,
@@ -68,8 +74,6 @@ pub(crate) fn paging(args: &RangeArgs) -> anyhow::Result<Paging> {
         start,
         end,
         limit: args.limit,
-        follow: args
-            .follow
-            .then(|| Duration::from_secs_f64(args.poll_interval)),
+        follow: args.follow.then_some(poll),
     })
 }

@@ -50,6 +50,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
             ))
         })
         .collect();
+    let interrupted = stop.clone();
     let mut failed = None;
     for task in tasks {
         match task.await {
@@ -63,7 +64,11 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
             }
         }
     }
-    failed.map_or(Ok(()), Err)
+    match failed {
+        Some(err) => Err(err),
+        None if interrupted.is_cancelled() => bail!("interrupted: the replay is not complete"),
+        None => Ok(()),
+    }
 }
 
 async fn replay(

@@ -179,9 +179,7 @@ async fn fetch(
         let reply = query::run(&api.store, &api.sealer, signal, &key_name, &fetch, now)?;
         let body = match format {
             Format::Protobuf => reply.to_protobuf(),
-            Format::Json => reply
-                .to_json()
-                .map_err(|e| FetchError::Bad(format!("a stored item cannot be rendered: {e}")))?,
+            Format::Json => reply.to_json().map_err(FetchError::Render)?,
         };
         debug!(key = %key_name, %signal, entries = reply.entries.len(), has_more = reply.has_more, "fetch");
         Ok::<_, FetchError>(body)
@@ -200,9 +198,9 @@ async fn fetch(
             )
                 .into_response()
         }
-        Ok(Err(FetchError::Store(err))) => {
+        Ok(Err(err @ (FetchError::Store(_) | FetchError::Render(_)))) => {
             warn!(%err, "the query API cannot read the store");
-            refuse(Answer::internal(format!("the store cannot be read: {err}")))
+            refuse(Answer::internal(err.to_string()))
         }
         Ok(Err(err)) => refuse(Answer::bad_request(err.to_string())),
         Err(err) => refuse(Answer::internal(format!("the fetch failed: {err}"))),

@@ -21,8 +21,14 @@ pub struct Api {
 
 impl Api {
     /// A client of the API at `url` (`http://HOST:PORT`), sending `key` as a bearer token,
-    /// trusting `ca` (PEM) for `https://`.
-    pub fn new(url: &str, key: Option<String>, ca: Option<&Path>) -> anyhow::Result<Api> {
+    /// trusting `ca` (PEM) for `https://` and presenting `identity` (certificate and key PEM
+    /// files) to an API that requires client certificates.
+    pub fn new(
+        url: &str,
+        key: Option<String>,
+        ca: Option<&Path>,
+        identity: Option<(&Path, &Path)>,
+    ) -> anyhow::Result<Api> {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             bail!("--api must be an http:// or https:// URL, not {url:?}");
         }
@@ -32,6 +38,18 @@ impl Api {
                 .with_context(|| format!("reading the CA file {}", path.display()))?;
             builder = builder.add_root_certificate(
                 reqwest::Certificate::from_pem(&pem).context("the CA file is not PEM")?,
+            );
+        }
+        if let Some((cert, key)) = identity {
+            let mut pem = std::fs::read(cert)
+                .with_context(|| format!("reading the client certificate {}", cert.display()))?;
+            pem.extend(
+                std::fs::read(key)
+                    .with_context(|| format!("reading the client key {}", key.display()))?,
+            );
+            builder = builder.identity(
+                reqwest::Identity::from_pem(&pem)
+                    .context("the client certificate and key are not PEM")?,
             );
         }
         Ok(Api {

@@ -1,13 +1,15 @@
-//! The paging cursor: where a query stands, sealed with AES-256-GCM so that a client can
+//! The paging cursor: where a query stands, sealed with AES-256-GCM-SIV so that a client can
 //! neither read nor change it. A cursor that was tampered with, cut short, made with another
-//! key, or made for another signal or API key does not open (a 400, never someone else's data).
+//! key, or made for another store, signal or API key does not open (a 400, never someone
+//! else's data). GCM-SIV, because the key lives long and nonces are random: a repeated nonce
+//! then reveals at most that two cursors are equal, never the key stream.
 //!
 //! The key is 32 bytes, kept as 64 hex characters in `--cursor-key-file`, or generated into
 //! `DATA_DIR/cursor.key` (mode 0600) on first start, so that cursors survive a restart.
 
 use std::path::Path;
 
-use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM_SIV, NONCE_LEN};
 use base64::Engine;
 
 use super::store::{Position, Window};
@@ -61,7 +63,7 @@ impl Sealer {
     /// The sealer of `key`.
     pub fn new(key: &[u8; 32]) -> Sealer {
         // 32 bytes is AES-256's key length: this cannot fail.
-        let unbound = UnboundKey::new(&AES_256_GCM, key).unwrap_or_else(|_| unreachable!());
+        let unbound = UnboundKey::new(&AES_256_GCM_SIV, key).unwrap_or_else(|_| unreachable!());
         Sealer {
             key: LessSafeKey::new(unbound),
         }
@@ -94,8 +96,8 @@ impl Sealer {
         Ok(Sealer::new(&key))
     }
 
-    /// `cursor` sealed for `signal` and the API key named `key_name`.
-    pub fn seal(&self, cursor: &Cursor, signal: Signal, key_name: &str) -> String {
+    /// `cursor` sealed for the store `store_id`, `signal` and the API key named `key_name`.
+    pub fn seal(&self, cursor: &Cursor, store_id: u64, signal: Signal, key_name: &str) -> String {
         let mut text = plain(cursor, signal).to_vec();
         let mut nonce = [0u8; NONCE_LEN];
         // Without randomness no cursor can be made safely; an empty one fails to open.
@@ -106,7 +108,7 @@ impl Sealer {
             .key
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
-                Aad::from(aad(signal, key_name)),
+                Aad::from(aad(store_id, signal, key_name)),
                 &mut text,
             )
             .is_err()
@@ -118,12 +120,18 @@ impl Sealer {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealed)
     }
 
-    /// Opens a cursor sealed by [`Sealer::seal`] for `signal` and `key_name`.
-    pub fn open(&self, text: &str, signal: Signal, key_name: &str) -> Result<Cursor, CursorError> {
+    /// Opens a cursor sealed by [`Sealer::seal`] for `store_id`, `signal` and `key_name`.
+    pub fn open(
+        &self,
+        text: &str,
+        store_id: u64,
+        signal: Signal,
+        key_name: &str,
+    ) -> Result<Cursor, CursorError> {
         let mut sealed = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(text.trim())
             .map_err(|_| CursorError::Invalid)?;
-        if sealed.len() != NONCE_LEN + PLAIN_LEN + AES_256_GCM.tag_len() {
+        if sealed.len() != NONCE_LEN + PLAIN_LEN + AES_256_GCM_SIV.tag_len() {
             return Err(CursorError::Invalid);
         }
         let nonce = Nonce::try_assume_unique_for_key(&sealed[..NONCE_LEN])
@@ -132,7 +140,7 @@ impl Sealer {
             .key
             .open_in_place(
                 nonce,
-                Aad::from(aad(signal, key_name)),
+                Aad::from(aad(store_id, signal, key_name)),
                 &mut sealed[NONCE_LEN..],
             )
             .map_err(|_| CursorError::Invalid)?;
@@ -140,9 +148,9 @@ impl Sealer {
     }
 }
 
-/// What the seal binds besides the text: the signal and the API key's name.
-fn aad(signal: Signal, key_name: &str) -> Vec<u8> {
-    format!("slim-node cursor v{VERSION}\0{signal}\0{key_name}").into_bytes()
+/// What the seal binds besides the text: the store, the signal and the API key's name.
+fn aad(store_id: u64, signal: Signal, key_name: &str) -> Vec<u8> {
+    format!("slim-node cursor v{VERSION}\0{store_id:016x}\0{signal}\0{key_name}").into_bytes()
 }
 
 const HAS_END: u8 = 1;
@@ -201,19 +209,22 @@ fn parse(text: &[u8], signal: Signal) -> Result<Cursor, CursorError> {
     })
 }
 
-/// Writes `text` to a new file only its owner can read.
+/// Writes `text` to a new file only its owner can read, whole or not at all (written
+/// beside it, synced, then renamed into place).
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let temporary = path.with_extension("key.tmp");
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
+    options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
+    let mut file = options.open(&temporary)?;
     file.write_all(text.as_bytes())?;
-    file.sync_all()
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]
@@ -241,14 +252,17 @@ mod tests {
     #[test]
     fn a_sealed_cursor_opens_to_what_was_sealed() {
         let sealer = Sealer::new(&[7; 32]);
-        let text = sealer.seal(&cursor(), Signal::Traces, "team-a");
-        assert_eq!(sealer.open(&text, Signal::Traces, "team-a"), Ok(cursor()));
+        let text = sealer.seal(&cursor(), 1, Signal::Traces, "team-a");
+        assert_eq!(
+            sealer.open(&text, 1, Signal::Traces, "team-a"),
+            Ok(cursor())
+        );
     }
 
     #[test]
     fn every_flipped_bit_makes_the_cursor_invalid() {
         let sealer = Sealer::new(&[7; 32]);
-        let text = sealer.seal(&cursor(), Signal::Traces, "k");
+        let text = sealer.seal(&cursor(), 1, Signal::Traces, "k");
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(&text)
             .unwrap();
@@ -257,7 +271,7 @@ mod tests {
             flipped[bit / 8] ^= 1 << (bit % 8);
             let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(flipped);
             assert_eq!(
-                sealer.open(&text, Signal::Traces, "k"),
+                sealer.open(&text, 1, Signal::Traces, "k"),
                 Err(CursorError::Invalid),
                 "bit {bit}"
             );
@@ -267,29 +281,35 @@ mod tests {
     #[test]
     fn a_truncated_foreign_or_misdirected_cursor_is_invalid() {
         let sealer = Sealer::new(&[7; 32]);
-        let text = sealer.seal(&cursor(), Signal::Traces, "k");
+        let text = sealer.seal(&cursor(), 1, Signal::Traces, "k");
         let invalid = Err(CursorError::Invalid);
+        let open = |text: &str, store: u64, signal: Signal, key: &str| {
+            sealer.open(text, store, signal, key)
+        };
         assert_eq!(
-            sealer.open(&text[..text.len() - 4], Signal::Traces, "k"),
+            open(&text[..text.len() - 4], 1, Signal::Traces, "k"),
             invalid
         );
-        assert_eq!(sealer.open("", Signal::Traces, "k"), invalid);
-        assert_eq!(sealer.open("not base64 !", Signal::Traces, "k"), invalid);
+        assert_eq!(open("", 1, Signal::Traces, "k"), invalid);
+        assert_eq!(open("not base64 !", 1, Signal::Traces, "k"), invalid);
+        let other_key = Sealer::new(&[8; 32]);
+        assert_eq!(other_key.open(&text, 1, Signal::Traces, "k"), invalid);
+        assert_eq!(open(&text, 1, Signal::Logs, "k"), invalid);
+        assert_eq!(open(&text, 1, Signal::Traces, "other-key"), invalid);
         assert_eq!(
-            Sealer::new(&[8; 32]).open(&text, Signal::Traces, "k"),
-            invalid
+            open(&text, 2, Signal::Traces, "k"),
+            invalid,
+            "another store"
         );
-        assert_eq!(sealer.open(&text, Signal::Logs, "k"), invalid);
-        assert_eq!(sealer.open(&text, Signal::Traces, "other-key"), invalid);
     }
 
     #[test]
     fn the_key_is_generated_once_and_kept() {
         let dir = tempfile::tempdir().unwrap();
         let first = Sealer::load(None, dir.path()).unwrap();
-        let text = first.seal(&cursor(), Signal::Traces, "");
+        let text = first.seal(&cursor(), 1, Signal::Traces, "");
         let again = Sealer::load(None, dir.path()).unwrap();
-        assert_eq!(again.open(&text, Signal::Traces, ""), Ok(cursor()));
+        assert_eq!(again.open(&text, 1, Signal::Traces, ""), Ok(cursor()));
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -71,6 +71,9 @@ pub enum FetchError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A stored item cannot be rendered (a fault on this side, not the client's).
+    #[error("a stored item cannot be rendered: {0}")]
+    Render(otlp::CodecError),
 }
 
 #[derive(Deserialize)]
@@ -188,7 +191,7 @@ pub fn run(
     now_unix_nano: u64,
 ) -> Result<Reply, FetchError> {
     let cursor = match &fetch.cursor {
-        Some(text) => sealer.open(text, signal, key_name)?,
+        Some(text) => sealer.open(text, store.id(), signal, key_name)?,
         None => Cursor {
             start: fetch.start,
             end: fetch.end,
@@ -226,7 +229,7 @@ pub fn run(
     Ok(Reply {
         signal,
         entries: page.entries,
-        next_cursor: sealer.seal(&next, signal, key_name),
+        next_cursor: sealer.seal(&next, store.id(), signal, key_name),
         has_more: page.has_more,
     })
 }
@@ -336,7 +339,7 @@ mod tests {
 
     #[test]
     fn a_protobuf_answer_reads_back_as_its_request_and_paging() {
-        let entry = otlp::items::split_items(
+        let parts = otlp::items::split_items(
             &otlp::json::from_json(
                 Signal::Logs,
                 br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"timeUnixNano":"1"}]}]}]}"#,
@@ -345,7 +348,7 @@ mod tests {
         );
         let answer = Reply {
             signal: Signal::Logs,
-            entries: vec![entry[0].entry.clone()],
+            entries: vec![otlp::items::entry(&parts.contexts[0], &parts.items[0].bytes).unwrap()],
             next_cursor: "abc".into(),
             has_more: true,
         };

@@ -1,9 +1,11 @@
-//! The store: every item that arrived (one span, data point or log record as a resource entry
-//! of its own, see [`otlp::items`]) in a redb file, `DIR/store.redb`, indexed by signal and
-//! item time, and by arrival.
+//! The store: every item that arrived (one span, data point or log record, see
+//! [`otlp::items`]) in a redb file, `DIR/store.redb`, indexed by signal and item time, and by
+//! arrival. An item's context (resource and scope) is kept once, however many items share it.
 //!
-//! Tables: per signal, `(time, seq) → entry`; `arrivals`, `seq → (signal, time, received,
-//! bytes)` in arrival order (retention and late arrivals read it); `meta` for the counters.
+//! Tables: per signal, `(time, seq) → context id ++ item`; `contexts`, `id → refcount ++
+//! context` (the id is a digest of the signal and the context); `arrivals`, `seq → (signal,
+//! time, received, bytes)` in arrival order (retention and late arrivals read it); `meta` for
+//! the counters and the store's id, which cursors are bound to.
 //! `seq` grows with every item stored and is never reused, so `(time, seq)` orders items
 //! totally and a page position is exact.
 //!
@@ -15,7 +17,7 @@
 //! returned (`time < prev_end` and `seq ≤ prev_seq`). Windows chained this way (each one
 //! opened where the last ended) return every item exactly once, however late it arrives.
 
-use std::collections::HashMap;
+use std::collections::{BinaryHeap, HashMap};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
@@ -23,19 +25,37 @@ use std::time::Duration;
 
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
-use otlp::items::Item;
+use otlp::items::Parts;
 use otlp::Signal;
 
-/// Bytes counted per item beyond its entry: its keys in the two indexes.
-const OVERHEAD: u64 = 48;
+/// Bytes counted per item beyond its own: its context id and its keys in the two indexes.
+const OVERHEAD: u64 = 64;
+/// Bytes counted per context beyond its own: its id and reference count.
+const CONTEXT_OVERHEAD: u64 = 24;
+/// Entry bytes a page holds at most (a page with more items stops early, `has_more` set).
+const PAGE_BYTES: usize = 32 << 20;
 
 const TRACES: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("traces");
 const METRICS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("metrics");
 const LOGS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("logs");
 /// `seq → (signal, time, received, bytes)`.
 const ARRIVALS: TableDefinition<u64, (u8, u64, u64, u64)> = TableDefinition::new("arrivals");
+/// `id → refcount (8 bytes, big-endian) ++ context`.
+const CONTEXTS: TableDefinition<u128, &[u8]> = TableDefinition::new("contexts");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// The id of `context` of `signal`.
+fn context_id(signal: Signal, context: &[u8]) -> u128 {
+    let digest = Sha256::new()
+        .chain_update([signal_code(signal)])
+        .chain_update(context)
+        .finalize();
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&digest[..16]);
+    u128::from_be_bytes(id)
+}
 
 fn table(signal: Signal) -> TableDefinition<'static, (u64, u64), &'static [u8]> {
     match signal {
@@ -80,8 +100,8 @@ pub struct Arrival {
     pub signal: Signal,
     /// When this node received it, in Unix nanoseconds (the time of items without one).
     pub received_unix_nano: u64,
-    /// Its items.
-    pub items: Vec<Item>,
+    /// Its items and their contexts.
+    pub parts: Parts,
 }
 
 /// What the store holds, for `/health`.
@@ -93,8 +113,10 @@ pub struct Totals {
     pub metrics: u64,
     /// Log records held.
     pub logs: u64,
-    /// Stored bytes (entries and their index).
+    /// Stored bytes (items, contexts and their index).
     pub bytes: u64,
+    /// Distinct contexts (resource and scope) held.
+    pub contexts: u64,
     /// Items removed by retention since the store was created.
     pub expired: u64,
     /// The sequence number of the last item stored.
@@ -138,6 +160,12 @@ pub struct Store {
     path: PathBuf,
     retention: Retention,
     totals: Mutex<Totals>,
+    /// Held for a whole write, so that sequence numbers and counters never interleave.
+    writer: Mutex<()>,
+    /// Whether a sink writes here (one may).
+    claimed: std::sync::atomic::AtomicBool,
+    /// A random id made when the store was created: cursors of another store do not open.
+    id: u64,
 }
 
 static OPEN: LazyLock<Mutex<HashMap<PathBuf, Weak<Store>>>> = LazyLock::new(Default::default);
@@ -164,13 +192,16 @@ impl Store {
             }
             other => err(other.to_string()),
         })?;
-        let store = Store {
+        let mut store = Store {
             db,
             path,
             retention,
             totals: Mutex::new(Totals::default()),
+            writer: Mutex::new(()),
+            claimed: std::sync::atomic::AtomicBool::new(false),
+            id: 0,
         };
-        store.create_tables()?;
+        store.id = store.create_tables()?;
         *crate::lock(&store.totals) = store.read_totals()?;
         let store = Arc::new(store);
         open.insert(key, Arc::downgrade(&store));
@@ -184,14 +215,46 @@ impl Store {
         }
     }
 
-    fn create_tables(&self) -> Result<(), StoreError> {
+    /// Creates what is missing; returns the store's id (made on first open).
+    fn create_tables(&self) -> Result<u64, StoreError> {
         let txn = self.db.begin_write().map_err(|e| self.error(e))?;
-        for signal in Signal::ALL {
-            txn.open_table(table(signal)).map_err(|e| self.error(e))?;
+        let id = {
+            for signal in Signal::ALL {
+                txn.open_table(table(signal)).map_err(|e| self.error(e))?;
+            }
+            txn.open_table(ARRIVALS).map_err(|e| self.error(e))?;
+            txn.open_table(CONTEXTS).map_err(|e| self.error(e))?;
+            let mut meta = txn.open_table(META).map_err(|e| self.error(e))?;
+            let id = meta
+                .get("store_id")
+                .map_err(|e| self.error(e))?
+                .map(|v| v.value());
+            match id {
+                Some(id) => id,
+                None => {
+                    let mut bytes = [0u8; 8];
+                    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| self.error("no randomness"))?;
+                    let id = u64::from_be_bytes(bytes);
+                    meta.insert("store_id", id).map_err(|e| self.error(e))?;
+                    id
+                }
+            }
+        };
+        txn.commit().map_err(|e| self.error(e))?;
+        Ok(id)
+    }
+
+    /// The store's id (random, made when it was created).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Makes the caller the store's one writer; a second claim is an error.
+    pub fn claim_writer(&self) -> Result<(), StoreError> {
+        if self.claimed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Err(self.error("already kept by another store sink of this node"));
         }
-        txn.open_table(ARRIVALS).map_err(|e| self.error(e))?;
-        txn.open_table(META).map_err(|e| self.error(e))?;
-        txn.commit().map_err(|e| self.error(e))
+        Ok(())
     }
 
     fn read_totals(&self) -> Result<Totals, StoreError> {
@@ -207,11 +270,13 @@ impl Store {
             let t = txn.open_table(table(signal)).map_err(|e| self.error(e))?;
             t.len().map_err(|e| self.error(e))
         };
+        let contexts = txn.open_table(CONTEXTS).map_err(|e| self.error(e))?;
         Ok(Totals {
             traces: count(Signal::Traces)?,
             metrics: count(Signal::Metrics)?,
             logs: count(Signal::Logs)?,
             bytes: get("bytes")?,
+            contexts: contexts.len().map_err(|e| self.error(e))?,
             expired: get("expired")?,
             last_seq: get("last_seq")?,
         })
@@ -230,6 +295,7 @@ impl Store {
     /// Stores `arrivals` in one transaction (synced before it returns), then applies the
     /// retention as of `now_unix_nano`.
     pub fn append(&self, arrivals: &[Arrival], now_unix_nano: u64) -> Result<(), StoreError> {
+        let _writing = crate::lock(&self.writer);
         let mut totals = self.totals();
         let txn = self.db.begin_write().map_err(|e| self.error(e))?;
         {
@@ -239,18 +305,33 @@ impl Store {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| self.error(e))?;
             let mut index = txn.open_table(ARRIVALS).map_err(|e| self.error(e))?;
+            let mut contexts = txn.open_table(CONTEXTS).map_err(|e| self.error(e))?;
             for arrival in arrivals {
                 let code = signal_code(arrival.signal);
-                for item in &arrival.items {
+                let ids: Vec<u128> = arrival
+                    .parts
+                    .contexts
+                    .iter()
+                    .map(|c| context_id(arrival.signal, c))
+                    .collect();
+                let mut uses = vec![0u64; ids.len()];
+                for item in &arrival.parts.items {
+                    let Some(&id) = ids.get(item.context) else {
+                        continue;
+                    };
+                    uses[item.context] += 1;
                     totals.last_seq += 1;
                     let seq = totals.last_seq;
                     let time = match item.time_unix_nano {
                         0 => arrival.received_unix_nano,
                         t => t,
                     };
-                    let bytes = item.entry.len() as u64 + OVERHEAD;
+                    let mut value = Vec::with_capacity(16 + item.bytes.len());
+                    value.extend_from_slice(&id.to_be_bytes());
+                    value.extend_from_slice(&item.bytes);
+                    let bytes = item.bytes.len() as u64 + OVERHEAD;
                     tables[usize::from(code)]
-                        .insert((time, seq), item.entry.as_slice())
+                        .insert((time, seq), value.as_slice())
                         .map_err(|e| self.error(e))?;
                     index
                         .insert(seq, (code, time, arrival.received_unix_nano, bytes))
@@ -258,8 +339,19 @@ impl Store {
                     totals.bytes += bytes;
                     *count_of(&mut totals, arrival.signal) += 1;
                 }
+                for ((id, context), n) in ids.iter().zip(&arrival.parts.contexts).zip(uses) {
+                    if n > 0 {
+                        self.add_uses(&mut contexts, *id, context, n, &mut totals)?;
+                    }
+                }
             }
-            self.expire_in(&mut tables, &mut index, &mut totals, now_unix_nano)?;
+            self.expire_in(
+                &mut tables,
+                &mut index,
+                &mut contexts,
+                &mut totals,
+                now_unix_nano,
+            )?;
             let mut meta = txn.open_table(META).map_err(|e| self.error(e))?;
             for (key, value) in [
                 ("bytes", totals.bytes),
@@ -274,6 +366,68 @@ impl Store {
         Ok(())
     }
 
+    /// Counts `n` more items of the context `id`, storing it if it is new.
+    fn add_uses(
+        &self,
+        contexts: &mut redb::Table<u128, &[u8]>,
+        id: u128,
+        context: &[u8],
+        n: u64,
+        totals: &mut Totals,
+    ) -> Result<(), StoreError> {
+        let existing = contexts
+            .get(id)
+            .map_err(|e| self.error(e))?
+            .map(|v| v.value().to_vec());
+        let value = match existing {
+            Some(mut value) if value.len() >= 8 => {
+                let count = refcount(&value).saturating_add(n);
+                value[..8].copy_from_slice(&count.to_be_bytes());
+                value
+            }
+            _ => {
+                totals.bytes += context.len() as u64 + CONTEXT_OVERHEAD;
+                totals.contexts += 1;
+                let mut value = n.to_be_bytes().to_vec();
+                value.extend_from_slice(context);
+                value
+            }
+        };
+        contexts
+            .insert(id, value.as_slice())
+            .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
+    /// One item of the context `id` is gone; the context goes with its last item.
+    fn drop_use(
+        &self,
+        contexts: &mut redb::Table<u128, &[u8]>,
+        id: u128,
+        totals: &mut Totals,
+    ) -> Result<(), StoreError> {
+        let Some(mut value) = contexts
+            .get(id)
+            .map_err(|e| self.error(e))?
+            .map(|v| v.value().to_vec())
+        else {
+            return Ok(());
+        };
+        let count = refcount(&value).saturating_sub(1);
+        if count == 0 || value.len() < 8 {
+            contexts.remove(id).map_err(|e| self.error(e))?;
+            let bytes = value.len().saturating_sub(8) as u64 + CONTEXT_OVERHEAD;
+            totals.bytes = totals.bytes.saturating_sub(bytes);
+            totals.contexts = totals.contexts.saturating_sub(1);
+        } else {
+            value[..8].copy_from_slice(&count.to_be_bytes());
+            contexts
+                .insert(id, value.as_slice())
+                .map_err(|e| self.error(e))?;
+        }
+        Ok(())
+    }
+
     /// Applies the retention as of `now_unix_nano`; returns how many items it removed.
     pub fn expire(&self, now_unix_nano: u64) -> Result<u64, StoreError> {
         let before = self.totals().expired;
@@ -285,13 +439,13 @@ impl Store {
         &self,
         tables: &mut [redb::Table<(u64, u64), &[u8]>],
         index: &mut redb::Table<u64, (u8, u64, u64, u64)>,
+        contexts: &mut redb::Table<u128, &[u8]>,
         totals: &mut Totals,
         now_unix_nano: u64,
     ) -> Result<(), StoreError> {
-        let cutoff = self
-            .retention
-            .max_age
-            .map(|age| now_unix_nano.saturating_sub(age.as_nanos() as u64));
+        let cutoff = self.retention.max_age.map(|age| {
+            now_unix_nano.saturating_sub(u64::try_from(age.as_nanos()).unwrap_or(u64::MAX))
+        });
         loop {
             let Some((seq, (code, time, received, bytes))) = index
                 .first()
@@ -306,9 +460,13 @@ impl Store {
             }
             index.remove(seq).map_err(|e| self.error(e))?;
             if let Some(signal) = signal_of(code) {
-                tables[usize::from(code)]
+                let context = tables[usize::from(code)]
                     .remove((time, seq))
-                    .map_err(|e| self.error(e))?;
+                    .map_err(|e| self.error(e))?
+                    .and_then(|v| context_of(v.value()));
+                if let Some(id) = context {
+                    self.drop_use(contexts, id, totals)?;
+                }
                 let count = count_of(totals, signal);
                 *count = count.saturating_sub(1);
             }
@@ -334,6 +492,8 @@ impl Store {
         if window.prev_end > window.start && window.seq_hi > window.prev_seq && in_late_part {
             let index = txn.open_table(ARRIVALS).map_err(|e| self.error(e))?;
             let code = signal_code(window.signal);
+            // The `limit + 1` first, in a max-heap: the largest kept is dropped first.
+            let mut first: BinaryHeap<Position> = BinaryHeap::with_capacity(limit + 2);
             for row in index
                 .range(window.prev_seq + 1..=window.seq_hi)
                 .map_err(|e| self.error(e))?
@@ -345,11 +505,13 @@ impl Store {
                     && time < window.prev_end
                     && after.is_none_or(|p| (time, seq) > p)
                 {
-                    keys.push((time, seq));
+                    first.push((time, seq));
+                    if first.len() > limit + 1 {
+                        first.pop();
+                    }
                 }
             }
-            keys.sort_unstable();
-            keys.truncate(limit + 1);
+            keys = first.into_sorted_vec();
         }
         // Items from the previous window's end on.
         if keys.len() <= limit && window.end > window.prev_end.max(window.start) {
@@ -371,14 +533,36 @@ impl Store {
                 }
             }
         }
-        let has_more = keys.len() > limit;
+        let mut has_more = keys.len() > limit;
         keys.truncate(limit);
-        let mut entries = Vec::with_capacity(keys.len());
-        for key in &keys {
-            // The same snapshot listed the key: it is there.
-            if let Some(value) = items.get(key).map_err(|e| self.error(e))? {
-                entries.push(value.value().to_vec());
+        let contexts = txn.open_table(CONTEXTS).map_err(|e| self.error(e))?;
+        let mut known: HashMap<u128, Vec<u8>> = HashMap::new();
+        let (mut entries, mut bytes) = (Vec::with_capacity(keys.len()), 0usize);
+        for (i, key) in keys.iter().enumerate() {
+            if bytes >= PAGE_BYTES {
+                keys.truncate(i);
+                has_more = true;
+                break;
             }
+            // The same snapshot listed the key, and its context lives as long as it does.
+            let Some(value) = items.get(key).map_err(|e| self.error(e))? else {
+                continue;
+            };
+            let value = value.value();
+            let id = context_of(value).ok_or_else(|| self.error("an item without its context"))?;
+            let context = match known.entry(id) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    let context = contexts
+                        .get(id)
+                        .map_err(|e| self.error(e))?
+                        .ok_or_else(|| self.error("an item's context is missing"))?;
+                    e.insert(context.value().get(8..).unwrap_or_default().to_vec())
+                }
+            };
+            let entry = otlp::items::entry(context, &value[16..]).map_err(|e| self.error(e))?;
+            bytes += entry.len();
+            entries.push(entry);
         }
         Ok(Page {
             entries,
@@ -386,6 +570,22 @@ impl Store {
             has_more,
         })
     }
+}
+
+/// The reference count at the head of a context's value.
+fn refcount(value: &[u8]) -> u64 {
+    value
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_be_bytes)
+}
+
+/// The context id at the head of an item's value.
+fn context_of(value: &[u8]) -> Option<u128> {
+    value
+        .get(..16)
+        .and_then(|b| b.try_into().ok())
+        .map(u128::from_be_bytes)
 }
 
 fn count_of(totals: &mut Totals, signal: Signal) -> &mut u64 {
@@ -399,16 +599,28 @@ fn count_of(totals: &mut Totals, signal: Signal) -> &mut u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use otlp::items::Item;
 
     const UNLIMITED: Retention = Retention {
         max_age: None,
         max_bytes: u64::MAX,
     };
 
+    /// The context of the tests' items: an empty resource and scope.
+    const CONTEXT: &[u8] = &[0];
+
     fn item(time: u64, tag: u8) -> Item {
         Item {
             time_unix_nano: time,
-            entry: vec![tag],
+            context: 0,
+            bytes: vec![tag],
+        }
+    }
+
+    fn parts(items: Vec<Item>) -> Parts {
+        Parts {
+            contexts: vec![CONTEXT.to_vec()],
+            items,
         }
     }
 
@@ -416,8 +628,13 @@ mod tests {
         Arrival {
             signal,
             received_unix_nano: 1_000,
-            items,
+            parts: parts(items),
         }
+    }
+
+    /// The item's tag: the last byte of its entry.
+    fn tag(entry: &[u8]) -> u8 {
+        entry[entry.len() - 1]
     }
 
     fn window(store: &Store, start: u64, end: u64) -> Window {
@@ -437,7 +654,7 @@ mod tests {
         let mut after = None;
         loop {
             let page = store.page(window, after, limit).unwrap();
-            out.extend(page.entries.iter().map(|e| e[0]));
+            out.extend(page.entries.iter().map(|e| tag(e)));
             after = page.last.or(after);
             if !page.has_more {
                 return out;
@@ -477,13 +694,19 @@ mod tests {
             .unwrap();
         let first = window(&store, 0, 100);
         let page = store.page(&first, None, 2).unwrap();
-        assert_eq!(page.entries, vec![vec![1], vec![2]]);
+        assert_eq!(
+            page.entries.iter().map(|e| tag(e)).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
         // Arrives while paging: one late (before the position), one ahead of it.
         store
             .append(&[arrival(Signal::Traces, vec![item(5, 4), item(25, 5)])], 0)
             .unwrap();
         let rest = store.page(&first, page.last, 10).unwrap();
-        assert_eq!(rest.entries, vec![vec![3]]);
+        assert_eq!(
+            rest.entries.iter().map(|e| tag(e)).collect::<Vec<_>>(),
+            vec![3]
+        );
         assert!(!rest.has_more);
         store
             .append(
@@ -542,9 +765,10 @@ mod tests {
     #[test]
     fn retention_by_size_removes_the_oldest_stored_first() {
         let dir = tempfile::tempdir().unwrap();
+        let one_context = CONTEXT.len() as u64 + CONTEXT_OVERHEAD;
         let retention = Retention {
             max_age: None,
-            max_bytes: 3 * (1 + OVERHEAD),
+            max_bytes: 3 * (1 + OVERHEAD) + one_context,
         };
         let store = Store::open(dir.path(), retention).unwrap();
         for tag in 1..=5u8 {
@@ -561,7 +785,8 @@ mod tests {
         }
         assert_eq!(drain(&store, &window(&store, 0, 1000), 10), vec![5, 4, 3]);
         assert_eq!(store.totals().expired, 2);
-        assert_eq!(store.totals().bytes, 3 * (1 + OVERHEAD));
+        assert_eq!(store.totals().bytes, 3 * (1 + OVERHEAD) + one_context);
+        assert_eq!(store.totals().contexts, 1, "the items share one context");
     }
 
     #[test]
@@ -575,11 +800,15 @@ mod tests {
         let at = |received: u64, tag: u8| Arrival {
             signal: Signal::Traces,
             received_unix_nano: received,
-            items: vec![item(7, tag)],
+            parts: parts(vec![item(7, tag)]),
         };
         store.append(&[at(1_000, 1), at(2_000, 2)], 1_000).unwrap();
         assert_eq!(store.expire(2_400).unwrap(), 1);
         assert_eq!(drain(&store, &window(&store, 0, 10), 10), vec![2]);
+        // With its last item, the context goes too: nothing is left counted.
+        assert_eq!(store.expire(3_000).unwrap(), 1);
+        let totals = store.totals();
+        assert_eq!((totals.traces, totals.contexts, totals.bytes), (0, 0, 0));
     }
 
     #[test]

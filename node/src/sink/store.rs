@@ -75,9 +75,9 @@ pub struct StoreSink {
 impl StoreSink {
     /// Opens the store `spec` names.
     pub fn new(spec: &SinkSpec) -> anyhow::Result<StoreSink> {
-        Ok(StoreSink {
-            store: open_store(spec)?,
-        })
+        let store = open_store(spec)?;
+        store.claim_writer()?;
+        Ok(StoreSink { store })
     }
 }
 
@@ -167,7 +167,7 @@ fn arrivals(batch: &[Item]) -> Vec<Arrival> {
             Arrival {
                 signal: d.payload.signal(),
                 received_unix_nano: unix_nano(d.received_at),
-                items: otlp::items::split_items(d.payload.request()),
+                parts: otlp::items::split_items(d.payload.request()),
             }
         })
         .collect()
