@@ -15,7 +15,9 @@
 4. forwarding: the same chain with the participant forwarding over OTLP/HTTP (`--sink otlp:`)
    into Rotel's blackhole exporter, 100-span requests, 16 clients; and the peer without a
    mesh: loadgen -> Rotel -> (OTLP/HTTP) -> Rotel blackhole. Rotel is the collector binary the
-   `rotel` package ships (.ci/deps.sh installs it into .ci/venv).
+   `rotel` package ships (.ci/deps.sh installs it into .ci/venv);
+5. storing: the same chain with the participant keeping everything (`--sink store:`), then
+   every span paged back through its query API (`POST /api/traces/fetch`, limit 10,000).
 Every process is started fresh for each run. Only the Python standard library is used.
 """
 
@@ -95,7 +97,7 @@ def run_measured(args, log):
 class Mesh:
     """A SLIM server, a participant with the bench sink (or `sink`) and a receiving moderator."""
 
-    def __init__(self, work, queue_max_bytes=None, sink=None):
+    def __init__(self, work, queue_max_bytes=None, sink=None, participant_args=()):
         self.work = Path(tempfile.mkdtemp(dir=work))
         self.env = dict(os.environ, SLIM_NODE_SECRET=secrets.token_hex(24), SLIM_NODE_LOG="warn")
         slim = free_port()
@@ -109,7 +111,7 @@ class Mesh:
         self.start("participant", ["node", "--role", "participant", "--name", "bench/otel/participant",
                                    "--slim", url, "--sink", sink or f"bench:{self.summary}",
                                    "--health", f"127.0.0.1:{self.participant_health}",
-                                   "--data-dir", str(self.work / "participant-state")])
+                                   "--data-dir", str(self.work / "participant-state"), *participant_args])
         receiver = ["node", "--role", "moderator", "--name", "bench/otel/receiver", "--slim", url,
                     "--channel", "bench/otel/telemetry", "--invite", "bench/otel/participant",
                     "--otlp-http", f"127.0.0.1:{self.http}", "--otlp-grpc", f"127.0.0.1:{grpc}",
@@ -266,6 +268,80 @@ def forwarding(work, items=100, clients=16):
     return row
 
 
+def storing(work, items=100, clients=16):
+    """loadgen -> receiver -> SLIM -> participant --sink store: ; then page everything back."""
+    work = Path(tempfile.mkdtemp(dir=work))
+    api = free_port()
+    mesh = Mesh(work, sink=f"store:{work / 'store'}", participant_args=["--query-api", f"127.0.0.1:{api}"])
+    try:
+        time.sleep(2)
+        before = mesh.cpu()
+        started = time.time()
+        report = loadgen(mesh, items, clients)
+        wait_for("storing", lambda: mesh.sink_delivered() >= report["ok"], timeout=300)
+        done = time.time()
+        after = mesh.cpu()
+        detail = (health(mesh.participant_health) or {}).get("sinks", [{}])[0].get("detail", {})
+        paged, pages, cursor, paging_started = 0, 0, None, time.time()
+        while True:
+            body = {"startTimeUnixNano": 0, "limit": 10_000} | ({"cursor": cursor} if cursor else {})
+            request = urllib.request.Request(f"http://127.0.0.1:{api}/api/traces/fetch", data=json.dumps(body).encode(),
+                                             headers={"Content-Type": "application/json",
+                                                      "Accept": "application/x-protobuf"})
+            with urllib.request.urlopen(request, timeout=120) as answer:
+                raw = answer.read()
+            # Count resource entries (field 1) and read nextCursor (1000) and hasMore (1001).
+            entries, cursor, more = protobuf_page(raw)
+            paged, pages = paged + entries, pages + 1
+            if not more:
+                break
+        paging_s = time.time() - paging_started
+        peak = mesh.peak_rss()
+    finally:
+        mesh.stop()
+    stored_per_s = report["ok"] / max(done - started, 1e-9)
+    row = {"name": "storing", "items": items, "clients": clients,
+           "req_per_s": report["ok"] / report["seconds"], "stored_per_s": stored_per_s,
+           "e2e_req_per_s": min(report["ok"] / report["seconds"], stored_per_s),
+           "taken": report["ok"], "stored_items": detail.get("traces", 0), "store_bytes": detail.get("bytes", 0),
+           "paged": paged, "pages": pages, "paged_per_s": paged / max(paging_s, 1e-9),
+           "cpu_per_10k": {n: (after[n] - before[n]) / max(report["ok"], 1) * 10_000 for n in after},
+           "peak_rss_mib": {n: kib / 1024 for n, kib in peak.items()}}
+    print(f"bench: storing: {row['req_per_s']:.0f} req/s taken, {stored_per_s:.0f} stored; "
+          f"{paged} spans paged back in {pages} pages at {row['paged_per_s']:.0f}/s", file=sys.stderr)
+    return row
+
+
+def protobuf_page(raw):
+    """(entries, nextCursor, hasMore) of a protobuf fetch answer."""
+    def varint(i):
+        shift = value = 0
+        while True:
+            b = raw[i]
+            value |= (b & 0x7F) << shift
+            i, shift = i + 1, shift + 7
+            if b < 0x80:
+                return value, i
+    i, entries, cursor, more = 0, 0, None, False
+    while i < len(raw):
+        key, i = varint(i)
+        field, wire = key >> 3, key & 7
+        if wire == 2:
+            n, i = varint(i)
+            if field == 1:
+                entries += 1
+            elif field == 1000:
+                cursor = raw[i:i + n].decode()
+            i += n
+        elif wire == 0:
+            v, i = varint(i)
+            if field == 1001:
+                more = bool(v)
+        else:
+            raise ValueError(f"unexpected wire type {wire}")
+    return entries, cursor, more
+
+
 def rotel_pair(work, items=100, clients=16):
     """The peer without a mesh: loadgen -> Rotel -> OTLP/HTTP -> Rotel blackhole."""
     work = Path(tempfile.mkdtemp(dir=work))
@@ -400,6 +476,18 @@ def table(results):
             "", "| target | measured | met |", "|---|---|---|",
             f"| forwarding ≥ 0.8× the bench-sink row | {fwd['e2e_req_per_s'] / bench_row['e2e_req_per_s']:.2f}× | "
             f"{'yes' if fwd['e2e_req_per_s'] >= 0.8 * bench_row['e2e_req_per_s'] else 'no'} |"]
+    st = results.get("storing")
+    if st:
+        scpu = st["cpu_per_10k"]
+        out += ["", "### Storing (100-span requests, 16 clients, closed loop), then paging it all back", "",
+                "| run | req/s taken / stored | spans/s stored | ratio to the bench-sink row | CPU s per 10k req (mod, part) | participant peak RSS MiB | store |",
+                "|---|---|---|---|---|---|---|",
+                f"| participant `--sink store:` | {f0(st['req_per_s'])} / {f0(st['stored_per_s'])} | {f0(st['e2e_req_per_s'] * st['items'])} | "
+                f"{st['e2e_req_per_s'] / bench_row['e2e_req_per_s']:.2f}× | {f2(scpu['moderator'])}, {f2(scpu['participant'])} | "
+                f"{st['peak_rss_mib']['participant']:.1f} | {st['stored_items']:,} spans in {st['store_bytes'] / 2**20:.1f} MiB "
+                f"({st['store_bytes'] / max(st['stored_items'], 1):.0f} B each) |",
+                "", f"Paging back: {st['paged']:,} spans in {st['pages']} pages of up to 10,000 (protobuf), "
+                f"{f0(st['paged_per_s'])} spans/s."]
     return "\n".join(out)
 
 
@@ -428,6 +516,7 @@ def main():
         "overload": overload(work),
         "forwarding": forwarding(work),
         "rotel_pair": rotel_pair(work),
+        "storing": storing(work),
     }
     (Path(work) / "results.json").write_text(json.dumps(results, indent=2))
     md = Path(args.out)

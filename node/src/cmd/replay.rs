@@ -118,9 +118,14 @@ async fn replay(
         requests += 1;
         items += count;
     }
+    let what = match items {
+        // "spans" -> "span", "data points" -> "data point", "log records" -> "log record".
+        1 => signal.item_name().trim_end_matches('s'),
+        _ => signal.item_name(),
+    };
     eprintln!(
-        "replayed {items} {} in {requests} requests to {}{}",
-        signal.item_name(),
+        "replayed {items} {what} in {requests} request{} to {}{}",
+        if requests == 1 { "" } else { "s" },
         settings.endpoint,
         if rejected > 0 {
             format!(" ({rejected} rejected by the endpoint)")

@@ -37,7 +37,7 @@ static OPTIONS: &[OptionSpec] = &[
         key: "max-bytes",
         value: "BYTES",
         default: "1073741824",
-        help: "stored bytes (items and their index) kept at most; the items stored first are removed first",
+        help: "stored bytes (items, their resources and scopes, and the index) kept at most; the items stored first are removed first",
         repeats: false,
     },
 ];
