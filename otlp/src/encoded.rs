@@ -77,13 +77,24 @@ impl Encoded {
 
     /// The decoded request, decoded on the first call.
     pub fn request(&self) -> &OtlpRequest {
-        self.request.get_or_init(|| {
-            OtlpRequest::decode_protobuf(self.signal, &self.bytes).unwrap_or_else(|err| {
-                // `check` vouched for these bytes; should the scan and the decoder ever
-                // disagree, the message shows as empty rather than taking the consumer down.
-                error!(%err, signal = %self.signal, "a checked request failed to decode");
-                OtlpRequest::empty(self.signal)
-            })
+        self.request.get_or_init(|| self.decode())
+    }
+
+    /// The decoded request without keeping it (for a consumer that needs it once, while the
+    /// message waits on): the kept one when something decoded it already.
+    pub fn request_once(&self) -> std::borrow::Cow<'_, OtlpRequest> {
+        match self.request.get() {
+            Some(request) => std::borrow::Cow::Borrowed(request),
+            None => std::borrow::Cow::Owned(self.decode()),
+        }
+    }
+
+    fn decode(&self) -> OtlpRequest {
+        OtlpRequest::decode_protobuf(self.signal, &self.bytes).unwrap_or_else(|err| {
+            // `check` vouched for these bytes; should the scan and the decoder ever
+            // disagree, the message shows as empty rather than taking the consumer down.
+            error!(%err, signal = %self.signal, "a checked request failed to decode");
+            OtlpRequest::empty(self.signal)
         })
     }
 }

@@ -3,14 +3,16 @@
 //! arrival. An item's context (resource and scope) is kept once, however many items share it.
 //!
 //! Tables: per signal, `(time, seq) → context id ++ item`; `contexts`, `id → refcount ++
-//! context` (the id is a digest of the signal and the context); `arrivals`, `seq → (signal,
-//! time, received, bytes)` in arrival order (retention and late arrivals read it); `meta` for
-//! the counters and the store's id, which cursors are bound to.
+//! context` (the id is a digest of the signal and the context); `arrivals`, one row per
+//! request in arrival order, `first seq → signal, received, bytes, the items' times` (the
+//! items are `first seq`, `first seq + 1`, …; retention and late arrivals read it); `meta` for
+//! the counters and the store's id, which cursors are bound to. A request is stored in one
+//! transaction, so a window's `seq_hi` never falls inside a row.
 //! `seq` grows with every item stored and is never reused, so `(time, seq)` orders items
 //! totally and a page position is exact.
 //!
-//! Retention removes items in arrival order (oldest stored first): those received more than
-//! `max-age` ago, and as many as needed to keep the stored bytes under `max-bytes`.
+//! Retention removes requests' items in arrival order (oldest stored first): those received
+//! more than `max-age` ago, and as many as needed to keep the stored bytes under `max-bytes`.
 //!
 //! Paging reads a [`Window`]: the items of `[start, end)` that had arrived (`seq ≤ seq_hi`)
 //! when the window was opened, less those an earlier window of the same query already
@@ -30,10 +32,13 @@ use sha2::{Digest, Sha256};
 use otlp::items::Parts;
 use otlp::Signal;
 
-/// Bytes counted per item beyond its own: its context id and its keys in the two indexes.
-const OVERHEAD: u64 = 64;
+/// Bytes counted per item beyond its own: its context id, its key and its time in the
+/// arrivals row.
+const OVERHEAD: u64 = 48;
 /// Bytes counted per context beyond its own: its id and reference count.
 const CONTEXT_OVERHEAD: u64 = 24;
+/// The store's page cache.
+const CACHE_BYTES: usize = 64 << 20;
 /// Entry bytes a page holds at most (a page with more items stops early, `has_more` set).
 const PAGE_BYTES: usize = 32 << 20;
 
@@ -41,7 +46,43 @@ const TRACES: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("traces"
 const METRICS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("metrics");
 const LOGS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("logs");
 /// `seq → (signal, time, received, bytes)`.
-const ARRIVALS: TableDefinition<u64, (u8, u64, u64, u64)> = TableDefinition::new("arrivals");
+/// `first seq → signal (1 byte), received, bytes, then each item's time (8 bytes each, big-endian)`.
+const ARRIVALS: TableDefinition<u64, &[u8]> = TableDefinition::new("arrivals");
+/// The bytes of an arrivals row before the items' times.
+const ROW_HEAD: usize = 17;
+
+/// One row of `arrivals`, read.
+struct Row<'a> {
+    signal: Option<Signal>,
+    received: u64,
+    bytes: u64,
+    times: &'a [u8],
+}
+
+impl<'a> Row<'a> {
+    fn read(value: &'a [u8]) -> Row<'a> {
+        let n = |at: usize| {
+            value
+                .get(at..at + 8)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u64::from_be_bytes)
+        };
+        Row {
+            signal: value.first().and_then(|c| signal_of(*c)),
+            received: n(1),
+            bytes: n(9),
+            times: value.get(ROW_HEAD..).unwrap_or_default(),
+        }
+    }
+
+    /// `(time, seq)` of each item of the row that starts at `first`.
+    fn keys(&self, first: u64) -> impl Iterator<Item = Position> + '_ {
+        self.times
+            .chunks_exact(8)
+            .zip(first..)
+            .map(|(t, seq)| (u64::from_be_bytes(t.try_into().unwrap_or_default()), seq))
+    }
+}
 /// `id → refcount (8 bytes, big-endian) ++ context`.
 const CONTEXTS: TableDefinition<u128, &[u8]> = TableDefinition::new("contexts");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -186,12 +227,16 @@ impl Store {
         if let Some(store) = open.get(&key).and_then(Weak::upgrade) {
             return Ok(store);
         }
-        let db = Database::create(&path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => {
-                err("in use by another process: give each node its own store directory".into())
-            }
-            other => err(other.to_string()),
-        })?;
+        // redb caches up to 1 GiB by default; a sink beside a node should not.
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => {
+                    err("in use by another process: give each node its own store directory".into())
+                }
+                other => err(other.to_string()),
+            })?;
         let mut store = Store {
             db,
             path,
@@ -308,6 +353,12 @@ impl Store {
             let mut contexts = txn.open_table(CONTEXTS).map_err(|e| self.error(e))?;
             for arrival in arrivals {
                 let code = signal_code(arrival.signal);
+                let first_seq = totals.last_seq + 1;
+                let mut row = Vec::with_capacity(ROW_HEAD + 8 * arrival.parts.items.len());
+                row.push(code);
+                row.extend_from_slice(&arrival.received_unix_nano.to_be_bytes());
+                row.extend_from_slice(&[0; 8]);
+                let mut row_bytes = 0u64;
                 let ids: Vec<u128> = arrival
                     .parts
                     .contexts
@@ -333,11 +384,16 @@ impl Store {
                     tables[usize::from(code)]
                         .insert((time, seq), value.as_slice())
                         .map_err(|e| self.error(e))?;
-                    index
-                        .insert(seq, (code, time, arrival.received_unix_nano, bytes))
-                        .map_err(|e| self.error(e))?;
+                    row.extend_from_slice(&time.to_be_bytes());
+                    row_bytes += bytes;
                     totals.bytes += bytes;
                     *count_of(&mut totals, arrival.signal) += 1;
+                }
+                if totals.last_seq >= first_seq {
+                    row[9..ROW_HEAD].copy_from_slice(&row_bytes.to_be_bytes());
+                    index
+                        .insert(first_seq, row.as_slice())
+                        .map_err(|e| self.error(e))?;
                 }
                 for ((id, context), n) in ids.iter().zip(&arrival.parts.contexts).zip(uses) {
                     if n > 0 {
@@ -361,7 +417,12 @@ impl Store {
                 meta.insert(key, value).map_err(|e| self.error(e))?;
             }
         }
+        let committing = std::time::Instant::now();
         txn.commit().map_err(|e| self.error(e))?;
+        tracing::trace!(
+            commit_ms = committing.elapsed().as_millis() as u64,
+            "store commit"
+        );
         *crate::lock(&self.totals) = totals;
         Ok(())
     }
@@ -438,7 +499,7 @@ impl Store {
     fn expire_in(
         &self,
         tables: &mut [redb::Table<(u64, u64), &[u8]>],
-        index: &mut redb::Table<u64, (u8, u64, u64, u64)>,
+        index: &mut redb::Table<u64, &[u8]>,
         contexts: &mut redb::Table<u128, &[u8]>,
         totals: &mut Totals,
         now_unix_nano: u64,
@@ -447,31 +508,37 @@ impl Store {
             now_unix_nano.saturating_sub(u64::try_from(age.as_nanos()).unwrap_or(u64::MAX))
         });
         loop {
-            let Some((seq, (code, time, received, bytes))) = index
+            let Some((first, value)) = index
                 .first()
                 .map_err(|e| self.error(e))?
-                .map(|(k, v)| (k.value(), v.value()))
+                .map(|(k, v)| (k.value(), v.value().to_vec()))
             else {
                 return Ok(());
             };
-            let too_old = cutoff.is_some_and(|c| received < c);
+            let row = Row::read(&value);
+            let too_old = cutoff.is_some_and(|c| row.received < c);
             if !too_old && totals.bytes <= self.retention.max_bytes {
                 return Ok(());
             }
-            index.remove(seq).map_err(|e| self.error(e))?;
-            if let Some(signal) = signal_of(code) {
-                let context = tables[usize::from(code)]
-                    .remove((time, seq))
-                    .map_err(|e| self.error(e))?
-                    .and_then(|v| context_of(v.value()));
-                if let Some(id) = context {
-                    self.drop_use(contexts, id, totals)?;
+            index.remove(first).map_err(|e| self.error(e))?;
+            let mut removed = 0u64;
+            if let Some(signal) = row.signal {
+                let table = &mut tables[usize::from(signal_code(signal))];
+                for key in row.keys(first) {
+                    let context = table
+                        .remove(key)
+                        .map_err(|e| self.error(e))?
+                        .and_then(|v| context_of(v.value()));
+                    if let Some(id) = context {
+                        self.drop_use(contexts, id, totals)?;
+                    }
+                    removed += 1;
                 }
                 let count = count_of(totals, signal);
-                *count = count.saturating_sub(1);
+                *count = count.saturating_sub(removed);
             }
-            totals.bytes = totals.bytes.saturating_sub(bytes);
-            totals.expired += 1;
+            totals.bytes = totals.bytes.saturating_sub(row.bytes);
+            totals.expired += removed;
         }
     }
 
@@ -494,20 +561,24 @@ impl Store {
             let code = signal_code(window.signal);
             // The `limit + 1` first, in a max-heap: the largest kept is dropped first.
             let mut first: BinaryHeap<Position> = BinaryHeap::with_capacity(limit + 2);
-            for row in index
+            for entry in index
                 .range(window.prev_seq + 1..=window.seq_hi)
                 .map_err(|e| self.error(e))?
             {
-                let (seq, value) = row.map_err(|e| self.error(e))?;
-                let (seq, (c, time, _, _)) = (seq.value(), value.value());
-                if c == code
-                    && time >= window.start
-                    && time < window.prev_end
-                    && after.is_none_or(|p| (time, seq) > p)
-                {
-                    first.push((time, seq));
-                    if first.len() > limit + 1 {
-                        first.pop();
+                let (seq, value) = entry.map_err(|e| self.error(e))?;
+                let value = value.value();
+                if value.first() != Some(&code) {
+                    continue;
+                }
+                for (time, seq) in Row::read(value).keys(seq.value()) {
+                    if time >= window.start
+                        && time < window.prev_end
+                        && after.is_none_or(|p| (time, seq) > p)
+                    {
+                        first.push((time, seq));
+                        if first.len() > limit + 1 {
+                            first.pop();
+                        }
                     }
                 }
             }
@@ -809,6 +880,32 @@ mod tests {
         assert_eq!(store.expire(3_000).unwrap(), 1);
         let totals = store.totals();
         assert_eq!((totals.traces, totals.contexts, totals.bytes), (0, 0, 0));
+    }
+
+    #[test]
+    fn retention_removes_a_request_with_all_its_items() {
+        let dir = tempfile::tempdir().unwrap();
+        let one_context = CONTEXT.len() as u64 + CONTEXT_OVERHEAD;
+        let retention = Retention {
+            max_age: None,
+            max_bytes: 4 * (1 + OVERHEAD) + one_context,
+        };
+        let store = Store::open(dir.path(), retention).unwrap();
+        store
+            .append(
+                &[arrival(
+                    Signal::Logs,
+                    vec![item(5, 1), item(6, 2), item(7, 3)],
+                )],
+                0,
+            )
+            .unwrap();
+        store
+            .append(&[arrival(Signal::Logs, vec![item(1, 4), item(2, 5)])], 0)
+            .unwrap();
+        let totals = store.totals();
+        assert_eq!((totals.logs, totals.expired), (2, 3));
+        assert_eq!(totals.bytes, 2 * (1 + OVERHEAD) + one_context);
     }
 
     #[test]

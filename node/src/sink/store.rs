@@ -97,14 +97,32 @@ fn now_unix_nano() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
+/// A batch being written, and how it went.
+type Writing = tokio::task::JoinHandle<(Vec<Item>, Result<(), crate::history::store::StoreError>)>;
+
+/// Batches are taken apart while the previous one is written: one batch in the store's
+/// writer, the next being split.
 async fn run(store: Arc<Store>, mut input: SinkInput) {
     let totals = store.totals();
     info!(sink = %input.name(), traces = totals.traces, metrics = totals.metrics, logs = totals.logs,
         bytes = totals.bytes, "store open");
     let mut expired_at = Instant::now();
+    let mut writing: Option<Writing> = None;
     loop {
         input.set_detail(serde_json::to_value(store.totals()).unwrap_or_default());
-        let Some(first) = input.next_within(Duration::from_secs(1)).await else {
+        let wait = if writing.is_some() {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(1)
+        };
+        let batch = next_batch(&mut input, wait).await;
+        if batch.is_empty() {
+            if let Some(w) = writing.take() {
+                if !finish(&input, w).await {
+                    pause(&input).await;
+                }
+                continue;
+            }
             if input.is_stopping() {
                 return;
             }
@@ -118,44 +136,84 @@ async fn run(store: Arc<Store>, mut input: SinkInput) {
                 }
             }
             continue;
-        };
-        let mut batch = vec![first];
-        let mut bytes = batch[0].delivered.payload.bytes().len();
-        while batch.len() < BATCH_MESSAGES && bytes < BATCH_BYTES {
-            match input.next_within(Duration::ZERO).await {
-                Some(item) => {
-                    bytes += item.delivered.payload.bytes().len();
-                    batch.push(item);
-                }
-                None => break,
-            }
         }
-        let s = store.clone();
-        let (batch, result) = match tokio::task::spawn_blocking(move || {
-            let result = s.append(&arrivals(&batch), now_unix_nano());
-            (batch, result)
-        })
-        .await
-        {
+        let split = tokio::task::spawn_blocking(move || {
+            let arrivals = arrivals(&batch);
+            (batch, arrivals)
+        });
+        let (batch, arrivals) = match split.await {
             Ok(done) => done,
             Err(err) => {
-                input.failed(&format!("the store's writer failed: {err}"));
+                // Settle the batch being written before giving the rest back.
+                if let Some(w) = writing.take() {
+                    finish(&input, w).await;
+                }
+                input.failed(&format!("taking a batch apart failed: {err}"));
                 input.give_back();
                 continue;
             }
         };
-        match result {
-            Ok(()) => input.delivered(&batch),
-            Err(err) => {
-                // Nothing of the batch was committed: it comes again after a pause.
-                input.failed(&err.to_string());
-                input.give_back();
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    _ = input.stopping() => {}
-                }
+        if let Some(w) = writing.take() {
+            if !finish(&input, w).await {
+                // Given back with the one before: this batch comes again too.
+                pause(&input).await;
+                continue;
             }
         }
+        let s = store.clone();
+        writing = Some(tokio::task::spawn_blocking(move || {
+            let result = s.append(&arrivals, now_unix_nano());
+            (batch, result)
+        }));
+    }
+}
+
+/// Up to a batch of what waits, waiting `wait` for the first.
+async fn next_batch(input: &mut SinkInput, wait: Duration) -> Vec<Item> {
+    let Some(first) = input.next_within(wait).await else {
+        return Vec::new();
+    };
+    let mut bytes = first.delivered.payload.bytes().len();
+    let mut batch = vec![first];
+    while batch.len() < BATCH_MESSAGES && bytes < BATCH_BYTES {
+        match input.next_within(Duration::ZERO).await {
+            Some(item) => {
+                bytes += item.delivered.payload.bytes().len();
+                batch.push(item);
+            }
+            None => break,
+        }
+    }
+    batch
+}
+
+/// Acknowledges a written batch; a batch that failed is given back (with whatever was taken
+/// after it) to come again. Returns whether it was written.
+async fn finish(input: &SinkInput, writing: Writing) -> bool {
+    match writing.await {
+        Ok((batch, Ok(()))) => {
+            input.delivered(&batch);
+            true
+        }
+        Ok((_, Err(err))) => {
+            // Nothing of the batch was committed.
+            input.failed(&err.to_string());
+            input.give_back();
+            false
+        }
+        Err(err) => {
+            input.failed(&format!("the store's writer failed: {err}"));
+            input.give_back();
+            false
+        }
+    }
+}
+
+/// A second before trying again, unless the node stops.
+async fn pause(input: &SinkInput) {
+    tokio::select! {
+        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        _ = input.stopping() => {}
     }
 }
 
@@ -167,7 +225,7 @@ fn arrivals(batch: &[Item]) -> Vec<Arrival> {
             Arrival {
                 signal: d.payload.signal(),
                 received_unix_nano: unix_nano(d.received_at),
-                parts: otlp::items::split_items(d.payload.request()),
+                parts: otlp::items::split_items(&d.payload.request_once()),
             }
         })
         .collect()
