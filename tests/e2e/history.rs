@@ -671,3 +671,64 @@ async fn retention_by_size_removes_what_was_stored_first() {
     newest.reverse();
     assert_eq!(bodies, newest, "the last stored are kept, in time order");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_killed_mid_stream_keeps_every_record_answered_200_once() {
+    let mesh = Mesh::start();
+    let kept = mesh_keeping(&mesh, "").await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let load = stream(kept.port, "kept", "crash", stop.clone());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    kept.keeper.kill9();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let refs: Vec<&str> = PARTICIPANT_ROLE
+        .iter()
+        .copied()
+        .chain(kept.args.iter().map(String::as_str))
+        .collect();
+    let keeper = mesh.node("keeper-again", KEEPER, &refs);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.cancel();
+    let accepted = load.await.unwrap();
+    let health = wait_health_of(
+        "every record answered 200 stored",
+        &kept.api,
+        &keeper,
+        |h| h["store"]["logs"].as_u64() == Some(accepted.len() as u64),
+    )
+    .await;
+    let mut bodies = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut query = json!({"startTimeUnixNano": 0, "limit": 500});
+        if let Some(c) = &cursor {
+            query["cursor"] = json!(c);
+        }
+        let (status, page) = fetch(&kept.api, "logs", query, Some(QUERY_KEY)).await;
+        assert_eq!(status, 200, "{page}");
+        bodies.extend(page["resourceLogs"].as_array().unwrap().iter().map(|rl| {
+            rl["scopeLogs"][0]["logRecords"][0]["body"]["stringValue"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }));
+        cursor = page["nextCursor"].as_str().map(str::to_string);
+        if page["hasMore"] != true {
+            break;
+        }
+    }
+    eprintln!(
+        "answered 200: {}; stored: {} ({} distinct); delivered again and not stored twice: {}",
+        accepted.len(),
+        bodies.len(),
+        bodies.iter().collect::<BTreeSet<_>>().len(),
+        health["store"]["duplicates"]
+    );
+    let stored: BTreeSet<&String> = bodies.iter().collect();
+    assert_eq!(stored.len(), bodies.len(), "no record twice");
+    assert_eq!(
+        stored,
+        accepted.iter().collect::<BTreeSet<_>>(),
+        "every record answered 200"
+    );
+}

@@ -4,10 +4,12 @@
 //!
 //! Tables: per signal, `(time, seq) → context id ++ item`; `contexts`, `id → refcount ++
 //! context` (the id is a digest of the signal and the context); `arrivals`, one row per
-//! request in arrival order, `first seq → signal, received, bytes, the items' times` (the
-//! items are `first seq`, `first seq + 1`, …; retention and late arrivals read it); `meta` for
-//! the counters and the store's id, which cursors are bound to. A request is stored in one
-//! transaction, so a window's `seq_hi` never falls inside a row.
+//! request in arrival order, `first seq → signal, received, bytes, the items' times, the
+//! message id` (the items are `first seq`, `first seq + 1`, …; retention and late arrivals
+//! read it); `messages`, `message id → first seq`, so that a message delivered again (after a
+//! crash between the commit and its acknowledgement) is stored once; `meta` for the counters
+//! and the store's id, which cursors are bound to. A request is stored in one transaction, so
+//! a window's `seq_hi` never falls inside a row.
 //! `seq` grows with every item stored and is never reused, so `(time, seq)` orders items
 //! totally and a page position is exact.
 //!
@@ -46,10 +48,13 @@ const TRACES: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("traces"
 const METRICS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("metrics");
 const LOGS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("logs");
 /// `seq → (signal, time, received, bytes)`.
-/// `first seq → signal (1 byte), received, bytes, then each item's time (8 bytes each, big-endian)`.
+/// `first seq → signal (1 byte), received, bytes (8 each), items (4), each item's time (8),
+/// the message id`, numbers big-endian.
 const ARRIVALS: TableDefinition<u64, &[u8]> = TableDefinition::new("arrivals");
 /// The bytes of an arrivals row before the items' times.
-const ROW_HEAD: usize = 17;
+const ROW_HEAD: usize = 21;
+/// `message id → first seq` of the messages stored.
+const MESSAGES: TableDefinition<&str, u64> = TableDefinition::new("messages");
 
 /// One row of `arrivals`, read.
 struct Row<'a> {
@@ -57,6 +62,7 @@ struct Row<'a> {
     received: u64,
     bytes: u64,
     times: &'a [u8],
+    message_id: &'a [u8],
 }
 
 impl<'a> Row<'a> {
@@ -67,11 +73,17 @@ impl<'a> Row<'a> {
                 .and_then(|b| b.try_into().ok())
                 .map_or(0, u64::from_be_bytes)
         };
+        let items = value
+            .get(17..ROW_HEAD)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, u32::from_be_bytes) as usize;
+        let ids_at = (ROW_HEAD + 8 * items).min(value.len());
         Row {
             signal: value.first().and_then(|c| signal_of(*c)),
             received: n(1),
             bytes: n(9),
-            times: value.get(ROW_HEAD..).unwrap_or_default(),
+            times: value.get(ROW_HEAD..ids_at).unwrap_or_default(),
+            message_id: value.get(ids_at..).unwrap_or_default(),
         }
     }
 
@@ -143,6 +155,8 @@ pub struct Arrival {
     pub received_unix_nano: u64,
     /// Its items and their contexts.
     pub parts: Parts,
+    /// The sender's message id: a message stored already is not stored again.
+    pub message_id: Option<String>,
 }
 
 /// What the store holds, for `/health`.
@@ -160,6 +174,8 @@ pub struct Totals {
     pub contexts: u64,
     /// Items removed by retention since the store was created.
     pub expired: u64,
+    /// Messages delivered again and not stored twice.
+    pub duplicates: u64,
     /// The sequence number of the last item stored.
     pub last_seq: u64,
 }
@@ -269,6 +285,7 @@ impl Store {
             }
             txn.open_table(ARRIVALS).map_err(|e| self.error(e))?;
             txn.open_table(CONTEXTS).map_err(|e| self.error(e))?;
+            txn.open_table(MESSAGES).map_err(|e| self.error(e))?;
             let mut meta = txn.open_table(META).map_err(|e| self.error(e))?;
             let id = meta
                 .get("store_id")
@@ -321,6 +338,7 @@ impl Store {
             metrics: count(Signal::Metrics)?,
             logs: count(Signal::Logs)?,
             bytes: get("bytes")?,
+            duplicates: get("duplicates")?,
             contexts: contexts.len().map_err(|e| self.error(e))?,
             expired: get("expired")?,
             last_seq: get("last_seq")?,
@@ -351,13 +369,24 @@ impl Store {
                 .map_err(|e| self.error(e))?;
             let mut index = txn.open_table(ARRIVALS).map_err(|e| self.error(e))?;
             let mut contexts = txn.open_table(CONTEXTS).map_err(|e| self.error(e))?;
+            let mut messages = txn.open_table(MESSAGES).map_err(|e| self.error(e))?;
             for arrival in arrivals {
+                let message_id = arrival.message_id.as_deref().unwrap_or_default();
+                if !message_id.is_empty()
+                    && messages
+                        .get(message_id)
+                        .map_err(|e| self.error(e))?
+                        .is_some()
+                {
+                    totals.duplicates += 1;
+                    continue;
+                }
                 let code = signal_code(arrival.signal);
                 let first_seq = totals.last_seq + 1;
                 let mut row = Vec::with_capacity(ROW_HEAD + 8 * arrival.parts.items.len());
                 row.push(code);
                 row.extend_from_slice(&arrival.received_unix_nano.to_be_bytes());
-                row.extend_from_slice(&[0; 8]);
+                row.extend_from_slice(&[0; 12]);
                 let mut row_bytes = 0u64;
                 let ids: Vec<u128> = arrival
                     .parts
@@ -389,10 +418,18 @@ impl Store {
                     totals.bytes += bytes;
                     *count_of(&mut totals, arrival.signal) += 1;
                 }
-                if totals.last_seq >= first_seq {
-                    row[9..ROW_HEAD].copy_from_slice(&row_bytes.to_be_bytes());
-                    index
-                        .insert(first_seq, row.as_slice())
+                let stored = totals.last_seq + 1 - first_seq;
+                // A request without items still takes a number: its row needs a key of its own.
+                totals.last_seq = totals.last_seq.max(first_seq);
+                row[9..17].copy_from_slice(&row_bytes.to_be_bytes());
+                row[17..ROW_HEAD].copy_from_slice(&(stored as u32).to_be_bytes());
+                row.extend_from_slice(message_id.as_bytes());
+                index
+                    .insert(first_seq, row.as_slice())
+                    .map_err(|e| self.error(e))?;
+                if !message_id.is_empty() {
+                    messages
+                        .insert(message_id, first_seq)
                         .map_err(|e| self.error(e))?;
                 }
                 for ((id, context), n) in ids.iter().zip(&arrival.parts.contexts).zip(uses) {
@@ -405,6 +442,7 @@ impl Store {
                 &mut tables,
                 &mut index,
                 &mut contexts,
+                &mut messages,
                 &mut totals,
                 now_unix_nano,
             )?;
@@ -412,6 +450,7 @@ impl Store {
             for (key, value) in [
                 ("bytes", totals.bytes),
                 ("expired", totals.expired),
+                ("duplicates", totals.duplicates),
                 ("last_seq", totals.last_seq),
             ] {
                 meta.insert(key, value).map_err(|e| self.error(e))?;
@@ -501,6 +540,7 @@ impl Store {
         tables: &mut [redb::Table<(u64, u64), &[u8]>],
         index: &mut redb::Table<u64, &[u8]>,
         contexts: &mut redb::Table<u128, &[u8]>,
+        messages: &mut redb::Table<&str, u64>,
         totals: &mut Totals,
         now_unix_nano: u64,
     ) -> Result<(), StoreError> {
@@ -521,6 +561,11 @@ impl Store {
                 return Ok(());
             }
             index.remove(first).map_err(|e| self.error(e))?;
+            if let Ok(id) = std::str::from_utf8(row.message_id) {
+                if !id.is_empty() {
+                    messages.remove(id).map_err(|e| self.error(e))?;
+                }
+            }
             let mut removed = 0u64;
             if let Some(signal) = row.signal {
                 let table = &mut tables[usize::from(signal_code(signal))];
@@ -700,6 +745,7 @@ mod tests {
             signal,
             received_unix_nano: 1_000,
             parts: parts(items),
+            message_id: None,
         }
     }
 
@@ -872,6 +918,7 @@ mod tests {
             signal: Signal::Traces,
             received_unix_nano: received,
             parts: parts(vec![item(7, tag)]),
+            message_id: None,
         };
         store.append(&[at(1_000, 1), at(2_000, 2)], 1_000).unwrap();
         assert_eq!(store.expire(2_400).unwrap(), 1);
@@ -906,6 +953,35 @@ mod tests {
         let totals = store.totals();
         assert_eq!((totals.logs, totals.expired), (2, 3));
         assert_eq!(totals.bytes, 2 * (1 + OVERHEAD) + one_context);
+    }
+
+    #[test]
+    fn a_message_delivered_again_is_stored_once_until_retention_removes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), UNLIMITED).unwrap();
+        let message = |id: &str, tag: u8| Arrival {
+            message_id: Some(id.into()),
+            ..arrival(Signal::Traces, vec![item(10, tag)])
+        };
+        store
+            .append(&[message("a", 1), message("a", 2)], 0)
+            .unwrap();
+        store
+            .append(&[message("a", 3), message("b", 4)], 0)
+            .unwrap();
+        // A request without items takes a number and a row of its own, with its id.
+        store
+            .append(
+                &[Arrival {
+                    message_id: Some("c".into()),
+                    ..arrival(Signal::Traces, Vec::new())
+                }],
+                0,
+            )
+            .unwrap();
+        store.append(&[message("c", 5)], 0).unwrap();
+        assert_eq!(drain(&store, &window(&store, 0, 100), 10), vec![1, 4]);
+        assert_eq!(store.totals().duplicates, 3);
     }
 
     #[test]

@@ -226,6 +226,7 @@ fn arrivals(batch: &[Item]) -> Vec<Arrival> {
                 signal: d.payload.signal(),
                 received_unix_nano: unix_nano(d.received_at),
                 parts: otlp::items::split_items(&d.payload.request_once()),
+                message_id: d.message_id.clone(),
             }
         })
         .collect()
