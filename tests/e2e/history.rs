@@ -64,6 +64,16 @@ async fn mesh_keeping(mesh: &Mesh, store_options: &str) -> Kept {
     }
 }
 
+/// The keeping participant started again with the same arguments (and so the same data).
+fn keeper_again(mesh: &Mesh, args: &[String]) -> Proc {
+    let args: Vec<&str> = PARTICIPANT_ROLE
+        .iter()
+        .copied()
+        .chain(args.iter().map(String::as_str))
+        .collect();
+    mesh.node("keeper-again", KEEPER, &args)
+}
+
 /// `n` spans from `first` on, starting at `time(i)`, with span ids from `first`.
 fn spans(first: u64, n: u64, time: impl Fn(u64) -> u64) -> Vec<u8> {
     let spans: Vec<Value> = (first..first + n)
@@ -531,12 +541,7 @@ async fn a_restarted_node_keeps_its_store_and_cursors_and_fetch_prints_and_follo
     let cursor = first["nextCursor"].as_str().unwrap().to_string();
 
     assert_eq!(kept.keeper.terminate(), Some(0));
-    let refs: Vec<&str> = PARTICIPANT_ROLE
-        .iter()
-        .copied()
-        .chain(kept.args.iter().map(String::as_str))
-        .collect();
-    let keeper = mesh.node("keeper-again", KEEPER, &refs);
+    let keeper = keeper_again(&mesh, &kept.args);
     wait_stored(&kept.api, "traces", 20, &keeper).await;
     let (status, rest) = fetch(
         &kept.api,
@@ -681,12 +686,7 @@ async fn a_store_killed_mid_stream_keeps_every_record_answered_200_once() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     kept.keeper.kill9();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let refs: Vec<&str> = PARTICIPANT_ROLE
-        .iter()
-        .copied()
-        .chain(kept.args.iter().map(String::as_str))
-        .collect();
-    let keeper = mesh.node("keeper-again", KEEPER, &refs);
+    let keeper = keeper_again(&mesh, &kept.args);
     tokio::time::sleep(Duration::from_secs(3)).await;
     stop.cancel();
     let accepted = load.await.unwrap();
