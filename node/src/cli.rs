@@ -512,6 +512,15 @@ pub struct QueryApiArgs {
     /// Default: generated and kept in DATA_DIR/cursor.key, so cursors survive a restart.
     #[arg(long, env = "SLIM_NODE_CURSOR_KEY_FILE", value_name = "PATH")]
     pub cursor_key_file: Option<PathBuf>,
+    /// The cursor key itself (64 hex characters), e.g. from a secret store; prefer the
+    /// variable to the flag (argv shows in `ps`). Comes before --cursor-key-file.
+    #[arg(
+        long,
+        env = "SLIM_NODE_CURSOR_KEY",
+        value_name = "HEX",
+        hide_env_values = true
+    )]
+    pub cursor_key: Option<String>,
 }
 
 /// `slim-node node`.

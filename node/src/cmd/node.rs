@@ -133,8 +133,14 @@ fn query_api(
     let QueryApiArgs {
         query_api_keys,
         cursor_key_file,
+        cursor_key,
         ..
     } = &sink_args.query;
+    if cursor_key.is_some()
+        && std::env::args().any(|a| a.starts_with("--cursor-key=") || a == "--cursor-key")
+    {
+        warn!("the cursor key was given as a flag: other users can read it in the process list; use SLIM_NODE_CURSOR_KEY");
+    }
     let mut stores = sink_args
         .sink
         .iter()
@@ -157,6 +163,7 @@ fn query_api(
     Ok(crate::history::api::QueryApi {
         store: crate::sink::store::open_store(spec)?,
         sealer: std::sync::Arc::new(crate::history::cursor::Sealer::load(
+            cursor_key.as_deref(),
             cursor_key_file.as_deref(),
             data_dir,
         )?),
@@ -199,10 +206,12 @@ impl RunningNode {
                 query_api(sink_args, &data_dir)?,
             )),
             None => {
-                if sink_args.query.query_api_keys.is_some()
-                    || sink_args.query.cursor_key_file.is_some()
+                let q = &sink_args.query;
+                if q.query_api_keys.is_some()
+                    || q.cursor_key_file.is_some()
+                    || q.cursor_key.is_some()
                 {
-                    bail!("--query-api-keys and --cursor-key-file are for the query API: add --query-api HOST:PORT");
+                    warn!("query API keys or a cursor key are set, but no --query-api: nothing is served");
                 }
                 None
             }

@@ -4,8 +4,9 @@
 //! else's data). GCM-SIV, because the key lives long and nonces are random: a repeated nonce
 //! then reveals at most that two cursors are equal, never the key stream.
 //!
-//! The key is 32 bytes, kept as 64 hex characters in `--cursor-key-file`, or generated into
-//! `DATA_DIR/cursor.key` (mode 0600) on first start, so that cursors survive a restart.
+//! The key is 32 bytes, given as 64 hex characters in `SLIM_NODE_CURSOR_KEY` or in
+//! `--cursor-key-file`, or generated into `DATA_DIR/cursor.key` (mode 0600) on first start, so
+//! that cursors survive a restart.
 
 use std::path::Path;
 
@@ -69,9 +70,19 @@ impl Sealer {
         }
     }
 
-    /// The key of `path` (64 hex characters), or with no path the one kept in `data_dir`,
-    /// generated there on first use.
-    pub fn load(path: Option<&Path>, data_dir: &Path) -> Result<Sealer, KeyError> {
+    /// The key given as `text` (64 hex characters, e.g. from a variable), else the one in
+    /// `path`, else the one kept in `data_dir`, generated there on first use.
+    pub fn load(
+        text: Option<&str>,
+        path: Option<&Path>,
+        data_dir: &Path,
+    ) -> Result<Sealer, KeyError> {
+        if let Some(text) = text {
+            return Sealer::from_hex(text).map_err(|message| KeyError {
+                path: "from SLIM_NODE_CURSOR_KEY or --cursor-key".into(),
+                message,
+            });
+        }
         let generated = data_dir.join("cursor.key");
         let path = path.unwrap_or(&generated);
         let err = |message: String| KeyError {
@@ -89,9 +100,13 @@ impl Sealer {
             }
             Err(e) => return Err(err(format!("cannot read it: {e}"))),
         };
+        Sealer::from_hex(&text).map_err(err)
+    }
+
+    fn from_hex(text: &str) -> Result<Sealer, String> {
         let mut key = [0u8; 32];
         hex::decode_to_slice(text.trim(), &mut key).map_err(|_| {
-            err("expected 64 hex characters (32 bytes), e.g. from `openssl rand -hex 32`".into())
+            "expected 64 hex characters (32 bytes), e.g. from `openssl rand -hex 32`".to_string()
         })?;
         Ok(Sealer::new(&key))
     }
@@ -306,9 +321,9 @@ mod tests {
     #[test]
     fn the_key_is_generated_once_and_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let first = Sealer::load(None, dir.path()).unwrap();
+        let first = Sealer::load(None, None, dir.path()).unwrap();
         let text = first.seal(&cursor(), 1, Signal::Traces, "");
-        let again = Sealer::load(None, dir.path()).unwrap();
+        let again = Sealer::load(None, None, dir.path()).unwrap();
         assert_eq!(again.open(&text, 1, Signal::Traces, ""), Ok(cursor()));
         #[cfg(unix)]
         {
@@ -326,12 +341,31 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k");
         std::fs::write(&path, "abc").unwrap();
-        let err = Sealer::load(Some(&path), dir.path())
+        let err = Sealer::load(None, Some(&path), dir.path())
             .err()
             .unwrap()
             .to_string();
         assert!(err.contains("openssl rand -hex 32"), "{err}");
-        let missing = Sealer::load(Some(&dir.path().join("none")), dir.path());
+        let missing = Sealer::load(None, Some(&dir.path().join("none")), dir.path());
         assert!(missing.is_err());
+    }
+
+    #[test]
+    fn a_key_given_as_text_comes_before_the_file_and_a_bad_one_is_named_not_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        std::fs::write(&path, "cd".repeat(32)).unwrap();
+        let sealer = Sealer::load(Some(&"ab".repeat(32)), Some(&path), dir.path()).unwrap();
+        let text = sealer.seal(&cursor(), 1, Signal::Traces, "");
+        let from_text = Sealer::new(&[0xab; 32]);
+        assert_eq!(from_text.open(&text, 1, Signal::Traces, ""), Ok(cursor()));
+        let err = Sealer::load(Some("0123"), None, dir.path())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("SLIM_NODE_CURSOR_KEY") && !err.contains("0123"),
+            "{err}"
+        );
     }
 }
