@@ -35,7 +35,7 @@ struct Kept {
     args: Vec<String>,
 }
 
-async fn mesh_keeping(mesh: &Mesh, store_options: &str) -> Kept {
+async fn mesh_keeping(mesh: &Mesh, store_options: &str, extra: &[String]) -> Kept {
     let keys = mesh.path("query-keys");
     std::fs::write(
         &keys,
@@ -43,7 +43,7 @@ async fn mesh_keeping(mesh: &Mesh, store_options: &str) -> Kept {
     )
     .unwrap();
     let api_port = free_port();
-    let args: Vec<String> = vec![
+    let mut args: Vec<String> = vec![
         "--sink".into(),
         format!("store:{}{store_options}", mesh.path("store").display()),
         "--query-api".into(),
@@ -51,6 +51,7 @@ async fn mesh_keeping(mesh: &Mesh, store_options: &str) -> Kept {
         "--query-api-keys".into(),
         keys.display().to_string(),
     ];
+    args.extend_from_slice(extra);
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let (receiver, keeper, port) = mesh
         .receiver_and_participant(("keeper", KEEPER), &refs, &[], (RECEIVER, CHANNEL))
@@ -207,7 +208,7 @@ async fn post_spans(port: u16, body: Vec<u8>) {
 #[tokio::test(flavor = "multi_thread")]
 async fn paging_returns_every_span_once_in_time_order_with_start_inclusive_and_end_exclusive() {
     let mesh = Mesh::start();
-    let kept = mesh_keeping(&mesh, "").await;
+    let kept = mesh_keeping(&mesh, "", &[]).await;
     // 10,000 spans over 2,500 distinct start times (four spans share each), sent out of order.
     let base = now_ns() - 600_000_000_000;
     let time = move |i: u64| base + ((i * 7919) % 2500) * 1_000_000;
@@ -310,7 +311,7 @@ async fn paging_returns_every_span_once_in_time_order_with_start_inclusive_and_e
 #[tokio::test(flavor = "multi_thread")]
 async fn the_query_api_refuses_missing_and_wrong_keys_bad_limits_and_tampered_cursors() {
     let mesh = Mesh::start();
-    let kept = mesh_keeping(&mesh, "").await;
+    let kept = mesh_keeping(&mesh, "", &[]).await;
     post_spans(kept.port, spans(0, 10, |i| now_ns() - 1_000_000_000 + i)).await;
     wait_stored(&kept.api, "traces", 10, &kept.keeper).await;
     let since = json!({"startTimeUnixNano": 0, "limit": 3});
@@ -411,7 +412,7 @@ async fn the_query_api_refuses_missing_and_wrong_keys_bad_limits_and_tampered_cu
 #[tokio::test(flavor = "multi_thread")]
 async fn replay_sends_every_signal_again_to_a_second_receiver() {
     let mesh = Mesh::start();
-    let kept = mesh_keeping(&mesh, "").await;
+    let kept = mesh_keeping(&mesh, "", &[]).await;
     let now = now_ns();
     post_spans(
         kept.port,
@@ -527,7 +528,7 @@ async fn replay_sends_every_signal_again_to_a_second_receiver() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restarted_node_keeps_its_store_and_cursors_and_fetch_prints_and_follows_it() {
     let mesh = Mesh::start();
-    let kept = mesh_keeping(&mesh, "").await;
+    let kept = mesh_keeping(&mesh, "", &[]).await;
     let now = now_ns();
     post_spans(kept.port, spans(0, 20, |i| now - 5_000_000_000 + i)).await;
     wait_stored(&kept.api, "traces", 20, &kept.keeper).await;
@@ -622,7 +623,7 @@ async fn a_restarted_node_keeps_its_store_and_cursors_and_fetch_prints_and_follo
 async fn retention_by_size_removes_what_was_stored_first() {
     let mesh = Mesh::start();
     // A stored log record is about 90 bytes with its index: room for about twenty.
-    let kept = mesh_keeping(&mesh, ";max-bytes=2000").await;
+    let kept = mesh_keeping(&mesh, ";max-bytes=2000", &[]).await;
     // Stored in this order, timed the other way round: retention goes by the order stored.
     let sent: Vec<String> = (0..30).map(|i| format!("record {i:02}")).collect();
     let base = now_ns();
@@ -680,7 +681,7 @@ async fn retention_by_size_removes_what_was_stored_first() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_store_killed_mid_stream_keeps_every_record_answered_200_once() {
     let mesh = Mesh::start();
-    let kept = mesh_keeping(&mesh, "").await;
+    let kept = mesh_keeping(&mesh, "", &[]).await;
     let stop = tokio_util::sync::CancellationToken::new();
     let load = stream(kept.port, "kept", "crash", stop.clone());
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -730,5 +731,63 @@ async fn a_store_killed_mid_stream_keeps_every_record_answered_200_once() {
         stored,
         accepted.iter().collect::<BTreeSet<_>>(),
         "every record answered 200"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_query_api_takes_the_receivers_tls_and_fetch_brings_its_ca_and_client_certificate() {
+    let mesh = Mesh::start();
+    let certs = crate::certs::Certs::generate(mesh.dir.path());
+    let kept = mesh_keeping(&mesh, "", &certs.receiver_mtls_args()).await;
+    post_spans(kept.port, spans(0, 5, |i| now_ns() - 1_000_000 + i)).await;
+    let api = kept.api.replace("http://", "https://");
+    let path = |p: &std::path::PathBuf| p.display().to_string();
+    let (ca, cert, key) = (
+        path(&certs.ca),
+        path(&certs.client_cert),
+        path(&certs.client_key),
+    );
+    let fetch_with = |label: &str, more: &[&str]| {
+        let mut args = vec![
+            "fetch", "--api", &api, "--signal", "traces", "--since", "1h", "--api-ca", &ca,
+        ];
+        args.extend_from_slice(more);
+        Proc::spawn_with_env(
+            mesh.dir.path(),
+            label,
+            &args,
+            &[("SLIM_NODE_API_KEY", QUERY_KEY)],
+        )
+    };
+    let mut printed = 0;
+    for attempt in 0..60 {
+        let mut fetch = fetch_with(
+            &format!("fetch-{attempt}"),
+            &["--api-client-cert", &cert, "--api-client-key", &key],
+        );
+        assert_eq!(
+            fetch.wait_exit(DELIVERY_TIMEOUT),
+            Some(0),
+            "{}",
+            fetch.stderr_text()
+        );
+        printed = std::fs::read_to_string(&fetch.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| spans_of(&serde_json::from_str(l).unwrap()).len())
+            .sum::<usize>();
+        if printed == 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(printed, 5, "the spans over https");
+    // Without a client certificate the TLS handshake is refused.
+    let mut refused = fetch_with("fetch-no-cert", &[]);
+    assert_ne!(refused.wait_exit(DELIVERY_TIMEOUT), Some(0));
+    assert!(
+        refused.stderr_text().contains("cannot reach the query API"),
+        "{}",
+        refused.stderr_text()
     );
 }
