@@ -187,6 +187,146 @@ pub fn split_items(request: &OtlpRequest) -> Parts {
     parts
 }
 
+/// [`split_items`] of a request's protobuf encoding, for spans and log records, without
+/// decoding it: items, resources and scopes are cut from the bytes as they came (fields this
+/// version does not know included). `None` for metrics (their items are rebuilt, see
+/// [`split_items`]) or bytes that are not a well-formed request.
+pub fn split_encoded(signal: Signal, bytes: &[u8]) -> Option<Parts> {
+    if signal == Signal::Metrics {
+        return None;
+    }
+    let mut parts = Parts::default();
+    for (field, resource_entry) in fields(bytes)? {
+        if field.number != 1 || field.wire != LEN {
+            continue;
+        }
+        let mut resource_part = Vec::new();
+        let mut scopes = Vec::new();
+        for (f, raw) in fields(resource_entry.value)? {
+            match (f.number, f.wire) {
+                (2, LEN) => scopes.push(raw.value),
+                _ => resource_part.extend_from_slice(f.whole),
+            }
+        }
+        for scope_entry in scopes {
+            let mut scope_part = Vec::new();
+            let mut items = Vec::new();
+            for (f, raw) in fields(scope_entry)? {
+                match (f.number, f.wire) {
+                    (2, LEN) => items.push(raw.value),
+                    _ => scope_part.extend_from_slice(f.whole),
+                }
+            }
+            if items.is_empty() {
+                continue;
+            }
+            parts.contexts.push(context(&resource_part, &scope_part));
+            let at = parts.contexts.len() - 1;
+            for item in items {
+                parts.items.push(Item {
+                    time_unix_nano: item_time(signal, item)?,
+                    context: at,
+                    bytes: item.to_vec(),
+                });
+            }
+        }
+    }
+    Some(parts)
+}
+
+/// Wire type of length-delimited fields.
+const LEN: u8 = 2;
+
+/// One field as it is encoded.
+struct Field<'a> {
+    number: u64,
+    wire: u8,
+    /// The whole field: key, length and value.
+    whole: &'a [u8],
+}
+
+/// A field's value (for length-delimited fields, without the length).
+struct Raw<'a> {
+    value: &'a [u8],
+    fixed64: Option<u64>,
+}
+
+/// The fields of a message, or `None` when it is not well formed.
+fn fields(mut bytes: &[u8]) -> Option<Vec<(Field<'_>, Raw<'_>)>> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let start = bytes;
+        let key = prost::encoding::decode_varint(&mut bytes).ok()?;
+        let (number, wire) = (key >> 3, (key & 7) as u8);
+        let raw = match wire {
+            0 => {
+                prost::encoding::decode_varint(&mut bytes).ok()?;
+                Raw {
+                    value: &[],
+                    fixed64: None,
+                }
+            }
+            1 => {
+                let (value, rest) = bytes.split_at_checked(8)?;
+                bytes = rest;
+                Raw {
+                    value,
+                    fixed64: Some(u64::from_le_bytes(value.try_into().ok()?)),
+                }
+            }
+            LEN => {
+                let len = usize::try_from(prost::encoding::decode_varint(&mut bytes).ok()?).ok()?;
+                let (value, rest) = bytes.split_at_checked(len)?;
+                bytes = rest;
+                Raw {
+                    value,
+                    fixed64: None,
+                }
+            }
+            5 => {
+                let (value, rest) = bytes.split_at_checked(4)?;
+                bytes = rest;
+                Raw {
+                    value,
+                    fixed64: None,
+                }
+            }
+            _ => return None,
+        };
+        if number == 0 {
+            return None;
+        }
+        let whole = &start[..start.len() - bytes.len()];
+        out.push((
+            Field {
+                number,
+                wire,
+                whole,
+            },
+            raw,
+        ));
+    }
+    Some(out)
+}
+
+/// A span's start time, or a log record's time (else its observed time); the last occurrence
+/// of a field wins, as in any decoder.
+fn item_time(signal: Signal, item: &[u8]) -> Option<u64> {
+    let (mut first, mut second) = (0, 0);
+    let (a, b) = match signal {
+        Signal::Traces => (7, 0),
+        _ => (1, 11),
+    };
+    for (f, raw) in fields(item)? {
+        match (f.number, raw.fixed64) {
+            (n, Some(t)) if n == a => first = t,
+            (n, Some(t)) if n == b && b != 0 => second = t,
+            _ => {}
+        }
+    }
+    Some(if first != 0 { first } else { second })
+}
+
 fn without_data(metric: &Metric) -> Metric {
     Metric {
         name: metric.name.clone(),

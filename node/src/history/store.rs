@@ -359,7 +359,8 @@ impl Store {
     /// retention as of `now_unix_nano`.
     pub fn append(&self, arrivals: &[Arrival], now_unix_nano: u64) -> Result<(), StoreError> {
         let _writing = crate::lock(&self.writer);
-        let mut totals = self.totals();
+        let before = self.totals();
+        let mut totals = before.clone();
         let txn = self.db.begin_write().map_err(|e| self.error(e))?;
         {
             let mut tables = Signal::ALL
@@ -419,8 +420,16 @@ impl Store {
                     *count_of(&mut totals, arrival.signal) += 1;
                 }
                 let stored = totals.last_seq + 1 - first_seq;
+                if stored == 0 && message_id.is_empty() {
+                    // Nothing to keep, nothing to recognise later.
+                    continue;
+                }
                 // A request without items still takes a number: its row needs a key of its own.
                 totals.last_seq = totals.last_seq.max(first_seq);
+                // The row and the message id (in the row and in `messages`) count too.
+                let row_overhead = (ROW_HEAD + 8 + 2 * message_id.len()) as u64;
+                row_bytes += row_overhead;
+                totals.bytes += row_overhead;
                 row[9..17].copy_from_slice(&row_bytes.to_be_bytes());
                 row[17..ROW_HEAD].copy_from_slice(&(stored as u32).to_be_bytes());
                 row.extend_from_slice(message_id.as_bytes());
@@ -456,8 +465,18 @@ impl Store {
                 meta.insert(key, value).map_err(|e| self.error(e))?;
             }
         }
+        if totals == before {
+            // Nothing stored or removed (an idle retention check): no commit, no sync.
+            return txn.abort().map_err(|e| self.error(e));
+        }
         let committing = std::time::Instant::now();
-        txn.commit().map_err(|e| self.error(e))?;
+        if let Err(err) = txn.commit() {
+            // Whether anything reached the disk, what is on it says.
+            if let Ok(on_disk) = self.read_totals() {
+                *crate::lock(&self.totals) = on_disk;
+            }
+            return Err(self.error(err));
+        }
         tracing::trace!(
             commit_ms = committing.elapsed().as_millis() as u64,
             "store commit"
@@ -594,6 +613,7 @@ impl Store {
         after: Option<Position>,
         limit: usize,
     ) -> Result<Page, StoreError> {
+        let limit = limit.clamp(1, usize::MAX - 2);
         let txn = self.db.begin_read().map_err(|e| self.error(e))?;
         let items = txn
             .open_table(table(window.signal))
@@ -616,7 +636,8 @@ impl Store {
                     continue;
                 }
                 for (time, seq) in Row::read(value).keys(seq.value()) {
-                    if time >= window.start
+                    if seq <= window.seq_hi
+                        && time >= window.start
                         && time < window.prev_end
                         && after.is_none_or(|p| (time, seq) > p)
                     {
@@ -724,6 +745,8 @@ mod tests {
 
     /// The context of the tests' items: an empty resource and scope.
     const CONTEXT: &[u8] = &[0];
+    /// The bytes counted for a row without a message id.
+    const ROW: u64 = (ROW_HEAD + 8) as u64;
 
     fn item(time: u64, tag: u8) -> Item {
         Item {
@@ -883,9 +906,10 @@ mod tests {
     fn retention_by_size_removes_the_oldest_stored_first() {
         let dir = tempfile::tempdir().unwrap();
         let one_context = CONTEXT.len() as u64 + CONTEXT_OVERHEAD;
+        let request = 1 + OVERHEAD + ROW;
         let retention = Retention {
             max_age: None,
-            max_bytes: 3 * (1 + OVERHEAD) + one_context,
+            max_bytes: 3 * request + one_context,
         };
         let store = Store::open(dir.path(), retention).unwrap();
         for tag in 1..=5u8 {
@@ -902,7 +926,7 @@ mod tests {
         }
         assert_eq!(drain(&store, &window(&store, 0, 1000), 10), vec![5, 4, 3]);
         assert_eq!(store.totals().expired, 2);
-        assert_eq!(store.totals().bytes, 3 * (1 + OVERHEAD) + one_context);
+        assert_eq!(store.totals().bytes, 3 * request + one_context);
         assert_eq!(store.totals().contexts, 1, "the items share one context");
     }
 
@@ -935,7 +959,7 @@ mod tests {
         let one_context = CONTEXT.len() as u64 + CONTEXT_OVERHEAD;
         let retention = Retention {
             max_age: None,
-            max_bytes: 4 * (1 + OVERHEAD) + one_context,
+            max_bytes: 4 * (1 + OVERHEAD) + 2 * ROW + one_context,
         };
         let store = Store::open(dir.path(), retention).unwrap();
         store
@@ -952,7 +976,7 @@ mod tests {
             .unwrap();
         let totals = store.totals();
         assert_eq!((totals.logs, totals.expired), (2, 3));
-        assert_eq!(totals.bytes, 2 * (1 + OVERHEAD) + one_context);
+        assert_eq!(totals.bytes, 2 * (1 + OVERHEAD) + ROW + one_context);
     }
 
     #[test]

@@ -118,8 +118,8 @@ async fn run(store: Arc<Store>, mut input: SinkInput) {
         let batch = next_batch(&mut input, wait).await;
         if batch.is_empty() {
             if let Some(w) = writing.take() {
-                if !finish(&input, w).await {
-                    pause(&input).await;
+                if !finish(&input, w).await && !pause(&input).await {
+                    return;
                 }
                 continue;
             }
@@ -150,13 +150,18 @@ async fn run(store: Arc<Store>, mut input: SinkInput) {
                 }
                 input.failed(&format!("taking a batch apart failed: {err}"));
                 input.give_back();
+                if !pause(&input).await {
+                    return;
+                }
                 continue;
             }
         };
         if let Some(w) = writing.take() {
             if !finish(&input, w).await {
                 // Given back with the one before: this batch comes again too.
-                pause(&input).await;
+                if !pause(&input).await {
+                    return;
+                }
                 continue;
             }
         }
@@ -209,11 +214,12 @@ async fn finish(input: &SinkInput, writing: Writing) -> bool {
     }
 }
 
-/// A second before trying again, unless the node stops.
-async fn pause(input: &SinkInput) {
+/// A second before trying again; `false` when the node stops (what was not acknowledged
+/// is sent again after the restart, and recognised by its message id if it was stored).
+async fn pause(input: &SinkInput) -> bool {
     tokio::select! {
-        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-        _ = input.stopping() => {}
+        _ = tokio::time::sleep(Duration::from_secs(1)) => true,
+        _ = input.stopping() => false,
     }
 }
 
@@ -225,8 +231,14 @@ fn arrivals(batch: &[Item]) -> Vec<Arrival> {
             Arrival {
                 signal: d.payload.signal(),
                 received_unix_nano: unix_nano(d.received_at),
-                parts: otlp::items::split_items(&d.payload.request_once()),
-                message_id: d.message_id.clone(),
+                // Spans and log records are cut from the bytes; data points are rebuilt.
+                parts: otlp::items::split_encoded(d.payload.signal(), d.payload.bytes())
+                    .unwrap_or_else(|| otlp::items::split_items(&d.payload.request_once())),
+                // Per sender: a member cannot pass another member's id to have its data dropped.
+                message_id: d
+                    .message_id
+                    .as_ref()
+                    .map(|id| format!("{}\0{id}", d.sender())),
             }
         })
         .collect()
