@@ -41,6 +41,27 @@ pub struct Parts {
     pub items: Vec<Item>,
 }
 
+impl Parts {
+    /// Each item put back together as its resource entry ([`entry`]), in order.
+    pub fn entries(&self) -> Result<Vec<Vec<u8>>, CodecError> {
+        self.items
+            .iter()
+            .map(|i| {
+                let context = self
+                    .contexts
+                    .get(i.context)
+                    .ok_or_else(|| CodecError::Protobuf("item", "its context is missing".into()))?;
+                entry(context, &i.bytes)
+            })
+            .collect()
+    }
+
+    /// The items' times, in order.
+    pub fn times(&self) -> impl Iterator<Item = u64> + '_ {
+        self.items.iter().map(|i| i.time_unix_nano)
+    }
+}
+
 /// A context: the resource entry without its scopes, then the scope entry without its
 /// items, the first prefixed with its length.
 fn context(resource_part: &[u8], scope_part: &[u8]) -> Vec<u8> {
@@ -200,23 +221,9 @@ pub fn split_encoded(signal: Signal, bytes: &[u8]) -> Option<Parts> {
         if field.number != 1 || field.wire != LEN {
             continue;
         }
-        let mut resource_part = Vec::new();
-        let mut scopes = Vec::new();
-        for (f, raw) in fields(resource_entry.value)? {
-            match (f.number, f.wire) {
-                (2, LEN) => scopes.push(raw.value),
-                _ => resource_part.extend_from_slice(f.whole),
-            }
-        }
+        let (resource_part, scopes) = without_field_2(resource_entry.value)?;
         for scope_entry in scopes {
-            let mut scope_part = Vec::new();
-            let mut items = Vec::new();
-            for (f, raw) in fields(scope_entry)? {
-                match (f.number, f.wire) {
-                    (2, LEN) => items.push(raw.value),
-                    _ => scope_part.extend_from_slice(f.whole),
-                }
-            }
+            let (scope_part, items) = without_field_2(scope_entry)?;
             if items.is_empty() {
                 continue;
             }
@@ -232,6 +239,19 @@ pub fn split_encoded(signal: Signal, bytes: &[u8]) -> Option<Parts> {
         }
     }
     Some(parts)
+}
+
+/// A message's other fields, encoded as they came, and the values of its field 2 (where a
+/// resource entry keeps its scope entries, and a scope entry its items).
+fn without_field_2(message: &[u8]) -> Option<(Vec<u8>, Vec<&[u8]>)> {
+    let (mut rest, mut values) = (Vec::new(), Vec::new());
+    for (f, raw) in fields(message)? {
+        match (f.number, f.wire) {
+            (2, LEN) => values.push(raw.value),
+            _ => rest.extend_from_slice(f.whole),
+        }
+    }
+    Some((rest, values))
 }
 
 /// Wire type of length-delimited fields.
@@ -536,17 +556,12 @@ mod tests {
             {"traceId":"0102030405060708090a0b0c0d0e0f10","spanId":"0102030405060709","name":"y","startTimeUnixNano":"10"}]}]},
         {"resource":{},"scopeSpans":[{"spans":[]}]}]}"#;
 
-    /// The resource entries of `parts`, in order.
     fn entries(parts: &Parts) -> Vec<Vec<u8>> {
-        parts
-            .items
-            .iter()
-            .map(|i| entry(&parts.contexts[i.context], &i.bytes).unwrap())
-            .collect()
+        parts.entries().unwrap()
     }
 
     fn times(parts: &Parts) -> Vec<u64> {
-        parts.items.iter().map(|i| i.time_unix_nano).collect()
+        parts.times().collect()
     }
 
     #[test]

@@ -5,34 +5,30 @@ mod requests;
 
 use opentelemetry_proto::tonic::logs::v1::ResourceLogs;
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
-use otlp::items::{entry, split_encoded, split_items, Parts};
+use otlp::items::{split_encoded, split_items};
 use otlp::{OtlpRequest, Signal};
 use proptest::prelude::*;
 use prost::Message;
 use requests::{logs, traces};
 
-/// Each item put back together, as encoded entries.
-fn entries(parts: &Parts) -> Vec<Vec<u8>> {
-    parts
-        .items
-        .iter()
-        .map(|i| entry(&parts.contexts[i.context], &i.bytes).unwrap())
-        .collect()
-}
-
-fn times(parts: &Parts) -> Vec<u64> {
-    parts.items.iter().map(|i| i.time_unix_nano).collect()
-}
-
 fn assert_same_split<M: Message + Default + PartialEq + std::fmt::Debug>(request: OtlpRequest) {
     let signal = request.signal();
     let cut = split_encoded(signal, &request.to_protobuf()).expect("well-formed bytes");
     let decoded = split_items(&request);
-    assert_eq!(times(&cut), times(&decoded));
+    assert!(cut.times().eq(decoded.times()));
     let decode = |e: &Vec<u8>| M::decode(e.as_slice()).unwrap();
     assert_eq!(
-        entries(&cut).iter().map(decode).collect::<Vec<_>>(),
-        entries(&decoded).iter().map(decode).collect::<Vec<_>>()
+        cut.entries()
+            .unwrap()
+            .iter()
+            .map(decode)
+            .collect::<Vec<_>>(),
+        decoded
+            .entries()
+            .unwrap()
+            .iter()
+            .map(decode)
+            .collect::<Vec<_>>()
     );
     assert_eq!(cut.contexts.len(), decoded.contexts.len());
 }
