@@ -15,7 +15,7 @@ use tonic_types::StatusExt;
 use crate::grpc_raw::{export_path, RawCodec};
 use otlp::compression::gzip;
 use otlp::response::{self, PartialSuccess};
-use otlp::{json, OtlpRequest, Signal};
+use otlp::{json, Signal};
 
 /// How to talk to the backend (the values of `OTEL_EXPORTER_OTLP_PROTOCOL`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -335,8 +335,8 @@ impl Exporter {
                 headers,
             } => {
                 let (content_type, body) = if *json {
-                    match OtlpRequest::decode_protobuf(signal, &protobuf) {
-                        Ok(request) => ("application/json", json::to_json(&request)),
+                    match json::protobuf_to_json(signal, &protobuf) {
+                        Ok(body) => ("application/json", body),
                         Err(err) => return Sent::refused(format!("cannot convert to JSON: {err}")),
                     }
                 } else {

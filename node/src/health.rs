@@ -41,7 +41,8 @@ pub fn routes<S>(publisher: Publisher, sinks: Vec<SinkHandle>) -> Router<S> {
         .with_state(Watched { publisher, sinks })
 }
 
-fn json(status: StatusCode, body: serde_json::Value) -> Response {
+/// A JSON response (the health endpoints', and the query API's `/health`).
+pub(crate) fn json(status: StatusCode, body: serde_json::Value) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, HeaderValue::from_static(JSON_CT))],

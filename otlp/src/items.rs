@@ -8,9 +8,6 @@
 //! page of them is an export request, and an item's time is exact: a span's start, a data
 //! point's time, a log record's time (else its observed time).
 
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use opentelemetry_proto::tonic::metrics::v1::{
@@ -19,6 +16,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 use prost::Message;
 
+use crate::split::Container;
 use crate::{CodecError, OtlpRequest, Signal};
 
 /// One item, encoded alone (a `Span`, a `Metric` holding one data point, a `LogRecord`).
@@ -50,7 +48,7 @@ impl Parts {
                 let context = self
                     .contexts
                     .get(i.context)
-                    .ok_or_else(|| CodecError::Protobuf("item", "its context is missing".into()))?;
+                    .ok_or_else(|| CodecError::Damaged("its context is missing".into()))?;
                 entry(context, &i.bytes)
             })
             .collect()
@@ -84,11 +82,11 @@ fn push_field_2(out: &mut Vec<u8>, value: &[u8]) {
 pub fn entry(context: &[u8], item: &[u8]) -> Result<Vec<u8>, CodecError> {
     let mut rest = context;
     let len = prost::encoding::decode_varint(&mut rest)
-        .map_err(|e| CodecError::Protobuf("stored context", e.to_string()))?;
+        .map_err(|e| CodecError::Damaged(format!("its context: {e}")))?;
     let len = usize::try_from(len)
         .ok()
         .filter(|l| *l <= rest.len())
-        .ok_or_else(|| CodecError::Protobuf("stored context", "cut short".into()))?;
+        .ok_or_else(|| CodecError::Damaged("its context is cut short".into()))?;
     let (resource_part, scope_part) = rest.split_at(len);
     let mut scope = Vec::with_capacity(scope_part.len() + item.len() + 6);
     scope.extend_from_slice(scope_part);
@@ -431,92 +429,78 @@ pub fn request_bytes<'a>(entries: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8>
     out
 }
 
-/// The request of `signal` holding `entries`, decoded.
-pub fn assemble<'a>(
-    signal: Signal,
-    entries: impl IntoIterator<Item = &'a [u8]>,
-) -> Result<OtlpRequest, CodecError> {
-    OtlpRequest::decode_protobuf(signal, &request_bytes(entries))
-}
-
 /// `request` with neighbouring entries of the same resource and scope merged into one:
 /// the same items in the same order, in a smaller request (for re-exporting pages).
 pub fn merge_neighbours(request: OtlpRequest) -> OtlpRequest {
     match request {
-        OtlpRequest::Traces(r) => {
-            let mut out: Vec<ResourceSpans> = Vec::new();
-            for rs in r.resource_spans {
-                match out.last_mut() {
-                    Some(last)
-                        if last.resource == rs.resource && last.schema_url == rs.schema_url =>
-                    {
-                        for ss in rs.scope_spans {
-                            match last.scope_spans.last_mut() {
-                                Some(l) if l.scope == ss.scope && l.schema_url == ss.schema_url => {
-                                    l.spans.extend(ss.spans)
-                                }
-                                _ => last.scope_spans.push(ss),
-                            }
-                        }
-                    }
-                    _ => out.push(rs),
-                }
-            }
-            OtlpRequest::Traces(ExportTraceServiceRequest {
-                resource_spans: out,
-            })
+        OtlpRequest::Traces(mut r) => {
+            r.resource_spans = merge(std::mem::take(&mut r.resource_spans));
+            OtlpRequest::Traces(r)
         }
-        OtlpRequest::Metrics(r) => {
-            let mut out: Vec<ResourceMetrics> = Vec::new();
-            for rm in r.resource_metrics {
-                match out.last_mut() {
-                    Some(last)
-                        if last.resource == rm.resource && last.schema_url == rm.schema_url =>
-                    {
-                        for sm in rm.scope_metrics {
-                            match last.scope_metrics.last_mut() {
-                                Some(l) if l.scope == sm.scope && l.schema_url == sm.schema_url => {
-                                    l.metrics.extend(sm.metrics)
-                                }
-                                _ => last.scope_metrics.push(sm),
-                            }
-                        }
-                    }
-                    _ => out.push(rm),
-                }
-            }
-            OtlpRequest::Metrics(ExportMetricsServiceRequest {
-                resource_metrics: out,
-            })
+        OtlpRequest::Metrics(mut r) => {
+            r.resource_metrics = merge(std::mem::take(&mut r.resource_metrics));
+            OtlpRequest::Metrics(r)
         }
-        OtlpRequest::Logs(r) => {
-            let mut out: Vec<ResourceLogs> = Vec::new();
-            for rl in r.resource_logs {
-                match out.last_mut() {
-                    Some(last)
-                        if last.resource == rl.resource && last.schema_url == rl.schema_url =>
-                    {
-                        for sl in rl.scope_logs {
-                            match last.scope_logs.last_mut() {
-                                Some(l) if l.scope == sl.scope && l.schema_url == sl.schema_url => {
-                                    l.log_records.extend(sl.log_records)
-                                }
-                                _ => last.scope_logs.push(sl),
-                            }
-                        }
-                    }
-                    _ => out.push(rl),
-                }
-            }
-            OtlpRequest::Logs(ExportLogsServiceRequest { resource_logs: out })
+        OtlpRequest::Logs(mut r) => {
+            r.resource_logs = merge(std::mem::take(&mut r.resource_logs));
+            OtlpRequest::Logs(r)
         }
     }
+}
+
+/// Resource entries with each run of neighbours of the same resource merged, their scope
+/// entries merged the same way.
+fn merge<R>(resources: Vec<R>) -> Vec<R>
+where
+    R: Container + PartialEq,
+    R::Item: Container + PartialEq,
+{
+    let mut out: Vec<R> = Vec::new();
+    for mut resource in resources {
+        if let Some(last) = out.last_mut() {
+            if same_shell(last, &mut resource) {
+                for scope in std::mem::take(resource.items()) {
+                    push_merged(last.items(), scope);
+                }
+                continue;
+            }
+        }
+        out.push(resource);
+    }
+    out
+}
+
+/// Appends `next` to `list`, into its last container when both are the same but for items.
+fn push_merged<C: Container + PartialEq>(list: &mut Vec<C>, mut next: C) {
+    if let Some(last) = list.last_mut() {
+        if same_shell(last, &mut next) {
+            last.items().append(next.items());
+            return;
+        }
+    }
+    list.push(next);
+}
+
+/// Whether `a` and `b` are equal but for their items.
+fn same_shell<C: Container + PartialEq>(a: &mut C, b: &mut C) -> bool {
+    let (items_a, items_b) = (std::mem::take(a.items()), std::mem::take(b.items()));
+    let same = a == b;
+    (*a.items(), *b.items()) = (items_a, items_b);
+    same
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::json::from_json;
+
+    /// The request of `signal` holding `entries`, decoded.
+    fn assemble<'a>(
+        signal: Signal,
+        entries: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<OtlpRequest, CodecError> {
+        OtlpRequest::decode_protobuf(signal, &request_bytes(entries))
+    }
 
     #[test]
     fn an_entry_decodes_to_its_resource_scope_and_item() {

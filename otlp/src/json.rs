@@ -74,22 +74,29 @@ pub fn from_json(signal: Signal, body: &[u8]) -> Result<OtlpRequest, CodecError>
 
 /// The OTLP/JSON encoding of `request`, as a JSON value.
 pub fn to_json_value(request: &OtlpRequest) -> Value {
-    let signal = request.signal();
-    let message = descriptor(signal)
-        .ok()
-        .and_then(|d| DynamicMessage::decode(d, request.to_protobuf().as_slice()).ok());
-    let Some(message) = message else {
-        return Value::Null;
-    };
+    protobuf_to_json_value(request.signal(), &request.to_protobuf()).unwrap_or(Value::Null)
+}
+
+/// The OTLP/JSON encoding of `signal`'s request in its protobuf encoding `bytes`, without
+/// decoding it into the typed request first.
+pub fn protobuf_to_json(signal: Signal, bytes: &[u8]) -> Result<Vec<u8>, CodecError> {
+    let value = protobuf_to_json_value(signal, bytes)?;
+    serde_json::to_vec(&value).map_err(|e| CodecError::Json(signal, e.to_string()))
+}
+
+/// [`protobuf_to_json`], as a JSON value.
+pub fn protobuf_to_json_value(signal: Signal, bytes: &[u8]) -> Result<Value, CodecError> {
+    let message = DynamicMessage::decode(descriptor(signal)?, bytes)
+        .map_err(|e| CodecError::Protobuf(signal.request_name(), e.to_string()))?;
     let options = SerializeOptions::new()
         .use_enum_numbers(true)
         .stringify_64_bit_integers(true)
         .skip_default_fields(true);
     let mut value = message
         .serialize_with_options(serde_json::value::Serializer, &options)
-        .unwrap_or(Value::Null);
+        .map_err(|e| CodecError::Json(signal, e.to_string()))?;
     ids_base64_to_hex(&mut value);
-    value
+    Ok(value)
 }
 
 /// The OTLP/JSON encoding of `request`.

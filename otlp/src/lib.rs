@@ -45,6 +45,15 @@ impl Signal {
         }
     }
 
+    /// The middle of its request type's name: `Export{name}ServiceRequest`.
+    pub(crate) fn request_name(self) -> &'static str {
+        match self {
+            Signal::Traces => "Trace",
+            Signal::Metrics => "Metrics",
+            Signal::Logs => "Logs",
+        }
+    }
+
     /// What one item of this signal is called, plural.
     pub fn item_name(self) -> &'static str {
         match self {
@@ -103,6 +112,9 @@ pub enum CodecError {
     /// A signal name we do not know.
     #[error("unknown OTLP signal {0:?} (expected traces, metrics or logs)")]
     UnknownSignal(String),
+    /// An item kept apart from its request ([`items`]) cannot be put back together.
+    #[error("a stored item is damaged: {0}")]
+    Damaged(String),
 }
 
 #[cfg(test)]

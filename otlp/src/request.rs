@@ -55,18 +55,17 @@ impl OtlpRequest {
 
     /// Decodes the protobuf encoding of `signal`'s request type.
     pub fn decode_protobuf(signal: Signal, bytes: &[u8]) -> Result<Self, CodecError> {
-        let err = |name: &'static str| {
-            move |e: prost::DecodeError| CodecError::Protobuf(name, e.to_string())
-        };
+        let err =
+            |e: prost::DecodeError| CodecError::Protobuf(signal.request_name(), e.to_string());
         Ok(match signal {
             Signal::Traces => {
-                OtlpRequest::Traces(ExportTraceServiceRequest::decode(bytes).map_err(err("Trace"))?)
+                OtlpRequest::Traces(ExportTraceServiceRequest::decode(bytes).map_err(err)?)
             }
-            Signal::Metrics => OtlpRequest::Metrics(
-                ExportMetricsServiceRequest::decode(bytes).map_err(err("Metrics"))?,
-            ),
+            Signal::Metrics => {
+                OtlpRequest::Metrics(ExportMetricsServiceRequest::decode(bytes).map_err(err)?)
+            }
             Signal::Logs => {
-                OtlpRequest::Logs(ExportLogsServiceRequest::decode(bytes).map_err(err("Logs"))?)
+                OtlpRequest::Logs(ExportLogsServiceRequest::decode(bytes).map_err(err)?)
             }
         })
     }

@@ -55,7 +55,7 @@ fn field_len(payload: usize) -> usize {
 }
 
 /// A message holding a list of smaller messages, at one level of an OTLP request.
-trait Container: Message + Clone + Sized {
+pub(crate) trait Container: Message + Clone + Sized {
     type Item: Message + Clone;
 
     fn items(&mut self) -> &mut Vec<Self::Item>;

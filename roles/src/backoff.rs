@@ -1,17 +1,19 @@
-//! Capped exponential backoff with jitter, for retries the roles make on their own.
+//! Capped exponential backoff with jitter, for every retry: the roles' own, the `otlp`
+//! sink's exports and `slim-node replay`'s.
 
 use std::time::Duration;
 
 /// Doubles from `base` up to `max`, each delay jittered by up to ±20%.
 #[derive(Debug, Clone)]
-pub(crate) struct Backoff {
+pub struct Backoff {
     base: Duration,
     max: Duration,
     next: Duration,
 }
 
 impl Backoff {
-    pub(crate) fn new(base: Duration, max: Duration) -> Self {
+    /// Delays from `base`, doubling up to `max`.
+    pub fn new(base: Duration, max: Duration) -> Self {
         Backoff {
             base,
             max,
@@ -20,14 +22,14 @@ impl Backoff {
     }
 
     /// The delay before the next attempt.
-    pub(crate) fn next_delay(&mut self) -> Duration {
+    pub fn next_delay(&mut self) -> Duration {
         let delay = self.next;
         self.next = (self.next * 2).min(self.max);
         jitter(delay)
     }
 
     /// Start again from `base` after a success.
-    pub(crate) fn reset(&mut self) {
+    pub fn reset(&mut self) {
         self.next = self.base;
     }
 }

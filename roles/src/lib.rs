@@ -5,7 +5,7 @@
 //! waits for an invitation and joins. Both publish on the channel and receive what the
 //! others publish. The library knows SLIM and the roles, nothing about what the bytes mean.
 
-mod backoff;
+pub mod backoff;
 pub mod ceiling;
 pub mod config;
 mod connection;

@@ -2,7 +2,7 @@
 //! and line, oldest first.
 
 use std::io::Write;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context;
 
@@ -59,9 +59,7 @@ pub(crate) fn paging(args: &RangeArgs) -> anyhow::Result<Paging> {
         .ok()
         .filter(|d| !d.is_zero() && *d <= Duration::from_secs(3600))
         .ok_or_else(|| anyhow::anyhow!("--poll-interval must be from 0.001 to 3600 seconds"))?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
+    let now = crate::history::now_unix_nano();
     let start = args.start.unwrap_or_else(|| {
         now.saturating_sub(u64::try_from(args.since.as_nanos()).unwrap_or(u64::MAX))
     });

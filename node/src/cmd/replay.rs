@@ -7,6 +7,8 @@ use anyhow::bail;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use slim_roles::backoff::Backoff;
+
 use crate::cli::ReplayArgs;
 use crate::exporter::{Exporter, Outcome, Settings};
 use crate::history::client::{Api, Pager, Paging};
@@ -15,6 +17,8 @@ use otlp::Signal;
 
 /// Attempts per request before replay gives up.
 const ATTEMPTS: u32 = 10;
+/// The longest wait between two attempts (backoff doubles from 250 ms, with jitter).
+const RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// Replays every signal asked for; fails on the first request the endpoint refuses for good.
 pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
@@ -50,7 +54,6 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
             ))
         })
         .collect();
-    let interrupted = stop.clone();
     let mut failed = None;
     for task in tasks {
         match task.await {
@@ -66,7 +69,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
     }
     match failed {
         Some(err) => Err(err),
-        None if interrupted.is_cancelled() => bail!("interrupted: the replay is not complete"),
+        None if stop.is_cancelled() => bail!("interrupted: the replay is not complete"),
         None => Ok(()),
     }
 }
@@ -85,6 +88,7 @@ async fn replay(
         let request = otlp::items::merge_neighbours(request);
         let count = request.summary().items as u64;
         let body = request.to_protobuf();
+        let mut backoff = Backoff::new(Duration::from_millis(250), RETRY_MAX);
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -101,7 +105,7 @@ async fn replay(
                     signal.item_name()
                 ),
                 Outcome::Retry { after, reason } if attempt < ATTEMPTS => {
-                    let wait = after.unwrap_or(Duration::from_millis(250 << attempt.min(7)));
+                    let wait = after.unwrap_or_else(|| backoff.next_delay());
                     warn!(%signal, code = %sent.code, %reason, ?wait, "the endpoint asks to retry");
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}

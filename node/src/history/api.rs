@@ -8,7 +8,7 @@
 //! got it.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -46,7 +46,7 @@ pub struct QueryApi {
 /// The API's routes.
 pub fn router(api: QueryApi) -> Router {
     let not_allowed = |allow: &'static str| {
-        move || async move { Answer::method_not_allowed(allow).http(Format::Json) }
+        move || async move { crate::receiver::http::method_not_allowed(allow) }
     };
     Router::new()
         .route("/api/{signal}/fetch", post(fetch).fallback(not_allowed("POST")))
@@ -72,12 +72,6 @@ pub async fn serve(
         drain: Duration::from_secs(5),
     };
     crate::receiver::server::serve(listener, router(api), limits, tls, stop).await
-}
-
-fn now_unix_nano() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// The caller's key name (empty when the API is open), or the refusal.
@@ -174,7 +168,7 @@ async fn fetch(
         Ok(f) => f,
         Err(err) => return refuse(Answer::bad_request(err.to_string())),
     };
-    let now = now_unix_nano();
+    let now = super::now_unix_nano();
     let done = tokio::task::spawn_blocking(move || {
         let reply = query::run(&api.store, &api.sealer, signal, &key_name, &fetch, now)?;
         let body = match format {
@@ -212,13 +206,5 @@ async fn health(State(api): State<QueryApi>, headers: HeaderMap) -> Response {
         Ok(_) => serde_json::json!({ "status": "ok", "store": api.store.totals() }),
         Err(_) => serde_json::json!({ "status": "ok" }),
     };
-    (
-        StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body.to_string(),
-    )
-        .into_response()
+    crate::health::json(StatusCode::OK, body)
 }

@@ -7,3 +7,10 @@ pub mod client;
 pub mod cursor;
 pub mod query;
 pub mod store;
+
+/// Now, in Unix nanoseconds (the unit of OTLP times and of the store's keys).
+pub fn now_unix_nano() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}

@@ -245,8 +245,8 @@ impl Reply {
 
     /// The JSON encoding: the OTLP/JSON export request plus `nextCursor` and `hasMore`.
     pub fn to_json(&self) -> Result<Vec<u8>, otlp::CodecError> {
-        let request = items::assemble(self.signal, self.entries.iter().map(Vec::as_slice))?;
-        let mut value = json::to_json_value(&request);
+        let bytes = items::request_bytes(self.entries.iter().map(Vec::as_slice));
+        let mut value = json::protobuf_to_json_value(self.signal, &bytes)?;
         let list = match self.signal {
             Signal::Traces => "resourceSpans",
             Signal::Metrics => "resourceMetrics",

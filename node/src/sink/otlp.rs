@@ -26,6 +26,7 @@ use super::{Sink, SinkFuture, SinkInput};
 use crate::exporter::{Exporter, Outcome, Protocol, Settings};
 use crate::pipeline::queue::{Item, QueueKind};
 use otlp::Signal;
+use slim_roles::backoff::Backoff;
 
 /// `otlp[:URL]`.
 pub static KIND: SinkKind = SinkKind {
@@ -341,7 +342,7 @@ async fn forward(sink: OtlpSink, mut input: SinkInput) {
 /// Exports `batch` until the backend took it or refused it for good; false when the node
 /// stopped first (what was not taken stays in the queue, or was never acknowledged).
 async fn export(sink: &OtlpSink, exporter: &mut Exporter, input: &SinkInput, batch: Batch) -> bool {
-    let mut wait = Duration::from_secs(1);
+    let mut backoff = Backoff::new(Duration::from_secs(1), sink.retry_max);
     loop {
         let sent = exporter.send(batch.signal, batch.body()).await;
         match sent.outcome {
@@ -379,10 +380,10 @@ async fn export(sink: &OtlpSink, exporter: &mut Exporter, input: &SinkInput, bat
                 return true;
             }
             Outcome::Retry { after, reason } => {
-                let delay = after.map_or(jitter(wait), |after| after.max(jitter(wait)));
+                let wait = backoff.next_delay();
+                let delay = after.map_or(wait, |after| after.max(wait));
                 input.failed(&format!("{reason} (trying again in {delay:.1?})"));
                 input.retried();
-                wait = (wait * 2).min(sink.retry_max);
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     _ = input.stopping() => return false,
@@ -390,15 +391,6 @@ async fn export(sink: &OtlpSink, exporter: &mut Exporter, input: &SinkInput, bat
             }
         }
     }
-}
-
-/// `d` ±20 %, so that many senders do not retry in step.
-fn jitter(d: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |t| t.subsec_nanos());
-    let factor = 0.8 + f64::from(nanos % 1000) / 1000.0 * 0.4;
-    d.mul_f64(factor)
 }
 
 #[cfg(test)]

@@ -5,12 +5,13 @@
 //! what was stored first.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use tracing::info;
 
 use super::registry::{OptionSpec, SinkKind, SinkSpec};
 use super::{Sink, SinkFuture, SinkInput};
+use crate::history::now_unix_nano;
 use crate::history::store::{Arrival, Retention, Store};
 use crate::pipeline::queue::{Item, QueueKind};
 
@@ -89,12 +90,6 @@ impl Sink for StoreSink {
 
 fn unix_nano(t: time::OffsetDateTime) -> u64 {
     u64::try_from(t.unix_timestamp_nanos()).unwrap_or(0)
-}
-
-fn now_unix_nano() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// A batch being written, and how it went.
