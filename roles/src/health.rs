@@ -146,12 +146,23 @@ pub struct Health {
     pub members: Vec<MemberHealth>,
     /// What waits for acknowledgements.
     pub outbox: OutboxStats,
+    /// Why the status is not `ok`, each named (a member, the outbox, a sink); empty when it is.
+    pub problems: Vec<String>,
 }
 
 impl Health {
     /// Whether a publish now would reach at least one live member.
     pub fn ready(&self) -> bool {
         self.status != Verdict::Waiting
+    }
+
+    /// Adds a problem found outside the node's SLIM side (a sink that cannot write, say):
+    /// it is named, and an `ok` node becomes `degraded`.
+    pub fn add_problem(&mut self, problem: String) {
+        if self.status == Verdict::Ok {
+            self.status = Verdict::Degraded;
+        }
+        self.problems.push(problem);
     }
 }
 
@@ -289,6 +300,7 @@ mod tests {
             link: link(LinkState::Connected),
             members: vec![member(Liveness::Live)],
             outbox: OutboxStats::default(),
+            problems: vec![],
         };
         let v = serde_json::to_value(&health).unwrap();
         assert_eq!(v["status"], "ok");
@@ -297,5 +309,22 @@ mod tests {
         assert_eq!(v["outbox"]["messages"], 0);
         assert_eq!(v["link"]["state"], "connected");
         assert_eq!(v["members"][0]["state"], "live");
+        assert_eq!(v["problems"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn a_problem_from_outside_degrades_an_ok_node_and_is_named() {
+        let mut health = Health {
+            status: Verdict::Ok,
+            node: active(),
+            link: link(LinkState::Connected),
+            members: vec![member(Liveness::Live)],
+            outbox: OutboxStats::default(),
+            problems: vec![],
+        };
+        health.add_problem("sink files: cannot write".into());
+        assert_eq!(health.status, Verdict::Degraded);
+        assert_eq!(health.problems, ["sink files: cannot write"]);
+        assert!(health.ready(), "a degraded node still reaches its members");
     }
 }

@@ -216,6 +216,7 @@ impl Shared {
             link,
             members,
             outbox: self.outbox.stats(),
+            problems: Vec::new(),
         }
     }
 }
