@@ -167,6 +167,24 @@ pub struct SlimServerArgs {
         value_name = "HOST:PORT"
     )]
     pub endpoint: String,
+    /// A client the server has heard nothing from for this long is pinged (HTTP/2).
+    #[arg(long, env = "SLIM_NODE_KEEPALIVE_INTERVAL", default_value = "2s", value_parser = parse_positive_duration, value_name = "DURATION")]
+    pub keepalive_interval: std::time::Duration,
+    /// A client that does not answer the ping within this is disconnected: the server waits
+    /// for room in every receiver's queue, so a client that hangs or sits behind a cut link
+    /// would hold up what it forwards to all the others.
+    #[arg(long, env = "SLIM_NODE_KEEPALIVE_TIMEOUT", default_value = "3s", value_parser = parse_positive_duration, value_name = "DURATION")]
+    pub keepalive_timeout: std::time::Duration,
+}
+
+impl SlimServerArgs {
+    /// How the server finds clients that stopped answering.
+    pub fn keepalive(&self) -> slim_roles::server::Keepalive {
+        slim_roles::server::Keepalive {
+            interval: self.keepalive_interval,
+            timeout: self.keepalive_timeout,
+        }
+    }
 }
 
 /// A node's role on its channel.
@@ -895,6 +913,13 @@ pub struct ReplayArgs {
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     humantime::parse_duration(s)
         .map_err(|e| format!("{s:?} is not a duration like 30s, 15m or 2h: {e}"))
+}
+
+fn parse_positive_duration(s: &str) -> Result<std::time::Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err(format!("{s:?} must be longer than zero")),
+        d => Ok(d),
+    }
 }
 
 fn parse_time(s: &str) -> Result<u64, String> {

@@ -28,8 +28,8 @@ pub struct CeilingConfig {
     pub tls: ClientTls,
     /// MLS on the session.
     pub mls: bool,
-    /// Session reliability.
-    pub reliability: Reliability,
+    /// SLIM's own session reliability (`None`: best effort, as nodes run).
+    pub reliability: Option<Reliability>,
     /// Publishes awaiting SLIM's completion at once.
     pub window: usize,
     /// Payload bytes per message (at least 8: the send time travels in it).

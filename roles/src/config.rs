@@ -25,7 +25,13 @@ pub enum RoleConfig {
     Participant,
 }
 
-/// SLIM session reliability: acks and retransmission are on only when both are set.
+/// SLIM's own session reliability (its acknowledgements and retransmission per message).
+///
+/// Nodes run without it: their outbox is the one reliability layer (acknowledgements per
+/// member, re-sends, a spool). SLIM's layer waits for every member on every message: a member
+/// that hangs makes each publish wait out its retransmissions, and a member removed meanwhile
+/// leaves completions that never resolve (`SessionSender::remove_endpoint` drops the timers,
+/// not the notifiers), so every node's publish window stalled behind one member.
 #[derive(Debug, Clone, Copy)]
 pub struct Reliability {
     /// Retransmissions before a member is considered gone.
@@ -58,8 +64,9 @@ pub struct NodeConfig {
     pub mls: bool,
     /// Connection attempts before giving up on an unreachable server.
     pub connect_attempts: u32,
-    /// Reliability of the group session (set by the moderator).
-    pub reliability: Reliability,
+    /// SLIM's own reliability of the group session (set by the moderator); `None` for nodes:
+    /// see [`Reliability`].
+    pub reliability: Option<Reliability>,
     /// SLIM messages not yet full allowed to wait for SLIM's completion at once (full ones
     /// are pipelined up to a fixed bound: SLIM deadlocks when reliable publishes are not
     /// bounded, measured at ~8k).

@@ -3,7 +3,7 @@
 //! whether it is ready (a publish would reach at least one live member).
 
 use std::sync::Mutex;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Serialize, Serializer};
 
@@ -182,12 +182,72 @@ pub(crate) fn member_liveness(
     }
 }
 
-/// The verdict from the node's state and its members.
-pub(crate) fn verdict(status: &Status, members: &[MemberHealth]) -> Verdict {
+/// A member that answers pings but owes data this old is named: its consumer does not take
+/// what arrives (a full disk, a stuck sink) or its messages are lost on the way.
+pub const UNACKED_BOUND: Duration = Duration::from_secs(5);
+/// A message not even sent after this long means publishing is stalled (normally a message is
+/// sent within milliseconds of being taken).
+pub const UNSENT_BOUND: Duration = Duration::from_secs(2);
+
+/// Why the outbox is not draining, each named: members that are not live, live members that
+/// do not acknowledge, publishing that does not go on.
+pub(crate) fn problems(members: &[MemberHealth], outbox: &OutboxStats) -> Vec<String> {
+    let secs = |ms: u64| ms as f64 / 1000.0;
+    let mut problems = Vec::new();
+    for m in members {
+        match (m.state, m.last_heard_ms) {
+            (Liveness::Live, _) => {
+                if let Some(ms) = m
+                    .oldest_unacked_ms
+                    .filter(|ms| *ms >= UNACKED_BOUND.as_millis() as u64)
+                {
+                    problems.push(format!(
+                        "member {} answers but has not acknowledged data for {:.1} s ({} messages waiting)",
+                        m.name,
+                        secs(ms),
+                        m.unacked
+                    ));
+                }
+            }
+            (state, heard) => {
+                let state = if state == Liveness::Lagging {
+                    "lagging"
+                } else {
+                    "offline"
+                };
+                let why = match heard {
+                    Some(ms) => format!("silent for {:.1} s", secs(ms)),
+                    None => "never heard from".to_string(),
+                };
+                problems.push(format!(
+                    "member {} is {state}: {why}, {} messages wait for it",
+                    m.name, m.unacked
+                ));
+            }
+        }
+    }
+    if let Some(ms) = outbox
+        .oldest_unsent_ms
+        .filter(|ms| *ms >= UNSENT_BOUND.as_millis() as u64)
+    {
+        problems.push(format!(
+            "publishing is stalled: a message taken {:.1} s ago is not sent yet ({} messages in the outbox; last published {})",
+            secs(ms),
+            outbox.messages,
+            outbox
+                .last_published_ms
+                .map_or("never".to_string(), |ms| format!("{:.1} s ago", secs(ms)))
+        ));
+    }
+    problems
+}
+
+/// The verdict from the node's state, its members and the problems found.
+pub(crate) fn verdict(status: &Status, members: &[MemberHealth], problems: &[String]) -> Verdict {
     let live = members.iter().filter(|m| m.state == Liveness::Live).count();
     if !status.state.has_members() || live == 0 {
         Verdict::Waiting
-    } else if live < members.len() {
+    } else if !problems.is_empty() {
         Verdict::Degraded
     } else {
         Verdict::Ok
@@ -264,32 +324,82 @@ mod tests {
         );
     }
 
+    /// The verdict of a node with `members` and an idle outbox.
+    fn judged(status: &Status, members: &[MemberHealth]) -> Verdict {
+        verdict(status, members, &problems(members, &OutboxStats::default()))
+    }
+
     #[test]
     fn status_is_ok_only_when_every_member_is_live() {
         let status = active();
-        assert_eq!(verdict(&status, &[member(Liveness::Live)]), Verdict::Ok);
+        assert_eq!(judged(&status, &[member(Liveness::Live)]), Verdict::Ok);
         assert_eq!(
-            verdict(
+            judged(
                 &status,
                 &[member(Liveness::Live), member(Liveness::Lagging)]
             ),
             Verdict::Degraded
         );
         assert_eq!(
-            verdict(&status, &[member(Liveness::Offline)]),
+            judged(&status, &[member(Liveness::Offline)]),
             Verdict::Waiting
         );
-        assert_eq!(verdict(&status, &[]), Verdict::Waiting);
+        assert_eq!(judged(&status, &[]), Verdict::Waiting);
     }
 
     #[test]
     fn a_node_without_a_session_waits() {
         let mut status = active();
         status.state = State::Ready;
+        assert_eq!(judged(&status, &[member(Liveness::Live)]), Verdict::Waiting);
+    }
+
+    #[test]
+    fn a_member_that_is_not_live_is_named_with_what_waits_for_it() {
+        let mut m = member(Liveness::Lagging);
+        m.last_heard_ms = Some(2300);
+        m.unacked = 70;
+        let problems = problems(&[member(Liveness::Live), m], &OutboxStats::default());
         assert_eq!(
-            verdict(&status, &[member(Liveness::Live)]),
-            Verdict::Waiting
+            problems,
+            ["member a/b/p is lagging: silent for 2.3 s, 70 messages wait for it"]
         );
+    }
+
+    #[test]
+    fn a_live_member_that_does_not_acknowledge_data_is_named() {
+        let mut m = member(Liveness::Live);
+        m.unacked = 12;
+        m.oldest_unacked_ms = Some(UNACKED_BOUND.as_millis() as u64 - 1);
+        assert!(problems(&[m.clone()], &OutboxStats::default()).is_empty());
+        m.oldest_unacked_ms = Some(UNACKED_BOUND.as_millis() as u64);
+        let found = problems(&[m.clone()], &OutboxStats::default());
+        assert_eq!(found.len(), 1);
+        assert!(
+            found[0].starts_with("member a/b/p answers but has not acknowledged data for 5.0 s"),
+            "{found:?}"
+        );
+        assert_eq!(verdict(&active(), &[m], &found), Verdict::Degraded);
+    }
+
+    #[test]
+    fn a_message_left_unsent_means_publishing_is_stalled() {
+        let outbox = OutboxStats {
+            messages: 40,
+            oldest_unsent_ms: Some(UNSENT_BOUND.as_millis() as u64),
+            last_published_ms: Some(9000),
+            ..OutboxStats::default()
+        };
+        let found = problems(&[member(Liveness::Live)], &outbox);
+        assert_eq!(
+            found,
+            ["publishing is stalled: a message taken 2.0 s ago is not sent yet (40 messages in the outbox; last published 9.0 s ago)"]
+        );
+        let moving = OutboxStats {
+            oldest_unsent_ms: Some(10),
+            ..outbox
+        };
+        assert!(problems(&[member(Liveness::Live)], &moving).is_empty());
     }
 
     #[test]

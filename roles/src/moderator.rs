@@ -7,7 +7,7 @@ use std::time::Duration;
 use slim_bindings::{MlsSettings, Session, SessionConfig, SessionType};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::backoff::Backoff;
 use crate::config::Reliability;
@@ -63,13 +63,13 @@ pub(crate) async fn run(ctx: RoleCtx, channel: SlimName) {
     }
 }
 
-/// The settings of a node's group session: reliable (acks and retransmission are on only
-/// when both retries and interval are set), MLS when asked.
-pub(crate) fn group_config(reliability: Reliability, mls: bool) -> SessionConfig {
+/// The settings of a node's group session: SLIM's reliability when given (its acks and
+/// retransmission are on only when both retries and interval are set), MLS when asked.
+pub(crate) fn group_config(reliability: Option<Reliability>, mls: bool) -> SessionConfig {
     SessionConfig {
         session_type: SessionType::Group,
-        max_retries: Some(reliability.max_retries),
-        interval: Some(reliability.interval),
+        max_retries: reliability.map(|r| r.max_retries),
+        interval: reliability.map(|r| r.interval),
         metadata: Default::default(),
         mls_settings: mls.then(MlsSettings::default),
     }
@@ -107,7 +107,18 @@ async fn session_lifetime(ctx: &RoleCtx, channel: &SlimName) -> Result<SessionEn
         lifetime.clone(),
     ));
     let sender = tokio::spawn(sender::run(ctx.clone(), session.clone(), lifetime.clone()));
+    // The watchdog: a session whose publishing stalled is given up, and a fresh one invited.
+    let watchdog = {
+        let (ctx, lifetime) = (ctx.clone(), lifetime.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = sender::stalled(&ctx) => lifetime.cancel(),
+                _ = lifetime.cancelled() => {}
+            }
+        })
+    };
     let end = receive_until_closed(ctx, session.clone(), lifetime.clone()).await;
+    watchdog.abort();
     lifetime.cancel();
     inviter.abort();
     let _ = sender.await;
@@ -133,27 +144,44 @@ const MEMBER_CHECK: Duration = Duration::from_secs(1);
 /// all was acknowledged for this long.
 const STALL_SENDS: u32 = 3;
 const STALL_QUIET: Duration = Duration::from_secs(45);
+/// Invitations are retried from this delay, doubling up to [`INVITE_MAX_DELAY`]: a member that
+/// was away (a host that hung, a link that was cut) is back in the group seconds after it
+/// answers again.
+const INVITE_FIRST_DELAY: Duration = Duration::from_millis(500);
+const INVITE_MAX_DELAY: Duration = Duration::from_secs(3);
+/// Longest wait for SLIM's member list: it is answered by the session's own loop.
+const LIST_WAIT: Duration = Duration::from_secs(2);
 
 /// Invites every name, retrying each with its own backoff until it joins (and names an
-/// administrator adds later; those removed leave the group): invitees may
-/// start after the moderator, and SLIM fails an invite to a name that is not up yet. Then
-/// watches the members: SLIM reports no error when one crashes, only lists it Offline, and
-/// keeps nothing for it; an offline member is removed and invited again until it is back.
+/// administrator adds later; those removed leave the group): invitees may start after the
+/// moderator, and SLIM fails an invite to a name that is not up yet. Then watches the members:
+/// SLIM reports no error when one crashes, only lists it Offline, and keeps nothing for it; an
+/// offline member is removed and invited again until it is back. Invitations and removals run
+/// on tasks of their own: SLIM takes seconds to give up on a member that hangs, and the other
+/// members are watched meanwhile.
 async fn manage_members(
     ctx: RoleCtx,
     session: Arc<Session>,
     names: BTreeSet<SlimName>,
     lifetime: CancellationToken,
 ) {
-    let new_backoff = || Backoff::new(Duration::from_secs(1), Duration::from_secs(15));
+    let new_backoff = || Backoff::new(INVITE_FIRST_DELAY, INVITE_MAX_DELAY);
     let mut pending: BTreeMap<SlimName, (Instant, Backoff)> = names
         .into_iter()
         .map(|n| (n, (Instant::now(), new_backoff())))
         .collect();
+    // Invitations under way; their outcome comes back on `done`.
+    let mut inviting: BTreeSet<SlimName> = BTreeSet::new();
+    let (done_tx, mut done) =
+        tokio::sync::mpsc::unbounded_channel::<(SlimName, Result<(), RoleError>)>();
     let mut joined: BTreeSet<SlimName> = BTreeSet::new();
     let mut check = tokio::time::interval(MEMBER_CHECK);
     loop {
-        let next_invite = pending.values().map(|(at, _)| *at).min();
+        let next_invite = pending
+            .iter()
+            .filter(|(name, _)| !inviting.contains(*name))
+            .map(|(_, (at, _))| *at)
+            .min();
         let invite_due = async {
             match next_invite {
                 Some(at) => tokio::time::sleep_until(at).await,
@@ -164,24 +192,33 @@ async fn manage_members(
             _ = invite_due => {
                 let due: Vec<SlimName> = pending
                     .iter()
-                    .filter(|(_, (at, _))| *at <= Instant::now())
+                    .filter(|(name, (at, _))| *at <= Instant::now() && !inviting.contains(*name))
                     .map(|(n, _)| n.clone())
                     .collect();
                 for name in due {
-                    match invite_one(&ctx, &session, &name).await {
-                        Ok(()) => {
-                            info!(invitee = %name, "invitee joined");
-                            pending.remove(&name);
-                            joined.insert(name.clone());
-                            ctx.shared.apply(Event::MemberJoined(name.to_string()));
-                        }
-                        Err(err) => {
-                            if let Some((at, backoff)) = pending.get_mut(&name) {
-                                let delay = backoff.next_delay();
-                                info!(invitee = %name, %err, retry_in = ?delay, "invite not accepted yet");
-                                *at = Instant::now() + delay;
-                            }
-                        }
+                    inviting.insert(name.clone());
+                    let (ctx, session, done_tx) = (ctx.clone(), session.clone(), done_tx.clone());
+                    tokio::spawn(async move {
+                        let result = invite_one(&ctx, &session, &name).await;
+                        let _ = done_tx.send((name, result));
+                    });
+                }
+            }
+            Some((name, result)) = done.recv() => {
+                inviting.remove(&name);
+                // Removed by an administrator meanwhile: its outcome no longer matters.
+                let Some((at, backoff)) = pending.get_mut(&name) else { continue };
+                match result {
+                    Ok(()) => {
+                        info!(invitee = %name, "invitee joined");
+                        pending.remove(&name);
+                        joined.insert(name.clone());
+                        ctx.shared.apply(Event::MemberJoined(name.to_string()));
+                    }
+                    Err(err) => {
+                        let delay = backoff.next_delay();
+                        debug!(invitee = %name, %err, retry_in = ?delay, "invite not accepted yet");
+                        *at = Instant::now() + delay;
                     }
                 }
             }
@@ -196,14 +233,7 @@ async fn manage_members(
                 let gone: Vec<SlimName> = joined.difference(&wanted).cloned().collect();
                 for name in gone {
                     info!(member = %name, "removing a member from the group");
-                    match session.remove_async(name.to_slim()).await {
-                        Ok(done) => {
-                            if let Err(err) = done.wait_for_async(CONTROL_WAIT).await {
-                                warn!(member = %name, %err, "SLIM did not confirm the removal");
-                            }
-                        }
-                        Err(err) => warn!(member = %name, %err, "SLIM refused the removal"),
-                    }
+                    remove_member(&session, &name);
                     joined.remove(&name);
                 }
             }
@@ -229,9 +259,7 @@ async fn manage_members(
                 }
                 for name in offline {
                     warn!(member = %name, "member is offline; removing it and inviting it again");
-                    if let Ok(done) = session.remove_async(name.to_slim()).await {
-                        let _ = done.wait_for_async(CONTROL_WAIT).await;
-                    }
+                    remove_member(&session, &name);
                     joined.remove(&name);
                     ctx.shared.apply(Event::MemberLost(name.to_string()));
                     pending.insert(name, (Instant::now(), new_backoff()));
@@ -239,6 +267,22 @@ async fn manage_members(
             }
         }
     }
+}
+
+/// Removes `name` from the group without waiting: SLIM waits for the member's answer, which a
+/// member that hangs never gives, and takes the invitation that follows in turn after it.
+fn remove_member(session: &Arc<Session>, name: &SlimName) {
+    let (session, name) = (session.clone(), name.clone());
+    tokio::spawn(async move {
+        match session.remove_async(name.to_slim()).await {
+            Ok(done) => {
+                if let Err(err) = done.wait_for_async(CONTROL_WAIT).await {
+                    debug!(member = %name, %err, "SLIM did not confirm the removal");
+                }
+            }
+            Err(err) => warn!(member = %name, %err, "SLIM refused the removal"),
+        }
+    });
 }
 
 /// Members that answered nothing (not even a ping) for [`OFFLINE_AFTER`] while the link
@@ -255,7 +299,8 @@ async fn offline_members(
     }
     let up_for = link.since.elapsed().unwrap_or_default();
     let now = std::time::Instant::now();
-    let Ok(list) = session.participants_list_async().await else {
+    let Ok(Ok(list)) = tokio::time::timeout(LIST_WAIT, session.participants_list_async()).await
+    else {
         return vec![];
     };
     joined

@@ -183,16 +183,38 @@ impl Shared {
         })
     }
 
+    /// Whether `name` is in the current session, as far as this node knows.
+    fn in_session(state: &State, name: &str) -> bool {
+        match state {
+            State::Inviting { joined, .. } | State::Active { joined } => joined.contains(name),
+            State::Joined => true,
+            _ => false,
+        }
+    }
+
+    /// The members that are not live at `now`: silent for [`crate::liveness::LAGGING_AFTER`],
+    /// out of the session, or unreachable (the link is down).
+    pub(crate) fn away_members(&self, now: std::time::Instant) -> BTreeSet<String> {
+        let state = self.state();
+        let link = self.link.get();
+        self.known_members()
+            .into_iter()
+            .filter(|name| {
+                health::member_liveness(
+                    &link,
+                    Self::in_session(&state, name),
+                    self.heard.get(name),
+                    now,
+                ) != crate::liveness::Liveness::Live
+            })
+            .collect()
+    }
+
     /// The node's health now.
     pub(crate) fn health(&self) -> Health {
         let now = std::time::Instant::now();
         let node = self.status.borrow().clone();
         let link = self.link.get();
-        let in_session = |name: &str| match &node.state {
-            State::Inviting { joined, .. } | State::Active { joined } => joined.contains(name),
-            State::Joined => true,
-            _ => false,
-        };
         let members: Vec<MemberHealth> = self
             .known_members()
             .into_iter()
@@ -200,7 +222,12 @@ impl Shared {
                 let heard = self.heard.get(&name);
                 let backlog = self.outbox.backlog(&name, now);
                 MemberHealth {
-                    state: health::member_liveness(&link, in_session(&name), heard, now),
+                    state: health::member_liveness(
+                        &link,
+                        Self::in_session(&node.state, &name),
+                        heard,
+                        now,
+                    ),
                     last_heard_ms: heard
                         .map(|t| now.saturating_duration_since(t).as_millis() as u64),
                     acked_up_to: backlog.acked_up_to,
@@ -210,13 +237,15 @@ impl Shared {
                 }
             })
             .collect();
+        let outbox = self.outbox.stats();
+        let problems = health::problems(&members, &outbox);
         Health {
-            status: health::verdict(&node, &members),
+            status: health::verdict(&node, &members, &problems),
             node,
             link,
             members,
-            outbox: self.outbox.stats(),
-            problems: Vec::new(),
+            outbox,
+            problems,
         }
     }
 }
@@ -361,26 +390,21 @@ impl Node {
         self.shared.status.subscribe()
     }
 
-    /// Waits up to `drain` for the members to acknowledge what was taken, then leaves the
-    /// channel (a moderator closes the group) and disconnects.
+    /// Waits up to `drain` for the members that answer to acknowledge what was taken (not
+    /// for members that are away), then leaves the channel (a moderator closes the group) and
+    /// disconnects. What only away members lack stays in the spool, when there is one, and is
+    /// named in the log either way.
     pub async fn shutdown(self, drain: Duration) {
         let left = self.shared.outbox.stats().messages;
         if left > 0 && self.shared.state().has_members() {
             info!(
                 messages = left,
                 ?drain,
-                "waiting for members to acknowledge what was taken"
+                "waiting for the members that answer to acknowledge what was taken"
             );
             let _ = tokio::time::timeout(drain, self.drained()).await;
         }
-        let left = self.shared.outbox.stats();
-        if left.messages > 0 {
-            warn!(
-                messages = left.messages,
-                bytes = left.bytes,
-                "leaving with messages no member acknowledged yet: they are lost unless spooled"
-            );
-        }
+        self.say_what_is_left();
         // Stop being reachable first: SLIM routes an invite for our name to any app that
         // subscribed it, and a node on its way out would accept it and vanish. A successor
         // started under the same name then gets the invitations.
@@ -399,13 +423,44 @@ impl Node {
         self.shared.apply(Event::Stop);
     }
 
+    /// Until every message was sent and only members that are away lack any.
     async fn drained(&self) {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
         loop {
             let notified = self.shared.outbox.drained.notified();
-            if self.shared.outbox.stats().messages == 0 {
+            // Who is away changes with time as well as with acknowledgements.
+            self.shared
+                .outbox
+                .set_away(self.shared.away_members(std::time::Instant::now()));
+            if self.shared.outbox.only_away_lack() {
                 return;
             }
-            notified.await;
+            tokio::select! {
+                _ = notified => {}
+                _ = tick.tick() => {}
+            }
+        }
+    }
+
+    /// Logs what the node leaves behind: per member, what it lacks.
+    fn say_what_is_left(&self) {
+        let stats = self.shared.outbox.stats();
+        if stats.messages == 0 {
+            return;
+        }
+        let (lacking, unsent) = self.shared.outbox.left_behind();
+        let spooled = self.shared.outbox.is_spooled();
+        let lacking = lacking
+            .iter()
+            .map(|(m, n)| format!("{m}: {n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if spooled {
+            info!(messages = stats.messages, unsent, lacking = %lacking,
+                "leaving messages only members that are away lack (or none got yet) in the spool: they are sent when the node is back");
+        } else {
+            warn!(messages = stats.messages, bytes = stats.bytes, unsent, lacking = %lacking,
+                "leaving with messages only members that are away lack (or none got yet): they are lost, as there is no spool");
         }
     }
 }

@@ -5,13 +5,13 @@
 //! acknowledge every message by id (a small unicast back to the sender), the sender re-sends
 //! what stays unacknowledged, and receivers drop the duplicates that re-sending creates.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
-use tracing::error;
+use tracing::{error, warn};
 
 use crate::error::PublishError;
 use crate::spool::{self, Spool, SpoolError};
@@ -77,6 +77,19 @@ struct Entry {
 }
 
 impl Entry {
+    /// The members that must acknowledge it and have not yet.
+    fn missing(&self) -> impl Iterator<Item = &String> {
+        self.required
+            .iter()
+            .flatten()
+            .filter(|m| !self.acked.contains(*m))
+    }
+
+    /// Whether it was sent and only members in `away` still lack it.
+    fn only_away_lack(&self, away: &BTreeSet<String>) -> bool {
+        self.required.is_some() && self.missing().all(|m| away.contains(m))
+    }
+
     fn new(msg: Outgoing, seq: u64, spooled: bool) -> Self {
         Entry {
             msg: Arc::new(msg),
@@ -92,7 +105,7 @@ impl Entry {
 }
 
 /// Counts for `/health`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct OutboxStats {
     /// Messages waiting for an acknowledgement (or to be sent).
     pub messages: usize,
@@ -106,6 +119,14 @@ pub struct OutboxStats {
     pub slim_messages: u64,
     /// Milliseconds the oldest waiting message has waited; absent when none waits.
     pub oldest_ms: Option<u64>,
+    /// Milliseconds the oldest message never sent yet has waited; absent when every message
+    /// was sent. More than a moment means publishing is stalled.
+    pub oldest_unsent_ms: Option<u64>,
+    /// Milliseconds since SLIM last took a message from this node; absent before the first.
+    pub last_published_ms: Option<u64>,
+    /// Messages given up on for members that were away when the outbox was full, by member.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub given_up: BTreeMap<String, u64>,
 }
 
 /// What one member still owes the outbox.
@@ -146,6 +167,13 @@ struct Inner {
     slim_messages: u64,
     /// Sequence number of the last message taken.
     last_taken: Option<u64>,
+    /// Members that are away (not answering): nothing is re-sent for them alone, the outbox
+    /// gives up their oldest messages when it is full, and a drain does not wait for them.
+    away: BTreeSet<String>,
+    /// Messages given up on, by the member that lacked them.
+    given_up: BTreeMap<String, u64>,
+    /// When SLIM last took a message.
+    last_published: Option<Instant>,
 }
 
 impl Outbox {
@@ -215,8 +243,14 @@ impl Outbox {
         }
         {
             let mut inner = self.lock();
-            let count = inner.entries.len() + inner.reserved + msgs.len();
-            if count > self.limits.max_messages || inner.bytes + size > self.limits.max_bytes {
+            let fits = |inner: &Inner| {
+                inner.entries.len() + inner.reserved + msgs.len() <= self.limits.max_messages
+                    && inner.bytes + size <= self.limits.max_bytes
+            };
+            if !fits(&inner) {
+                self.give_up_for_away(&mut inner, msgs.len(), size);
+            }
+            if !fits(&inner) {
                 return Err(PublishError::Full {
                     messages: inner.entries.len(),
                     bytes: inner.bytes,
@@ -253,9 +287,95 @@ impl Outbox {
         Ok(())
     }
 
+    /// The rule for a full outbox: a member that is away must not make the others' data be
+    /// refused. The oldest messages that only away members still lack are given up on (for
+    /// them) until `count` more messages of `size` bytes fit, or none is left to give up.
+    fn give_up_for_away(&self, inner: &mut Inner, count: usize, size: usize) {
+        let Inner {
+            entries,
+            away,
+            given_up,
+            bytes,
+            reserved,
+            ..
+        } = inner;
+        if away.is_empty() {
+            return;
+        }
+        let mut freed_keys = Vec::new();
+        let mut freed = 0;
+        let mut dropped = 0u64;
+        let mut len = entries.len();
+        entries.retain(|e| {
+            let room = len + *reserved + count <= self.limits.max_messages
+                && *bytes - freed + size <= self.limits.max_bytes;
+            if room || !e.only_away_lack(away) {
+                return true;
+            }
+            for m in e.missing() {
+                *given_up.entry(m.clone()).or_default() += 1;
+            }
+            freed += held(&e.msg);
+            if e.spooled {
+                freed_keys.push(e.seq);
+            }
+            len -= 1;
+            dropped += 1;
+            false
+        });
+        *bytes -= freed;
+        if dropped > 0 {
+            let total: u64 = given_up.values().sum();
+            // When the total passes a power of two: a member away for long would log each request.
+            let before = total - dropped;
+            if before == 0 || before.ilog2() != total.ilog2() {
+                warn!(messages = dropped, total, away = ?away, "the outbox is full: gave up the oldest messages only members that are away lack");
+            }
+        }
+        if let (Some(removals), false) = (&self.removals, freed_keys.is_empty()) {
+            let _ = removals.send(freed_keys);
+        }
+    }
+
+    /// Sets the members that are away now (see [`Inner::away`]); wakes a drain waiting for
+    /// what only they lack.
+    pub(crate) fn set_away(&self, away: BTreeSet<String>) {
+        let mut inner = self.lock();
+        if inner.away != away {
+            inner.away = away;
+            drop(inner);
+            self.drained.notify_waiters();
+        }
+    }
+
+    /// Whether every message was sent and only members that are away still lack any: what
+    /// a member that answers could take, it has.
+    pub(crate) fn only_away_lack(&self) -> bool {
+        let inner = self.lock();
+        inner.entries.iter().all(|e| e.only_away_lack(&inner.away))
+    }
+
+    /// What is left for each member that lacks something, and how many messages were never
+    /// sent: what a node leaving now leaves behind.
+    pub(crate) fn left_behind(&self) -> (BTreeMap<String, usize>, usize) {
+        let inner = self.lock();
+        let mut lacking: BTreeMap<String, usize> = BTreeMap::new();
+        let mut unsent = 0;
+        for e in &inner.entries {
+            if e.required.is_none() {
+                unsent += 1;
+            }
+            for m in e.missing() {
+                *lacking.entry(m.clone()).or_default() += 1;
+            }
+        }
+        (lacking, unsent)
+    }
+
     /// Messages to send now: never sent, or unacknowledged for `resend_after`, doubling
-    /// with each send up to [`MAX_RESEND_AFTER`]. The first send fixes who must
-    /// acknowledge (`members`).
+    /// with each send up to [`MAX_RESEND_AFTER`], by a member that is not away (what only
+    /// away members lack waits for them: re-sending it would load every other member with
+    /// copies). The first send fixes who must acknowledge (`members`).
     pub(crate) fn due(
         &self,
         now: Instant,
@@ -264,14 +384,16 @@ impl Outbox {
     ) -> Vec<Arc<Outgoing>> {
         let mut inner = self.lock();
         let mut resent = 0;
-        let due: Vec<Arc<Outgoing>> = inner
-            .entries
+        let Inner { entries, away, .. } = &mut *inner;
+        let due: Vec<Arc<Outgoing>> = entries
             .iter_mut()
             .filter(|e| {
+                let Some(at) = e.last_sent else {
+                    return true;
+                };
                 let wait = (resend_after * 2u32.saturating_pow(e.sends.saturating_sub(1)))
                     .min(MAX_RESEND_AFTER.max(resend_after));
-                e.last_sent
-                    .is_none_or(|at| now.saturating_duration_since(at) >= wait)
+                now.saturating_duration_since(at) >= wait && !e.only_away_lack(away)
             })
             .map(|e| {
                 if e.last_sent.is_some() {
@@ -339,10 +461,10 @@ impl Outbox {
         if freed > 0 || !delivered_keys.is_empty() {
             inner.last_progress = Some(Instant::now());
         }
-        if inner.entries.is_empty() {
-            self.drained.notify_waiters();
-        }
         drop(inner);
+        // Waiters check what they wait for: an empty outbox, or one holding only what away
+        // members lack (an acknowledgement can make it so without freeing anything).
+        self.drained.notify_waiters();
         if let (Some(removals), false) = (&self.removals, delivered_keys.is_empty()) {
             let _ = removals.send(delivered_keys);
         }
@@ -372,20 +494,26 @@ impl Outbox {
         let mut inner = self.lock();
         inner.sent += messages as u64;
         inner.slim_messages += 1;
+        inner.last_published = Some(Instant::now());
     }
 
     pub(crate) fn stats(&self) -> OutboxStats {
         let inner = self.lock();
+        let age = |e: &Entry| e.taken.elapsed().as_millis() as u64;
         OutboxStats {
             messages: inner.entries.len(),
             bytes: inner.bytes,
             resent: inner.resent,
             sent: inner.sent,
             slim_messages: inner.slim_messages,
-            oldest_ms: inner
+            oldest_ms: inner.entries.front().map(age),
+            oldest_unsent_ms: inner
                 .entries
-                .front()
-                .map(|e| e.taken.elapsed().as_millis() as u64),
+                .iter()
+                .find(|e| e.last_sent.is_none())
+                .map(age),
+            last_published_ms: inner.last_published.map(|t| t.elapsed().as_millis() as u64),
+            given_up: inner.given_up.clone(),
         }
     }
 
@@ -564,6 +692,89 @@ mod tests {
             (Some(2), 0, None)
         );
         assert_eq!(o.backlog("q", t0).unacked, 3);
+    }
+
+    #[test]
+    fn what_only_away_members_lack_is_not_sent_again_until_they_are_back() {
+        let o = outbox(1000, 10);
+        o.push_all(vec![msg("a", 1), msg("b", 1)]).unwrap();
+        let p = members(&["live", "away"]);
+        let d = Duration::from_secs(5);
+        let t0 = Instant::now();
+        assert_eq!(o.due(t0, &p, d).len(), 2);
+        o.ack("live", ["a", "b"]);
+        o.set_away(members(&["away"]));
+        let again = o.due(t0 + d, &p, d);
+        assert!(again.is_empty(), "only the away member lacks a and b");
+        o.set_away(BTreeSet::new());
+        assert_eq!(o.due(t0 + d, &p, d).len(), 2, "it is back: both are due");
+    }
+
+    #[test]
+    fn a_message_a_live_member_lacks_is_sent_again_whoever_else_is_away() {
+        let o = outbox(1000, 10);
+        o.push_all(vec![msg("a", 1)]).unwrap();
+        let p = members(&["live", "away"]);
+        let d = Duration::from_secs(5);
+        let t0 = Instant::now();
+        o.due(t0, &p, d);
+        o.set_away(members(&["away"]));
+        assert_eq!(o.due(t0 + d, &p, d).len(), 1);
+    }
+
+    #[test]
+    fn a_full_outbox_gives_up_the_oldest_messages_only_away_members_lack() {
+        let o = outbox(100, 3);
+        o.push_all(vec![msg("a", 10), msg("b", 10), msg("c", 10)])
+            .unwrap();
+        o.due(
+            Instant::now(),
+            &members(&["live", "away"]),
+            Duration::from_secs(5),
+        );
+        o.ack("live", ["a", "b"]);
+        assert!(
+            matches!(
+                o.push_all(vec![msg("d", 10)]),
+                Err(PublishError::Full { .. })
+            ),
+            "nobody is away yet: full is full"
+        );
+        o.set_away(members(&["away"]));
+        o.push_all(vec![msg("d", 10)]).unwrap();
+        let stats = o.stats();
+        assert_eq!(stats.messages, 3, "one given up to make room");
+        assert_eq!(stats.given_up, BTreeMap::from([("away".to_string(), 1)]));
+        assert_eq!(o.backlog("away", Instant::now()).unacked, 2, "b and c");
+        o.push_all(vec![msg("e", 10)]).unwrap();
+        assert_eq!(o.stats().given_up["away"], 2, "b went too");
+        assert!(
+            matches!(
+                o.push_all(vec![msg("f", 10)]),
+                Err(PublishError::Full { .. })
+            ),
+            "c is owed to the live member and d, e were never sent: kept, and new data refused"
+        );
+    }
+
+    #[test]
+    fn a_drain_is_done_once_only_away_members_lack_anything() {
+        let o = outbox(1000, 10);
+        o.push_all(vec![msg("a", 1), msg("b", 1)]).unwrap();
+        assert!(!o.only_away_lack(), "never sent");
+        o.due(
+            Instant::now(),
+            &members(&["live", "away"]),
+            Duration::from_secs(5),
+        );
+        o.set_away(members(&["away"]));
+        assert!(!o.only_away_lack());
+        o.ack("live", ["a", "b"]);
+        assert!(o.only_away_lack());
+        assert_eq!(
+            o.left_behind(),
+            (BTreeMap::from([("away".to_string(), 2)]), 0)
+        );
     }
 
     #[test]

@@ -19,6 +19,8 @@ enum Outcome {
     Ended(ReceiveEnd),
     Replaced(Arc<Session>),
     Stopped,
+    /// The watchdog found publishing stalled: the sender starts again on the same session.
+    Stalled(Arc<Session>),
 }
 
 pub(crate) async fn run(ctx: RoleCtx) {
@@ -52,6 +54,7 @@ pub(crate) async fn run(ctx: RoleCtx) {
                 Some(s) => Outcome::Replaced(s),
                 None => Outcome::Stopped,
             },
+            _ = sender::stalled(&ctx) => Outcome::Stalled(session.clone()),
         };
         stop_sender.cancel();
         let _ = sender.await;
@@ -61,6 +64,7 @@ pub(crate) async fn run(ctx: RoleCtx) {
                 ctx.shared.apply(Event::SessionClosed);
                 info!("the group session closed; waiting for a new invitation");
             }
+            Outcome::Stalled(same) => next = Some(same),
             Outcome::Replaced(newer) => {
                 info!("invited into a new group session; leaving the old one");
                 // Best effort: the old group may have no moderator left to answer.

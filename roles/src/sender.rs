@@ -2,6 +2,11 @@
 //! fit under the cap. Full frames are pipelined (up to [`MAX_IN_FLIGHT`] awaiting SLIM's
 //! completion); frames that are not full also need one of the few partial-frame permits, so
 //! that under load what arrives meanwhile accumulates in the outbox and travels packed.
+//!
+//! Sessions run without SLIM's own reliability, so a completion says that the session took the
+//! message, never that a member did: no member, however slow, holds a permit. The sender also
+//! keeps the outbox told which members are away, and a watchdog ([`stalled`]) sees when
+//! publishing stops while there is something to send and a member to take it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,8 +30,15 @@ const MEMBERS_REFRESH: Duration = Duration::from_secs(2);
 /// Publishes awaiting SLIM's completion at once: unbounded, SLIM deadlocks (measured at ~8k);
 /// 256 was the best trade-off measured.
 pub(crate) const MAX_IN_FLIGHT: usize = 256;
-/// How long a completion is awaited; SLIM can leave handles unresolved forever.
-pub(crate) const COMPLETION_WAIT: Duration = Duration::from_secs(60);
+/// How long a completion is awaited; SLIM can leave handles unresolved forever. Without SLIM's
+/// reliability a completion resolves as soon as the session takes the message: a wait this
+/// long means the session's loop is stuck, and the watchdog sees to it.
+pub(crate) const COMPLETION_WAIT: Duration = Duration::from_secs(10);
+/// Longest wait for SLIM's member list: it is answered by the session's own loop.
+const LIST_WAIT: Duration = Duration::from_secs(1);
+/// Publishing is stalled when a message waits unsent this long, nothing was published for as
+/// long, and a member is live to take it.
+pub(crate) const WATCHDOG_AFTER: Duration = Duration::from_secs(10);
 /// Metadata key of a ping's number, which its acknowledgement carries back.
 pub(crate) const PING_ID_KEY: &str = "slim-node-ping";
 
@@ -43,6 +55,8 @@ pub(crate) async fn run(ctx: RoleCtx, session: Arc<Session>, cancel: Cancellatio
             _ = ctx.shared.outbox.wake.notified() => {}
             _ = tick.tick() => {}
         }
+        let now = Instant::now();
+        ctx.shared.outbox.set_away(ctx.shared.away_members(now));
         // SLIM silently drops what is published while nobody is there to receive it.
         if !ctx.shared.state().has_members() {
             continue;
@@ -147,11 +161,38 @@ async fn acquire(
 /// Records whoever the session lists besides us as members. Who must acknowledge what is
 /// sent is every member that ever joined, so one that is away gets it when it is back.
 async fn note_listed_members(ctx: &RoleCtx, session: &Session, own: &str) {
-    if let Ok(list) = session.participants_list_async().await {
+    if let Ok(Ok(list)) = tokio::time::timeout(LIST_WAIT, session.participants_list_async()).await {
         ctx.shared.note_members(
             list.iter()
                 .map(|p| p.name.to_string())
                 .filter(|name| name != own),
         );
+    }
+}
+
+/// Resolves once publishing is stalled: a message taken [`WATCHDOG_AFTER`] ago is still unsent,
+/// SLIM took nothing from this node for as long, and a member is live to take it. Logs why.
+/// The caller recovers: a moderator creates its session again, a participant restarts its
+/// sender.
+pub(crate) async fn stalled(ctx: &RoleCtx) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let bound = WATCHDOG_AFTER.as_millis() as u64;
+    loop {
+        tick.tick().await;
+        let stats = ctx.shared.outbox.stats();
+        let unsent = stats.oldest_unsent_ms.filter(|ms| *ms >= bound);
+        let quiet = stats.last_published_ms.is_none_or(|ms| ms >= bound);
+        let live = ctx.shared.state().has_members()
+            && ctx.shared.known_members().len() > ctx.shared.away_members(Instant::now()).len();
+        if let (Some(unsent_ms), true, true) = (unsent, quiet, live) {
+            warn!(
+                unsent_ms,
+                last_published_ms = stats.last_published_ms,
+                messages = stats.messages,
+                "publishing is stalled: a member is live but nothing was sent for {} s; recovering",
+                WATCHDOG_AFTER.as_secs()
+            );
+            return;
+        }
     }
 }

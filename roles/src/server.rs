@@ -1,12 +1,36 @@
 //! A SLIM data-plane server run inside this process.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use slim_bindings::{DataplaneConfig, Service, ServiceConfig};
 use tracing::info;
 
 use crate::error::RoleError;
 use crate::tls::ServerTls;
+
+/// How the server finds clients that stopped answering: a client it has read nothing from for
+/// `interval` is sent an HTTP/2 ping, and one that does not answer within `timeout` is
+/// disconnected. SLIM's server forwards each sender's messages in order and waits for room in
+/// every receiver's queue, so a client that hangs, or sits behind a cut link, would otherwise
+/// hold up what the server forwards to every other client until its queues drain (SLIM's
+/// default: 120 s + 20 s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    /// Silence from a client before it is pinged.
+    pub interval: Duration,
+    /// How long a ping may go unanswered.
+    pub timeout: Duration,
+}
+
+impl Default for Keepalive {
+    fn default() -> Self {
+        Keepalive {
+            interval: Duration::from_secs(2),
+            timeout: Duration::from_secs(3),
+        }
+    }
+}
 
 /// A running SLIM server. It keeps serving until `shutdown` or the end of the process.
 pub struct SlimServer {
@@ -17,13 +41,22 @@ pub struct SlimServer {
 }
 
 impl SlimServer {
-    /// Binds `endpoint` (`HOST:PORT`) and starts serving, over TLS when `tls` is given;
-    /// returns once the listener is bound.
-    pub async fn start(endpoint: &str, tls: Option<&ServerTls>) -> Result<SlimServer, RoleError> {
+    /// Binds `endpoint` (`HOST:PORT`) and starts serving, over TLS when `tls` is given,
+    /// dropping clients that stop answering per `keepalive`; returns once the listener is bound.
+    pub async fn start(
+        endpoint: &str,
+        tls: Option<&ServerTls>,
+        keepalive: Keepalive,
+    ) -> Result<SlimServer, RoleError> {
         let mut server = slim_bindings::new_insecure_server_config(endpoint.to_string());
         if let Some(tls) = tls {
             server.tls = tls.to_slim()?;
         }
+        server.keepalive = Some(slim_bindings::KeepaliveServerParameters {
+            time: keepalive.interval,
+            timeout: keepalive.timeout,
+            ..Default::default()
+        });
         let config = ServiceConfig {
             node_id: None,
             domain_name: None,

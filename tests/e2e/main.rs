@@ -16,6 +16,7 @@ mod grpc;
 mod history;
 mod hostile;
 mod live;
+mod members;
 mod outages;
 mod python_sdk;
 mod scenarios;

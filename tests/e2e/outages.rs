@@ -21,13 +21,13 @@ const RATE: u64 = 50;
 /// a debug build on a busy machine.
 const IN_FLIGHT: usize = 10;
 
-fn body(i: usize) -> Vec<u8> {
+pub(crate) fn body(i: usize) -> Vec<u8> {
     format!(r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{{"body":{{"stringValue":"record {i}"}}}}]}}]}}]}}"#)
         .into_bytes()
 }
 
 /// A steady stream of log records to a receiver, each record sent once.
-struct Load {
+pub(crate) struct Load {
     stop: Arc<AtomicBool>,
     /// When each record was sent, by number.
     sent_at: Arc<Mutex<Vec<Instant>>>,
@@ -35,14 +35,20 @@ struct Load {
 }
 
 impl Load {
-    fn start(port: u16) -> Load {
+    /// [`RATE`] records a second to the receiver on `port`.
+    pub(crate) fn start(port: u16) -> Load {
+        Load::at_rate(port, RATE)
+    }
+
+    /// `rate` records a second to the receiver on `port`.
+    pub(crate) fn at_rate(port: u16, rate: u64) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let sent_at = Arc::new(Mutex::new(Vec::new()));
         let (stop2, sent_at2) = (stop.clone(), sent_at.clone());
         let task = tokio::spawn(async move {
             let client = reqwest::Client::new();
             let mut accepted = BTreeSet::new();
-            let mut tick = tokio::time::interval(Duration::from_millis(1000 / RATE));
+            let mut tick = tokio::time::interval(Duration::from_millis(1000 / rate));
             let mut i = 0;
             while !stop2.load(Ordering::Relaxed) {
                 tick.tick().await;
@@ -68,25 +74,25 @@ impl Load {
     }
 
     /// The number of the first record sent at or after `t`.
-    fn first_sent_after(&self, t: Instant) -> Option<usize> {
+    pub(crate) fn first_sent_after(&self, t: Instant) -> Option<usize> {
         self.sent_at.lock().unwrap().iter().position(|at| *at >= t)
     }
 
     /// Stops; returns the records answered 200 and how many were sent.
-    async fn finish(self) -> (BTreeSet<String>, usize) {
+    pub(crate) async fn finish(self) -> (BTreeSet<String>, usize) {
         self.stop.store(true, Ordering::Relaxed);
         self.task.await.unwrap()
     }
 }
 
 /// `/health` and `/health/ready` of a receiver, every 250 ms, with the time of each sample.
-struct Samples {
+pub(crate) struct Samples {
     stop: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<Vec<(Instant, Value, u16)>>,
 }
 
 impl Samples {
-    fn start(port: u16) -> Samples {
+    pub(crate) fn start(port: u16) -> Samples {
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
         let task = tokio::spawn(async move {
@@ -106,14 +112,14 @@ impl Samples {
         Samples { stop, task }
     }
 
-    async fn finish(self) -> Vec<(Instant, Value, u16)> {
+    pub(crate) async fn finish(self) -> Vec<(Instant, Value, u16)> {
         self.stop.store(true, Ordering::Relaxed);
         self.task.await.unwrap()
     }
 }
 
 /// The samples taken between `from` and `to`.
-fn between(
+pub(crate) fn between(
     samples: &[(Instant, Value, u16)],
     from: Instant,
     to: Instant,
@@ -125,7 +131,7 @@ fn between(
 }
 
 /// One line per sample: seconds since `t0`, status, ready code, link and member states.
-fn describe(samples: &[&(Instant, Value, u16)], t0: Instant) -> String {
+pub(crate) fn describe(samples: &[&(Instant, Value, u16)], t0: Instant) -> String {
     samples
         .iter()
         .map(|(at, h, ready)| {
@@ -142,13 +148,15 @@ fn describe(samples: &[&(Instant, Value, u16)], t0: Instant) -> String {
                 })
                 .collect();
             format!(
-                "  +{:.1}s status={} ready={ready} link={} state={} members=[{}] outbox={}",
+                "  +{:.1}s status={} ready={ready} link={} state={} members=[{}] outbox={} oldest_ms={} problems={}",
                 at.saturating_duration_since(t0).as_secs_f64(),
                 h["status"],
                 h["link"]["state"],
                 h["node"]["state"],
                 members.join(" "),
                 h["outbox"]["messages"],
+                h["outbox"]["oldest_ms"],
+                h["problems"],
             )
         })
         .collect::<Vec<_>>()
@@ -157,7 +165,7 @@ fn describe(samples: &[&(Instant, Value, u16)], t0: Instant) -> String {
 
 /// Waits until every accepted record is in `outs`; prints and returns (delivered, duplicates).
 /// Fails naming what never arrived.
-async fn count_delivery(
+pub(crate) async fn count_delivery(
     what: &str,
     sent: usize,
     accepted: &BTreeSet<String>,

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use slim_roles::{Node, NodeConfig, Reliability, RoleConfig, Secret};
+use slim_roles::{Node, NodeConfig, RoleConfig, Secret};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -84,7 +84,7 @@ pub fn build_config(
         role,
         mls: mls(session),
         connect_attempts: session.connect_attempts,
-        reliability: Reliability::default(),
+        reliability: None,
         in_flight: session.max_in_flight as usize,
         outbox: queue.limits(),
         spool,

@@ -3,7 +3,6 @@
 use anyhow::Context;
 use serde::Serialize;
 use slim_roles::ceiling::{self, CeilingConfig};
-use slim_roles::Reliability;
 
 use crate::cli::SlimBenchArgs;
 use crate::measure::{per_second, Latencies, LatencySummary};
@@ -28,7 +27,7 @@ pub async fn run(args: SlimBenchArgs) -> anyhow::Result<()> {
         slim_url: args.slim.clone(),
         tls,
         mls: !args.no_mls,
-        reliability: Reliability::default(),
+        reliability: None,
         window: args.window,
         size: args.size,
         messages: args.messages,

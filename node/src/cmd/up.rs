@@ -24,7 +24,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             uuid::Uuid::new_v4().simple()
         ))?,
     };
-    let server = SlimServer::start(&args.server.endpoint, None)
+    let server = SlimServer::start(&args.server.endpoint, None, args.server.keepalive())
         .await
         .with_context(|| format!("cannot start the SLIM server on {}", args.server.endpoint))?;
     let url = format!("http://{}", connect_address(&args.server.endpoint));

@@ -1,0 +1,263 @@
+//! One member's trouble must not stop the channel: a member that hangs (SIGSTOP), dies, or
+//! sits behind a cut link costs the other members nothing, `/health` names it, it catches up
+//! once back, and a moderator stopped meanwhile loses nothing a live member could take.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::harness::*;
+use crate::outages::{between, count_delivery, describe, Load, Samples};
+
+const CHANNEL: &str = "e2e/members/telemetry";
+const RECEIVER: &str = "e2e/members/receiver";
+const MEMBERS: [&str; 3] = ["e2e/members/p1", "e2e/members/p2", "e2e/members/p3"];
+/// Requests a second, one record each (the steady load).
+const RATE: u64 = 30;
+/// The longest a live member may go without a new record while the load runs.
+const MAX_GAP: Duration = Duration::from_secs(2);
+
+/// Sends `signal` (`STOP`, `CONT`) to process `pid`.
+fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{signal} {pid} failed");
+}
+
+/// A moderator with an OTLP/HTTP receiver inviting three participants that write jsonl.
+struct Group {
+    mesh: Mesh,
+    receiver: Proc,
+    port: u16,
+    members: Vec<(Proc, PathBuf)>,
+}
+
+impl Group {
+    /// Starts the group on `mesh` (its participants started by `start`) and waits until every
+    /// member is live.
+    async fn start(mesh: Mesh, receiver_extra: &[&str]) -> Group {
+        let members = MEMBERS
+            .iter()
+            .enumerate()
+            .map(|(i, name)| mesh.sink_node(&format!("p{}", i + 1), name, PARTICIPANT_ROLE))
+            .collect();
+        Group::with_members(mesh, members, receiver_extra).await
+    }
+
+    /// [`Group::start`] with participants already started.
+    async fn with_members(
+        mesh: Mesh,
+        members: Vec<(Proc, PathBuf)>,
+        receiver_extra: &[&str],
+    ) -> Group {
+        let mut args = moderator(CHANNEL, &MEMBERS);
+        args.extend_from_slice(receiver_extra);
+        let (receiver, port) = mesh.receiver("receiver", RECEIVER, &args);
+        wait_state(port, "active", &receiver).await;
+        let deadline = Instant::now() + FORM_TIMEOUT;
+        loop {
+            let h = health(port).await;
+            if h.as_ref().is_some_and(|h| h["status"] == "ok") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the group never became ok: {h:?}\n{}",
+                receiver.stderr_text()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Group {
+            mesh,
+            receiver,
+            port,
+            members,
+        }
+    }
+
+    fn outs(&self) -> Vec<&PathBuf> {
+        self.members.iter().map(|(_, out)| out).collect()
+    }
+
+    fn procs(&self) -> Vec<&Proc> {
+        self.members
+            .iter()
+            .map(|(p, _)| p)
+            .chain([&self.receiver])
+            .collect()
+    }
+}
+
+/// When each record first arrived at a member (the jsonl sink's receive time), by body.
+fn first_arrivals(out: &Path) -> BTreeMap<String, OffsetDateTime> {
+    let mut first = BTreeMap::new();
+    for line in jsonl(out) {
+        let body = log_bodies(std::slice::from_ref(&line)).remove(0);
+        let at = line["time"]
+            .as_str()
+            .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+            .unwrap_or_else(|| panic!("a jsonl line without a receive time: {line}"));
+        first.entry(body).or_insert(at);
+    }
+    first
+}
+
+/// The longest wait between two records arriving at a member, and when it began (seconds after
+/// the first arrival).
+fn longest_gap(out: &Path) -> (Duration, f64) {
+    let mut times: Vec<OffsetDateTime> = first_arrivals(out).into_values().collect();
+    times.sort();
+    let start = times.first().copied();
+    times
+        .windows(2)
+        .map(|w| {
+            let gap: Duration = (w[1] - w[0]).try_into().unwrap_or_default();
+            let from = start.map_or(0.0, |s| (w[0] - s).as_seconds_f64());
+            (gap, from)
+        })
+        .max_by_key(|(gap, _)| *gap)
+        .unwrap_or_default()
+}
+
+/// Each record's copies at a member beyond the first.
+fn copies(out: &Path) -> usize {
+    let bodies = log_bodies(&jsonl(out));
+    bodies.len() - bodies.iter().collect::<BTreeSet<_>>().len()
+}
+
+/// Whether a `/health` sample names `member` among its problems.
+fn names(sample: &Value, member: &str) -> bool {
+    sample["problems"].as_array().is_some_and(|p| {
+        p.iter()
+            .any(|p| p.as_str().is_some_and(|p| p.contains(member)))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_frozen_for_20s_costs_the_others_nothing_and_catches_up_once_resumed() {
+    let group = Group::start(Mesh::start(), &[]).await;
+    let load = Load::at_rate(group.port, RATE);
+    let samples = Samples::start(group.port);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let frozen = group.members[2].0.pid();
+    signal(frozen, "STOP");
+    let froze = Instant::now();
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    signal(frozen, "CONT");
+    let resumed = Instant::now();
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let (accepted, sent) = load.finish().await;
+    let samples = samples.finish().await;
+
+    for (i, out) in group.outs().into_iter().enumerate() {
+        let what = format!("member p{}", i + 1);
+        let (_, duplicates) = count_delivery(&what, sent, &accepted, &[out], &group.procs()).await;
+        if i == 2 {
+            assert_eq!(duplicates, 0, "{what}: every request once");
+        } else {
+            let (gap, at) = longest_gap(out);
+            eprintln!(
+                "{what}: longest gap between arrivals {:.2} s (at +{at:.1} s)",
+                gap.as_secs_f64()
+            );
+            assert!(
+                gap <= MAX_GAP,
+                "{what} went {gap:?} without data at +{at:.1} s while p3 was frozen"
+            );
+            assert_eq!(duplicates, 0, "{what}: a live member gets nothing twice");
+        }
+    }
+    let p3 = MEMBERS[2];
+    let frozen_samples = between(&samples, froze + Duration::from_millis(2200), resumed);
+    eprintln!(
+        "while frozen, first and last samples:\n{}",
+        describe(
+            &[frozen_samples[0], frozen_samples[frozen_samples.len() - 1]],
+            froze
+        )
+    );
+    assert!(!frozen_samples.is_empty(), "no health sample while frozen");
+    for (at, h, _) in &frozen_samples {
+        assert!(
+            h["status"] != "ok" && names(h, p3),
+            "+{:.1} s after the freeze /health does not name {p3}: {h}",
+            at.saturating_duration_since(froze).as_secs_f64()
+        );
+    }
+    let after = between(&samples, resumed, Instant::now());
+    eprintln!(
+        "after the resume:\n{}",
+        describe(&after[..after.len().min(4)], resumed)
+    );
+    let drained = after
+        .iter()
+        .find(|(_, h, _)| h["outbox"]["oldest_ms"].as_u64().is_none_or(|ms| ms < 1000))
+        .map(|(at, _, _)| at.saturating_duration_since(resumed));
+    eprintln!("outbox drained {drained:?} after the resume");
+    assert!(
+        drained.is_some_and(|d| d <= Duration::from_secs(10)),
+        "the outbox did not drain within 10 s of the resume"
+    );
+    assert!(
+        after.iter().any(|(_, h, _)| h["status"] == "ok"),
+        "/health never said ok again after the resume"
+    );
+    drop(group.mesh);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_frozen_then_killed_costs_the_others_nothing_and_a_stop_loses_nothing_they_could_take(
+) {
+    let Group {
+        mesh,
+        receiver,
+        port,
+        mut members,
+    } = Group::start(Mesh::start(), &[]).await;
+    let load = Load::at_rate(port, RATE);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let (frozen, _) = members.remove(2);
+    signal(frozen.pid(), "STOP");
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    frozen.kill9();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (accepted, sent) = load.finish().await;
+    // Stopped right away: the drain goes to the live members.
+    let log = receiver.stderr.clone();
+    assert_eq!(receiver.terminate(), Some(0), "the moderator exits cleanly");
+    let log = std::fs::read_to_string(log).expect("the moderator's log");
+
+    let live: Vec<&Proc> = members.iter().map(|(p, _)| p).collect();
+    for (i, (_, out)) in members.iter().enumerate() {
+        let what = format!("live member p{}", i + 1);
+        let (_, duplicates) = count_delivery(&what, sent, &accepted, &[out], &live).await;
+        let (gap, at) = longest_gap(out);
+        eprintln!(
+            "{what}: longest gap between arrivals {:.2} s (at +{at:.1} s)",
+            gap.as_secs_f64()
+        );
+        assert!(
+            gap <= MAX_GAP,
+            "{what} went {gap:?} without data at +{at:.1} s"
+        );
+        assert_eq!(duplicates, 0, "{what}: nothing twice");
+        assert_eq!(copies(out), 0);
+    }
+    let lost_line = log
+        .lines()
+        .find(|l| l.contains("only members that are away lack"))
+        .unwrap_or_else(|| panic!("the moderator did not say what only p3 lacks:\n{log}"));
+    eprintln!("moderator at exit: {lost_line}");
+    assert!(lost_line.contains(MEMBERS[2]), "{lost_line}");
+    drop(mesh);
+}
