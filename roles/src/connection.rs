@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use slim_bindings::{App, BackoffConfig, ClientConfig, ExponentialBackoff, Service, SlimError};
+use slim_bindings::{
+    App, BackoffConfig, ClientConfig, ExponentialBackoff, KeepaliveConfig, Service, SlimError,
+};
 
 use crate::config::NodeConfig;
 use crate::error::RoleError;
@@ -52,10 +54,23 @@ fn backoff(attempts: u32) -> BackoffConfig {
     }
 }
 
+/// HTTP/2 pings when nothing was read from the server for a moment: behind a cut link (no
+/// reset, no FIN) a connection otherwise looks up until TCP gives up, many minutes later, and
+/// the node neither reconnects nor says its link is down. SLIM's client has none by default.
+fn keepalive() -> KeepaliveConfig {
+    KeepaliveConfig {
+        http2_keepalive: Duration::from_secs(2),
+        timeout: Duration::from_secs(3),
+        keep_alive_while_idle: true,
+        ..KeepaliveConfig::default()
+    }
+}
+
 pub(crate) async fn connect(cfg: &NodeConfig, service_name: &str) -> Result<Connection, RoleError> {
     let service = Arc::new(Service::new(service_name.to_string()));
     let client = ClientConfig {
         backoff: Some(backoff(cfg.connect_attempts)),
+        keepalive: Some(keepalive()),
         tls: cfg.tls.for_url(&cfg.slim_url)?,
         ..slim_bindings::new_insecure_client_config(cfg.slim_url.clone())
     };

@@ -76,6 +76,11 @@ impl LastHeard {
         crate::node::lock(&self.at).get(name).copied()
     }
 
+    /// When anyone was last heard from.
+    pub(crate) fn latest(&self) -> Option<Instant> {
+        crate::node::lock(&self.at).values().max().copied()
+    }
+
     /// How long `name` has been silent at `now`; never heard of counts as silent for ever.
     pub(crate) fn silence(&self, name: &str, now: Instant) -> Duration {
         self.get(name)

@@ -9,6 +9,8 @@ use slim_bindings::Session;
 use tracing::{info, warn};
 
 use crate::connection::is_timeout;
+use crate::health::LinkState;
+use crate::liveness::OFFLINE_AFTER;
 use crate::node::RoleCtx;
 use crate::receive::{receive_until_closed, ReceiveEnd};
 use crate::sender;
@@ -21,6 +23,8 @@ enum Outcome {
     Stopped,
     /// The watchdog found publishing stalled: the sender starts again on the same session.
     Stalled(Arc<Session>),
+    /// Nothing was heard from the group for [`OFFLINE_AFTER`] with the link up.
+    Abandoned,
 }
 
 pub(crate) async fn run(ctx: RoleCtx) {
@@ -55,6 +59,7 @@ pub(crate) async fn run(ctx: RoleCtx) {
                 None => Outcome::Stopped,
             },
             _ = sender::stalled(&ctx) => Outcome::Stalled(session.clone()),
+            _ = group_silent(&ctx) => Outcome::Abandoned,
         };
         stop_sender.cancel();
         let _ = sender.await;
@@ -65,14 +70,47 @@ pub(crate) async fn run(ctx: RoleCtx) {
                 info!("the group session closed; waiting for a new invitation");
             }
             Outcome::Stalled(same) => next = Some(same),
+            Outcome::Abandoned => {
+                warn!(silent_for = ?OFFLINE_AFTER, "nothing heard from the group with the link up: the moderator removed this node while it was away, or is gone; leaving the session to be invited again");
+                leave(&ctx, session).await;
+                ctx.shared.apply(Event::SessionClosed);
+            }
             Outcome::Replaced(newer) => {
                 info!("invited into a new group session; leaving the old one");
-                // Best effort: the old group may have no moderator left to answer.
-                if let Ok(done) = ctx.conn.app.delete_session_async(session).await {
-                    tokio::spawn(done.wait_for_async(Duration::from_secs(5)));
-                }
+                leave(&ctx, session).await;
                 next = Some(newer);
             }
+        }
+    }
+}
+
+/// Leaves `session`; best effort: the old group may have no moderator left to answer.
+async fn leave(ctx: &RoleCtx, session: Arc<Session>) {
+    if let Ok(done) = ctx.conn.app.delete_session_async(session).await {
+        tokio::spawn(done.wait_for_async(Duration::from_secs(5)));
+    }
+}
+
+/// Resolves once nothing was heard from any member (data, acknowledgement or ping; the
+/// moderator pings every second) for [`OFFLINE_AFTER`] while the link was up. A member the
+/// moderator removed while it was unreachable never learns it (the removal did not reach it):
+/// SLIM keeps it in its old session, which gets nothing any more and hides the invitations
+/// into the group. Leaving it lets the next invitation in.
+async fn group_silent(ctx: &RoleCtx) {
+    let joined = std::time::Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let link = ctx.shared.link.get();
+        if link.state != LinkState::Connected {
+            continue;
+        }
+        let now = std::time::Instant::now();
+        let up_for = link.since.elapsed().unwrap_or_default();
+        let heard = ctx.shared.heard.latest().map_or(joined, |t| t.max(joined));
+        let silence = now.saturating_duration_since(heard).min(up_for);
+        if silence >= OFFLINE_AFTER {
+            return;
         }
     }
 }

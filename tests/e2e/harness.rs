@@ -38,9 +38,29 @@ impl Proc {
 
     /// [`Proc::spawn`] with more environment variables.
     pub fn spawn_with_env(dir: &Path, label: &str, args: &[&str], env: &[(&str, &str)]) -> Proc {
+        Proc::spawn_wrapped(dir, label, &[], args, env)
+    }
+
+    /// [`Proc::spawn_with_env`] run through `wrapper` (e.g. `ip netns exec NS`).
+    pub fn spawn_wrapped(
+        dir: &Path,
+        label: &str,
+        wrapper: &[&str],
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Proc {
         let stdout = dir.join(format!("{label}.out"));
         let stderr = dir.join(format!("{label}.err"));
-        let child = Command::new(env!("CARGO_BIN_EXE_slim-node"))
+        let bin = env!("CARGO_BIN_EXE_slim-node");
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let child = command
             .args(args)
             .env_remove("RUST_LOG")
             .env("SLIM_NODE_LOG", "debug")
@@ -170,14 +190,24 @@ impl Mesh {
         Mesh::start_with("https", server, node)
     }
 
+    /// Starts `slim-node server` on `ip` (an address of this host, e.g. one end of a veth
+    /// pair a test made) and a free port.
+    pub fn start_on(ip: &str) -> Mesh {
+        Mesh::start_at("http", ip, vec![], vec![])
+    }
+
     fn start_with(scheme: &str, server_args: Vec<String>, node_args: Vec<String>) -> Mesh {
+        Mesh::start_at(scheme, "127.0.0.1", server_args, node_args)
+    }
+
+    fn start_at(scheme: &str, ip: &str, server_args: Vec<String>, node_args: Vec<String>) -> Mesh {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("secret"), SECRET).expect("secret file");
         std::fs::write(dir.path().join("wrong-secret"), WRONG_SECRET).expect("secret file");
         let tokens: String = TOKENS.iter().map(|(n, t)| format!("{n}={t}\n")).collect();
         std::fs::write(dir.path().join("tokens"), tokens).expect("token file");
         let port = free_port();
-        let endpoint = format!("127.0.0.1:{port}");
+        let endpoint = format!("{ip}:{port}");
         let server = start_server(dir.path(), "server", &endpoint, &server_args);
         Mesh {
             dir,
@@ -272,8 +302,38 @@ impl Mesh {
         self.node_full(label, name, secret_file, extra, &[])
     }
 
+    /// [`Mesh::sink_node`] run through `wrapper` (e.g. `ip netns exec NS`).
+    pub fn sink_node_wrapped(
+        &self,
+        wrapper: &[&str],
+        label: &str,
+        name: &str,
+        extra: &[&str],
+    ) -> (Proc, PathBuf) {
+        let out = self.path(&format!("{label}.jsonl"));
+        let sink = format!("jsonl:{}", out.display());
+        let mut args = vec!["--sink", &sink];
+        args.extend_from_slice(extra);
+        (
+            self.node_wrapped(wrapper, label, name, "secret", &args, &[]),
+            out,
+        )
+    }
+
     fn node_full(
         &self,
+        label: &str,
+        name: &str,
+        secret_file: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Proc {
+        self.node_wrapped(&[], label, name, secret_file, extra, env)
+    }
+
+    fn node_wrapped(
+        &self,
+        wrapper: &[&str],
         label: &str,
         name: &str,
         secret_file: &str,
@@ -292,7 +352,7 @@ impl Mesh {
         ];
         args.extend(self.node_args.iter().map(String::as_str));
         args.extend_from_slice(extra);
-        Proc::spawn_with_env(self.dir.path(), label, &args, env)
+        Proc::spawn_wrapped(self.dir.path(), label, wrapper, &args, env)
     }
 }
 

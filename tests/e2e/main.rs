@@ -17,6 +17,7 @@ mod history;
 mod hostile;
 mod live;
 mod members;
+mod netns;
 mod outages;
 mod python_sdk;
 mod scenarios;
