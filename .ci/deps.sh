@@ -4,10 +4,12 @@
 #   run bindgen (libclang);
 # - the end-to-end tests drive the real OpenTelemetry Python SDK from a venv in .ci/venv, and
 #   real third-party parts installed there too (.ci/requirements.txt: the Rotel collector,
-#   SeaweedFS for an S3 server, a WebSocket client).
+#   SeaweedFS for an S3 server, a WebSocket client);
+# - the tests that cut a member's link make a network namespace with `ip` (iproute2) and
+#   freeze processes with `kill` (procps).
 set -eu
 cd "$(dirname "$0")/.."
-PACKAGES="build-essential cmake libclang-dev protobuf-compiler pkg-config python3 python3-venv"
+PACKAGES="build-essential cmake libclang-dev protobuf-compiler pkg-config python3 python3-venv iproute2 procps"
 missing=""
 for p in $PACKAGES; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

@@ -17,7 +17,11 @@
    mesh: loadgen -> Rotel -> (OTLP/HTTP) -> Rotel blackhole. Rotel is the collector binary the
    `rotel` package ships (.ci/deps.sh installs it into .ci/venv);
 5. storing: the same chain with the participant keeping everything (`--sink store:`), then
-   every span paged back through its query API (`POST /api/traces/fetch`, limit 10,000).
+   every span paged back through its query API (`POST /api/traces/fetch`, limit 10,000);
+6. a member that hangs: the same chain with a second participant, 100-span requests, 16
+   clients, once with both live, once with the second frozen (SIGSTOP) before the load starts,
+   and once frozen 2 s into the load: what the live participant gets in each.
+   `python3 bench/run.py --only members` runs just this part.
 Every process is started fresh for each run. Only the Python standard library is used.
 """
 
@@ -97,7 +101,7 @@ def run_measured(args, log):
 class Mesh:
     """A SLIM server, a participant with the bench sink (or `sink`) and a receiving moderator."""
 
-    def __init__(self, work, queue_max_bytes=None, sink=None, participant_args=()):
+    def __init__(self, work, queue_max_bytes=None, sink=None, participant_args=(), others=()):
         self.work = Path(tempfile.mkdtemp(dir=work))
         self.env = dict(os.environ, SLIM_NODE_SECRET=secrets.token_hex(24), SLIM_NODE_LOG="warn")
         slim = free_port()
@@ -112,8 +116,14 @@ class Mesh:
                                    "--slim", url, "--sink", sink or f"bench:{self.summary}",
                                    "--health", f"127.0.0.1:{self.participant_health}",
                                    "--data-dir", str(self.work / "participant-state"), *participant_args])
+        # More participants (`others`: labels), each with a bench sink of its own.
+        for label in others:
+            self.start(label, ["node", "--role", "participant", "--name", f"bench/otel/{label}", "--slim", url,
+                               "--sink", f"bench:{self.work / (label + '.json')}",
+                               "--data-dir", str(self.work / f"{label}-state")])
+        invites = [a for label in others for a in ("--invite", f"bench/otel/{label}")]
         receiver = ["node", "--role", "moderator", "--name", "bench/otel/receiver", "--slim", url,
-                    "--channel", "bench/otel/telemetry", "--invite", "bench/otel/participant",
+                    "--channel", "bench/otel/telemetry", "--invite", "bench/otel/participant", *invites,
                     "--otlp-http", f"127.0.0.1:{self.http}", "--otlp-grpc", f"127.0.0.1:{grpc}",
                     "--data-dir", str(self.work / "receiver-state")]
         if queue_max_bytes:
@@ -148,7 +158,8 @@ class Mesh:
         return sinks[0].get("delivered", 0)
 
     def stop(self):
-        for name in ("moderator", "participant", "server"):
+        names = ["moderator", *[n for n in self.procs if n not in ("moderator", "server")], "server"]
+        for name in names:
             p = self.procs[name]
             if p.poll() is None:
                 p.send_signal(signal.SIGCONT)
@@ -405,6 +416,70 @@ def overload(work):
     return {"queue_mib": queue / 2**20, "moderator_peak_rss_mib": peak, "answers": report["answers"]}
 
 
+def with_a_member_frozen(work, frozen, items=100, clients=16):
+    """loadgen -> receiver -> SLIM -> two participants; the second frozen (SIGSTOP) `frozen`:
+    None (never), "before" (before the load, once the moderator has found it gone and the
+    server has dropped its connection), or "during" (2 s into the load). Returns what the
+    live participant got."""
+    mesh = Mesh(work, others=["member-2"])
+    try:
+        wait_for("every member live", lambda: (health(mesh.http) or {}).get("status") == "ok")
+        member = mesh.procs["member-2"]
+        if frozen == "before":
+            member.send_signal(signal.SIGSTOP)
+            wait_for("the moderator to find the member gone",
+                     lambda: (health(mesh.http) or {}).get("node", {}).get("state") == "inviting")
+            # The server drops it once it has not answered a ping (2 s + 3 s by default).
+            time.sleep(6)
+        elif frozen == "during":
+            timer = __import__("threading").Timer(2.0, lambda: member.send_signal(signal.SIGSTOP))
+            timer.start()
+        report = loadgen(mesh, items, clients)
+        wait_for("delivery", lambda: mesh.delivered().get("messages", 0) >= report["ok"], timeout=180)
+        got = mesh.delivered()
+        peak = mesh.peak_rss()["moderator"] / 1024
+    finally:
+        mesh.stop()
+    taken_per_s = report["ok"] / report["seconds"]
+    row = {"frozen": frozen, "req_per_s": taken_per_s, "delivered_per_s": got["messages_per_s"],
+           "e2e_req_per_s": min(taken_per_s, got["messages_per_s"]), "e2e_p99": got["latency_ms"]["p99"],
+           "answers": report["answers"], "delivered": got["messages"], "taken": report["ok"],
+           "moderator_peak_rss_mib": peak}
+    print(f"bench: member frozen {frozen}: {row['e2e_req_per_s']:.0f} req/s to the live participant, "
+          f"delivered {row['delivered']}/{row['taken']}, answers {row['answers']}", file=sys.stderr)
+    return row
+
+
+def members(work):
+    return [with_a_member_frozen(work, frozen) for frozen in (None, "before", "during")]
+
+
+def members_table(rows, when):
+    base = rows[0]["e2e_req_per_s"]
+    label = {None: "both members live", "before": "second member frozen before the load",
+             "during": "second member frozen 2 s into the 10 s load"}
+    out = [f"Run {when}; 100-span requests, 16 clients, closed loop, 10 s; what the live participant got.", "",
+           "| run | req/s to the live member | ratio to both live | e2e p99 ms | delivered / taken | answers | moderator peak RSS MiB |",
+           "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| {label[r['frozen']]} | {r['e2e_req_per_s']:,.0f} | {r['e2e_req_per_s'] / base:.2f}× | "
+                   f"{r['e2e_p99']:.2f} | {r['delivered']} / {r['taken']} | {r['answers']} | {r['moderator_peak_rss_mib']:.1f} |")
+    before = rows[1]["e2e_req_per_s"] / base
+    out += ["", "| target | measured | met |", "|---|---|---|",
+            f"| live members' throughput with one member frozen within 10 % of none frozen | {before:.2f}× | "
+            f"{'yes' if before >= 0.9 else 'no'} |"]
+    return "\n".join(out)
+
+
+def replace_section(md, begin, end, body):
+    text = md.read_text() if md.exists() else ""
+    if begin not in text:
+        text += f"\n{begin}\n{end}\n"
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    md.write_text(f"{head}{begin}\n{body}\n{end}{tail}")
+
+
 def machine():
     cpu = re.search(r"model name\s*:\s*(.*)", Path("/proc/cpuinfo").read_text())
     rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
@@ -495,10 +570,19 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--no-build", action="store_true", help="use target/release/slim-node as it is")
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"), help="the file whose table is replaced")
+    ap.add_argument("--only", choices=["members"], help="run one part only, and replace only its table")
     args = ap.parse_args()
     if not args.no_build:
         subprocess.run(["cargo", "build", "--release", "-p", "slim-node"], cwd=ROOT, check=True)
     work = tempfile.mkdtemp(prefix="slim-node-bench-")
+    md = Path(args.out)
+    members_markers = ("<!-- bench:members:begin -->", "<!-- bench:members:end -->")
+    if args.only == "members":
+        rows = members(work)
+        (Path(work) / "results.json").write_text(json.dumps({"members": rows}, indent=2))
+        replace_section(md, *members_markers, members_table(rows, time.strftime("%Y-%m-%d %H:%M")))
+        print(f"bench: members table written to {md}; raw results in {work}/results.json", file=sys.stderr)
+        return
     e2e = [end_to_end(work, "small, one client", 1, 1),
            end_to_end(work, "small, one client at 500/s", 1, 1, rate=500),
            end_to_end(work, "small, closed loop", 1, 16),
@@ -517,14 +601,11 @@ def main():
         "forwarding": forwarding(work),
         "rotel_pair": rotel_pair(work),
         "storing": storing(work),
+        "members": members(work),
     }
     (Path(work) / "results.json").write_text(json.dumps(results, indent=2))
-    md = Path(args.out)
-    text = md.read_text() if md.exists() else "<!-- bench:begin -->\n<!-- bench:end -->\n"
-    begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
-    head, rest = text.split(begin, 1)
-    _, tail = rest.split(end, 1)
-    md.write_text(f"{head}{begin}\n{table(results)}\n{end}{tail}")
+    replace_section(md, "<!-- bench:begin -->", "<!-- bench:end -->", table(results))
+    replace_section(md, *members_markers, members_table(results["members"], results["when"]))
     print(f"bench: table written to {md}; raw results in {work}/results.json", file=sys.stderr)
 
 

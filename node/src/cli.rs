@@ -230,7 +230,8 @@ pub struct SessionArgs {
     )]
     pub connect_attempts: u32,
     /// SLIM messages not yet full (under 32 KiB of packed requests) awaiting SLIM's
-    /// completion at once; full ones are pipelined up to 256. What arrives meanwhile waits
+    /// completion (its session taking them; no member is waited for) at once; full ones are
+    /// pipelined up to 256. What arrives meanwhile waits
     /// and is packed: nothing lost at low load, far less MLS work per request at high load.
     #[arg(
         long,
