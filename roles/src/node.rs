@@ -197,7 +197,11 @@ impl Shared {
     pub(crate) fn away_members(&self, now: std::time::Instant) -> BTreeSet<String> {
         let state = self.state();
         let link = self.link.get();
-        self.known_members()
+        // A moderator's invitees that have not joined (yet, or again) are away too: what is
+        // owed to them waits for them.
+        let mut names = self.known_members();
+        names.extend(self.invitees().iter().map(ToString::to_string));
+        names
             .into_iter()
             .filter(|name| {
                 health::member_liveness(
@@ -310,7 +314,13 @@ impl Node {
         });
         let outbox = match &cfg.spool {
             Some(spool) => {
-                let outbox = Outbox::with_spool(cfg.outbox, Spool::open(spool)?)?;
+                let owed_to = match &cfg.role {
+                    RoleConfig::Moderator { invite, .. } => {
+                        invite.iter().map(ToString::to_string).collect()
+                    }
+                    RoleConfig::Participant => BTreeSet::new(),
+                };
+                let outbox = Outbox::with_spool(cfg.outbox, Spool::open(spool)?, owed_to)?;
                 let restored = outbox.stats();
                 if restored.messages > 0 {
                     info!(messages = restored.messages, bytes = restored.bytes, dir = %spool.dir.display(),

@@ -191,8 +191,15 @@ impl Outbox {
     }
 
     /// An outbox backed by `spool`, holding what the spool still had. A thread of its own
-    /// removes delivered messages from the spool.
-    pub(crate) fn with_spool(limits: OutboxLimits, spool: Spool) -> Result<Self, SpoolError> {
+    /// removes delivered messages from the spool. What was restored is owed to `owed_to` (a
+    /// moderator's invitees: a message kept for a member that was away is for that member,
+    /// whoever joins first after the restart); with nobody named, to the members at its first
+    /// send.
+    pub(crate) fn with_spool(
+        limits: OutboxLimits,
+        spool: Spool,
+        owed_to: BTreeSet<String>,
+    ) -> Result<Self, SpoolError> {
         let loaded = spool.load()?;
         let spool = Arc::new(spool);
         let (removals, rx) = std::sync::mpsc::channel::<Vec<u64>>();
@@ -216,7 +223,9 @@ impl Outbox {
             for (key, msg) in loaded {
                 inner.last_taken = Some(key);
                 inner.bytes += held(&msg);
-                inner.entries.push_back(Entry::new(msg, key, true));
+                let mut entry = Entry::new(msg, key, true);
+                entry.required = (!owed_to.is_empty()).then(|| owed_to.clone());
+                inner.entries.push_back(entry);
             }
         }
         outbox.spool = Some(spool);

@@ -25,6 +25,8 @@ use crate::node::RoleCtx;
 const RESEND_AFTER: Duration = Duration::from_secs(6);
 /// How often due messages are looked for without a wake-up.
 const TICK: Duration = Duration::from_millis(500);
+/// How often the outbox is told who is away.
+const AWAY_EVERY: Duration = Duration::from_millis(250);
 /// How often the session's member list is read.
 const MEMBERS_REFRESH: Duration = Duration::from_secs(2);
 /// Publishes awaiting SLIM's completion at once: unbounded, SLIM deadlocks (measured at ~8k);
@@ -49,14 +51,19 @@ pub(crate) async fn run(ctx: RoleCtx, session: Arc<Session>, cancel: Cancellatio
     let mut listed: Option<Instant> = None;
     let mut pinged: Option<Instant> = None;
     let mut pings: u64 = 0;
+    let mut judged: Option<Instant> = None;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = ctx.shared.outbox.wake.notified() => {}
             _ = tick.tick() => {}
         }
-        let now = Instant::now();
-        ctx.shared.outbox.set_away(ctx.shared.away_members(now));
+        // Who is away changes on the scale of seconds: not worth working out on every wake-up.
+        if judged.is_none_or(|at| at.elapsed() >= AWAY_EVERY) {
+            let now = Instant::now();
+            ctx.shared.outbox.set_away(ctx.shared.away_members(now));
+            judged = Some(now);
+        }
         // SLIM silently drops what is published while nobody is there to receive it.
         if !ctx.shared.state().has_members() {
             continue;
@@ -182,8 +189,9 @@ pub(crate) async fn stalled(ctx: &RoleCtx) {
         let stats = ctx.shared.outbox.stats();
         let unsent = stats.oldest_unsent_ms.filter(|ms| *ms >= bound);
         let quiet = stats.last_published_ms.is_none_or(|ms| ms >= bound);
+        let away = ctx.shared.away_members(Instant::now());
         let live = ctx.shared.state().has_members()
-            && ctx.shared.known_members().len() > ctx.shared.away_members(Instant::now()).len();
+            && ctx.shared.known_members().iter().any(|m| !away.contains(m));
         if let (Some(unsent_ms), true, true) = (unsent, quiet, live) {
             warn!(
                 unsent_ms,

@@ -307,3 +307,62 @@ async fn a_member_frozen_then_killed_costs_the_others_nothing_and_a_stop_loses_n
     assert!(lost_line.contains(MEMBERS[2]), "{lost_line}");
     drop(mesh);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn what_only_a_dead_member_lacks_stays_in_the_spool_and_reaches_it_after_both_restart() {
+    let mesh = Mesh::start();
+    let members: Vec<(Proc, PathBuf)> = MEMBERS
+        .iter()
+        .enumerate()
+        .map(|(i, name)| mesh.sink_node(&format!("p{}", i + 1), name, PARTICIPANT_ROLE))
+        .collect();
+    let spool = mesh.path("spool").display().to_string();
+    let Group {
+        mesh,
+        receiver,
+        port,
+        mut members,
+    } = Group::with_members(mesh, members, &["--spool", &spool]).await;
+    let load = Load::at_rate(port, RATE);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (frozen, first_out) = members.remove(2);
+    signal(frozen.pid(), "STOP");
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    frozen.kill9();
+    let (accepted, sent) = load.finish().await;
+    let log = receiver.stderr.clone();
+    assert_eq!(receiver.terminate(), Some(0), "the moderator exits cleanly");
+    let log = std::fs::read_to_string(log).expect("the moderator's log");
+    let kept = log
+        .lines()
+        .find(|l| l.contains("only members that are away lack") && l.contains("in the spool"))
+        .unwrap_or_else(|| panic!("the moderator did not say what it keeps for p3:\n{log}"));
+    eprintln!("moderator at exit: {kept}");
+    assert!(kept.contains(MEMBERS[2]), "{kept}");
+
+    // Both back: the moderator from its spool, p3 under its name (and its data directory).
+    let (p3, second_out) = mesh.sink_node("p3-again", MEMBERS[2], PARTICIPANT_ROLE);
+    let mut args = moderator(CHANNEL, &MEMBERS);
+    args.extend(["--spool", &spool]);
+    let (receiver, _) = mesh.receiver("receiver-again", RECEIVER, &args);
+    let mut procs: Vec<&Proc> = members.iter().map(|(p, _)| p).collect();
+    procs.extend([&p3, &receiver]);
+    let (_, duplicates) = count_delivery(
+        "the member that was dead, across its two lives",
+        sent,
+        &accepted,
+        &[&first_out, &second_out],
+        &procs,
+    )
+    .await;
+    assert_eq!(duplicates, 0, "nothing twice at p3");
+    for (i, (_, out)) in members.iter().enumerate() {
+        let what = format!("live member p{}", i + 1);
+        let (_, duplicates) = count_delivery(&what, sent, &accepted, &[out], &procs).await;
+        assert_eq!(
+            duplicates, 0,
+            "{what}: the spooled messages sent again are not handed on twice"
+        );
+    }
+    drop(mesh);
+}
