@@ -277,8 +277,17 @@ impl Store {
         }
     }
 
-    /// A read transaction; an error marks the file for opening again.
+    /// A read transaction; an error marks the file for opening again. Reads open it again
+    /// too when no write is under way, so the query API serves while the disk is full.
     fn begin_read(&self) -> Result<ReadTransaction, StoreError> {
+        if self.broken.load(Ordering::Acquire) {
+            if let Ok(_writing) = self.writer.try_lock() {
+                if self.broken.load(Ordering::Acquire) {
+                    // Failing here leaves it broken: the read below says why.
+                    let _ = self.reopen();
+                }
+            }
+        }
         let db = self.db.read().unwrap_or_else(|p| p.into_inner());
         let txn = match db.as_ref() {
             Some(db) => db.begin_read().map_err(|e| self.error(e)),
