@@ -5,7 +5,9 @@
 //! - `GET /health/ready`: 200 while a publish would reach at least one live member, else 503
 //!   (readiness probe).
 //!
-//! The verdicts are decided in `slim_roles::health`; this module only renders them.
+//! The verdicts are decided in `slim_roles::health`; this module adds the sinks' problems (a
+//! sink that cannot write, a disk queue that cannot be written: the node is then not `ok`)
+//! and renders them.
 
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -51,8 +53,17 @@ pub(crate) fn json(status: StatusCode, body: serde_json::Value) -> Response {
         .into_response()
 }
 
+/// The node's health with the problems of its sinks added.
+fn health_of(watched: &Watched) -> slim_roles::Health {
+    let mut health = watched.publisher.health();
+    for problem in watched.sinks.iter().flat_map(SinkHandle::problems) {
+        health.add_problem(problem);
+    }
+    health
+}
+
 async fn full(State(watched): State<Watched>, caller: Option<axum::Extension<Caller>>) -> Response {
-    let health = watched.publisher.health();
+    let health = health_of(&watched);
     // Names of members and channels are for those holding a key; without a token file
     // every caller is trusted (the guard says so).
     let trusted = caller.is_some_and(|c| c.trusted);
@@ -78,7 +89,8 @@ async fn live(State(watched): State<Watched>) -> Response {
 }
 
 async fn ready(State(watched): State<Watched>) -> Response {
-    let health = watched.publisher.health();
+    // A sink's problem makes the node `degraded`, still ready: a publish reaches its members.
+    let health = health_of(&watched);
     let code = if health.ready() {
         StatusCode::OK
     } else {

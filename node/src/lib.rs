@@ -19,6 +19,8 @@ pub mod pipeline;
 pub mod receiver;
 pub mod settings;
 pub mod sink;
+#[cfg(test)]
+pub(crate) mod testdisk;
 
 /// Locks `m`; a panic elsewhere while holding it leaves data that is still usable here.
 pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {

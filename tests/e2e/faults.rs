@@ -96,7 +96,7 @@ async fn with_the_participant_gone_the_queue_fills_then_503_and_everything_taken
         sent += 1;
     }
     assert_eq!(refused, 3, "the outbox is bounded");
-    let full = health(port).await.unwrap();
+    let full = health_of(port).await;
     assert!(full["outbox"]["messages"].as_u64().unwrap() <= 15, "{full}");
 
     // The participant comes back: it is invited again and gets everything that was taken.
@@ -104,7 +104,7 @@ async fn with_the_participant_gone_the_queue_fills_then_503_and_everything_taken
     let unique =
         assert_all_delivered(sent, &accepted, refused, &[&first_out, &second_out], &back).await;
     assert!(unique.is_subset(&accepted), "nothing refused was delivered");
-    let outbox = &health(port).await.unwrap()["outbox"];
+    let outbox = &health_of(port).await["outbox"];
     assert!(
         outbox["slim_messages"].as_u64() < outbox["sent"].as_u64(),
         "what waited travelled packed: {outbox}"

@@ -35,13 +35,18 @@ fn closed(dir: &Path) -> BTreeMap<String, Vec<Value>> {
         .flatten()
         .flatten()
         .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
-        .map(|e| {
-            let text = std::fs::read_to_string(e.path()).unwrap();
+        .filter_map(|e| {
+            // Closed files are complete; one uploaded and removed since the listing is gone.
+            let text = match std::fs::read_to_string(e.path()) {
+                Ok(text) => text,
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => return None,
+                Err(err) => panic!("cannot read {}: {err}", e.path().display()),
+            };
             let lines = text
                 .lines()
                 .map(|l| serde_json::from_str(l).expect("a line of OTLP/JSON"))
                 .collect();
-            (e.file_name().to_string_lossy().into_owned(), lines)
+            Some((e.file_name().to_string_lossy().into_owned(), lines))
         })
         .collect()
 }
@@ -332,7 +337,24 @@ impl Seaweed {
     }
 
     /// Every object under `prefix`, by key, with its bytes (gunzipped when the key ends in .gz).
+    /// A store that answers an error (it may be starting again: SeaweedFS answers 500 for a
+    /// moment after a restart) is asked again for [`READ_TIMEOUT`], then the test fails.
     async fn objects(&self, prefix: &str) -> BTreeMap<String, Vec<u8>> {
+        let deadline = Instant::now() + READ_TIMEOUT;
+        loop {
+            match self.try_objects(prefix).await {
+                Ok(objects) => return objects,
+                Err(err) => assert!(
+                    Instant::now() < deadline,
+                    "reading the bucket under {prefix}: {err}\nweed: {}",
+                    self.log_tail()
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    async fn try_objects(&self, prefix: &str) -> Result<BTreeMap<String, Vec<u8>>, String> {
         let store = AmazonS3Builder::new()
             .with_endpoint(self.endpoint())
             .with_allow_http(true)
@@ -341,19 +363,27 @@ impl Seaweed {
             .with_access_key_id(KEY_ID)
             .with_secret_access_key(KEY_SECRET)
             .build()
-            .unwrap();
-        let listed: Vec<_> = match store.list(Some(&prefix.into())).try_collect().await {
-            Ok(listed) => listed,
-            Err(_) => return BTreeMap::new(),
-        };
+            .map_err(|e| e.to_string())?;
+        let listed: Vec<_> = store
+            .list(Some(&prefix.into()))
+            .try_collect()
+            .await
+            .map_err(|e| format!("listing: {e}"))?;
         let mut out = BTreeMap::new();
         for meta in listed {
-            let got = store.get(&meta.location).await.unwrap();
+            let got = store
+                .get(&meta.location)
+                .await
+                .map_err(|e| format!("GET {}: {e}", meta.location))?;
             let encoding = got
                 .attributes
                 .get(&object_store::Attribute::ContentEncoding)
                 .map(|v| v.to_string());
-            let bytes = got.bytes().await.unwrap().to_vec();
+            let bytes = got
+                .bytes()
+                .await
+                .map_err(|e| format!("reading {}: {e}", meta.location))?
+                .to_vec();
             let key = meta.location.to_string();
             let bytes = if key.ends_with(".gz") {
                 assert_eq!(encoding.as_deref(), Some("gzip"), "{key} says it is gzip'd");
@@ -361,14 +391,14 @@ impl Seaweed {
                 let mut plain = Vec::new();
                 flate2::read::GzDecoder::new(&bytes[..])
                     .read_to_end(&mut plain)
-                    .unwrap();
+                    .map_err(|e| format!("{key} is not gzip: {e}"))?;
                 plain
             } else {
                 bytes
             };
             out.insert(key, bytes);
         }
-        out
+        Ok(out)
     }
 }
 
@@ -562,7 +592,7 @@ async fn retention_keeps_the_newest_closed_files_and_health_shows_the_open_one()
     // All nine written: four files closed, the ninth line in the open one.
     let deadline = Instant::now() + FORM_TIMEOUT;
     let h = loop {
-        let h = health(health_port).await.unwrap_or_default();
+        let h = health_of(health_port).await;
         let logs = &h["sinks"][0]["detail"]["logs"];
         if logs["closed"] == 4 && logs["open_lines"] == 1 {
             break h;

@@ -453,7 +453,7 @@ async fn a_request_the_backend_refuses_with_400_is_dropped_counted_and_logged_an
     .await;
     assert_eq!(backend.log_bodies(), expected);
     assert!(backend.refused() >= 1);
-    let h = health(health_port).await.expect("the participant's health");
+    let h = health_of(health_port).await;
     let sink = &h["sinks"][0];
     assert_eq!(sink["dropped"]["refused by the backend"], 1, "{h}");
     assert_eq!(sink["delivered"], 9, "{h}");

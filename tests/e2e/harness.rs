@@ -447,7 +447,40 @@ pub fn wait_until(timeout: Duration, mut ok: impl FnMut() -> bool, what: impl Fn
     panic!("timed out: {}", what());
 }
 
-/// `GET /health` of a receiver, if it answers.
+/// How long a helper that reads a real server retries transient failures before it fails.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `GET URL` (with `headers`) as JSON, retrying transient failures (no connection yet, a 5xx,
+/// a body cut short) for [`READ_TIMEOUT`]; then fails naming the last one. Never a default:
+/// an assert on an empty answer would pass for nothing.
+pub async fn get_json(url: &str, headers: &[(&str, &str)]) -> Value {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + READ_TIMEOUT;
+    loop {
+        let mut req = client.get(url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let failed = match req.send().await {
+            Ok(r) if r.status().is_server_error() => format!("answered {}", r.status()),
+            Ok(r) => match r.json::<Value>().await {
+                Ok(v) => return v,
+                Err(e) => format!("a body that is not JSON: {e}"),
+            },
+            Err(e) => e.to_string(),
+        };
+        assert!(Instant::now() < deadline, "GET {url}: {failed}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `GET /health` of a node (retried while it does not answer; fails after [`READ_TIMEOUT`]).
+pub async fn health_of(port: u16) -> Value {
+    get_json(&format!("http://127.0.0.1:{port}/health"), &[]).await
+}
+
+/// `GET /health` of a receiver, if it answers now: for polls across a node's restart, where
+/// no answer is expected for a while (otherwise use [`health_of`]).
 pub async fn health(port: u16) -> Option<Value> {
     let resp = reqwest::get(format!("http://127.0.0.1:{port}/health"))
         .await
@@ -477,7 +510,11 @@ pub async fn wait_state(port: u16, state: &str, node: &Proc) -> Value {
 /// The complete JSON lines of a file (none if it does not exist yet); a last line still
 /// being written is left out.
 pub fn jsonl(path: &Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => panic!("cannot read {}: {e}", path.display()),
+    };
     let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
     complete
         .lines()

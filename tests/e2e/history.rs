@@ -96,22 +96,42 @@ fn spans(first: u64, n: u64, time: impl Fn(u64) -> u64) -> Vec<u8> {
     .unwrap()
 }
 
-/// One fetch with the key; returns the status and the JSON body.
+/// One fetch with the key; returns the status and the JSON body. A fetch that gets no
+/// answer, a 5xx or a body cut short is tried again for [`READ_TIMEOUT`], then fails; 4xx
+/// answers are returned (tests check them).
 async fn fetch(api: &str, signal: &str, body: Value, key: Option<&str>) -> (u16, Value) {
-    let mut call = reqwest::Client::new()
-        .post(format!("{api}/api/{signal}/fetch"))
-        .header("content-type", "application/json")
-        .body(body.to_string());
-    if let Some(key) = key {
-        call = call.bearer_auth(key);
+    let deadline = std::time::Instant::now() + READ_TIMEOUT;
+    loop {
+        let mut call = reqwest::Client::new()
+            .post(format!("{api}/api/{signal}/fetch"))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(key) = key {
+            call = call.bearer_auth(key);
+        }
+        let failed = match call.send().await {
+            Ok(r) if r.status().is_server_error() => {
+                format!("{}: {}", r.status(), r.text().await.unwrap_or_default())
+            }
+            Ok(r) => {
+                let status = r.status().as_u16();
+                match r.text().await {
+                    Ok(text) => {
+                        let json = serde_json::from_str(&text)
+                            .unwrap_or_else(|_| panic!("not JSON: {text}"));
+                        return (status, json);
+                    }
+                    Err(e) => format!("reading the answer: {e}"),
+                }
+            }
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the query API did not answer {signal}/fetch: {failed}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let response = call.send().await.expect("the query API answers");
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}")),
-    )
 }
 
 /// `(startTimeUnixNano, spanId)` of every span of a page, in order.

@@ -194,7 +194,7 @@ async fn a_client_that_stops_reading_is_disconnected_while_the_others_get_everyt
     .await;
     let deadline = Instant::now() + FORM_TIMEOUT;
     loop {
-        let h = health(health_port).await.unwrap_or_default();
+        let h = health_of(health_port).await;
         if h["sinks"][0]["detail"]["disconnected_slow"].as_u64() >= Some(1) {
             break;
         }

@@ -9,6 +9,7 @@ mod backend;
 mod bench;
 mod cli_errors;
 mod conformance;
+mod diskfull;
 mod faults;
 mod files;
 mod forward;

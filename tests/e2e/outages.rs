@@ -488,7 +488,7 @@ async fn a_participant_without_a_receiver_serves_its_probes_on_the_health_port()
     wait_state(port, "active", &receiver).await;
     wait_state(health_port, "joined", &participant).await;
     wait_status(health_port, "ok", &participant).await;
-    let h = health(health_port).await.expect("health");
+    let h = health_of(health_port).await;
     assert_eq!(
         h["members"][0]["name"], RECEIVER,
         "the participant sees its moderator: {h}"

@@ -40,15 +40,12 @@ async fn post_authorized(port: u16, auth: &str, text: &str) -> reqwest::Response
 
 /// `/health` as a holder of `token` sees it.
 async fn trusted_health(port: u16, token: &str) -> Value {
-    reqwest::Client::new()
-        .get(format!("http://127.0.0.1:{port}/health"))
-        .header("authorization", bearer(token))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    let auth = bearer(token);
+    get_json(
+        &format!("http://127.0.0.1:{port}/health"),
+        &[("authorization", auth.as_str())],
+    )
+    .await
 }
 
 /// A receiver requiring the mesh's tokens, and its participant, joined.
@@ -127,7 +124,7 @@ async fn grpc_without_a_token_is_unauthenticated_and_with_a_wrong_one_permission
 #[tokio::test(flavor = "multi_thread")]
 async fn health_names_no_members_without_a_token() {
     let (_mesh, _receiver, _participant, _out, port) = authenticated_mesh().await;
-    let open = health(port).await.unwrap();
+    let open = health_of(port).await;
     assert_eq!(open["node"]["state"], "active");
     let text = open.to_string();
     assert!(
@@ -202,7 +199,7 @@ async fn an_admin_invites_and_removes_a_member_at_runtime() {
     // Active again once the new invitee joined (inviting meanwhile).
     let deadline = std::time::Instant::now() + FORM_TIMEOUT;
     loop {
-        let h = health(port).await.unwrap_or_default();
+        let h = health_of(port).await;
         if h["status"] == "ok" {
             break;
         }
@@ -249,7 +246,7 @@ async fn a_node_with_the_wrong_shared_secret_cannot_join_nor_read() {
     // The rightful participant joins; the intruder stays pending.
     let deadline = std::time::Instant::now() + FORM_TIMEOUT;
     loop {
-        let h = health(port).await.unwrap_or_default();
+        let h = health_of(port).await;
         if h["node"]["joined"] == serde_json::json!([PARTICIPANT]) {
             assert_eq!(h["node"]["pending"], serde_json::json!([INTRUDER]), "{h}");
             break;
@@ -278,11 +275,9 @@ async fn a_node_with_the_wrong_shared_secret_cannot_join_nor_read() {
         jsonl(&intruder_out).is_empty(),
         "the intruder read the channel"
     );
-    let h = health(port).await.unwrap();
+    let h = health_of(port).await;
     assert_eq!(h["node"]["pending"], serde_json::json!([INTRUDER]), "{h}");
-    let intruder_state = health(intruder_health)
-        .await
-        .expect("the intruder still runs");
+    let intruder_state = health_of(intruder_health).await;
     assert_eq!(
         intruder_state["node"]["state"], "awaiting_invite",
         "never let in"

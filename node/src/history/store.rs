@@ -24,10 +24,14 @@
 use std::collections::{BinaryHeap, HashMap};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, RwLock, Weak};
 use std::time::Duration;
 
-use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{
+    Database, ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition,
+    WriteTransaction,
+};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -213,7 +217,12 @@ pub struct Page {
 
 /// The store. One per directory in a process: [`Store::open`] hands out the same one.
 pub struct Store {
-    db: Database,
+    /// `None` only while it is opened again.
+    db: RwLock<Option<Database>>,
+    /// A write failed (a full disk, say): redb answers everything after an I/O error with
+    /// `PreviousIo` until the file is opened again, which the next write does first (and
+    /// reads the counters back from what was committed).
+    broken: AtomicBool,
     path: PathBuf,
     retention: Retention,
     totals: Mutex<Totals>,
@@ -243,18 +252,10 @@ impl Store {
         if let Some(store) = open.get(&key).and_then(Weak::upgrade) {
             return Ok(store);
         }
-        // redb caches up to 1 GiB by default; a sink beside a node should not.
-        let db = redb::Builder::new()
-            .set_cache_size(CACHE_BYTES)
-            .create(&path)
-            .map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => {
-                    err("in use by another process: give each node its own store directory".into())
-                }
-                other => err(other.to_string()),
-            })?;
+        let db = open_db(&path).map_err(err)?;
         let mut store = Store {
-            db,
+            db: RwLock::new(Some(db)),
+            broken: AtomicBool::new(false),
             path,
             retention,
             totals: Mutex::new(Totals::default()),
@@ -276,9 +277,59 @@ impl Store {
         }
     }
 
+    /// A read transaction; an error marks the file for opening again. Reads open it again
+    /// too when no write is under way, so the query API serves while the disk is full.
+    fn begin_read(&self) -> Result<ReadTransaction, StoreError> {
+        if self.broken.load(Ordering::Acquire) {
+            if let Ok(_writing) = self.writer.try_lock() {
+                if self.broken.load(Ordering::Acquire) {
+                    // Failing here leaves it broken: the read below says why.
+                    let _ = self.reopen();
+                }
+            }
+        }
+        let db = self.db.read().unwrap_or_else(|p| p.into_inner());
+        let txn = match db.as_ref() {
+            Some(db) => db.begin_read().map_err(|e| self.error(e)),
+            None => Err(self.error("not open (opening it again failed)")),
+        };
+        if txn.is_err() {
+            self.broken.store(true, Ordering::Release);
+        }
+        txn
+    }
+
+    /// A write transaction, the file opened again first if a write failed. The caller holds
+    /// `writer`.
+    fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
+        if self.broken.load(Ordering::Acquire) {
+            self.reopen()?;
+        }
+        let db = self.db.read().unwrap_or_else(|p| p.into_inner());
+        match db.as_ref() {
+            Some(db) => db.begin_write().map_err(|e| self.error(e)),
+            None => Err(self.error("not open (opening it again failed)")),
+        }
+    }
+
+    /// Opens the file again after an error, and reads the counters from what it holds: a
+    /// commit that failed may or may not have reached the disk.
+    fn reopen(&self) -> Result<(), StoreError> {
+        {
+            let mut db = self.db.write().unwrap_or_else(|p| p.into_inner());
+            // The old handle first: it holds the file's lock.
+            *db = None;
+            *db = Some(open_db(&self.path).map_err(|e| self.error(e))?);
+        }
+        *crate::lock(&self.totals) = self.read_totals()?;
+        self.broken.store(false, Ordering::Release);
+        tracing::info!(path = %self.path.display(), "the store is open again after an error");
+        Ok(())
+    }
+
     /// Creates what is missing; returns the store's id (made on first open).
     fn create_tables(&self) -> Result<u64, StoreError> {
-        let txn = self.db.begin_write().map_err(|e| self.error(e))?;
+        let txn = self.begin_write()?;
         let id = {
             for signal in Signal::ALL {
                 txn.open_table(table(signal)).map_err(|e| self.error(e))?;
@@ -320,7 +371,7 @@ impl Store {
     }
 
     fn read_totals(&self) -> Result<Totals, StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.error(e))?;
+        let txn = self.begin_read()?;
         let meta = txn.open_table(META).map_err(|e| self.error(e))?;
         let get = |key: &str| -> Result<u64, StoreError> {
             Ok(meta
@@ -357,11 +408,22 @@ impl Store {
 
     /// Stores `arrivals` in one transaction (synced before it returns), then applies the
     /// retention as of `now_unix_nano`.
+    /// Nothing of a failed append is kept (one transaction), and the file is opened again
+    /// before the next: a message given again is stored once (by its id) whether or not the
+    /// failed commit reached the disk.
     pub fn append(&self, arrivals: &[Arrival], now_unix_nano: u64) -> Result<(), StoreError> {
         let _writing = crate::lock(&self.writer);
+        let result = self.append_in(arrivals, now_unix_nano);
+        if result.is_err() {
+            self.broken.store(true, Ordering::Release);
+        }
+        result
+    }
+
+    fn append_in(&self, arrivals: &[Arrival], now_unix_nano: u64) -> Result<(), StoreError> {
         let before = self.totals();
         let mut totals = before.clone();
-        let txn = self.db.begin_write().map_err(|e| self.error(e))?;
+        let txn = self.begin_write()?;
         {
             let mut tables = Signal::ALL
                 .iter()
@@ -471,10 +533,7 @@ impl Store {
         }
         let committing = std::time::Instant::now();
         if let Err(err) = txn.commit() {
-            // Whether anything reached the disk, what is on it says.
-            if let Ok(on_disk) = self.read_totals() {
-                *crate::lock(&self.totals) = on_disk;
-            }
+            // Whether anything reached the disk, what is on it says once it is open again.
             return Err(self.error(err));
         }
         tracing::trace!(
@@ -614,7 +673,7 @@ impl Store {
         limit: usize,
     ) -> Result<Page, StoreError> {
         let limit = limit.clamp(1, usize::MAX - 2);
-        let txn = self.db.begin_read().map_err(|e| self.error(e))?;
+        let txn = self.begin_read()?;
         let items = txn
             .open_table(table(window.signal))
             .map_err(|e| self.error(e))?;
@@ -707,6 +766,20 @@ impl Store {
             has_more,
         })
     }
+}
+
+/// Opens (or creates) the store's redb file.
+fn open_db(path: &Path) -> Result<Database, String> {
+    // redb caches up to 1 GiB by default; a sink beside a node should not.
+    redb::Builder::new()
+        .set_cache_size(CACHE_BYTES)
+        .create(path)
+        .map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => {
+                "in use by another process: give each node its own store directory".into()
+            }
+            other => other.to_string(),
+        })
 }
 
 /// The reference count at the head of a context's value.
@@ -1027,5 +1100,54 @@ mod tests {
             .append(&[arrival(Signal::Traces, vec![item(15, 3)])], 0)
             .unwrap();
         assert_eq!(drain(&store, &window(&store, 0, 100), 10), vec![1, 3, 2]);
+    }
+
+    /// Batches of 20 messages (ids `m0`, `m1`…), each one item of ~2 KB tagged with its number.
+    fn batch(first: usize) -> Vec<Arrival> {
+        (first..first + 20)
+            .map(|i| Arrival {
+                message_id: Some(format!("m{i}")),
+                parts: Parts {
+                    contexts: vec![CONTEXT.to_vec()],
+                    items: vec![Item {
+                        time_unix_nano: 10 + i as u64,
+                        context: 0,
+                        bytes: [vec![b'x'; 2000], vec![i as u8]].concat(),
+                    }],
+                },
+                ..arrival(Signal::Traces, Vec::new())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_commit_failing_on_a_full_disk_keeps_nothing_and_the_store_takes_it_again_once_there_is_room(
+    ) {
+        let Some(disk) = crate::testdisk::SmallDisk::mount(1024) else {
+            return;
+        };
+        let store = Store::open(disk.path(), UNLIMITED).unwrap();
+        let mut stored = 0;
+        let failed = loop {
+            match store.append(&batch(stored), 0) {
+                Ok(()) => stored += 20,
+                Err(err) => break err,
+            }
+            assert!(stored < 2000, "the disk never filled");
+        };
+        assert_eq!(store.totals().traces, stored as u64, "{failed}");
+        assert!(
+            store.append(&batch(stored), 0).is_err(),
+            "still full, opened again"
+        );
+        disk.resize(8192);
+        // The failed batch again, then the next: each message once.
+        store.append(&batch(stored), 0).unwrap();
+        store.append(&batch(stored + 20), 0).unwrap();
+        let all = stored + 40;
+        assert_eq!(store.totals().traces, all as u64);
+        assert_eq!(store.totals().duplicates, 0);
+        let tags = drain(&store, &window(&store, 0, u64::MAX), 100);
+        assert_eq!(tags, (0..all).map(|i| i as u8).collect::<Vec<_>>());
     }
 }

@@ -3,7 +3,9 @@
 //! its disk queue, or delivered). A message a blocking durable sink has no room for is taken
 //! by no sink and not acknowledged: its publisher keeps it, sends it again later, and its
 //! outbox filling up makes its receivers answer 503 — backpressure end to end, never a
-//! silent drop. Live sinks never hold acknowledgements back.
+//! silent drop. Live sinks never hold acknowledgements back. The same holds while a durable
+//! sink cannot write (a full disk) and while a disk queue cannot be written: nothing is taken
+//! until they can again, and a batch is taken by every sink or by none (never handed twice).
 //!
 //! Runs on a thread of its own: checking and disk writes stay off the async workers.
 
@@ -11,7 +13,7 @@ pub mod queue;
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use slim_roles::Incoming;
 use tokio::sync::mpsc;
@@ -19,7 +21,7 @@ use tracing::{debug, info, warn};
 
 use crate::sink::{Delivered, Sink, SinkHandle, SinkInput};
 use otlp::wire;
-use queue::{Ticket, WhenFull};
+use queue::{Staged, Ticket, WhenFull};
 
 /// Messages taken from the channel at once (one disk write per queue for all of them).
 const BATCH: usize = 256;
@@ -99,11 +101,20 @@ impl Pipeline {
     }
 }
 
+/// How long a disk queue that could not be written is left alone before it is tried again
+/// (meanwhile what arrives is refused: not acknowledged, so its publishers keep it).
+const DISK_RETRY: Duration = Duration::from_secs(1);
+
 /// The pipeline thread: until the channel closes, takes what arrived (up to [`BATCH`] at a
 /// time), checks it, and hands it to the sinks.
 fn feed(mut incoming: mpsc::Receiver<Incoming>, sinks: &[SinkHandle]) {
     let durable = sinks.iter().filter(|s| s.durable).count();
     let mut refused: u64 = 0;
+    // Per sink: until when its disk queue, which could not be written, is left alone.
+    let mut retry_at: Vec<Option<Instant>> = vec![None; sinks.len()];
+    // Disk queues are written first: a batch one of them cannot take is taken by no sink.
+    let mut order: Vec<usize> = (0..sinks.len()).collect();
+    order.sort_by_key(|&i| !sinks[i].queue.is_disk());
     while let Some(first) = incoming.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < BATCH {
@@ -112,10 +123,20 @@ fn feed(mut incoming: mpsc::Receiver<Incoming>, sinks: &[SinkHandle]) {
                 Err(_) => break,
             }
         }
+        let now = Instant::now();
+        // A durable sink that cannot write takes nothing (as if its queue were full), nor
+        // does a disk queue that failed a moment ago: they resume by themselves.
+        let stuck = sinks.iter().zip(&retry_at).position(|(s, at)| {
+            (s.durable
+                && !s.queue.is_disk()
+                && s.queue.settings().when_full == WhenFull::Block
+                && s.stats.is_unable_to_write())
+                || at.is_some_and(|at| now < at)
+        });
         let mut accepted: Vec<(Arc<Delivered>, Arc<Ticket>)> = Vec::with_capacity(batch.len());
         // What this batch already adds to each queue, to check room for the next message.
         let mut adding = vec![(0usize, 0usize); sinks.len()];
-        let mut full = false;
+        let mut blocked = stuck;
         for msg in batch {
             let Some((delivered, ack)) = check(msg) else {
                 continue;
@@ -123,16 +144,23 @@ fn feed(mut incoming: mpsc::Receiver<Incoming>, sinks: &[SinkHandle]) {
             let bytes = delivered.payload.bytes().len();
             // Once one message found no room, the rest of the batch waits too: what is taken
             // stays in order behind it.
-            full = full
-                || sinks.iter().zip(&adding).any(|(s, (n, b))| {
+            blocked = blocked.or_else(|| {
+                sinks.iter().zip(&adding).position(|(s, (n, b))| {
                     s.queue.settings().when_full == WhenFull::Block
                         && !s.queue.has_room(n + 1, b + bytes)
-                });
-            if full {
+                })
+            });
+            if let Some(by) = blocked {
                 // Not taken, not acknowledged: its publisher sends it again.
+                sinks[by].stats.refused(1);
                 refused += 1;
                 if refused.is_power_of_two() || refused % 1000 == 0 {
-                    warn!(refused, "a sink's queue is full: not acknowledging what arrives, so its publishers keep it");
+                    let why = if stuck.is_some() {
+                        "cannot write"
+                    } else {
+                        "queue is full"
+                    };
+                    warn!(refused, sink = %sinks[by].name, "a sink {why}: not acknowledging what arrives, so its publishers keep it");
                 }
                 drop(ack);
                 continue;
@@ -146,7 +174,12 @@ fn feed(mut incoming: mpsc::Receiver<Incoming>, sinks: &[SinkHandle]) {
         if accepted.is_empty() {
             continue;
         }
-        for sink in sinks {
+        let Some(staged) = stage(sinks, &order, &accepted, &mut retry_at) else {
+            // Taken by no sink: dropping the tickets leaves the messages unacknowledged, and
+            // their publishers send them again.
+            continue;
+        };
+        for (sink, staged) in sinks.iter().zip(staged) {
             let items = accepted
                 .iter()
                 .map(|(d, t)| {
@@ -156,26 +189,58 @@ fn feed(mut incoming: mpsc::Receiver<Incoming>, sinks: &[SinkHandle]) {
                 })
                 .collect();
             sink.stats.taken(accepted.len() as u64);
-            match sink.queue.push(items) {
-                Ok(dropped) => {
-                    sink.stats
-                        .dropped("queue full (drop_oldest)", dropped as u64);
-                    if sink.durable && sink.queue.is_disk() {
-                        for (_, ticket) in &accepted {
-                            ticket.taken();
-                        }
-                    }
-                }
-                // Not taken by this sink: the messages are not acknowledged, and come again.
-                Err(err) => {
-                    warn!(sink = %sink.name, %err, "the sink's queue could not take messages");
-                    sink.stats
-                        .dropped("queue write failed", accepted.len() as u64);
+            let dropped = sink.queue.push_staged(staged, items);
+            sink.stats
+                .dropped("queue full (drop_oldest)", dropped as u64);
+            if sink.durable && sink.queue.is_disk() {
+                for (_, ticket) in &accepted {
+                    ticket.taken();
                 }
             }
         }
     }
     debug!("pipeline stopped: the channel closed");
+}
+
+/// Writes `accepted` to every disk queue (in `order`: disk queues first); `None`, with
+/// whatever was written taken back, when one cannot take it. The staged batches come back in
+/// the order of `sinks`.
+fn stage(
+    sinks: &[SinkHandle],
+    order: &[usize],
+    accepted: &[(Arc<Delivered>, Arc<Ticket>)],
+    retry_at: &mut [Option<Instant>],
+) -> Option<Vec<Staged>> {
+    let delivered: Vec<&Delivered> = accepted.iter().map(|(d, _)| d.as_ref()).collect();
+    let mut staged: Vec<Option<Staged>> = (0..sinks.len()).map(|_| None).collect();
+    for &i in order {
+        let sink = &sinks[i];
+        match sink.queue.stage(&delivered) {
+            Ok(s) => {
+                staged[i] = Some(s);
+                if retry_at[i].take().is_some() {
+                    sink.stats.can_queue();
+                    info!(sink = %sink.name, "the sink's disk queue can be written again: taking messages again");
+                }
+            }
+            Err(err) => {
+                for (j, s) in staged.iter_mut().enumerate() {
+                    if let Some(s) = s.take() {
+                        if let Err(err) = sinks[j].queue.unstage(s) {
+                            warn!(sink = %sinks[j].name, %err, "could not take back a batch no sink takes; it is removed with the next removal");
+                        }
+                    }
+                }
+                warn!(sink = %sink.name, %err, messages = accepted.len(),
+                    "the sink's disk queue cannot be written: taking nothing (nor acknowledging it), so its publishers keep it; trying again in a second");
+                sink.stats.cannot_queue(&err.to_string());
+                sink.stats.refused(accepted.len() as u64);
+                retry_at[i] = Some(Instant::now() + DISK_RETRY);
+                return None;
+            }
+        }
+    }
+    staged.into_iter().collect()
 }
 
 /// Checks a message from the channel: an OTLP request, with its acknowledgement. What is not

@@ -6,10 +6,17 @@
 //! Items are handed to the sink in order and leave the queue when the sink says they are done
 //! (delivered, or dropped for good); a disk queue hands everything still on disk to the sink
 //! again after a restart.
+//!
+//! A disk queue that cannot be written (a full disk) takes nothing: [`Queue::stage`] fails,
+//! the pipeline takes the batch for no sink and acknowledges none of it, and its publishers
+//! send it again. redb refuses every operation after an I/O error until the file is opened
+//! again, so the queue reopens it before the next attempt; a removal that failed is tried
+//! again with the next one.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use redb::{Database, Durability, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -156,8 +163,22 @@ pub struct Queue {
 }
 
 struct Disk {
-    db: Database,
+    /// `None` only while it is opened again.
+    db: RwLock<Option<Database>>,
     path: PathBuf,
+    /// An operation failed: redb answers every later one with `PreviousIo` until the file is
+    /// opened again, which the next operation does first.
+    broken: AtomicBool,
+    /// Rows the sink is done with whose removal failed: removed with the next removal.
+    unremoved: Mutex<Vec<u64>>,
+}
+
+/// Messages written to a disk queue and not yet handed to its sink: [`Queue::push_staged`]
+/// hands them on, [`Queue::unstage`] takes them back.
+#[derive(Debug)]
+pub struct Staged {
+    first: u64,
+    n: usize,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -195,13 +216,13 @@ impl Queue {
                     message,
                 };
                 std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
-                let db = Database::create(&path).map_err(|e| match e {
-                    redb::DatabaseError::DatabaseAlreadyOpen => {
-                        err("in use by another process: give each node its own --data-dir".into())
-                    }
-                    other => err(other.to_string()),
-                })?;
-                let disk = Disk { db, path };
+                let db = open_db(&path).map_err(err)?;
+                let disk = Disk {
+                    db: RwLock::new(Some(db)),
+                    path,
+                    broken: AtomicBool::new(false),
+                    unremoved: Mutex::new(Vec::new()),
+                };
                 disk.load(&mut state)?;
                 Some(disk)
             }
@@ -239,19 +260,53 @@ impl Queue {
         &self,
         items: Vec<(Arc<Delivered>, Option<Arc<Ticket>>)>,
     ) -> Result<usize, QueueError> {
-        if items.is_empty() {
-            return Ok(0);
-        }
-        // Only the pipeline pushes: numbers are reserved here and used below.
+        let delivered: Vec<&Delivered> = items.iter().map(|(d, _)| d.as_ref()).collect();
+        let staged = self.stage(&delivered)?;
+        Ok(self.push_staged(staged, items))
+    }
+
+    /// Writes `items` to a disk queue (in one transaction, synced) without handing them to
+    /// the sink yet; nothing for a memory queue. When this fails, nothing of them is kept.
+    pub fn stage(&self, items: &[&Delivered]) -> Result<Staged, QueueError> {
+        // Only the pipeline pushes: numbers are reserved here and used by `push_staged`.
         let first = {
             let mut state = crate::lock(&self.state);
             let first = state.next_seq;
             state.next_seq += items.len() as u64;
             first
         };
-        if let Some(disk) = &self.disk {
-            disk.append(first, items.iter().map(|(d, _)| d.as_ref()))?;
+        if let (Some(disk), false) = (&self.disk, items.is_empty()) {
+            disk.append(first, items.iter().copied())?;
         }
+        Ok(Staged {
+            first,
+            n: items.len(),
+        })
+    }
+
+    /// Takes back what [`Queue::stage`] wrote (another queue could not take the batch, so no
+    /// sink takes it). The sink never saw it.
+    pub fn unstage(&self, staged: Staged) -> Result<(), QueueError> {
+        match &self.disk {
+            Some(disk) => {
+                let seqs: Vec<u64> = (staged.first..staged.first + staged.n as u64).collect();
+                disk.remove(&seqs)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Hands the `items` of `staged` (with their tickets) to the sink; returns how many
+    /// waiting messages were dropped to make room (`drop_oldest`).
+    pub fn push_staged(
+        &self,
+        staged: Staged,
+        items: Vec<(Arc<Delivered>, Option<Arc<Ticket>>)>,
+    ) -> usize {
+        if items.is_empty() {
+            return 0;
+        }
+        let first = staged.first;
         let mut dropped = Vec::new();
         {
             let mut state = crate::lock(&self.state);
@@ -290,10 +345,13 @@ impl Queue {
             }
         }
         if let Some(disk) = &self.disk {
-            disk.remove(&dropped)?;
+            // Kept for the next removal if this one fails: dropped all the same.
+            if let Err(err) = disk.remove(&dropped) {
+                tracing::warn!(%err, "the sink queue could not remove what it dropped yet");
+            }
         }
         self.wake.notify_one();
-        Ok(dropped.len())
+        dropped.len()
     }
 
     /// The next item not yet handed to the sink, if there is one now. A message of a disk
@@ -310,9 +368,9 @@ impl Queue {
             let Some(entry) = entries.get_mut(*handed) else {
                 return Ok(None);
             };
-            *handed += 1;
             if entry.done {
                 // Done out of order before the sink gave the rest back: not again.
+                *handed += 1;
                 continue;
             }
             let found = match &entry.item {
@@ -326,6 +384,8 @@ impl Queue {
                     read.remove(&entry.seq)
                 }
             };
+            // Handed only once read: an item the disk could not give now is tried again.
+            *handed += 1;
             if let Some(item) = found {
                 return Ok(Some(item));
             }
@@ -403,6 +463,16 @@ impl Queue {
     }
 }
 
+/// Opens (or creates) the queue's redb file.
+fn open_db(path: &Path) -> Result<Database, String> {
+    Database::create(path).map_err(|e| match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => {
+            "in use by another process: give each node its own --data-dir".into()
+        }
+        other => other.to_string(),
+    })
+}
+
 impl Disk {
     fn error(&self, e: impl std::fmt::Display) -> QueueError {
         QueueError {
@@ -411,10 +481,38 @@ impl Disk {
         }
     }
 
+    /// Runs `f` on the database, opening the file again first if an earlier operation failed;
+    /// an error of `f` marks it for opening again.
+    fn with<T>(&self, f: impl FnOnce(&Database) -> Result<T, QueueError>) -> Result<T, QueueError> {
+        if self.broken.load(Ordering::Acquire) {
+            let mut db = self.db.write().unwrap_or_else(|p| p.into_inner());
+            if self.broken.load(Ordering::Acquire) {
+                // The old handle first: it holds the file's lock.
+                *db = None;
+                *db = Some(open_db(&self.path).map_err(|e| self.error(e))?);
+                self.broken.store(false, Ordering::Release);
+                tracing::info!(path = %self.path.display(), "the sink queue's file is open again after an error");
+            }
+        }
+        let db = self.db.read().unwrap_or_else(|p| p.into_inner());
+        let Some(db) = db.as_ref() else {
+            return Err(self.error("not open (opening it again failed)"));
+        };
+        let result = f(db);
+        if result.is_err() {
+            self.broken.store(true, Ordering::Release);
+        }
+        result
+    }
+
     /// Reads what an earlier run left: sizes and times into `state` (the payloads stay on
     /// disk until the sink asks).
     fn load(&self, state: &mut State) -> Result<(), QueueError> {
-        let read = self.db.begin_read().map_err(|e| self.error(e))?;
+        self.with(|db| self.load_from(db, state))
+    }
+
+    fn load_from(&self, db: &Database, state: &mut State) -> Result<(), QueueError> {
+        let read = db.begin_read().map_err(|e| self.error(e))?;
         let table = match read.open_table(TABLE) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
@@ -442,7 +540,17 @@ impl Disk {
         first: u64,
         items: impl Iterator<Item = &'a Delivered>,
     ) -> Result<(), QueueError> {
-        let mut write = self.db.begin_write().map_err(|e| self.error(e))?;
+        self.with(|db| self.append_to(db, first, items))
+    }
+
+    /// One transaction: nothing of it is kept when it fails.
+    fn append_to<'a>(
+        &self,
+        db: &Database,
+        first: u64,
+        items: impl Iterator<Item = &'a Delivered>,
+    ) -> Result<(), QueueError> {
+        let mut write = db.begin_write().map_err(|e| self.error(e))?;
         write.set_durability(Durability::Immediate);
         {
             let mut table = write.open_table(TABLE).map_err(|e| self.error(e))?;
@@ -463,11 +571,26 @@ impl Disk {
         max: usize,
         into: &mut HashMap<u64, Item>,
     ) -> Result<(), QueueError> {
-        let read = self.db.begin_read().map_err(|e| self.error(e))?;
+        self.with(|db| self.read_in(db, seq, max, into))
+    }
+
+    fn read_in(
+        &self,
+        db: &Database,
+        seq: u64,
+        max: usize,
+        into: &mut HashMap<u64, Item>,
+    ) -> Result<(), QueueError> {
+        let read = db.begin_read().map_err(|e| self.error(e))?;
         let table = read.open_table(TABLE).map_err(|e| self.error(e))?;
+        let unremoved = crate::lock(&self.unremoved).clone();
         for row in table.range(seq..).map_err(|e| self.error(e))?.take(max) {
             let (key, record) = row.map_err(|e| self.error(e))?;
             let seq = key.value();
+            if unremoved.contains(&seq) {
+                // Done with, or never taken (its batch went to no sink): still to remove.
+                continue;
+            }
             match decode(record.value()) {
                 Ok(delivered) => {
                     into.insert(
@@ -488,11 +611,23 @@ impl Disk {
         Ok(())
     }
 
+    /// Removes `seqs`, and what earlier removals could not; what fails now is kept for the
+    /// next one (until then it stays on disk: after a restart the sink would get it again).
     fn remove(&self, seqs: &[u64]) -> Result<(), QueueError> {
-        if seqs.is_empty() {
+        let mut all = std::mem::take(&mut *crate::lock(&self.unremoved));
+        all.extend_from_slice(seqs);
+        if all.is_empty() {
             return Ok(());
         }
-        let mut write = self.db.begin_write().map_err(|e| self.error(e))?;
+        let result = self.with(|db| self.remove_from(db, &all));
+        if result.is_err() {
+            crate::lock(&self.unremoved).extend(all);
+        }
+        result
+    }
+
+    fn remove_from(&self, db: &Database, seqs: &[u64]) -> Result<(), QueueError> {
+        let mut write = db.begin_write().map_err(|e| self.error(e))?;
         // A removal lost in a crash only means the sink gets that message again.
         write.set_durability(Durability::Eventual);
         {
@@ -690,5 +825,57 @@ mod tests {
         assert_eq!(take_all(&q).len(), 2);
         q.rewind();
         assert_eq!(ids(&take_all(&q)), ["id-0", "id-1"]);
+    }
+
+    fn big(i: usize) -> Arc<Delivered> {
+        let body = format!(
+            r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{{"body":{{"stringValue":"{i} {}"}}}}]}}]}}]}}"#,
+            "x".repeat(20_000)
+        );
+        let request = otlp::json::from_json(otlp::Signal::Logs, body.as_bytes()).unwrap();
+        Arc::new(Delivered {
+            received_at: OffsetDateTime::now_utc(),
+            from: "a/b/c".into(),
+            verified_sender: None,
+            message_id: Some(format!("id-{i}")),
+            payload: otlp::Encoded::check(otlp::Signal::Logs, request.to_protobuf()).unwrap(),
+        })
+    }
+
+    #[test]
+    fn a_disk_queue_that_cannot_be_written_keeps_nothing_and_takes_again_once_there_is_room() {
+        let Some(disk) = crate::testdisk::SmallDisk::mount(1024) else {
+            return;
+        };
+        let s = QueueSettings {
+            max_bytes: 1 << 30,
+            ..settings(QueueKind::Disk, 1 << 20, WhenFull::Block)
+        };
+        let q = Queue::open(s.clone(), disk.path()).unwrap();
+        let mut n = 0;
+        loop {
+            let batch = [big(n), big(n + 1)];
+            let refs: Vec<&Delivered> = batch.iter().map(|d| d.as_ref()).collect();
+            match q.stage(&refs) {
+                Ok(staged) => {
+                    q.push_staged(staged, batch.into_iter().map(|d| (d, None)).collect());
+                    n += 2;
+                }
+                Err(_) => break,
+            }
+            assert!(n < 1000, "the disk never filled");
+        }
+        assert_eq!(
+            q.stats().messages,
+            n,
+            "the batch that failed is not in the queue"
+        );
+        disk.resize(8192);
+        q.push(vec![(big(n), None), (big(n + 1), None)]).unwrap();
+        let expected: Vec<String> = (0..n + 2).map(|i| format!("id-{i}")).collect();
+        assert_eq!(ids(&take_all(&q)), expected, "each once, in order");
+        drop(q);
+        let again = Queue::open(s, disk.path()).unwrap();
+        assert_eq!(ids(&take_all(&again)), expected, "and so on disk");
     }
 }

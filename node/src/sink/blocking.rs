@@ -1,7 +1,8 @@
 //! Runs a blocking [`WriteSink`] as a [`Sink`]: on a thread of its own, one message at a
 //! time, in order. A durable sink that fails to write tries the same message again, with
-//! backoff, until it works or the node stops (it is not acknowledged meanwhile); a live sink
-//! drops it, counted.
+//! backoff, until it works or the node stops (it is not acknowledged meanwhile, and `/health`
+//! says the sink cannot write); a live sink drops it, counted. A [`WriteSink`] leaves nothing
+//! of a failed write behind, so the retry writes the message once.
 
 use std::time::Duration;
 
@@ -9,9 +10,10 @@ use super::{SinkFuture, SinkInput, WriteSink};
 
 /// How long without a message before the sink is told it is idle.
 const IDLE: Duration = Duration::from_millis(200);
-/// Backoff between attempts to write a message again.
+/// Backoff between attempts to write a message again: short at most, since a local disk that
+/// got space back should be written to again soon, and a failed attempt costs little.
 const RETRY_FIRST: Duration = Duration::from_millis(250);
-const RETRY_MAX: Duration = Duration::from_secs(30);
+const RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// Runs `sink` on `input` until the node stops.
 pub fn run<S: WriteSink>(mut sink: S, mut input: SinkInput) -> SinkFuture {
@@ -37,8 +39,9 @@ pub fn run<S: WriteSink>(mut sink: S, mut input: SinkInput) -> SinkFuture {
                             break;
                         }
                         Err(err) if input.durable() => {
-                            input
-                                .failed(&format!("write failed (trying again in {wait:?}): {err}"));
+                            input.cannot_write(&format!(
+                                "write failed (trying again in {wait:?}): {err}"
+                            ));
                             let stopping = runtime.block_on(async {
                                 tokio::select! {
                                     _ = tokio::time::sleep(wait) => false,

@@ -338,24 +338,8 @@ impl Writer {
                     None => break,
                 }
             }
-            match self.write(&batch) {
-                Ok(()) => input.delivered(&batch),
-                Err(err) => {
-                    // Not acknowledged: the items are handed again (and their publishers keep
-                    // them meanwhile); what was half written is cut when the file is reopened.
-                    input.failed(&format!("writing to {}: {err}", self.dir.display()));
-                    self.abandon_open_files(&input);
-                    input.give_back();
-                    let stopped = runtime.block_on(async {
-                        tokio::select! {
-                            _ = tokio::time::sleep(Duration::from_secs(1)) => false,
-                            _ = input.stopping() => true,
-                        }
-                    });
-                    if stopped {
-                        break;
-                    }
-                }
+            if !self.write_or_settle(runtime, &input, &batch) {
+                break;
             }
             self.rotate_due(&input);
         }
@@ -364,6 +348,50 @@ impl Writer {
             self.close(i, &input);
         }
         self.report(&input, upload);
+    }
+
+    /// Writes `batch` and acknowledges it. When a write fails (a full disk), the lines written
+    /// whole are kept and acknowledged once synced, the torn one is cut (as after a crash), and
+    /// the rest is given back to be written from there after a pause: nothing is written
+    /// twice. Returns `false` once the node stops.
+    fn write_or_settle(
+        &mut self,
+        runtime: &tokio::runtime::Handle,
+        input: &SinkInput,
+        batch: &[Item],
+    ) -> bool {
+        let (whole, err) = match self.write(batch) {
+            Ok(()) => {
+                input.delivered(batch);
+                return true;
+            }
+            Err(failed) => failed,
+        };
+        let error = format!("writing to {}: {err}", self.dir.display());
+        // The lines written whole are synced by the recovery; until it works they are neither
+        // acknowledged nor written again.
+        loop {
+            match self.abandon_open_files() {
+                Ok(()) => break,
+                Err(recovering) => {
+                    input.cannot_write(&format!(
+                        "{error}; then recovering the open files: {recovering}"
+                    ));
+                    if !pause(runtime, input) {
+                        return false;
+                    }
+                }
+            }
+        }
+        input.delivered(&batch[..whole]);
+        if whole == batch.len() {
+            // Only the sync failed, and the recovery synced every line.
+            return true;
+        }
+        input.cannot_write(&error);
+        // The rest comes again, in order.
+        input.give_back();
+        pause(runtime, input)
     }
 
     /// How long until an open file is due to close.
@@ -379,8 +407,16 @@ impl Writer {
             .min(Duration::from_secs(1))
     }
 
-    /// Writes every item's line, then syncs the files written to.
-    fn write(&mut self, batch: &[Item]) -> io::Result<()> {
+    /// Writes every item's line, then syncs the files written to. On failure, says how many
+    /// items at the front of `batch` have their line written whole (in an open or a closed
+    /// file; synced only if the files are synced after).
+    fn write(&mut self, batch: &[Item]) -> Result<(), (usize, io::Error)> {
+        let mut whole = 0;
+        let result = self.write_lines(batch, &mut whole);
+        result.map_err(|e| (whole, e))
+    }
+
+    fn write_lines(&mut self, batch: &[Item], whole: &mut usize) -> io::Result<()> {
         let mut touched = [false; 3];
         let mut line = Vec::new();
         for item in batch {
@@ -394,6 +430,7 @@ impl Writer {
             }
             let open = self.open[i].as_mut().expect("opened above");
             open.file.write_all(&line)?;
+            *whole += 1;
             open.lines += 1;
             open.bytes += line.len() as u64;
             touched[i] = true;
@@ -485,6 +522,10 @@ impl Writer {
     fn close(&mut self, i: usize, input: &SinkInput) {
         if let Err(err) = self.finish(i) {
             input.failed(&format!("closing a file in {}: {err}", self.dir.display()));
+            // Its `.part` is closed by the recovery (now, or at the next start).
+            if let Err(err) = self.abandon_open_files() {
+                input.failed(&format!("recovering open files: {err}"));
+            }
         }
     }
 
@@ -504,14 +545,25 @@ impl Writer {
     }
 
     /// After a write failed: drop the open files' handles; their `.part` files are recovered
-    /// (torn line cut, closed) so the items given back start clean files.
-    fn abandon_open_files(&mut self, input: &SinkInput) {
+    /// as after a crash (torn line cut, synced, closed), so the items given back start clean
+    /// files. Once this worked, every line written whole is synced in a closed file.
+    fn abandon_open_files(&mut self) -> io::Result<()> {
         for open in self.open.iter_mut() {
             *open = None;
         }
-        if let Err(err) = recover(&self.dir) {
-            input.failed(&format!("recovering open files: {err}"));
+        for signal in Signal::ALL {
+            let stats = self.detail.of(signal);
+            stats.open_lines = 0;
+            stats.open_file = None;
         }
+        let closed = recover(&self.dir)?;
+        if closed > 0 {
+            self.closed_since = true;
+            if let Some(notify) = &self.closed {
+                notify.notify_one();
+            }
+        }
+        Ok(())
     }
 
     /// Removes the oldest closed files beyond `max-files` / `max-total-bytes`.
@@ -556,6 +608,17 @@ impl Writer {
         detail.upload = upload.map(Upload::report);
         input.set_detail(serde_json::to_value(&detail).unwrap_or_default());
     }
+}
+
+/// Waits a second before the next attempt; `false` once the node stops (what was not
+/// acknowledged comes again after the restart).
+fn pause(runtime: &tokio::runtime::Handle, input: &SinkInput) -> bool {
+    runtime.block_on(async {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => true,
+            _ = input.stopping() => false,
+        }
+    })
 }
 
 /// The closed files in `dir` (not `.part`), oldest first (names sort in the order the files
@@ -648,5 +711,124 @@ mod tests {
             names,
             ["20261127-010203.traces.log", "20261127-010205.logs.log"]
         );
+    }
+
+    fn writer(dir: &Path, max_lines: u64) -> Writer {
+        Writer {
+            dir: dir.to_path_buf(),
+            rotation: Rotation {
+                max_lines,
+                max_bytes: 1 << 30,
+                flush_interval: Duration::from_secs(600),
+            },
+            retention: Retention {
+                max_files: None,
+                max_total_bytes: None,
+            },
+            sync: true,
+            open: [None, None, None],
+            detail: Detail::default(),
+            closed: None,
+            closed_since: false,
+            last_opened: Default::default(),
+        }
+    }
+
+    /// `n` log requests of ~3 KB, the record body `line I …`, as the sink gets them.
+    fn items(n: usize) -> Vec<Item> {
+        use crate::pipeline::queue::{Queue, QueueSettings, WhenFull};
+        let dir = tempfile::tempdir().unwrap();
+        let queue = Queue::open(
+            QueueSettings {
+                kind: QueueKind::Memory,
+                max_bytes: 1 << 30,
+                max_messages: 1 << 20,
+                when_full: WhenFull::Block,
+            },
+            dir.path(),
+        )
+        .unwrap();
+        let delivered = (0..n).map(|i| {
+            let body = format!(
+                r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{{"body":{{"stringValue":"line {i} {}"}}}}]}}]}}]}}"#,
+                "x".repeat(3000)
+            );
+            let request = otlp::json::from_json(Signal::Logs, body.as_bytes()).unwrap();
+            let d = super::super::Delivered {
+                received_at: OffsetDateTime::now_utc(),
+                from: "a/b/c".into(),
+                verified_sender: None,
+                message_id: Some(format!("id-{i}")),
+                payload: otlp::Encoded::from_request(request),
+            };
+            (Arc::new(d), None)
+        });
+        queue.push(delivered.collect()).unwrap();
+        let mut unreadable = 0;
+        std::iter::from_fn(|| queue.take(&mut unreadable).unwrap()).collect()
+    }
+
+    /// The record numbers of every line in the files of `dir`, in the order written; fails on
+    /// a `.part` file or a torn line.
+    fn lines_in(dir: &Path) -> Vec<usize> {
+        assert!(
+            std::fs::read_dir(dir).unwrap().all(|e| !e
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(PART)),
+            "every file closed"
+        );
+        let mut out = Vec::new();
+        for (path, _) in closed_files(dir).unwrap() {
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(text.ends_with('\n'), "{}: a torn line", path.display());
+            for line in text.lines() {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                let body = v["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0]["body"]
+                    ["stringValue"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
+                out.push(body.split(' ').nth(1).unwrap().parse().unwrap());
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_batch_failing_on_a_full_disk_keeps_its_whole_lines_and_cuts_the_torn_one() {
+        let Some(disk) = crate::testdisk::SmallDisk::mount(64) else {
+            return;
+        };
+        let mut w = writer(disk.path(), 5);
+        let batch = items(40);
+        let (whole, err) = w.write(&batch).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::StorageFull, "{err}");
+        assert!(whole > 5 && whole < 40, "{whole} lines fit");
+        w.abandon_open_files().unwrap();
+        assert_eq!(lines_in(disk.path()), (0..whole).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn after_a_full_disk_the_retry_from_the_failed_line_writes_each_line_once() {
+        let Some(disk) = crate::testdisk::SmallDisk::mount(64) else {
+            return;
+        };
+        let mut w = writer(disk.path(), 5);
+        let batch = items(40);
+        let (mut whole, _) = w.write(&batch).unwrap_err();
+        w.abandon_open_files().unwrap();
+        // Still full: the retry writes nothing more, and nothing twice.
+        if let Err((more, _)) = w.write(&batch[whole..]) {
+            whole += more;
+            w.abandon_open_files().unwrap();
+        }
+        disk.resize(1024);
+        w.write(&batch[whole..]).unwrap();
+        for i in 0..3 {
+            w.finish(i).unwrap();
+        }
+        assert_eq!(lines_in(disk.path()), (0..40).collect::<Vec<_>>());
     }
 }

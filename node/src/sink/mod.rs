@@ -22,7 +22,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -69,7 +69,8 @@ pub trait Sink: Send {
 
 /// A sink that writes one message at a time and blocks while it does.
 pub trait WriteSink: Send + 'static {
-    /// Writes one message.
+    /// Writes one message. A write that fails leaves nothing of the message behind (the
+    /// runner of a durable sink writes it again).
     fn write(&mut self, delivered: &Delivered) -> io::Result<()>;
 
     /// Called when no message came for a moment (a chance to flush or save state).
@@ -93,6 +94,40 @@ pub struct SinkStats {
     last_error: Mutex<Option<(OffsetDateTime, String)>>,
     /// What the sink itself reports (e.g. the files sink, per signal).
     detail: Mutex<Option<serde_json::Value>>,
+    /// Set while the sink cannot write to its destination on disk (a failed write), cleared
+    /// by the next write that works: unlike `last_error`, it says how things are now.
+    cannot_write: Mutex<Option<Stuck>>,
+    /// Set while the sink's disk queue cannot be written, cleared once it can.
+    cannot_queue: Mutex<Option<Stuck>>,
+    /// Messages not taken because of this sink (its queue full or not writable, or the sink
+    /// unable to write): not acknowledged, so their publishers send them again.
+    refused: AtomicU64,
+}
+
+/// Since when, and why, something cannot be written.
+#[derive(Debug, Clone)]
+struct Stuck {
+    since: Instant,
+    error: String,
+}
+
+impl Stuck {
+    /// Sets `slot` (keeping the time it first failed) with the latest `error`.
+    fn set(slot: &Mutex<Option<Stuck>>, error: &str) {
+        let mut slot = crate::lock(slot);
+        let since = slot.as_ref().map_or_else(Instant::now, |s| s.since);
+        *slot = Some(Stuck {
+            since,
+            error: error.to_string(),
+        });
+    }
+
+    /// `since N s: ERROR`.
+    fn describe(slot: &Mutex<Option<Stuck>>) -> Option<String> {
+        crate::lock(slot)
+            .as_ref()
+            .map(|s| format!("since {} s: {}", s.since.elapsed().as_secs(), s.error))
+    }
 }
 
 /// [`SinkStats`] as `/health` shows them, with the queue.
@@ -112,6 +147,15 @@ pub struct SinkReport {
     pub retried: u64,
     /// Messages dropped, by reason.
     pub dropped: std::collections::BTreeMap<String, u64>,
+    /// Messages not taken because of this sink (not acknowledged: their publishers send them
+    /// again).
+    pub refused: u64,
+    /// Since when and why the sink cannot write, while it cannot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cannot_write: Option<String>,
+    /// Since when and why its disk queue cannot be written, while it cannot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cannot_queue: Option<String>,
     /// Its queue.
     pub queue: QueueReport,
     /// The last error, with its time (RFC 3339).
@@ -152,6 +196,36 @@ impl SinkStats {
         }
     }
 
+    /// Messages not taken because of this sink; their publishers send them again.
+    pub fn refused(&self, n: u64) {
+        self.refused.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The sink's writes fail (`error`): it says so in `/health` until one works.
+    pub fn cannot_write(&self, error: &str) {
+        Stuck::set(&self.cannot_write, error);
+    }
+
+    /// Whether the sink's last write failed.
+    pub fn is_unable_to_write(&self) -> bool {
+        crate::lock(&self.cannot_write).is_some()
+    }
+
+    /// The sink's disk queue cannot be written (`error`).
+    pub fn cannot_queue(&self, error: &str) {
+        Stuck::set(&self.cannot_queue, error);
+    }
+
+    /// The sink's disk queue took a write again.
+    pub fn can_queue(&self) {
+        *crate::lock(&self.cannot_queue) = None;
+    }
+
+    /// Whether the sink's disk queue could not be written the last time it was tried.
+    pub fn is_unable_to_queue(&self) -> bool {
+        crate::lock(&self.cannot_queue).is_some()
+    }
+
     fn report(&self, name: &str, kind: &'static str, durable: bool, queue: &Queue) -> SinkReport {
         let q = queue.stats();
         SinkReport {
@@ -162,6 +236,9 @@ impl SinkStats {
             delivered: self.delivered.load(Ordering::Relaxed),
             retried: self.retried.load(Ordering::Relaxed),
             dropped: crate::lock(&self.dropped).clone(),
+            refused: self.refused.load(Ordering::Relaxed),
+            cannot_write: Stuck::describe(&self.cannot_write),
+            cannot_queue: Stuck::describe(&self.cannot_queue),
             queue: QueueReport {
                 kind: queue.settings().kind,
                 when_full: queue.settings().when_full,
@@ -201,6 +278,22 @@ impl SinkHandle {
     pub fn report(&self) -> SinkReport {
         self.stats
             .report(&self.name, self.kind, self.durable, &self.queue)
+    }
+
+    /// What keeps the sink from taking messages now, named for `/health`: it cannot write, or
+    /// its disk queue cannot be written.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Some(why) = Stuck::describe(&self.stats.cannot_write) {
+            problems.push(format!("sink {} cannot write {why}", self.name));
+        }
+        if let Some(why) = Stuck::describe(&self.stats.cannot_queue) {
+            problems.push(format!(
+                "sink {}: its disk queue cannot be written {why}",
+                self.name
+            ));
+        }
+        problems
     }
 }
 
@@ -281,12 +374,16 @@ impl SinkInput {
         }
     }
 
-    /// `items` reached their destination.
+    /// `items` reached their destination: the sink can write again if it could not.
     pub fn delivered(&self, items: &[Item]) {
+        if items.is_empty() {
+            return;
+        }
         self.handle
             .stats
             .delivered
             .fetch_add(items.len() as u64, Ordering::Relaxed);
+        *crate::lock(&self.handle.stats.cannot_write) = None;
         self.finish(items);
     }
 
@@ -327,6 +424,14 @@ impl SinkInput {
         tracing::warn!(sink = %self.handle.name, %error, "sink error");
         *crate::lock(&self.handle.stats.last_error) =
             Some((OffsetDateTime::now_utc(), error.to_string()));
+    }
+
+    /// A write to the sink's destination failed with `error`: logged, kept as the last error,
+    /// and shown in `/health` as a problem until a write works again. A durable sink with a
+    /// memory queue takes nothing more meanwhile (the pipeline refuses what arrives).
+    pub fn cannot_write(&self, error: &str) {
+        self.failed(error);
+        self.handle.stats.cannot_write(error);
     }
 
     /// What the sink reports of itself in `/health` (`detail`).

@@ -2,7 +2,8 @@
 //! `DIR/store.redb` ([`crate::history::store`]), indexed by signal and item time, for the query
 //! API (`--query-api`) to serve and `slim-node replay` to send again. A message is taken (and
 //! acknowledged) once its items are committed and synced. Retention by age and by size removes
-//! what was stored first.
+//! what was stored first. A batch that cannot be committed (a full disk) is given back and
+//! tried again each second; meanwhile the sink takes nothing more and `/health` says so.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -196,8 +197,9 @@ async fn finish(input: &SinkInput, writing: Writing) -> bool {
             true
         }
         Ok((_, Err(err))) => {
-            // Nothing of the batch was committed.
-            input.failed(&err.to_string());
+            // Nothing of the batch is counted as stored; a commit that reached the disk all
+            // the same is recognised by its message ids when the batch comes again.
+            input.cannot_write(&err.to_string());
             input.give_back();
             false
         }
