@@ -192,6 +192,27 @@ impl Shared {
         }
     }
 
+    /// How the members are doing at `now`, as the outbox needs to know: away, slow (live but
+    /// owing data for [`health::UNACKED_BOUND`]), and whether any is live and acknowledging.
+    pub(crate) fn member_view(&self, now: std::time::Instant) -> crate::outbox::MemberView {
+        let away = self.away_members(now);
+        let (slow, fine): (BTreeSet<String>, BTreeSet<String>) = self
+            .known_members()
+            .into_iter()
+            .filter(|m| !away.contains(m))
+            .partition(|m| {
+                self.outbox
+                    .backlog(m, now)
+                    .oldest_unacked
+                    .is_some_and(|d| d >= health::UNACKED_BOUND)
+            });
+        crate::outbox::MemberView {
+            away,
+            slow,
+            serving: !fine.is_empty(),
+        }
+    }
+
     /// The members that are not live at `now`: silent for [`crate::liveness::LAGGING_AFTER`],
     /// out of the session, or unreachable (the link is down).
     pub(crate) fn away_members(&self, now: std::time::Instant) -> BTreeSet<String> {
@@ -441,7 +462,7 @@ impl Node {
             // Who is away changes with time as well as with acknowledgements.
             self.shared
                 .outbox
-                .set_away(self.shared.away_members(std::time::Instant::now()));
+                .set_members(self.shared.member_view(std::time::Instant::now()));
             if self.shared.outbox.only_away_lack() {
                 return;
             }

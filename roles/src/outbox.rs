@@ -129,6 +129,17 @@ pub struct OutboxStats {
     pub given_up: BTreeMap<String, u64>,
 }
 
+/// How the members are doing, as the outbox needs to know.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct MemberView {
+    /// Not live (silent, out of the session, unreachable).
+    pub away: BTreeSet<String>,
+    /// Live, but owing data for a while.
+    pub slow: BTreeSet<String>,
+    /// Some member is live and acknowledging.
+    pub serving: bool,
+}
+
 /// What one member still owes the outbox.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct MemberBacklog {
@@ -167,9 +178,16 @@ struct Inner {
     slim_messages: u64,
     /// Sequence number of the last message taken.
     last_taken: Option<u64>,
-    /// Members that are away (not answering): nothing is re-sent for them alone, the outbox
-    /// gives up their oldest messages when it is full, and a drain does not wait for them.
+    /// Members that are away (not answering): nothing is re-sent for them alone, and a drain
+    /// does not wait for them.
     away: BTreeSet<String>,
+    /// Members that answer but have not acknowledged data for a while (a stuck sink, a full
+    /// disk).
+    slow: BTreeSet<String>,
+    /// Whether some member is live and acknowledging: only then does a full outbox give up
+    /// what away and slow members lack (refusing new data would hold that member up; with
+    /// nobody taking data, refusing is the backpressure the publishers need).
+    serving: bool,
     /// Messages given up on, by the member that lacked them.
     given_up: BTreeMap<String, u64>,
     /// When SLIM last took a message.
@@ -296,21 +314,25 @@ impl Outbox {
         Ok(())
     }
 
-    /// The rule for a full outbox: a member that is away must not make the others' data be
-    /// refused. The oldest messages that only away members still lack are given up on (for
-    /// them) until `count` more messages of `size` bytes fit, or none is left to give up.
+    /// The rule for a full outbox: a member that is away or slow must not make the data of a
+    /// member that takes it be refused. While some member is live and acknowledging, the
+    /// oldest messages that only away or slow members still lack are given up on (for them)
+    /// until `count` more messages of `size` bytes fit, or none is left to give up.
     fn give_up_for_away(&self, inner: &mut Inner, count: usize, size: usize) {
         let Inner {
             entries,
             away,
+            slow,
+            serving,
             given_up,
             bytes,
             reserved,
             ..
         } = inner;
-        if away.is_empty() {
+        if !*serving {
             return;
         }
+        let lagging: BTreeSet<String> = away.union(slow).cloned().collect();
         let mut freed_keys = Vec::new();
         let mut freed = 0;
         let mut dropped = 0u64;
@@ -318,7 +340,7 @@ impl Outbox {
         entries.retain(|e| {
             let room = len + *reserved + count <= self.limits.max_messages
                 && *bytes - freed + size <= self.limits.max_bytes;
-            if room || !e.only_away_lack(away) {
+            if room || !e.only_away_lack(&lagging) {
                 return true;
             }
             for m in e.missing() {
@@ -338,7 +360,7 @@ impl Outbox {
             // When the total passes a power of two: a member away for long would log each request.
             let before = total - dropped;
             if before == 0 || before.ilog2() != total.ilog2() {
-                warn!(messages = dropped, total, away = ?away, "the outbox is full: gave up the oldest messages only members that are away lack");
+                warn!(messages = dropped, total, away = ?lagging, "the outbox is full: gave up the oldest messages only members that are away or slow lack");
             }
         }
         if let (Some(removals), false) = (&self.removals, freed_keys.is_empty()) {
@@ -346,12 +368,14 @@ impl Outbox {
         }
     }
 
-    /// Sets the members that are away now (see [`Inner::away`]); wakes a drain waiting for
-    /// what only they lack.
-    pub(crate) fn set_away(&self, away: BTreeSet<String>) {
+    /// Sets how the members are doing now (see [`Inner::away`], [`Inner::slow`],
+    /// [`Inner::serving`]); wakes a drain waiting for what only away members lack.
+    pub(crate) fn set_members(&self, view: MemberView) {
         let mut inner = self.lock();
-        if inner.away != away {
-            inner.away = away;
+        inner.slow = view.slow;
+        inner.serving = view.serving;
+        if inner.away != view.away {
+            inner.away = view.away;
             drop(inner);
             self.drained.notify_waiters();
         }
@@ -564,6 +588,15 @@ mod tests {
         names.iter().map(|s| s.to_string()).collect()
     }
 
+    /// `names` away, the other members serving.
+    fn away(names: &[&str]) -> MemberView {
+        MemberView {
+            away: members(names),
+            slow: BTreeSet::new(),
+            serving: true,
+        }
+    }
+
     /// An outbox with room for `max_payload` payload bytes in `max_messages` messages.
     fn outbox(max_payload: usize, max_messages: usize) -> Outbox {
         Outbox::new(OutboxLimits {
@@ -712,10 +745,13 @@ mod tests {
         let t0 = Instant::now();
         assert_eq!(o.due(t0, &p, d).len(), 2);
         o.ack("live", ["a", "b"]);
-        o.set_away(members(&["away"]));
+        o.set_members(away(&["away"]));
         let again = o.due(t0 + d, &p, d);
         assert!(again.is_empty(), "only the away member lacks a and b");
-        o.set_away(BTreeSet::new());
+        o.set_members(MemberView {
+            serving: true,
+            ..MemberView::default()
+        });
         assert_eq!(o.due(t0 + d, &p, d).len(), 2, "it is back: both are due");
     }
 
@@ -727,7 +763,7 @@ mod tests {
         let d = Duration::from_secs(5);
         let t0 = Instant::now();
         o.due(t0, &p, d);
-        o.set_away(members(&["away"]));
+        o.set_members(away(&["away"]));
         assert_eq!(o.due(t0 + d, &p, d).len(), 1);
     }
 
@@ -749,7 +785,7 @@ mod tests {
             ),
             "nobody is away yet: full is full"
         );
-        o.set_away(members(&["away"]));
+        o.set_members(away(&["away"]));
         o.push_all(vec![msg("d", 10)]).unwrap();
         let stats = o.stats();
         assert_eq!(stats.messages, 3, "one given up to make room");
@@ -767,6 +803,54 @@ mod tests {
     }
 
     #[test]
+    fn with_no_member_serving_a_full_outbox_refuses_instead_of_giving_up() {
+        let o = outbox(100, 2);
+        o.push_all(vec![msg("a", 10), msg("b", 10)]).unwrap();
+        o.due(Instant::now(), &members(&["only"]), Duration::from_secs(5));
+        o.set_members(MemberView {
+            away: members(&["only"]),
+            slow: BTreeSet::new(),
+            serving: false,
+        });
+        assert!(
+            matches!(
+                o.push_all(vec![msg("c", 10)]),
+                Err(PublishError::Full { .. })
+            ),
+            "nobody takes data: 503 is the backpressure, not a silent loss"
+        );
+        assert!(o.stats().given_up.is_empty());
+    }
+
+    #[test]
+    fn a_full_outbox_gives_up_what_only_a_slow_member_lacks_while_another_serves() {
+        let o = outbox(100, 2);
+        o.push_all(vec![msg("a", 10), msg("b", 10)]).unwrap();
+        o.due(
+            Instant::now(),
+            &members(&["fast", "stuck"]),
+            Duration::from_secs(5),
+        );
+        o.ack("fast", ["a", "b"]);
+        o.set_members(MemberView {
+            away: BTreeSet::new(),
+            slow: members(&["stuck"]),
+            serving: true,
+        });
+        o.push_all(vec![msg("c", 10)]).unwrap();
+        assert_eq!(o.stats().given_up["stuck"], 1);
+        assert!(
+            !o.due(
+                Instant::now() + Duration::from_secs(5),
+                &members(&["fast", "stuck"]),
+                Duration::from_secs(5)
+            )
+            .is_empty(),
+            "a slow member still gets what it lacks sent again: it answers"
+        );
+    }
+
+    #[test]
     fn a_drain_is_done_once_only_away_members_lack_anything() {
         let o = outbox(1000, 10);
         o.push_all(vec![msg("a", 1), msg("b", 1)]).unwrap();
@@ -776,7 +860,7 @@ mod tests {
             &members(&["live", "away"]),
             Duration::from_secs(5),
         );
-        o.set_away(members(&["away"]));
+        o.set_members(away(&["away"]));
         assert!(!o.only_away_lack());
         o.ack("live", ["a", "b"]);
         assert!(o.only_away_lack());

@@ -61,7 +61,7 @@ pub(crate) async fn run(ctx: RoleCtx, session: Arc<Session>, cancel: Cancellatio
         // Who is away changes on the scale of seconds: not worth working out on every wake-up.
         if judged.is_none_or(|at| at.elapsed() >= AWAY_EVERY) {
             let now = Instant::now();
-            ctx.shared.outbox.set_away(ctx.shared.away_members(now));
+            ctx.shared.outbox.set_members(ctx.shared.member_view(now));
             judged = Some(now);
         }
         // SLIM silently drops what is published while nobody is there to receive it.

@@ -48,7 +48,7 @@ impl Tmpfs {
             Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
             Err(e) => e.to_string(),
         };
-        assert!(!is_root(), "cannot mount tmpfs as root: {why}");
+        assert!(!running_as_root(), "cannot mount tmpfs as root: {why}");
         eprintln!("skipped: cannot mount tmpfs: {why}");
         None
     }
@@ -75,15 +75,6 @@ impl Drop for Tmpfs {
     }
 }
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .find_map(|l| l.strip_prefix("Uid:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            == Some("0")
-    })
-}
-
 /// A logs request of [`RECORDS`] records of ~500 bytes, bodies `ID K …`.
 fn request(id: &str) -> Vec<u8> {
     let pad = "x".repeat(480);
@@ -95,34 +86,6 @@ fn request(id: &str) -> Vec<u8> {
         records.join(",")
     )
     .into_bytes()
-}
-
-/// Posts [`request`]s about 50 times a second until `stop`; returns the ids answered 200.
-fn stream_requests(
-    port: u16,
-    stop: tokio_util::sync::CancellationToken,
-) -> tokio::task::JoinHandle<Vec<String>> {
-    tokio::spawn(async move {
-        let client = reqwest::Client::new();
-        let mut accepted = Vec::new();
-        let mut i = 0;
-        while !stop.is_cancelled() {
-            let id = format!("req-{i}");
-            let ok = client
-                .post(format!("http://127.0.0.1:{port}/v1/logs"))
-                .header("content-type", "application/json")
-                .body(request(&id))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200);
-            if ok {
-                accepted.push(id);
-            }
-            i += 1;
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        accepted
-    })
 }
 
 /// What a sink wrote, so far: record bodies, and the lines (or exports) they came in.
@@ -232,7 +195,11 @@ async fn fill_then_free(
     written: impl Fn() -> Written,
 ) {
     let stop = tokio_util::sync::CancellationToken::new();
-    let load = stream_requests(receiver_port, stop.clone());
+    let load = stream_with(receiver_port, stop.clone(), |i| {
+        let id = format!("req-{i}");
+        let body = request(&id);
+        (id, body)
+    });
     // The disk fills within seconds; /health must say so, naming the sink.
     let deadline = Instant::now() + Duration::from_secs(90);
     let full = loop {

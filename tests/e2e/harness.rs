@@ -691,26 +691,50 @@ pub fn stream(
     prefix: &'static str,
     stop: tokio_util::sync::CancellationToken,
 ) -> tokio::task::JoinHandle<Vec<String>> {
+    stream_with(port, stop, move |i| {
+        let body = format!("{prefix} {i}");
+        let request = log_request(service, &body);
+        (body, request)
+    })
+}
+
+/// Posts the OTLP/JSON logs request `request(N)` gives (a name and the body) every 20 ms until
+/// `stop`; returns the names of those answered 200, in order.
+pub fn stream_with(
+    port: u16,
+    stop: tokio_util::sync::CancellationToken,
+    request: impl Fn(usize) -> (String, Vec<u8>) + Send + 'static,
+) -> tokio::task::JoinHandle<Vec<String>> {
     tokio::spawn(async move {
         let client = reqwest::Client::new();
         let mut accepted = Vec::new();
         let mut i = 0;
         while !stop.is_cancelled() {
-            let body = format!("{prefix} {i}");
+            let (name, body) = request(i);
             let ok = client
                 .post(format!("http://127.0.0.1:{port}/v1/logs"))
                 .header("content-type", "application/json")
-                .body(log_request(service, &body))
+                .body(body)
                 .send()
                 .await
                 .is_ok_and(|r| r.status() == 200);
             if ok {
-                accepted.push(body);
+                accepted.push(name);
             }
             i += 1;
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         accepted
+    })
+}
+
+/// Whether the tests run as root (they may then make network namespaces and mount tmpfs).
+pub fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            == Some("0")
     })
 }
 

@@ -20,6 +20,9 @@ const RECEIVER: &str = "e2e/members/receiver";
 const MEMBERS: [&str; 3] = ["e2e/members/p1", "e2e/members/p2", "e2e/members/p3"];
 /// Requests a second, one record each (the steady load).
 const RATE: u64 = 30;
+/// Copies allowed at a member killed while frozen: what its last acknowledgement batch held
+/// (20 ms, a record or two at this rate), with room for a debug build on a busy machine.
+const IN_FLIGHT: usize = 10;
 /// The longest a live member may go without a new record while the load runs.
 const MAX_GAP: Duration = Duration::from_secs(2);
 
@@ -253,13 +256,6 @@ async fn a_member_behind_a_link_cut_for_20s_costs_the_others_nothing_and_catches
     away_for_20s_and_back(group, "cut link", || site.cut(), || site.restore()).await;
 }
 
-fn running_as_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_member_frozen_then_killed_costs_the_others_nothing_and_a_stop_loses_nothing_they_could_take(
 ) {
@@ -355,7 +351,12 @@ async fn what_only_a_dead_member_lacks_stays_in_the_spool_and_reaches_it_after_b
         &procs,
     )
     .await;
-    assert_eq!(duplicates, 0, "nothing twice at p3");
+    // Only what it took in its last acknowledgement batch (20 ms) before it froze may come
+    // twice: it was killed before those acknowledgements left.
+    assert!(
+        duplicates <= IN_FLIGHT,
+        "p3 got {duplicates} copies, more than its last acknowledgement batch"
+    );
     for (i, (_, out)) in members.iter().enumerate() {
         let what = format!("live member p{}", i + 1);
         let (_, duplicates) = count_delivery(&what, sent, &accepted, &[out], &procs).await;
