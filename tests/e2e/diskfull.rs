@@ -214,8 +214,27 @@ async fn fill_then_free(
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
-    // Full for a while under load: the retries are what used to write copies.
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    // Full for a while under load: the retries are what used to write copies. Meanwhile the
+    // moderator sees its member answer pings but acknowledge no data, and says so.
+    let until = Instant::now() + Duration::from_secs(8);
+    let mut at_moderator = None;
+    while Instant::now() < until {
+        if let Some(h) = health(receiver_port).await {
+            let problems = h["problems"].as_array().cloned().unwrap_or_default();
+            if let Some(p) = problems
+                .iter()
+                .filter_map(|p| p.as_str())
+                .find(|p| p.contains("has not acknowledged data"))
+            {
+                at_moderator.get_or_insert(p.to_string());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let at_moderator = at_moderator.unwrap_or_else(|| {
+        panic!("{what}: the moderator's /health never named its member as not acknowledging")
+    });
+    eprintln!("{what}: the moderator said: {at_moderator}");
     let still = health_now(health_port, writer).await;
     stop.cancel();
     let accepted = load.await.expect("the stream");
