@@ -168,6 +168,9 @@ pub(crate) struct Outbox {
 #[derive(Default)]
 struct Inner {
     entries: VecDeque<Entry>,
+    /// The gate of the frame each message last travelled in, by message id: opened by the
+    /// first acknowledgement of it, from any member (see [`Outbox::gate`]).
+    gates: HashMap<String, Arc<Notify>>,
     /// When an acknowledgement last freed something, or the outbox was last empty.
     last_progress: Option<Instant>,
     bytes: usize,
@@ -321,6 +324,7 @@ impl Outbox {
     fn give_up_for_away(&self, inner: &mut Inner, count: usize, size: usize) {
         let Inner {
             entries,
+            gates,
             away,
             slow,
             serving,
@@ -346,6 +350,7 @@ impl Outbox {
             for m in e.missing() {
                 *given_up.entry(m.clone()).or_default() += 1;
             }
+            gates.remove(&e.msg.id);
             freed += held(&e.msg);
             if e.spooled {
                 freed_keys.push(e.seq);
@@ -457,6 +462,11 @@ impl Outbox {
     pub(crate) fn ack<'a>(&self, from: &str, ids: impl IntoIterator<Item = &'a str>) {
         let ids: HashSet<&str> = ids.into_iter().collect();
         let mut inner = self.lock();
+        for id in &ids {
+            if let Some(gate) = inner.gates.remove(*id) {
+                gate.notify_one();
+            }
+        }
         for e in inner.entries.iter_mut() {
             if ids.contains(e.msg.id.as_str()) {
                 e.acked.insert(from.to_string());
@@ -480,13 +490,15 @@ impl Outbox {
     fn settle(&self, mut inner: std::sync::MutexGuard<'_, Inner>) {
         let mut freed = 0;
         let mut delivered_keys = Vec::new();
-        inner.entries.retain(|e| {
+        let Inner { entries, gates, .. } = &mut *inner;
+        entries.retain(|e| {
             let done = e.required.as_ref().is_some_and(|r| r.is_subset(&e.acked));
             if done {
                 freed += held(&e.msg);
                 if e.spooled {
                     delivered_keys.push(e.seq);
                 }
+                gates.remove(&e.msg.id);
             }
             !done
         });
@@ -520,6 +532,17 @@ impl Outbox {
     /// Forgets past progress (a new session starts with a clean slate).
     pub(crate) fn reset_progress(&self, now: Instant) {
         self.lock().last_progress = Some(now);
+    }
+
+    /// `gate` opens with the first acknowledgement, from any member, of any of `ids` (the
+    /// messages of one frame): that frame reached a member. The sender paces the frames in
+    /// flight by it, so that under load what arrives meanwhile waits here and travels packed;
+    /// the fastest member sets the pace, and one that hangs holds nothing up.
+    pub(crate) fn gate(&self, ids: &[String], gate: &Arc<Notify>) {
+        let mut inner = self.lock();
+        for id in ids {
+            inner.gates.insert(id.clone(), gate.clone());
+        }
     }
 
     /// SLIM took one message holding `messages` of ours.
@@ -868,6 +891,30 @@ mod tests {
             o.left_behind(),
             (BTreeMap::from([("away".to_string(), 2)]), 0)
         );
+    }
+
+    #[tokio::test]
+    async fn a_frames_gate_opens_with_the_first_acknowledgement_from_any_member() {
+        let o = outbox(1000, 10);
+        o.push_all(vec![msg("a", 1), msg("b", 1)]).unwrap();
+        o.due(
+            Instant::now(),
+            &members(&["fast", "hung"]),
+            Duration::from_secs(5),
+        );
+        let gate = Arc::new(Notify::new());
+        o.gate(&["a".to_string(), "b".to_string()], &gate);
+        let wait = Duration::from_millis(50);
+        assert!(
+            tokio::time::timeout(wait, gate.notified()).await.is_err(),
+            "closed before any acknowledgement"
+        );
+        o.ack("fast", ["b"]);
+        assert!(
+            tokio::time::timeout(wait, gate.notified()).await.is_ok(),
+            "the fast member opened it"
+        );
+        assert_eq!(o.stats().messages, 2, "the hung member still owes both");
     }
 
     #[test]

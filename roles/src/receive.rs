@@ -23,9 +23,12 @@ use crate::sender::{COMPLETION_WAIT, PING_ID_KEY};
 
 /// Key SLIM adds on the receiving side with the MLS-verified sender identity.
 const PEER_SUBJECT_KEY: &str = "slim-peer-subject";
-/// Acknowledgements are sent at least this often, or when this many are pending.
-const ACK_EVERY: Duration = Duration::from_millis(20);
+/// Acknowledgements are sent as soon as the consumer has caught up with what arrived (under
+/// load, what it took meanwhile makes the batch), at most once per [`ACK_GAP`], or when this
+/// many are pending. Publishers pace the frames in flight by them: a long timer here would be
+/// Nagle against delayed acks, and none at all one MLS-signed message per request.
 const ACK_BATCH: usize = 256;
+const ACK_GAP: Duration = Duration::from_millis(2);
 /// Acknowledgements awaiting SLIM's completion at once (their own window, so that data
 /// filling the publish window can never hold acknowledgements back).
 const ACKS_IN_FLIGHT: usize = 64;
@@ -68,8 +71,8 @@ impl Ack {
         &self.id
     }
 
-    /// The consumer took the message: acknowledge it (within the next 20 ms batch), and
-    /// remember it as taken.
+    /// The consumer took the message: acknowledge it (with whatever else it took meanwhile),
+    /// and remember it as taken.
     pub fn done(mut self) {
         self.done = true;
         let sent = self.acks.send(ToAck {
@@ -171,8 +174,8 @@ impl Acks {
 }
 
 /// Sends acknowledgements on a task of its own: each is an MLS-signed SLIM message, and
-/// publishing it inline would hold up the messages arriving meanwhile. Ends, after a last
-/// flush, when the receive loop drops its end of `rx`.
+/// publishing it inline would hold up the messages arriving meanwhile. Ends when the receive
+/// loop drops its end of `rx` (what came before has been sent by then).
 async fn acknowledge(
     shared: Arc<Shared>,
     session: Arc<Session>,
@@ -184,23 +187,21 @@ async fn acknowledge(
         count: 0,
         window: Arc::new(Semaphore::new(ACKS_IN_FLIGHT)),
     };
-    let mut tick = tokio::time::interval(ACK_EVERY);
-    loop {
-        tokio::select! {
-            item = rx.recv() => match item {
-                Some(item) => {
-                    acks.add(item);
-                    if acks.count >= ACK_BATCH {
-                        acks.flush(&shared, &session).await;
-                    }
-                }
-                None => {
-                    acks.flush(&shared, &session).await;
-                    return;
-                }
-            },
-            _ = tick.tick() => acks.flush(&shared, &session).await,
+    let mut last: Option<tokio::time::Instant> = None;
+    while let Some(item) = rx.recv().await {
+        acks.add(item);
+        if let Some(next) = last.map(|at| at + ACK_GAP) {
+            tokio::time::sleep_until(next).await;
         }
+        // Whatever else is waiting goes in the same batch.
+        while let Ok(more) = rx.try_recv() {
+            acks.add(more);
+            if acks.count >= ACK_BATCH {
+                acks.flush(&shared, &session).await;
+            }
+        }
+        acks.flush(&shared, &session).await;
+        last = Some(tokio::time::Instant::now());
     }
 }
 

@@ -4,7 +4,9 @@
 //! that under load what arrives meanwhile accumulates in the outbox and travels packed.
 //!
 //! Sessions run without SLIM's own reliability, so a completion says that the session took the
-//! message, never that a member did: no member, however slow, holds a permit. The sender also
+//! message, never that a member did. A frame stays in flight until the first acknowledgement
+//! of it from any member (or [`GATE_WAIT`]): the fastest member paces the sender, and one that
+//! hangs holds no permit. The sender also
 //! keeps the outbox told which members are away, and a watchdog ([`stalled`]) sees when
 //! publishing stops while there is something to send and a member to take it.
 
@@ -12,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use slim_bindings::Session;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -36,6 +38,9 @@ pub(crate) const MAX_IN_FLIGHT: usize = 256;
 /// reliability a completion resolves as soon as the session takes the message: a wait this
 /// long means the session's loop is stuck, and the watchdog sees to it.
 pub(crate) const COMPLETION_WAIT: Duration = Duration::from_secs(10);
+/// Longest a frame counts as in flight without an acknowledgement from any member: when none
+/// answers (the only member hangs), the sender still goes on, at the window's pace.
+const GATE_WAIT: Duration = Duration::from_secs(1);
 /// Longest wait for SLIM's member list: it is answered by the session's own loop.
 const LIST_WAIT: Duration = Duration::from_secs(1);
 /// Publishing is stalled when a message waits unsent this long, nothing was published for as
@@ -52,6 +57,7 @@ pub(crate) async fn run(ctx: RoleCtx, session: Arc<Session>, cancel: Cancellatio
     let mut pinged: Option<Instant> = None;
     let mut pings: u64 = 0;
     let mut judged: Option<Instant> = None;
+    let mut all_away = false;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
@@ -61,7 +67,13 @@ pub(crate) async fn run(ctx: RoleCtx, session: Arc<Session>, cancel: Cancellatio
         // Who is away changes on the scale of seconds: not worth working out on every wake-up.
         if judged.is_none_or(|at| at.elapsed() >= AWAY_EVERY) {
             let now = Instant::now();
-            ctx.shared.outbox.set_members(ctx.shared.member_view(now));
+            let view = ctx.shared.member_view(now);
+            all_away = ctx
+                .shared
+                .known_members()
+                .iter()
+                .all(|m| view.away.contains(m));
+            ctx.shared.outbox.set_members(view);
             judged = Some(now);
         }
         // SLIM silently drops what is published while nobody is there to receive it.
@@ -84,6 +96,12 @@ pub(crate) async fn run(ctx: RoleCtx, session: Arc<Session>, cancel: Cancellatio
             // Nobody would be required to acknowledge: the message would count as delivered.
             continue;
         }
+        // Nobody answers (the link is down, or every member hangs): what is published now
+        // would only fill SLIM's queues. It waits here, and a member that answers again gets
+        // all of it at once; pings go on meanwhile.
+        if all_away {
+            continue;
+        }
         let due = ctx
             .shared
             .outbox
@@ -103,6 +121,9 @@ pub(crate) async fn run(ctx: RoleCtx, session: Arc<Session>, cancel: Cancellatio
             };
             let frame = planned.build();
             let messages = frame.ids.len();
+            let gate = Arc::new(Notify::new());
+            ctx.shared.outbox.gate(&frame.ids, &gate);
+            let published_at = tokio::time::Instant::now();
             let published = session
                 .publish_async(
                     frame.payload,
@@ -117,6 +138,10 @@ pub(crate) async fn run(ctx: RoleCtx, session: Arc<Session>, cancel: Cancellatio
                         if let Err(err) = completion.wait_for_async(COMPLETION_WAIT).await {
                             debug!(%err, "SLIM did not confirm a publish; the outbox re-sends it");
                         }
+                        // In flight until a member acknowledged it (the session taking it
+                        // says nothing of the way to the members), for GATE_WAIT at most.
+                        let _ = tokio::time::timeout_at(published_at + GATE_WAIT, gate.notified())
+                            .await;
                         drop((permit, partial));
                     });
                 }
