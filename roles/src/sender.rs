@@ -6,7 +6,7 @@
 //! Sessions run without SLIM's own reliability, so a completion says that the session took the
 //! message, never that a member did. A frame stays in flight until the first acknowledgement
 //! of it from any member (or [`GATE_WAIT`]): the fastest member paces the sender, and one that
-//! hangs holds no permit. The sender also
+//! hangs among others holds no permit. The sender also
 //! keeps the outbox told which members are away, and a watchdog ([`stalled`]) sees when
 //! publishing stops while there is something to send and a member to take it.
 
@@ -38,9 +38,10 @@ pub(crate) const MAX_IN_FLIGHT: usize = 256;
 /// reliability a completion resolves as soon as the session takes the message: a wait this
 /// long means the session's loop is stuck, and the watchdog sees to it.
 pub(crate) const COMPLETION_WAIT: Duration = Duration::from_secs(10);
-/// Longest a frame counts as in flight without an acknowledgement from any member: when none
-/// answers (the only member hangs), the sender still goes on, at the window's pace.
-const GATE_WAIT: Duration = Duration::from_secs(1);
+/// Longest a frame counts as in flight without an acknowledgement from any member (when none
+/// answers, or the only one refuses data). As long as the first re-send: meanwhile at most one
+/// window of frames goes out into SLIM's queues, and re-sends find their permits.
+const GATE_WAIT: Duration = RESEND_AFTER;
 /// Longest wait for SLIM's member list: it is answered by the session's own loop.
 const LIST_WAIT: Duration = Duration::from_secs(1);
 /// Publishing is stalled when a message waits unsent this long, nothing was published for as
