@@ -402,16 +402,21 @@ mod tests {
         assert!(problems(&[member(Liveness::Live)], &moving).is_empty());
     }
 
-    #[test]
-    fn health_keeps_the_fields_it_always_had() {
-        let health = Health {
+    /// A moderator with one live member and nothing wrong.
+    fn healthy() -> Health {
+        Health {
             status: Verdict::Ok,
             node: active(),
             link: link(LinkState::Connected),
             members: vec![member(Liveness::Live)],
             outbox: OutboxStats::default(),
             problems: vec![],
-        };
+        }
+    }
+
+    #[test]
+    fn health_keeps_the_fields_it_always_had() {
+        let health = healthy();
         let v = serde_json::to_value(&health).unwrap();
         assert_eq!(v["status"], "ok");
         assert_eq!(v["node"]["state"], "active");
@@ -424,14 +429,7 @@ mod tests {
 
     #[test]
     fn a_problem_from_outside_degrades_an_ok_node_and_is_named() {
-        let mut health = Health {
-            status: Verdict::Ok,
-            node: active(),
-            link: link(LinkState::Connected),
-            members: vec![member(Liveness::Live)],
-            outbox: OutboxStats::default(),
-            problems: vec![],
-        };
+        let mut health = healthy();
         health.add_problem("sink files: cannot write".into());
         assert_eq!(health.status, Verdict::Degraded);
         assert_eq!(health.problems, ["sink files: cannot write"]);

@@ -192,8 +192,9 @@ impl Shared {
         }
     }
 
-    /// How the members are doing at `now`, as the outbox needs to know: away, slow (live but
-    /// owing data for [`health::UNACKED_BOUND`]), and whether any is live and acknowledging.
+    /// How the members are doing at `now`, as the outbox and the sender need to know: away,
+    /// slow (live but owing data for [`health::UNACKED_BOUND`]), whether any is live, and
+    /// whether any is live and acknowledging.
     pub(crate) fn member_view(&self, now: std::time::Instant) -> crate::outbox::MemberView {
         let away = self.away_members(now);
         let (slow, fine): (BTreeSet<String>, BTreeSet<String>) = self
@@ -208,6 +209,7 @@ impl Shared {
             });
         crate::outbox::MemberView {
             away,
+            live: !slow.is_empty() || !fine.is_empty(),
             slow,
             serving: !fine.is_empty(),
         }

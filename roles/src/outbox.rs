@@ -138,6 +138,8 @@ pub(crate) struct MemberView {
     pub slow: BTreeSet<String>,
     /// Some member is live and acknowledging.
     pub serving: bool,
+    /// Some member is live (acknowledging or not): there is someone to publish to.
+    pub live: bool,
 }
 
 /// What one member still owes the outbox.
@@ -278,7 +280,7 @@ impl Outbox {
                     && inner.bytes + size <= self.limits.max_bytes
             };
             if !fits(&inner) {
-                self.give_up_for_away(&mut inner, msgs.len(), size);
+                self.make_room(&mut inner, msgs.len(), size);
             }
             if !fits(&inner) {
                 return Err(PublishError::Full {
@@ -321,7 +323,7 @@ impl Outbox {
     /// member that takes it be refused. While some member is live and acknowledging, the
     /// oldest messages that only away or slow members still lack are given up on (for them)
     /// until `count` more messages of `size` bytes fit, or none is left to give up.
-    fn give_up_for_away(&self, inner: &mut Inner, count: usize, size: usize) {
+    fn make_room(&self, inner: &mut Inner, count: usize, size: usize) {
         let Inner {
             entries,
             gates,
@@ -615,8 +617,9 @@ mod tests {
     fn away(names: &[&str]) -> MemberView {
         MemberView {
             away: members(names),
-            slow: BTreeSet::new(),
             serving: true,
+            live: true,
+            ..MemberView::default()
         }
     }
 
@@ -773,6 +776,7 @@ mod tests {
         assert!(again.is_empty(), "only the away member lacks a and b");
         o.set_members(MemberView {
             serving: true,
+            live: true,
             ..MemberView::default()
         });
         assert_eq!(o.due(t0 + d, &p, d).len(), 2, "it is back: both are due");
@@ -832,8 +836,7 @@ mod tests {
         o.due(Instant::now(), &members(&["only"]), Duration::from_secs(5));
         o.set_members(MemberView {
             away: members(&["only"]),
-            slow: BTreeSet::new(),
-            serving: false,
+            ..MemberView::default()
         });
         assert!(
             matches!(
@@ -856,9 +859,10 @@ mod tests {
         );
         o.ack("fast", ["a", "b"]);
         o.set_members(MemberView {
-            away: BTreeSet::new(),
             slow: members(&["stuck"]),
             serving: true,
+            live: true,
+            ..MemberView::default()
         });
         o.push_all(vec![msg("c", 10)]).unwrap();
         assert_eq!(o.stats().given_up["stuck"], 1);

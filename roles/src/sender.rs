@@ -69,11 +69,7 @@ pub(crate) async fn run(ctx: RoleCtx, session: Arc<Session>, cancel: Cancellatio
         if judged.is_none_or(|at| at.elapsed() >= AWAY_EVERY) {
             let now = Instant::now();
             let view = ctx.shared.member_view(now);
-            all_away = ctx
-                .shared
-                .known_members()
-                .iter()
-                .all(|m| view.away.contains(m));
+            all_away = !view.live;
             ctx.shared.outbox.set_members(view);
             judged = Some(now);
         }
@@ -220,9 +216,7 @@ pub(crate) async fn stalled(ctx: &RoleCtx) {
         let stats = ctx.shared.outbox.stats();
         let unsent = stats.oldest_unsent_ms.filter(|ms| *ms >= bound);
         let quiet = stats.last_published_ms.is_none_or(|ms| ms >= bound);
-        let away = ctx.shared.away_members(Instant::now());
-        let live = ctx.shared.state().has_members()
-            && ctx.shared.known_members().iter().any(|m| !away.contains(m));
+        let live = ctx.shared.state().has_members() && ctx.shared.member_view(Instant::now()).live;
         if let (Some(unsent_ms), true, true) = (unsent, quiet, live) {
             warn!(
                 unsent_ms,

@@ -131,6 +131,20 @@ fn longest_gap(out: &Path) -> (Duration, f64) {
         .unwrap_or_default()
 }
 
+/// Prints the longest wait between two records at the member writing `out`, and fails when it
+/// is over [`MAX_GAP`].
+fn assert_no_gap(out: &Path, member: &str) {
+    let (gap, at) = longest_gap(out);
+    eprintln!(
+        "{member}: longest gap between arrivals {:.2} s (at +{at:.1} s)",
+        gap.as_secs_f64()
+    );
+    assert!(
+        gap <= MAX_GAP,
+        "{member} went {gap:?} without data at +{at:.1} s"
+    );
+}
+
 /// Each record's copies at a member beyond the first.
 fn copies(out: &Path) -> usize {
     let bodies = log_bodies(&jsonl(out));
@@ -169,15 +183,7 @@ async fn away_for_20s_and_back(group: Group, what: &str, away: impl FnOnce(), ba
             count_delivery(&member, sent, &accepted, &[out], &group.procs()).await;
         assert_eq!(duplicates, 0, "{member}: every request once");
         if i < 2 {
-            let (gap, at) = longest_gap(out);
-            eprintln!(
-                "{member}: longest gap between arrivals {:.2} s (at +{at:.1} s)",
-                gap.as_secs_f64()
-            );
-            assert!(
-                gap <= MAX_GAP,
-                "{member} went {gap:?} without data at +{at:.1} s while p3 was away"
-            );
+            assert_no_gap(out, &member);
         }
     }
     let p3 = MEMBERS[2];
@@ -283,15 +289,7 @@ async fn a_member_frozen_then_killed_costs_the_others_nothing_and_a_stop_loses_n
     for (i, (_, out)) in members.iter().enumerate() {
         let what = format!("live member p{}", i + 1);
         let (_, duplicates) = count_delivery(&what, sent, &accepted, &[out], &live).await;
-        let (gap, at) = longest_gap(out);
-        eprintln!(
-            "{what}: longest gap between arrivals {:.2} s (at +{at:.1} s)",
-            gap.as_secs_f64()
-        );
-        assert!(
-            gap <= MAX_GAP,
-            "{what} went {gap:?} without data at +{at:.1} s"
-        );
+        assert_no_gap(out, &what);
         assert_eq!(duplicates, 0, "{what}: nothing twice");
         assert_eq!(copies(out), 0);
     }
