@@ -174,6 +174,66 @@ fn rotel_agent() -> std::path::PathBuf {
         .unwrap_or_else(|| panic!("no rotel-agent under {}: run .ci/deps.sh", venv.display()))
 }
 
+/// Starts Rotel forwarding OTLP/HTTP to `to_port`; returns it and its OTLP/HTTP port once it
+/// listens. Its ports are picked free a moment before it binds them, and a test running beside
+/// it can take one first: when Rotel exits, it is started again on other ports (three times at
+/// most), and the failure shows what Rotel said.
+fn start_rotel(mesh: &Mesh, to_port: u16) -> (std::process::Child, u16) {
+    let mut said = String::new();
+    for attempt in 1..=3 {
+        let http = free_port();
+        let err = mesh.path(&format!("rotel-{attempt}.err"));
+        let mut rotel = std::process::Command::new(rotel_agent())
+            .args([
+                "start",
+                "--otlp-http-endpoint",
+                &format!("127.0.0.1:{http}"),
+                "--otlp-grpc-endpoint",
+                &format!("127.0.0.1:{}", free_port()),
+                "--exporter",
+                "otlp",
+                "--otlp-exporter-protocol",
+                "http",
+                "--otlp-exporter-endpoint",
+                &format!("http://127.0.0.1:{to_port}"),
+                "--pid-file",
+                &mesh
+                    .path(&format!("rotel-{attempt}.pid"))
+                    .display()
+                    .to_string(),
+            ])
+            .stdout(
+                std::fs::File::create(mesh.path(&format!("rotel-{attempt}.log")))
+                    .expect("rotel log"),
+            )
+            .stderr(std::fs::File::create(&err).expect("rotel err"))
+            .spawn()
+            .expect("rotel-agent starts");
+        let deadline = Instant::now() + FORM_TIMEOUT;
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", http)).is_ok() {
+                return (rotel, http);
+            }
+            if let Ok(Some(status)) = rotel.try_wait() {
+                said = format!(
+                    "rotel exited ({status}): {}",
+                    std::fs::read_to_string(&err).unwrap_or_default()
+                );
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if rotel.try_wait().ok().flatten().is_none() {
+            let _ = rotel.kill();
+            panic!(
+                "rotel did not listen within {FORM_TIMEOUT:?}: {}",
+                std::fs::read_to_string(&err).unwrap_or_default()
+            );
+        }
+    }
+    panic!("rotel did not start in three attempts; the last: {said}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn through_a_rotel_collector_every_item_arrives_once_field_for_field() {
     let mesh = Mesh::start();
@@ -181,33 +241,7 @@ async fn through_a_rotel_collector_every_item_arrives_once_field_for_field() {
     let far = far_end(&mesh, &[]).await;
     let (far_out, second_port) = (far.out.clone(), far.http_port);
     // Rotel between the two: OTLP/HTTP in, OTLP/HTTP out to the second receiver.
-    let rotel_http = free_port();
-    let log_file = mesh.path("rotel.log");
-    let mut rotel = std::process::Command::new(rotel_agent())
-        .args([
-            "start",
-            "--otlp-http-endpoint",
-            &format!("127.0.0.1:{rotel_http}"),
-            "--otlp-grpc-endpoint",
-            &format!("127.0.0.1:{}", free_port()),
-            "--exporter",
-            "otlp",
-            "--otlp-exporter-protocol",
-            "http",
-            "--otlp-exporter-endpoint",
-            &format!("http://127.0.0.1:{second_port}"),
-            "--pid-file",
-            &mesh.path("rotel.pid").display().to_string(),
-        ])
-        .stdout(std::fs::File::create(&log_file).unwrap())
-        .stderr(std::fs::File::create(mesh.path("rotel.err")).unwrap())
-        .spawn()
-        .expect("rotel-agent starts");
-    wait_until(
-        FORM_TIMEOUT,
-        || std::net::TcpStream::connect(("127.0.0.1", rotel_http)).is_ok(),
-        || "rotel did not listen".into(),
-    );
+    let (mut rotel, rotel_http) = start_rotel(&mesh, second_port);
 
     let sink = format!("otlp:http://127.0.0.1:{rotel_http}");
     let (_receiver, _forwarder, port) = mesh_forwarding_to(&mesh, &sink, &[]).await;
