@@ -179,8 +179,8 @@ pub struct SlimServerArgs {
 
 impl SlimServerArgs {
     /// How the server finds clients that stopped answering.
-    pub fn keepalive(&self) -> slim_roles::server::Keepalive {
-        slim_roles::server::Keepalive {
+    pub fn keepalive(&self) -> slim_roles::Keepalive {
+        slim_roles::Keepalive {
             interval: self.keepalive_interval,
             timeout: self.keepalive_timeout,
         }

@@ -124,7 +124,7 @@ fn grpc_tls(settings: &Settings) -> anyhow::Result<std::sync::Arc<rustls::Client
         }
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
     }
-    let builder = rustls::ClientConfig::builder_with_provider(crate::receiver::tls::provider())
+    let builder = rustls::ClientConfig::builder_with_provider(crate::net::tls::provider())
         .with_safe_default_protocol_versions()
         .context("TLS protocol versions")?
         .with_root_certificates(roots);

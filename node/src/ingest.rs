@@ -1,6 +1,6 @@
 //! What happens to an export request, whatever the transport: decompress, check (in place,
 //! or decoded when something must change), publish. How a failure is answered is decided in
-//! [`crate::answer`].
+//! [`crate::net::answer`].
 
 use slim_roles::{Outgoing, PublishError, Publisher};
 use thiserror::Error;
@@ -199,15 +199,5 @@ impl Ingest {
         self.publisher.publish_all(messages).await?;
         debug!(%signal, ids = ?accepted.message_ids, items = accepted.items, "taken");
         Ok(accepted)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    /// Receivers acknowledge and drop duplicates by the id key `slim-roles` knows; consumers
-    /// read the id under the wire format's key. They must be one key.
-    #[test]
-    fn the_wire_format_and_the_outbox_use_the_same_message_id_key() {
-        assert_eq!(otlp::wire::MESSAGE_ID_KEY, slim_roles::MESSAGE_ID_KEY);
     }
 }

@@ -4,21 +4,20 @@
 //! (the `slim-roles` crate), and the [`pipeline`] hands what other members publish to the
 //! [`sink`]s, acknowledging it once every durable sink took it.
 
-pub mod answer;
-pub mod auth;
 pub mod cli;
 pub mod cmd;
 pub mod exporter;
 pub mod grpc_raw;
-pub mod health;
 pub mod history;
 pub mod ingest;
 pub mod loadgen;
 pub mod measure;
+pub mod net;
 pub mod pipeline;
 pub mod receiver;
 pub mod settings;
 pub mod sink;
+pub mod slim_ceiling;
 #[cfg(test)]
 pub(crate) mod testdisk;
 

@@ -8,6 +8,7 @@
 //! is one valid request holding all of them); it then lists them under `otlp-message-ids`
 //! (UUIDs, comma-separated) and `otlp-message-lengths` (their byte lengths) instead of
 //! `otlp-message-id`, so receivers acknowledge and deduplicate each one.
+//! Acknowledgements and pings travel on the same channel, under their own payload types.
 //! Metadata travels in the clear (MLS encrypts the payload only): nothing secret goes there.
 
 use std::collections::HashMap;
@@ -24,6 +25,18 @@ pub const JSON: &str = "application/json";
 pub const SIGNAL_KEY: &str = "otlp-signal";
 /// Metadata key carrying the message id.
 pub const MESSAGE_ID_KEY: &str = "otlp-message-id";
+/// Metadata key listing the ids of the requests a packed SLIM message holds (comma-separated).
+pub const MESSAGE_IDS_KEY: &str = "otlp-message-ids";
+/// Metadata key listing the byte lengths of the requests a packed SLIM message holds.
+pub const MESSAGE_LENGTHS_KEY: &str = "otlp-message-lengths";
+/// `payload_type` of acknowledgements: the payload is message ids, one per line.
+pub const ACK_PAYLOAD_TYPE: &str = "application/vnd.slim-node.ack";
+/// `payload_type` of liveness pings (empty payload; members acknowledge them like data).
+pub const PING_PAYLOAD_TYPE: &str = "application/vnd.slim-node.ping";
+/// Metadata key carrying a ping's id.
+pub const PING_ID_KEY: &str = "slim-node-ping";
+/// Metadata key SLIM adds on the receiving side with the MLS-verified sender identity.
+pub const PEER_SUBJECT_KEY: &str = "slim-peer-subject";
 
 /// Metadata for one outgoing message.
 pub fn metadata(signal: Signal, message_id: &str) -> HashMap<String, String> {

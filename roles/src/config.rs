@@ -2,11 +2,11 @@
 
 use std::time::Duration;
 
+use crate::delivery::outbox::OutboxLimits;
+use crate::delivery::spool::SpoolConfig;
 use crate::error::ConfigError;
 use crate::name::{Secret, SlimName};
-use crate::outbox::OutboxLimits;
-use crate::spool::SpoolConfig;
-use crate::tls::ClientTls;
+use crate::slim::tls::ClientTls;
 
 /// Default SLIM server URL (SLIM's conventional port).
 pub const DEFAULT_SLIM_URL: &str = "http://127.0.0.1:46357";

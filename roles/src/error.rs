@@ -53,10 +53,10 @@ pub enum RoleError {
     Config(#[from] ConfigError),
     /// The spool cannot be opened.
     #[error(transparent)]
-    Spool(#[from] crate::spool::SpoolError),
+    Spool(#[from] crate::delivery::spool::SpoolError),
     /// The record of received messages cannot be opened.
     #[error(transparent)]
-    Seen(#[from] crate::seen::SeenError),
+    Seen(#[from] crate::delivery::seen::SeenError),
     /// Any other SLIM operation failed.
     #[error("SLIM {operation} failed: {message}")]
     Slim {
@@ -68,7 +68,8 @@ pub enum RoleError {
 }
 
 impl RoleError {
-    pub(crate) fn slim(operation: &'static str, err: impl std::fmt::Display) -> Self {
+    /// A SLIM operation that failed, with what SLIM said.
+    pub fn slim(operation: &'static str, err: impl std::fmt::Display) -> Self {
         RoleError::Slim {
             operation,
             message: err.to_string(),

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Serialize, Serializer};
 
-use crate::liveness::Liveness;
-use crate::outbox::OutboxStats;
-use crate::state::Status;
+use crate::delivery::liveness::Liveness;
+use crate::delivery::outbox::OutboxStats;
+use crate::role::state::Status;
 
 /// The node's connection to its SLIM server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -63,12 +63,12 @@ impl Link {
     }
 
     pub(crate) fn get(&self) -> LinkStatus {
-        crate::node::lock(&self.status).clone()
+        crate::sync::lock(&self.status).clone()
     }
 
     /// The link is up.
     pub(crate) fn up(&self) {
-        let mut status = crate::node::lock(&self.status);
+        let mut status = crate::sync::lock(&self.status);
         if status.state != LinkState::Connected {
             tracing::info!(after_attempts = status.attempts, "SLIM link is up");
             *status = LinkStatus {
@@ -82,7 +82,7 @@ impl Link {
 
     /// The link is down for `why`; nothing changes when it was already known to be down.
     pub(crate) fn down(&self, why: &str) {
-        let mut status = crate::node::lock(&self.status);
+        let mut status = crate::sync::lock(&self.status);
         if status.state == LinkState::Connected {
             tracing::warn!(reason = why, "SLIM link is down; reconnecting");
             *status = LinkStatus {
@@ -96,7 +96,7 @@ impl Link {
 
     /// An attempt to connect failed with `err`.
     pub(crate) fn attempt_failed(&self, err: &str) {
-        let mut status = crate::node::lock(&self.status);
+        let mut status = crate::sync::lock(&self.status);
         status.attempts += 1;
         status.last_error = Some(err.to_string());
     }
@@ -257,7 +257,7 @@ pub(crate) fn verdict(status: &Status, members: &[MemberHealth], problems: &[Str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{RoleKind, State};
+    use crate::role::state::{RoleKind, State};
     use std::collections::BTreeSet;
     use std::time::Duration;
 

@@ -3,40 +3,52 @@
 //! A node connects to a SLIM server under its own name. A *moderator* creates the group
 //! session on a channel and keeps inviting its peers until each joined; a *participant*
 //! waits for an invitation and joins. Both publish on the channel and receive what the
-//! others publish. The library knows SLIM and the roles, nothing about what the bytes mean.
+//! others publish, and every message is kept until each member acknowledged it. The crate
+//! knows SLIM, the roles and delivery; what the payloads mean is the caller's (the keys a
+//! message carries on the channel are defined once, in `otlp::wire`).
+//!
+//! # Layout
+//! - [`Node`] (`node.rs`): starts a node and hands out its [`Publisher`] and [`Admin`].
+//! - `role/`: the state machine every node follows (`state`), the `moderator`, the
+//!   `participant`, and the `supervisor` that reconnects and restarts the role.
+//! - `delivery/`: the `outbox` (what waits for acknowledgements; the `spool` keeps it on disk),
+//!   `frame` (packing), the `sender` (pacing, re-sends, pings), `receive` (hand on, drop copies
+//!   by the `seen` ids, acknowledge), `incoming` (what the consumer gets, and its [`Ack`]),
+//!   `liveness` (when each member was last heard).
+//! - `slim/`: the SLIM `connection`, a SLIM `server` of our own, `tls`, `sockets`, `runtime`.
+//! - `ctx.rs` (what the role tasks share), `health.rs` (what the node reports), `config.rs`,
+//!   `error.rs`, `name.rs`, `backoff.rs`, `sync.rs` (`lock`).
+//!
+//! Layers: `slim` and `delivery` know nothing of the roles; `role` drives both; `node` starts
+//! it all. Every module is private: the types below are the crate's API.
 
-pub mod backoff;
-pub mod ceiling;
-pub mod config;
-mod connection;
-pub mod error;
-pub mod frame;
-pub mod health;
-pub mod liveness;
-mod moderator;
-pub mod name;
+mod backoff;
+mod config;
+mod ctx;
+mod delivery;
+mod error;
+mod health;
+mod name;
 mod node;
-pub mod outbox;
-mod participant;
-mod receive;
-pub mod runtime;
-mod seen;
-mod sender;
-pub mod server;
-pub mod sockets;
-pub mod spool;
-pub mod state;
-mod supervisor;
-pub mod tls;
+mod role;
+mod slim;
+mod sync;
 
-pub use config::{NodeConfig, Reliability, RoleConfig, DEFAULT_SLIM_URL};
+pub use backoff::Backoff;
+pub use config::{max_payload_bytes, NodeConfig, Reliability, RoleConfig, DEFAULT_SLIM_URL};
+pub use ctx::WEDGED_AFTER;
+pub use delivery::incoming::{Ack, Incoming};
+pub use delivery::message::Outgoing;
+pub use delivery::outbox::{OutboxLimits, OutboxStats, ENTRY_OVERHEAD};
+pub use delivery::seen::{SeenError, SEEN_FILE};
+pub use delivery::spool::SpoolConfig;
 pub use error::{AdminError, ConfigError, PublishError, RoleError};
 pub use health::{Health, LinkState, LinkStatus, MemberHealth, Verdict};
 pub use name::{Secret, SlimName};
-pub use node::{Admin, Incoming, Node, Publisher, WEDGED_AFTER};
-pub use outbox::{OutboxLimits, OutboxStats, Outgoing, ENTRY_OVERHEAD, MESSAGE_ID_KEY};
-pub use receive::Ack;
-pub use seen::{SeenError, SEEN_FILE};
-pub use spool::SpoolConfig;
-pub use state::{RoleKind, State, Status};
-pub use tls::{CertKey, ClientTls, ServerTls};
+pub use node::{Admin, Node, Publisher};
+pub use role::moderator::group_config;
+pub use role::state::{RoleKind, State, Status};
+pub use slim::connection::{connect, is_timeout, Connection};
+pub use slim::runtime;
+pub use slim::server::{Keepalive, SlimServer};
+pub use slim::tls::{CertKey, ClientTls, ServerTls};

@@ -9,12 +9,12 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::auth::Keys;
 use crate::cli::{NodeArgs, QueryApiArgs, ReceiverArgs, Role, SecretArgs, SessionArgs, SinkArgs};
 use crate::ingest::Ingest;
+use crate::net::auth::Keys;
+use crate::net::guard::{Guard, GuardSettings};
 use crate::pipeline::Pipeline;
 use crate::receiver;
-use crate::receiver::guard::{Guard, GuardSettings};
 use crate::receiver::http::HttpSettings;
 
 /// Runs until SIGINT/SIGTERM.
@@ -151,7 +151,7 @@ fn query_api(
     let keys = match query_api_keys {
         Some(path) => {
             let keys =
-                Keys::load_for(path, crate::auth::Scope::Query).context("--query-api-keys")?;
+                Keys::load_for(path, crate::net::auth::Scope::Query).context("--query-api-keys")?;
             info!(keys = ?keys.names(), "the query API requires a key");
             Some(std::sync::Arc::new(keys))
         }
@@ -231,7 +231,7 @@ impl RunningNode {
         };
         let tls = match receivers.tls.files() {
             Some(files) => Some(
-                receiver::tls::acceptor(&files)
+                crate::net::tls::acceptor(&files)
                     .context("cannot set up TLS for the OTLP receivers")?,
             ),
             None => None,
@@ -272,10 +272,10 @@ impl RunningNode {
         }
         if let Some(listener) = health {
             info!(addr = ?listener.local_addr().ok(), "health endpoints listening");
-            let routes = crate::health::routes(node.publisher(), sinks.clone()).layer(
-                axum::middleware::from_fn_with_state(guard.clone(), crate::receiver::guard::check),
+            let routes = crate::net::health::routes(node.publisher(), sinks.clone()).layer(
+                axum::middleware::from_fn_with_state(guard.clone(), crate::net::guard::check),
             );
-            let serve = receiver::server::serve(
+            let serve = crate::net::server::serve(
                 listener,
                 routes,
                 settings.limits,

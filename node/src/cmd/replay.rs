@@ -7,12 +7,12 @@ use anyhow::bail;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use slim_roles::backoff::Backoff;
+use slim_roles::Backoff;
 
 use crate::cli::ReplayArgs;
 use crate::exporter::{Exporter, Outcome, Settings};
 use crate::history::client::{Api, Pager, Paging};
-use crate::sink::registry::SinkSpec;
+use crate::sink::SinkSpec;
 use otlp::Signal;
 
 /// Attempts per request before replay gives up.

@@ -1,7 +1,7 @@
 //! `slim-node server`: a SLIM data-plane server.
 
 use anyhow::Context;
-use slim_roles::server::SlimServer;
+use slim_roles::SlimServer;
 
 use crate::cli::ServerArgs;
 

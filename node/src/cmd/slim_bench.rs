@@ -1,8 +1,8 @@
 //! `slim-node slim-bench`: the raw SLIM ceiling between two apps, as text or JSON.
 
+use crate::slim_ceiling::{self as ceiling, CeilingConfig};
 use anyhow::Context;
 use serde::Serialize;
-use slim_roles::ceiling::{self, CeilingConfig};
 
 use crate::cli::SlimBenchArgs;
 use crate::measure::{per_second, Latencies, LatencySummary};

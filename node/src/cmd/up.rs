@@ -2,7 +2,7 @@
 //! process.
 
 use anyhow::Context;
-use slim_roles::server::SlimServer;
+use slim_roles::SlimServer;
 use slim_roles::{NodeConfig, RoleConfig, Secret, SlimName};
 
 use super::node::{build_config, RunningNode};

@@ -4,7 +4,7 @@
 //!
 //! With `--query-api-keys`, every fetch needs `Authorization: Bearer KEY` of a key with the
 //! `query` scope (the default there): 401 without one, 403 with a wrong one. Keys are compared
-//! in constant time ([`crate::auth`]) and never logged; a cursor only opens for the key that
+//! in constant time ([`crate::net::auth`]) and never logged; a cursor only opens for the key that
 //! got it.
 
 use std::sync::Arc;
@@ -24,9 +24,9 @@ use tracing::{debug, warn};
 use super::cursor::Sealer;
 use super::query::{self, Fetch, FetchError};
 use super::store::Store;
-use crate::answer::Answer;
-use crate::auth::{Keys, Scope, Verdict};
 use crate::ingest::Format;
+use crate::net::answer::Answer;
+use crate::net::auth::{Keys, Scope, Verdict};
 use otlp::Signal;
 
 /// Largest fetch request body.
@@ -45,9 +45,8 @@ pub struct QueryApi {
 
 /// The API's routes.
 pub fn router(api: QueryApi) -> Router {
-    let not_allowed = |allow: &'static str| {
-        move || async move { crate::receiver::http::method_not_allowed(allow) }
-    };
+    let not_allowed =
+        |allow: &'static str| move || async move { crate::net::http::method_not_allowed(allow) };
     Router::new()
         .route("/api/{signal}/fetch", post(fetch).fallback(not_allowed("POST")))
         .route("/health", get(health).fallback(not_allowed("GET")))
@@ -66,12 +65,12 @@ pub async fn serve(
     tls: Option<tokio_rustls::TlsAcceptor>,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
-    let limits = crate::receiver::server::ConnLimits {
+    let limits = crate::net::server::ConnLimits {
         max_connections: 256,
         header_read_timeout: Duration::from_secs(10),
         drain: Duration::from_secs(5),
     };
-    crate::receiver::server::serve(listener, router(api), limits, tls, stop).await
+    crate::net::server::serve(listener, router(api), limits, tls, stop).await
 }
 
 /// The caller's key name (empty when the API is open), or the refusal.
@@ -130,7 +129,7 @@ async fn fetch(
     body: Body,
 ) -> Response {
     // Refusals come in the request's encoding, as OTLP/HTTP's do.
-    let request_format = crate::receiver::http::request_format(&headers);
+    let request_format = crate::net::http::request_format(&headers);
     let refusal_format = request_format.unwrap_or(Format::Json);
     let refuse = |answer: Answer| answer.http(refusal_format);
     let key_name = match caller(&api, &headers) {
@@ -206,5 +205,5 @@ async fn health(State(api): State<QueryApi>, headers: HeaderMap) -> Response {
         Ok(_) => serde_json::json!({ "status": "ok", "store": api.store.totals() }),
         Err(_) => serde_json::json!({ "status": "ok" }),
     };
-    crate::health::json(StatusCode::OK, body)
+    crate::net::health::json(StatusCode::OK, body)
 }

@@ -9,19 +9,58 @@
 //!
 //! Runs on a thread of its own: checking and disk writes stay off the async workers.
 
+pub mod ack;
+pub mod blocking;
+pub mod delivered;
+pub mod input;
 pub mod queue;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use slim_roles::Incoming;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use crate::sink::{Delivered, Sink, SinkHandle, SinkInput};
+pub use ack::Acknowledge;
+pub use blocking::run as run_blocking;
+pub use delivered::Delivered;
+pub use input::{Sink, SinkFuture, SinkHandle, SinkInput, SinkReport, SinkStats, WriteSink};
+pub use queue::{Item, QueueKind, QueueSettings};
+
+use ack::Ticket;
 use otlp::wire;
-use queue::{Staged, Ticket, WhenFull};
+use queue::{Staged, WhenFull};
+
+/// One message as it arrives from the channel, before it is checked.
+pub struct Arrival {
+    /// The sender's SLIM name.
+    pub from: String,
+    /// The sender's identity as MLS verified it.
+    pub verified_sender: Option<String>,
+    /// The payload type the sender gave.
+    pub payload_type: String,
+    /// The sender's metadata.
+    pub metadata: HashMap<String, String>,
+    /// The payload bytes.
+    pub payload: Vec<u8>,
+    /// Acknowledges it to its publisher once every durable sink took it.
+    pub ack: Option<Box<dyn Acknowledge>>,
+}
+
+impl From<slim_roles::Incoming> for Arrival {
+    fn from(msg: slim_roles::Incoming) -> Arrival {
+        Arrival {
+            from: msg.from,
+            verified_sender: msg.verified_sender,
+            payload_type: msg.payload_type,
+            metadata: msg.metadata,
+            payload: msg.payload,
+            ack: msg.ack.map(|ack| Box::new(ack) as Box<dyn Acknowledge>),
+        }
+    }
+}
 
 /// Messages taken from the channel at once (one disk write per queue for all of them).
 const BATCH: usize = 256;
@@ -35,8 +74,8 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Starts `sinks` and the thread feeding them from `incoming`.
-    pub fn start(
-        incoming: mpsc::Receiver<Incoming>,
+    pub fn start<M: Into<Arrival> + Send + 'static>(
+        incoming: mpsc::Receiver<M>,
         sinks: Vec<(SinkHandle, Box<dyn Sink>)>,
     ) -> std::io::Result<Pipeline> {
         let handles: Vec<SinkHandle> = sinks.iter().map(|(h, _)| h.clone()).collect();
@@ -107,7 +146,7 @@ const DISK_RETRY: Duration = Duration::from_secs(1);
 
 /// The pipeline thread: until the channel closes, takes what arrived (up to [`BATCH`] at a
 /// time), checks it, and hands it to the sinks.
-fn feed(mut incoming: mpsc::Receiver<Incoming>, sinks: &[SinkHandle]) {
+fn feed<M: Into<Arrival>>(mut incoming: mpsc::Receiver<M>, sinks: &[SinkHandle]) {
     let durable = sinks.iter().filter(|s| s.durable).count();
     let mut refused: u64 = 0;
     // Per sink: until when its disk queue, which could not be written, is left alone.
@@ -138,7 +177,7 @@ fn feed(mut incoming: mpsc::Receiver<Incoming>, sinks: &[SinkHandle]) {
         let mut adding = vec![(0usize, 0usize); sinks.len()];
         let mut blocked = stuck;
         for msg in batch {
-            let Some((delivered, ack)) = check(msg) else {
+            let Some((delivered, ack)) = check(msg.into()) else {
                 continue;
             };
             let bytes = delivered.payload.bytes().len();
@@ -245,7 +284,7 @@ fn stage(
 
 /// Checks a message from the channel: an OTLP request, with its acknowledgement. What is not
 /// OTLP is acknowledged and dropped (sending it again would not help).
-fn check(msg: Incoming) -> Option<(Delivered, Option<slim_roles::Ack>)> {
+fn check(msg: Arrival) -> Option<(Delivered, Option<Box<dyn Acknowledge>>)> {
     let received_at = time::OffsetDateTime::now_utc();
     let bytes = msg.payload.len();
     match wire::decode(&msg.payload_type, &msg.metadata, msg.payload) {
@@ -273,7 +312,7 @@ fn check(msg: Incoming) -> Option<(Delivered, Option<slim_roles::Ack>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sink::{SinkStats, WriteSink};
+    use input::{SinkStats, WriteSink};
     use queue::{Queue, QueueKind, QueueSettings};
     use std::sync::Mutex;
 
@@ -309,8 +348,8 @@ mod tests {
     }
 
     impl Sink for Recording {
-        fn run(self: Box<Self>, input: SinkInput) -> crate::sink::SinkFuture {
-            crate::sink::blocking::run(*self, input)
+        fn run(self: Box<Self>, input: SinkInput) -> SinkFuture {
+            run_blocking(*self, input)
         }
     }
 
@@ -343,12 +382,12 @@ mod tests {
         }
     }
 
-    fn incoming(i: usize) -> Incoming {
+    fn incoming(i: usize) -> Arrival {
         let body = format!(
             r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{{"body":{{"stringValue":"{i}"}}}}]}}]}}]}}"#
         );
         let request = otlp::json::from_json(otlp::Signal::Logs, body.as_bytes()).unwrap();
-        Incoming {
+        Arrival {
             from: "a/b/c".into(),
             verified_sender: None,
             payload_type: wire::PROTOBUF.into(),
@@ -394,7 +433,7 @@ mod tests {
     async fn beside_a_stuck_sink(
         stuck: SinkHandle,
         n: usize,
-    ) -> (Pipeline, mpsc::Sender<Incoming>, Recording, Recording) {
+    ) -> (Pipeline, mpsc::Sender<Arrival>, Recording, Recording) {
         let (stuck_sink, other) = (recording(), recording());
         stuck_sink.close();
         let (tx, rx) = mpsc::channel(100);
@@ -446,6 +485,55 @@ mod tests {
             "the other sink took only what every blocking sink could take"
         );
         stuck.open();
+        drop(tx);
+        pipeline.stop(Duration::from_secs(30)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_message_is_acknowledged_once_every_durable_sink_took_it_and_not_before() {
+        use ack::watched::{Fate, Watched};
+        let (fast, slow, live) = (recording(), recording(), recording());
+        slow.close();
+        live.close();
+        let (tx, rx) = mpsc::channel(10);
+        let pipeline = Pipeline::start(
+            rx,
+            vec![
+                (
+                    handle("fast", true, 10, WhenFull::Block),
+                    Box::new(fast.clone()) as Box<dyn Sink>,
+                ),
+                (
+                    handle("slow", true, 10, WhenFull::Block),
+                    Box::new(slow.clone()),
+                ),
+                (
+                    handle("live", false, 10, WhenFull::DropOldest),
+                    Box::new(live.clone()),
+                ),
+            ],
+        )
+        .unwrap();
+        let (ack, fate) = Watched::new();
+        let mut arrival = incoming(0);
+        arrival.ack = Some(ack);
+        tx.send(arrival).await.unwrap();
+        let written = fast.written.clone();
+        wait_for(move || written.lock().unwrap().len() == 1).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            *fate.lock().unwrap(),
+            Fate::Pending,
+            "one durable sink of two took it"
+        );
+        slow.open();
+        let seen = fate.clone();
+        wait_for(move || *seen.lock().unwrap() == Fate::Done).await;
+        assert!(
+            live.written.lock().unwrap().is_empty(),
+            "the live sink held nothing back"
+        );
+        live.open();
         drop(tx);
         pipeline.stop(Duration::from_secs(30)).await;
     }

@@ -23,7 +23,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
-use crate::sink::Delivered;
+use super::ack::Ticket;
+use super::delivered::Delivered;
 
 /// key: sequence number; value: header length (u32 LE), JSON header, protobuf payload.
 const TABLE: TableDefinition<u64, &[u8]> = TableDefinition::new("queue");
@@ -69,42 +70,6 @@ pub struct QueueSettings {
 pub struct QueueError {
     path: String,
     message: String,
-}
-
-/// Shared by every queue holding one message for a durable sink: when the last of them took
-/// it (written to disk, or delivered), the message is acknowledged to its publisher. Dropped
-/// before that, the publisher's copy is taken again.
-pub struct Ticket {
-    remaining: std::sync::atomic::AtomicUsize,
-    ack: Mutex<Option<slim_roles::Ack>>,
-}
-
-impl Ticket {
-    /// A ticket that `takers` durable sinks must take.
-    pub fn new(takers: usize, ack: Option<slim_roles::Ack>) -> Arc<Ticket> {
-        let ticket = Arc::new(Ticket {
-            remaining: std::sync::atomic::AtomicUsize::new(takers),
-            ack: Mutex::new(ack),
-        });
-        if takers == 0 {
-            ticket.acknowledge();
-        }
-        ticket
-    }
-
-    /// One durable sink took the message.
-    pub fn taken(&self) {
-        use std::sync::atomic::Ordering;
-        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.acknowledge();
-        }
-    }
-
-    fn acknowledge(&self) {
-        if let Some(ack) = crate::lock(&self.ack).take() {
-            ack.done();
-        }
-    }
 }
 
 /// One message in a queue, as the sink gets it.
@@ -696,6 +661,7 @@ fn decode(record: &[u8]) -> Result<Delivered, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::ack::watched::{Fate, Watched};
 
     fn delivered(i: usize) -> Arc<Delivered> {
         let body = format!(
@@ -802,18 +768,13 @@ mod tests {
     fn a_durable_sinks_ticket_is_taken_when_the_sink_is_done() {
         let dir = tempfile::tempdir().unwrap();
         let q = Queue::open(settings(QueueKind::Memory, 10, WhenFull::Block), dir.path()).unwrap();
-        let ticket = Ticket::new(1, None);
-        q.push(vec![(delivered(0), Some(ticket.clone()))]).unwrap();
-        assert_eq!(
-            ticket.remaining.load(std::sync::atomic::Ordering::Relaxed),
-            1
-        );
+        let (ack, fate) = Watched::new();
+        q.push(vec![(delivered(0), Some(Ticket::new(1, Some(ack))))])
+            .unwrap();
         let items = take_all(&q);
+        assert_eq!(*fate.lock().unwrap(), Fate::Pending, "handed, not done");
         q.done(&items).unwrap();
-        assert_eq!(
-            ticket.remaining.load(std::sync::atomic::Ordering::Relaxed),
-            0
-        );
+        assert_eq!(*fate.lock().unwrap(), Fate::Done);
     }
 
     #[test]

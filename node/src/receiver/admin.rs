@@ -9,8 +9,8 @@ use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::answer::Answer;
 use crate::ingest::Format;
+use crate::net::answer::Answer;
 use slim_roles::{Admin, AdminError, SlimName};
 
 /// The request body of invite and remove.

@@ -13,11 +13,11 @@ use tonic::codec::CompressionEncoding;
 use tonic::Status;
 use tracing::{info, warn};
 
-use super::guard::{self, Guard};
-use super::server::{self, ConnLimits};
-use crate::answer::Answer;
 use crate::grpc_raw::{export_path, RawCodec};
 use crate::ingest::{Ingest, IngestError};
+use crate::net::answer::Answer;
+use crate::net::guard::{self, Guard};
+use crate::net::server::{self, ConnLimits};
 use tokio_rustls::TlsAcceptor;
 
 /// The gRPC status for a refused request, as [`Answer`] decides it.

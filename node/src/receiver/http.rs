@@ -17,19 +17,17 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use tracing::{info, warn};
 
-use super::guard::{self, Guard};
-use super::server::{self, ConnLimits};
-use crate::answer::Answer;
 use crate::cli::LimitArgs;
 use crate::ingest::{Accepted, Format, Ingest, IngestError};
-use crate::sink::SinkHandle;
+use crate::net::answer::Answer;
+use crate::net::guard::{self, Guard};
+use crate::net::http::{header_str, method_not_allowed, request_format, JSON_CT, PROTOBUF_CT};
+use crate::net::server::{self, ConnLimits};
+use crate::pipeline::SinkHandle;
 use otlp::compression::Encoding;
 use otlp::response;
 use otlp::{CodecError, Signal};
 use slim_roles::Admin;
-
-const PROTOBUF_CT: &str = "application/x-protobuf";
-const JSON_CT: &str = "application/json";
 
 /// Receiver settings beyond the ingest path.
 #[derive(Debug, Clone)]
@@ -78,7 +76,10 @@ pub fn router(
         .route("/v1/metrics", export(Signal::Metrics))
         .route("/v1/logs", export(Signal::Logs))
         .merge(super::admin::routes(admin))
-        .merge(crate::health::routes(ingest.publisher().clone(), sinks))
+        .merge(crate::net::health::routes(
+            ingest.publisher().clone(),
+            sinks,
+        ))
         .fallback(|| async {
             Answer::not_found(
                 "unknown path; OTLP/HTTP paths are /v1/traces, /v1/metrics and /v1/logs",
@@ -191,52 +192,4 @@ fn ingest_error(format: Format, err: &IngestError) -> Response {
         warn!(%err, "refused an export request");
     }
     answer.http(format)
-}
-
-pub(crate) fn method_not_allowed(allow: &'static str) -> Response {
-    let mut response = Answer::method_not_allowed(allow).http(Format::Json);
-    response
-        .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static(allow));
-    response
-}
-
-fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// The body format from `Content-Type`, parameters (e.g. charset) allowed.
-pub(crate) fn request_format(headers: &HeaderMap) -> Option<Format> {
-    let value = header_str(headers, header::CONTENT_TYPE)?;
-    let mime = value.split(';').next()?.trim().to_ascii_lowercase();
-    match mime.as_str() {
-        PROTOBUF_CT => Some(Format::Protobuf),
-        JSON_CT => Some(Format::Json),
-        _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn headers(ct: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_str(ct).unwrap());
-        h
-    }
-
-    #[test]
-    fn content_type_parameters_are_allowed() {
-        assert_eq!(
-            request_format(&headers("application/json; charset=utf-8")),
-            Some(Format::Json)
-        );
-        assert_eq!(
-            request_format(&headers("Application/X-Protobuf")),
-            Some(Format::Protobuf)
-        );
-        assert_eq!(request_format(&headers("text/plain")), None);
-        assert_eq!(request_format(&HeaderMap::new()), None);
-    }
 }

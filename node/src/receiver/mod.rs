@@ -2,7 +2,4 @@
 
 pub mod admin;
 pub mod grpc;
-pub mod guard;
 pub mod http;
-pub mod server;
-pub mod tls;

@@ -10,9 +10,9 @@ use std::time::Duration;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::registry::SinkKind;
-use super::{Delivered, WriteSink};
-use crate::pipeline::queue::QueueKind;
+use super::kind::SinkKind;
+use crate::pipeline::QueueKind;
+use crate::pipeline::{Delivered, WriteSink};
 
 /// `bench[:PATH]`.
 pub static KIND: SinkKind = SinkKind {
@@ -25,9 +25,9 @@ pub static KIND: SinkKind = SinkKind {
     open: |spec| Ok(Box::new(BenchSink::new(spec.arg.as_deref().map(Path::new)))),
 };
 
-impl super::Sink for BenchSink {
-    fn run(self: Box<Self>, input: super::SinkInput) -> super::SinkFuture {
-        super::blocking::run(*self, input)
+impl crate::pipeline::Sink for BenchSink {
+    fn run(self: Box<Self>, input: crate::pipeline::SinkInput) -> crate::pipeline::SinkFuture {
+        crate::pipeline::run_blocking(*self, input)
     }
 }
 use crate::loadgen::payload::send_time;

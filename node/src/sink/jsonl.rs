@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
 
-use super::registry::SinkKind;
-use super::{Delivered, WriteSink};
-use crate::pipeline::queue::QueueKind;
+use super::kind::SinkKind;
+use crate::pipeline::QueueKind;
+use crate::pipeline::{Delivered, WriteSink};
 use otlp::OtlpRequest;
 
 /// `jsonl:PATH`.
@@ -27,9 +27,9 @@ pub static KIND: SinkKind = SinkKind {
     },
 };
 
-impl super::Sink for JsonlSink {
-    fn run(self: Box<Self>, input: super::SinkInput) -> super::SinkFuture {
-        super::blocking::run(*self, input)
+impl crate::pipeline::Sink for JsonlSink {
+    fn run(self: Box<Self>, input: crate::pipeline::SinkInput) -> crate::pipeline::SinkFuture {
+        crate::pipeline::run_blocking(*self, input)
     }
 }
 

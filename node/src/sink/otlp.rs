@@ -21,12 +21,12 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
-use super::registry::{OptionSpec, SinkKind, SinkSpec};
-use super::{Sink, SinkFuture, SinkInput};
+use super::kind::{OptionSpec, SinkKind, SinkSpec};
 use crate::exporter::{Exporter, Outcome, Protocol, Settings};
-use crate::pipeline::queue::{Item, QueueKind};
+use crate::pipeline::{Item, QueueKind};
+use crate::pipeline::{Sink, SinkFuture, SinkInput};
 use otlp::Signal;
-use slim_roles::backoff::Backoff;
+use slim_roles::Backoff;
 
 /// `otlp[:URL]`.
 pub static KIND: SinkKind = SinkKind {

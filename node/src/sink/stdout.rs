@@ -4,9 +4,9 @@ use std::io::{self, Write};
 
 use time::format_description::well_known::Rfc3339;
 
-use super::registry::SinkKind;
-use super::{Delivered, WriteSink};
-use crate::pipeline::queue::QueueKind;
+use super::kind::SinkKind;
+use crate::pipeline::QueueKind;
+use crate::pipeline::{Delivered, WriteSink};
 
 /// `stdout`.
 pub static KIND: SinkKind = SinkKind {
@@ -22,9 +22,9 @@ pub static KIND: SinkKind = SinkKind {
 /// Prints `TIME from=FROM [verified=ID] signal=SIGNAL services=… resources=N ITEMS=N id=…`.
 pub struct StdoutSink;
 
-impl super::Sink for StdoutSink {
-    fn run(self: Box<Self>, input: super::SinkInput) -> super::SinkFuture {
-        super::blocking::run(*self, input)
+impl crate::pipeline::Sink for StdoutSink {
+    fn run(self: Box<Self>, input: crate::pipeline::SinkInput) -> crate::pipeline::SinkFuture {
+        crate::pipeline::run_blocking(*self, input)
     }
 }
 

@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 
 use tracing::info;
 
-use super::registry::{OptionSpec, SinkKind, SinkSpec};
-use super::{Sink, SinkFuture, SinkInput};
+use super::kind::{OptionSpec, SinkKind, SinkSpec};
 use crate::history::now_unix_nano;
 use crate::history::store::{Arrival, Retention, Store};
-use crate::pipeline::queue::{Item, QueueKind};
+use crate::pipeline::{Item, QueueKind};
+use crate::pipeline::{Sink, SinkFuture, SinkInput};
 
 /// `store:DIR`.
 pub static KIND: SinkKind = SinkKind {

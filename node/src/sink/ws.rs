@@ -24,12 +24,12 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::registry::{OptionSpec, SinkKind, SinkSpec};
-use super::{Sink, SinkFuture, SinkInput};
-use crate::answer::Answer;
-use crate::auth::{Keys, Verdict};
+use super::kind::{OptionSpec, SinkKind, SinkSpec};
 use crate::ingest::Format;
-use crate::pipeline::queue::QueueKind;
+use crate::net::answer::Answer;
+use crate::net::auth::{Keys, Verdict};
+use crate::pipeline::QueueKind;
+use crate::pipeline::{Sink, SinkFuture, SinkInput};
 
 /// `ws:HOST:PORT`.
 pub static KIND: SinkKind = SinkKind {
@@ -121,15 +121,13 @@ impl WsSink {
             None => None,
         };
         let tls = match (spec.option("tls-cert"), spec.option("tls-key")) {
-            (Some(cert), Some(key)) => {
-                Some(crate::receiver::tls::acceptor(&slim_roles::ServerTls {
-                    identity: slim_roles::CertKey {
-                        cert: cert.into(),
-                        key: key.into(),
-                    },
-                    client_ca: None,
-                })?)
-            }
+            (Some(cert), Some(key)) => Some(crate::net::tls::acceptor(&slim_roles::ServerTls {
+                identity: slim_roles::CertKey {
+                    cert: cert.into(),
+                    key: key.into(),
+                },
+                client_ca: None,
+            })?),
             (None, None) => None,
             _ => anyhow::bail!("sink ws: tls-cert and tls-key go together"),
         };
@@ -172,12 +170,12 @@ async fn run(sink: WsSink, mut input: SinkInput) {
     let app = Router::new()
         .route("/ws/{path}", get(upgrade))
         .with_state(shared.clone());
-    let limits = crate::receiver::server::ConnLimits {
+    let limits = crate::net::server::ConnLimits {
         max_connections: 1024,
         header_read_timeout: Duration::from_secs(10),
         drain: Duration::from_secs(2),
     };
-    let server = tokio::spawn(crate::receiver::server::serve(
+    let server = tokio::spawn(crate::net::server::serve(
         listener,
         app,
         limits,

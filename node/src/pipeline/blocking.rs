@@ -1,4 +1,4 @@
-//! Runs a blocking [`WriteSink`] as a [`Sink`]: on a thread of its own, one message at a
+//! Runs a blocking [`WriteSink`] as a [`super::Sink`]: on a thread of its own, one message at a
 //! time, in order. A durable sink that fails to write tries the same message again, with
 //! backoff, until it works or the node stops (it is not acknowledged meanwhile, and `/health`
 //! says the sink cannot write); a live sink drops it, counted. A [`WriteSink`] leaves nothing
@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::{SinkFuture, SinkInput, WriteSink};
+use super::input::{SinkFuture, SinkInput, WriteSink};
 
 /// How long without a message before the sink is told it is idle.
 const IDLE: Duration = Duration::from_millis(200);

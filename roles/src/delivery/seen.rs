@@ -145,12 +145,12 @@ impl Seen {
 
     /// How many ids are remembered.
     pub(crate) fn len(&self) -> usize {
-        crate::node::lock(&self.inner).ids.len()
+        crate::sync::lock(&self.inner).ids.len()
     }
 
     /// What is known of `id`; a new one is marked as handed on.
     pub(crate) fn sight(&self, id: &str) -> Sighting {
-        let mut inner = crate::node::lock(&self.inner);
+        let mut inner = crate::sync::lock(&self.inner);
         let key = key(id);
         match inner.ids.get(&key) {
             Some((true, _)) => Sighting::Done,
@@ -164,7 +164,7 @@ impl Seen {
 
     /// Forgets the mark of `id`, handed on but not taken: a copy is taken again.
     pub(crate) fn forget(&self, id: &str) {
-        let mut inner = crate::node::lock(&self.inner);
+        let mut inner = crate::sync::lock(&self.inner);
         let key = key(id);
         if inner.ids.get(&key).is_some_and(|(done, _)| !done) {
             inner.ids.remove(&key);
@@ -177,7 +177,7 @@ impl Seen {
     pub(crate) fn done<'a>(&self, ids: impl IntoIterator<Item = &'a str>) -> Result<(), SeenError> {
         let mut fresh = Vec::new();
         {
-            let mut inner = crate::node::lock(&self.inner);
+            let mut inner = crate::sync::lock(&self.inner);
             for id in ids {
                 let key = key(id);
                 // Ids done already, or never marked (forgotten beyond the capacity), are skipped.
@@ -188,7 +188,7 @@ impl Seen {
             }
         }
         match (&self.disk, fresh.is_empty()) {
-            (Some(disk), false) => disk.write(&fresh, crate::node::lock(&self.inner).capacity),
+            (Some(disk), false) => disk.write(&fresh, crate::sync::lock(&self.inner).capacity),
             _ => Ok(()),
         }
     }
@@ -220,7 +220,7 @@ impl Disk {
 
     /// Appends `keys` and forgets what falls out of the last `capacity`, in one transaction.
     fn write(&self, keys: &[u128], capacity: usize) -> Result<(), SeenError> {
-        let mut next = crate::node::lock(&self.next);
+        let mut next = crate::sync::lock(&self.next);
         let mut write = self.db.begin_write().map_err(|e| self.error(e))?;
         // Eventual: written through to the OS at commit (survives kill -9), not fsynced.
         write.set_durability(Durability::Eventual);

@@ -11,14 +11,14 @@ use tracing::{debug, info, warn};
 
 use crate::backoff::Backoff;
 use crate::config::Reliability;
+use crate::ctx::RoleCtx;
+use crate::delivery::liveness::OFFLINE_AFTER;
+use crate::delivery::receive::{receive_until_closed, ReceiveEnd};
+use crate::delivery::sender;
 use crate::error::RoleError;
 use crate::health::LinkState;
-use crate::liveness::OFFLINE_AFTER;
 use crate::name::SlimName;
-use crate::node::RoleCtx;
-use crate::receive::{receive_until_closed, ReceiveEnd};
-use crate::sender;
-use crate::state::Event;
+use crate::role::state::Event;
 
 /// Longest wait for SLIM to set up a session or finish one invite.
 const CONTROL_WAIT: Duration = Duration::from_secs(30);
@@ -65,7 +65,7 @@ pub(crate) async fn run(ctx: RoleCtx, channel: SlimName) {
 
 /// The settings of a node's group session: SLIM's reliability when given (its acks and
 /// retransmission are on only when both retries and interval are set), MLS when asked.
-pub(crate) fn group_config(reliability: Option<Reliability>, mls: bool) -> SessionConfig {
+pub fn group_config(reliability: Option<Reliability>, mls: bool) -> SessionConfig {
     SessionConfig {
         session_type: SessionType::Group,
         max_retries: reliability.map(|r| r.max_retries),

@@ -9,12 +9,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
-use crate::config::{max_payload_bytes, NodeConfig, Reliability, RoleConfig};
-use crate::connection::{self, is_timeout};
-use crate::error::RoleError;
-use crate::name::{Secret, SlimName};
-use crate::outbox::OutboxLimits;
-use crate::tls::ClientTls;
+use otlp::wire::{MESSAGE_ID_KEY, PROTOBUF, SIGNAL_KEY};
+use slim_roles::{
+    connect, group_config, is_timeout, max_payload_bytes, ClientTls, NodeConfig, OutboxLimits,
+    Reliability, RoleConfig, RoleError, Secret, SlimName,
+};
 
 /// Longest wait for the session setup and for the next message before giving up on the rest.
 const WAIT: Duration = Duration::from_secs(30);
@@ -89,13 +88,13 @@ pub async fn measure(cfg: CeilingConfig) -> Result<CeilingRun, RoleError> {
     let secret = Secret::new(format!("{}{}", uuid::Uuid::new_v4().simple(), run))?;
     let sender_cfg = node_config(&cfg, name("sender")?, &secret);
     let receiver_cfg = node_config(&cfg, name("receiver")?, &secret);
-    let sender = connection::connect(&sender_cfg, "slim-bench-sender").await?;
-    let receiver = connection::connect(&receiver_cfg, "slim-bench-receiver").await?;
+    let sender = connect(&sender_cfg, "slim-bench-sender").await?;
+    let receiver = connect(&receiver_cfg, "slim-bench-receiver").await?;
 
     let created = sender
         .app
         .create_session_async(
-            crate::moderator::group_config(cfg.reliability, cfg.mls),
+            group_config(cfg.reliability, cfg.mls),
             name("channel")?.to_slim(),
         )
         .await
@@ -164,18 +163,11 @@ pub async fn measure(cfg: CeilingConfig) -> Result<CeilingRun, RoleError> {
         payload[..8].copy_from_slice(&stamp.to_le_bytes());
         // Metadata like a node's, so that the messages weigh the same on the wire.
         let metadata = HashMap::from([
-            ("otlp-signal".to_string(), "traces".to_string()),
-            (
-                "otlp-message-id".to_string(),
-                uuid::Uuid::new_v4().to_string(),
-            ),
+            (SIGNAL_KEY.to_string(), "traces".to_string()),
+            (MESSAGE_ID_KEY.to_string(), uuid::Uuid::new_v4().to_string()),
         ]);
         let completion = session
-            .publish_async(
-                payload,
-                Some("application/x-protobuf".into()),
-                Some(metadata),
-            )
+            .publish_async(payload, Some(PROTOBUF.into()), Some(metadata))
             .await
             .map_err(|e| RoleError::slim("publish", e))?;
         sent += 1;

@@ -16,9 +16,6 @@ pub const PING_EVERY: Duration = Duration::from_secs(1);
 pub const LAGGING_AFTER: Duration = Duration::from_secs(2);
 /// Silence after which a member is offline: a moderator removes it and invites it again.
 pub const OFFLINE_AFTER: Duration = Duration::from_secs(4);
-/// `payload_type` of pings: no telemetry; slim-node members acknowledge them, others may
-/// ignore them.
-pub const PING_PAYLOAD_TYPE: &str = "application/vnd.slim-node.ping";
 
 /// How a member is doing, from what was heard of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -55,7 +52,7 @@ pub(crate) struct LastHeard {
 impl LastHeard {
     /// Something arrived from `name` at `now`.
     pub(crate) fn heard(&self, name: &str, now: Instant) {
-        let mut at = crate::node::lock(&self.at);
+        let mut at = crate::sync::lock(&self.at);
         match at.get_mut(name) {
             Some(t) => *t = now,
             None => {
@@ -66,19 +63,19 @@ impl LastHeard {
 
     /// Counts joining as being heard from, unless something newer is known.
     pub(crate) fn joined(&self, name: &str, now: Instant) {
-        let mut at = crate::node::lock(&self.at);
+        let mut at = crate::sync::lock(&self.at);
         let t = at.entry(name.to_string()).or_insert(now);
         *t = (*t).max(now);
     }
 
     /// When `name` was last heard from.
     pub(crate) fn get(&self, name: &str) -> Option<Instant> {
-        crate::node::lock(&self.at).get(name).copied()
+        crate::sync::lock(&self.at).get(name).copied()
     }
 
     /// When anyone was last heard from.
     pub(crate) fn latest(&self) -> Option<Instant> {
-        crate::node::lock(&self.at).values().max().copied()
+        crate::sync::lock(&self.at).values().max().copied()
     }
 
     /// How long `name` has been silent at `now`; never heard of counts as silent for ever.

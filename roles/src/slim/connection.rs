@@ -11,7 +11,7 @@ use crate::config::NodeConfig;
 use crate::error::RoleError;
 
 /// A connected SLIM app: its own service (one client connection) and identity.
-pub(crate) struct Connection {
+pub struct Connection {
     pub service: Arc<Service>,
     pub app: Arc<App>,
     pub conn_id: u64,
@@ -27,7 +27,7 @@ impl Connection {
     /// connection listed while it reconnects and says nothing; `None` where the sockets cannot
     /// be seen.
     pub(crate) fn is_up(&self) -> Option<bool> {
-        crate::sockets::connected_to(&self.server_addrs)
+        crate::slim::sockets::connected_to(&self.server_addrs)
     }
 
     /// Whether SLIM still lists the connection; it drops it once its own reconnect gave up.
@@ -66,7 +66,7 @@ fn keepalive() -> KeepaliveConfig {
     }
 }
 
-pub(crate) async fn connect(cfg: &NodeConfig, service_name: &str) -> Result<Connection, RoleError> {
+pub async fn connect(cfg: &NodeConfig, service_name: &str) -> Result<Connection, RoleError> {
     let service = Arc::new(Service::new(service_name.to_string()));
     let client = ClientConfig {
         backoff: Some(backoff(cfg.connect_attempts)),
@@ -82,7 +82,7 @@ pub(crate) async fn connect(cfg: &NodeConfig, service_name: &str) -> Result<Conn
             attempts: cfg.connect_attempts,
             message: e.to_string(),
         })?;
-    crate::sockets::sweep();
+    crate::slim::sockets::sweep();
     let name = cfg.name.to_slim();
     let app = service
         .create_app_with_secret_async(name.clone(), cfg.secret.expose())
@@ -114,7 +114,7 @@ async fn server_addrs(url: &str) -> Vec<std::net::SocketAddr> {
 }
 
 /// SLIM reports timeouts with several texts and variants; they are never fatal.
-pub(crate) fn is_timeout(err: &SlimError) -> bool {
+pub fn is_timeout(err: &SlimError) -> bool {
     matches!(err, SlimError::Timeout) || {
         let text = err.to_string().to_lowercase();
         text.contains("timeout") || text.contains("timed out")

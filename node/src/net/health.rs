@@ -16,15 +16,9 @@ use axum::routing::get;
 use axum::Router;
 use slim_roles::Publisher;
 
-use crate::receiver::guard::Caller;
-use crate::sink::SinkHandle;
-
-const JSON_CT: &str = "application/json";
-
-/// The paths served here; the guard lets them through without a token (probes carry none).
-pub fn is_health_path(path: &str) -> bool {
-    matches!(path, "/health" | "/health/live" | "/health/ready")
-}
+use crate::net::guard::Caller;
+use crate::net::http::{method_not_allowed, JSON_CT};
+use crate::pipeline::SinkHandle;
 
 /// What the health endpoints look at.
 #[derive(Clone)]
@@ -35,7 +29,7 @@ struct Watched {
 
 /// The health routes over `publisher`'s node and its `sinks`.
 pub fn routes<S>(publisher: Publisher, sinks: Vec<SinkHandle>) -> Router<S> {
-    let not_get = || async { crate::receiver::http::method_not_allowed("GET") };
+    let not_get = || async { method_not_allowed("GET") };
     Router::new()
         .route("/health", get(full).fallback(not_get))
         .route("/health/live", get(live).fallback(not_get))

@@ -199,7 +199,7 @@ async fn upload_loop(
 ) {
     let mut wait = Duration::from_secs(1);
     'scan: loop {
-        let files = match super::files::closed_files(&dir) {
+        let files = match super::dir::closed_files(&dir) {
             Ok(files) => files,
             Err(err) => {
                 warn!(%sink, %err, dir = %dir.display(), "cannot list the closed files");

@@ -18,9 +18,11 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::frame;
-use crate::liveness::{PING_EVERY, PING_PAYLOAD_TYPE};
-use crate::node::RoleCtx;
+use crate::delivery::frame;
+use otlp::wire::{PING_ID_KEY, PING_PAYLOAD_TYPE};
+
+use crate::ctx::RoleCtx;
+use crate::delivery::liveness::PING_EVERY;
 
 /// First wait for an acknowledgement before sending again (SLIM's own retransmission,
 /// 5 × 1 s, has given up by then); it doubles with each send.
@@ -47,8 +49,6 @@ const LIST_WAIT: Duration = Duration::from_secs(1);
 /// Publishing is stalled when a message waits unsent this long, nothing was published for as
 /// long, and a member is live to take it.
 pub(crate) const WATCHDOG_AFTER: Duration = Duration::from_secs(10);
-/// Metadata key of a ping's number, which its acknowledgement carries back.
-pub(crate) const PING_ID_KEY: &str = "slim-node-ping";
 
 /// Runs for one session; returns when `cancel` fires.
 pub(crate) async fn run(ctx: RoleCtx, session: Arc<Session>, cancel: CancellationToken) {

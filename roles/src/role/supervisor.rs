@@ -19,10 +19,11 @@ use tracing::{info, warn};
 
 use crate::backoff::Backoff;
 use crate::config::{NodeConfig, RoleConfig};
-use crate::connection::{self, Connection};
-use crate::node::{Incoming, RoleCtx, Shared};
-use crate::state::Event;
-use crate::{moderator, participant};
+use crate::ctx::{RoleCtx, Shared};
+use crate::delivery::incoming::Incoming;
+use crate::role::state::Event;
+use crate::role::{moderator, participant};
+use crate::slim::connection::{self, Connection};
 
 /// How often the connection table is looked at.
 const LINK_CHECK: Duration = Duration::from_secs(1);
@@ -166,7 +167,7 @@ async fn link_lost(conn: &Connection, shared: &Shared) {
         tick.tick().await;
         shared.beat();
         // SLIM reconnects on its own after short outages, on a new socket.
-        crate::sockets::sweep();
+        crate::slim::sockets::sweep();
         match conn.is_up() {
             Some(false) => shared
                 .link

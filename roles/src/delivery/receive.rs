@@ -8,21 +8,21 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use otlp::wire::{
+    ACK_PAYLOAD_TYPE, MESSAGE_ID_KEY, PEER_SUBJECT_KEY, PING_ID_KEY, PING_PAYLOAD_TYPE,
+};
 use slim_bindings::{MessageContext, Session};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, warn};
 
-use crate::connection::{is_closed, is_timeout};
-use crate::frame;
-use crate::liveness::PING_PAYLOAD_TYPE;
-use crate::node::{Incoming, RoleCtx, Shared};
-use crate::outbox::{ACK_PAYLOAD_TYPE, MESSAGE_ID_KEY};
-use crate::seen::Sighting;
-use crate::sender::{COMPLETION_WAIT, PING_ID_KEY};
+use crate::ctx::{RoleCtx, Shared};
+use crate::delivery::frame;
+use crate::delivery::incoming::{Ack, Incoming, ToAck};
+use crate::delivery::seen::Sighting;
+use crate::delivery::sender::COMPLETION_WAIT;
+use crate::slim::connection::{is_closed, is_timeout};
 
-/// Key SLIM adds on the receiving side with the MLS-verified sender identity.
-const PEER_SUBJECT_KEY: &str = "slim-peer-subject";
 /// Acknowledgements are sent as soon as the consumer has caught up with what arrived (under
 /// load, what it took meanwhile makes the batch), at most once per [`ACK_GAP`], or when this
 /// many are pending. Publishers pace the frames in flight by them: a long timer here would be
@@ -51,71 +51,6 @@ struct Acks {
     done: Vec<String>,
     count: usize,
     window: Arc<Semaphore>,
-}
-
-/// Acknowledges one received message to its publisher once the consumer took it:
-/// [`Ack::done`]. Dropped without it (the consumer could not take the message), the message
-/// counts as never received: the copy its publisher sends again is taken.
-pub struct Ack {
-    id: String,
-    from: String,
-    ctx: MessageContext,
-    acks: mpsc::UnboundedSender<ToAck>,
-    shared: Arc<Shared>,
-    done: bool,
-}
-
-impl Ack {
-    /// The message's id.
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
-    /// The consumer took the message: acknowledge it (with whatever else it took meanwhile),
-    /// and remember it as taken.
-    pub fn done(mut self) {
-        self.done = true;
-        let sent = self.acks.send(ToAck {
-            from: std::mem::take(&mut self.from),
-            ctx: self.ctx.clone(),
-            ids: vec![std::mem::take(&mut self.id)],
-            messages: true,
-        });
-        if let Err(unsent) = sent {
-            // The session ended meanwhile: not acknowledged, so not remembered as taken.
-            // Forgetting the mark lets in the copy the publisher sends again (a duplicate for
-            // the sinks, inside the documented at-least-once window).
-            for id in &unsent.0.ids {
-                self.shared.seen.forget(id);
-            }
-        }
-    }
-}
-
-impl std::fmt::Debug for Ack {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ack")
-            .field("id", &self.id)
-            .field("from", &self.from)
-            .finish()
-    }
-}
-
-impl Drop for Ack {
-    fn drop(&mut self) {
-        if !self.done {
-            self.shared.seen.forget(&self.id);
-        }
-    }
-}
-
-/// The ids of one received SLIM message, to acknowledge to its sender.
-struct ToAck {
-    from: String,
-    ctx: MessageContext,
-    ids: Vec<String>,
-    /// Message ids (not a ping's): recorded as handed on once acknowledged.
-    messages: bool,
 }
 
 impl Acks {
@@ -269,8 +204,8 @@ async fn receive(
                         }
                         None => vec![(None, 0..msg.payload.len())],
                     };
-                metadata.remove(frame::MESSAGE_IDS_KEY);
-                metadata.remove(frame::MESSAGE_LENGTHS_KEY);
+                metadata.remove(otlp::wire::MESSAGE_IDS_KEY);
+                metadata.remove(otlp::wire::MESSAGE_LENGTHS_KEY);
                 let single = parts.len() == 1;
                 let mut payload = msg.payload;
                 let mut again = Vec::new();
@@ -283,7 +218,7 @@ async fn receive(
                                 from: from.clone(),
                                 ctx: msg.context.clone(),
                                 acks: acks.clone(),
-                                shared: ctx.shared.clone(),
+                                seen: ctx.shared.seen.clone(),
                                 done: false,
                             }),
                             // Taken before: its acknowledgement was lost or late; send it again.

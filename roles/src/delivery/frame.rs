@@ -11,13 +11,9 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
-use crate::outbox::{Outgoing, MESSAGE_ID_KEY};
+use otlp::wire::{MESSAGE_IDS_KEY, MESSAGE_ID_KEY, MESSAGE_LENGTHS_KEY};
 
-/// Metadata key of a frame holding several messages: their ids, comma-separated, in order.
-pub const MESSAGE_IDS_KEY: &str = "otlp-message-ids";
-/// Metadata key of a frame holding several messages: their payload lengths in bytes,
-/// comma-separated, in the order of the ids.
-pub const MESSAGE_LENGTHS_KEY: &str = "otlp-message-lengths";
+use crate::delivery::message::Outgoing;
 
 /// Messages per frame at most: the ids travel in the clear metadata, which a receiver keeps
 /// in memory while it splits the frame.

@@ -6,15 +6,15 @@
 //! `flush-interval`. An open file is written as `NAME.part` and only renamed to its final
 //! name once closed (synced first), so a reader never sees half a file. Closed files are kept
 //! up to `max-files` / `max-total-bytes` (oldest removed first, counted), and with
-//! `upload=s3://BUCKET/PREFIX` shipped to object storage ([`super::upload`]).
+//! `upload=s3://BUCKET/PREFIX` shipped to object storage (`upload`).
 //!
 //! A message is taken (and acknowledged) once its line is written and, with `sync=always`
 //! (the default), synced. After a crash, a torn last line of a `.part` file is cut (its
 //! message was never acknowledged: it comes again) and the file is closed.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::io::{self, Write};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,11 +22,15 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use tracing::{info, warn};
 
-use super::registry::{OptionSpec, SinkKind, SinkSpec};
-use super::upload::{Upload, UploadSettings};
-use super::{Sink, SinkFuture, SinkInput};
-use crate::pipeline::queue::{Item, QueueKind};
+use crate::sink::kind::{OptionSpec, SinkKind, SinkSpec};
+
+mod dir;
+mod upload;
+use crate::pipeline::{Item, QueueKind};
+use crate::pipeline::{Sink, SinkFuture, SinkInput};
+use dir::{closed_files, recover, PART};
 use otlp::Signal;
+use upload::{Upload, UploadSettings};
 
 /// `files:DIR`.
 pub static KIND: SinkKind = SinkKind {
@@ -118,9 +122,6 @@ static OPTIONS: &[OptionSpec] = &[
         repeats: false,
     },
 ];
-
-/// The `.part` suffix of an open file.
-const PART: &str = ".part";
 
 /// When files are closed.
 #[derive(Debug, Clone, Copy)]
@@ -621,56 +622,10 @@ fn pause(runtime: &tokio::runtime::Handle, input: &SinkInput) -> bool {
     })
 }
 
-/// The closed files in `dir` (not `.part`), oldest first (names sort in the order the files
-/// were opened), with their sizes.
-pub(crate) fn closed_files(dir: &Path) -> io::Result<Vec<(PathBuf, u64)>> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if entry.file_type()?.is_file() && name.ends_with(".log") {
-            files.push((entry.path(), entry.metadata()?.len()));
-        }
-    }
-    files.sort();
-    Ok(files)
-}
-
-/// Closes the `.part` files an earlier run left: a torn last line is cut (its message was
-/// never acknowledged), then the file is synced and renamed. Returns how many.
-fn recover(dir: &Path) -> io::Result<usize> {
-    let mut n = 0;
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-            continue;
-        };
-        let Some(final_name) = name.strip_suffix(PART) else {
-            continue;
-        };
-        let data = std::fs::read(&path)?;
-        let keep = data.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-        let mut file = OpenOptions::new().write(true).open(&path)?;
-        if keep < data.len() {
-            file.set_len(keep as u64)?;
-            file.seek(SeekFrom::End(0))?;
-        }
-        file.sync_all()?;
-        drop(file);
-        if keep == 0 {
-            std::fs::remove_file(&path)?;
-        } else {
-            std::fs::rename(&path, dir.join(final_name))?;
-            n += 1;
-        }
-    }
-    File::open(dir)?.sync_all()?;
-    Ok(n)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn a_torn_last_line_is_cut_and_the_file_closed() {
@@ -754,7 +709,7 @@ mod tests {
                 "x".repeat(3000)
             );
             let request = otlp::json::from_json(Signal::Logs, body.as_bytes()).unwrap();
-            let d = super::super::Delivered {
+            let d = crate::pipeline::Delivered {
                 received_at: OffsetDateTime::now_utc(),
                 from: "a/b/c".into(),
                 verified_sender: None,

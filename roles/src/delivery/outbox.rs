@@ -14,12 +14,10 @@ use tokio::sync::Notify;
 use tracing::{error, warn};
 
 use crate::error::PublishError;
-use crate::spool::{self, Spool, SpoolError};
+use otlp::wire::MESSAGE_ID_KEY;
 
-/// Metadata key carrying a message's id (shared with the channel's wire format).
-pub const MESSAGE_ID_KEY: &str = "otlp-message-id";
-/// `payload_type` of acknowledgements: the payload is message ids, one per line.
-pub const ACK_PAYLOAD_TYPE: &str = "application/vnd.slim-node.ack";
+use crate::delivery::message::Outgoing;
+use crate::delivery::spool::{self, Spool, SpoolError};
 
 /// The longest wait between two sends of an unacknowledged message.
 pub const MAX_RESEND_AFTER: Duration = Duration::from_secs(60);
@@ -42,22 +40,6 @@ pub struct OutboxLimits {
     pub max_bytes: usize,
     /// Messages held at most.
     pub max_messages: usize,
-}
-
-/// One message to publish.
-#[derive(Debug, Clone)]
-pub struct Outgoing {
-    /// Unique id; receivers acknowledge and deduplicate by it.
-    pub id: String,
-    /// The payload.
-    pub payload: Vec<u8>,
-    /// SLIM payload type.
-    pub payload_type: String,
-    /// Metadata (travels in the clear); the id is added under [`MESSAGE_ID_KEY`].
-    pub metadata: HashMap<String, String>,
-    /// Whether this payload, followed by another of the same type and metadata, is a valid
-    /// payload holding both (true of protobuf messages): such messages share SLIM messages.
-    pub concatenable: bool,
 }
 
 struct Entry {
@@ -262,7 +244,7 @@ impl Outbox {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        crate::node::lock(&self.inner)
+        crate::sync::lock(&self.inner)
     }
 
     /// Takes every message or none: a request split in parts is never half taken. With a

@@ -9,7 +9,7 @@ use redb::{Database, Durability, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::outbox::Outgoing;
+use crate::delivery::message::Outgoing;
 
 /// key: sequence number (keeps the order); value: header length (u32 LE), JSON header, payload.
 const TABLE: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");

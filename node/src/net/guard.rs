@@ -16,10 +16,10 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
-use super::http::request_format;
-use crate::answer::Answer;
-use crate::auth::{KeyInfo, Keys, Scope, Verdict};
 use crate::ingest::Format;
+use crate::net::answer::Answer;
+use crate::net::auth::{KeyInfo, Keys, Scope, Verdict};
+use crate::net::http::{is_health_path, request_format};
 
 /// Key name used for rate limiting when no token file is configured.
 const ANONYMOUS: &str = "anonymous";
@@ -76,7 +76,7 @@ pub async fn check(State(guard): State<Guard>, mut req: Request, next: Next) -> 
                 .map(HeaderValue::as_bytes),
         ),
     };
-    if crate::health::is_health_path(req.uri().path()) {
+    if is_health_path(req.uri().path()) {
         let trusted = matches!(verdict, Verdict::Known(_));
         req.extensions_mut().insert(Caller { trusted });
         return next.run(req).await;

@@ -8,13 +8,13 @@ use std::time::Duration;
 use slim_bindings::Session;
 use tracing::{info, warn};
 
-use crate::connection::is_timeout;
+use crate::ctx::RoleCtx;
+use crate::delivery::liveness::OFFLINE_AFTER;
+use crate::delivery::receive::{receive_until_closed, ReceiveEnd};
+use crate::delivery::sender;
 use crate::health::LinkState;
-use crate::liveness::OFFLINE_AFTER;
-use crate::node::RoleCtx;
-use crate::receive::{receive_until_closed, ReceiveEnd};
-use crate::sender;
-use crate::state::Event;
+use crate::role::state::Event;
+use crate::slim::connection::is_timeout;
 
 /// How one session ended.
 enum Outcome {

@@ -7,7 +7,7 @@ use slim_bindings::{DataplaneConfig, Service, ServiceConfig};
 use tracing::info;
 
 use crate::error::RoleError;
-use crate::tls::ServerTls;
+use crate::slim::tls::ServerTls;
 
 /// How the server finds clients that stopped answering: a client it has read nothing from for
 /// `interval` is sent an HTTP/2 ping, and one that does not answer within `timeout` is
@@ -76,10 +76,10 @@ impl SlimServer {
         info!(%endpoint, tls = tls.is_some(), mtls = tls.is_some_and(|t| t.client_ca.is_some()),
             "SLIM data-plane server listening");
         let sweeper = tokio::spawn(async {
-            let mut tick = tokio::time::interval(crate::sockets::SERVER_SWEEP);
+            let mut tick = tokio::time::interval(crate::slim::sockets::SERVER_SWEEP);
             loop {
                 tick.tick().await;
-                crate::sockets::sweep();
+                crate::slim::sockets::sweep();
             }
         });
         Ok(SlimServer {

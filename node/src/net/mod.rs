@@ -1,0 +1,13 @@
+//! What every server of the node shares: the HTTP server with its connection limits
+//! (`server`), TLS for servers and clients (`tls`), bearer tokens (`auth`), the guard in front
+//! of every route (`guard`: auth, rate limits, requests in progress), the one place that turns
+//! a failure into an answer (`answer`), HTTP helpers (`http`) and the health endpoints
+//! (`health`).
+
+pub mod answer;
+pub mod auth;
+pub mod guard;
+pub mod health;
+pub mod http;
+pub mod server;
+pub mod tls;

@@ -1,0 +1,30 @@
+//! One message as the pipeline and the sinks see it: received from the channel, checked.
+
+use time::OffsetDateTime;
+
+/// One message received from the channel.
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    /// When this node received it.
+    pub received_at: OffsetDateTime,
+    /// The sender's SLIM name, as its messages are routed.
+    pub from: String,
+    /// The sender's identity as MLS verified it (absent with MLS off).
+    pub verified_sender: Option<String>,
+    /// The sender's message id, when it gave one.
+    pub message_id: Option<String>,
+    /// The OTLP request: checked, decoded when a sink first asks for it.
+    pub payload: ::otlp::Encoded,
+}
+
+impl Delivered {
+    /// The sender as sinks name it: the MLS-verified identity when there is one.
+    pub fn sender(&self) -> &str {
+        self.verified_sender.as_deref().unwrap_or(&self.from)
+    }
+
+    /// Whether MLS verified the sender.
+    pub fn verified(&self) -> bool {
+        self.verified_sender.is_some()
+    }
+}

@@ -1,0 +1,93 @@
+//! What a node hands its consumer: each message another member published, with the ticket
+//! that acknowledges it to its publisher once the consumer took it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use slim_bindings::MessageContext;
+use tokio::sync::mpsc;
+
+use crate::delivery::seen::Seen;
+
+/// A message another member published on the channel.
+#[derive(Debug)]
+pub struct Incoming {
+    /// The sender's SLIM name (`org/ns/app`).
+    pub from: String,
+    /// The sender's identity as verified by MLS, when MLS is on.
+    pub verified_sender: Option<String>,
+    /// The payload type the sender gave.
+    pub payload_type: String,
+    /// The sender's metadata (travels in the clear).
+    pub metadata: HashMap<String, String>,
+    /// The payload bytes.
+    pub payload: Vec<u8>,
+    /// Acknowledges it to its publisher once taken; `None` for a message without an id
+    /// (its sender asks for no acknowledgement).
+    pub ack: Option<Ack>,
+}
+
+/// Acknowledges one received message to its publisher once the consumer took it:
+/// [`Ack::done`]. Dropped without it (the consumer could not take the message), the message
+/// counts as never received: the copy its publisher sends again is taken.
+pub struct Ack {
+    pub(crate) id: String,
+    pub(crate) from: String,
+    pub(crate) ctx: MessageContext,
+    pub(crate) acks: mpsc::UnboundedSender<ToAck>,
+    pub(crate) seen: Arc<Seen>,
+    pub(crate) done: bool,
+}
+
+impl Ack {
+    /// The message's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The consumer took the message: acknowledge it (with whatever else it took meanwhile),
+    /// and remember it as taken.
+    pub fn done(mut self) {
+        self.done = true;
+        let sent = self.acks.send(ToAck {
+            from: std::mem::take(&mut self.from),
+            ctx: self.ctx.clone(),
+            ids: vec![std::mem::take(&mut self.id)],
+            messages: true,
+        });
+        if let Err(unsent) = sent {
+            // The session ended meanwhile: not acknowledged, so not remembered as taken.
+            // Forgetting the mark lets in the copy the publisher sends again (a duplicate for
+            // the sinks, inside the documented at-least-once window).
+            for id in &unsent.0.ids {
+                self.seen.forget(id);
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Ack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ack")
+            .field("id", &self.id)
+            .field("from", &self.from)
+            .finish()
+    }
+}
+
+impl Drop for Ack {
+    fn drop(&mut self) {
+        if !self.done {
+            self.seen.forget(&self.id);
+        }
+    }
+}
+
+/// The ids of one received SLIM message, to acknowledge to its sender.
+pub(crate) struct ToAck {
+    pub(crate) from: String,
+    pub(crate) ctx: MessageContext,
+    pub(crate) ids: Vec<String>,
+    /// Message ids (not a ping's): recorded as handed on once acknowledged.
+    pub(crate) messages: bool,
+}

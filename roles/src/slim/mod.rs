@@ -1,0 +1,8 @@
+//! SLIM plumbing: the connection to a SLIM server, a SLIM server of our own, TLS for both,
+//! the sockets' options and the runtime SLIM runs on.
+
+pub(crate) mod connection;
+pub mod runtime;
+pub(crate) mod server;
+pub(crate) mod sockets;
+pub(crate) mod tls;
