@@ -1,5 +1,5 @@
 //! Every sink kind, declared once: its name, argument, whether it is durable, its options with
-//! defaults and help, and how it opens. The `--sink` parser, its `--help` text and the README's
+//! defaults and help, and how it opens. The `--sink` parser, its `--help` text and docs/sinks.md's
 //! sinks table all come from [`KINDS`] and [`COMMON`].
 //!
 //! A `--sink` value is `KIND[:ARG][;OPTION=VALUE]…`, e.g.
@@ -146,7 +146,7 @@ fn option_help(o: &OptionSpec) -> String {
     )
 }
 
-/// The README's sinks table, generated from the registry.
+/// The sinks table of docs/sinks.md, generated from the registry.
 pub fn markdown_table() -> String {
     let row = |o: &OptionSpec| {
         format!(
@@ -293,11 +293,11 @@ mod tests {
     }
 
     #[test]
-    fn the_readme_lists_every_sink_and_option_as_the_registry_does() {
-        let readme = include_str!("../../../README.md");
+    fn the_sinks_page_lists_every_sink_and_option_as_the_registry_does() {
+        let page = include_str!("../../../docs/sinks.md");
         assert!(
-            readme.contains(&markdown_table()),
-            "README.md's sinks table differs from the registry; put this there:\n{}",
+            page.contains(&markdown_table()),
+            "docs/sinks.md's table differs from the registry; put this there:\n{}",
             markdown_table()
         );
     }
