@@ -4,8 +4,10 @@
 //! (the `slim-roles` crate), and the [`pipeline`] hands what other members publish to the
 //! [`sink`]s, acknowledging it once every durable sink took it.
 
+pub mod app;
 pub mod cli;
 pub mod cmd;
+pub mod config;
 pub mod exporter;
 pub mod grpc_raw;
 pub mod history;
@@ -15,7 +17,6 @@ pub mod measure;
 pub mod net;
 pub mod pipeline;
 pub mod receiver;
-pub mod settings;
 pub mod sink;
 pub mod slim_ceiling;
 #[cfg(test)]

@@ -3,9 +3,8 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use slim_node::cli::Command;
+use slim_node::cli::{self, Command};
 use slim_node::cmd;
-use slim_node::settings;
 use tracing_subscriber::EnvFilter;
 
 /// glibc's malloc was ~15 % of a node's CPU with small requests (BENCHMARKS.md, profile note 10).
@@ -14,12 +13,12 @@ use tracing_subscriber::EnvFilter;
 static ALLOCATOR: jemallocator::Jemalloc = jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
-    let cli = match settings::parse_from(
+    let cli = match cli::parse_from(
         std::env::args_os().collect(),
-        std::env::var_os(settings::CONFIG_ENV),
+        std::env::var_os(cli::CONFIG_ENV),
     ) {
         Ok(cli) => cli,
-        Err(settings::ParseError::Usage(err)) => err.exit(),
+        Err(cli::ParseError::Usage(err)) => err.exit(),
         Err(err) => {
             eprintln!("error: {err}");
             return ExitCode::from(2);
@@ -28,11 +27,12 @@ fn main() -> ExitCode {
     init_logging(&cli.log);
     // Our subscriber is installed first, so SLIM logs through it too.
     slim_roles::runtime::init();
+    let flags = cli.on_command_line;
     let result = slim_roles::runtime::handle().block_on(async move {
         match cli.command {
             Command::Server(args) => cmd::server::run(args).await,
-            Command::Node(args) => cmd::node::run(*args).await,
-            Command::Up(args) => cmd::up::run(*args).await,
+            Command::Node(args) => cmd::node::run(args.settings(&flags)?).await,
+            Command::Up(args) => cmd::up::run(args.settings(&flags)?).await,
             Command::Loadgen(args) => cmd::loadgen::run(args).await,
             Command::SlimBench(args) => cmd::slim_bench::run(args).await,
             Command::Fetch(args) => cmd::fetch::run(args).await,

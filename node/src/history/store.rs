@@ -25,7 +25,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use redb::{
@@ -215,7 +215,7 @@ pub struct Page {
     pub has_more: bool,
 }
 
-/// The store. One per directory in a process: [`Store::open`] hands out the same one.
+/// The store of one directory. A node opens it once ([`Stores`]) for the sink and the query API.
 pub struct Store {
     /// `None` only while it is opened again.
     db: RwLock<Option<Database>>,
@@ -234,11 +234,29 @@ pub struct Store {
     id: u64,
 }
 
-static OPEN: LazyLock<Mutex<HashMap<PathBuf, Weak<Store>>>> = LazyLock::new(Default::default);
+/// The stores a node opened, by directory: the store sink and the query API of one directory
+/// share one [`Store`]. Owned by the code that starts the node.
+#[derive(Default)]
+pub struct Stores(Mutex<HashMap<PathBuf, Arc<Store>>>);
+
+impl Stores {
+    /// The store in `dir`, opened now (with `retention`) or earlier (its first retention stays).
+    pub fn open(&self, dir: &Path, retention: Retention) -> Result<Arc<Store>, StoreError> {
+        let key = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+        let mut open = crate::lock(&self.0);
+        if let Some(store) = open.get(&key) {
+            return Ok(store.clone());
+        }
+        let store = Store::open(dir, retention)?;
+        // Canonical once it exists, so that two spellings of one directory are one store.
+        let key = std::fs::canonicalize(dir).unwrap_or(key);
+        open.insert(key, store.clone());
+        Ok(store)
+    }
+}
 
 impl Store {
-    /// Opens (or creates) the store in `dir`; the store of a directory opened already in this
-    /// process is handed out again (its first retention stays).
+    /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path, retention: Retention) -> Result<Arc<Store>, StoreError> {
         let path = dir.join("store.redb");
         let err = |message: String| StoreError {
@@ -247,11 +265,6 @@ impl Store {
         };
         std::fs::create_dir_all(dir)
             .map_err(|e| err(format!("cannot create the directory: {e}")))?;
-        let key = std::fs::canonicalize(dir).map_err(|e| err(e.to_string()))?;
-        let mut open = crate::lock(&OPEN);
-        if let Some(store) = open.get(&key).and_then(Weak::upgrade) {
-            return Ok(store);
-        }
         let db = open_db(&path).map_err(err)?;
         let mut store = Store {
             db: RwLock::new(Some(db)),
@@ -265,9 +278,7 @@ impl Store {
         };
         store.id = store.create_tables()?;
         *crate::lock(&store.totals) = store.read_totals()?;
-        let store = Arc::new(store);
-        open.insert(key, Arc::downgrade(&store));
-        Ok(store)
+        Ok(Arc::new(store))
     }
 
     fn error(&self, e: impl std::fmt::Display) -> StoreError {

@@ -17,7 +17,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use tracing::{info, warn};
 
-use crate::cli::LimitArgs;
+use crate::config::ReceiverSettings;
 use crate::ingest::{Accepted, Format, Ingest, IngestError};
 use crate::net::answer::Answer;
 use crate::net::guard::{self, Guard};
@@ -40,17 +40,17 @@ pub struct HttpSettings {
     pub cors_origins: Vec<String>,
 }
 
-impl From<&LimitArgs> for HttpSettings {
-    fn from(args: &LimitArgs) -> Self {
+impl HttpSettings {
+    /// The settings of `receivers`; open connections get `drain` to finish on shutdown.
+    pub fn new(receivers: &ReceiverSettings, drain: Duration) -> HttpSettings {
         HttpSettings {
             limits: ConnLimits {
-                max_connections: args.max_connections,
-                header_read_timeout: Duration::from_secs(args.header_read_timeout),
-                // The node sets its --drain-timeout.
-                drain: Duration::from_secs(10),
+                max_connections: receivers.limits.max_connections,
+                header_read_timeout: receivers.limits.header_read_timeout,
+                drain,
             },
-            body_read_timeout: Duration::from_secs(args.body_read_timeout),
-            cors_origins: args.cors.cors_origin.clone(),
+            body_read_timeout: receivers.limits.body_read_timeout,
+            cors_origins: receivers.cors_origins.clone(),
         }
     }
 }

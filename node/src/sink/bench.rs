@@ -22,7 +22,7 @@ pub static KIND: SinkKind = SinkKind {
     durable: false,
     queue: QueueKind::Memory,
     options: &[],
-    open: |spec| Ok(Box::new(BenchSink::new(spec.arg.as_deref().map(Path::new)))),
+    open: |spec, _| Ok(Box::new(BenchSink::new(spec.arg.as_deref().map(Path::new)))),
 };
 
 impl crate::pipeline::Sink for BenchSink {

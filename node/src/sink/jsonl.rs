@@ -21,7 +21,7 @@ pub static KIND: SinkKind = SinkKind {
     durable: true,
     queue: QueueKind::Memory,
     options: &[],
-    open: |spec| {
+    open: |spec, _| {
         let path = spec.arg.as_deref().unwrap_or_default();
         Ok(Box::new(JsonlSink::open(Path::new(path))?))
     },

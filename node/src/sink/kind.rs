@@ -5,8 +5,21 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::history::store::Stores;
 use crate::pipeline::queue::WhenFull;
 use crate::pipeline::{QueueKind, QueueSettings, Sink};
+
+/// What the code that starts a node hands a sink as it opens it: what the node opened once for
+/// all its parts.
+pub struct SinkContext<'a> {
+    /// The node's stores (the store sink and the query API share them).
+    pub stores: &'a Stores,
+}
+
+/// A memory queue's default bounds: bytes, messages (`COMMON` states them for `--help`).
+pub const MEMORY_QUEUE: (usize, usize) = (64 << 20, 10_000);
+/// A disk queue's default bounds: bytes, messages.
+pub const DISK_QUEUE: (usize, usize) = (1 << 30, 1_000_000);
 
 /// One option of a sink.
 #[derive(Debug)]
@@ -38,7 +51,7 @@ pub struct SinkKind {
     /// Its own options.
     pub options: &'static [OptionSpec],
     /// Opens it.
-    pub open: fn(&SinkSpec) -> anyhow::Result<Box<dyn Sink>>,
+    pub open: fn(&SinkSpec, &SinkContext) -> anyhow::Result<Box<dyn Sink>>,
 }
 
 impl fmt::Debug for SinkKind {
@@ -124,19 +137,47 @@ impl SinkSpec {
     }
 
     /// The value of `key` parsed, or `default`; a bad value is an error naming the option.
+    /// For an option whose default is a value (not prose), use [`SinkSpec::value`].
     pub fn parsed<T: FromStr>(&self, key: &str, default: T) -> anyhow::Result<T>
     where
         T::Err: fmt::Display,
     {
         match self.option(key) {
             None => Ok(default),
-            Some(v) => v.parse().map_err(|e| {
-                anyhow::anyhow!(
-                    "sink {}: option {key}={v:?} is not valid: {e}",
-                    self.kind.name
-                )
-            }),
+            Some(v) => self.parse(key, v),
         }
+    }
+
+    /// The value of `key` parsed, or else its declared default ([`OptionSpec::default`], the
+    /// text `--help` shows) parsed: each default is written once.
+    pub fn value<T: FromStr>(&self, key: &str) -> anyhow::Result<T>
+    where
+        T::Err: fmt::Display,
+    {
+        self.parse(key, self.text(key))
+    }
+
+    /// The text of `key`: as given, or its declared default.
+    pub fn text(&self, key: &str) -> &str {
+        self.option(key).unwrap_or_else(|| {
+            COMMON
+                .iter()
+                .chain(self.kind.options)
+                .find(|o| o.key == key)
+                .map_or("", |o| o.default)
+        })
+    }
+
+    fn parse<T: FromStr>(&self, key: &str, v: &str) -> anyhow::Result<T>
+    where
+        T::Err: fmt::Display,
+    {
+        v.parse().map_err(|e| {
+            anyhow::anyhow!(
+                "sink {}: option {key}={v:?} is not valid: {e}",
+                self.kind.name
+            )
+        })
     }
 
     /// Whether the node waits for this sink before acknowledging.
@@ -166,8 +207,8 @@ impl SinkSpec {
             ),
         };
         let (bytes, messages) = match kind {
-            QueueKind::Memory => (64 << 20, 10_000),
-            QueueKind::Disk => (1 << 30, 1_000_000),
+            QueueKind::Memory => MEMORY_QUEUE,
+            QueueKind::Disk => DISK_QUEUE,
         };
         Ok(QueueSettings {
             kind,

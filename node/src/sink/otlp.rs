@@ -36,7 +36,7 @@ pub static KIND: SinkKind = SinkKind {
     durable: true,
     queue: QueueKind::Disk,
     options: OPTIONS,
-    open: |spec| Ok(Box::new(OtlpSink::new(spec, &|k| std::env::var(k).ok())?)),
+    open: |spec, _| Ok(Box::new(OtlpSink::new(spec, &|k| std::env::var(k).ok())?)),
 };
 
 static OPTIONS: &[OptionSpec] = &[
@@ -260,11 +260,11 @@ impl OtlpSink {
         Ok(OtlpSink {
             settings: exporter_settings(spec, env)?,
             batching: Batching {
-                max_requests: spec.parsed("batch-max-requests", 512usize)?.max(1),
-                max_bytes: spec.parsed("batch-max-bytes", 4usize << 20)?,
-                delay: Duration::from_millis(spec.parsed("batch-delay", 50u64)?),
+                max_requests: spec.value::<usize>("batch-max-requests")?.max(1),
+                max_bytes: spec.value("batch-max-bytes")?,
+                delay: Duration::from_millis(spec.value("batch-delay")?),
             },
-            retry_max: Duration::from_secs_f64(spec.parsed("retry-max-delay", 30.0f64)?.max(1.0)),
+            retry_max: Duration::from_secs_f64(spec.value::<f64>("retry-max-delay")?.max(1.0)),
         })
     }
 }

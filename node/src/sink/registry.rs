@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::{bench, files, jsonl, otlp, stdout, store, ws};
 
-use super::kind::{usage, OptionSpec, SinkKind, SinkSpec, COMMON};
+use super::kind::{usage, OptionSpec, SinkContext, SinkKind, SinkSpec, COMMON};
 use crate::pipeline::queue::Queue;
 use crate::pipeline::{Sink, SinkHandle, SinkStats};
 
@@ -176,6 +176,7 @@ pub fn markdown_table() -> String {
 pub fn open_all(
     specs: &[SinkSpec],
     data_dir: &std::path::Path,
+    context: &SinkContext,
 ) -> anyhow::Result<Vec<(SinkHandle, Box<dyn Sink>)>> {
     let names = names(specs);
     specs
@@ -185,7 +186,7 @@ pub fn open_all(
             let settings = spec.queue_settings()?;
             let dir = data_dir.join("sinks").join(&name);
             let queue = Queue::open(settings, &dir)?;
-            let sink = (spec.kind.open)(spec)
+            let sink = (spec.kind.open)(spec, context)
                 .map_err(|e| anyhow::anyhow!("cannot open sink {spec}: {e:#}"))?;
             let handle = SinkHandle {
                 name,
@@ -299,6 +300,53 @@ mod tests {
             page.contains(&markdown_table()),
             "docs/sinks.md's table differs from the registry; put this there:\n{}",
             markdown_table()
+        );
+    }
+
+    #[test]
+    fn an_option_left_out_takes_the_default_its_help_shows() {
+        let otlp = parse("otlp:http://c:4318").unwrap();
+        assert_eq!(otlp.value::<usize>("batch-max-requests").unwrap(), 512);
+        assert_eq!(otlp.value::<f64>("retry-max-delay").unwrap(), 30.0);
+        let files = parse("files:/tmp/x").unwrap();
+        assert_eq!(files.value::<u64>("max-lines").unwrap(), 1000);
+        assert_eq!(files.text("max-files"), "unlimited");
+        let given = parse("files:/tmp/x;max-lines=7").unwrap();
+        assert_eq!(given.value::<u64>("max-lines").unwrap(), 7);
+    }
+
+    #[test]
+    fn every_default_that_is_a_value_parses_as_one() {
+        for kind in KINDS {
+            for o in kind.options {
+                let d = o.default;
+                if d.starts_with(|c: char| c.is_ascii_digit()) {
+                    assert!(
+                        d.parse::<f64>().is_ok() || humantime::parse_duration(d).is_ok(),
+                        "sink {} option {}: default {d:?} is neither a number nor a duration",
+                        kind.name,
+                        o.key
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_queue_bounds_help_states_are_the_ones_used() {
+        use super::super::kind::{DISK_QUEUE, MEMORY_QUEUE};
+        let default = |key: &str| COMMON.iter().find(|o| o.key == key).unwrap().default;
+        assert_eq!(
+            default("queue-max-bytes"),
+            format!(
+                "{} MiB in memory, {} GiB on disk",
+                MEMORY_QUEUE.0 >> 20,
+                DISK_QUEUE.0 >> 30
+            )
+        );
+        assert_eq!(
+            default("queue-max-messages"),
+            format!("{} in memory, {} on disk", MEMORY_QUEUE.1, DISK_QUEUE.1)
         );
     }
 }

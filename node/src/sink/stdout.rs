@@ -16,7 +16,7 @@ pub static KIND: SinkKind = SinkKind {
     durable: false,
     queue: QueueKind::Memory,
     options: &[],
-    open: |_| Ok(Box::new(StdoutSink)),
+    open: |_, _| Ok(Box::new(StdoutSink)),
 };
 
 /// Prints `TIME from=FROM [verified=ID] signal=SIGNAL services=… resources=N ITEMS=N id=…`.

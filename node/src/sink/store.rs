@@ -12,7 +12,7 @@ use tracing::info;
 
 use super::kind::{OptionSpec, SinkKind, SinkSpec};
 use crate::history::now_unix_nano;
-use crate::history::store::{Arrival, Retention, Store};
+use crate::history::store::{Arrival, Retention, Store, Stores};
 use crate::pipeline::{Item, QueueKind};
 use crate::pipeline::{Sink, SinkFuture, SinkInput};
 
@@ -24,7 +24,7 @@ pub static KIND: SinkKind = SinkKind {
     durable: true,
     queue: QueueKind::Memory,
     options: OPTIONS,
-    open: |spec| Ok(Box::new(StoreSink::new(spec)?)),
+    open: |spec, ctx| Ok(Box::new(StoreSink::new(open_store(spec, ctx.stores)?)?)),
 };
 
 static OPTIONS: &[OptionSpec] = &[
@@ -51,22 +51,21 @@ const BATCH_BYTES: usize = 8 << 20;
 /// How often retention runs while nothing arrives.
 const EXPIRE_EVERY: Duration = Duration::from_secs(10);
 
-/// The store a `store` spec names, opened once per directory in the process (the sink and
-/// the query API share it).
-pub fn open_store(spec: &SinkSpec) -> anyhow::Result<Arc<Store>> {
+/// The store a `store` spec names, from the node's `stores` (the sink and the query API share
+/// it).
+pub fn open_store(spec: &SinkSpec, stores: &Stores) -> anyhow::Result<Arc<Store>> {
     let dir = std::path::PathBuf::from(spec.arg.as_deref().unwrap_or_default());
-    let max_age = match spec.option("max-age") {
-        None => Some(Duration::from_secs(7 * 24 * 3600)),
-        Some("unlimited") => None,
-        Some(text) => Some(humantime::parse_duration(text).map_err(|e| {
+    let max_age = match spec.text("max-age") {
+        "unlimited" => None,
+        text => Some(humantime::parse_duration(text).map_err(|e| {
             anyhow::anyhow!("sink store: max-age={text:?} is not a duration like 24h or 7d: {e}")
         })?),
     };
     let retention = Retention {
         max_age,
-        max_bytes: spec.parsed("max-bytes", 1u64 << 30)?,
+        max_bytes: spec.value("max-bytes")?,
     };
-    Ok(Store::open(&dir, retention)?)
+    Ok(stores.open(&dir, retention)?)
 }
 
 /// The sink.
@@ -75,9 +74,8 @@ pub struct StoreSink {
 }
 
 impl StoreSink {
-    /// Opens the store `spec` names.
-    pub fn new(spec: &SinkSpec) -> anyhow::Result<StoreSink> {
-        let store = open_store(spec)?;
+    /// The sink writing to `store` (one sink may).
+    pub fn new(store: Arc<Store>) -> anyhow::Result<StoreSink> {
         store.claim_writer()?;
         Ok(StoreSink { store })
     }

@@ -39,7 +39,7 @@ pub static KIND: SinkKind = SinkKind {
     durable: false,
     queue: QueueKind::Memory,
     options: OPTIONS,
-    open: |spec| Ok(Box::new(WsSink::new(spec)?)),
+    open: |spec, _| Ok(Box::new(WsSink::new(spec)?)),
 };
 
 static OPTIONS: &[OptionSpec] = &[
@@ -133,7 +133,7 @@ impl WsSink {
         };
         Ok(WsSink {
             listener,
-            buffer: spec.parsed("client-buffer", 1024usize)?.max(1),
+            buffer: spec.value::<usize>("client-buffer")?.max(1),
             keys,
             tls,
         })

@@ -40,7 +40,7 @@ pub static KIND: SinkKind = SinkKind {
     durable: true,
     queue: QueueKind::Memory,
     options: OPTIONS,
-    open: |spec| Ok(Box::new(FilesSink::new(spec)?)),
+    open: |spec, _| Ok(Box::new(FilesSink::new(spec)?)),
 };
 
 static OPTIONS: &[OptionSpec] = &[
@@ -154,15 +154,15 @@ impl FilesSink {
         std::fs::create_dir_all(&dir)
             .map_err(|e| anyhow::anyhow!("sink files: cannot create {}: {e}", dir.display()))?;
         let limit = |key: &str| -> anyhow::Result<Option<u64>> {
-            Ok(match spec.option(key) {
-                None | Some("unlimited") => None,
-                Some(_) => Some(spec.parsed(key, 0u64)?),
+            Ok(match spec.text(key) {
+                "unlimited" => None,
+                _ => Some(spec.value(key)?),
             })
         };
-        let sync = match spec.option("sync") {
-            None | Some("always") => true,
-            Some("never") => false,
-            Some(other) => anyhow::bail!("sink files: sync={other:?}: expected always or never"),
+        let sync = match spec.text("sync") {
+            "always" => true,
+            "never" => false,
+            other => anyhow::bail!("sink files: sync={other:?}: expected always or never"),
         };
         let upload = match spec.option("upload") {
             None => None,
@@ -170,17 +170,17 @@ impl FilesSink {
                 url,
                 spec.option("endpoint"),
                 spec.option("region"),
-                spec.parsed("gzip", false)?,
-                spec.parsed("keep-uploaded", false)?,
+                spec.value("gzip")?,
+                spec.value("keep-uploaded")?,
             )?),
         };
         Ok(FilesSink {
             dir,
             rotation: Rotation {
-                max_lines: spec.parsed("max-lines", 1000u64)?.max(1),
-                max_bytes: spec.parsed("max-bytes", 64u64 << 20)?.max(1),
+                max_lines: spec.value::<u64>("max-lines")?.max(1),
+                max_bytes: spec.value::<u64>("max-bytes")?.max(1),
                 flush_interval: Duration::from_secs_f64(
-                    spec.parsed("flush-interval", 60.0f64)?.max(0.1),
+                    spec.value::<f64>("flush-interval")?.max(0.1),
                 ),
             },
             retention: Retention {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{CommandFactory, FromArgMatches};
 
-use crate::cli::Cli;
+use super::Cli;
 
 /// The variable naming a config file.
 pub const CONFIG_ENV: &str = "SLIM_NODE_CONFIG";
@@ -104,7 +104,17 @@ pub fn parse_from(args: Vec<OsString>, env_config: Option<OsString>) -> Result<C
         }
     }
     let matches = command.try_get_matches_from(args)?;
-    Ok(Cli::from_arg_matches(&matches)?)
+    let mut cli = Cli::from_arg_matches(&matches)?;
+    if let Some((_, sub)) = matches.subcommand() {
+        cli.on_command_line = sub
+            .ids()
+            .filter(|id| {
+                sub.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine)
+            })
+            .map(|id| id.to_string())
+            .collect();
+    }
+    Ok(cli)
 }
 
 /// Why the settings could not be parsed.
