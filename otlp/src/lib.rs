@@ -122,24 +122,42 @@ mod tests {
     use super::*;
     use std::path::Path;
 
-    /// The sample protobuf files in examples/ hold exactly what their JSON twins say.
-    /// `SLIM_NODE_WRITE_EXAMPLES=1 cargo test -p slim-node-otlp examples_` rewrites them.
+    /// The examples/ directory.
+    fn examples_dir() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
+    }
+
+    /// The request a JSON sample in examples/ holds.
+    fn example_request(signal: Signal) -> OtlpRequest {
+        let json = std::fs::read(examples_dir().join(format!("{signal}.json"))).unwrap();
+        json::from_json(signal, &json).unwrap()
+    }
+
+    /// The sample protobuf files in examples/ hold exactly what their JSON twins say. After
+    /// changing a JSON sample, rewrite them with
+    /// `cargo test -p slim-node-otlp -- --ignored write_examples_protobuf_files`.
     #[test]
     fn examples_protobuf_files_match_their_json() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
         for signal in Signal::ALL {
-            let json = std::fs::read(dir.join(format!("{signal}.json"))).unwrap();
-            let request = json::from_json(signal, &json).unwrap();
-            let pb_path = dir.join(format!("{signal}.pb"));
-            if std::env::var_os("SLIM_NODE_WRITE_EXAMPLES").is_some() {
-                std::fs::write(&pb_path, request.to_protobuf()).unwrap();
-            }
+            let pb_path = examples_dir().join(format!("{signal}.pb"));
             let pb = std::fs::read(&pb_path).unwrap();
             assert_eq!(
                 OtlpRequest::decode_protobuf(signal, &pb).unwrap(),
-                request,
-                "{signal}"
+                example_request(signal),
+                "{} is out of date with {signal}.json: rewrite it with \
+                 `cargo test -p slim-node-otlp -- --ignored write_examples_protobuf_files`",
+                pb_path.display()
             );
+        }
+    }
+
+    /// Not a check: writes examples/*.pb from their JSON twins, when run explicitly.
+    #[test]
+    #[ignore = "writes examples/*.pb; run it explicitly after changing a JSON sample"]
+    fn write_examples_protobuf_files() {
+        for signal in Signal::ALL {
+            let pb_path = examples_dir().join(format!("{signal}.pb"));
+            std::fs::write(&pb_path, example_request(signal).to_protobuf()).unwrap();
         }
     }
 

@@ -145,13 +145,20 @@ async fn forwarded_over_grpc_into_a_second_slim_node_receiver_every_item_arrives
     let (_receiver, forwarder, port) = mesh_forwarding_to(&mesh, &sink, &[]).await;
     let sent: Vec<String> = (0..20).map(|i| format!("over grpc {i}")).collect();
     post_logs(port, &sent).await;
-    wait_for("every record at the far end", &forwarder, || {
-        log_bodies_all(&jsonl(&far_out)).len() >= sent.len()
-    })
+    // Every record, then nothing more through the quiet period: a late copy would show.
+    let lines = read_until_quiet(
+        FORM_TIMEOUT,
+        || jsonl(&far_out),
+        |l| log_bodies_all(l).len() >= sent.len(),
+    )
     .await;
     drop(far);
-    let lines = jsonl(&far_out);
-    assert_eq!(log_bodies_all(&lines), sent, "each once, in order");
+    assert_eq!(
+        log_bodies_all(&lines),
+        sent,
+        "each once, in order; forwarder log:\n{}",
+        forwarder.stderr_text()
+    );
     // The requests that waited together travelled as one export: each kept its resource.
     let first = &lines[0]["payload"]["resourceLogs"][0];
     assert_otlp_json_contains(
@@ -247,18 +254,21 @@ async fn through_a_rotel_collector_every_item_arrives_once_field_for_field() {
     let (_receiver, _forwarder, port) = mesh_forwarding_to(&mesh, &sink, &[]).await;
     let sent: Vec<String> = (0..20).map(|i| format!("through rotel {i}")).collect();
     post_logs(port, &sent).await;
-    wait_for("every record through rotel", &far.participant, || {
-        log_bodies_all(&jsonl(&far_out)).len() >= sent.len()
-    })
+    // Every record, then nothing more through the quiet period: a late copy would show.
+    let lines = read_until_quiet(
+        FORM_TIMEOUT,
+        || jsonl(&far_out),
+        |l| log_bodies_all(l).len() >= sent.len(),
+    )
     .await;
     let _ = rotel.kill();
     let _ = rotel.wait();
-    let lines = jsonl(&far_out);
     let got: BTreeSet<String> = log_bodies_all(&lines).into_iter().collect();
     assert_eq!(
         got,
         sent.iter().cloned().collect::<BTreeSet<_>>(),
-        "each once"
+        "each once; far end's log:\n{}",
+        far.participant.stderr_text()
     );
     assert_eq!(log_bodies_all(&lines).len(), sent.len(), "none twice");
     // Field for field: every record keeps its resource, time and body (Rotel may regroup them).

@@ -540,6 +540,56 @@ pub async fn wait_jsonl(path: &Path, n: usize, node: &Proc) -> Vec<Value> {
     );
 }
 
+/// How long a count that reached what a test expects must then stay put before the test says
+/// nothing more arrives: a late copy (SLIM delivering again, a publisher re-sending) lands
+/// within it.
+pub const QUIET_PERIOD: Duration = Duration::from_secs(3);
+
+/// Reads with `read` (every 100 ms, for at most `timeout`) until `enough` holds, then waits
+/// out [`QUIET_PERIOD`] and returns what `read` gives then: what arrived late included, for
+/// the caller to count. If `enough` never holds, returns the last read.
+pub async fn read_until_quiet<T>(
+    timeout: Duration,
+    mut read: impl FnMut() -> T,
+    enough: impl Fn(&T) -> bool,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let got = read();
+        if enough(&got) {
+            break;
+        }
+        if Instant::now() >= deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(QUIET_PERIOD).await;
+    read()
+}
+
+/// Waits until `path` holds `n` lines and checks that it still holds exactly `n` after
+/// [`QUIET_PERIOD`]: no fewer, and no late copy. Returns them.
+pub async fn wait_jsonl_exactly(path: &Path, n: usize, node: &Proc) -> Vec<Value> {
+    let lines = read_until_quiet(DELIVERY_TIMEOUT, || jsonl(path), |l| l.len() >= n).await;
+    assert!(
+        lines.len() >= n,
+        "{} holds {} of {n} lines; consumer log:\n{}",
+        path.display(),
+        lines.len(),
+        node.stderr_text()
+    );
+    assert_eq!(
+        lines.len(),
+        n,
+        "{} holds {} lines where {n} were expected; the ones beyond: {:?}",
+        path.display(),
+        lines.len(),
+        &lines[n..]
+    );
+    lines
+}
+
 /// A sample file from examples/.
 pub fn example(name: &str) -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))

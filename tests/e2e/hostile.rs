@@ -3,7 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use prost::Message;
 
@@ -137,27 +137,112 @@ async fn a_million_attributes_are_refused_with_bounded_memory() {
     good_request_flows(&active, 0).await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn slow_loris_headers_are_cut_off_while_good_requests_flow() {
-    let active = active_mesh(&["--header-read-timeout", "1"]).await;
-    let mut slow = TcpStream::connect(("127.0.0.1", active.port)).unwrap();
-    slow.write_all(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-        .unwrap();
-    good_request_flows(&active, 0).await;
-    slow.set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let started = Instant::now();
-    let mut buf = [0u8; 512];
-    // The server answers 408 or just closes; either way the connection ends.
-    loop {
-        match slow.read(&mut buf) {
-            Ok(0) => break,
-            Ok(_) => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
-            Err(e) => panic!("the slow connection was not closed: {e}"),
+/// What became of a client that sent its request headers slowly.
+#[derive(Debug, PartialEq, Eq)]
+enum Trickled {
+    /// The node closed the connection (or answered and closed it) after the client had sent
+    /// `sent` of the header value's `of` bytes.
+    Cut { sent: usize, of: usize },
+    /// The whole request went out and was answered with this status line.
+    Answered(String),
+}
+
+/// A slow-loris client: header bytes one every 300 ms, 16 of them (about 5 s).
+const TRICKLE_BYTES: usize = 16;
+const TRICKLE_GAP: Duration = Duration::from_millis(300);
+
+/// Sends `GET /health/live` to the receiver on `port` at once, except for an `X-Slow` header
+/// whose `bytes` value bytes go one every `gap`, and says what became of it. Blocking.
+fn trickle_headers(port: u16, bytes: usize, gap: Duration) -> Trickled {
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    conn.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .expect("the first bytes");
+    for sent in 0..bytes {
+        std::thread::sleep(gap);
+        // Closed meanwhile? Then a read gives the end, an answer (such as 408) or a reset.
+        conn.set_nonblocking(true).expect("non-blocking");
+        let mut probe = [0u8; 64];
+        let open = matches!(
+            conn.read(&mut probe),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+        );
+        conn.set_nonblocking(false).expect("blocking");
+        if !open || conn.write_all(b"a").is_err() {
+            return Trickled::Cut { sent, of: bytes };
         }
     }
-    assert!(started.elapsed() < Duration::from_secs(20));
+    let cut_at_the_end = Trickled::Cut {
+        sent: bytes,
+        of: bytes,
+    };
+    if conn.write_all(b"\r\n\r\n").is_err() {
+        return cut_at_the_end;
+    }
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("read timeout");
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 512];
+    while !answer.windows(2).any(|w| w == b"\r\n") {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => return cut_at_the_end,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    Trickled::Answered(answer.split("\r\n").next().unwrap_or_default().to_string())
+}
+
+/// A receiver (a participant not invited yet: it answers its health checks) with `extra`
+/// arguments; returns it and its port once it answers.
+async fn lone_receiver(mesh: &Mesh, extra: &[&str]) -> (Proc, u16) {
+    let mut args = PARTICIPANT_ROLE.to_vec();
+    args.extend_from_slice(extra);
+    let (receiver, port) = mesh.receiver("receiver", "e2e/hostile/receiver", &args);
+    wait_state(port, "awaiting_invite", &receiver).await;
+    (receiver, port)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_a_1s_header_read_timeout_headers_trickled_over_5s_are_cut_off_while_good_requests_flow(
+) {
+    let active = active_mesh(&["--header-read-timeout", "1"]).await;
+    let port = active.port;
+    let slow =
+        tokio::task::spawn_blocking(move || trickle_headers(port, TRICKLE_BYTES, TRICKLE_GAP));
+    good_request_flows(&active, 0).await;
+    let slow = slow.await.unwrap();
+    assert!(
+        matches!(slow, Trickled::Cut { sent, of } if sent < of),
+        "a client still sending its headers after 1 s is cut off before it finishes: {slow:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_a_1s_header_read_timeout_headers_trickled_within_it_are_served() {
+    let mesh = Mesh::start();
+    let (_receiver, port) = lone_receiver(&mesh, &["--header-read-timeout", "1"]).await;
+    // Two header bytes 100 ms apart: the headers are complete well inside the second.
+    let quick =
+        tokio::task::spawn_blocking(move || trickle_headers(port, 2, Duration::from_millis(100)))
+            .await
+            .unwrap();
+    assert_eq!(quick, Trickled::Answered("HTTP/1.1 200 OK".into()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_the_default_header_read_timeout_headers_trickled_over_5s_are_served() {
+    // The slow client the 1 s timeout cuts off; only the flag differs.
+    let mesh = Mesh::start();
+    let (_receiver, port) = lone_receiver(&mesh, &[]).await;
+    let slow =
+        tokio::task::spawn_blocking(move || trickle_headers(port, TRICKLE_BYTES, TRICKLE_GAP))
+            .await
+            .unwrap();
+    assert_eq!(
+        slow,
+        Trickled::Answered("HTTP/1.1 200 OK".into()),
+        "headers complete after about 5 s are within the default 10 s"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -30,6 +30,33 @@ fn strings(v: &Value, out: &mut Vec<String>) {
     }
 }
 
+/// The data points of the `orders` counter in the metrics lines: (their `transport`
+/// attribute, their value).
+fn orders_points(lines: &[Value]) -> Vec<(String, String)> {
+    let all = |v: &Value, key: &str| v[key].as_array().cloned().unwrap_or_default();
+    lines
+        .iter()
+        .filter(|l| l["signal"] == "metrics")
+        .flat_map(|l| all(&l["payload"], "resourceMetrics"))
+        .flat_map(|rm| all(&rm, "scopeMetrics"))
+        .flat_map(|sm| all(&sm, "metrics"))
+        .filter(|m| m["name"] == "orders")
+        .flat_map(|m| all(&m["sum"], "dataPoints"))
+        .map(|p| {
+            let transport = all(&p, "attributes")
+                .iter()
+                .find(|a| a["key"] == "transport")
+                .and_then(|a| a["value"]["stringValue"].as_str())
+                .unwrap_or_default()
+                .to_string();
+            (
+                transport,
+                p["asInt"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_python_sdk_exports_every_signal_over_http_and_grpc() {
     let grpc_port = free_port();
@@ -69,13 +96,12 @@ async fn the_python_sdk_exports_every_signal_over_http_and_grpc() {
         seen.contains(&"e2e-python".to_string()),
         "service.name arrived"
     );
-    let orders = lines.iter().filter(|l| l["signal"] == "metrics").count();
-    assert!(orders >= 2, "metrics from both transports");
-    let counter = lines
-        .iter()
-        .filter(|l| l["signal"] == "metrics")
-        .map(|l| &l["payload"]["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][0])
-        .find(|m| m["name"] == "orders")
-        .expect("the orders counter");
-    assert_eq!(counter["sum"]["dataPoints"][0]["asInt"], "3");
+    // The counter's data points say which transport carried them: each must have arrived.
+    let points = orders_points(&lines);
+    for transport in ["http", "grpc"] {
+        assert!(
+            points.contains(&(transport.to_string(), "3".to_string())),
+            "the orders counter (3) sent over {transport} did not arrive; points: {points:?}"
+        );
+    }
 }

@@ -12,6 +12,24 @@ fn seed_body() -> Vec<u8> {
     br#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"test-service"}}]}}]}"#.to_vec()
 }
 
+/// One span named `name`, from service test-service.
+fn span_body(name: &str) -> Vec<u8> {
+    format!(r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"test-service"}}}}]}},"scopeSpans":[{{"spans":[{{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"{name}","kind":1,"startTimeUnixNano":"1544712660000000000","endTimeUnixNano":"1544712661000000000"}}]}}]}}]}}"#)
+        .into_bytes()
+}
+
+/// The names of the spans in a jsonl line's payload.
+fn span_names(line: &Value) -> Vec<String> {
+    line["payload"]["resourceSpans"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|rs| rs["scopeSpans"].as_array().into_iter().flatten())
+        .flat_map(|ss| ss["spans"].as_array().into_iter().flatten())
+        .filter_map(|span| span["name"].as_str().map(str::to_string))
+        .collect()
+}
+
 fn gzip(data: &[u8]) -> Vec<u8> {
     use std::io::Write;
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -131,12 +149,8 @@ async fn moderator_receiver_delivers_every_signal_and_encoding_to_the_participan
         );
     }
 
-    let lines = wait_jsonl(&out, cases.len(), &participant).await;
-    assert_eq!(
-        lines.len(),
-        cases.len(),
-        "no more and no fewer messages than accepted"
-    );
+    // No more and no fewer messages than accepted, and no late copy.
+    let lines = wait_jsonl_exactly(&out, cases.len(), &participant).await;
     for (line, c) in lines.iter().zip(&cases) {
         assert_eq!(
             line["signal"],
@@ -198,7 +212,13 @@ async fn moderator_started_before_its_invitee_keeps_inviting_until_it_joins() {
         || receiver.stderr_text().contains("invite not accepted yet"),
         || receiver.stderr_text(),
     );
-    let refused = post(port, "/v1/traces", "application/json", seed_body()).await;
+    let refused = post(
+        port,
+        "/v1/traces",
+        "application/json",
+        span_body("refused before anyone joined"),
+    )
+    .await;
     assert_eq!(
         refused.status(),
         503,
@@ -207,10 +227,21 @@ async fn moderator_started_before_its_invitee_keeps_inviting_until_it_joins() {
 
     let (participant, out) = mesh.sink_node("participant", PARTICIPANT, PARTICIPANT_ROLE);
     wait_state(port, "active", &receiver).await;
-    let resp = post(port, "/v1/traces", "application/json", seed_body()).await;
+    let resp = post(
+        port,
+        "/v1/traces",
+        "application/json",
+        span_body("accepted after the join"),
+    )
+    .await;
     assert_eq!(resp.status(), 200);
-    let lines = wait_jsonl(&out, 1, &participant).await;
-    assert_eq!(lines.len(), 1, "the refused request was not delivered");
+    // The accepted request arrives, once; the refused one never does, not even late.
+    let lines = wait_jsonl_exactly(&out, 1, &participant).await;
+    assert_eq!(
+        span_names(&lines[0]),
+        ["accepted after the join"],
+        "the one delivered is the accepted request, not the refused one"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -230,7 +261,7 @@ async fn two_participants_both_receive_every_message() {
         assert_eq!(resp.status(), 200);
     }
     for (out, node) in [(&out1, &p1), (&out2, &p2)] {
-        let lines = wait_jsonl(out, N, node).await;
+        let lines = wait_jsonl_exactly(out, N, node).await;
         let bodies: Vec<String> = lines
             .iter()
             .map(|l| {
