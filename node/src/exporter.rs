@@ -3,7 +3,6 @@
 //! says — accepted (perhaps partly), to retry (and when), or refused for good. The load
 //! generator and the `otlp` sink both use it.
 
-use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context};
@@ -13,6 +12,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic_types::StatusExt;
 
 use crate::grpc_raw::{export_path, RawCodec};
+use crate::net::tls::ClientCerts;
 use otlp::compression::gzip;
 use otlp::response::{self, PartialSuccess};
 use otlp::{json, Signal};
@@ -61,10 +61,8 @@ pub struct Settings {
     pub headers: Vec<(String, String)>,
     /// How long one request may take.
     pub timeout: Duration,
-    /// PEM CA bundle to trust (instead of the system roots).
-    pub ca: Option<Vec<u8>>,
-    /// PEM client certificate chain and key (mTLS).
-    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+    /// The CA to trust and the client certificate to present.
+    pub certs: ClientCerts,
 }
 
 impl Settings {
@@ -77,27 +75,8 @@ impl Settings {
             gzip: false,
             headers: Vec::new(),
             timeout: Duration::from_secs(10),
-            ca: None,
-            identity: None,
+            certs: ClientCerts::default(),
         }
-    }
-
-    /// Reads the PEM files of a CA and a client certificate/key pair.
-    pub fn read_tls(
-        &mut self,
-        ca: Option<&Path>,
-        identity: Option<(&Path, &Path)>,
-    ) -> anyhow::Result<()> {
-        let read = |path: &Path, what: &str| {
-            std::fs::read(path).with_context(|| format!("reading the {what} {}", path.display()))
-        };
-        if let Some(path) = ca {
-            self.ca = Some(read(path, "CA file")?);
-        }
-        if let Some((cert, key)) = identity {
-            self.identity = Some((read(cert, "client certificate")?, read(key, "client key")?));
-        }
-        Ok(())
     }
 
     fn url(&self, signal: Signal) -> String {
@@ -106,42 +85,6 @@ impl Settings {
             None => format!("{}/v1/{signal}", self.endpoint.trim_end_matches('/')),
         }
     }
-}
-
-/// The rustls client configuration for gRPC over TLS: the CA file's certificates, or
-/// Mozilla's roots; the client certificate when given; HTTP/2 by ALPN.
-fn grpc_tls(settings: &Settings) -> anyhow::Result<std::sync::Arc<rustls::ClientConfig>> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let mut roots = rustls::RootCertStore::empty();
-    match &settings.ca {
-        Some(pem) => {
-            for cert in CertificateDer::pem_slice_iter(pem) {
-                roots
-                    .add(cert.context("the CA file is not PEM certificates")?)
-                    .context("a certificate of the CA file cannot be used")?;
-            }
-        }
-        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-    }
-    let builder = rustls::ClientConfig::builder_with_provider(crate::net::tls::provider())
-        .with_safe_default_protocol_versions()
-        .context("TLS protocol versions")?
-        .with_root_certificates(roots);
-    let mut config = match &settings.identity {
-        Some((cert, key)) => {
-            let chain = CertificateDer::pem_slice_iter(cert)
-                .collect::<Result<Vec<_>, _>>()
-                .context("the client certificate is not PEM")?;
-            let key = PrivateKeyDer::from_pem_slice(key).context("the client key is not PEM")?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .context("the client certificate and key do not go together")?
-        }
-        None => builder.with_no_client_auth(),
-    };
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    Ok(std::sync::Arc::new(config))
 }
 
 /// Connects to `uri`'s host over TLS (for tonic's channel).
@@ -233,23 +176,11 @@ impl Exporter {
     pub fn new(settings: &Settings) -> anyhow::Result<Exporter> {
         match settings.protocol {
             Protocol::HttpProtobuf | Protocol::HttpJson => {
-                let mut builder = reqwest::Client::builder()
+                let builder = settings
+                    .certs
+                    .http_client()?
                     .timeout(settings.timeout)
                     .tcp_nodelay(true);
-                if let Some(pem) = &settings.ca {
-                    let cert = reqwest::Certificate::from_pem(pem)
-                        .context("the CA file is not a PEM certificate")?;
-                    builder = builder
-                        .tls_built_in_root_certs(false)
-                        .add_root_certificate(cert);
-                }
-                if let Some((cert, key)) = &settings.identity {
-                    let pem = [cert.as_slice(), b"\n", key.as_slice()].concat();
-                    builder = builder.identity(
-                        reqwest::Identity::from_pem(&pem)
-                            .context("the client certificate or key is not valid PEM")?,
-                    );
-                }
                 let mut headers = reqwest::header::HeaderMap::new();
                 for (name, value) in &settings.headers {
                     let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
@@ -284,11 +215,11 @@ impl Exporter {
                 let channel = if base.starts_with("https://") {
                     // Our own rustls connector: tonic's TLS features would change how SLIM's
                     // own (tonic-based) client connects, through feature unification.
-                    let tls = grpc_tls(settings)?;
+                    let tls = settings.certs.rustls(&[b"h2"])?;
                     endpoint.connect_with_connector_lazy(tower::service_fn(
                         move |uri: http::Uri| connect_tls(tls.clone(), uri),
                     ))
-                } else if settings.ca.is_some() || settings.identity.is_some() {
+                } else if settings.certs.is_set() {
                     bail!("TLS settings need an https:// endpoint, not {base}");
                 } else {
                     endpoint.connect_lazy()

@@ -31,7 +31,7 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
     let mut target = Settings::new(args.protocol, &endpoint);
     target.gzip = args.gzip;
     target.timeout = Duration::from_secs(30);
-    target.read_tls(args.ca.as_deref(), None)?;
+    target.certs = crate::net::tls::ClientCerts::read(args.ca.as_deref(), None)?;
     if let Some(path) = &args.token_file {
         let token = std::fs::read_to_string(path)
             .with_context(|| format!("reading the token file {}", path.display()))?;

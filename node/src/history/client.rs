@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::net::tls::ClientCerts;
 use anyhow::{bail, Context};
 use tokio_util::sync::CancellationToken;
 
@@ -32,26 +33,9 @@ impl Api {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             bail!("--api must be an http:// or https:// URL, not {url:?}");
         }
-        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(60));
-        if let Some(path) = ca {
-            let pem = std::fs::read(path)
-                .with_context(|| format!("reading the CA file {}", path.display()))?;
-            builder = builder.add_root_certificate(
-                reqwest::Certificate::from_pem(&pem).context("the CA file is not PEM")?,
-            );
-        }
-        if let Some((cert, key)) = identity {
-            let mut pem = std::fs::read(cert)
-                .with_context(|| format!("reading the client certificate {}", cert.display()))?;
-            pem.extend(
-                std::fs::read(key)
-                    .with_context(|| format!("reading the client key {}", key.display()))?,
-            );
-            builder = builder.identity(
-                reqwest::Identity::from_pem(&pem)
-                    .context("the client certificate and key are not PEM")?,
-            );
-        }
+        let builder = ClientCerts::read(ca, identity)?
+            .http_client()?
+            .timeout(Duration::from_secs(60));
         Ok(Api {
             http: builder.build().context("setting up the HTTP client")?,
             base: url.trim_end_matches('/').to_string(),

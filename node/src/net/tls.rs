@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use anyhow::Context;
 use rustls::crypto::aws_lc_rs;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -150,4 +151,81 @@ pub fn acceptor(files: &slim_roles::ServerTls) -> Result<TlsAcceptor, TlsError> 
     )?));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// What a client trusts and presents, read once from PEM files: the CA bundle (instead of
+/// Mozilla's roots) and the client certificate and key (mTLS). The OTLP exporter (HTTP and
+/// gRPC) and the query API's client both build their TLS from it.
+#[derive(Debug, Clone, Default)]
+pub struct ClientCerts {
+    /// PEM CA bundle to trust; `None`: Mozilla's roots.
+    pub ca: Option<Vec<u8>>,
+    /// PEM client certificate chain and key.
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl ClientCerts {
+    /// Reads the files.
+    pub fn read(
+        ca: Option<&Path>,
+        identity: Option<(&Path, &Path)>,
+    ) -> anyhow::Result<ClientCerts> {
+        let read = |path: &Path, what: &str| {
+            std::fs::read(path).with_context(|| format!("reading the {what} {}", path.display()))
+        };
+        Ok(ClientCerts {
+            ca: ca.map(|path| read(path, "CA file")).transpose()?,
+            identity: match identity {
+                Some((cert, key)) => {
+                    Some((read(cert, "client certificate")?, read(key, "client key")?))
+                }
+                None => None,
+            },
+        })
+    }
+
+    /// Whether anything was given.
+    pub fn is_set(&self) -> bool {
+        self.ca.is_some() || self.identity.is_some()
+    }
+
+    /// The rustls client configuration, offering `alpn` (e.g. `h2`, `http/1.1`).
+    pub fn rustls(&self, alpn: &[&[u8]]) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+        let mut roots = RootCertStore::empty();
+        match &self.ca {
+            Some(pem) => {
+                for cert in CertificateDer::pem_slice_iter(pem) {
+                    roots
+                        .add(cert.context("the CA file is not PEM certificates")?)
+                        .context("a certificate of the CA file cannot be used")?;
+                }
+            }
+            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .context("TLS protocol versions")?
+            .with_root_certificates(roots);
+        let mut config = match &self.identity {
+            Some((cert, key)) => {
+                let chain = CertificateDer::pem_slice_iter(cert)
+                    .collect::<Result<Vec<_>, _>>()
+                    .context("the client certificate is not PEM")?;
+                let key =
+                    PrivateKeyDer::from_pem_slice(key).context("the client key is not PEM")?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .context("the client certificate and key do not go together")?
+            }
+            None => builder.with_no_client_auth(),
+        };
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Ok(Arc::new(config))
+    }
+
+    /// An HTTP client builder that uses these certificates (HTTP/2 or HTTP/1.1 by ALPN).
+    pub fn http_client(&self) -> anyhow::Result<reqwest::ClientBuilder> {
+        let tls = self.rustls(&[b"h2", b"http/1.1"])?;
+        Ok(reqwest::Client::builder().use_preconfigured_tls((*tls).clone()))
+    }
 }

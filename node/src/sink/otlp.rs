@@ -23,6 +23,7 @@ use tracing::{info, warn};
 
 use super::kind::{OptionSpec, SinkKind, SinkSpec};
 use crate::exporter::{Exporter, Outcome, Protocol, Settings};
+use crate::net::tls::ClientCerts;
 use crate::pipeline::{Item, QueueKind};
 use crate::pipeline::{Sink, SinkFuture, SinkInput};
 use otlp::Signal;
@@ -248,7 +249,7 @@ pub fn exporter_settings(
         (None, None) => None,
         _ => anyhow::bail!("sink otlp: client-cert and client-key go together"),
     };
-    settings.read_tls(ca.as_deref().map(Path::new), identity)?;
+    settings.certs = ClientCerts::read(ca.as_deref().map(Path::new), identity)?;
     // Checked now, so that a bad URL or header is an error at start-up.
     Exporter::new(&settings)?;
     Ok(settings)

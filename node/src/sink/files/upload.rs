@@ -13,6 +13,7 @@ use std::time::Duration;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::{Attribute, Attributes, ObjectStore, PutOptions, PutPayload};
 use serde::Serialize;
+use slim_roles::Backoff;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -197,7 +198,7 @@ async fn upload_loop(
     stats: Arc<Mutex<UploadStats>>,
     stop: CancellationToken,
 ) {
-    let mut wait = Duration::from_secs(1);
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
     'scan: loop {
         let files = match super::dir::closed_files(&dir) {
             Ok(files) => files,
@@ -221,7 +222,7 @@ async fn upload_loop(
             }
             match upload_one(&store, &settings, &path).await {
                 Ok(key) => {
-                    wait = Duration::from_secs(1);
+                    backoff.reset();
                     if let Err(err) = done_with(&dir, &path, settings.keep) {
                         warn!(%sink, file = %path.display(), %err, "uploaded, but could not remove the local file");
                     }
@@ -232,6 +233,7 @@ async fn upload_loop(
                     info!(%sink, file = %path.display(), %key, "uploaded");
                 }
                 Err(err) => {
+                    let wait = backoff.next_delay();
                     warn!(%sink, file = %path.display(), %err, retry_in = ?wait, "upload failed; trying again");
                     {
                         let mut s = crate::lock(&stats);
@@ -243,7 +245,6 @@ async fn upload_loop(
                         _ = tokio::time::sleep(wait) => {}
                         _ = stop.cancelled() => break 'scan,
                     }
-                    wait = (wait * 2).min(Duration::from_secs(30));
                     continue 'scan;
                 }
             }
