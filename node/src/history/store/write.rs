@@ -1,0 +1,219 @@
+//! Storing what arrives: one transaction per batch, contexts kept once, copies by message id
+//! stored once.
+
+use std::sync::atomic::Ordering;
+
+use otlp::Signal;
+
+use super::schema::*;
+use super::*;
+
+impl Store {
+    /// Stores `arrivals` in one transaction (synced before it returns), then applies the
+    /// retention as of `now_unix_nano`.
+    /// Nothing of a failed append is kept (one transaction), and the file is opened again
+    /// before the next: a message given again is stored once (by its id) whether or not the
+    /// failed commit reached the disk.
+    pub fn append(&self, arrivals: &[Arrival], now_unix_nano: u64) -> Result<(), StoreError> {
+        let _writing = crate::lock(&self.writer);
+        let result = self.append_in(arrivals, now_unix_nano);
+        if result.is_err() {
+            self.broken.store(true, Ordering::Release);
+        }
+        result
+    }
+
+    fn append_in(&self, arrivals: &[Arrival], now_unix_nano: u64) -> Result<(), StoreError> {
+        let before = self.totals();
+        let mut totals = before.clone();
+        let txn = self.begin_write()?;
+        {
+            let mut tables = Signal::ALL
+                .iter()
+                .map(|s| txn.open_table(table(*s)))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| self.error(e))?;
+            let mut index = txn.open_table(ARRIVALS).map_err(|e| self.error(e))?;
+            let mut contexts = txn.open_table(CONTEXTS).map_err(|e| self.error(e))?;
+            let mut messages = txn.open_table(MESSAGES).map_err(|e| self.error(e))?;
+            for arrival in arrivals {
+                let message_id = arrival.message_id.as_deref().unwrap_or_default();
+                if !message_id.is_empty()
+                    && messages
+                        .get(message_id)
+                        .map_err(|e| self.error(e))?
+                        .is_some()
+                {
+                    totals.duplicates += 1;
+                    continue;
+                }
+                let code = signal_code(arrival.signal);
+                let first_seq = totals.last_seq + 1;
+                let mut row = Vec::with_capacity(ROW_HEAD + 8 * arrival.parts.items.len());
+                row.push(code);
+                row.extend_from_slice(&arrival.received_unix_nano.to_be_bytes());
+                row.extend_from_slice(&[0; 12]);
+                let mut row_bytes = 0u64;
+                let ids: Vec<u128> = arrival
+                    .parts
+                    .contexts
+                    .iter()
+                    .map(|c| context_id(arrival.signal, c))
+                    .collect();
+                let mut uses = vec![0u64; ids.len()];
+                for item in &arrival.parts.items {
+                    let Some(&id) = ids.get(item.context) else {
+                        continue;
+                    };
+                    uses[item.context] += 1;
+                    totals.last_seq += 1;
+                    let seq = totals.last_seq;
+                    let time = match item.time_unix_nano {
+                        0 => arrival.received_unix_nano,
+                        t => t,
+                    };
+                    let mut value = Vec::with_capacity(16 + item.bytes.len());
+                    value.extend_from_slice(&id.to_be_bytes());
+                    value.extend_from_slice(&item.bytes);
+                    let bytes = item.bytes.len() as u64 + OVERHEAD;
+                    tables[usize::from(code)]
+                        .insert((time, seq), value.as_slice())
+                        .map_err(|e| self.error(e))?;
+                    row.extend_from_slice(&time.to_be_bytes());
+                    row_bytes += bytes;
+                    totals.bytes += bytes;
+                    *count_of(&mut totals, arrival.signal) += 1;
+                }
+                let stored = totals.last_seq + 1 - first_seq;
+                if stored == 0 && message_id.is_empty() {
+                    // Nothing to keep, nothing to recognise later.
+                    continue;
+                }
+                // A request without items still takes a number: its row needs a key of its own.
+                totals.last_seq = totals.last_seq.max(first_seq);
+                // The row and the message id (in the row and in `messages`) count too.
+                let row_overhead = (ROW_HEAD + 8 + 2 * message_id.len()) as u64;
+                row_bytes += row_overhead;
+                totals.bytes += row_overhead;
+                row[9..17].copy_from_slice(&row_bytes.to_be_bytes());
+                row[17..ROW_HEAD].copy_from_slice(&(stored as u32).to_be_bytes());
+                row.extend_from_slice(message_id.as_bytes());
+                index
+                    .insert(first_seq, row.as_slice())
+                    .map_err(|e| self.error(e))?;
+                if !message_id.is_empty() {
+                    messages
+                        .insert(message_id, first_seq)
+                        .map_err(|e| self.error(e))?;
+                }
+                for ((id, context), n) in ids.iter().zip(&arrival.parts.contexts).zip(uses) {
+                    if n > 0 {
+                        self.add_uses(&mut contexts, *id, context, n, &mut totals)?;
+                    }
+                }
+            }
+            self.expire_in(
+                &mut tables,
+                &mut index,
+                &mut contexts,
+                &mut messages,
+                &mut totals,
+                now_unix_nano,
+            )?;
+            let mut meta = txn.open_table(META).map_err(|e| self.error(e))?;
+            for (key, value) in [
+                ("bytes", totals.bytes),
+                ("expired", totals.expired),
+                ("duplicates", totals.duplicates),
+                ("last_seq", totals.last_seq),
+            ] {
+                meta.insert(key, value).map_err(|e| self.error(e))?;
+            }
+        }
+        if totals == before {
+            // Nothing stored or removed (an idle retention check): no commit, no sync.
+            return txn.abort().map_err(|e| self.error(e));
+        }
+        let committing = std::time::Instant::now();
+        if let Err(err) = txn.commit() {
+            // Whether anything reached the disk, what is on it says once it is open again.
+            return Err(self.error(err));
+        }
+        tracing::trace!(
+            commit_ms = committing.elapsed().as_millis() as u64,
+            "store commit"
+        );
+        *crate::lock(&self.totals) = totals;
+        Ok(())
+    }
+
+    /// Counts `n` more items of the context `id`, storing it if it is new.
+    fn add_uses(
+        &self,
+        contexts: &mut redb::Table<u128, &[u8]>,
+        id: u128,
+        context: &[u8],
+        n: u64,
+        totals: &mut Totals,
+    ) -> Result<(), StoreError> {
+        let existing = contexts
+            .get(id)
+            .map_err(|e| self.error(e))?
+            .map(|v| v.value().to_vec());
+        let value = match existing {
+            Some(mut value) if value.len() >= 8 => {
+                let count = refcount(&value).saturating_add(n);
+                value[..8].copy_from_slice(&count.to_be_bytes());
+                value
+            }
+            _ => {
+                totals.bytes += context.len() as u64 + CONTEXT_OVERHEAD;
+                totals.contexts += 1;
+                let mut value = n.to_be_bytes().to_vec();
+                value.extend_from_slice(context);
+                value
+            }
+        };
+        contexts
+            .insert(id, value.as_slice())
+            .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
+    /// One item of the context `id` is gone; the context goes with its last item.
+    pub(super) fn drop_use(
+        &self,
+        contexts: &mut redb::Table<u128, &[u8]>,
+        id: u128,
+        totals: &mut Totals,
+    ) -> Result<(), StoreError> {
+        let Some(mut value) = contexts
+            .get(id)
+            .map_err(|e| self.error(e))?
+            .map(|v| v.value().to_vec())
+        else {
+            return Ok(());
+        };
+        let count = refcount(&value).saturating_sub(1);
+        if count == 0 || value.len() < 8 {
+            contexts.remove(id).map_err(|e| self.error(e))?;
+            let bytes = value.len().saturating_sub(8) as u64 + CONTEXT_OVERHEAD;
+            totals.bytes = totals.bytes.saturating_sub(bytes);
+            totals.contexts = totals.contexts.saturating_sub(1);
+        } else {
+            value[..8].copy_from_slice(&count.to_be_bytes());
+            contexts
+                .insert(id, value.as_slice())
+                .map_err(|e| self.error(e))?;
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn count_of(totals: &mut Totals, signal: Signal) -> &mut u64 {
+    match signal {
+        Signal::Traces => &mut totals.traces,
+        Signal::Metrics => &mut totals.metrics,
+        Signal::Logs => &mut totals.logs,
+    }
+}
