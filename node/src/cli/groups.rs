@@ -240,8 +240,9 @@ pub struct ReceiverArgs {
 #[derive(Debug, Clone, Args)]
 pub struct AuthArgs {
     /// Require `Authorization: Bearer TOKEN` on every export and admin request (401 without,
-    /// 403 with an unknown token); the file holds one `name=token` per line (`#` comments,
-    /// tokens of at least 16 characters). Logs name the key, never the token.
+    /// 403 with an unknown token or one without the scope); the file holds one `name=token`
+    /// (scope `ingest`) or `name:SCOPE,…=token` (scopes `ingest`, `admin`, `query`) per line
+    /// (`#` comments, tokens of at least 16 characters). Logs name the key, never the token.
     #[arg(long, env = "SLIM_NODE_AUTH_TOKEN_FILE", value_name = "PATH")]
     pub auth_token_file: Option<PathBuf>,
 }
@@ -305,7 +306,7 @@ pub struct CorsArgs {
 #[derive(Debug, Clone, Args)]
 pub struct LimitArgs {
     /// Largest accepted request body in bytes, both as received and after decompression;
-    /// larger requests get 413 (gRPC: RESOURCE_EXHAUSTED).
+    /// larger requests get 413 (gRPC: INVALID_ARGUMENT, which OTLP clients do not retry).
     #[arg(long, env = "SLIM_NODE_MAX_BODY_SIZE", default_value_t = defaults::MAX_BODY_SIZE, value_name = "BYTES")]
     pub max_body_size: usize,
     /// Open OTLP/HTTP connections at most; more clients wait until one closes.
