@@ -91,3 +91,73 @@ pub(crate) struct ToAck {
     /// Message ids (not a ping's): recorded as handed on once acknowledged.
     pub(crate) messages: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery::seen::Sighting;
+
+    /// The context of a message from `org/ns/sender`.
+    fn context() -> MessageContext {
+        MessageContext::new(
+            slim_bindings::Name::new("org".into(), "ns".into(), "sender".into()),
+            None,
+            "test".into(),
+            HashMap::new(),
+            0,
+            String::new(),
+        )
+    }
+
+    /// An Ack for `id`, handed on (so marked in `seen`), sending to `acks`.
+    fn ack(id: &str, seen: &Arc<Seen>, acks: mpsc::UnboundedSender<ToAck>) -> Ack {
+        assert_eq!(seen.sight(id), Sighting::New);
+        Ack {
+            id: id.into(),
+            from: "org/ns/sender".into(),
+            ctx: context(),
+            acks,
+            seen: seen.clone(),
+            done: false,
+        }
+    }
+
+    #[test]
+    fn done_sends_the_acknowledgement_to_its_publisher_and_keeps_the_message_marked() {
+        let seen = Arc::new(Seen::in_memory(16));
+        let (tx, mut rx) = mpsc::unbounded_channel();
+
+        ack("m-1", &seen, tx).done();
+
+        let sent = rx.try_recv().expect("one acknowledgement to send");
+        assert_eq!(sent.from, "org/ns/sender");
+        assert_eq!(sent.ids, vec!["m-1".to_string()]);
+        assert!(sent.messages, "a message's id, to record as taken");
+        assert!(rx.try_recv().is_err(), "more than one acknowledgement");
+        // A copy arriving before the acknowledgement leaves is dropped.
+        assert_eq!(seen.sight("m-1"), Sighting::Pending);
+    }
+
+    #[test]
+    fn an_ack_dropped_without_done_sends_nothing_and_lets_the_next_copy_in() {
+        let seen = Arc::new(Seen::in_memory(16));
+        let (tx, mut rx) = mpsc::unbounded_channel();
+
+        drop(ack("m-1", &seen, tx));
+
+        assert!(rx.try_recv().is_err(), "an acknowledgement was sent");
+        assert_eq!(seen.sight("m-1"), Sighting::New);
+    }
+
+    #[test]
+    fn done_after_the_session_ended_lets_the_next_copy_in() {
+        let seen = Arc::new(Seen::in_memory(16));
+        let (tx, rx) = mpsc::unbounded_channel();
+        let ack = ack("m-1", &seen, tx);
+        drop(rx);
+
+        ack.done();
+
+        assert_eq!(seen.sight("m-1"), Sighting::New);
+    }
+}

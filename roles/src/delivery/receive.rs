@@ -274,3 +274,64 @@ async fn receive(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context(from: &str) -> MessageContext {
+        MessageContext::new(
+            slim_bindings::Name::new("org".into(), "ns".into(), from.into()),
+            None,
+            "test".into(),
+            HashMap::new(),
+            0,
+            String::new(),
+        )
+    }
+
+    fn to_ack(from: &str, ids: &[&str], messages: bool) -> ToAck {
+        ToAck {
+            from: format!("org/ns/{from}"),
+            ctx: context(from),
+            ids: ids.iter().map(ToString::to_string).collect(),
+            messages,
+        }
+    }
+
+    fn acks() -> Acks {
+        Acks {
+            pending: HashMap::new(),
+            done: Vec::new(),
+            count: 0,
+            window: Arc::new(Semaphore::new(ACKS_IN_FLIGHT)),
+        }
+    }
+
+    #[test]
+    fn acknowledgements_to_one_publisher_travel_together_in_the_order_taken() {
+        let mut acks = acks();
+
+        acks.add(to_ack("a", &["a-1"], true));
+        acks.add(to_ack("b", &["b-1"], true));
+        acks.add(to_ack("a", &["a-2", "a-3"], true));
+
+        assert_eq!(acks.count, 4);
+        assert_eq!(acks.pending.len(), 2, "one batch per publisher");
+        assert_eq!(acks.pending["org/ns/a"].1, ["a-1", "a-2", "a-3"]);
+        assert_eq!(acks.pending["org/ns/b"].1, ["b-1"]);
+    }
+
+    #[test]
+    fn only_the_ids_of_messages_taken_are_recorded_not_pings_or_copies() {
+        let mut acks = acks();
+
+        acks.add(to_ack("a", &["a-1"], true));
+        // A ping, and a copy of something taken before: acknowledged, nothing to record.
+        acks.add(to_ack("a", &["7"], false));
+        acks.add(to_ack("a", &["a-0"], false));
+
+        assert_eq!(acks.done, ["a-1"]);
+        assert_eq!(acks.pending["org/ns/a"].1, ["a-1", "7", "a-0"]);
+    }
+}

@@ -344,3 +344,27 @@ async fn close(ctx: &RoleCtx, session: Arc<Session>) {
         Err(_) => warn!("closing the group session timed out"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_group_runs_without_slims_reliability_unless_given_and_with_mls_when_asked() {
+        let plain = group_config(None, true);
+        assert_eq!(plain.session_type, SessionType::Group);
+        assert_eq!((plain.max_retries, plain.interval), (None, None));
+        assert!(plain.mls_settings.is_some());
+
+        let reliable = group_config(
+            Some(Reliability {
+                max_retries: 3,
+                interval: Duration::from_millis(500),
+            }),
+            false,
+        );
+        assert_eq!(reliable.max_retries, Some(3));
+        assert_eq!(reliable.interval, Some(Duration::from_millis(500)));
+        assert!(reliable.mls_settings.is_none());
+    }
+}
