@@ -153,10 +153,11 @@ impl RunningNode {
         }
         if let Some(listener) = health {
             info!(addr = ?listener.local_addr().ok(), "health endpoints listening");
-            let routes = crate::net::health::routes(node.publisher(), sinks.clone()).layer(
-                axum::middleware::from_fn_with_state(guard.clone(), guard::check),
-            );
-            let serve = crate::net::server::serve(
+            let routes =
+                crate::net::health_endpoints::routes(node.publisher(), sinks.clone()).layer(
+                    axum::middleware::from_fn_with_state(guard.clone(), guard::check),
+                );
+            let serve = crate::net::http_server::serve(
                 listener,
                 routes,
                 http_settings.limits,

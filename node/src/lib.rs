@@ -7,7 +7,7 @@
 //! # Layout
 //! In the order data flows: [`receiver`] → [`ingest`] → (SLIM, `slim-roles`) → [`pipeline`]
 //! → [`sink`]; beside them [`history`] (store, query, cursor, API, client), [`net`] (what every
-//! server shares: HTTP server, TLS, auth, guard, answers, health) and [`exporter`] (the one
+//! server shares: HTTP server, TLS, auth, guard, answers, health) and [`export`] (the one
 //! OTLP client). [`cli`] (clap only) builds the plain settings of [`config`]; [`app`] starts a
 //! node's parts from them; [`cmd`] runs each command. docs/architecture.md has the picture.
 
@@ -15,19 +15,16 @@ pub mod app;
 pub mod cli;
 pub mod cmd;
 pub mod config;
-pub mod exporter;
-pub mod grpc_raw;
+pub mod export;
 pub mod history;
 pub mod ingest;
-pub mod loadgen;
-pub mod measure;
 pub mod net;
 pub mod pipeline;
 pub mod receiver;
 pub mod sink;
-pub mod slim_ceiling;
 #[cfg(test)]
 pub(crate) mod testdisk;
+pub mod tools;
 
 /// Locks `m`; a panic elsewhere while holding it leaves data that is still usable here.
 pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -7,7 +7,7 @@ use clap::Args;
 use super::*;
 use crate::config::defaults;
 
-pub use crate::exporter::Protocol;
+pub use crate::export::Protocol;
 
 /// `slim-node loadgen`.
 #[derive(Debug, Args)]

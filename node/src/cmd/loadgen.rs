@@ -7,8 +7,8 @@ use anyhow::{bail, ensure};
 use anyhow::Context;
 
 use crate::cli::LoadgenArgs;
-use crate::exporter::{Protocol, Settings};
-use crate::loadgen::{self, Plan};
+use crate::export::{Protocol, Settings};
+use crate::tools::loadgen::{self, Plan};
 
 /// Runs the load, then prints the report (text or JSON) to stdout.
 pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {

@@ -10,7 +10,7 @@ use tracing::{info, warn};
 use slim_roles::Backoff;
 
 use crate::cli::ReplayArgs;
-use crate::exporter::{Exporter, Outcome, Settings};
+use crate::export::{Exporter, Outcome, Settings};
 use crate::history::client::{Api, Pager, Paging};
 use crate::sink::SinkSpec;
 use otlp::Signal;

@@ -1,11 +1,11 @@
 //! `slim-node slim-bench`: the raw SLIM ceiling between two apps, as text or JSON.
 
-use crate::slim_ceiling::{self as ceiling, CeilingConfig};
+use crate::tools::slim_ceiling::{self as ceiling, CeilingConfig};
 use anyhow::Context;
 use serde::Serialize;
 
 use crate::cli::SlimBenchArgs;
-use crate::measure::{per_second, Latencies, LatencySummary};
+use crate::tools::measure::{per_second, Latencies, LatencySummary};
 
 /// What `slim-bench` reports.
 #[derive(Debug, Serialize)]

@@ -65,12 +65,12 @@ pub async fn serve(
     tls: Option<tokio_rustls::TlsAcceptor>,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
-    let limits = crate::net::server::ConnLimits {
+    let limits = crate::net::http_server::ConnLimits {
         max_connections: 256,
         header_read_timeout: Duration::from_secs(10),
         drain: Duration::from_secs(5),
     };
-    crate::net::server::serve(listener, router(api), limits, tls, stop).await
+    crate::net::http_server::serve(listener, router(api), limits, tls, stop).await
 }
 
 /// The caller's key name (empty when the API is open), or the refusal.
@@ -205,5 +205,5 @@ async fn health(State(api): State<QueryApi>, headers: HeaderMap) -> Response {
         Ok(_) => serde_json::json!({ "status": "ok", "store": api.store.totals() }),
         Err(_) => serde_json::json!({ "status": "ok" }),
     };
-    crate::net::health::json(StatusCode::OK, body)
+    crate::net::health_endpoints::json(StatusCode::OK, body)
 }

@@ -6,8 +6,9 @@
 
 pub mod answer;
 pub mod auth;
+pub mod grpc_raw;
 pub mod guard;
-pub mod health;
+pub mod health_endpoints;
 pub mod http;
-pub mod server;
+pub mod http_server;
 pub mod tls;

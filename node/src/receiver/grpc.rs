@@ -13,11 +13,11 @@ use tonic::codec::CompressionEncoding;
 use tonic::Status;
 use tracing::{info, warn};
 
-use crate::grpc_raw::{export_path, RawCodec};
 use crate::ingest::{Ingest, IngestError};
 use crate::net::answer::Answer;
+use crate::net::grpc_raw::{export_path, RawCodec};
 use crate::net::guard::{self, Guard};
-use crate::net::server::{self, ConnLimits};
+use crate::net::http_server::{self, ConnLimits};
 use tokio_rustls::TlsAcceptor;
 
 /// The gRPC status for a refused request, as [`Answer`] decides it.
@@ -128,5 +128,5 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     info!(addr = ?listener.local_addr().ok(), tls = tls.is_some(), "OTLP/gRPC receiver listening");
-    server::serve(listener, router(ingest, guard), limits, tls, shutdown).await
+    http_server::serve(listener, router(ingest, guard), limits, tls, shutdown).await
 }

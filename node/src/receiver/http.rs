@@ -22,7 +22,7 @@ use crate::ingest::{Accepted, Format, Ingest, IngestError};
 use crate::net::answer::Answer;
 use crate::net::guard::{self, Guard};
 use crate::net::http::{header_str, method_not_allowed, request_format, JSON_CT, PROTOBUF_CT};
-use crate::net::server::{self, ConnLimits};
+use crate::net::http_server::{self, ConnLimits};
 use crate::pipeline::SinkHandle;
 use otlp::compression::Encoding;
 use otlp::response;
@@ -76,7 +76,7 @@ pub fn router(
         .route("/v1/metrics", export(Signal::Metrics))
         .route("/v1/logs", export(Signal::Logs))
         .merge(super::admin::routes(admin))
-        .merge(crate::net::health::routes(
+        .merge(crate::net::health_endpoints::routes(
             ingest.publisher().clone(),
             sinks,
         ))
@@ -126,7 +126,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     info!(addr = ?listener.local_addr().ok(), tls = tls.is_some(), "OTLP/HTTP receiver listening");
-    server::serve(listener, app, limits, tls, shutdown).await
+    http_server::serve(listener, app, limits, tls, shutdown).await
 }
 
 async fn export(ingest: Ingest, signal: Signal, headers: HeaderMap, body: Body) -> Response {

@@ -30,8 +30,8 @@ impl crate::pipeline::Sink for BenchSink {
         crate::pipeline::run_blocking(*self, input)
     }
 }
-use crate::loadgen::payload::send_time;
-use crate::measure::{per_second, Latencies, LatencySummary};
+use crate::tools::loadgen::payload::send_time;
+use crate::tools::measure::{per_second, Latencies, LatencySummary};
 
 /// Counts messages and items and their latency.
 #[derive(Default)]
@@ -148,7 +148,7 @@ impl WriteSink for BenchSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::loadgen::payload;
+    use crate::tools::loadgen::payload;
     use otlp::Signal;
 
     fn delivered(sent_ms_ago: u64, items: usize) -> Delivered {

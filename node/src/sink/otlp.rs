@@ -22,7 +22,7 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 use super::kind::{OptionSpec, SinkKind, SinkSpec};
-use crate::exporter::{Exporter, Outcome, Protocol, Settings};
+use crate::export::{Exporter, Outcome, Protocol, Settings};
 use crate::net::tls::ClientCerts;
 use crate::pipeline::{Item, QueueKind};
 use crate::pipeline::{Sink, SinkFuture, SinkInput};

@@ -170,12 +170,12 @@ async fn run(sink: WsSink, mut input: SinkInput) {
     let app = Router::new()
         .route("/ws/{path}", get(upgrade))
         .with_state(shared.clone());
-    let limits = crate::net::server::ConnLimits {
+    let limits = crate::net::http_server::ConnLimits {
         max_connections: 1024,
         header_read_timeout: Duration::from_secs(10),
         drain: Duration::from_secs(2),
     };
-    let server = tokio::spawn(crate::net::server::serve(
+    let server = tokio::spawn(crate::net::http_server::serve(
         listener,
         app,
         limits,

@@ -3,19 +3,23 @@
 //! says — accepted (perhaps partly), to retry (and when), or refused for good. The load
 //! generator and the `otlp` sink both use it.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use tonic::codec::CompressionEncoding;
 use tonic::metadata::{MetadataKey, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
-use tonic_types::StatusExt;
 
-use crate::grpc_raw::{export_path, RawCodec};
+use crate::net::grpc_raw::{export_path, RawCodec};
 use crate::net::tls::ClientCerts;
 use otlp::compression::gzip;
-use otlp::response::{self, PartialSuccess};
+use otlp::response;
 use otlp::{json, Signal};
+
+mod outcome;
+
+pub use outcome::{error_chain, Outcome};
+use outcome::{grpc_outcome, http_outcome, parse_retry_after};
 
 /// How to talk to the backend (the values of `OTEL_EXPORTER_OTLP_PROTOCOL`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -111,22 +115,6 @@ async fn connect_tls(
         .connect(name, tcp)
         .await?;
     Ok(hyper_util::rt::TokioIo::new(stream))
-}
-
-/// What the backend made of a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// Taken; perhaps with some items rejected.
-    Accepted(Option<PartialSuccess>),
-    /// Not taken now: send it again, not before `after` when the backend said so.
-    Retry {
-        /// The backend's `Retry-After` / `RetryInfo`.
-        after: Option<Duration>,
-        /// What happened.
-        reason: String,
-    },
-    /// Refused for good (bad data, not allowed): sending it again would not help.
-    Refused(String),
 }
 
 /// One request's answer.
@@ -370,163 +358,9 @@ impl Sent {
     }
 }
 
-/// The OTLP/HTTP rules: 2xx taken; 429, 502, 503 and 504 retried (after `Retry-After`);
-/// anything else refused for good, with the backend's message.
-fn http_outcome(
-    signal: Signal,
-    status: u16,
-    retry_after: Option<Duration>,
-    body: &[u8],
-    json: bool,
-) -> Outcome {
-    if (200..300).contains(&status) {
-        let partial = if json {
-            response::partial_success_from_json(signal, body)
-                .ok()
-                .flatten()
-        } else {
-            response::partial_success_from_protobuf(signal, body)
-                .ok()
-                .flatten()
-        };
-        return Outcome::Accepted(partial);
-    }
-    let message = otlp::status::message_of(body)
-        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned());
-    let reason = format!("HTTP {status}: {message}");
-    match status {
-        429 | 502 | 503 | 504 => Outcome::Retry {
-            after: retry_after,
-            reason,
-        },
-        _ => Outcome::Refused(reason),
-    }
-}
-
-/// The OTLP/gRPC rules: CANCELLED, DEADLINE_EXCEEDED, ABORTED, OUT_OF_RANGE, UNAVAILABLE and
-/// DATA_LOSS retried; RESOURCE_EXHAUSTED only with a `RetryInfo`; anything else refused.
-fn grpc_outcome(status: &tonic::Status) -> Outcome {
-    use tonic::Code;
-    let after = status
-        .get_details_retry_info()
-        .and_then(|info| info.retry_delay);
-    let reason = format!("gRPC {:?}: {}", status.code(), status.message());
-    match status.code() {
-        Code::Cancelled
-        | Code::DeadlineExceeded
-        | Code::Aborted
-        | Code::OutOfRange
-        | Code::Unavailable
-        | Code::DataLoss => Outcome::Retry { after, reason },
-        Code::ResourceExhausted if after.is_some() => Outcome::Retry { after, reason },
-        _ => Outcome::Refused(reason),
-    }
-}
-
-/// `Retry-After`: seconds, or an HTTP date.
-fn parse_retry_after(value: &str) -> Option<Duration> {
-    if let Ok(secs) = value.trim().parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at =
-        time::OffsetDateTime::parse(value.trim(), &time::format_description::well_known::Rfc2822)
-            .ok()?;
-    let at = SystemTime::from(at);
-    Some(
-        at.duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
-}
-
-/// An error with its causes, which is where reqwest says what actually went wrong.
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn http_answers_are_classified_as_the_spec_says() {
-        let s = Signal::Logs;
-        assert_eq!(
-            http_outcome(s, 200, None, b"", false),
-            Outcome::Accepted(None)
-        );
-        for retryable in [429, 502, 503, 504] {
-            assert!(matches!(
-                http_outcome(s, retryable, Some(Duration::from_secs(3)), b"", false),
-                Outcome::Retry { after: Some(d), .. } if d == Duration::from_secs(3)
-            ));
-        }
-        for permanent in [400, 401, 403, 404, 413, 500] {
-            assert!(matches!(
-                http_outcome(s, permanent, None, b"", false),
-                Outcome::Refused(_)
-            ));
-        }
-    }
-
-    #[test]
-    fn a_refusal_carries_the_backends_message() {
-        let body =
-            otlp::status::to_protobuf(otlp::status::Code::InvalidArgument, "span 3 has no id");
-        let Outcome::Refused(reason) = http_outcome(Signal::Traces, 400, None, &body, false) else {
-            panic!("400 is permanent")
-        };
-        assert!(reason.contains("span 3 has no id"), "{reason}");
-    }
-
-    #[test]
-    fn grpc_codes_are_classified_as_the_spec_says() {
-        use tonic::Code;
-        for code in [
-            Code::Unavailable,
-            Code::DeadlineExceeded,
-            Code::Aborted,
-            Code::Cancelled,
-        ] {
-            assert!(matches!(
-                grpc_outcome(&tonic::Status::new(code, "x")),
-                Outcome::Retry { .. }
-            ));
-        }
-        assert!(matches!(
-            grpc_outcome(&tonic::Status::new(Code::ResourceExhausted, "x")),
-            Outcome::Refused(_)
-        ));
-        let with_info = tonic::Status::with_error_details(
-            Code::ResourceExhausted,
-            "slow down",
-            tonic_types::ErrorDetails::with_retry_info(Some(Duration::from_secs(2))),
-        );
-        assert!(matches!(
-            grpc_outcome(&with_info),
-            Outcome::Retry { after: Some(d), .. } if d == Duration::from_secs(2)
-        ));
-        assert!(matches!(
-            grpc_outcome(&tonic::Status::new(Code::InvalidArgument, "bad")),
-            Outcome::Refused(_)
-        ));
-    }
-
-    #[test]
-    fn retry_after_takes_seconds_or_a_date() {
-        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(parse_retry_after("soon"), None);
-    }
 
     #[test]
     fn http_urls_append_the_signal_path_unless_given_per_signal() {

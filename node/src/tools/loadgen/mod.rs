@@ -12,15 +12,15 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::exporter::{self, Exporter, Outcome, Sent};
-use crate::measure::{per_second, Latencies, LatencySummary};
+use crate::export::{self, Exporter, Outcome, Sent};
+use crate::tools::measure::{per_second, Latencies, LatencySummary};
 use otlp::Signal;
 
 /// What to generate and how fast.
 #[derive(Debug, Clone)]
 pub struct Plan {
     /// Where and how to send.
-    pub target: exporter::Settings,
+    pub target: export::Settings,
     /// The signal sent.
     pub signal: Signal,
     /// Items per request.
@@ -190,7 +190,7 @@ pub async fn run(plan: Plan, stop: CancellationToken) -> anyhow::Result<Report> 
 fn endpoint_of(plan: &Plan) -> String {
     let base = plan.target.endpoint.trim_end_matches('/');
     match plan.target.protocol {
-        exporter::Protocol::Grpc => format!("{base} (gRPC)"),
+        export::Protocol::Grpc => format!("{base} (gRPC)"),
         _ => format!("{base}/v1/{}", plan.signal),
     }
 }
