@@ -11,20 +11,20 @@
 //! OTLP client). [`cli`] (clap only) builds the plain settings of [`config`]; [`app`] starts a
 //! node's parts from them; [`cmd`] runs each command. docs/architecture.md has the picture.
 
-pub mod app;
+pub(crate) mod app;
 pub mod cli;
 pub mod cmd;
-pub mod config;
-pub mod export;
+pub(crate) mod config;
+pub(crate) mod export;
 pub mod history;
-pub mod ingest;
-pub mod net;
-pub mod pipeline;
-pub mod receiver;
-pub mod sink;
+pub(crate) mod ingest;
+pub(crate) mod net;
+pub(crate) mod pipeline;
+pub(crate) mod receiver;
+pub(crate) mod sink;
 #[cfg(test)]
 pub(crate) mod testdisk;
-pub mod tools;
+pub(crate) mod tools;
 
 /// Locks `m`; a panic elsewhere while holding it leaves data that is still usable here.
 pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -36,16 +36,6 @@ impl Latencies {
         self.0.saturating_record(micros.clamp(1, MAX_MICROS));
     }
 
-    /// Adds every latency of `other`.
-    pub fn merge(&mut self, other: &Latencies) {
-        // Same bounds on both sides: adding cannot fail.
-        let _ = self.0.add(&other.0);
-    }
-
-    /// How many latencies were recorded.
-    pub fn count(&self) -> u64 {
-        self.0.len()
-    }
 
     /// The percentiles users look at, in milliseconds.
     pub fn summary(&self) -> LatencySummary {
@@ -107,21 +97,10 @@ mod tests {
             l.record(Duration::from_millis(ms));
         }
         let s = l.summary();
-        assert_eq!(l.count(), 100);
+        assert_eq!(l.0.len(), 100);
         assert!((s.p50 - 50.0).abs() < 0.1, "{s}");
         assert!((s.p99 - 99.0).abs() < 0.1, "{s}");
         assert!((s.max - 100.0).abs() < 0.1, "{s}");
-    }
-
-    #[test]
-    fn merged_distributions_hold_both() {
-        let mut a = Latencies::new();
-        let mut b = Latencies::new();
-        a.record(Duration::from_millis(1));
-        b.record(Duration::from_millis(3));
-        a.merge(&b);
-        assert_eq!(a.count(), 2);
-        assert!((a.summary().max - 3.0).abs() < 0.01);
     }
 
     #[test]
