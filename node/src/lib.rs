@@ -1,15 +1,15 @@
 //! slim-node: OpenTelemetry (OTLP) over an AGNTCY SLIM group channel.
 //!
-//! Receivers accept OTLP, [`ingest`] publishes it on the channel through the node's role
-//! (the `slim-roles` crate), and the [`pipeline`] hands what other members publish to the
-//! [`sink`]s, acknowledging it once every durable sink took it.
+//! Receivers accept OTLP, `ingest` publishes it on the channel through the node's role
+//! (the `slim-roles` crate), and the `pipeline` hands what other members publish to the
+//! `sink`s, acknowledging it once every durable sink took it.
 //!
 //! # Layout
-//! In the order data flows: [`receiver`] → [`ingest`] → (SLIM, `slim-roles`) → [`pipeline`]
-//! → [`sink`]; beside them [`history`] (store, query, cursor, API, client), [`net`] (what every
-//! server shares: HTTP server, TLS, auth, guard, answers, health) and [`export`] (the one
-//! OTLP client). [`cli`] (clap only) builds the plain settings of [`config`]; [`app`] starts a
-//! node's parts from them; [`cmd`] runs each command. docs/architecture.md has the picture.
+//! In the order data flows: `receiver` → `ingest` → (SLIM, `slim-roles`) → `pipeline`
+//! → `sink`; beside them `history` (store, query, cursor, API, client), `net` (what every
+//! server shares: HTTP server, TLS, auth, guard, answers, health) and `export` (the one
+//! OTLP client). `cli` (clap only) builds the plain settings of `config`; `app` starts a
+//! node's parts from them; `cmd` runs each command. docs/architecture.md has the picture.
 
 pub(crate) mod app;
 pub mod cli;

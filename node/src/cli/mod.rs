@@ -1,6 +1,6 @@
 //! The command line (clap only): one file of arguments per command, and the argument groups
 //! several commands share, written once (`groups`). What the flags, the `SLIM_NODE_*`
-//! variables and the config file say becomes the plain settings of [`crate::config`] in one
+//! variables and the config file say becomes the plain settings of `crate::config` in one
 //! place per command (`NodeArgs::settings`, `UpArgs::settings`); `file` puts the config file
 //! under the command line.
 

@@ -4,7 +4,7 @@
 //!
 //! With `--query-api-keys`, every fetch needs `Authorization: Bearer KEY` of a key with the
 //! `query` scope (the default there): 401 without one, 403 with a wrong one. Keys are compared
-//! in constant time ([`crate::net::auth`]) and never logged; a cursor only opens for the key that
+//! in constant time (`net::auth`) and never logged; a cursor only opens for the key that
 //! got it.
 
 use std::sync::Arc;
