@@ -7,7 +7,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The crates checked, by their `src/` directory (relative to the workspace root) and root file.
-const CRATES: [(&str, &str); 2] = [("otlp/src", "lib.rs"), ("roles/src", "lib.rs")];
+const CRATES: [(&str, &str); 3] = [
+    ("otlp/src", "lib.rs"),
+    ("roles/src", "lib.rs"),
+    ("node/src", "lib.rs"),
+];
 
 #[test]
 fn no_crate_has_an_import_cycle_between_its_modules() {
@@ -54,6 +58,22 @@ fn the_cycle_check_finds_a_cycle() {
     assert_eq!(graph.cycles(), vec![vec!["a", "b::inner", "c"]]);
 }
 
+#[test]
+fn the_cycle_check_follows_paths_through_a_module_name_in_scope() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("dir");
+        std::fs::write(path, text).expect("write");
+    };
+    write("lib.rs", "mod a;\nmod b;\n");
+    write("a.rs", "use crate::b;\nfn f() { b::inner::g(); }\n");
+    write("b/mod.rs", "pub mod inner;\n");
+    write("b/inner.rs", "pub fn g() { crate::a::h(); }\n");
+    let graph = Graph::read(dir.path(), "lib.rs");
+    assert_eq!(graph.cycles(), vec![vec!["a", "b::inner"]]);
+}
+
 /// Modules (by path, `crate` for the root) and what each uses.
 struct Graph {
     modules: BTreeSet<String>,
@@ -98,6 +118,7 @@ impl Graph {
                 paths.extend(expand(&stmt).into_iter().map(|(p, _)| p));
             }
             paths.extend(inline_paths(&source.text));
+            paths.extend(alias_paths(&modules, source));
             for path in paths {
                 let Some(abs) = absolute(&modules, source, &path) else {
                     continue;
@@ -401,6 +422,52 @@ fn inline_paths(text: &str) -> Vec<String> {
                 .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
                 .collect();
             out.push(path.trim_end_matches(':').to_string());
+        }
+    }
+    out
+}
+
+/// Paths written through a module name in scope: one a `use` brought in (`use crate::a::b;`
+/// then `b::f()`), or a child module of this one (`child::f()`), made absolute.
+fn alias_paths(modules: &BTreeSet<String>, source: &Source) -> Vec<String> {
+    let own = |m: &str| {
+        if source.module == "crate" {
+            m.to_string()
+        } else {
+            format!("{}::{m}", source.module)
+        }
+    };
+    let mut aliases: BTreeMap<String, String> = modules
+        .iter()
+        .filter_map(|m| {
+            let name = last(m);
+            (*m == own(name)).then(|| (name.to_string(), format!("crate::{m}")))
+        })
+        .collect();
+    for (stmt, _) in use_statements(&source.text) {
+        for (path, alias) in expand(&stmt) {
+            let Some(abs) = absolute(modules, source, &path) else {
+                continue;
+            };
+            if modules.contains(abs.trim_start_matches("crate::")) {
+                let name = alias.unwrap_or_else(|| last(&abs).to_string());
+                aliases.insert(name, abs);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (name, abs) in &aliases {
+        let head = format!("{name}::");
+        for (i, _) in source.text.match_indices(&head) {
+            let before = source.text[..i].chars().next_back();
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
+                continue;
+            }
+            let rest: String = source.text[i + head.len()..]
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
+                .collect();
+            out.push(format!("{abs}::{}", rest.trim_end_matches(':')));
         }
     }
     out

@@ -11,6 +11,7 @@ use tonic::metadata::{MetadataKey, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::net::grpc_raw::{export_path, RawCodec};
+use crate::net::http::{JSON_CT, PROTOBUF_CT};
 use crate::net::tls::ClientCerts;
 use otlp::compression::gzip;
 use otlp::response;
@@ -255,11 +256,11 @@ impl Exporter {
             } => {
                 let (content_type, body) = if *json {
                     match json::protobuf_to_json(signal, &protobuf) {
-                        Ok(body) => ("application/json", body),
+                        Ok(body) => (JSON_CT, body),
                         Err(err) => return Sent::refused(format!("cannot convert to JSON: {err}")),
                     }
                 } else {
-                    ("application/x-protobuf", protobuf)
+                    (PROTOBUF_CT, protobuf)
                 };
                 let bytes = body.len();
                 let Some((_, url)) = urls.iter().find(|(s, _)| *s == signal) else {

@@ -24,9 +24,11 @@ use tracing::{debug, warn};
 use super::cursor::Sealer;
 use super::query::{self, Fetch, FetchError};
 use super::store::Store;
+use crate::config::defaults;
 use crate::ingest::Format;
 use crate::net::answer::Answer;
 use crate::net::auth::{Keys, Scope, Verdict};
+use crate::net::http::{JSON_CT, PROTOBUF_CT};
 use otlp::Signal;
 
 /// Largest fetch request body.
@@ -45,8 +47,9 @@ pub struct QueryApi {
 
 /// The API's routes.
 pub fn router(api: QueryApi) -> Router {
-    let not_allowed =
-        |allow: &'static str| move || async move { crate::net::http::method_not_allowed(allow) };
+    let not_allowed = |allow: &'static str| {
+        move || async move { crate::net::answer::method_not_allowed_response(allow) }
+    };
     Router::new()
         .route("/api/{signal}/fetch", post(fetch).fallback(not_allowed("POST")))
         .route("/health", get(health).fallback(not_allowed("GET")))
@@ -67,7 +70,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let limits = crate::net::http_server::ConnLimits {
         max_connections: 256,
-        header_read_timeout: Duration::from_secs(10),
+        header_read_timeout: Duration::from_secs(defaults::HEADER_READ_TIMEOUT_SECS),
         drain: Duration::from_secs(5),
     };
     crate::net::http_server::serve(listener, router(api), limits, tls, stop).await
@@ -107,8 +110,8 @@ fn answer_format(headers: &HeaderMap) -> Result<Format, Answer> {
             .to_ascii_lowercase()
     }) {
         match mime.as_str() {
-            "application/json" => return Ok(Format::Json),
-            "application/x-protobuf" | "application/protobuf" => return Ok(Format::Protobuf),
+            JSON_CT => return Ok(Format::Json),
+            PROTOBUF_CT | "application/protobuf" => return Ok(Format::Protobuf),
             "*/*" | "application/*" => any = true,
             _ => {}
         }
@@ -181,8 +184,8 @@ async fn fetch(
     match done {
         Ok(Ok(body)) => {
             let ct = match format {
-                Format::Protobuf => "application/x-protobuf",
-                Format::Json => "application/json",
+                Format::Protobuf => PROTOBUF_CT,
+                Format::Json => JSON_CT,
             };
             (
                 StatusCode::OK,

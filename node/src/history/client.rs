@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::net::http::PROTOBUF_CT;
 use crate::net::tls::ClientCerts;
 use anyhow::{bail, Context};
 use tokio_util::sync::CancellationToken;
@@ -53,8 +54,8 @@ impl Api {
         let mut call = self
             .http
             .post(&url)
-            .header("content-type", "application/x-protobuf")
-            .header("accept", "application/x-protobuf")
+            .header("content-type", PROTOBUF_CT)
+            .header("accept", PROTOBUF_CT)
             .body(prost::Message::encode_to_vec(request));
         if let Some(key) = &self.key {
             call = call.bearer_auth(key);

@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::ingest::{Format, IngestError};
+use crate::net::http::{JSON_CT, PROTOBUF_CT};
 use otlp::status::{self, Code};
 
 /// How a refused request is answered.
@@ -157,14 +158,8 @@ impl Answer {
     /// `WWW-Authenticate` on 401.
     pub fn http(&self, format: Format) -> Response {
         let (ct, body) = match format {
-            Format::Protobuf => (
-                "application/x-protobuf",
-                status::to_protobuf(self.code, &self.message),
-            ),
-            Format::Json => (
-                "application/json",
-                status::to_json(self.code, &self.message),
-            ),
+            Format::Protobuf => (PROTOBUF_CT, status::to_protobuf(self.code, &self.message)),
+            Format::Json => (JSON_CT, status::to_json(self.code, &self.message)),
         };
         let mut response = (
             self.status,
@@ -195,6 +190,15 @@ impl Answer {
             None => tonic::Status::new(code, self.message.clone()),
         }
     }
+}
+
+/// 405 with `Allow: allow`.
+pub fn method_not_allowed_response(allow: &'static str) -> Response {
+    let mut response = Answer::method_not_allowed(allow).http(Format::Json);
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
 }
 
 #[cfg(test)]

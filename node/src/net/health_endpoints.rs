@@ -16,8 +16,9 @@ use axum::routing::get;
 use axum::Router;
 use slim_roles::Publisher;
 
+use crate::net::answer::method_not_allowed_response;
 use crate::net::guard::Caller;
-use crate::net::http::{method_not_allowed, JSON_CT};
+use crate::net::http::JSON_CT;
 use crate::pipeline::SinkHandle;
 
 /// What the health endpoints look at.
@@ -29,7 +30,7 @@ struct Watched {
 
 /// The health routes over `publisher`'s node and its `sinks`.
 pub fn routes<S>(publisher: Publisher, sinks: Vec<SinkHandle>) -> Router<S> {
-    let not_get = || async { method_not_allowed("GET") };
+    let not_get = || async { method_not_allowed_response("GET") };
     Router::new()
         .route("/health", get(full).fallback(not_get))
         .route("/health/live", get(live).fallback(not_get))

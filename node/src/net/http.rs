@@ -1,11 +1,9 @@
 //! HTTP helpers every server of the node shares (the OTLP receiver, the health endpoints,
 //! the query API, the live view): the request's body format, the 405 answer, the health paths.
 
-use axum::http::{header, HeaderMap, HeaderValue};
-use axum::response::Response;
+use axum::http::{header, HeaderMap};
 
 use crate::ingest::Format;
-use crate::net::answer::Answer;
 
 /// `Content-Type` of protobuf bodies.
 pub const PROTOBUF_CT: &str = "application/x-protobuf";
@@ -16,15 +14,6 @@ pub const JSON_CT: &str = "application/json";
 /// carry none).
 pub fn is_health_path(path: &str) -> bool {
     matches!(path, "/health" | "/health/live" | "/health/ready")
-}
-
-/// 405 with `Allow: allow`.
-pub fn method_not_allowed(allow: &'static str) -> Response {
-    let mut response = Answer::method_not_allowed(allow).http(Format::Json);
-    response
-        .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static(allow));
-    response
 }
 
 /// A header's value as text, if it is.
@@ -46,6 +35,7 @@ pub fn request_format(headers: &HeaderMap) -> Option<Format> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderValue;
 
     fn headers(ct: &str) -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -27,11 +27,11 @@ pub use ack::Acknowledge;
 pub use blocking::run as run_blocking;
 pub use delivered::Delivered;
 pub use input::{Sink, SinkFuture, SinkHandle, SinkInput, SinkStats, WriteSink};
-pub use queue::{Item, QueueKind, QueueSettings};
+pub use queue::{Item, Queue, QueueKind, QueueSettings, WhenFull};
 
 use ack::Ticket;
 use otlp::wire;
-use queue::{Staged, WhenFull};
+use queue::Staged;
 
 /// One message as it arrives from the channel, before it is checked.
 pub struct Arrival {

@@ -19,9 +19,10 @@ use tracing::{info, warn};
 
 use crate::config::ReceiverSettings;
 use crate::ingest::{Accepted, Format, Ingest, IngestError};
+use crate::net::answer::method_not_allowed_response;
 use crate::net::answer::Answer;
 use crate::net::guard::{self, Guard};
-use crate::net::http::{header_str, method_not_allowed, request_format, JSON_CT, PROTOBUF_CT};
+use crate::net::http::{header_str, request_format, JSON_CT, PROTOBUF_CT};
 use crate::net::http_server::{self, ConnLimits};
 use crate::pipeline::SinkHandle;
 use otlp::compression::Encoding;
@@ -69,7 +70,7 @@ pub fn router(
                 export(ingest, signal, headers, body)
             },
         )
-        .fallback(|| async { method_not_allowed("POST") })
+        .fallback(|| async { method_not_allowed_response("POST") })
     };
     let routes = Router::new()
         .route("/v1/traces", export(Signal::Traces))

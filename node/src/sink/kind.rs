@@ -6,8 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::history::store::Stores;
-use crate::pipeline::queue::WhenFull;
-use crate::pipeline::{QueueKind, QueueSettings, Sink};
+use crate::pipeline::{QueueKind, QueueSettings, Sink, WhenFull};
 
 /// What the code that starts a node hands a sink as it opens it: what the node opened once for
 /// all its parts.

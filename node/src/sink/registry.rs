@@ -11,8 +11,7 @@ use std::sync::Arc;
 use super::{bench, files, jsonl, otlp, stdout, store, ws};
 
 use super::kind::{usage, OptionSpec, SinkContext, SinkKind, SinkSpec, COMMON};
-use crate::pipeline::queue::Queue;
-use crate::pipeline::{Sink, SinkHandle, SinkStats};
+use crate::pipeline::{Queue, Sink, SinkHandle, SinkStats};
 
 /// Every sink kind.
 pub static KINDS: &[&SinkKind] = &[
@@ -204,8 +203,8 @@ pub fn open_all(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::queue::WhenFull;
     use crate::pipeline::QueueKind;
+    use crate::pipeline::WhenFull;
 
     fn parse(s: &str) -> Result<SinkSpec, String> {
         s.parse()

@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::kind::{OptionSpec, SinkKind, SinkSpec};
+use crate::config::defaults;
 use crate::ingest::Format;
 use crate::net::answer::Answer;
 use crate::net::auth::{Keys, Verdict};
@@ -172,7 +173,7 @@ async fn run(sink: WsSink, mut input: SinkInput) {
         .with_state(shared.clone());
     let limits = crate::net::http_server::ConnLimits {
         max_connections: 1024,
-        header_read_timeout: Duration::from_secs(10),
+        header_read_timeout: Duration::from_secs(defaults::HEADER_READ_TIMEOUT_SECS),
         drain: Duration::from_secs(2),
     };
     let server = tokio::spawn(crate::net::http_server::serve(

@@ -36,7 +36,6 @@ impl Latencies {
         self.0.saturating_record(micros.clamp(1, MAX_MICROS));
     }
 
-
     /// The percentiles users look at, in milliseconds.
     pub fn summary(&self) -> LatencySummary {
         let ms = |micros: u64| micros as f64 / 1000.0;

@@ -306,7 +306,7 @@ mod tests {
 
     /// `n` log requests of ~3 KB, the record body `line I …`, as the sink gets them.
     fn items(n: usize) -> Vec<Item> {
-        use crate::pipeline::queue::{Queue, QueueSettings, WhenFull};
+        use crate::pipeline::{Queue, QueueSettings, WhenFull};
         let dir = tempfile::tempdir().unwrap();
         let queue = Queue::open(
             QueueSettings {
