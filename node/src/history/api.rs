@@ -210,3 +210,235 @@ async fn health(State(api): State<QueryApi>, headers: HeaderMap) -> Response {
     };
     crate::net::health_endpoints::json(StatusCode::OK, body)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::store::{Arrival, Retention};
+    use axum::http::Request;
+    use otlp::status::Code;
+    use serde_json::Value;
+    use std::io::Write;
+    use tower::ServiceExt;
+
+    /// A key that may query, one that may not (ingest only), in a key file as
+    /// `--query-api-keys` reads it.
+    const KEYS: &str = "reader=rrrrrrrrrrrrrrrrrrrr\nother=oooooooooooooooooooo\nsender:ingest=ssssssssssssssssssss\n";
+    const READER: &str = "Bearer rrrrrrrrrrrrrrrrrrrr";
+    const OTHER: &str = "Bearer oooooooooooooooooooo";
+    const SENDER: &str = "Bearer ssssssssssssssssssss";
+
+    /// A store in a temporary directory holding one log record per time of `times`, each
+    /// with its time as its body; the directory lives as long as the store is used.
+    fn store_with_logs(times: &[u64]) -> (tempfile::TempDir, Arc<Store>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            dir.path(),
+            Retention {
+                max_age: None,
+                max_bytes: u64::MAX,
+            },
+        )
+        .unwrap();
+        let records = times
+            .iter()
+            .map(|t| format!(r#"{{"timeUnixNano":"{t}","body":{{"stringValue":"{t}"}}}}"#))
+            .collect::<Vec<_>>()
+            .join(",");
+        let json = format!(
+            r#"{{"resourceLogs":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"api-test"}}}}]}},"scopeLogs":[{{"logRecords":[{records}]}}]}}]}}"#
+        );
+        let request = otlp::json::from_json(Signal::Logs, json.as_bytes()).unwrap();
+        store
+            .append(
+                &[Arrival {
+                    signal: Signal::Logs,
+                    received_unix_nano: 1,
+                    parts: otlp::items::split_items(&request),
+                    message_id: None,
+                }],
+                super::super::now_unix_nano(),
+            )
+            .unwrap();
+        (dir, store)
+    }
+
+    fn api(store: Arc<Store>, keys: Option<Keys>) -> Router {
+        router(QueryApi {
+            store,
+            sealer: Arc::new(Sealer::new(&[7; 32])),
+            keys: keys.map(Arc::new),
+        })
+    }
+
+    fn query_keys() -> Keys {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(KEYS.as_bytes()).unwrap();
+        Keys::load_for(file.path(), Scope::Query).unwrap()
+    }
+
+    /// POSTs `body` (JSON) to `/api/logs/fetch` with `token`; the status and the body read
+    /// as JSON.
+    async fn fetch_logs(app: &Router, body: &str, token: Option<&str>) -> (StatusCode, Value) {
+        let mut req = Request::builder()
+            .method("POST")
+            .uri("/api/logs/fetch")
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(token) = token {
+            req = req.header(header::AUTHORIZATION, token);
+        }
+        let answered = app
+            .clone()
+            .oneshot(req.body(Body::from(body.to_string())).unwrap());
+        let response = tokio::time::timeout(Duration::from_secs(30), answered)
+            .await
+            .expect("an answer within the deadline")
+            .unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    /// The bodies of the log records of an answer, in order.
+    fn bodies(answer: &Value) -> Vec<String> {
+        answer["resourceLogs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r["scopeLogs"].as_array().unwrap())
+            .flat_map(|s| s["logRecords"].as_array().unwrap())
+            .map(|l| l["body"]["stringValue"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_fetch_returns_the_items_of_its_window_in_time_order() {
+        let (_dir, store) = store_with_logs(&[50, 10, 40, 20, 30]);
+        let app = api(store, None);
+        let (status, answer) = fetch_logs(
+            &app,
+            r#"{"startTimeUnixNano":"20","endTimeUnixNano":"50"}"#,
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(bodies(&answer), ["20", "30", "40"]);
+        assert_eq!(answer["hasMore"], false);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn paging_with_the_cursor_returns_the_rest_of_the_window_exactly_once() {
+        let times: Vec<u64> = (1..=7).map(|i| i * 10).collect();
+        let (_dir, store) = store_with_logs(&times);
+        let app = api(store, None);
+        let (status, first) = fetch_logs(
+            &app,
+            r#"{"startTimeUnixNano":"0","endTimeUnixNano":"1000","limit":3}"#,
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{first}");
+        assert_eq!(first["hasMore"], true);
+        let mut seen = bodies(&first);
+        let mut cursor = first["nextCursor"].as_str().unwrap().to_string();
+        let mut pages = 1;
+        loop {
+            let (status, page) = fetch_logs(
+                &app,
+                &serde_json::json!({ "cursor": cursor, "limit": 3 }).to_string(),
+                None,
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            seen.extend(bodies(&page));
+            cursor = page["nextCursor"].as_str().unwrap().to_string();
+            pages += 1;
+            if page["hasMore"] == false {
+                break;
+            }
+            assert!(pages < 10, "paging does not end: {seen:?}");
+        }
+        let expected: Vec<String> = times.iter().map(u64::to_string).collect();
+        assert_eq!(seen, expected);
+        assert_eq!(pages, 3, "7 items, 3 per page");
+        let (_, after) = fetch_logs(
+            &app,
+            &serde_json::json!({ "cursor": cursor }).to_string(),
+            None,
+        )
+        .await;
+        assert!(
+            bodies(&after).is_empty(),
+            "the last cursor brings only what arrives later: {after}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_bad_request_is_400_with_a_message_saying_what_is_wrong() {
+        let (_dir, store) = store_with_logs(&[10]);
+        let app = api(store, None);
+        let (status, answer) = fetch_logs(&app, r#"{"limit":-1}"#, None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(answer["code"], Code::InvalidArgument as i32);
+        let message = answer["message"].as_str().unwrap();
+        assert!(message.contains("limit must be"), "{message}");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_cursor_that_does_not_open_is_400() {
+        let (_dir, store) = store_with_logs(&[10]);
+        let app = api(store, None);
+        let (status, answer) = fetch_logs(&app, r#"{"cursor":"not-a-cursor"}"#, None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert!(answer["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_fetch_without_a_key_is_401_when_keys_are_set() {
+        let (_dir, store) = store_with_logs(&[10]);
+        let app = api(store, Some(query_keys()));
+        let (status, answer) = fetch_logs(&app, "{}", None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
+        assert!(answer.get("resourceLogs").is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_fetch_with_an_unknown_key_is_403() {
+        let (_dir, store) = store_with_logs(&[10]);
+        let app = api(store, Some(query_keys()));
+        let (status, answer) = fetch_logs(&app, "{}", Some("Bearer not-a-key-of-this-api")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+        assert!(answer.get("resourceLogs").is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_key_without_the_query_scope_is_403() {
+        let (_dir, store) = store_with_logs(&[10]);
+        let app = api(store, Some(query_keys()));
+        let (status, answer) = fetch_logs(&app, "{}", Some(SENDER)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+        assert!(answer["message"].as_str().unwrap().contains("`query`"));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_key_with_the_query_scope_fetches() {
+        let (_dir, store) = store_with_logs(&[10]);
+        let app = api(store, Some(query_keys()));
+        let (status, answer) = fetch_logs(&app, "{}", Some(READER)).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(bodies(&answer), ["10"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_cursor_only_opens_for_the_key_that_got_it() {
+        let (_dir, store) = store_with_logs(&[10, 20]);
+        let app = api(store, Some(query_keys()));
+        let (_, first) = fetch_logs(&app, r#"{"limit":1}"#, Some(READER)).await;
+        let cursor = serde_json::json!({ "cursor": first["nextCursor"] }).to_string();
+        let (status, _) = fetch_logs(&app, &cursor, Some(OTHER)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let (status, page) = fetch_logs(&app, &cursor, Some(READER)).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert_eq!(bodies(&page), ["20"]);
+    }
+}

@@ -414,3 +414,263 @@ fn wanted(watch: &Watch, frame: &Rendered) -> bool {
             .as_ref()
             .is_none_or(|name| frame.services.iter().any(|s| s == name))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::queue::{Queue, QueueSettings, WhenFull};
+    use crate::pipeline::{Delivered, SinkHandle, SinkStats};
+    use fastwebsockets::handshake;
+    use fastwebsockets::{WebSocket, WebSocketError};
+    use std::io::Write;
+    use std::net::SocketAddr;
+
+    /// Bound time for anything the tests wait for.
+    const PATIENCE: Duration = Duration::from_secs(30);
+    const TOKEN: &str = "wwwwwwwwwwwwwwwwwwww";
+
+    /// A live view sink started on a free port with `options` (`;KEY=VALUE`…), fed by the
+    /// returned handle's queue; `_keep` holds what must outlive it (its token file).
+    struct Running {
+        addr: SocketAddr,
+        handle: SinkHandle,
+        task: tokio::task::JoinHandle<()>,
+        _keep: Option<tempfile::NamedTempFile>,
+    }
+
+    impl Running {
+        fn start(options: &str) -> Running {
+            Running::start_with(options, None)
+        }
+
+        fn start_with_token() -> Running {
+            let mut file = tempfile::NamedTempFile::new().unwrap();
+            writeln!(file, "viewer={TOKEN}").unwrap();
+            let options = format!(";token-file={}", file.path().display());
+            Running::start_with(&options, Some(file))
+        }
+
+        fn start_with(options: &str, keep: Option<tempfile::NamedTempFile>) -> Running {
+            let spec: SinkSpec = format!("ws:127.0.0.1:0{options}").parse().unwrap();
+            let sink = WsSink::new(&spec).unwrap();
+            let addr = sink.listener.local_addr().unwrap();
+            let handle = SinkHandle {
+                name: "ws".into(),
+                kind: KIND.name,
+                durable: false,
+                queue: Arc::new(
+                    Queue::open(
+                        QueueSettings {
+                            kind: QueueKind::Memory,
+                            max_bytes: 1 << 20,
+                            max_messages: 100,
+                            when_full: WhenFull::DropOldest,
+                        },
+                        &std::env::temp_dir(),
+                    )
+                    .unwrap(),
+                ),
+                stats: Arc::new(SinkStats::default()),
+            };
+            let task = tokio::spawn(Box::new(sink).run(SinkInput::new(handle.clone())));
+            Running {
+                addr,
+                handle,
+                task,
+                _keep: keep,
+            }
+        }
+
+        /// Puts a logs request of `service` with one record saying `text` in the sink's queue.
+        fn push(&self, service: &str, text: &str) {
+            let json = format!(
+                r#"{{"resourceLogs":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"{service}"}}}}]}},"scopeLogs":[{{"logRecords":[{{"body":{{"stringValue":"{text}"}}}}]}}]}}]}}"#
+            );
+            let request = otlp::json::from_json(otlp::Signal::Logs, json.as_bytes()).unwrap();
+            let delivered = Delivered {
+                received_at: time::OffsetDateTime::now_utc(),
+                from: "org/ns/sender".into(),
+                verified_sender: None,
+                message_id: Some(text.into()),
+                payload: otlp::Encoded::check(otlp::Signal::Logs, request.to_protobuf()).unwrap(),
+            };
+            self.handle
+                .queue
+                .push(vec![(Arc::new(delivered), None)])
+                .unwrap();
+        }
+
+        /// Stops the sink as the node does, and waits for it to end.
+        async fn stop(self) {
+            self.handle.queue.stop();
+            tokio::time::timeout(PATIENCE, self.task)
+                .await
+                .expect("the sink ends once the node stops")
+                .unwrap();
+        }
+    }
+
+    type Client = WebSocket<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>;
+
+    /// Opens a WebSocket to `path_and_query` with `authorization`, if any.
+    async fn connect(
+        addr: SocketAddr,
+        path_and_query: &str,
+        authorization: Option<&str>,
+    ) -> Result<Client, WebSocketError> {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        let mut req = http::Request::builder()
+            .method("GET")
+            .uri(format!("http://{addr}{path_and_query}"))
+            .header(header::HOST, addr.to_string())
+            .header(header::UPGRADE, "websocket")
+            .header(header::CONNECTION, "upgrade")
+            .header("Sec-WebSocket-Key", handshake::generate_key())
+            .header("Sec-WebSocket-Version", "13");
+        if let Some(authorization) = authorization {
+            req = req.header(header::AUTHORIZATION, authorization);
+        }
+        let req = req
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let executor = hyper_util::rt::TokioExecutor::new();
+        tokio::time::timeout(PATIENCE, handshake::client(&executor, req, stream))
+            .await
+            .expect("the handshake finishes")
+            .map(|(ws, _)| ws)
+    }
+
+    /// The next text or close frame (pings are answered and skipped).
+    async fn next_frame(ws: &mut Client) -> (OpCode, Vec<u8>) {
+        tokio::time::timeout(PATIENCE, async {
+            loop {
+                let frame = ws.read_frame().await.expect("a frame");
+                if matches!(frame.opcode, OpCode::Text | OpCode::Close) {
+                    return (frame.opcode, frame.payload.to_vec());
+                }
+            }
+        })
+        .await
+        .expect("a frame within the deadline")
+    }
+
+    async fn next_json(ws: &mut Client) -> serde_json::Value {
+        let (opcode, payload) = next_frame(ws).await;
+        assert_eq!(opcode, OpCode::Text);
+        serde_json::from_slice(&payload).unwrap()
+    }
+
+    fn log_body(request: &serde_json::Value) -> &str {
+        request["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0]["body"]["stringValue"]
+            .as_str()
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_connected_client_receives_what_arrives_as_otlp_json() {
+        let sink = Running::start("");
+        let mut ws = connect(sink.addr, "/ws/logs", None).await.unwrap();
+        sink.push("checkout", "hello live view");
+        let request = next_json(&mut ws).await;
+        assert_eq!(log_body(&request), "hello live view");
+        sink.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_all_path_wraps_each_request_with_its_signal_and_sender() {
+        let sink = Running::start("");
+        let mut ws = connect(sink.addr, "/ws/all", None).await.unwrap();
+        sink.push("checkout", "wrapped");
+        let frame = next_json(&mut ws).await;
+        assert_eq!(frame["signal"], "logs");
+        assert_eq!(frame["from"], "org/ns/sender");
+        assert_eq!(frame["verified_sender"], serde_json::Value::Null);
+        assert_eq!(log_body(&frame["payload"]), "wrapped");
+        sink.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_client_watching_another_signal_gets_nothing_of_this_one() {
+        let sink = Running::start("");
+        let mut traces = connect(sink.addr, "/ws/traces", None).await.unwrap();
+        let mut logs = connect(sink.addr, "/ws/logs", None).await.unwrap();
+        sink.push("checkout", "only for logs");
+        assert_eq!(log_body(&next_json(&mut logs).await), "only for logs");
+        // Once the sink stops, the traces client gets the close: nothing came before it.
+        sink.stop().await;
+        let (opcode, _) = next_frame(&mut traces).await;
+        assert_eq!(opcode, OpCode::Close);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_service_name_filter_keeps_only_that_services_requests() {
+        let sink = Running::start("");
+        let mut ws = connect(sink.addr, "/ws/logs?service.name=billing", None)
+            .await
+            .unwrap();
+        sink.push("checkout", "from checkout");
+        sink.push("billing", "from billing");
+        assert_eq!(log_body(&next_json(&mut ws).await), "from billing");
+        sink.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_client_is_closed_with_1001_when_the_node_stops() {
+        let sink = Running::start("");
+        let mut ws = connect(sink.addr, "/ws/logs", None).await.unwrap();
+        sink.stop().await;
+        let (opcode, payload) = next_frame(&mut ws).await;
+        assert_eq!(opcode, OpCode::Close);
+        assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), 1001);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_unknown_path_is_404() {
+        let sink = Running::start("");
+        let refused = connect(sink.addr, "/ws/everything", None).await;
+        assert!(
+            matches!(refused, Err(WebSocketError::InvalidStatusCode(404))),
+            "{:?}",
+            refused.err()
+        );
+        sink.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_token_protected_view_refuses_a_client_without_the_token_with_401() {
+        let sink = Running::start_with_token();
+        let refused = connect(sink.addr, "/ws/logs", None).await;
+        assert!(
+            matches!(refused, Err(WebSocketError::InvalidStatusCode(401))),
+            "{:?}",
+            refused.err()
+        );
+        sink.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_token_protected_view_refuses_a_wrong_token_with_403() {
+        let sink = Running::start_with_token();
+        let refused = connect(sink.addr, "/ws/logs", Some("Bearer not-the-viewers-token")).await;
+        assert!(
+            matches!(refused, Err(WebSocketError::InvalidStatusCode(403))),
+            "{:?}",
+            refused.err()
+        );
+        sink.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_token_protected_view_admits_the_token_in_the_header_or_the_query() {
+        let sink = Running::start_with_token();
+        let bearer = format!("Bearer {TOKEN}");
+        let mut by_header = connect(sink.addr, "/ws/logs", Some(&bearer)).await.unwrap();
+        let mut by_query = connect(sink.addr, &format!("/ws/logs?token={TOKEN}"), None)
+            .await
+            .unwrap();
+        sink.push("checkout", "for viewers");
+        assert_eq!(log_body(&next_json(&mut by_header).await), "for viewers");
+        assert_eq!(log_body(&next_json(&mut by_query).await), "for viewers");
+        sink.stop().await;
+    }
+}
