@@ -35,6 +35,21 @@ fn no_crate_has_an_import_cycle_between_its_modules() {
 }
 
 #[test]
+fn in_roles_the_slim_plumbing_and_delivery_import_nothing_of_the_roles() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let graph = Graph::read(&root.join("roles/src"), "lib.rs");
+    let upward: Vec<String> = graph
+        .edges
+        .iter()
+        .filter(|((from, to), _)| {
+            (from.starts_with("slim") || from.starts_with("delivery")) && to.starts_with("role")
+        })
+        .map(|((from, to), why)| format!("{from} -> {to}: {why}"))
+        .collect();
+    assert!(upward.is_empty(), "{upward:#?}");
+}
+
+#[test]
 fn the_cycle_check_finds_a_cycle() {
     let dir = tempfile::tempdir().expect("temp dir");
     let write = |name: &str, text: &str| {

@@ -17,8 +17,8 @@ use crate::delivery::outbox::{MemberView, Outbox};
 use crate::delivery::seen::Seen;
 use crate::health::{self, Health, Link, MemberHealth};
 use crate::name::SlimName;
-use crate::role::state::{Event, RoleKind, State, Status};
 use crate::slim::connection::Connection;
+use crate::state::{Event, RoleKind, State, Status};
 use crate::sync::lock;
 
 /// A node whose supervisor did not run for this long is wedged (`/health/live` fails).

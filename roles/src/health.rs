@@ -9,7 +9,7 @@ use serde::{Serialize, Serializer};
 
 use crate::delivery::liveness::Liveness;
 use crate::delivery::outbox::OutboxStats;
-use crate::role::state::Status;
+use crate::state::Status;
 
 /// The node's connection to its SLIM server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -257,7 +257,7 @@ pub(crate) fn verdict(status: &Status, members: &[MemberHealth], problems: &[Str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::role::state::{RoleKind, State};
+    use crate::state::{RoleKind, State};
     use std::collections::BTreeSet;
     use std::time::Duration;
 

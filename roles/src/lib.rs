@@ -9,14 +9,15 @@
 //!
 //! # Layout
 //! - [`Node`] (`node.rs`): starts a node and hands out its [`Publisher`] and [`Admin`].
-//! - `role/`: the state machine every node follows (`state`), the `moderator`, the
-//!   `participant`, and the `supervisor` that reconnects and restarts the role.
+//! - `role/`: the `moderator`, the `participant`, and the `supervisor` that reconnects and
+//!   restarts the role.
 //! - `delivery/`: the `outbox` (what waits for acknowledgements; the `spool` keeps it on disk),
 //!   `frame` (packing), the `sender` (pacing, re-sends, pings), `receive` (hand on, drop copies
 //!   by the `seen` ids, acknowledge), `incoming` (what the consumer gets, and its [`Ack`]),
 //!   `liveness` (when each member was last heard).
 //! - `slim/`: the SLIM `connection`, a SLIM `server` of our own, `tls`, `sockets`, `runtime`.
-//! - `ctx.rs` (what the role tasks share), `health.rs` (what the node reports), `config.rs`,
+//! - `state.rs` (the state machine every node follows, and its status), `ctx.rs` (what the
+//!   role tasks share), `health.rs` (what the node reports), `config.rs`,
 //!   `error.rs`, `name.rs`, `backoff.rs`, `sync.rs` (`lock`).
 //!
 //! Layers: `slim` and `delivery` know nothing of the roles; `role` drives both; `node` starts
@@ -32,6 +33,7 @@ mod name;
 mod node;
 mod role;
 mod slim;
+mod state;
 mod sync;
 
 pub use backoff::Backoff;
@@ -47,8 +49,8 @@ pub use health::{Health, LinkState, LinkStatus, MemberHealth, Verdict};
 pub use name::{Secret, SlimName};
 pub use node::{Admin, Node, Publisher};
 pub use role::moderator::group_config;
-pub use role::state::{RoleKind, State, Status};
 pub use slim::connection::{connect, is_timeout, Connection};
 pub use slim::runtime;
 pub use slim::server::{Keepalive, SlimServer};
 pub use slim::tls::{CertKey, ClientTls, ServerTls};
+pub use state::{RoleKind, State, Status};

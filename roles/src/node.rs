@@ -21,9 +21,9 @@ use crate::delivery::spool::Spool;
 use crate::error::{AdminError, PublishError, RoleError};
 use crate::health::{Health, Link};
 use crate::name::SlimName;
-use crate::role::state::{Event, RoleKind, State, Status};
 use crate::role::supervisor::Supervisor;
 use crate::slim::connection;
+use crate::state::{Event, RoleKind, State, Status};
 use crate::sync::lock;
 
 /// Messages buffered between SLIM and the consumer.

@@ -1,8 +1,7 @@
-//! The roles: the state machine every node follows, the moderator that creates the group
+//! The roles: the moderator that creates the group
 //! session and invites its peers, the participant that waits for an invitation, and the
 //! supervisor that keeps the connection and restarts the role when it ends.
 
 pub(crate) mod moderator;
 pub(crate) mod participant;
-pub(crate) mod state;
 pub(crate) mod supervisor;

@@ -18,7 +18,7 @@ use crate::delivery::sender;
 use crate::error::RoleError;
 use crate::health::LinkState;
 use crate::name::SlimName;
-use crate::role::state::Event;
+use crate::state::Event;
 
 /// Longest wait for SLIM to set up a session or finish one invite.
 const CONTROL_WAIT: Duration = Duration::from_secs(30);

@@ -13,8 +13,8 @@ use crate::delivery::liveness::OFFLINE_AFTER;
 use crate::delivery::receive::{receive_until_closed, ReceiveEnd};
 use crate::delivery::sender;
 use crate::health::LinkState;
-use crate::role::state::Event;
 use crate::slim::connection::is_timeout;
+use crate::state::Event;
 
 /// How one session ended.
 enum Outcome {

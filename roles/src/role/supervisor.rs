@@ -21,9 +21,9 @@ use crate::backoff::Backoff;
 use crate::config::{NodeConfig, RoleConfig};
 use crate::ctx::{RoleCtx, Shared};
 use crate::delivery::incoming::Incoming;
-use crate::role::state::Event;
 use crate::role::{moderator, participant};
 use crate::slim::connection::{self, Connection};
+use crate::state::Event;
 
 /// How often the connection table is looked at.
 const LINK_CHECK: Duration = Duration::from_secs(1);
