@@ -15,7 +15,8 @@
 //!   `frame` (packing), the `sender` (pacing, re-sends, pings), `receive` (hand on, drop copies
 //!   by the `seen` ids, acknowledge), `incoming` (what the consumer gets, and its [`Ack`]),
 //!   `liveness` (when each member was last heard).
-//! - `slim/`: the SLIM `connection`, a SLIM `server` of our own, `tls`, `sockets`, `runtime`.
+//! - `slim/`: the SLIM `connection`, a SLIM `server` of our own and its `peers` links, `tls`,
+//!   `sockets`, `runtime`.
 //! - `state.rs` (the state machine every node follows, and its status), `ctx.rs` (what the
 //!   role tasks share), `health.rs` (what the node reports), `config.rs`,
 //!   `error.rs`, `name.rs`, `backoff.rs`, `sync.rs` (`lock`).
@@ -50,6 +51,7 @@ pub use name::{Secret, SlimName};
 pub use node::{Admin, Node, Publisher};
 pub use role::moderator::group_config;
 pub use slim::connection::{connect, is_timeout, Connection};
+pub use slim::peers::{Peer, PeerLinks, PeerState};
 pub use slim::runtime;
 pub use slim::server::{Keepalive, SlimServer};
 pub use slim::tls::{CertKey, ClientTls, ServerTls};

@@ -196,17 +196,52 @@ impl Mesh {
         Mesh::start_at("http", ip, vec![], vec![])
     }
 
+    /// Starts another site: a SLIM server of its own, linked to `site`'s server as a SLIM
+    /// peer (`--peer`); its nodes connect to it.
+    pub fn start_peered_with(site: &Mesh) -> Mesh {
+        Mesh::start_with("http", vec!["--peer".into(), site.url.clone()], vec![])
+    }
+
+    /// What the SLIM server logged.
+    pub fn server_log(&self) -> String {
+        self.server
+            .as_ref()
+            .map(Proc::stderr_text)
+            .unwrap_or_default()
+    }
+
     fn start_with(scheme: &str, server_args: Vec<String>, node_args: Vec<String>) -> Mesh {
         Mesh::start_at(scheme, "127.0.0.1", server_args, node_args)
     }
 
     fn start_at(scheme: &str, ip: &str, server_args: Vec<String>, node_args: Vec<String>) -> Mesh {
+        Mesh::start_at_port(scheme, ip, free_port(), server_args, node_args)
+    }
+
+    /// Starts `slim-node server` on 127.0.0.1:`port` (a port another server was told of
+    /// before this one started).
+    pub fn start_on_port(port: u16) -> Mesh {
+        Mesh::start_at_port("http", "127.0.0.1", port, vec![], vec![])
+    }
+
+    /// Starts another site whose server is linked as a SLIM peer to `url` (which may not be
+    /// up yet).
+    pub fn start_peered_with_url(url: &str) -> Mesh {
+        Mesh::start_with("http", vec!["--peer".into(), url.to_string()], vec![])
+    }
+
+    fn start_at_port(
+        scheme: &str,
+        ip: &str,
+        port: u16,
+        server_args: Vec<String>,
+        node_args: Vec<String>,
+    ) -> Mesh {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("secret"), SECRET).expect("secret file");
         std::fs::write(dir.path().join("wrong-secret"), WRONG_SECRET).expect("secret file");
         let tokens: String = TOKENS.iter().map(|(n, t)| format!("{n}={t}\n")).collect();
         std::fs::write(dir.path().join("tokens"), tokens).expect("token file");
-        let port = free_port();
         let endpoint = format!("{ip}:{port}");
         let server = start_server(dir.path(), "server", &endpoint, &server_args);
         Mesh {

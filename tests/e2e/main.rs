@@ -20,6 +20,7 @@ mod live;
 mod members;
 mod netns;
 mod outages;
+mod peers;
 mod python_sdk;
 mod scenarios;
 mod security;

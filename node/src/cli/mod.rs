@@ -27,7 +27,7 @@ pub use groups::*;
 pub use loadgen::{LoadgenArgs, Protocol};
 pub use node::{NodeArgs, Role, SecretArgs};
 pub use replay::ReplayArgs;
-pub use server::{ServerArgs, ServerTlsArgs, SlimServerArgs};
+pub use server::{PeerArgs, ServerArgs, ServerTlsArgs, SlimServerArgs};
 pub use slim_bench::SlimBenchArgs;
 pub use up::UpArgs;
 

@@ -14,6 +14,67 @@ pub struct ServerArgs {
     pub server: SlimServerArgs,
     #[command(flatten)]
     pub tls: ServerTlsArgs,
+    #[command(flatten)]
+    pub peers: PeerArgs,
+}
+
+/// Other SLIM servers to link to as SLIM peers.
+#[derive(Debug, Args)]
+pub struct PeerArgs {
+    /// Link to this SLIM server as a SLIM peer (repeatable; comma-separated in the variable):
+    /// the two servers exchange subscriptions, so a name subscribed at one is reached from the
+    /// other. Link each pair once, from one side, in a tree: a loop of peer links repeats
+    /// messages. A peer that is down is linked once it is up; every link's state is logged.
+    #[arg(
+        long,
+        env = "SLIM_NODE_PEERS",
+        value_delimiter = ',',
+        value_name = "URL"
+    )]
+    pub peer: Vec<String>,
+    /// PEM CA bundle that signed the peers' certificates (for https:// peers; default: the
+    /// system roots).
+    #[arg(long, env = "SLIM_NODE_PEER_CA", value_name = "PEM")]
+    pub peer_ca: Option<PathBuf>,
+    /// Present this PEM certificate to the peers (mTLS; with --peer-key).
+    #[arg(
+        long,
+        env = "SLIM_NODE_PEER_CERT",
+        requires = "peer_key",
+        value_name = "PEM"
+    )]
+    pub peer_cert: Option<PathBuf>,
+    /// The PEM private key of --peer-cert.
+    #[arg(
+        long,
+        env = "SLIM_NODE_PEER_KEY",
+        requires = "peer_cert",
+        value_name = "PEM"
+    )]
+    pub peer_key: Option<PathBuf>,
+}
+
+impl PeerArgs {
+    /// The peers to link to, each with the peer TLS settings.
+    pub fn peers(&self) -> Vec<slim_roles::Peer> {
+        let tls = slim_roles::ClientTls {
+            ca: self.peer_ca.clone(),
+            identity: match (&self.peer_cert, &self.peer_key) {
+                (Some(cert), Some(key)) => Some(slim_roles::CertKey {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }),
+                _ => None,
+            },
+        };
+        self.peer
+            .iter()
+            .map(|url| slim_roles::Peer {
+                url: url.clone(),
+                tls: tls.clone(),
+            })
+            .collect()
+    }
 }
 
 /// TLS of `slim-node server`.

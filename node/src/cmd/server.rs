@@ -8,13 +8,14 @@ use crate::cli::ServerArgs;
 /// Serves until SIGINT/SIGTERM.
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let shutdown = super::shutdown_signal();
-    let server = SlimServer::start(
+    let mut server = SlimServer::start(
         &args.server.endpoint,
         args.tls.settings().as_ref(),
         args.server.keepalive(),
     )
     .await
     .with_context(|| format!("cannot start the SLIM server on {}", args.server.endpoint))?;
+    server.link_peers(args.peers.peers());
     shutdown.cancelled().await;
     server.shutdown().await?;
     Ok(())

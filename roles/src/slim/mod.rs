@@ -2,6 +2,7 @@
 //! the sockets' options and the runtime SLIM runs on.
 
 pub(crate) mod connection;
+pub(crate) mod peers;
 pub mod runtime;
 pub(crate) mod server;
 pub(crate) mod sockets;

@@ -7,6 +7,7 @@ use slim_bindings::{DataplaneConfig, Service, ServiceConfig};
 use tracing::info;
 
 use crate::error::RoleError;
+use crate::slim::peers::{self, Peer, PeerLinks};
 use crate::slim::tls::ServerTls;
 
 /// How the server finds clients that stopped answering: a client it has read nothing from for
@@ -38,6 +39,8 @@ pub struct SlimServer {
     endpoint: String,
     /// Gives accepted connections TCP_NODELAY (SLIM's server leaves Nagle on).
     sweeper: tokio::task::JoinHandle<()>,
+    /// The tasks keeping the peer links.
+    peers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl SlimServer {
@@ -86,7 +89,20 @@ impl SlimServer {
             service,
             endpoint: endpoint.to_string(),
             sweeper,
+            peers: Vec::new(),
         })
+    }
+
+    /// Links this server to each of `peers` as a SLIM peer (in the background: a peer that is
+    /// down is linked once it is up); the links' states show in what this returns.
+    pub fn link_peers(&mut self, peers: Vec<Peer>) -> PeerLinks {
+        let links = PeerLinks::default();
+        for peer in peers {
+            info!(peer = %peer.url, tls = peer.tls.is_set(), "will link to SLIM peer");
+            self.peers
+                .push(peers::spawn(self.service.clone(), peer, links.clone()));
+        }
+        links
     }
 
     /// The endpoint it serves on.
@@ -97,6 +113,9 @@ impl SlimServer {
     /// Closes the listener and every connection.
     pub async fn shutdown(self) -> Result<(), RoleError> {
         self.sweeper.abort();
+        for task in &self.peers {
+            task.abort();
+        }
         self.service
             .shutdown_async()
             .await

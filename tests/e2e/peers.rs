@@ -1,0 +1,68 @@
+//! Across sites: SLIM servers linked as SLIM peers (`slim-node server --peer URL`), each with its
+//! own members. Names subscribed at one server are reached from the other.
+
+use std::time::Duration;
+
+use crate::harness::*;
+
+const CHANNEL: &str = "e2e/peers/telemetry";
+const RECEIVER: &str = "e2e/peers/receiver";
+const PARTICIPANT: &str = "e2e/peers/participant";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_moderator_on_one_server_reaches_a_participant_on_a_peered_server_and_delivers_once() {
+    // Site B: a SLIM server and the participant; site A: a server linked to B's, and the
+    // receiving moderator.
+    let site_b = Mesh::start();
+    let site_a = Mesh::start_peered_with(&site_b);
+    let (participant, out) = site_b.sink_node("participant", PARTICIPANT, PARTICIPANT_ROLE);
+    let (receiver, port) =
+        site_a.receiver("receiver", RECEIVER, &moderator(CHANNEL, &[PARTICIPANT]));
+    let health = wait_state(port, "active", &receiver).await;
+    assert_eq!(health["node"]["joined"][0], PARTICIPANT);
+    wait_until(
+        Duration::from_secs(10),
+        || site_a.server_log().contains("SLIM peer link up"),
+        || {
+            format!(
+                "server A never logged its peer link up:\n{}",
+                site_a.server_log()
+            )
+        },
+    );
+
+    for signal in ["traces", "metrics", "logs"] {
+        post_json(
+            port,
+            &format!("/v1/{signal}"),
+            example(&format!("{signal}.json")),
+        )
+        .await;
+    }
+    let lines = wait_jsonl_exactly(&out, 3, &participant).await;
+    let signals: Vec<&str> = lines.iter().filter_map(|l| l["signal"].as_str()).collect();
+    assert_eq!(signals, ["traces", "metrics", "logs"]);
+    assert!(lines.iter().all(|l| l["from"] == RECEIVER), "{lines:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_peer_that_is_down_when_the_server_starts_is_linked_once_it_is_up() {
+    let port_b = free_port();
+    let site_a = Mesh::start_peered_with_url(&format!("http://127.0.0.1:{port_b}"));
+    // Site A serves at once, though its peer is not there.
+    let (receiver, port) =
+        site_a.receiver("receiver", RECEIVER, &moderator(CHANNEL, &[PARTICIPANT]));
+    wait_state(port, "inviting", &receiver).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !site_a.server_log().contains("SLIM peer link up"),
+        "{}",
+        site_a.server_log()
+    );
+    let site_b = Mesh::start_on_port(port_b);
+    let (participant, out) = site_b.sink_node("participant", PARTICIPANT, PARTICIPANT_ROLE);
+    wait_state(port, "active", &receiver).await;
+    post_json(port, "/v1/logs", example("logs.json")).await;
+    let lines = wait_jsonl_exactly(&out, 1, &participant).await;
+    assert_eq!(lines[0]["signal"], "logs");
+}
