@@ -227,7 +227,12 @@ impl Mesh {
     /// Starts another site whose server is linked as a SLIM peer to `url` (which may not be
     /// up yet).
     pub fn start_peered_with_url(url: &str) -> Mesh {
-        Mesh::start_with("http", vec!["--peer".into(), url.to_string()], vec![])
+        Mesh::start_peered_with_args(vec!["--peer".into(), url.to_string()])
+    }
+
+    /// Starts another site whose server takes `peer_args` (`--peer URL`, TLS to the peer).
+    pub fn start_peered_with_args(peer_args: Vec<String>) -> Mesh {
+        Mesh::start_with("http", peer_args, vec![])
     }
 
     fn start_at_port(

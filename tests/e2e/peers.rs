@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::certs::Certs;
 use crate::harness::*;
 
 const CHANNEL: &str = "e2e/peers/telemetry";
@@ -65,4 +66,31 @@ async fn a_peer_that_is_down_when_the_server_starts_is_linked_once_it_is_up() {
     post_json(port, "/v1/logs", example("logs.json")).await;
     let lines = wait_jsonl_exactly(&out, 1, &participant).await;
     assert_eq!(lines[0]["signal"], "logs");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_peer_link_runs_over_mtls_to_a_server_that_requires_client_certificates() {
+    let pki = tempfile::tempdir().unwrap();
+    let certs = Certs::generate(pki.path());
+    // Site B requires client certificates of everyone, its nodes and its peers.
+    let site_b = Mesh::start_tls(&certs, true);
+    let path = |p: &std::path::PathBuf| p.display().to_string();
+    let site_a = Mesh::start_peered_with_args(vec![
+        "--peer".into(),
+        site_b.url.clone(),
+        "--peer-ca".into(),
+        path(&certs.ca),
+        "--peer-cert".into(),
+        path(&certs.client_cert),
+        "--peer-key".into(),
+        path(&certs.client_key),
+    ]);
+    assert!(site_b.url.starts_with("https://"));
+    let (participant, out) = site_b.sink_node("participant", PARTICIPANT, PARTICIPANT_ROLE);
+    let (receiver, port) =
+        site_a.receiver("receiver", RECEIVER, &moderator(CHANNEL, &[PARTICIPANT]));
+    wait_state(port, "active", &receiver).await;
+    post_json(port, "/v1/traces", example("traces.json")).await;
+    let lines = wait_jsonl_exactly(&out, 1, &participant).await;
+    assert_eq!(lines[0]["signal"], "traces");
 }
