@@ -94,3 +94,21 @@ async fn a_peer_link_runs_over_mtls_to_a_server_that_requires_client_certificate
     let lines = wait_jsonl_exactly(&out, 1, &participant).await;
     assert_eq!(lines[0]["signal"], "traces");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_the_peer_server_restarts_the_sites_are_linked_again_and_deliver() {
+    let site_b = Mesh::start();
+    let site_a = Mesh::start_peered_with(&site_b);
+    let mut site_b = site_b;
+    let (participant, out) = site_b.sink_node("participant", PARTICIPANT, PARTICIPANT_ROLE);
+    let (receiver, port) =
+        site_a.receiver("receiver", RECEIVER, &moderator(CHANNEL, &[PARTICIPANT]));
+    wait_state(port, "active", &receiver).await;
+    post_json(port, "/v1/logs", example("logs.json")).await;
+    wait_jsonl_exactly(&out, 1, &participant).await;
+
+    site_b.crash_server_for(Duration::from_secs(3));
+    post_json(port, "/v1/traces", example("traces.json")).await;
+    let lines = wait_jsonl_exactly(&out, 2, &participant).await;
+    assert_eq!(lines[1]["signal"], "traces");
+}
