@@ -216,7 +216,7 @@ fn written_twice(bodies: &[String]) -> Vec<&String> {
 /// Checks the copies around a participant's kill, from its outputs `before` and `after`: none
 /// within either life, and across them at most [`ACK_WINDOW`], the last it wrote before it
 /// was killed.
-fn assert_only_the_last_ack_window_twice(what: &str, before: &Path, after: &Path) {
+pub(crate) fn assert_only_the_last_ack_window_twice(what: &str, before: &Path, after: &Path) {
     let first = log_bodies(&jsonl(before));
     let second = log_bodies(&jsonl(after));
     assert_eq!(
