@@ -199,7 +199,7 @@ impl Mesh {
     /// Starts another site: a SLIM server of its own, linked to `site`'s server as a SLIM
     /// peer (`--peer`); its nodes connect to it.
     pub fn start_peered_with(site: &Mesh) -> Mesh {
-        Mesh::start_with("http", vec!["--peer".into(), site.url.clone()], vec![])
+        Mesh::start_peered_with_url(&site.url)
     }
 
     /// What the SLIM server logged.

@@ -29,6 +29,25 @@ pub(super) fn server_tls(
     })
 }
 
+/// What a client trusts and presents: a CA, and a certificate with its key (a node's flags
+/// towards its SLIM server and a server's towards its peers name them differently).
+pub(super) fn client_tls(
+    ca: &Option<PathBuf>,
+    cert: &Option<PathBuf>,
+    key: &Option<PathBuf>,
+) -> slim_roles::ClientTls {
+    slim_roles::ClientTls {
+        ca: ca.clone(),
+        identity: match (cert, key) {
+            (Some(cert), Some(key)) => Some(slim_roles::CertKey {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        },
+    }
+}
+
 /// TLS to an https:// SLIM server.
 #[derive(Debug, Args)]
 pub struct SlimTlsArgs {
@@ -56,16 +75,7 @@ pub struct SlimTlsArgs {
 impl SlimTlsArgs {
     /// The node's TLS settings towards SLIM.
     pub fn settings(&self) -> slim_roles::ClientTls {
-        slim_roles::ClientTls {
-            ca: self.ca.clone(),
-            identity: match (&self.client_cert, &self.client_key) {
-                (Some(cert), Some(key)) => Some(slim_roles::CertKey {
-                    cert: cert.clone(),
-                    key: key.clone(),
-                }),
-                _ => None,
-            },
-        }
+        client_tls(&self.ca, &self.client_cert, &self.client_key)
     }
 }
 
@@ -518,15 +528,31 @@ impl LimitArgs {
 impl ReceiverArgs {
     /// The receivers' settings.
     pub fn settings(&self) -> ReceiverSettings {
-        ReceiverSettings {
-            otlp_http: self.otlp_http.clone(),
-            otlp_grpc: self.otlp_grpc.clone(),
-            health: self.health.clone(),
-            limits: self.limits.limits(),
-            tls: self.tls.files(),
-            auth_token_file: self.auth.auth_token_file.clone(),
-            cors_origins: self.limits.cors.cors_origin.clone(),
-        }
+        receiver_settings(
+            [&self.otlp_http, &self.otlp_grpc, &self.health],
+            &self.limits,
+            &self.tls,
+            &self.auth,
+        )
+    }
+}
+
+/// The receivers' settings: the OTLP/HTTP, OTLP/gRPC and health addresses, with what guards
+/// them (`node` and `up` name the addresses differently).
+pub(super) fn receiver_settings(
+    [otlp_http, otlp_grpc, health]: [&Option<String>; 3],
+    limits: &LimitArgs,
+    tls: &OtlpTlsArgs,
+    auth: &AuthArgs,
+) -> ReceiverSettings {
+    ReceiverSettings {
+        otlp_http: otlp_http.clone(),
+        otlp_grpc: otlp_grpc.clone(),
+        health: health.clone(),
+        limits: limits.limits(),
+        tls: tls.files(),
+        auth_token_file: auth.auth_token_file.clone(),
+        cors_origins: limits.cors.cors_origin.clone(),
     }
 }
 

@@ -57,16 +57,7 @@ pub struct PeerArgs {
 impl PeerArgs {
     /// The peers to link to, each with the peer TLS settings.
     pub fn peers(&self) -> Vec<slim_roles::Peer> {
-        let tls = slim_roles::ClientTls {
-            ca: self.peer_ca.clone(),
-            identity: match (&self.peer_cert, &self.peer_key) {
-                (Some(cert), Some(key)) => Some(slim_roles::CertKey {
-                    cert: cert.clone(),
-                    key: key.clone(),
-                }),
-                _ => None,
-            },
-        };
+        let tls = client_tls(&self.peer_ca, &self.peer_cert, &self.peer_key);
         self.peer
             .iter()
             .map(|url| slim_roles::Peer {

@@ -81,11 +81,10 @@ impl UpArgs {
             shared_data_dir: true,
         };
         let drain = Duration::from_secs(self.queue.drain_timeout);
-        let limits = self.limits.limits();
         let printer = NodeSettings {
             node: slim.node_config(PRINTER.parse()?, RoleConfig::Participant, secret.clone())?,
             receivers: ReceiverSettings {
-                limits: limits.clone(),
+                limits: self.limits.limits(),
                 ..Default::default()
             },
             sinks: self.sinks.sink.clone(),
@@ -101,15 +100,16 @@ impl UpArgs {
                 },
                 secret,
             )?,
-            receivers: ReceiverSettings {
-                otlp_http: Some(self.otlp_http.clone()),
-                otlp_grpc: Some(self.otlp_grpc.clone()),
-                health: None,
-                limits,
-                tls: self.tls.files(),
-                auth_token_file: self.auth.auth_token_file.clone(),
-                cors_origins: self.limits.cors.cors_origin.clone(),
-            },
+            receivers: receiver_settings(
+                [
+                    &Some(self.otlp_http.clone()),
+                    &Some(self.otlp_grpc.clone()),
+                    &None,
+                ],
+                &self.limits,
+                &self.tls,
+                &self.auth,
+            ),
             sinks: Vec::new(),
             query_api: None,
             drain,
