@@ -56,8 +56,9 @@ pub struct NodeConfig {
     pub name: SlimName,
     /// Shared secret of the channel's members.
     pub secret: Secret,
-    /// SLIM server URL, `http://HOST:PORT` or `https://HOST:PORT`.
-    pub slim_url: String,
+    /// SLIM server URLs, `http://HOST:PORT` or `https://HOST:PORT`, in order of preference:
+    /// the node uses the first that answers and moves to the next when its server is gone.
+    pub slim_urls: Vec<String>,
     /// Moderator or participant.
     pub role: RoleConfig,
     /// MLS end-to-end encryption of the group session (set by the moderator).
@@ -85,11 +86,17 @@ pub struct NodeConfig {
 impl NodeConfig {
     /// Checks what can be checked before connecting.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        validate_url(&self.slim_url)?;
-        if self.tls.is_set() && !self.slim_url.starts_with("https://") {
-            return Err(ConfigError::TlsWithoutHttps(self.slim_url.clone()));
+        if self.slim_urls.is_empty() {
+            return Err(ConfigError::NoServer);
         }
-        self.tls.for_url(&self.slim_url).map(drop)
+        for url in &self.slim_urls {
+            validate_url(url)?;
+            if self.tls.is_set() && !url.starts_with("https://") {
+                return Err(ConfigError::TlsWithoutHttps(url.clone()));
+            }
+            self.tls.for_url(url)?;
+        }
+        Ok(())
     }
 }
 

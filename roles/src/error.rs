@@ -33,15 +33,18 @@ pub enum ConfigError {
     /// TLS settings were given for a plain-text `http://` SLIM URL.
     #[error("TLS settings (--ca, --client-cert) need an https:// SLIM URL, not {0}")]
     TlsWithoutHttps(String),
+    /// No SLIM server URL was given.
+    #[error("no SLIM server URL: give at least one --slim URL")]
+    NoServer,
 }
 
 /// Why a node could not start or keep its role.
 #[derive(Debug, Error)]
 pub enum RoleError {
     /// The SLIM server did not answer within the connect retries.
-    #[error("cannot connect to the SLIM server at {url} (gave up after {attempts} attempt(s)): {message}")]
+    #[error("cannot connect to the SLIM server at {url} (gave up after {attempts} attempt(s) each): {message}")]
     Connect {
-        /// The server URL.
+        /// The server URL (several, comma-separated, when none of them answered).
         url: String,
         /// How many attempts were made.
         attempts: u32,

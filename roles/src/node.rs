@@ -124,7 +124,7 @@ impl Node {
             link: Link::new(),
             beat: Mutex::new(std::time::Instant::now()),
         });
-        info!(%role, name = %cfg.name, url = %cfg.slim_url, "connecting to SLIM");
+        info!(%role, name = %cfg.name, urls = %cfg.slim_urls.join(","), "connecting to SLIM");
         let service_name = format!("slim-node-{role}");
         let conn = Arc::new(connection::connect(&cfg, &service_name).await?);
         shared.link.up();

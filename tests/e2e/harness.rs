@@ -291,7 +291,8 @@ impl Mesh {
         self.restart_server();
     }
 
-    fn kill_server(&mut self) {
+    /// Kills the SLIM server with SIGKILL, for good.
+    pub fn kill_server(&mut self) {
         if let Some(server) = self.server.take() {
             server.kill9();
         }

@@ -112,3 +112,52 @@ async fn after_the_peer_server_restarts_the_sites_are_linked_again_and_deliver()
     let lines = wait_jsonl_exactly(&out, 2, &participant).await;
     assert_eq!(lines[1]["signal"], "traces");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_given_two_servers_moves_to_the_second_when_its_server_dies_and_misses_nothing() {
+    // Site A is the hub: B's and C's servers are each linked to it.
+    let site_a = Mesh::start();
+    let mut site_b = Mesh::start_peered_with(&site_a);
+    let site_c = Mesh::start_peered_with(&site_a);
+    let mut args = PARTICIPANT_ROLE.to_vec();
+    args.extend(["--slim", &site_c.url]);
+    let (participant, out) = site_b.sink_node("participant", PARTICIPANT, &args);
+    let (receiver, port) =
+        site_a.receiver("receiver", RECEIVER, &moderator(CHANNEL, &[PARTICIPANT]));
+    wait_state(port, "active", &receiver).await;
+
+    let stop = tokio_util::sync::CancellationToken::new();
+    let load = stream(port, "failover", "steady", stop.clone());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    site_b.kill_server();
+    wait_for(
+        "the participant to move to C's server",
+        &participant,
+        || {
+            participant
+                .stderr_text()
+                .contains("connected to SLIM again")
+        },
+    )
+    .await;
+    // It is back in the group, and what is sent now reaches it through C.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    stop.cancel();
+    let accepted = load.await.unwrap();
+    assert!(
+        accepted.len() > 100,
+        "the receiver kept answering 200: {}",
+        accepted.len()
+    );
+    let lines = wait_jsonl_exactly(&out, accepted.len(), &participant).await;
+    let mut bodies = log_bodies(&lines);
+    bodies.sort();
+    let mut expected = accepted.clone();
+    expected.sort();
+    assert_eq!(bodies, expected, "every record answered 200 arrives once");
+    assert!(
+        participant.stderr_text().contains(&site_c.url),
+        "{}",
+        participant.stderr_text()
+    );
+}

@@ -466,8 +466,8 @@ impl SessionArgs {
 /// What `node` and `up` share of a node's SLIM settings; each node's [`NodeConfig`] is built
 /// from it in [`SlimSide::node_config`], the one place that does.
 pub struct SlimSide<'a> {
-    /// The SLIM server's URL.
-    pub url: String,
+    /// The SLIM servers' URLs, in order of preference.
+    pub urls: Vec<String>,
     /// TLS to it.
     pub tls: slim_roles::ClientTls,
     /// The session's settings.
@@ -495,7 +495,7 @@ impl SlimSide<'_> {
         let config = NodeConfig {
             name,
             secret,
-            slim_url: self.url.clone(),
+            slim_urls: self.urls.clone(),
             role,
             mls: self.session.mls(),
             connect_attempts: self.session.connect_attempts,

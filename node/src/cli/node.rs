@@ -47,9 +47,17 @@ pub struct NodeArgs {
     /// The node's SLIM name.
     #[arg(long, env = "SLIM_NODE_NAME", value_name = "ORG/NS/APP")]
     pub name: SlimName,
-    /// URL of the SLIM server.
-    #[arg(long, env = "SLIM_NODE_SLIM", default_value = defaults::SLIM_URL, value_name = "URL")]
-    pub slim: String,
+    /// URL of a SLIM server (repeatable; comma-separated in the variable): the node uses the
+    /// first that answers and moves to the next when its server has been unreachable for 5 s,
+    /// joining its channel again there
+    #[arg(
+        long,
+        env = "SLIM_NODE_SLIM",
+        default_value = defaults::SLIM_URL,
+        value_name = "URL",
+        value_delimiter = ','
+    )]
+    pub slim: Vec<String>,
     #[command(flatten)]
     pub slim_tls: SlimTlsArgs,
     #[command(flatten)]
@@ -99,7 +107,7 @@ impl NodeArgs {
             );
         }
         let slim = SlimSide {
-            url: self.slim.clone(),
+            urls: self.slim.clone(),
             tls: self.slim_tls.settings(),
             session: &self.session,
             queue: &self.queue,

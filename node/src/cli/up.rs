@@ -74,7 +74,7 @@ impl UpArgs {
             ))?,
         };
         let slim = SlimSide {
-            url: format!("http://{}", connect_address(&self.server.endpoint)),
+            urls: vec![format!("http://{}", connect_address(&self.server.endpoint))],
             tls: Default::default(),
             session: &self.session,
             queue: &self.queue,

@@ -200,7 +200,7 @@ mod tests {
             let (node, incoming) = Node::start(NodeConfig {
                 name: "test/grpc/receiver".parse().unwrap(),
                 secret: Secret::new("a shared secret of at least 32 bytes".into()).unwrap(),
-                slim_url: format!("http://{endpoint}"),
+                slim_urls: vec![format!("http://{endpoint}")],
                 role: RoleConfig::Participant,
                 mls: false,
                 connect_attempts: 5,

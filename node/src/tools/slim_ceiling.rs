@@ -54,7 +54,7 @@ fn node_config(cfg: &CeilingConfig, name: SlimName, secret: &Secret) -> NodeConf
     NodeConfig {
         name,
         secret: secret.clone(),
-        slim_url: cfg.slim_url.clone(),
+        slim_urls: vec![cfg.slim_url.clone()],
         role: RoleConfig::Participant,
         mls: cfg.mls,
         connect_attempts: 3,

@@ -30,6 +30,9 @@ const LINK_CHECK: Duration = Duration::from_secs(1);
 /// Consecutive checks that must find the connection gone: SLIM replaces the entry while it
 /// reconnects, and a single miss may catch it in between.
 const LINK_MISSES: u32 = 2;
+/// How long the server must stay unreachable before a node with other servers moves: longer
+/// than a server restart SLIM's client rides out on its own, far shorter than its give-up.
+const FAILOVER_AFTER: Duration = Duration::from_secs(5);
 /// Longest wait for a stopped role task or a service shutdown.
 const STOP_WAIT: Duration = Duration::from_secs(10);
 
@@ -56,7 +59,8 @@ impl Supervisor {
                 .link
                 .down("SLIM's client gave up reconnecting and dropped the connection");
             self.shared.apply(Event::Disconnected);
-            conn = match self.reconnect(&mut retry).await {
+            let next = conn.index + 1;
+            conn = match self.reconnect(&mut retry, next).await {
                 Some(c) => c,
                 None => return,
             };
@@ -81,7 +85,7 @@ impl Supervisor {
         let mut role = spawn_role(ctx);
         let (lost, role_ended) = tokio::select! {
             _ = self.cancel.cancelled() => (false, false),
-            _ = link_lost(&conn, &self.shared) => (true, false),
+            _ = link_lost(&conn, &self.shared, self.cfg.slim_urls.len() > 1) => (true, false),
             ended = &mut role => {
                 if let Err(err) = ended {
                     warn!(%err, "role task ended abnormally");
@@ -94,7 +98,7 @@ impl Supervisor {
             self.cancel.cancelled().await;
         } else {
             if lost {
-                warn!(url = %self.cfg.slim_url, "the SLIM connection is gone and SLIM stopped reconnecting; connecting again");
+                warn!(url = %conn.url, "the SLIM connection is gone; connecting again");
             }
             role_cancel.cancel();
             match tokio::time::timeout(STOP_WAIT, &mut role).await {
@@ -110,18 +114,19 @@ impl Supervisor {
         lost
     }
 
-    /// Connects again until it works or the node stops.
-    async fn reconnect(&self, retry: &mut Backoff) -> Option<Arc<Connection>> {
+    /// Connects again until it works or the node stops, trying the servers from the one at
+    /// `start`.
+    async fn reconnect(&self, retry: &mut Backoff, start: usize) -> Option<Arc<Connection>> {
         loop {
             let attempt = tokio::select! {
                 _ = self.cancel.cancelled() => return None,
-                c = connection::connect(&self.cfg, &self.service_name) => c,
+                c = connection::connect_from(&self.cfg, &self.service_name, start) => c,
                 // A connect can take its whole backoff (tens of seconds): still working.
                 _ = beating(&self.shared) => return None,
             };
             match attempt {
                 Ok(conn) => {
-                    info!(url = %self.cfg.slim_url, "connected to SLIM again");
+                    info!(url = %conn.url, "connected to SLIM again");
                     return Some(Arc::new(conn));
                 }
                 Err(err) => {
@@ -158,21 +163,34 @@ fn spawn_role(ctx: RoleCtx) -> JoinHandle<()> {
     }
 }
 
-/// Resolves once SLIM no longer lists the connection. Meanwhile keeps the link's status:
-/// down while no socket is connected to the server (SLIM is reconnecting on its own).
-async fn link_lost(conn: &Connection, shared: &Shared) {
+/// Resolves once SLIM no longer lists the connection, or, when the node has other servers
+/// to move to, once this one has been unreachable for [`FAILOVER_AFTER`]. Meanwhile keeps the
+/// link's status: down while no socket is connected to the server (SLIM is reconnecting on
+/// its own).
+async fn link_lost(conn: &Connection, shared: &Shared, can_move: bool) {
     let mut tick = tokio::time::interval(LINK_CHECK);
     let mut misses = 0;
+    let mut down_since: Option<tokio::time::Instant> = None;
     loop {
         tick.tick().await;
         shared.beat();
         // SLIM reconnects on its own after short outages, on a new socket.
         crate::slim::sockets::sweep();
         match conn.is_up() {
-            Some(false) => shared
-                .link
-                .down("no connection to the SLIM server; SLIM's client is reconnecting"),
-            Some(true) | None => shared.link.up(),
+            Some(false) => {
+                shared
+                    .link
+                    .down("no connection to the SLIM server; SLIM's client is reconnecting");
+                let since = *down_since.get_or_insert_with(tokio::time::Instant::now);
+                if can_move && since.elapsed() >= FAILOVER_AFTER {
+                    warn!(url = %conn.url, after = ?FAILOVER_AFTER, "the SLIM server is unreachable; moving to the next");
+                    return;
+                }
+            }
+            Some(true) | None => {
+                down_since = None;
+                shared.link.up();
+            }
         }
         if conn.is_listed() {
             misses = 0;

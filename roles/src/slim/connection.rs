@@ -20,6 +20,10 @@ pub struct Connection {
     /// The server's addresses, resolved when connecting: the link is up while a socket of
     /// this process is connected to one of them.
     pub server_addrs: Vec<std::net::SocketAddr>,
+    /// The server's URL.
+    pub url: String,
+    /// Its place in the node's list of servers.
+    pub index: usize,
 }
 
 impl Connection {
@@ -66,20 +70,85 @@ fn keepalive() -> KeepaliveConfig {
     }
 }
 
+/// Attempts per server when the node has several: a server that is gone should cost
+/// seconds, not the whole `--connect-attempts` backoff, before the next one is tried.
+const FAILOVER_ATTEMPTS: u32 = 3;
+
+/// Connects to the first of the node's servers that answers.
 pub async fn connect(cfg: &NodeConfig, service_name: &str) -> Result<Connection, RoleError> {
+    connect_from(cfg, service_name, 0).await
+}
+
+/// Connects to the first server that answers, trying them in order from the one at `start`
+/// (wrapping around), so a node that leaves a server tries the others before it again.
+pub(crate) async fn connect_from(
+    cfg: &NodeConfig,
+    service_name: &str,
+    start: usize,
+) -> Result<Connection, RoleError> {
+    let urls = &cfg.slim_urls;
+    let attempts = if urls.len() > 1 {
+        cfg.connect_attempts.min(FAILOVER_ATTEMPTS)
+    } else {
+        cfg.connect_attempts
+    };
+    let mut failures = Vec::new();
+    for offset in 0..urls.len() {
+        let index = (start + offset) % urls.len();
+        match connect_to(cfg, service_name, index, attempts).await {
+            Ok(conn) => return Ok(conn),
+            Err(RoleError::Connect { url, message, .. }) => {
+                if urls.len() > 1 {
+                    tracing::warn!(%url, %message, "SLIM server did not answer; trying the next");
+                }
+                failures.push((url, message));
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    let (url, message) = match failures.len() {
+        1 => failures.remove(0),
+        _ => (
+            failures
+                .iter()
+                .map(|(u, _)| u.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            failures
+                .into_iter()
+                .map(|(u, m)| format!("{u}: {m}"))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+    };
+    Err(RoleError::Connect {
+        url,
+        attempts,
+        message,
+    })
+}
+
+/// Connects to the server `cfg.slim_urls[index]`.
+async fn connect_to(
+    cfg: &NodeConfig,
+    service_name: &str,
+    index: usize,
+    attempts: u32,
+) -> Result<Connection, RoleError> {
+    let url = &cfg.slim_urls[index];
     let service = Arc::new(Service::new(service_name.to_string()));
     let client = ClientConfig {
-        backoff: Some(backoff(cfg.connect_attempts)),
+        backoff: Some(backoff(attempts)),
         keepalive: Some(keepalive()),
-        tls: cfg.tls.for_url(&cfg.slim_url)?,
-        ..slim_bindings::new_insecure_client_config(cfg.slim_url.clone())
+        tls: cfg.tls.for_url(url)?,
+        ..slim_bindings::new_insecure_client_config(url.clone())
     };
     let conn_id = service
         .connect_async(client)
         .await
         .map_err(|e| RoleError::Connect {
-            url: cfg.slim_url.clone(),
-            attempts: cfg.connect_attempts,
+            url: url.clone(),
+            attempts,
             message: e.to_string(),
         })?;
     crate::slim::sockets::sweep();
@@ -96,7 +165,9 @@ pub async fn connect(cfg: &NodeConfig, service_name: &str) -> Result<Connection,
         app,
         conn_id,
         name,
-        server_addrs: server_addrs(&cfg.slim_url).await,
+        server_addrs: server_addrs(url).await,
+        url: url.clone(),
+        index,
     })
 }
 

@@ -99,7 +99,7 @@ impl Mesh {
         NodeConfig {
             name: self.name(short).parse().expect("a valid name"),
             secret: self.secret.clone(),
-            slim_url: format!("http://127.0.0.1:{}", self.port),
+            slim_urls: vec![format!("http://127.0.0.1:{}", self.port)],
             role,
             mls: true,
             connect_attempts: 3,
