@@ -5,6 +5,9 @@ use std::process::ExitCode;
 
 use slim_node::cli::{self, Command};
 use slim_node::cmd;
+use tracing::Level;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::prelude::*;
 use tracing_subscriber::EnvFilter;
 
 /// glibc's malloc was ~15 % of a node's CPU with small requests (BENCHMARKS.md, profile note 10).
@@ -61,10 +64,22 @@ fn init_logging(level: &str) {
             .ok()
         })
         .unwrap_or_else(|| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(true)
+    // SLIM logs each message it refuses for its sender's identity; those are counted and logged
+    // once per sender instead (a rogue member could flood the log otherwise).
+    let filter = filter.add_directive(
+        format!("{}=off", slim_roles::SLIM_REFUSAL_TARGET)
+            .parse()
+            .expect("a valid directive"),
+    );
+    let refusals = Targets::new().with_target(slim_roles::SLIM_REFUSAL_TARGET, Level::WARN);
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_target(true)
+                .with_filter(filter),
+        )
+        .with(slim_roles::SlimRefusals.with_filter(refusals))
         .init();
 }

@@ -243,6 +243,7 @@ impl Shared {
             members,
             outbox,
             problems,
+            refused: crate::delivery::trust::refusals().snapshot(),
         }
     }
 }

@@ -9,6 +9,7 @@ use serde::{Serialize, Serializer};
 
 use crate::delivery::liveness::Liveness;
 use crate::delivery::outbox::OutboxStats;
+use crate::delivery::trust::Refused;
 use crate::state::Status;
 
 /// The node's connection to its SLIM server.
@@ -148,6 +149,8 @@ pub struct Health {
     pub outbox: OutboxStats,
     /// Why the status is not `ok`, each named (a member, the outbox, a sink); empty when it is.
     pub problems: Vec<String>,
+    /// Messages refused because their sender is not who it claims to be (this process).
+    pub refused: Refused,
 }
 
 impl Health {
@@ -411,6 +414,7 @@ mod tests {
             members: vec![member(Liveness::Live)],
             outbox: OutboxStats::default(),
             problems: vec![],
+            refused: Refused::default(),
         }
     }
 

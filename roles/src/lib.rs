@@ -45,6 +45,7 @@ pub use delivery::message::Outgoing;
 pub use delivery::outbox::{OutboxLimits, OutboxStats, ENTRY_OVERHEAD};
 pub use delivery::seen::{SeenError, SEEN_FILE};
 pub use delivery::spool::SpoolConfig;
+pub use delivery::trust::{Refused, RefusedSender, SlimRefusals, SLIM_REFUSAL_TARGET};
 pub use error::{AdminError, ConfigError, PublishError, RoleError};
 pub use health::{Health, LinkState, LinkStatus, MemberHealth, Verdict};
 pub use name::{Secret, SlimName};

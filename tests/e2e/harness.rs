@@ -159,6 +159,8 @@ pub struct Mesh {
     restarts: usize,
     server_args: Vec<String>,
     node_args: Vec<String>,
+    /// The command prefix its server and nodes run under (`ip netns exec NS`: another host).
+    wrapper: Vec<String>,
 }
 
 impl Mesh {
@@ -196,6 +198,13 @@ impl Mesh {
         Mesh::start_at("http", ip, vec![], vec![])
     }
 
+    /// Starts a site on another host: `slim-node server` run through `wrapper` (`ip netns exec
+    /// NS`) on `ip` and a free port, with `server_args`; the site's nodes run there too.
+    pub fn start_in(wrapper: &[&str], ip: &str, server_args: Vec<String>) -> Mesh {
+        let wrapper = wrapper.iter().map(ToString::to_string).collect();
+        Mesh::start_at_port("http", ip, free_port(), server_args, vec![], wrapper)
+    }
+
     /// Starts another site: a SLIM server of its own, linked to `site`'s server as a SLIM
     /// peer (`--peer`); its nodes connect to it.
     pub fn start_peered_with(site: &Mesh) -> Mesh {
@@ -215,13 +224,13 @@ impl Mesh {
     }
 
     fn start_at(scheme: &str, ip: &str, server_args: Vec<String>, node_args: Vec<String>) -> Mesh {
-        Mesh::start_at_port(scheme, ip, free_port(), server_args, node_args)
+        Mesh::start_at_port(scheme, ip, free_port(), server_args, node_args, vec![])
     }
 
     /// Starts `slim-node server` on 127.0.0.1:`port` (a port another server was told of
     /// before this one started).
     pub fn start_on_port(port: u16) -> Mesh {
-        Mesh::start_at_port("http", "127.0.0.1", port, vec![], vec![])
+        Mesh::start_at_port("http", "127.0.0.1", port, vec![], vec![], vec![])
     }
 
     /// Starts another site whose server is linked as a SLIM peer to `url` (which may not be
@@ -241,6 +250,7 @@ impl Mesh {
         port: u16,
         server_args: Vec<String>,
         node_args: Vec<String>,
+        wrapper: Vec<String>,
     ) -> Mesh {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("secret"), SECRET).expect("secret file");
@@ -248,7 +258,7 @@ impl Mesh {
         let tokens: String = TOKENS.iter().map(|(n, t)| format!("{n}={t}\n")).collect();
         std::fs::write(dir.path().join("tokens"), tokens).expect("token file");
         let endpoint = format!("{ip}:{port}");
-        let server = start_server(dir.path(), "server", &endpoint, &server_args);
+        let server = start_server(dir.path(), "server", &wrapper, &endpoint, &server_args);
         Mesh {
             dir,
             url: format!("{scheme}://{endpoint}"),
@@ -257,6 +267,7 @@ impl Mesh {
             restarts: 0,
             server_args,
             node_args,
+            wrapper,
         }
     }
 
@@ -305,6 +316,7 @@ impl Mesh {
         self.server = Some(start_server(
             self.dir.path(),
             &label,
+            &self.wrapper,
             &self.endpoint,
             &self.server_args,
         ));
@@ -369,7 +381,8 @@ impl Mesh {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Proc {
-        self.node_wrapped(&[], label, name, secret_file, extra, env)
+        let wrapper: Vec<&str> = self.wrapper.iter().map(String::as_str).collect();
+        self.node_wrapped(&wrapper, label, name, secret_file, extra, env)
     }
 
     fn node_wrapped(
@@ -464,10 +477,17 @@ pub fn moderator<'a>(channel: &'a str, invites: &[&'a str]) -> Vec<&'a str> {
 pub const PARTICIPANT_ROLE: &[&str] = &["--role", "participant"];
 
 /// Starts `slim-node server` on `endpoint` and waits until it accepts connections.
-fn start_server(dir: &Path, label: &str, endpoint: &str, extra: &[String]) -> Proc {
+fn start_server(
+    dir: &Path,
+    label: &str,
+    wrapper: &[String],
+    endpoint: &str,
+    extra: &[String],
+) -> Proc {
     let mut args = vec!["server", "--endpoint", endpoint];
     args.extend(extra.iter().map(String::as_str));
-    let server = Proc::spawn(dir, label, &args);
+    let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+    let server = Proc::spawn_wrapped(dir, label, &wrapper, &args, &[]);
     wait_until(
         FORM_TIMEOUT,
         || TcpStream::connect(endpoint).is_ok(),

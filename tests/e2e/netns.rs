@@ -102,3 +102,100 @@ impl Drop for Netns {
         let _ = ip(&["netns", "del", &self.name]);
     }
 }
+
+/// Hosts on one network segment: a bridge on this host (which is on the segment too, as the
+/// first host, "A") and a network namespace per further host, each joined to the bridge by a
+/// veth pair. Hosts reach each other directly (no routing, no forwarding), and each further
+/// host's link can be cut alone.
+pub struct Lan {
+    bridge: String,
+    hosts: Vec<LanHost>,
+    /// This host's address on the segment.
+    pub host_ip: String,
+}
+
+struct LanHost {
+    netns: String,
+    port: String,
+    ip: String,
+}
+
+impl Lan {
+    /// Creates the bridge and `hosts` namespaces `slimnode-<pid>-<tag>-<i>` on a /24 of their
+    /// own (the addresses exist only on this segment).
+    pub fn create(tag: u8, hosts: usize) -> Result<Lan, String> {
+        let pid = std::process::id();
+        let subnet = format!("10.233.{}", (pid % 60) * 4 + u32::from(tag % 4));
+        let mut lan = Lan {
+            bridge: format!("sb{}b{tag}", pid % 100_000),
+            hosts: Vec::new(),
+            host_ip: format!("{subnet}.254"),
+        };
+        ip(&["link", "add", &lan.bridge, "type", "bridge"])?;
+        // From here on, Drop removes what was made.
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}/24", lan.host_ip),
+            "dev",
+            &lan.bridge,
+        ])?;
+        ip(&["link", "set", &lan.bridge, "up"])?;
+        for i in 0..hosts {
+            let host = LanHost {
+                netns: format!("slimnode-{pid}-{tag}-{i}"),
+                port: format!("sb{}p{tag}{i}", pid % 100_000),
+                ip: format!("{subnet}.{}", i + 1),
+            };
+            let inner = format!("sb{}i{tag}{i}", pid % 100_000);
+            ip(&["netns", "add", &host.netns])?;
+            lan.hosts.push(host);
+            let host = lan.hosts.last().expect("just pushed");
+            ip(&[
+                "link", "add", &host.port, "type", "veth", "peer", "name", &inner,
+            ])?;
+            ip(&["link", "set", &inner, "netns", &host.netns])?;
+            ip(&["link", "set", &host.port, "master", &lan.bridge])?;
+            ip(&["link", "set", &host.port, "up"])?;
+            let in_ns = |args: &[&str]| {
+                let mut all = vec!["netns", "exec", &host.netns, "ip"];
+                all.extend_from_slice(args);
+                ip(&all)
+            };
+            in_ns(&["addr", "add", &format!("{}/24", host.ip), "dev", &inner])?;
+            in_ns(&["link", "set", &inner, "up"])?;
+            in_ns(&["link", "set", "lo", "up"])?;
+        }
+        Ok(lan)
+    }
+
+    /// The address of host `i` (0: the first namespace).
+    pub fn ip(&self, i: usize) -> &str {
+        &self.hosts[i].ip
+    }
+
+    /// The command prefix that runs a program on host `i`.
+    pub fn wrapper(&self, i: usize) -> [&str; 4] {
+        ["ip", "netns", "exec", &self.hosts[i].netns]
+    }
+
+    /// Cuts host `i` off the segment: nothing passes, and nobody is told.
+    pub fn cut(&self, i: usize) {
+        ip(&["link", "set", &self.hosts[i].port, "down"]).expect("cutting the link");
+    }
+
+    /// Restores host `i`'s link.
+    pub fn restore(&self, i: usize) {
+        ip(&["link", "set", &self.hosts[i].port, "up"]).expect("restoring the link");
+    }
+}
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        for host in &self.hosts {
+            let _ = ip(&["link", "del", &host.port]);
+            let _ = ip(&["netns", "del", &host.netns]);
+        }
+        let _ = ip(&["link", "del", &self.bridge]);
+    }
+}

@@ -60,7 +60,7 @@ impl Ack {
             // Forgetting the mark lets in the copy the publisher sends again (a duplicate for
             // the sinks, inside the documented at-least-once window).
             for id in &unsent.0.ids {
-                self.seen.forget(id);
+                self.seen.forget(&unsent.0.from, id);
             }
         }
     }
@@ -78,7 +78,7 @@ impl std::fmt::Debug for Ack {
 impl Drop for Ack {
     fn drop(&mut self) {
         if !self.done {
-            self.seen.forget(&self.id);
+            self.seen.forget(&self.from, &self.id);
         }
     }
 }
@@ -111,7 +111,7 @@ mod tests {
 
     /// An Ack for `id`, handed on (so marked in `seen`), sending to `acks`.
     fn ack(id: &str, seen: &Arc<Seen>, acks: mpsc::UnboundedSender<ToAck>) -> Ack {
-        assert_eq!(seen.sight(id), Sighting::New);
+        assert_eq!(seen.sight("org/ns/sender", id), Sighting::New);
         Ack {
             id: id.into(),
             from: "org/ns/sender".into(),
@@ -135,7 +135,7 @@ mod tests {
         assert!(sent.messages, "a message's id, to record as taken");
         assert!(rx.try_recv().is_err(), "more than one acknowledgement");
         // A copy arriving before the acknowledgement leaves is dropped.
-        assert_eq!(seen.sight("m-1"), Sighting::Pending);
+        assert_eq!(seen.sight("org/ns/sender", "m-1"), Sighting::Pending);
     }
 
     #[test]
@@ -146,7 +146,7 @@ mod tests {
         drop(ack("m-1", &seen, tx));
 
         assert!(rx.try_recv().is_err(), "an acknowledgement was sent");
-        assert_eq!(seen.sight("m-1"), Sighting::New);
+        assert_eq!(seen.sight("org/ns/sender", "m-1"), Sighting::New);
     }
 
     #[test]
@@ -158,6 +158,6 @@ mod tests {
 
         ack.done();
 
-        assert_eq!(seen.sight("m-1"), Sighting::New);
+        assert_eq!(seen.sight("org/ns/sender", "m-1"), Sighting::New);
     }
 }

@@ -1,7 +1,8 @@
 //! Delivery: what was taken is kept until every member acknowledged it. The outbox holds
 //! messages (in memory, and in the spool on disk), the sender packs them into frames and
 //! publishes them paced by acknowledgements, the receive loop hands what others published to
-//! the consumer and acknowledges it once taken, and the record of seen ids drops copies.
+//! the consumer and acknowledges it once taken, the record of seen ids drops copies, and trust
+//! credits each message to its MLS-verified sender.
 
 pub(crate) mod frame;
 pub(crate) mod incoming;
@@ -12,3 +13,4 @@ pub(crate) mod receive;
 pub(crate) mod seen;
 pub(crate) mod sender;
 pub(crate) mod spool;
+pub(crate) mod trust;

@@ -21,6 +21,7 @@ use crate::delivery::frame;
 use crate::delivery::incoming::{Ack, Incoming, ToAck};
 use crate::delivery::seen::Sighting;
 use crate::delivery::sender::COMPLETION_WAIT;
+use crate::delivery::trust;
 use crate::slim::connection::{is_closed, is_timeout};
 
 /// Acknowledgements are sent as soon as the consumer has caught up with what arrived (under
@@ -47,8 +48,8 @@ pub(crate) enum ReceiveEnd {
 /// Acknowledgements waiting to be sent, per sender.
 struct Acks {
     pending: HashMap<String, (MessageContext, Vec<String>)>,
-    /// Message ids among them, recorded as done before the acknowledgements leave.
-    done: Vec<String>,
+    /// (sender, message id) among them, recorded as done before the acknowledgements leave.
+    done: Vec<(String, String)>,
     count: usize,
     window: Arc<Semaphore>,
 }
@@ -57,7 +58,8 @@ impl Acks {
     fn add(&mut self, item: ToAck) {
         self.count += item.ids.len();
         if item.messages {
-            self.done.extend(item.ids.iter().cloned());
+            self.done
+                .extend(item.ids.iter().map(|id| (item.from.clone(), id.clone())));
         }
         match self.pending.get_mut(&item.from) {
             Some((_, ids)) => ids.extend(item.ids),
@@ -74,7 +76,9 @@ impl Acks {
             let done = std::mem::take(&mut self.done);
             let shared = shared.clone();
             let recorded = tokio::task::spawn_blocking(move || {
-                shared.seen.done(done.iter().map(String::as_str))
+                shared
+                    .seen
+                    .done(done.iter().map(|(from, id)| (from.as_str(), id.as_str())))
             })
             .await;
             match recorded {
@@ -169,6 +173,16 @@ async fn receive(
         match result {
             Ok(mut msg) => {
                 let from = msg.context.source_name.to_string();
+                let verified_sender = msg.context.metadata.remove(PEER_SUBJECT_KEY);
+                let what = match msg.context.payload_type.as_str() {
+                    ACK_PAYLOAD_TYPE => "an acknowledgement",
+                    PING_PAYLOAD_TYPE => "a ping",
+                    _ => "a message",
+                };
+                // Credited to its sender only when that is who sent it (see trust).
+                if trust::sender(&from, verified_sender.as_deref(), what).is_err() {
+                    continue;
+                }
                 ctx.shared.heard.heard(&from, Instant::now());
                 if msg.context.payload_type == ACK_PAYLOAD_TYPE {
                     let text = String::from_utf8_lossy(&msg.payload);
@@ -191,7 +205,6 @@ async fn receive(
                     continue;
                 }
                 let mut metadata = std::mem::take(&mut msg.context.metadata);
-                let verified_sender = metadata.remove(PEER_SUBJECT_KEY);
                 // (id, bytes) of each message it holds; no id: a sender that does not ask for
                 // acknowledgements, taken as it is.
                 let parts: Vec<(Option<String>, Range<usize>)> =
@@ -212,7 +225,7 @@ async fn receive(
                 for (id, range) in parts {
                     let ack = match id {
                         None => None,
-                        Some(id) => match ctx.shared.seen.sight(&id) {
+                        Some(id) => match ctx.shared.seen.sight(&from, &id) {
                             Sighting::New => Some(Ack {
                                 id,
                                 from: from.clone(),
@@ -331,7 +344,7 @@ mod tests {
         acks.add(to_ack("a", &["7"], false));
         acks.add(to_ack("a", &["a-0"], false));
 
-        assert_eq!(acks.done, ["a-1"]);
+        assert_eq!(acks.done, [("org/ns/a".to_string(), "a-1".to_string())]);
         assert_eq!(acks.pending["org/ns/a"].1, ["a-1", "7", "a-0"]);
     }
 }

@@ -1,4 +1,4 @@
-//! The message ids a node has already handed on, so that a copy is dropped: one a publisher
+//! The message ids a node has already handed on, per sender, so that a copy is dropped: one a publisher
 //! re-sends because an acknowledgement was late or lost, or one SLIM's session layer replays
 //! to a member that joins the group again (it keeps the last 512 SLIM messages sent). With a
 //! state directory the record survives restarts, so a participant killed and restarted does not
@@ -10,6 +10,9 @@
 //! disk, in the same step that lets the acknowledgements go, so whatever a publisher was told
 //! arrived is remembered. A mark the consumer gives back (it could not take the message) is
 //! forgotten: the copy the publisher sends again is taken.
+//!
+//! Ids are kept per sender (its MLS-verified name): a member that sends another member's id
+//! first has only sent a message of its own, and cannot make the real one pass for a copy.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -40,16 +43,19 @@ impl SeenError {
     }
 }
 
-/// 128 bits of an id: the UUID itself (what slim-node senders use), or for any other text a
-/// 128-bit FNV-1a hash, stable across builds and platforms.
-fn key(id: &str) -> u128 {
-    if let Ok(uuid) = uuid::Uuid::try_parse(id) {
-        return uuid.as_u128();
-    }
-    const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
-    const PRIME: u128 = 0x0000000001000000000000000000013B;
-    id.bytes()
-        .fold(OFFSET, |h, b| (h ^ u128::from(b)).wrapping_mul(PRIME))
+/// 128 bits standing for the id `id` from `sender`: the first half of their SHA-256 (stable
+/// across builds and platforms; a cryptographic hash, so that a member cannot craft an id of
+/// its own that stands for another member's).
+fn key(sender: &str, id: &str) -> u128 {
+    use sha2::Digest;
+    let mut hash = sha2::Sha256::new();
+    hash.update(sender.as_bytes());
+    hash.update([0]);
+    hash.update(id.as_bytes());
+    let digest = hash.finalize();
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&digest[..16]);
+    u128::from_be_bytes(first)
 }
 
 /// What is known of an id that arrives.
@@ -148,10 +154,10 @@ impl Seen {
         crate::sync::lock(&self.inner).ids.len()
     }
 
-    /// What is known of `id`; a new one is marked as handed on.
-    pub(crate) fn sight(&self, id: &str) -> Sighting {
+    /// What is known of `id` from `sender`; a new one is marked as handed on.
+    pub(crate) fn sight(&self, sender: &str, id: &str) -> Sighting {
         let mut inner = crate::sync::lock(&self.inner);
-        let key = key(id);
+        let key = key(sender, id);
         match inner.ids.get(&key) {
             Some((true, _)) => Sighting::Done,
             Some((false, _)) => Sighting::Pending,
@@ -162,24 +168,27 @@ impl Seen {
         }
     }
 
-    /// Forgets the mark of `id`, handed on but not taken: a copy is taken again.
-    pub(crate) fn forget(&self, id: &str) {
+    /// Forgets the mark of `id` from `sender`, handed on but not taken: a copy is taken again.
+    pub(crate) fn forget(&self, sender: &str, id: &str) {
         let mut inner = crate::sync::lock(&self.inner);
-        let key = key(id);
+        let key = key(sender, id);
         if inner.ids.get(&key).is_some_and(|(done, _)| !done) {
             inner.ids.remove(&key);
         }
     }
 
-    /// Records marked `ids` as done: acknowledged to their publisher. With a state directory they
-    /// are written (without fsync: a crash of the process keeps them, a power loss may not)
-    /// before this returns, so call it before the acknowledgements leave.
-    pub(crate) fn done<'a>(&self, ids: impl IntoIterator<Item = &'a str>) -> Result<(), SeenError> {
+    /// Records marked `(sender, id)`s as done: acknowledged to their publisher. With a state
+    /// directory they are written (without fsync: a crash of the process keeps them, a power
+    /// loss may not) before this returns, so call it before the acknowledgements leave.
+    pub(crate) fn done<'a>(
+        &self,
+        ids: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<(), SeenError> {
         let mut fresh = Vec::new();
         {
             let mut inner = crate::sync::lock(&self.inner);
-            for id in ids {
-                let key = key(id);
+            for (sender, id) in ids {
+                let key = key(sender, id);
                 // Ids done already, or never marked (forgotten beyond the capacity), are skipped.
                 if let Some((done, _)) = inner.ids.get_mut(&key).filter(|(done, _)| !*done) {
                     *done = true;
@@ -252,57 +261,70 @@ mod tests {
     const A: &str = "3250f502-0d8e-4a3c-9a57-8f1c2b7e0a11";
     const B: &str = "5e0c1a9b-2f44-4d0b-8a6e-1b2c3d4e5f60";
     const C: &str = "7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+    /// The sender of the messages in these tests.
+    const S: &str = "org/ns/moderator";
+
+    #[test]
+    fn the_same_id_from_another_sender_is_another_message() {
+        let seen = Seen::in_memory(10);
+        // A member that replays another member's id first...
+        assert_eq!(seen.sight("org/ns/rogue", A), Sighting::New);
+        seen.done([("org/ns/rogue", A)]).unwrap();
+        // ...does not make the real message pass for a copy.
+        assert_eq!(seen.sight(S, A), Sighting::New);
+        assert_eq!(seen.sight(S, A), Sighting::Pending);
+    }
 
     #[test]
     fn a_copy_of_a_marked_id_is_recognised() {
         let seen = Seen::in_memory(10);
-        assert_eq!(seen.sight(A), Sighting::New);
-        assert_eq!(seen.sight(A), Sighting::Pending);
-        seen.done([A]).unwrap();
-        assert_eq!(seen.sight(A), Sighting::Done);
-        assert_eq!(seen.sight(B), Sighting::New);
+        assert_eq!(seen.sight(S, A), Sighting::New);
+        assert_eq!(seen.sight(S, A), Sighting::Pending);
+        seen.done([(S, A)]).unwrap();
+        assert_eq!(seen.sight(S, A), Sighting::Done);
+        assert_eq!(seen.sight(S, B), Sighting::New);
     }
 
     #[test]
     fn a_forgotten_mark_lets_the_next_copy_in() {
         let seen = Seen::in_memory(10);
-        assert_eq!(seen.sight(A), Sighting::New);
-        seen.forget(A);
-        assert_eq!(seen.sight(A), Sighting::New);
-        seen.done([A]).unwrap();
-        seen.forget(A);
-        assert_eq!(seen.sight(A), Sighting::Done, "a done id stays done");
+        assert_eq!(seen.sight(S, A), Sighting::New);
+        seen.forget(S, A);
+        assert_eq!(seen.sight(S, A), Sighting::New);
+        seen.done([(S, A)]).unwrap();
+        seen.forget(S, A);
+        assert_eq!(seen.sight(S, A), Sighting::Done, "a done id stays done");
     }
 
     #[test]
     fn an_id_marked_again_is_not_evicted_by_its_old_entry() {
         let seen = Seen::in_memory(2);
-        seen.sight(A);
-        seen.forget(A);
-        seen.sight(B);
-        seen.sight(A);
-        seen.sight(C); // evicts A's first entry, which is stale
-        assert_eq!(seen.sight(A), Sighting::Pending);
+        seen.sight(S, A);
+        seen.forget(S, A);
+        seen.sight(S, B);
+        seen.sight(S, A);
+        seen.sight(S, C); // evicts A's first entry, which is stale
+        assert_eq!(seen.sight(S, A), Sighting::Pending);
     }
 
     #[test]
     fn ids_that_are_not_uuids_are_told_apart() {
         let seen = Seen::in_memory(10);
-        assert_eq!(seen.sight("msg-1"), Sighting::New);
-        assert_eq!(seen.sight("msg-2"), Sighting::New);
-        assert_eq!(seen.sight("msg-1"), Sighting::Pending);
-        assert_ne!(key("msg-1"), key("msg-2"));
+        assert_eq!(seen.sight(S, "msg-1"), Sighting::New);
+        assert_eq!(seen.sight(S, "msg-2"), Sighting::New);
+        assert_eq!(seen.sight(S, "msg-1"), Sighting::Pending);
+        assert_ne!(key(S, "msg-1"), key(S, "msg-2"));
     }
 
     #[test]
     fn the_oldest_ids_are_forgotten_beyond_the_capacity() {
         let seen = Seen::in_memory(2);
         for id in [A, B, C] {
-            assert_eq!(seen.sight(id), Sighting::New);
+            assert_eq!(seen.sight(S, id), Sighting::New);
         }
         assert_eq!(seen.len(), 2);
         assert_eq!(
-            seen.sight(A),
+            seen.sight(S, A),
             Sighting::New,
             "forgotten once the window moved on"
         );
@@ -313,18 +335,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let seen = Seen::open(dir.path(), 10).unwrap();
-            seen.sight(A);
-            seen.sight(B);
-            seen.done([A]).unwrap();
+            seen.sight(S, A);
+            seen.sight(S, B);
+            seen.done([(S, A)]).unwrap();
         }
         let seen = Seen::open(dir.path(), 10).unwrap();
         assert_eq!(
-            seen.sight(A),
+            seen.sight(S, A),
             Sighting::Done,
             "acknowledged before the restart"
         );
         assert_eq!(
-            seen.sight(B),
+            seen.sight(S, B),
             Sighting::New,
             "handed on but never acknowledged: its publisher sends it again"
         );
@@ -333,8 +355,8 @@ mod tests {
     #[test]
     fn an_id_done_before_it_was_marked_is_not_taken_for_a_copy() {
         let seen = Seen::in_memory(10);
-        seen.done([A]).unwrap();
-        assert_eq!(seen.sight(A), Sighting::New);
+        seen.done([(S, A)]).unwrap();
+        assert_eq!(seen.sight(S, A), Sighting::New);
     }
 
     #[test]
@@ -343,16 +365,16 @@ mod tests {
         {
             let seen = Seen::open(dir.path(), 2).unwrap();
             for id in [A, B, C] {
-                seen.sight(id);
-                seen.done([id]).unwrap();
+                seen.sight(S, id);
+                seen.done([(S, id)]).unwrap();
             }
         }
         let seen = Seen::open(dir.path(), 2).unwrap();
         assert_eq!(seen.len(), 2);
-        assert_eq!(seen.sight(C), Sighting::Done);
-        assert_eq!(seen.sight(B), Sighting::Done);
+        assert_eq!(seen.sight(S, C), Sighting::Done);
+        assert_eq!(seen.sight(S, B), Sighting::Done);
         assert_eq!(
-            seen.sight(A),
+            seen.sight(S, A),
             Sighting::New,
             "the oldest was removed from the file"
         );

@@ -61,7 +61,7 @@ fn backoff(attempts: u32) -> BackoffConfig {
 /// HTTP/2 pings when nothing was read from the server for a moment: behind a cut link (no
 /// reset, no FIN) a connection otherwise looks up until TCP gives up, many minutes later, and
 /// the node neither reconnects nor says its link is down. SLIM's client has none by default.
-fn keepalive() -> KeepaliveConfig {
+pub(crate) fn keepalive() -> KeepaliveConfig {
     KeepaliveConfig {
         http2_keepalive: Duration::from_secs(2),
         timeout: Duration::from_secs(3),

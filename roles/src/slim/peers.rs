@@ -120,6 +120,8 @@ pub(crate) fn spawn(
 async fn dial(service: &Service, peer: &Peer) -> Result<u64, String> {
     let client = ClientConfig {
         tls: peer.tls.for_url(&peer.url).map_err(|e| e.to_string())?,
+        // Behind a cut link the peer link would otherwise look up until TCP gives up.
+        keepalive: Some(crate::slim::connection::keepalive()),
         ..slim_bindings::new_insecure_client_config(peer.url.clone())
     };
     let mut core: slim_config::client::ClientConfig = client.into();

@@ -9,6 +9,7 @@ use slim_bindings::{RuntimeConfig, ServiceConfig, TracingConfig};
 /// Install the process's tracing subscriber first: the bindings then keep it instead of
 /// their own, so SLIM's logs share our format, level and stream.
 pub fn init() {
+    enforce_identity_binding();
     let runtime = RuntimeConfig {
         n_cores: 0,
         thread_name: "slim-node".to_string(),
@@ -26,6 +27,20 @@ pub fn init() {
             &[ServiceConfig::default()],
         );
     });
+}
+
+/// SLIM checks that a message's source name id is the one its sender's verified identity
+/// derives, and by default only warns when it is not: a member could then send under another
+/// member's name. slim-node always refuses such messages (SLIM reads this once, process-wide,
+/// before any session exists: called first thing, while the process has one thread).
+fn enforce_identity_binding() {
+    const VARIABLE: &str = "SLIM_IDENTITY_BINDING";
+    if let Ok(value) = std::env::var(VARIABLE) {
+        if !value.trim().eq_ignore_ascii_case("enforce") {
+            tracing::warn!(%value, "{VARIABLE} is ignored: slim-node always enforces SLIM's identity binding");
+        }
+    }
+    std::env::set_var(VARIABLE, "enforce");
 }
 
 /// The runtime every async part of slim-node runs on (one thread pool, not two).
