@@ -24,7 +24,7 @@ if [ -n "$missing" ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
 fi
 command -v cargo >/dev/null 2>&1 || { echo "cargo is missing: install Rust from https://rustup.rs" >&2; exit 1; }
-if ! .ci/venv/bin/python -c "import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.grpc, rotel, websockets" 2>/dev/null \
+if ! .ci/venv/bin/python -c "import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.grpc, rotel, websockets, slim_bindings" 2>/dev/null \
    || [ ! -x .ci/venv/bin/weed ] || [ ! -x .ci/venv/bin/hadolint ] \
    || [ ! -x .ci/venv/bin/kubernetes-validate ]; then
   [ -x .ci/venv/bin/pip ] || python3 -m venv .ci/venv

@@ -35,6 +35,9 @@ pub enum IngestError {
     /// SLIM is busy or refused the message for now.
     #[error("temporarily unable to forward telemetry: {0}")]
     Unavailable(String),
+    /// The node carries no channel for the request's signal.
+    #[error("{0}")]
+    NotCarried(String),
 }
 
 impl From<CodecError> for IngestError {
@@ -56,6 +59,7 @@ impl From<PublishError> for IngestError {
             PublishError::Full { .. } | PublishError::Spool(_) | PublishError::Slim(_) => {
                 IngestError::Unavailable(err.to_string())
             }
+            PublishError::NoChannel(_) => IngestError::NotCarried(err.to_string()),
         }
     }
 }

@@ -5,7 +5,8 @@ use std::time::Duration;
 use crate::delivery::outbox::OutboxLimits;
 use crate::delivery::spool::SpoolConfig;
 use crate::error::ConfigError;
-use crate::name::{Secret, SlimName};
+use crate::name::SlimName;
+use crate::slim::identity::Identity;
 use crate::slim::tls::ClientTls;
 
 /// Default SLIM server URL (SLIM's conventional port).
@@ -21,8 +22,60 @@ pub enum RoleConfig {
         /// Names to invite.
         invite: Vec<SlimName>,
     },
-    /// Wait for an invitation and join.
+    /// Create one group session per signal on `channels` and keep inviting `invite` into each:
+    /// each signal's requests travel there as the OpenTelemetry Collector's SLIM exporter
+    /// (agntcy/slim-otel) sends them, one request's protobuf bytes per message and nothing else.
+    SignalModerator {
+        /// The channel of each signal.
+        channels: Vec<SignalChannel>,
+        /// Names to invite.
+        invite: Vec<SlimName>,
+    },
+    /// Wait for invitations and join each (one session per channel).
     Participant,
+}
+
+impl RoleConfig {
+    /// The names a moderator invites (none for a participant).
+    pub fn invitees(&self) -> &[SlimName] {
+        match self {
+            RoleConfig::Moderator { invite, .. } | RoleConfig::SignalModerator { invite, .. } => {
+                invite
+            }
+            RoleConfig::Participant => &[],
+        }
+    }
+}
+
+/// The channel one signal travels on, slim-otel's way: `traces=agntcy/otel/channel-traces`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignalChannel {
+    /// The signal.
+    pub signal: otlp::Signal,
+    /// Its group channel.
+    pub channel: SlimName,
+}
+
+impl std::str::FromStr for SignalChannel {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (signal, channel) = s
+            .split_once('=')
+            .ok_or_else(|| format!("expected SIGNAL=ORG/NS/CHANNEL (e.g. traces=agntcy/otel/channel-traces), got {s:?}"))?;
+        let signal = otlp::Signal::ALL
+            .into_iter()
+            .find(|sig| sig.as_str() == signal.trim())
+            .ok_or_else(|| format!("unknown signal {signal:?}: traces, metrics or logs"))?;
+        let channel = channel.trim().parse().map_err(|e| format!("{e}"))?;
+        Ok(SignalChannel { signal, channel })
+    }
+}
+
+impl std::fmt::Display for SignalChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}={}", self.signal.as_str(), self.channel)
+    }
 }
 
 /// SLIM's own session reliability (its acknowledgements and retransmission per message).
@@ -54,8 +107,8 @@ impl Default for Reliability {
 pub struct NodeConfig {
     /// The node's own SLIM name.
     pub name: SlimName,
-    /// Shared secret of the channel's members.
-    pub secret: Secret,
+    /// How the node proves who it is, and checks the other members.
+    pub identity: Identity,
     /// SLIM server URLs, `http://HOST:PORT` or `https://HOST:PORT`, in order of preference:
     /// the node uses the first that answers and moves to the next when its server is gone.
     pub slim_urls: Vec<String>,
@@ -88,6 +141,9 @@ impl NodeConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.slim_urls.is_empty() {
             return Err(ConfigError::NoServer);
+        }
+        if let Identity::Keys(keys) = &self.identity {
+            keys.validate(&self.name)?;
         }
         for url in &self.slim_urls {
             validate_url(url)?;
@@ -127,6 +183,23 @@ pub fn max_payload_bytes(mls: bool) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_signal_channel_reads_signal_equals_channel() {
+        let sc: SignalChannel = "metrics=agntcy/otel/channel-metrics".parse().unwrap();
+        assert_eq!(sc.signal, otlp::Signal::Metrics);
+        assert_eq!(sc.channel.to_string(), "agntcy/otel/channel-metrics");
+        assert_eq!(sc.to_string(), "metrics=agntcy/otel/channel-metrics");
+        assert!("spans=a/b/c"
+            .parse::<SignalChannel>()
+            .unwrap_err()
+            .contains("unknown signal"));
+        assert!("traces"
+            .parse::<SignalChannel>()
+            .unwrap_err()
+            .contains("SIGNAL=ORG/NS/CHANNEL"));
+        assert!("traces=a/b".parse::<SignalChannel>().is_err());
+    }
 
     #[test]
     fn url_needs_scheme_host_and_port() {

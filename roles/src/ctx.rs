@@ -43,6 +43,8 @@ pub(crate) struct Shared {
     pub(crate) known: Mutex<BTreeSet<String>>,
     /// Moderator: the names it invites; administrators change them at runtime.
     pub(crate) invitees: Mutex<BTreeSet<SlimName>>,
+    /// A signal-channel moderator: the signals it has a channel for (others are refused).
+    pub(crate) signals: Option<Vec<otlp::Signal>>,
     /// Wakes the moderator when the invitees changed.
     pub(crate) invitees_changed: Notify,
     /// Names an administrator removed: never counted as members again unless re-invited.

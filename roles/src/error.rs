@@ -33,6 +33,14 @@ pub enum ConfigError {
     /// TLS settings were given for a plain-text `http://` SLIM URL.
     #[error("TLS settings (--ca, --client-cert) need an https:// SLIM URL, not {0}")]
     TlsWithoutHttps(String),
+    /// The node's key or trust list cannot be used.
+    #[error("identity file {path}: {why}")]
+    Identity {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        why: String,
+    },
     /// No SLIM server URL was given.
     #[error("no SLIM server URL: give at least one --slim URL")]
     NoServer,
@@ -111,6 +119,10 @@ pub enum PublishError {
     /// SLIM refused the message.
     #[error("SLIM refused the message: {0}")]
     Slim(String),
+    /// This node carries no channel for the message's signal (a signal-channel moderator
+    /// without `--signal-channel` for it).
+    #[error("this node has no channel for {0}: give it --signal-channel {0}=ORG/NS/CHANNEL")]
+    NoChannel(String),
 }
 
 /// A runtime change of members that cannot be made.

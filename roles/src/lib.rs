@@ -38,7 +38,9 @@ mod state;
 mod sync;
 
 pub use backoff::Backoff;
-pub use config::{max_payload_bytes, NodeConfig, Reliability, RoleConfig, DEFAULT_SLIM_URL};
+pub use config::{
+    max_payload_bytes, NodeConfig, Reliability, RoleConfig, SignalChannel, DEFAULT_SLIM_URL,
+};
 pub use ctx::WEDGED_AFTER;
 pub use delivery::incoming::{Ack, Incoming};
 pub use delivery::message::Outgoing;
@@ -52,6 +54,7 @@ pub use name::{Secret, SlimName};
 pub use node::{Admin, Node, Publisher};
 pub use role::moderator::group_config;
 pub use slim::connection::{connect, is_timeout, Connection};
+pub use slim::identity::{Identity, MemberKeys};
 pub use slim::peers::{Peer, PeerLinks, PeerState};
 pub use slim::runtime;
 pub use slim::server::{Keepalive, SlimServer};

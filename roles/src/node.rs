@@ -68,11 +68,20 @@ impl Node {
     /// role. Returns the node and the stream of messages other members publish.
     pub async fn start(cfg: NodeConfig) -> Result<(Node, mpsc::Receiver<Incoming>), RoleError> {
         let role = match cfg.role {
-            RoleConfig::Moderator { .. } => RoleKind::Moderator,
+            RoleConfig::Moderator { .. } | RoleConfig::SignalModerator { .. } => {
+                RoleKind::Moderator
+            }
             RoleConfig::Participant => RoleKind::Participant,
         };
         let channel = match &cfg.role {
             RoleConfig::Moderator { channel, .. } => Some(channel.to_string()),
+            RoleConfig::SignalModerator { channels, .. } => Some(
+                channels
+                    .iter()
+                    .map(|c| c.channel.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
             RoleConfig::Participant => None,
         };
         let (status, _) = watch::channel(Status {
@@ -83,12 +92,12 @@ impl Node {
         });
         let outbox = match &cfg.spool {
             Some(spool) => {
-                let owed_to = match &cfg.role {
-                    RoleConfig::Moderator { invite, .. } => {
-                        invite.iter().map(ToString::to_string).collect()
-                    }
-                    RoleConfig::Participant => BTreeSet::new(),
-                };
+                let owed_to = cfg
+                    .role
+                    .invitees()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
                 let outbox = Outbox::with_spool(cfg.outbox, Spool::open(spool)?, owed_to)?;
                 let restored = outbox.stats();
                 if restored.messages > 0 {
@@ -112,10 +121,13 @@ impl Node {
             max_payload: max_payload_bytes(cfg.mls),
             outbox,
             known: Mutex::new(BTreeSet::new()),
-            invitees: Mutex::new(match &cfg.role {
-                RoleConfig::Moderator { invite, .. } => invite.iter().cloned().collect(),
-                RoleConfig::Participant => BTreeSet::new(),
-            }),
+            invitees: Mutex::new(cfg.role.invitees().iter().cloned().collect()),
+            signals: match &cfg.role {
+                RoleConfig::SignalModerator { channels, .. } => {
+                    Some(channels.iter().map(|c| c.signal).collect())
+                }
+                _ => None,
+            },
             invitees_changed: Notify::new(),
             removed: Mutex::new(BTreeSet::new()),
             had_members: AtomicBool::new(false),
@@ -289,6 +301,19 @@ impl Publisher {
                 size: big.payload.len(),
                 limit: self.shared.max_payload,
             });
+        }
+        if let Some(signals) = &self.shared.signals {
+            let carried = |m: &Outgoing| {
+                m.metadata
+                    .get(otlp::wire::SIGNAL_KEY)
+                    .is_some_and(|s| signals.iter().any(|sig| sig.as_str() == s))
+            };
+            if let Some(other) = messages.iter().find(|m| !carried(m)) {
+                let signal = other.metadata.get(otlp::wire::SIGNAL_KEY);
+                return Err(PublishError::NoChannel(
+                    signal.map_or("this signal", String::as_str).to_string(),
+                ));
+            }
         }
         let state = self.shared.state();
         // Once a member joined, what is taken waits in the outbox through session restarts

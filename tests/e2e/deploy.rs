@@ -6,30 +6,16 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::harness::{repo_root as root, venv_tool};
+
 /// The Kubernetes version the manifests are validated against (the oldest we expect to run on).
 const KUBERNETES_VERSION: &str = "1.31.0";
 
 /// Where the units expect the binary; the check points them at the one this test built.
 const INSTALLED_BIN: &str = "/usr/local/bin/slim-node";
 
-fn root() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    root.canonicalize().unwrap_or(root)
-}
-
 fn deploy(path: &str) -> PathBuf {
     root().join("examples/deploy").join(path)
-}
-
-/// A tool in .ci/venv/bin.
-fn venv_tool(name: &str) -> PathBuf {
-    let bin = root().join(".ci/venv/bin").join(name);
-    assert!(
-        bin.exists(),
-        "no {name} at {}: run .ci/deps.sh",
-        bin.display()
-    );
-    bin
 }
 
 /// Runs `cmd` in the repository root; a tool that is not there fails the test.

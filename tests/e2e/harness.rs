@@ -839,6 +839,23 @@ pub fn stream_with(
     })
 }
 
+/// The repository's root directory.
+pub fn repo_root() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    root.canonicalize().unwrap_or(root)
+}
+
+/// A tool in .ci/venv/bin; fails the test, naming the install step, when it is not there.
+pub fn venv_tool(name: &str) -> PathBuf {
+    let bin = repo_root().join(".ci/venv/bin").join(name);
+    assert!(
+        bin.exists(),
+        "no {name} at {}: run .ci/deps.sh",
+        bin.display()
+    );
+    bin
+}
+
 /// Whether the tests run as root (they may then make network namespaces and mount tmpfs).
 pub fn running_as_root() -> bool {
     std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {

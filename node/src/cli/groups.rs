@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use slim_roles::{NodeConfig, RoleConfig, Secret, SlimName};
+use slim_roles::{Identity, NodeConfig, RoleConfig, SlimName};
 use tracing::warn;
 
 use super::*;
@@ -479,12 +479,12 @@ pub struct SlimSide<'a> {
 }
 
 impl SlimSide<'_> {
-    /// The settings of the node `name` playing `role` with `secret`.
+    /// The settings of the node `name` playing `role` with `identity`.
     pub fn node_config(
         &self,
         name: SlimName,
         role: RoleConfig,
-        secret: Secret,
+        identity: Identity,
     ) -> anyhow::Result<NodeConfig> {
         let state_dir = self.queue.state_dir(&name, self.shared_data_dir)?;
         // One spool per directory: only a moderator (the receiving side of `up`) keeps one there.
@@ -494,7 +494,7 @@ impl SlimSide<'_> {
         };
         let config = NodeConfig {
             name,
-            secret,
+            identity,
             slim_urls: self.urls.clone(),
             role,
             mls: self.session.mls(),

@@ -19,6 +19,7 @@ pub mod reference;
 mod replay;
 mod server;
 mod slim_bench;
+mod trust_list;
 mod up;
 
 pub use fetch::FetchArgs;
@@ -29,6 +30,7 @@ pub use node::{NodeArgs, Role, SecretArgs};
 pub use replay::ReplayArgs;
 pub use server::{PeerArgs, ServerArgs, ServerTlsArgs, SlimServerArgs};
 pub use slim_bench::SlimBenchArgs;
+pub use trust_list::TrustListArgs;
 pub use up::UpArgs;
 
 /// Move OpenTelemetry data across organisations over an end-to-end encrypted SLIM mesh.
@@ -77,6 +79,9 @@ pub enum Command {
     /// Send what a node's store holds (its query API) again to an OTLP endpoint: all three
     /// signals, or one.
     Replay(ReplayArgs),
+    /// Print the members' public keys as the JWKS `node --trust` reads (`NAME=PEM` each), for
+    /// members that prove who they are with keys of their own instead of a shared secret.
+    TrustList(TrustListArgs),
 }
 
 fn parse_signal(s: &str) -> Result<otlp::Signal, String> {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
-use slim_roles::{RoleConfig, Secret, SlimName};
+use slim_roles::{Identity, MemberKeys, RoleConfig, Secret, SignalChannel, SlimName};
 use tracing::warn;
 
 use super::*;
@@ -14,15 +14,17 @@ use crate::config::{defaults, NodeSettings};
 /// A node's role on its channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Role {
-    /// Create the group session on --channel and invite every --invite name.
+    /// Create the group session on --channel (or one per --signal-channel) and invite every
+    /// --invite name.
     Moderator,
-    /// Wait for an invitation and join.
+    /// Wait for invitations and join each.
     Participant,
 }
 
-/// The shared secret of the channel's members.
+/// How the node proves who it is to the channel's members: a shared secret, or a key of its
+/// own with the members' public keys.
 #[derive(Debug, Args)]
-#[group(required = true, multiple = false)]
+#[group(required = true, multiple = true)]
 pub struct SecretArgs {
     /// Shared secret, at least 32 bytes. Prefer SLIM_NODE_SECRET or --secret-file: a flag
     /// is visible to other users in the process list.
@@ -30,12 +32,37 @@ pub struct SecretArgs {
         long,
         env = "SLIM_NODE_SECRET",
         hide_env_values = true,
-        value_name = "SECRET"
+        value_name = "SECRET",
+        conflicts_with_all = ["secret_file", "identity_key", "trust"]
     )]
     pub secret: Option<String>,
     /// File holding the shared secret (surrounding white space is ignored).
-    #[arg(long, env = "SLIM_NODE_SECRET_FILE", value_name = "PATH")]
+    #[arg(
+        long,
+        env = "SLIM_NODE_SECRET_FILE",
+        value_name = "PATH",
+        conflicts_with_all = ["identity_key", "trust"]
+    )]
     pub secret_file: Option<PathBuf>,
+    /// The node's own Ed25519 private key (PKCS#8 PEM: `openssl genpkey -algorithm ed25519`),
+    /// instead of a shared secret: its SLIM name becomes its identity, which no other member
+    /// can take (with --trust)
+    #[arg(
+        long,
+        env = "SLIM_NODE_IDENTITY_KEY",
+        value_name = "PEM",
+        requires = "trust"
+    )]
+    pub identity_key: Option<PathBuf>,
+    /// The members' public keys, a JWKS whose every key has `kid` = its member's SLIM name
+    /// (`slim-node trust-list` writes one): only they are accepted (with --identity-key)
+    #[arg(
+        long,
+        env = "SLIM_NODE_TRUST",
+        value_name = "JWKS",
+        requires = "identity_key"
+    )]
+    pub trust: Option<PathBuf>,
 }
 
 /// `slim-node node`.
@@ -73,6 +100,17 @@ pub struct NodeArgs {
         value_name = "ORG/NS/APP"
     )]
     pub invite: Vec<SlimName>,
+    /// Publish SIGNAL on a channel of its own, as the OpenTelemetry Collector's SLIM exporter
+    /// (agntcy/slim-otel) does: one request's protobuf bytes per message, nothing else
+    /// (moderator only, instead of --channel; repeatable, comma-separated in the variable).
+    /// Signals without one are answered 404
+    #[arg(
+        long,
+        env = "SLIM_NODE_SIGNAL_CHANNELS",
+        value_delimiter = ',',
+        value_name = "SIGNAL=ORG/NS/CHANNEL"
+    )]
+    pub signal_channel: Vec<SignalChannel>,
     #[command(flatten)]
     pub sinks: SinkArgs,
     #[command(flatten)]
@@ -88,20 +126,37 @@ impl NodeArgs {
     /// them. `on_command_line` names the arguments given as flags.
     pub fn settings(&self, on_command_line: &[String]) -> anyhow::Result<NodeSettings> {
         let role = match self.role {
+            Role::Moderator if !self.signal_channel.is_empty() => {
+                if self.channel.is_some() {
+                    bail!("--channel and --signal-channel are two wires: give a moderator one or the other");
+                }
+                for (i, sc) in self.signal_channel.iter().enumerate() {
+                    if self.signal_channel[..i].iter().any(|o| o.signal == sc.signal) {
+                        bail!("--signal-channel names {} twice", sc.signal.as_str());
+                    }
+                }
+                RoleConfig::SignalModerator {
+                    channels: self.signal_channel.clone(),
+                    invite: self.invite.clone(),
+                }
+            }
             Role::Moderator => RoleConfig::Moderator {
                 channel: self.channel.clone().context(
-                    "a moderator needs a channel: pass --channel ORG/NS/CHANNEL (or set SLIM_NODE_CHANNEL)",
+                    "a moderator needs a channel: pass --channel ORG/NS/CHANNEL (or set SLIM_NODE_CHANNEL), or --signal-channel SIGNAL=ORG/NS/CHANNEL",
                 )?,
                 invite: self.invite.clone(),
             },
             Role::Participant => {
-                if self.channel.is_some() || !self.invite.is_empty() {
-                    bail!("--channel and --invite are for moderators; a participant learns its channel from the invitation");
+                if self.channel.is_some()
+                    || !self.invite.is_empty()
+                    || !self.signal_channel.is_empty()
+                {
+                    bail!("--channel, --signal-channel and --invite are for moderators; a participant learns its channels from the invitations");
                 }
                 RoleConfig::Participant
             }
         };
-        if matches!(&role, RoleConfig::Moderator { invite, .. } if invite.is_empty()) {
+        if role.invitees().is_empty() && self.role == Role::Moderator {
             warn!(
                 "this moderator invites nobody (no --invite): nothing it receives can be forwarded"
             );
@@ -124,8 +179,15 @@ impl NodeArgs {
 }
 
 impl SecretArgs {
-    /// The shared secret, from the variable, the flag or the file.
-    pub fn read(&self, on_command_line: &[String]) -> anyhow::Result<Secret> {
+    /// The node's identity: its key and trust list, or the shared secret from the variable,
+    /// the flag or the file.
+    pub fn read(&self, on_command_line: &[String]) -> anyhow::Result<Identity> {
+        if let (Some(key), Some(trust)) = (&self.identity_key, &self.trust) {
+            return Ok(Identity::Keys(MemberKeys {
+                key: key.clone(),
+                trust: trust.clone(),
+            }));
+        }
         let value = match (&self.secret, &self.secret_file) {
             (Some(s), _) => {
                 if on_command_line.iter().any(|id| id == "secret") {
@@ -142,6 +204,6 @@ impl SecretArgs {
                 bail!("a shared secret is required: --secret-file PATH or SLIM_NODE_SECRET")
             }
         };
-        Ok(Secret::new(value)?)
+        Ok(Identity::SharedSecret(Secret::new(value)?))
     }
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use clap::Args;
-use slim_roles::{RoleConfig, Secret};
+use slim_roles::{Identity, RoleConfig, Secret};
 
 use super::*;
 use crate::config::{defaults, NodeSettings, ReceiverSettings, UpSettings};
@@ -64,7 +64,7 @@ impl UpArgs {
     /// The server's and the two nodes' settings: the one place `up`'s flags, variables and
     /// config file become them.
     pub fn settings(&self, on_command_line: &[String]) -> anyhow::Result<UpSettings> {
-        let secret = match self.secret.clone() {
+        let secret = Identity::SharedSecret(match self.secret.clone() {
             Some(s) => Secret::new(s)?,
             // Nobody outside this process needs it: a fresh random secret keeps others out.
             None => Secret::new(format!(
@@ -72,7 +72,7 @@ impl UpArgs {
                 uuid::Uuid::new_v4().simple(),
                 uuid::Uuid::new_v4().simple()
             ))?,
-        };
+        });
         let slim = SlimSide {
             urls: vec![format!("http://{}", connect_address(&self.server.endpoint))],
             tls: Default::default(),

@@ -6,6 +6,7 @@ pub mod node;
 pub mod replay;
 pub mod server;
 pub mod slim_bench;
+pub mod trust_list;
 pub mod up;
 
 use tokio_util::sync::CancellationToken;

@@ -61,6 +61,10 @@ impl Answer {
                 Code::InvalidArgument,
                 err.to_string(),
             ),
+            // As a Collector answers a signal it has no pipeline for.
+            IngestError::NotCarried(_) => {
+                Answer::new(StatusCode::NOT_FOUND, Code::Unimplemented, err.to_string())
+            }
             IngestError::NotReady(_) | IngestError::Unavailable(_) => Answer::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 Code::Unavailable,

@@ -139,8 +139,8 @@ mod tests {
     use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use slim_roles::{
-        ClientTls, Incoming, Keepalive, Node, NodeConfig, OutboxLimits, RoleConfig, Secret,
-        SlimServer,
+        ClientTls, Identity, Incoming, Keepalive, Node, NodeConfig, OutboxLimits, RoleConfig,
+        Secret, SlimServer,
     };
     use std::io::Write;
     use std::net::SocketAddr;
@@ -199,7 +199,9 @@ mod tests {
             .unwrap();
             let (node, incoming) = Node::start(NodeConfig {
                 name: "test/grpc/receiver".parse().unwrap(),
-                secret: Secret::new("a shared secret of at least 32 bytes".into()).unwrap(),
+                identity: Identity::SharedSecret(
+                    Secret::new("a shared secret of at least 32 bytes".into()).unwrap(),
+                ),
                 slim_urls: vec![format!("http://{endpoint}")],
                 role: RoleConfig::Participant,
                 mls: false,

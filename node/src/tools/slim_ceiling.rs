@@ -11,8 +11,8 @@ use tokio::sync::Semaphore;
 
 use otlp::wire::{MESSAGE_ID_KEY, PROTOBUF, SIGNAL_KEY};
 use slim_roles::{
-    connect, group_config, is_timeout, max_payload_bytes, ClientTls, NodeConfig, OutboxLimits,
-    Reliability, RoleConfig, RoleError, Secret, SlimName,
+    connect, group_config, is_timeout, max_payload_bytes, ClientTls, Identity, NodeConfig,
+    OutboxLimits, Reliability, RoleConfig, RoleError, Secret, SlimName,
 };
 
 /// Longest wait for the session setup and for the next message before giving up on the rest.
@@ -53,7 +53,7 @@ pub struct CeilingRun {
 fn node_config(cfg: &CeilingConfig, name: SlimName, secret: &Secret) -> NodeConfig {
     NodeConfig {
         name,
-        secret: secret.clone(),
+        identity: Identity::SharedSecret(secret.clone()),
         slim_urls: vec![cfg.slim_url.clone()],
         role: RoleConfig::Participant,
         mls: cfg.mls,

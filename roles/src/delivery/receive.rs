@@ -12,7 +12,7 @@ use otlp::wire::{
     ACK_PAYLOAD_TYPE, MESSAGE_ID_KEY, PEER_SUBJECT_KEY, PING_ID_KEY, PING_PAYLOAD_TYPE,
 };
 use slim_bindings::{MessageContext, Session};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, warn};
 
@@ -144,15 +144,19 @@ async fn acknowledge(
     }
 }
 
+/// Receives from `session` until it closes or `cancel` fires. `spoke` turns true once a
+/// slim-node member speaks in it (a ping, or a message that asks for acknowledgement): a
+/// channel of slim-otel's carries neither.
 pub(crate) async fn receive_until_closed(
     ctx: &RoleCtx,
     session: Arc<Session>,
     cancel: CancellationToken,
+    spoke: watch::Sender<bool>,
 ) -> ReceiveEnd {
     // Unbounded: what waits in it is bounded by the messages the consumer holds.
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
     let acker = tokio::spawn(acknowledge(ctx.shared.clone(), session.clone(), ack_rx));
-    let end = receive(ctx, &session, cancel, ack_tx).await;
+    let end = receive(ctx, &session, cancel, ack_tx, &spoke).await;
     // The acknowledging task flushes what is left once the loop dropped its sender.
     let _ = tokio::time::timeout(ACK_DRAIN, acker).await;
     end
@@ -163,7 +167,11 @@ async fn receive(
     session: &Session,
     cancel: CancellationToken,
     acks: mpsc::UnboundedSender<ToAck>,
+    spoke: &watch::Sender<bool>,
 ) -> ReceiveEnd {
+    let speaks = || {
+        spoke.send_if_modified(|s| !std::mem::replace(s, true));
+    };
     let tx: &mpsc::Sender<Incoming> = &ctx.incoming;
     loop {
         let result = tokio::select! {
@@ -190,6 +198,7 @@ async fn receive(
                     continue;
                 }
                 if msg.context.payload_type == PING_PAYLOAD_TYPE {
+                    speaks();
                     let id = msg
                         .context
                         .metadata
@@ -209,7 +218,10 @@ async fn receive(
                 // acknowledgements, taken as it is.
                 let parts: Vec<(Option<String>, Range<usize>)> =
                     match frame::parts(&metadata, msg.payload.len()) {
-                        Some(Ok(parts)) => parts.into_iter().map(|(id, r)| (Some(id), r)).collect(),
+                        Some(Ok(parts)) => {
+                            speaks();
+                            parts.into_iter().map(|(id, r)| (Some(id), r)).collect()
+                        }
                         Some(Err(err)) => {
                             // Not acknowledged: the sender keeps it, and its logs show why.
                             warn!(%from, %err, "dropped a message whose listing is malformed");

@@ -3,8 +3,9 @@
 //! With MLS on, SLIM adds to every message it decrypts the sender's verified identity
 //! ([`PEER_SUBJECT_KEY`](otlp::wire::PEER_SUBJECT_KEY)), and with identity binding enforced
 //! (slim-node always enforces it: [`crate::runtime::init`]) it drops a message whose name id
-//! that identity does not derive. A shared-secret identity is `<name>_<8 random characters>`;
-//! a message whose claimed source name is not its identity's name is refused here. So whatever
+//! that identity does not derive. SLIM does not hold the readable name to the identity: a
+//! member's identity is its name (with its own key) or `<name>_<8 random characters>` (shared
+//! secret), and a message whose claimed source name is not its identity's is refused here. So whatever
 //! a message causes (an acknowledgement credited, a sign of life, an id kept against copies)
 //! is credited to who really sent it, never to the name it claims.
 //!
@@ -21,10 +22,16 @@ use tracing::warn;
 /// A sender's refusals are logged at most once per this long (with the count meanwhile).
 pub const LOG_EVERY: Duration = Duration::from_secs(60);
 
-/// The name a shared-secret identity stands for: the identity without the random suffix SLIM
-/// appends (`acme/otel/edge_Ab3dE6gH` is `acme/otel/edge`).
-pub(crate) fn identity_name(subject: &str) -> &str {
-    subject.rsplit_once('_').map_or(subject, |(name, _)| name)
+/// Whether `subject`, a verified identity, is the name `source`'s: the name itself (a member
+/// with a key of its own), or the name with the random suffix SLIM appends to a shared-secret
+/// identity (`acme/otel/edge_Ab3dE6gH`).
+pub(crate) fn is_identity_of(subject: &str, source: &str) -> bool {
+    subject == source
+        || subject.strip_prefix(source).is_some_and(|rest| {
+            rest.strip_prefix('_').is_some_and(|suffix| {
+                suffix.len() == 8 && suffix.bytes().all(|b| b.is_ascii_alphanumeric())
+            })
+        })
 }
 
 /// The name a message's sender is credited with: its claimed source name when it is its
@@ -32,7 +39,7 @@ pub(crate) fn identity_name(subject: &str) -> &str {
 /// `Err` says why it is refused; the refusal is recorded.
 pub(crate) fn sender(source: &str, subject: Option<&str>, what: &str) -> Result<(), ()> {
     match subject {
-        Some(subject) if identity_name(subject) != source => {
+        Some(subject) if !is_identity_of(subject, source) => {
             refusals().refuse(
                 source,
                 Some(subject),
@@ -215,12 +222,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_shared_secret_identity_stands_for_its_name() {
-        assert_eq!(identity_name("acme/otel/edge_Ab3dE6gH"), "acme/otel/edge");
-        assert_eq!(
-            identity_name("acme/otel/my_app_Ab3dE6gH"),
+    fn an_identity_is_a_names_own_with_a_key_or_with_a_shared_secrets_suffix() {
+        assert!(is_identity_of("acme/otel/edge", "acme/otel/edge"));
+        assert!(is_identity_of("acme/otel/edge_Ab3dE6gH", "acme/otel/edge"));
+        assert!(is_identity_of(
+            "acme/otel/my_app_Ab3dE6gH",
             "acme/otel/my_app"
-        );
+        ));
+        assert!(is_identity_of("acme/otel/my_app", "acme/otel/my_app"));
+        assert!(!is_identity_of("acme/otel/rogue", "acme/otel/edge"));
+        assert!(!is_identity_of("acme/otel/edge_x", "acme/otel/edge"));
+        assert!(!is_identity_of(
+            "acme/otel/edge2_Ab3dE6gH",
+            "acme/otel/edge"
+        ));
     }
 
     #[test]

@@ -4,4 +4,5 @@
 
 pub(crate) mod moderator;
 pub(crate) mod participant;
+pub(crate) mod signal_moderator;
 pub(crate) mod supervisor;

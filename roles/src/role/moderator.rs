@@ -75,9 +75,12 @@ pub fn group_config(reliability: Option<Reliability>, mls: bool) -> SessionConfi
     }
 }
 
-/// One group session from creation to close.
-async fn session_lifetime(ctx: &RoleCtx, channel: &SlimName) -> Result<SessionEnd, RoleError> {
-    let config = group_config(ctx.cfg.reliability, ctx.cfg.mls);
+/// Creates a group session on `channel` and waits until SLIM set it up.
+pub(crate) async fn create_group(
+    ctx: &RoleCtx,
+    channel: &SlimName,
+    config: SessionConfig,
+) -> Result<Arc<Session>, RoleError> {
     let created = ctx
         .conn
         .app
@@ -89,7 +92,13 @@ async fn session_lifetime(ctx: &RoleCtx, channel: &SlimName) -> Result<SessionEn
         .wait_for_async(CONTROL_WAIT)
         .await
         .map_err(|e| RoleError::slim("session creation", e))?;
-    let session = created.session;
+    Ok(created.session)
+}
+
+/// One group session from creation to close.
+async fn session_lifetime(ctx: &RoleCtx, channel: &SlimName) -> Result<SessionEnd, RoleError> {
+    let config = group_config(ctx.cfg.reliability, ctx.cfg.mls);
+    let session = create_group(ctx, channel, config).await?;
     ctx.shared.apply(Event::SessionCreated);
     info!(%channel, mls = ctx.cfg.mls, "group session created");
     let invite = ctx.shared.invitees();
@@ -102,9 +111,10 @@ async fn session_lifetime(ctx: &RoleCtx, channel: &SlimName) -> Result<SessionEn
     ctx.shared.outbox.reset_progress(std::time::Instant::now());
     let inviter = tokio::spawn(manage_members(
         ctx.clone(),
-        session.clone(),
+        vec![session.clone()],
         invite,
         lifetime.clone(),
+        Answers::Pings,
     ));
     let sender = tokio::spawn(sender::run(ctx.clone(), session.clone(), lifetime.clone()));
     // The watchdog: a session whose publishing stalled is given up, and a fresh one invited.
@@ -117,7 +127,8 @@ async fn session_lifetime(ctx: &RoleCtx, channel: &SlimName) -> Result<SessionEn
             }
         })
     };
-    let end = receive_until_closed(ctx, session.clone(), lifetime.clone()).await;
+    let (spoke, _) = tokio::sync::watch::channel(false);
+    let end = receive_until_closed(ctx, session.clone(), lifetime.clone(), spoke).await;
     watchdog.abort();
     lifetime.cancel();
     inviter.abort();
@@ -152,18 +163,29 @@ const INVITE_MAX_DELAY: Duration = Duration::from_secs(3);
 /// Longest wait for SLIM's member list: it is answered by the session's own loop.
 const LIST_WAIT: Duration = Duration::from_secs(2);
 
-/// Invites every name, retrying each with its own backoff until it joins (and names an
-/// administrator adds later; those removed leave the group): invitees may start after the
-/// moderator, and SLIM fails an invite to a name that is not up yet. Then watches the members:
-/// SLIM reports no error when one crashes, only lists it Offline, and keeps nothing for it; an
-/// offline member is removed and invited again until it is back. Invitations and removals run
-/// on tasks of their own: SLIM takes seconds to give up on a member that hangs, and the other
-/// members are watched meanwhile.
-async fn manage_members(
+/// How the members of a moderator's sessions show they are there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Answers {
+    /// They acknowledge data and pings (slim-node members): one silent for
+    /// [`OFFLINE_AFTER`] is offline.
+    Pings,
+    /// They send nothing back (slim-otel's receiver): SLIM's member list alone tells.
+    Nothing,
+}
+
+/// Invites every name into every session, retrying each with its own backoff until it joins
+/// (and names an administrator adds later; those removed leave the group): invitees may start
+/// after the moderator, and SLIM fails an invite to a name that is not up yet. Then watches the
+/// members: SLIM reports no error when one crashes, only lists it Offline, and keeps nothing
+/// for it; an offline member is removed and invited again until it is back. Invitations and
+/// removals run on tasks of their own: SLIM takes seconds to give up on a member that hangs,
+/// and the other members are watched meanwhile.
+pub(crate) async fn manage_members(
     ctx: RoleCtx,
-    session: Arc<Session>,
+    sessions: Vec<Arc<Session>>,
     names: BTreeSet<SlimName>,
     lifetime: CancellationToken,
+    answers: Answers,
 ) {
     let new_backoff = || Backoff::new(INVITE_FIRST_DELAY, INVITE_MAX_DELAY);
     let mut pending: BTreeMap<SlimName, (Instant, Backoff)> = names
@@ -197,9 +219,9 @@ async fn manage_members(
                     .collect();
                 for name in due {
                     inviting.insert(name.clone());
-                    let (ctx, session, done_tx) = (ctx.clone(), session.clone(), done_tx.clone());
+                    let (ctx, sessions, done_tx) = (ctx.clone(), sessions.clone(), done_tx.clone());
                     tokio::spawn(async move {
-                        let result = invite_one(&ctx, &session, &name).await;
+                        let result = invite_one(&ctx, &sessions, &name).await;
                         let _ = done_tx.send((name, result));
                     });
                 }
@@ -233,7 +255,7 @@ async fn manage_members(
                 let gone: Vec<SlimName> = joined.difference(&wanted).cloned().collect();
                 for name in gone {
                     info!(member = %name, "removing a member from the group");
-                    remove_member(&session, &name);
+                    remove_member(&sessions, &name);
                     joined.remove(&name);
                 }
             }
@@ -243,7 +265,7 @@ async fn manage_members(
                     lifetime.cancel();
                     return;
                 }
-                let offline = offline_members(&ctx, &session, &joined).await;
+                let offline = offline_members(&ctx, &sessions, &joined, answers).await;
                 if !offline.is_empty() && offline.len() == joined.len() {
                     // SLIM replays a session's last 512 messages to the next member that joins
                     // a group left without receivers (and keeps them for whoever comes next):
@@ -259,7 +281,7 @@ async fn manage_members(
                 }
                 for name in offline {
                     warn!(member = %name, "member is offline; removing it and inviting it again");
-                    remove_member(&session, &name);
+                    remove_member(&sessions, &name);
                     joined.remove(&name);
                     ctx.shared.apply(Event::MemberLost(name.to_string()));
                     pending.insert(name, (Instant::now(), new_backoff()));
@@ -269,29 +291,33 @@ async fn manage_members(
     }
 }
 
-/// Removes `name` from the group without waiting: SLIM waits for the member's answer, which a
+/// Removes `name` from the groups without waiting: SLIM waits for the member's answer, which a
 /// member that hangs never gives, and takes the invitation that follows in turn after it.
-fn remove_member(session: &Arc<Session>, name: &SlimName) {
-    let (session, name) = (session.clone(), name.clone());
-    tokio::spawn(async move {
-        match session.remove_async(name.to_slim()).await {
-            Ok(done) => {
-                if let Err(err) = done.wait_for_async(CONTROL_WAIT).await {
-                    debug!(member = %name, %err, "SLIM did not confirm the removal");
+fn remove_member(sessions: &[Arc<Session>], name: &SlimName) {
+    for session in sessions {
+        let (session, name) = (session.clone(), name.clone());
+        tokio::spawn(async move {
+            match session.remove_async(name.to_slim()).await {
+                Ok(done) => {
+                    if let Err(err) = done.wait_for_async(CONTROL_WAIT).await {
+                        debug!(member = %name, %err, "SLIM did not confirm the removal");
+                    }
                 }
+                Err(err) => warn!(member = %name, %err, "SLIM refused the removal"),
             }
-            Err(err) => warn!(member = %name, %err, "SLIM refused the removal"),
-        }
-    });
+        });
+    }
 }
 
-/// Members that answered nothing (not even a ping) for [`OFFLINE_AFTER`] while the link
-/// was up, or that SLIM lists as offline or no longer lists at all. Nobody is judged while
-/// the link is down: silence then says nothing about the members.
+/// Members that SLIM lists as offline (or no longer lists at all) in any session, or, when
+/// they answer pings, that answered nothing for [`OFFLINE_AFTER`] while the link was up.
+/// Nobody is judged while the link is down: silence then says nothing about the members.
+/// Members that send nothing back count as heard from while SLIM lists them online.
 async fn offline_members(
     ctx: &RoleCtx,
-    session: &Session,
+    sessions: &[Arc<Session>],
     joined: &BTreeSet<SlimName>,
+    answers: Answers,
 ) -> Vec<SlimName> {
     let link = ctx.shared.link.get();
     if link.state != LinkState::Connected {
@@ -299,44 +325,101 @@ async fn offline_members(
     }
     let up_for = link.since.elapsed().unwrap_or_default();
     let now = std::time::Instant::now();
-    let Ok(Ok(list)) = tokio::time::timeout(LIST_WAIT, session.participants_list_async()).await
-    else {
-        return vec![];
-    };
+    let mut lists = Vec::with_capacity(sessions.len());
+    for session in sessions {
+        let Ok(Ok(list)) = tokio::time::timeout(LIST_WAIT, session.participants_list_async()).await
+        else {
+            return vec![];
+        };
+        lists.push(list);
+    }
     joined
         .iter()
         .filter(|name| {
             let wanted = name.to_string();
-            let silence = ctx.shared.heard.silence(&wanted, now).min(up_for);
             // `ParticipantStatus` is not re-exported by the bindings; its Debug form is.
-            let listed_online = list
-                .iter()
-                .any(|p| p.name.to_string() == wanted && format!("{:?}", p.status) == "Online");
-            silence >= OFFLINE_AFTER || !listed_online
+            let listed_online = lists.iter().all(|list| {
+                list.iter()
+                    .any(|p| p.name.to_string() == wanted && format!("{:?}", p.status) == "Online")
+            });
+            match answers {
+                Answers::Pings => {
+                    let silence = ctx.shared.heard.silence(&wanted, now).min(up_for);
+                    silence >= OFFLINE_AFTER || !listed_online
+                }
+                Answers::Nothing => {
+                    if listed_online {
+                        ctx.shared.heard.heard(&wanted, now);
+                    }
+                    !listed_online
+                }
+            }
         })
         .cloned()
         .collect()
 }
 
-async fn invite_one(ctx: &RoleCtx, session: &Session, name: &SlimName) -> Result<(), RoleError> {
+/// Invites `name` into every session; when one refuses, it leaves those it joined, so the
+/// next attempt starts clean.
+async fn invite_one(
+    ctx: &RoleCtx,
+    sessions: &[Arc<Session>],
+    name: &SlimName,
+) -> Result<(), RoleError> {
     let slim_name = name.to_slim();
     ctx.conn
         .app
         .set_route_async(slim_name.clone(), ctx.conn.conn_id)
         .await
         .map_err(|e| RoleError::slim("route", e))?;
-    let completion = session
-        .invite_async(slim_name)
+    for (joined, session) in sessions.iter().enumerate() {
+        if let Err(err) = invite(ctx, session, name, slim_name.clone()).await {
+            remove_member(&sessions[..joined], name);
+            return Err(err);
+        }
+    }
+    Ok(())
+}
+
+/// Invites `name` into `session`. With per-member keys the invitation goes to the one app whose
+/// name id the invitee's identity derives (not to whoever else subscribed to the name), and
+/// only an answer verified as that identity is admitted (SLIM drops any other).
+async fn invite(
+    ctx: &RoleCtx,
+    session: &Session,
+    name: &SlimName,
+    slim_name: Arc<slim_bindings::Name>,
+) -> Result<(), RoleError> {
+    let Some(subject) = ctx.cfg.identity.expected_subject(name) else {
+        return session
+            .invite_async(slim_name)
+            .await
+            .map_err(|e| RoleError::slim("invite", e))?
+            .wait_for_async(CONTROL_WAIT)
+            .await
+            .map_err(|e| RoleError::slim("invite", e));
+    };
+    // The bindings do not offer a pinned invitation; their session's controller does.
+    let controller = session
+        .session
+        .upgrade()
+        .ok_or_else(|| RoleError::slim("invite", "the session is closed"))?;
+    let addressed = slim_name
+        .as_slim_name()
+        .with_id(slim_session::name_id::app_id(&subject));
+    let completion = controller
+        .invite_participant_pinned(&addressed, subject)
         .await
         .map_err(|e| RoleError::slim("invite", e))?;
-    completion
-        .wait_for_async(CONTROL_WAIT)
-        .await
-        .map_err(|e| RoleError::slim("invite", e))
+    match tokio::time::timeout(CONTROL_WAIT, completion).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(err)) => Err(RoleError::slim("invite", err)),
+        Err(_) => Err(RoleError::slim("invite", "no answer from the invitee")),
+    }
 }
 
 /// Closes the group so participants learn the moderator left.
-async fn close(ctx: &RoleCtx, session: Arc<Session>) {
+pub(crate) async fn close(ctx: &RoleCtx, session: Arc<Session>) {
     let closing = ctx.conn.app.delete_session_and_wait_async(session);
     match tokio::time::timeout(CLOSE_WAIT, closing).await {
         Ok(Ok(())) => info!("group session closed"),

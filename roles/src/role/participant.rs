@@ -1,11 +1,16 @@
-//! The participant: waits for an invitation, joins, and keeps listening: a moderator that
+//! The participant: waits for invitations, joins each, and keeps listening: a moderator that
 //! restarted (or re-created its group) invites again, and the participant moves to the new
-//! session — SLIM never tells it that the old group lost its moderator.
+//! session on that channel — SLIM never tells it that the old group lost its moderator. It can
+//! be on several channels at once (slim-otel's exporter makes one per signal).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use slim_bindings::Session;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::ctx::RoleCtx;
@@ -18,68 +23,123 @@ use crate::state::Event;
 
 /// How one session ended.
 enum Outcome {
+    /// SLIM closed it, or the node stops.
     Ended(ReceiveEnd),
-    Replaced(Arc<Session>),
+    /// Told to stop: a newer invitation to its channel replaces it, or the node stops.
     Stopped,
-    /// The watchdog found publishing stalled: the sender starts again on the same session.
-    Stalled(Arc<Session>),
     /// Nothing was heard from the group for [`OFFLINE_AFTER`] with the link up.
     Abandoned,
 }
 
+/// A session the participant takes part in.
+struct Joined {
+    /// Tells this session from a later one on the same channel.
+    generation: u64,
+    session: Arc<Session>,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+/// Takes every invitation, each channel's in a session of its own: a slim-node channel and,
+/// say, slim-otel's per-signal channels at once. A new invitation to a channel it is on
+/// replaces that session (its moderator restarted or re-created the group).
 pub(crate) async fn run(ctx: RoleCtx) {
     ctx.shared.apply(Event::Listening);
-    let mut next: Option<Arc<Session>> = None;
+    let mut joined: HashMap<String, Joined> = HashMap::new();
+    let (ended_tx, mut ended) = mpsc::unbounded_channel::<(String, u64)>();
+    let mut generation = 0;
     loop {
-        let session = match next.take() {
-            Some(s) => s,
-            None => match next_invitation(&ctx).await {
-                Some(s) => s,
-                None => return,
-            },
-        };
-        let channel = session.destination().map(|n| n.to_string()).ok();
-        info!(
-            channel = channel.as_deref().unwrap_or("?"),
-            "invited to a group session"
-        );
-        ctx.shared.set_channel(channel);
-        ctx.shared.apply(Event::Invited);
+        tokio::select! {
+            invited = next_invitation(&ctx) => {
+                let Some(session) = invited else { break };
+                let channel = session
+                    .destination()
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(|_| "?".into());
+                generation += 1;
+                let id = generation;
+                if let Some(old) = joined.remove(&channel) {
+                    info!(%channel, "invited into a new group session on a channel already joined; leaving the old one");
+                    old.stop.cancel();
+                    let _ = old.task.await;
+                    leave(&ctx, old.session).await;
+                } else {
+                    info!(%channel, "invited to a group session");
+                }
+                ctx.shared.set_channel(Some(channel.clone()));
+                ctx.shared.apply(Event::Invited);
+                let stop = ctx.cancel.child_token();
+                let task = {
+                    let (ctx, session, stop) = (ctx.clone(), session.clone(), stop.clone());
+                    let (ended_tx, channel) = (ended_tx.clone(), channel.clone());
+                    tokio::spawn(async move {
+                        let outcome = take_part(&ctx, session.clone(), stop).await;
+                        match outcome {
+                            Outcome::Stopped | Outcome::Ended(ReceiveEnd::Cancelled) => return,
+                            Outcome::Ended(ReceiveEnd::Closed) => {
+                                info!(%channel, "the group session closed; waiting for a new invitation");
+                            }
+                            Outcome::Abandoned => {
+                                warn!(%channel, silent_for = ?OFFLINE_AFTER, "nothing heard from the group with the link up: the moderator removed this node while it was away, or is gone; leaving the session to be invited again");
+                                leave(&ctx, session).await;
+                            }
+                        }
+                        let _ = ended_tx.send((channel, id));
+                    })
+                };
+                joined.insert(channel, Joined { generation: id, session, stop, task });
+            }
+            Some((channel, id)) = ended.recv() => {
+                // Unless a newer session on the channel took its place meanwhile.
+                if joined.get(&channel).is_some_and(|j| j.generation == id) {
+                    joined.remove(&channel);
+                }
+                if joined.is_empty() {
+                    ctx.shared.apply(Event::SessionClosed);
+                }
+            }
+        }
+    }
+    for (_, j) in joined.drain() {
+        j.stop.cancel();
+        let _ = j.task.await;
+    }
+}
 
-        let stop_sender = ctx.cancel.child_token();
+/// Takes part in one session until it ends or `stop` fires. Until a slim-node member speaks
+/// in it (a ping, or a message asking for acknowledgement) it only receives: a channel of
+/// slim-otel's exporter carries raw requests, and there the participant neither publishes nor
+/// judges the group by its silence. On a slim-node channel it also publishes its own outbox
+/// (a receiver that is a participant), and leaves a group gone silent.
+async fn take_part(ctx: &RoleCtx, session: Arc<Session>, stop: CancellationToken) -> Outcome {
+    let (spoke, mut spoken) = watch::channel(false);
+    let receiving = receive_until_closed(ctx, session.clone(), stop.clone(), spoke);
+    tokio::pin!(receiving);
+    tokio::select! {
+        end = &mut receiving => return Outcome::Ended(end),
+        _ = stop.cancelled() => return Outcome::Stopped,
+        heard = async { spoken.wait_for(|s| *s).await.is_ok() } => if !heard {
+            return Outcome::Ended((&mut receiving).await);
+        },
+    }
+    loop {
+        let stop_sender = stop.child_token();
         let sender = tokio::spawn(sender::run(
             ctx.clone(),
             session.clone(),
             stop_sender.clone(),
         ));
         let outcome = tokio::select! {
-            end = receive_until_closed(&ctx, session.clone(), ctx.cancel.clone()) => Outcome::Ended(end),
-            newer = next_invitation(&ctx) => match newer {
-                Some(s) => Outcome::Replaced(s),
-                None => Outcome::Stopped,
-            },
-            _ = sender::stalled(&ctx) => Outcome::Stalled(session.clone()),
-            _ = group_silent(&ctx) => Outcome::Abandoned,
+            end = &mut receiving => Some(Outcome::Ended(end)),
+            _ = stop.cancelled() => Some(Outcome::Stopped),
+            // The watchdog found publishing stalled: the sender starts again.
+            _ = sender::stalled(ctx) => None,
+            _ = group_silent(ctx) => Some(Outcome::Abandoned),
         };
         stop_sender.cancel();
         let _ = sender.await;
-        match outcome {
-            Outcome::Ended(ReceiveEnd::Cancelled) | Outcome::Stopped => return,
-            Outcome::Ended(ReceiveEnd::Closed) => {
-                ctx.shared.apply(Event::SessionClosed);
-                info!("the group session closed; waiting for a new invitation");
-            }
-            Outcome::Stalled(same) => next = Some(same),
-            Outcome::Abandoned => {
-                warn!(silent_for = ?OFFLINE_AFTER, "nothing heard from the group with the link up: the moderator removed this node while it was away, or is gone; leaving the session to be invited again");
-                leave(&ctx, session).await;
-                ctx.shared.apply(Event::SessionClosed);
-            }
-            Outcome::Replaced(newer) => {
-                info!("invited into a new group session; leaving the old one");
-                leave(&ctx, session).await;
-                next = Some(newer);
-            }
+        if let Some(outcome) = outcome {
+            return outcome;
         }
     }
 }

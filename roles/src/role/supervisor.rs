@@ -21,7 +21,7 @@ use crate::backoff::Backoff;
 use crate::config::{NodeConfig, RoleConfig};
 use crate::ctx::{RoleCtx, Shared};
 use crate::delivery::incoming::Incoming;
-use crate::role::{moderator, participant};
+use crate::role::{moderator, participant, signal_moderator};
 use crate::slim::connection::{self, Connection};
 use crate::state::Event;
 
@@ -158,6 +158,10 @@ fn spawn_role(ctx: RoleCtx) -> JoinHandle<()> {
         RoleConfig::Moderator { channel, .. } => {
             let channel = channel.clone();
             tokio::spawn(moderator::run(ctx, channel))
+        }
+        RoleConfig::SignalModerator { channels, .. } => {
+            let channels = channels.clone();
+            tokio::spawn(signal_moderator::run(ctx, channels))
         }
         RoleConfig::Participant => tokio::spawn(participant::run(ctx)),
     }

@@ -9,6 +9,7 @@ use slim_bindings::{
 
 use crate::config::NodeConfig;
 use crate::error::RoleError;
+use crate::slim::identity::Identity;
 
 /// A connected SLIM app: its own service (one client connection) and identity.
 pub struct Connection {
@@ -153,10 +154,20 @@ async fn connect_to(
         })?;
     crate::slim::sockets::sweep();
     let name = cfg.name.to_slim();
-    let app = service
-        .create_app_with_secret_async(name.clone(), cfg.secret.expose())
-        .await
-        .map_err(|e| RoleError::slim("app creation", e))?;
+    let app = match &cfg.identity {
+        Identity::SharedSecret(secret) => {
+            service
+                .create_app_with_secret_async(name.clone(), secret.expose())
+                .await
+        }
+        Identity::Keys(keys) => {
+            let (provider, verifier) = keys.configs(&cfg.name);
+            service
+                .create_app_async(name.clone(), provider, verifier)
+                .await
+        }
+    }
+    .map_err(|e| RoleError::slim("app creation", e))?;
     app.subscribe_async(name.clone(), Some(conn_id))
         .await
         .map_err(|e| RoleError::slim("subscribe", e))?;

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use slim_roles::{
-    Health, Incoming, Keepalive, MemberHealth, Node, NodeConfig, OutboxLimits, Outgoing,
+    Health, Identity, Incoming, Keepalive, MemberHealth, Node, NodeConfig, OutboxLimits, Outgoing,
     RoleConfig, Secret, SlimServer, State,
 };
 use tokio::sync::mpsc;
@@ -98,7 +98,7 @@ impl Mesh {
     pub fn config(&self, short: &str, role: RoleConfig) -> NodeConfig {
         NodeConfig {
             name: self.name(short).parse().expect("a valid name"),
-            secret: self.secret.clone(),
+            identity: Identity::SharedSecret(self.secret.clone()),
             slim_urls: vec![format!("http://127.0.0.1:{}", self.port)],
             role,
             mls: true,
