@@ -25,6 +25,18 @@ async fn send_real(port: u16, n: usize) -> BTreeSet<String> {
     sent
 }
 
+/// Starts the rogue member `ROGUE` on `mesh`'s server with `args` (its identity and its tricks).
+fn rogue(mesh: &Mesh, args: &[&str]) -> Peer {
+    let mut all = vec![
+        "--slim".to_string(),
+        mesh.url.clone(),
+        "--name".into(),
+        ROGUE.into(),
+    ];
+    all.extend(args.iter().map(ToString::to_string));
+    Peer::spawn(mesh, "rogue", "rogue_member.py", &all)
+}
+
 /// What the victim wrote that its moderator sent, each once, and what it wrote from others.
 fn from_receiver_once(out: &Path) -> (BTreeSet<String>, Vec<serde_json::Value>) {
     let lines = jsonl(out);
@@ -41,21 +53,15 @@ async fn a_member_that_replays_another_members_ids_first_cannot_suppress_its_dat
     let (victim, out) = mesh.sink_node("victim", VICTIM, PARTICIPANT_ROLE);
     // The rogue sends a forged message under every id it sees, again and again for 20 s: to a
     // member that was away, its copy may well arrive before the moderator's re-send.
-    let rogue = Peer::spawn(
+    let rogue = rogue(
         &mesh,
-        "rogue",
-        "rogue_member.py",
         &[
-            "--slim".into(),
-            mesh.url.clone(),
-            "--name".into(),
-            ROGUE.into(),
-            "--secret".into(),
-            SECRET.into(),
-            "--replay-repeat".into(),
-            "1000".into(),
-            "--replay-interval".into(),
-            "0.02".into(),
+            "--secret",
+            SECRET,
+            "--replay-repeat",
+            "1000",
+            "--replay-interval",
+            "0.02",
         ],
     );
     rogue
@@ -155,22 +161,17 @@ async fn a_member_with_a_key_of_its_own_cannot_answer_another_members_invitation
 
     // The rogue, with its own key, also subscribes an app to the victim's name, before the
     // victim is there: an invitation to that name would reach it first.
-    let rogue = Peer::spawn(
+    let rogue_key = key(ROGUE);
+    let rogue = rogue(
         &mesh,
-        "rogue",
-        "rogue_member.py",
         &[
-            "--slim".into(),
-            mesh.url.clone(),
-            "--name".into(),
-            ROGUE.into(),
-            "--key".into(),
-            key(ROGUE),
-            "--trust".into(),
-            trust_arg.clone(),
-            "--impersonate".into(),
-            VICTIM.into(),
-            "--no-replay".into(),
+            "--key",
+            &rogue_key,
+            "--trust",
+            &trust_arg,
+            "--impersonate",
+            VICTIM,
+            "--no-replay",
         ],
     );
     rogue

@@ -223,13 +223,10 @@ async def main():
     sp.json_lines()
     args = parse_args()
     s = sp.slim()
-    loop = asyncio.get_running_loop()
-    try:
-        service, conn = await asyncio.wait_for(
-            loop.run_in_executor(None, sp.connect, args.slim), args.connect_timeout)
-    except Exception as err:  # noqa: BLE001
-        sp.emit({"error": f"connect: {err}", "stage": "connect"})
+    connected = await sp.connect_or_report(args.slim, args.connect_timeout)
+    if connected is None:
         return 1
+    service, conn = connected
     args.service, args.conn = service, conn
     rogue = Rogue(args, service, conn)
     tasks = []

@@ -76,13 +76,10 @@ async def main():
     else:
         signals = sorted({sig for sig, _ in channels}, key=sp.SIGNALS.index) or list(sp.SIGNALS)
 
-    loop = asyncio.get_running_loop()
-    try:
-        service, conn = await asyncio.wait_for(
-            loop.run_in_executor(None, sp.connect, args.slim), args.connect_timeout)
-    except Exception as err:  # noqa: BLE001
-        sp.emit({"error": f"connect: {err}", "stage": "connect"})
+    connected = await sp.connect_or_report(args.slim, args.connect_timeout)
+    if connected is None:
         return 1
+    service, conn = connected
     sp.emit({"event": "connected", "slim": args.slim, "conn_id": conn})
 
     apps, sessions = {}, {sig: [] for sig in signals}
@@ -121,7 +118,7 @@ async def main():
 
     published = errors = 0
     while True:
-        line = await loop.run_in_executor(None, sys.stdin.readline)
+        line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
         if not line:
             break
         line = line.strip()

@@ -44,13 +44,10 @@ async def main():
     args = parse_args()
     s = sp.slim()
     order = [sig for sig in sp.SIGNALS if sig in args.signals.split(",")]
-    loop = asyncio.get_running_loop()
-    try:
-        service, conn = await asyncio.wait_for(
-            loop.run_in_executor(None, sp.connect, args.slim), args.connect_timeout)
-    except Exception as err:  # noqa: BLE001
-        sp.emit({"error": f"connect: {err}", "stage": "connect"})
+    connected = await sp.connect_or_report(args.slim, args.connect_timeout)
+    if connected is None:
         return 1
+    service, conn = connected
     app = sp.create_app(service, conn, args.name, args.secret, s.Direction.RECV)
     sp.emit({"event": "listening", "name": args.name, "signals": order})
 

@@ -7,6 +7,7 @@ so `json_lines()` moves file descriptor 1 to stderr before SLIM starts and keeps
 of the real stdout for the JSON lines.
 """
 
+import asyncio
 import datetime
 import hashlib
 import json
@@ -56,6 +57,17 @@ def connect(url):
     service = s.get_global_service()
     conn = service.connect(s.new_insecure_client_config(url))
     return service, conn
+
+
+async def connect_or_report(url, timeout):
+    """Connects to the SLIM server at `url` off the event loop (the bindings block); on failure
+    prints {"error": ..., "stage": "connect"} and returns None."""
+    loop = asyncio.get_running_loop()
+    try:
+        return await asyncio.wait_for(loop.run_in_executor(None, connect, url), timeout)
+    except Exception as err:  # noqa: BLE001
+        emit({"error": f"connect: {err}", "stage": "connect"})
+        return None
 
 
 def parse_name(text):
