@@ -62,9 +62,17 @@ async fn three_sites_deliver_everything_once_through_a_cut_link_and_a_dead_serve
     // The A–B link goes down for 20 s. C goes on receiving all along.
     lan.cut(b_host);
     let mut c_seen = jsonl(&out_c).len();
+    let b_at_cut = jsonl(&out_b).len();
     for window in 0..4 {
         tokio::time::sleep(Duration::from_secs(5)).await;
         let now = jsonl(&out_c).len();
+        eprintln!(
+            "cut, {}-{} s: C took {} records, B {}",
+            window * 5,
+            window * 5 + 5,
+            now - c_seen,
+            jsonl(&out_b).len() - b_at_cut
+        );
         assert!(
             now > c_seen,
             "C got nothing in the {}th 5 s of the cut; its log:\n{}",
