@@ -8,10 +8,11 @@
 # - the tests that cut a member's link make a network namespace with `ip` (iproute2) and
 #   freeze processes with `kill` (procps);
 # - the checks of examples/deploy/ run `systemd-analyze verify` (systemd) on the units, and
-#   hadolint and kubernetes-validate from the venv (.ci/requirements.txt).
+#   hadolint and kubernetes-validate from the venv (.ci/requirements.txt);
+# - the telemetry tests check /metrics with `promtool check metrics` (Debian's prometheus).
 set -eu
 cd "$(dirname "$0")/.."
-PACKAGES="build-essential cmake libclang-dev protobuf-compiler pkg-config python3 python3-venv iproute2 procps systemd"
+PACKAGES="build-essential cmake libclang-dev protobuf-compiler pkg-config python3 python3-venv iproute2 procps systemd prometheus"
 missing=""
 for p in $PACKAGES; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

@@ -111,20 +111,28 @@ impl Ingest {
         encoding: Encoding,
         body: &[u8],
     ) -> Result<Accepted, IngestError> {
-        let raw = decompress(encoding, body, self.max_body)?;
-        match format {
-            Format::Protobuf => self.ingest_protobuf(signal, raw).await,
-            Format::Json => self.ingest(json::from_json(signal, &raw)?).await,
-        }
+        let taken = async {
+            let raw = decompress(encoding, body, self.max_body)?;
+            match format {
+                Format::Protobuf => self.take_protobuf(signal, raw).await,
+                Format::Json => self.ingest(json::from_json(signal, &raw)?).await,
+            }
+        };
+        counted(signal, taken.await)
     }
 
-    /// Publishes a protobuf request. When the scan vouches for it and it fits one SLIM message
-    /// it goes on as it came (nothing to drop, nothing to split); otherwise it is decoded.
+    /// Publishes a protobuf request (what the gRPC receiver gets).
     pub async fn ingest_protobuf(
         &self,
         signal: Signal,
         raw: Vec<u8>,
     ) -> Result<Accepted, IngestError> {
+        counted(signal, self.take_protobuf(signal, raw).await)
+    }
+
+    /// Publishes a protobuf request. When the scan vouches for it and it fits one SLIM message
+    /// it goes on as it came (nothing to drop, nothing to split); otherwise it is decoded.
+    async fn take_protobuf(&self, signal: Signal, raw: Vec<u8>) -> Result<Accepted, IngestError> {
         if raw.len() <= self.publisher.max_payload() {
             if let Some(scanned) = scan(signal, &raw) {
                 let parts = if scanned.resources == 0 {
@@ -204,4 +212,19 @@ impl Ingest {
         debug!(%signal, ids = ?accepted.message_ids, items = accepted.items, "taken");
         Ok(accepted)
     }
+}
+
+/// Counts what a request came to in the node's telemetry: the items accepted (and dropped), or
+/// the refusal and its reason.
+fn counted(signal: Signal, taken: Result<Accepted, IngestError>) -> Result<Accepted, IngestError> {
+    let metrics = &crate::telemetry::get().receiver;
+    match &taken {
+        Ok(accepted) => metrics.accepted(
+            signal,
+            accepted.items as u64,
+            accepted.rejected.count as u64,
+        ),
+        Err(err) => metrics.refused(signal, crate::telemetry::Refusal::of(err)),
+    }
+    taken
 }

@@ -8,8 +8,9 @@
 //! In the order data flows: `receiver` → `ingest` → (SLIM, `slim-roles`) → `pipeline`
 //! → `sink`; beside them `history` (store, query, cursor, API, client), `net` (what every
 //! server shares: HTTP server, TLS, auth, guard, answers, health) and `export` (the one
-//! OTLP client). `cli` (clap only) builds the plain settings of `config`; `app` starts a
-//! node's parts from them; `cmd` runs each command. docs/architecture.md has the picture.
+//! OTLP client), `telemetry` (the node's own metrics). `cli` (clap only) builds the plain
+//! settings of `config`; `app` starts a node's parts from them; `cmd` runs each command.
+//! docs/architecture.md has the picture.
 
 pub(crate) mod app;
 pub mod cli;
@@ -22,6 +23,7 @@ pub(crate) mod net;
 pub(crate) mod pipeline;
 pub(crate) mod receiver;
 pub(crate) mod sink;
+pub(crate) mod telemetry;
 #[cfg(test)]
 pub(crate) mod testdisk;
 pub(crate) mod tools;

@@ -29,4 +29,5 @@ mod scenarios;
 mod security;
 mod sites;
 mod slim_otel;
+mod telemetry;
 mod up;

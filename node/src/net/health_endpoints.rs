@@ -3,7 +3,8 @@
 //!   without a valid token (when a token file is set) see only the status and the state name;
 //! - `GET /health/live`: 200 while the node works, 503 once it is wedged (liveness probe);
 //! - `GET /health/ready`: 200 while a publish would reach at least one live member, else 503
-//!   (readiness probe).
+//!   (readiness probe);
+//! - `GET /metrics`: the node's metrics in Prometheus' text format (`crate::telemetry`).
 //!
 //! The verdicts are decided in `slim_roles::health`; this module adds the sinks' problems (a
 //! sink that cannot write, a disk queue that cannot be written: the node is then not `ok`)
@@ -35,6 +36,7 @@ pub fn routes<S>(publisher: Publisher, sinks: Vec<SinkHandle>) -> Router<S> {
         .route("/health", get(full).fallback(not_get))
         .route("/health/live", get(live).fallback(not_get))
         .route("/health/ready", get(ready).fallback(not_get))
+        .route("/metrics", get(metrics).fallback(not_get))
         .with_state(Watched { publisher, sinks })
 }
 
@@ -71,6 +73,25 @@ async fn full(State(watched): State<Watched>, caller: Option<axum::Extension<Cal
         serde_json::json!({ "status": health.status, "node": { "state": health.node.state.name() } })
     };
     json(StatusCode::OK, body)
+}
+
+/// The node's metrics in Prometheus' text format (`telemetry`).
+async fn metrics() -> Response {
+    match crate::telemetry::get().prometheus_text() {
+        Ok(text) => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            )],
+            text,
+        )
+            .into_response(),
+        Err(err) => json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            serde_json::json!({ "error": format!("the metrics could not be written: {err}") }),
+        ),
+    }
 }
 
 async fn live(State(watched): State<Watched>) -> Response {

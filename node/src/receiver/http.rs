@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
@@ -39,6 +40,8 @@ pub struct HttpSettings {
     pub body_read_timeout: Duration,
     /// Origins allowed to send from a browser; empty: no CORS.
     pub cors_origins: Vec<String>,
+    /// `https` when the receivers serve TLS, else `http` (the `url.scheme` of the metrics).
+    pub scheme: &'static str,
 }
 
 impl HttpSettings {
@@ -52,6 +55,11 @@ impl HttpSettings {
             },
             body_read_timeout: receivers.limits.body_read_timeout,
             cors_origins: receivers.cors_origins.clone(),
+            scheme: if receivers.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            },
         }
     }
 }
@@ -76,6 +84,10 @@ pub fn router(
         .route("/v1/traces", export(Signal::Traces))
         .route("/v1/metrics", export(Signal::Metrics))
         .route("/v1/logs", export(Signal::Logs))
+        .route_layer(axum::middleware::from_fn_with_state(
+            settings.scheme,
+            observe,
+        ))
         .merge(super::admin::routes(admin))
         .merge(crate::net::health_endpoints::routes(
             ingest.publisher().clone(),
@@ -128,6 +140,30 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     info!(addr = ?listener.local_addr().ok(), tls = tls.is_some(), "OTLP/HTTP receiver listening");
     http_server::serve(listener, app, limits, tls, shutdown).await
+}
+
+/// Records each export request's duration (from routing to the answer, every status) and
+/// body size in the node's telemetry.
+async fn observe(State(scheme): State<&'static str>, request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    // A route layer runs only for the routes it is on, which have no parameters: the path is
+    // the route.
+    let route = request.uri().path().to_string();
+    let size = header_str(request.headers(), header::CONTENT_LENGTH).and_then(|v| v.parse().ok());
+    let response = next.run(request).await;
+    let metrics = &crate::telemetry::get().receiver;
+    metrics.request(
+        method.as_str(),
+        route.as_str(),
+        response.status().as_u16(),
+        scheme,
+        started.elapsed().as_secs_f64(),
+    );
+    if let Some(bytes) = size {
+        metrics.body(route.as_str(), bytes);
+    }
+    response
 }
 
 async fn export(ingest: Ingest, signal: Signal, headers: HeaderMap, body: Body) -> Response {

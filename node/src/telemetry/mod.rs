@@ -1,0 +1,94 @@
+//! The node's own telemetry: OpenTelemetry metrics, recorded with the OpenTelemetry SDK and
+//! read as Prometheus text at `GET /metrics`, wherever the node serves `/health`. Names and
+//! units follow the OpenTelemetry semantic conventions (`http.server.request.duration`, in
+//! seconds); component counters mirror the Collector's (its `otelcol_receiver_accepted_spans`
+//! is `slim_node.receiver.accepted.spans` here). One set per process: `up` runs two nodes in
+//! one, and their metrics add up.
+
+mod receiver;
+
+use std::sync::OnceLock;
+
+use opentelemetry::metrics::MeterProvider;
+use opentelemetry_sdk::metrics::{Aggregation, Instrument, SdkMeterProvider, Stream};
+
+pub use receiver::{ReceiverMetrics, Refusal};
+
+/// Request-duration histogram boundaries, in seconds: fine enough that p90, p95, p99 and p99.9
+/// read within one bucket (each ~1.5–2.5× the last) from 0.1 ms to 10 s.
+pub const DURATION_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.0025, 0.004, 0.006, 0.01, 0.015, 0.025,
+    0.04, 0.06, 0.1, 0.15, 0.25, 0.4, 0.6, 1.0, 1.5, 2.5, 4.0, 6.0, 10.0,
+];
+/// Request body size boundaries, in bytes: 256 B to 16 MiB, ×4 each.
+pub const SIZE_BUCKETS: &[f64] = &[
+    256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,
+];
+
+/// The process's metrics and their readers.
+pub struct Telemetry {
+    /// Kept for as long as the process records: dropping it stops the readers.
+    _provider: SdkMeterProvider,
+    registry: prometheus::Registry,
+    /// The receivers' instruments.
+    pub receiver: ReceiverMetrics,
+}
+
+/// The process's telemetry, made on first use.
+pub fn get() -> &'static Telemetry {
+    static TELEMETRY: OnceLock<Telemetry> = OnceLock::new();
+    TELEMETRY.get_or_init(Telemetry::new)
+}
+
+impl Telemetry {
+    fn new() -> Telemetry {
+        let registry = prometheus::Registry::new();
+        let mut builder = SdkMeterProvider::builder().with_view(default_view);
+        match opentelemetry_prometheus::exporter()
+            .with_registry(registry.clone())
+            .build()
+        {
+            Ok(exporter) => builder = builder.with_reader(exporter),
+            // Only a registry that already holds these collectors fails; ours is new.
+            Err(err) => {
+                tracing::warn!(%err, "the Prometheus reader could not be set up; /metrics stays empty")
+            }
+        }
+        let provider = builder.build();
+        let meter = provider.meter("slim-node");
+        Telemetry {
+            receiver: ReceiverMetrics::new(&meter),
+            _provider: provider,
+            registry,
+        }
+    }
+
+    /// The metrics in Prometheus' text exposition format.
+    pub fn prometheus_text(&self) -> Result<String, String> {
+        use prometheus::Encoder;
+        let mut out = Vec::new();
+        prometheus::TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .map_err(|e| e.to_string())?;
+        String::from_utf8(out).map_err(|e| e.to_string())
+    }
+}
+
+/// Histograms get buckets that suit what they measure.
+fn default_view(instrument: &Instrument) -> Option<Stream> {
+    let boundaries = match instrument.unit() {
+        "s" => DURATION_BUCKETS,
+        "By" => SIZE_BUCKETS,
+        _ => return None,
+    };
+    if !instrument.name().ends_with(".duration") && !instrument.name().ends_with(".size") {
+        return None;
+    }
+    Stream::builder()
+        .with_aggregation(Aggregation::ExplicitBucketHistogram {
+            boundaries: boundaries.to_vec(),
+            record_min_max: true,
+        })
+        .build()
+        .ok()
+}

@@ -1,0 +1,218 @@
+//! The node observes itself: its own metrics, in Prometheus' text format at `GET /metrics`,
+//! checked against what a real load sent and against Prometheus' own checker.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use crate::harness::*;
+
+const CHANNEL: &str = "e2e/telemetry/telemetry";
+const RECEIVER: &str = "e2e/telemetry/receiver";
+const PARTICIPANT: &str = "e2e/telemetry/participant";
+
+/// `GET /metrics` of the node on `port`.
+async fn metrics(port: u16) -> String {
+    let resp = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .expect("GET /metrics");
+    assert_eq!(resp.status(), 200);
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
+    resp.text().await.expect("the metrics")
+}
+
+/// The samples of `name` whose labels include every one of `labels` (`key="value"`).
+fn samples(text: &str, name: &str, labels: &[&str]) -> Vec<(String, f64)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let metric = series.split('{').next()?;
+            let wanted = metric == name && labels.iter().all(|want| series.contains(want));
+            let value: f64 = value.parse().ok()?;
+            wanted.then(|| (series.to_string(), value))
+        })
+        .collect()
+}
+
+/// The one sample of `name` with `labels`, or a failure naming what is there.
+fn sample(text: &str, name: &str, labels: &[&str]) -> f64 {
+    let found = samples(text, name, labels);
+    assert_eq!(found.len(), 1, "{name} {labels:?} in:\n{text}");
+    found[0].1
+}
+
+/// Runs Prometheus' `promtool check metrics` on `text`; it must pass.
+fn promtool_check(text: &str) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot run promtool ({e}): run .ci/deps.sh (Debian's prometheus package)")
+        });
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("the metrics to promtool");
+    let out = child.wait_with_output().expect("promtool");
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_every_request_and_span_a_load_sent_and_pass_promtool() {
+    let mesh = Mesh::start();
+    let sink = format!("bench:{}", mesh.path("bench.json").display());
+    let mut args = vec!["--sink", sink.as_str()];
+    args.extend_from_slice(PARTICIPANT_ROLE);
+    let _participant = mesh.node("participant", PARTICIPANT, &args);
+    let (receiver, port) = mesh.receiver("receiver", RECEIVER, &moderator(CHANNEL, &[PARTICIPANT]));
+    wait_state(port, "active", &receiver).await;
+
+    let mut load = Proc::spawn(
+        mesh.dir.path(),
+        "loadgen",
+        &[
+            "loadgen",
+            "--endpoint",
+            &format!("http://127.0.0.1:{port}"),
+            "--json",
+            "--clients",
+            "4",
+            "--requests",
+            "300",
+            "--items",
+            "5",
+            "--duration",
+            "60",
+        ],
+    );
+    assert_eq!(
+        load.wait_exit(FORM_TIMEOUT),
+        Some(0),
+        "{}",
+        load.stderr_text()
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&load.stdout).unwrap().trim()).unwrap();
+    assert_eq!(report["ok"], 300, "{report}");
+
+    let text = metrics(port).await;
+    let ok = [
+        "http_route=\"/v1/traces\"",
+        "http_request_method=\"POST\"",
+        "http_response_status_code=\"200\"",
+        "url_scheme=\"http\"",
+    ];
+    let count = sample(&text, "http_server_request_duration_seconds_count", &ok);
+    assert_eq!(count, 300.0, "one duration per request the load had taken");
+    assert_eq!(
+        sample(&text, "slim_node_receiver_accepted_spans_total", &[]),
+        1500.0,
+        "every span sent"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "http_server_request_body_size_bytes_count",
+            &["http_route=\"/v1/traces\""]
+        ),
+        300.0
+    );
+    // The server's p99 lies in the first bucket holding 99 % of the requests; its lower
+    // bound cannot exceed what the load measured from outside (which includes it).
+    let p99_bucket = samples(&text, "http_server_request_duration_seconds_bucket", &ok)
+        .into_iter()
+        .filter_map(|(series, n)| {
+            let le = series.split("le=\"").nth(1)?.split('"').next()?;
+            Some((le.parse::<f64>().unwrap_or(f64::INFINITY), n))
+        })
+        .find(|(_, n)| *n >= 0.99 * count)
+        .map(|(le, _)| le)
+        .expect("a bucket holding 99 %");
+    let below = telemetry_bucket_below(p99_bucket);
+    let load_p99 = report["latency_ms"]["p99"]
+        .as_f64()
+        .expect("the load's p99")
+        / 1000.0;
+    assert!(
+        below <= load_p99,
+        "server p99 bucket ({below}, {p99_bucket}] s, load p99 {load_p99} s"
+    );
+    eprintln!("server p99 in ({below}, {p99_bucket}] s; loadgen p99 {load_p99} s");
+    promtool_check(&text);
+}
+
+/// The boundary below `le` among the request-duration buckets (0 below the first).
+fn telemetry_bucket_below(le: f64) -> f64 {
+    const BUCKETS: &[f64] = &[
+        0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.0025, 0.004, 0.006, 0.01, 0.015, 0.025,
+        0.04, 0.06, 0.1, 0.15, 0.25, 0.4, 0.6, 1.0, 1.5, 2.5, 4.0, 6.0, 10.0,
+    ];
+    BUCKETS
+        .iter()
+        .copied()
+        .take_while(|b| *b < le)
+        .last()
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_requests_are_counted_by_signal_and_reason() {
+    let mesh = Mesh::start();
+    // Nobody joins: exports are answered 503.
+    let (receiver, port) = mesh.receiver("receiver", RECEIVER, &moderator(CHANNEL, &[PARTICIPANT]));
+    wait_state(port, "inviting", &receiver).await;
+    for _ in 0..3 {
+        let r = post(port, "/v1/logs", "application/json", example("logs.json")).await;
+        assert_eq!(r.status(), 503);
+    }
+    let r = post(
+        port,
+        "/v1/traces",
+        "application/x-protobuf",
+        b"\xff\xff".to_vec(),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+
+    let text = metrics(port).await;
+    let refused = |signal: &str, reason: &str| {
+        sample(
+            &text,
+            "slim_node_receiver_refused_requests_total",
+            &[
+                &format!("signal=\"{signal}\""),
+                &format!("reason=\"{reason}\""),
+            ],
+        )
+    };
+    assert_eq!(refused("logs", "not_ready"), 3.0);
+    assert_eq!(refused("traces", "bad_data"), 1.0);
+    assert_eq!(
+        sample(
+            &text,
+            "http_server_request_duration_seconds_count",
+            &[
+                "http_route=\"/v1/logs\"",
+                "http_response_status_code=\"503\""
+            ]
+        ),
+        3.0
+    );
+    promtool_check(&text);
+}
