@@ -11,6 +11,8 @@ use otlp::scan::scan;
 use otlp::validate::{validate, Rejected};
 use otlp::{json, wire, CodecError, OtlpRequest, Signal};
 
+use crate::telemetry::Refusal;
+
 /// How the request body is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -38,6 +40,19 @@ pub enum IngestError {
     /// The node carries no channel for the request's signal.
     #[error("{0}")]
     NotCarried(String),
+}
+
+impl IngestError {
+    /// The reason the node's telemetry counts this refusal under.
+    pub fn refusal(&self) -> Refusal {
+        match self {
+            IngestError::BadData(_) => Refusal::BadData,
+            IngestError::TooLarge(_) => Refusal::TooLarge,
+            IngestError::NotReady(_) => Refusal::NotReady,
+            IngestError::Unavailable(_) => Refusal::Unavailable,
+            IngestError::NotCarried(_) => Refusal::NotCarried,
+        }
+    }
 }
 
 impl From<CodecError> for IngestError {
@@ -224,7 +239,7 @@ fn counted(signal: Signal, taken: Result<Accepted, IngestError>) -> Result<Accep
             accepted.items as u64,
             accepted.rejected.count as u64,
         ),
-        Err(err) => metrics.refused(signal, crate::telemetry::Refusal::of(err)),
+        Err(err) => metrics.refused(signal, err.refusal()),
     }
     taken
 }

@@ -5,8 +5,6 @@ use opentelemetry::metrics::{Counter, Histogram, Meter};
 use opentelemetry::KeyValue;
 use otlp::Signal;
 
-use crate::ingest::IngestError;
-
 /// Why a request (or some of its items) was refused: the `reason` attribute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -34,17 +32,6 @@ impl Refusal {
             Refusal::Unavailable => "unavailable",
             Refusal::NotCarried => "not_carried",
             Refusal::Invalid => "invalid",
-        }
-    }
-
-    /// Why `err` refused a request.
-    pub fn of(err: &IngestError) -> Refusal {
-        match err {
-            IngestError::BadData(_) => Refusal::BadData,
-            IngestError::TooLarge(_) => Refusal::TooLarge,
-            IngestError::NotReady(_) => Refusal::NotReady,
-            IngestError::Unavailable(_) => Refusal::Unavailable,
-            IngestError::NotCarried(_) => Refusal::NotCarried,
         }
     }
 }
