@@ -32,6 +32,8 @@ pub struct RunningNode {
     stop_receivers: CancellationToken,
     receivers: Vec<(&'static str, tokio::task::JoinHandle<std::io::Result<()>>)>,
     drain: Duration,
+    /// The node in the metrics, for as long as it runs.
+    _metrics: crate::telemetry::NodeMetrics,
 }
 
 /// Binds a receiver's address, naming the receiver in the error.
@@ -182,12 +184,18 @@ impl RunningNode {
             );
             tasks.push(("OTLP/gRPC", tokio::spawn(serve)));
         }
+        let metrics = crate::telemetry::get().watch_node(
+            settings.node.name.to_string(),
+            node.publisher(),
+            sinks,
+        );
         Ok(RunningNode {
             node,
             pipeline,
             stop_receivers: stop,
             receivers: tasks,
             drain: settings.drain,
+            _metrics: metrics,
         })
     }
 

@@ -43,6 +43,7 @@ pub use config::{
 };
 pub use ctx::WEDGED_AFTER;
 pub use delivery::incoming::{Ack, Incoming};
+pub use delivery::liveness::Liveness;
 pub use delivery::message::Outgoing;
 pub use delivery::outbox::{OutboxLimits, OutboxStats, ENTRY_OVERHEAD};
 pub use delivery::seen::{SeenError, SEEN_FILE};

@@ -77,9 +77,11 @@ fn promtool_check(text: &str) {
 async fn metrics_count_every_request_and_span_a_load_sent_and_pass_promtool() {
     let mesh = Mesh::start();
     let sink = format!("bench:{}", mesh.path("bench.json").display());
-    let mut args = vec!["--sink", sink.as_str()];
+    let health_port = free_port();
+    let health = format!("127.0.0.1:{health_port}");
+    let mut args = vec!["--sink", sink.as_str(), "--health", &health];
     args.extend_from_slice(PARTICIPANT_ROLE);
-    let _participant = mesh.node("participant", PARTICIPANT, &args);
+    let participant = mesh.node("participant", PARTICIPANT, &args);
     let (receiver, port) = mesh.receiver("receiver", RECEIVER, &moderator(CHANNEL, &[PARTICIPANT]));
     wait_state(port, "active", &receiver).await;
 
@@ -111,6 +113,16 @@ async fn metrics_count_every_request_and_span_a_load_sent_and_pass_promtool() {
         serde_json::from_str(std::fs::read_to_string(&load.stdout).unwrap().trim()).unwrap();
     assert_eq!(report["ok"], 300, "{report}");
 
+    // And one refusal, so that the refusals' series exists too.
+    let bad = post(
+        port,
+        "/v1/traces",
+        "application/x-protobuf",
+        b"\xff\xff".to_vec(),
+    )
+    .await;
+    assert_eq!(bad.status(), 400);
+
     let text = metrics(port).await;
     let ok = [
         "http_route=\"/v1/traces\"",
@@ -131,7 +143,8 @@ async fn metrics_count_every_request_and_span_a_load_sent_and_pass_promtool() {
             "http_server_request_body_size_bytes_count",
             &["http_route=\"/v1/traces\""]
         ),
-        300.0
+        301.0,
+        "every body, the refused one too"
     );
     // The server's p99 lies in the first bucket holding 99 % of the requests; its lower
     // bound cannot exceed what the load measured from outside (which includes it).
@@ -155,6 +168,66 @@ async fn metrics_count_every_request_and_span_a_load_sent_and_pass_promtool() {
     );
     eprintln!("server p99 in ({below}, {p99_bucket}] s; loadgen p99 {load_p99} s");
     promtool_check(&text);
+
+    // The node itself: its outbox sent every request, its one member is live, the process shows.
+    let node = format!("slim_node_name=\"{RECEIVER}\"");
+    assert!(sample(&text, "slim_node_outbox_sent_total", &[&node]) >= 300.0);
+    assert_eq!(
+        sample(&text, "slim_node_members", &[&node, "state=\"live\""]),
+        1.0
+    );
+    assert_eq!(sample(&text, "slim_node_link_up", &[&node]), 1.0);
+    assert!(sample(&text, "process_memory_usage_bytes", &[]) > 1e6);
+    assert!(
+        sample(
+            &text,
+            "process_cpu_time_seconds_total",
+            &["cpu_mode=\"user\""]
+        ) > 0.0
+    );
+
+    // The participant's sink delivered every request (its metrics on its --health port).
+    let sink = [
+        format!("slim_node_name=\"{PARTICIPANT}\""),
+        "sink=\"bench\"".to_string(),
+    ];
+    let sink: Vec<&str> = sink.iter().map(String::as_str).collect();
+    let mut delivered = 0.0;
+    for _ in 0..100 {
+        delivered = sample(
+            &metrics(health_port).await,
+            "slim_node_sink_delivered_total",
+            &sink,
+        );
+        if delivered >= 300.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(delivered, 300.0, "{}", participant.stderr_text());
+    let participant_text = metrics(health_port).await;
+    promtool_check(&participant_text);
+
+    // Every metric the example Grafana dashboard queries is there.
+    let dashboard = std::fs::read_to_string(repo_root().join("examples/grafana/slim-node.json"))
+        .expect("the dashboard");
+    let both = format!("{text}{participant_text}");
+    let names: std::collections::BTreeSet<&str> = dashboard
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| {
+            ["slim_node_", "http_server_", "process_"]
+                .iter()
+                .any(|p| w.starts_with(p))
+                && *w != "slim_node_name"
+        })
+        .collect();
+    assert!(names.len() >= 10, "{names:?}");
+    for name in names {
+        assert!(
+            both.lines().any(|l| l.starts_with(name)),
+            "the dashboard queries {name}, which /metrics does not show"
+        );
+    }
 }
 
 /// The boundary below `le` among the request-duration buckets (0 below the first).

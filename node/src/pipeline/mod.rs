@@ -26,7 +26,7 @@ use tracing::{debug, info, warn};
 pub use ack::Acknowledge;
 pub use blocking::run as run_blocking;
 pub use delivered::Delivered;
-pub use input::{Sink, SinkFuture, SinkHandle, SinkInput, SinkStats, WriteSink};
+pub use input::{Sink, SinkFuture, SinkHandle, SinkInput, SinkReport, SinkStats, WriteSink};
 pub use queue::{Item, Queue, QueueKind, QueueSettings, WhenFull};
 
 use ack::Ticket;

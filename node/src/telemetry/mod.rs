@@ -5,13 +5,17 @@
 //! is `slim_node.receiver.accepted.spans` here). One set per process: `up` runs two nodes in
 //! one, and their metrics add up.
 
+mod node;
+mod process;
 mod receiver;
 
 use std::sync::OnceLock;
+use std::time::Instant;
 
 use opentelemetry::metrics::MeterProvider;
 use opentelemetry_sdk::metrics::{Aggregation, Instrument, SdkMeterProvider, Stream};
 
+pub use node::NodeMetrics;
 pub use receiver::{ReceiverMetrics, Refusal};
 
 /// Request-duration histogram boundaries, in seconds: fine enough that p90, p95, p99 and p99.9
@@ -29,6 +33,8 @@ pub const SIZE_BUCKETS: &[f64] = &[
 pub struct Telemetry {
     /// Kept for as long as the process records: dropping it stops the readers.
     _provider: SdkMeterProvider,
+    meter: opentelemetry::metrics::Meter,
+    _process: process::ProcessMetrics,
     registry: prometheus::Registry,
     /// The receivers' instruments.
     pub receiver: ReceiverMetrics,
@@ -58,9 +64,22 @@ impl Telemetry {
         let meter = provider.meter("slim-node");
         Telemetry {
             receiver: ReceiverMetrics::new(&meter),
+            _process: process::watch(&meter, Instant::now()),
+            meter,
             _provider: provider,
             registry,
         }
+    }
+
+    /// Shows the node `name` (its outbox, link, members) and its `sinks` in the metrics for
+    /// as long as the returned value is kept.
+    pub fn watch_node(
+        &self,
+        name: String,
+        publisher: slim_roles::Publisher,
+        sinks: Vec<crate::pipeline::SinkHandle>,
+    ) -> NodeMetrics {
+        node::watch(&self.meter, name, publisher, sinks)
     }
 
     /// The metrics in Prometheus' text exposition format.

@@ -74,7 +74,7 @@ impl ReceiverMetrics {
                     .build()
             })
         };
-        ReceiverMetrics {
+        let metrics = ReceiverMetrics {
             duration: meter
                 .f64_histogram("http.server.request.duration")
                 .with_unit("s")
@@ -99,7 +99,12 @@ impl ReceiverMetrics {
                 .with_unit("{request}")
                 .with_description("Requests refused whole, by signal and reason")
                 .build(),
+        };
+        // Each signal's count shows from the start, at 0: a dashboard's rate needs a series.
+        for counter in &metrics.accepted {
+            counter.add(0, &[]);
         }
+        metrics
     }
 
     /// A request answered `status` after `seconds`: `method` and `route` as the server saw them
