@@ -289,3 +289,156 @@ async fn refused_requests_are_counted_by_signal_and_reason() {
     );
     promtool_check(&text);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_telemetry_mesh_a_participant_receives_the_receivers_own_metrics_and_no_data_is_added()
+{
+    let mesh = Mesh::start();
+    let (participant, out) = mesh.sink_node("participant", PARTICIPANT, PARTICIPANT_ROLE);
+    let mut args = moderator(CHANNEL, &[PARTICIPANT]);
+    args.extend(["--telemetry", "mesh", "--telemetry-interval", "1s"]);
+    let (receiver, port) = mesh.receiver("receiver", RECEIVER, &args);
+    wait_state(port, "active", &receiver).await;
+    post_json(port, "/v1/logs", example("logs.json")).await;
+
+    // The receiver's metrics arrive every second, as ordinary OTLP metrics from slim-node.
+    let own = |lines: &[serde_json::Value]| -> Vec<serde_json::Value> {
+        lines
+            .iter()
+            .filter(|l| l["signal"] == "metrics")
+            .cloned()
+            .collect()
+    };
+    wait_for(
+        "three rounds of the receiver's metrics",
+        &participant,
+        || own(&jsonl(&out)).len() >= 3,
+    )
+    .await;
+    let lines = jsonl(&out);
+    let first = &own(&lines)[0];
+    assert_eq!(first["from"], RECEIVER);
+    let resource = &first["payload"]["resourceMetrics"][0]["resource"]["attributes"];
+    let attribute = |key: &str| {
+        resource
+            .as_array()
+            .and_then(|a| a.iter().find(|kv| kv["key"] == key))
+            .map(|kv| kv["value"]["stringValue"].clone())
+    };
+    assert_eq!(
+        attribute("service.name"),
+        Some("slim-node".into()),
+        "{first}"
+    );
+    assert_eq!(
+        attribute("service.instance.id"),
+        Some(RECEIVER.into()),
+        "{first}"
+    );
+    // The user's data is what was sent: one logs request, and no metrics of the user's.
+    assert_eq!(lines.iter().filter(|l| l["signal"] == "logs").count(), 1);
+    let text = metrics(port).await;
+    assert_eq!(
+        sample(&text, "slim_node_receiver_accepted_log_records_total", &[]),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "slim_node_receiver_accepted_metric_points_total",
+            &[]
+        ),
+        0.0,
+        "the node's own metrics are not counted as received"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_view_in_the_config_file_keeps_the_attributes_and_buckets_it_names_and_drops_what_it_drops(
+) {
+    let mesh = Mesh::start();
+    let config = mesh.path("slim-node.toml");
+    std::fs::write(
+        &config,
+        r#"
+[[telemetry.view]]
+instrument = "http.server.request.duration"
+attributes = ["http.route", "http.response.status_code"]
+buckets = [0.001, 0.01, 0.1]
+
+[[telemetry.view]]
+instrument = "process.*"
+drop = true
+"#,
+    )
+    .expect("the config file");
+    let config = config.display().to_string();
+    let mut args = moderator(CHANNEL, &[PARTICIPANT]);
+    args.extend(["--config", &config]);
+    let (receiver, port) = mesh.receiver("receiver", RECEIVER, &args);
+    wait_state(port, "inviting", &receiver).await;
+    let r = post(port, "/v1/logs", "application/json", example("logs.json")).await;
+    assert_eq!(r.status(), 503);
+
+    let text = metrics(port).await;
+    let buckets: Vec<String> = samples(&text, "http_server_request_duration_seconds_bucket", &[])
+        .into_iter()
+        .map(|(series, _)| {
+            assert!(
+                !series.contains("url_scheme"),
+                "an attribute the view drops: {series}"
+            );
+            assert!(!series.contains("http_request_method"), "{series}");
+            assert!(series.contains("http_route=\"/v1/logs\""), "{series}");
+            series
+                .split("le=\"")
+                .nth(1)
+                .unwrap_or("")
+                .split('"')
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(buckets, ["0.001", "0.01", "0.1", "+Inf"]);
+    assert!(
+        !text.lines().any(|l| l.starts_with("process_")),
+        "the dropped instruments are gone:\n{text}"
+    );
+    // Other instruments keep their defaults.
+    assert!(text.contains("http_server_request_body_size_bytes_bucket"));
+    promtool_check(&text);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_telemetry_otlp_the_metrics_reach_an_otlp_backend_every_interval() {
+    let mesh = Mesh::start();
+    let backend = crate::backend::Backend::start().await;
+    let dest = format!("otlp:{};interval=1s", backend.url());
+    let mut args = moderator(CHANNEL, &[PARTICIPANT]);
+    args.extend(["--telemetry", &dest]);
+    let (receiver, port) = mesh.receiver("receiver", RECEIVER, &args);
+    wait_state(port, "inviting", &receiver).await;
+    wait_for("three pushes of the metrics", &receiver, || {
+        backend
+            .exports()
+            .iter()
+            .filter(|e| e.signal == "metrics")
+            .count()
+            >= 3
+    })
+    .await;
+    let export = backend
+        .exports()
+        .into_iter()
+        .find(|e| e.signal == "metrics")
+        .expect("a metrics export");
+    let names: Vec<&str> = export.json["resourceMetrics"][0]["scopeMetrics"][0]["metrics"]
+        .as_array()
+        .expect("metrics")
+        .iter()
+        .filter_map(|m| m["name"].as_str())
+        .collect();
+    assert!(names.contains(&"slim_node.outbox.messages"), "{names:?}");
+    assert!(names.contains(&"process.memory.usage"), "{names:?}");
+}

@@ -179,19 +179,64 @@ fn read(path: &Path) -> Result<Vec<(String, Vec<String>)>, SettingsError> {
             key: key.to_string(),
         }),
     };
-    table
-        .iter()
-        .map(|(key, value)| {
-            let values = match value {
-                toml::Value::Array(items) => items
+    let mut entries = Vec::new();
+    for (key, value) in &table {
+        if let (Some(telemetry), "telemetry") = (value.as_table(), key.as_str()) {
+            entries.extend(telemetry_table(path, telemetry)?);
+            continue;
+        }
+        let values = match value {
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|v| scalar(key, v))
+                .collect::<Result<Vec<_>, _>>()?,
+            other => vec![scalar(key, other)?],
+        };
+        entries.push((key.clone(), values));
+    }
+    Ok(entries)
+}
+
+/// The `[telemetry]` table as flag values: `push` (`--telemetry`), `interval`
+/// (`--telemetry-interval`) and each `[[telemetry.view]]` (`--telemetry-view`, as JSON).
+fn telemetry_table(
+    path: &Path,
+    table: &toml::Table,
+) -> Result<Vec<(String, Vec<String>)>, SettingsError> {
+    let bad = |key: &str| SettingsError::BadValue {
+        path: path.to_path_buf(),
+        key: format!("telemetry.{key}"),
+    };
+    let mut entries = Vec::new();
+    for (key, value) in table {
+        let (flag, values) = match (key.as_str(), value) {
+            ("view", toml::Value::Array(views)) => (
+                "telemetry-view",
+                views
                     .iter()
-                    .map(|v| scalar(key, v))
+                    .map(|v| serde_json::to_string(v).map_err(|_| bad(key)))
                     .collect::<Result<Vec<_>, _>>()?,
-                other => vec![scalar(key, other)?],
-            };
-            Ok((key.clone(), values))
-        })
-        .collect()
+            ),
+            ("push", toml::Value::Array(items)) => (
+                "telemetry",
+                items
+                    .iter()
+                    .map(|v| v.as_str().map(str::to_string).ok_or_else(|| bad(key)))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            ("interval", toml::Value::String(s)) => ("telemetry-interval", vec![s.clone()]),
+            (other, _) => {
+                return Err(SettingsError::UnknownKey {
+                    path: path.to_path_buf(),
+                    key: format!("telemetry.{other}"),
+                    command: "node".into(),
+                    known: "telemetry.view, telemetry.push, telemetry.interval".into(),
+                })
+            }
+        };
+        entries.push((flag.to_string(), values));
+    }
+    Ok(entries)
 }
 
 #[cfg(test)]
@@ -215,6 +260,65 @@ mod tests {
             Command::Node(args) => *args,
             _ => panic!("not node"),
         }
+    }
+
+    #[test]
+    fn the_telemetry_table_holds_the_views_the_destinations_and_the_interval() {
+        let args = node(
+            parse(
+                &[
+                    "slim-node",
+                    "node",
+                    "--role",
+                    "participant",
+                    "--name",
+                    "a/b/c",
+                    "--secret-file",
+                    "/s",
+                ],
+                Some(
+                    r#"
+[telemetry]
+push = ["mesh"]
+interval = "5s"
+
+[[telemetry.view]]
+instrument = "http.server.request.duration"
+attributes = ["http.route", "http.response.status_code"]
+buckets = [0.001, 0.01, 0.1]
+
+[[telemetry.view]]
+instrument = "process.*"
+drop = true
+"#,
+                ),
+            )
+            .unwrap(),
+        );
+        assert_eq!(args.telemetry, ["mesh"]);
+        assert_eq!(args.telemetry_interval, std::time::Duration::from_secs(5));
+        assert_eq!(args.telemetry_view.len(), 2);
+        assert_eq!(args.telemetry_view[0].buckets, Some(vec![0.001, 0.01, 0.1]));
+        assert!(args.telemetry_view[1].drop);
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_telemetry_table_is_named() {
+        let err = parse(
+            &[
+                "slim-node",
+                "node",
+                "--role",
+                "participant",
+                "--name",
+                "a/b/c",
+                "--secret-file",
+                "/s",
+            ],
+            Some("[telemetry]\ncolour = \"red\"\n"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("telemetry.colour"), "{err}");
     }
 
     const FILE: &str = r#"

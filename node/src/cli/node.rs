@@ -111,6 +111,32 @@ pub struct NodeArgs {
         value_name = "SIGNAL=ORG/NS/CHANNEL"
     )]
     pub signal_channel: Vec<SignalChannel>,
+    /// Also push the node's own metrics (always at GET /metrics) to DEST (repeatable): `mesh`
+    /// publishes them as OTLP metrics on the node's channel (service.name slim-node,
+    /// service.instance.id its name; never counted as received data); `otlp:URL` sends them to
+    /// an OTLP endpoint, with the otlp sink's options and OTEL_EXPORTER_OTLP_* variables. Add
+    /// `;interval=5s` to one destination to override --telemetry-interval
+    #[arg(
+        long,
+        env = "SLIM_NODE_TELEMETRY",
+        value_delimiter = ',',
+        value_name = "DEST"
+    )]
+    pub telemetry: Vec<String>,
+    /// How often the metrics are pushed to each --telemetry destination
+    #[arg(
+        long,
+        env = "SLIM_NODE_TELEMETRY_INTERVAL",
+        default_value = defaults::TELEMETRY_INTERVAL,
+        value_parser = super::parse_duration,
+        value_name = "DURATION"
+    )]
+    pub telemetry_interval: Duration,
+    /// A view of the node's metrics, as JSON (the config file's `[[telemetry.view]]` tables
+    /// become these): `{"instrument":"http.*","attributes":["http.route"],"buckets":[0.01,0.1],
+    /// "drop":false}`; the first that matches an instrument decides (repeatable)
+    #[arg(long, value_name = "JSON")]
+    pub telemetry_view: Vec<crate::telemetry::ViewSpec>,
     #[command(flatten)]
     pub sinks: SinkArgs,
     #[command(flatten)]
@@ -168,7 +194,17 @@ impl NodeArgs {
             queue: &self.queue,
             shared_data_dir: false,
         };
+        let telemetry = crate::telemetry::TelemetrySettings {
+            instance: Some(self.name.to_string()),
+            push: self
+                .telemetry
+                .iter()
+                .map(|dest| telemetry_push(dest, self.telemetry_interval))
+                .collect::<anyhow::Result<_>>()?,
+            views: self.telemetry_view.clone(),
+        };
         Ok(NodeSettings {
+            telemetry,
             node: slim.node_config(self.name.clone(), role, self.secret.read(on_command_line)?)?,
             receivers: self.receiver.settings(),
             sinks: self.sinks.sink.clone(),
@@ -206,4 +242,52 @@ impl SecretArgs {
         };
         Ok(Identity::SharedSecret(Secret::new(value)?))
     }
+}
+
+/// A `--telemetry` destination: `mesh` or `otlp[:URL]`, with `;interval=DURATION` and, for
+/// `otlp`, the otlp sink's options.
+fn telemetry_push(dest: &str, interval: Duration) -> anyhow::Result<crate::telemetry::Push> {
+    use crate::telemetry::{Destination, Push};
+    let mut parts = dest.split(';');
+    let head = parts.next().unwrap_or_default().trim();
+    let mut options = Vec::new();
+    let mut interval = interval;
+    for option in parts {
+        let (key, value) = option.split_once('=').with_context(|| {
+            format!("--telemetry {dest}: expected OPTION=VALUE, got {option:?}")
+        })?;
+        if key == "interval" {
+            interval = super::parse_duration(value)
+                .map_err(|e| anyhow::anyhow!("--telemetry {dest}: interval: {e}"))?;
+        } else {
+            options.push((key.to_string(), value.to_string()));
+        }
+    }
+    let destination = match head
+        .split_once(':')
+        .map_or((head, None), |(k, a)| (k, Some(a)))
+    {
+        ("mesh", None) if options.is_empty() => Destination::Mesh,
+        ("mesh", _) => bail!("--telemetry mesh takes no argument and no option but interval"),
+        ("otlp", arg) => {
+            let spec = crate::sink::SinkSpec {
+                kind: &crate::sink::otlp::KIND,
+                arg: arg.map(str::to_string),
+                options,
+            };
+            Destination::Otlp(
+                crate::sink::otlp::exporter_settings(&spec, &|v| std::env::var(v).ok())
+                    .with_context(|| format!("--telemetry {dest}"))?,
+            )
+        }
+        _ => bail!("--telemetry {dest:?}: expected mesh or otlp:URL"),
+    };
+    anyhow::ensure!(
+        !interval.is_zero(),
+        "--telemetry {dest}: the interval must not be 0"
+    );
+    Ok(Push {
+        destination,
+        interval,
+    })
 }

@@ -90,6 +90,7 @@ impl UpArgs {
             sinks: self.sinks.sink.clone(),
             query_api: self.sinks.query_api(on_command_line),
             drain,
+            telemetry: Default::default(),
         };
         let receiver = NodeSettings {
             node: slim.node_config(
@@ -113,6 +114,7 @@ impl UpArgs {
             sinks: Vec::new(),
             query_api: None,
             drain,
+            telemetry: Default::default(),
         };
         Ok(UpSettings {
             endpoint: self.server.endpoint.clone(),

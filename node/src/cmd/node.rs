@@ -6,6 +6,7 @@ use crate::config::NodeSettings;
 /// Runs until SIGINT/SIGTERM.
 pub async fn run(settings: NodeSettings) -> anyhow::Result<()> {
     let shutdown = super::shutdown_signal();
+    crate::telemetry::configure(settings.telemetry.clone())?;
     let node = RunningNode::start(&settings).await?;
     shutdown.cancelled().await;
     node.stop().await;

@@ -11,6 +11,8 @@ pub const KEEPALIVE_INTERVAL: &str = "2s";
 pub const KEEPALIVE_TIMEOUT: &str = "3s";
 /// `--slim`: the SLIM server's URL.
 pub const SLIM_URL: &str = slim_roles::DEFAULT_SLIM_URL;
+/// How often the node's metrics are pushed to each `--telemetry` destination.
+pub const TELEMETRY_INTERVAL: &str = "10s";
 /// `--connect-attempts`.
 pub const CONNECT_ATTEMPTS: u32 = 10;
 /// `--max-in-flight`.

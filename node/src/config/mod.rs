@@ -26,6 +26,8 @@ pub struct NodeSettings {
     pub query_api: Option<QueryApiSettings>,
     /// How long a stopping node waits for acknowledgements, requests and sinks.
     pub drain: Duration,
+    /// The node's own metrics: where they are pushed.
+    pub telemetry: crate::telemetry::TelemetrySettings,
 }
 
 impl NodeSettings {

@@ -1,22 +1,28 @@
 //! The node's own telemetry: OpenTelemetry metrics, recorded with the OpenTelemetry SDK and
-//! read as Prometheus text at `GET /metrics`, wherever the node serves `/health`. Names and
-//! units follow the OpenTelemetry semantic conventions (`http.server.request.duration`, in
+//! read as Prometheus text at `GET /metrics`, wherever the node serves `/health`, and pushed
+//! where `--telemetry` says (`push`). Names and units follow the OpenTelemetry semantic conventions (`http.server.request.duration`, in
 //! seconds); component counters mirror the Collector's (its `otelcol_receiver_accepted_spans`
 //! is `slim_node.receiver.accepted.spans` here). One set per process: `up` runs two nodes in
 //! one, and their metrics add up.
 
 mod node;
 mod process;
+mod push;
 mod receiver;
+mod views;
 
 use std::sync::OnceLock;
 use std::time::Instant;
 
 use opentelemetry::metrics::MeterProvider;
-use opentelemetry_sdk::metrics::{Aggregation, Instrument, SdkMeterProvider, Stream};
+use opentelemetry::KeyValue;
+use opentelemetry_sdk::metrics::{Instrument, PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::Resource;
 
 pub use node::NodeMetrics;
+pub use push::{Destination, Push};
 pub use receiver::{ReceiverMetrics, Refusal};
+pub use views::ViewSpec;
 
 /// Request-duration histogram boundaries, in seconds: fine enough that p90, p95, p99 and p99.9
 /// read within one bucket (each ~1.5–2.5× the last) from 0.1 ms to 10 s.
@@ -29,10 +35,38 @@ pub const SIZE_BUCKETS: &[f64] = &[
     256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,
 ];
 
+/// What a process's telemetry is set up with, before its first use.
+#[derive(Debug, Clone, Default)]
+pub struct TelemetrySettings {
+    /// The node's SLIM name: `service.instance.id` of what is pushed.
+    pub instance: Option<String>,
+    /// Where the metrics are pushed besides `GET /metrics`.
+    pub push: Vec<Push>,
+    /// Which instruments, attributes and buckets reach the destinations.
+    pub views: Vec<ViewSpec>,
+}
+
+static SETTINGS: OnceLock<TelemetrySettings> = OnceLock::new();
+
+/// Sets the process's telemetry up with `settings`; the first call wins, and only before the
+/// telemetry is first used (a node calls it before it starts).
+pub fn configure(settings: TelemetrySettings) -> anyhow::Result<()> {
+    for push in &settings.push {
+        if let Destination::Otlp(otlp) = &push.destination {
+            // Refused at start, not at the first interval.
+            crate::export::Exporter::new(otlp)?;
+        }
+    }
+    let _ = SETTINGS.set(settings);
+    Ok(())
+}
+
 /// The process's metrics and their readers.
 pub struct Telemetry {
     /// Kept for as long as the process records: dropping it stops the readers.
     _provider: SdkMeterProvider,
+    /// The node whose channel `--telemetry mesh` publishes on.
+    mesh: push::MeshNode,
     meter: opentelemetry::metrics::Meter,
     _process: process::ProcessMetrics,
     registry: prometheus::Registry,
@@ -48,8 +82,30 @@ pub fn get() -> &'static Telemetry {
 
 impl Telemetry {
     fn new() -> Telemetry {
+        let settings = SETTINGS.get().cloned().unwrap_or_default();
+        let settings_views = settings.views.clone();
         let registry = prometheus::Registry::new();
-        let mut builder = SdkMeterProvider::builder().with_view(default_view);
+        let mut resource = Resource::builder().with_service_name("slim-node");
+        if let Some(instance) = &settings.instance {
+            resource =
+                resource.with_attribute(KeyValue::new("service.instance.id", instance.clone()));
+        }
+        let mut builder = SdkMeterProvider::builder()
+            .with_resource(resource.build())
+            .with_view(move |i: &Instrument| views::stream(&settings_views, i, default_buckets));
+        let mesh = push::MeshNode::default();
+        for push in &settings.push {
+            match push::Pusher::new(&push.destination, &mesh) {
+                Ok(pusher) => {
+                    builder = builder.with_reader(
+                        PeriodicReader::builder(pusher)
+                            .with_interval(push.interval)
+                            .build(),
+                    )
+                }
+                Err(err) => tracing::warn!(%err, "a telemetry destination could not be set up"),
+            }
+        }
         match opentelemetry_prometheus::exporter()
             .with_registry(registry.clone())
             .build()
@@ -66,6 +122,7 @@ impl Telemetry {
             receiver: ReceiverMetrics::new(&meter),
             _process: process::watch(&meter, Instant::now()),
             meter,
+            mesh,
             _provider: provider,
             registry,
         }
@@ -79,6 +136,9 @@ impl Telemetry {
         publisher: slim_roles::Publisher,
         sinks: Vec<crate::pipeline::SinkHandle>,
     ) -> NodeMetrics {
+        // The first node's channel carries `--telemetry mesh` (a process runs one node that
+        // pushes: `node`).
+        let _ = self.mesh.set(publisher.clone());
         node::watch(&self.meter, name, publisher, sinks)
     }
 
@@ -93,21 +153,12 @@ impl Telemetry {
     }
 }
 
-/// Histograms get buckets that suit what they measure.
-fn default_view(instrument: &Instrument) -> Option<Stream> {
-    let boundaries = match instrument.unit() {
-        "s" => DURATION_BUCKETS,
-        "By" => SIZE_BUCKETS,
-        _ => return None,
-    };
-    if !instrument.name().ends_with(".duration") && !instrument.name().ends_with(".size") {
-        return None;
+/// The buckets that suit what a histogram measures, where no view says otherwise.
+fn default_buckets(instrument: &Instrument) -> Option<&'static [f64]> {
+    let name = instrument.name();
+    match instrument.unit() {
+        "s" if name.ends_with(".duration") => Some(DURATION_BUCKETS),
+        "By" if name.ends_with(".size") => Some(SIZE_BUCKETS),
+        _ => None,
     }
-    Stream::builder()
-        .with_aggregation(Aggregation::ExplicitBucketHistogram {
-            boundaries: boundaries.to_vec(),
-            record_min_max: true,
-        })
-        .build()
-        .ok()
 }
