@@ -11,16 +11,8 @@ use otlp::scan::scan;
 use otlp::validate::{validate, Rejected};
 use otlp::{json, wire, CodecError, OtlpRequest, Signal};
 
+use crate::net::http::Format;
 use crate::telemetry::Refusal;
-
-/// How the request body is encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// `application/x-protobuf`.
-    Protobuf,
-    /// `application/json` (OTLP/JSON).
-    Json,
-}
 
 /// Why a request was not accepted. Nothing of it was published.
 #[derive(Debug, Error)]

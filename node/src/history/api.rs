@@ -25,9 +25,9 @@ use super::cursor::Sealer;
 use super::query::{self, Fetch, FetchError};
 use super::store::Store;
 use crate::config::defaults;
-use crate::ingest::Format;
 use crate::net::answer::Answer;
 use crate::net::auth::{Keys, Scope, Verdict};
+use crate::net::http::Format;
 use crate::net::http::{JSON_CT, PROTOBUF_CT};
 use otlp::Signal;
 

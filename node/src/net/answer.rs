@@ -14,7 +14,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::ingest::{Format, IngestError};
+use crate::ingest::IngestError;
+use crate::net::http::Format;
 use crate::net::http::{JSON_CT, PROTOBUF_CT};
 use otlp::status::{self, Code};
 

@@ -16,9 +16,9 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
-use crate::ingest::Format;
 use crate::net::answer::Answer;
 use crate::net::auth::{KeyInfo, Keys, Scope, Verdict};
+use crate::net::http::Format;
 use crate::net::http::{is_health_path, request_format};
 
 /// Key name used for rate limiting when no token file is configured.

@@ -3,7 +3,14 @@
 
 use axum::http::{header, HeaderMap};
 
-use crate::ingest::Format;
+/// How the request body is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `application/x-protobuf`.
+    Protobuf,
+    /// `application/json` (OTLP/JSON).
+    Json,
+}
 
 /// `Content-Type` of protobuf bodies.
 pub const PROTOBUF_CT: &str = "application/x-protobuf";

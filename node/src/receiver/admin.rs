@@ -9,8 +9,8 @@ use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::ingest::Format;
 use crate::net::answer::Answer;
+use crate::net::http::Format;
 use slim_roles::{Admin, AdminError, SlimName};
 
 /// The request body of invite and remove.

@@ -19,11 +19,11 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 use tracing::{info, warn};
 
 use crate::config::ReceiverSettings;
-use crate::ingest::{Accepted, Format, Ingest, IngestError};
+use crate::ingest::{Accepted, Ingest, IngestError};
 use crate::net::answer::method_not_allowed_response;
 use crate::net::answer::Answer;
 use crate::net::guard::{self, Guard};
-use crate::net::http::{header_str, request_format, JSON_CT, PROTOBUF_CT};
+use crate::net::http::{header_str, request_format, Format, JSON_CT, PROTOBUF_CT};
 use crate::net::http_server::{self, ConnLimits};
 use crate::pipeline::SinkHandle;
 use otlp::compression::Encoding;

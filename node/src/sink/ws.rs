@@ -26,9 +26,9 @@ use tracing::{debug, info, warn};
 
 use super::kind::{OptionSpec, SinkKind, SinkSpec};
 use crate::config::defaults;
-use crate::ingest::Format;
 use crate::net::answer::Answer;
 use crate::net::auth::{Keys, Verdict};
+use crate::net::http::Format;
 use crate::pipeline::QueueKind;
 use crate::pipeline::{Sink, SinkFuture, SinkInput};
 
