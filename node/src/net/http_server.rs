@@ -76,7 +76,11 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
+        // Each request carries where its connection came from (for samples in the log).
+        let service = TowerToHyperService::new(
+            app.clone()
+                .layer(axum::Extension(crate::net::sample::PeerAddr(peer))),
+        );
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let first_bytes = limits.header_read_timeout;

@@ -1,8 +1,8 @@
 //! What every server of the node shares: the HTTP server with its connection limits
 //! (`server`), TLS for servers and clients (`tls`), bearer tokens (`auth`), the guard in front
 //! of every route (`guard`: auth, rate limits, requests in progress), the one place that turns
-//! a failure into an answer (`answer`), HTTP helpers (`http`) and the health endpoints
-//! (`health`).
+//! a failure into an answer (`answer`), HTTP helpers (`http`), the health endpoints
+//! (`health`) and samples of refused requests in the log (`sample`).
 
 pub mod answer;
 pub mod auth;
@@ -11,4 +11,5 @@ pub mod guard;
 pub mod health_endpoints;
 pub mod http;
 pub mod http_server;
+pub mod sample;
 pub mod tls;

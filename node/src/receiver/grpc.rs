@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::codec::CompressionEncoding;
 use tonic::Status;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::ingest::{Ingest, IngestError};
 use crate::net::answer::Answer;
@@ -20,11 +20,21 @@ use crate::net::guard::{self, Guard};
 use crate::net::http_server::{self, ConnLimits};
 use tokio_rustls::TlsAcceptor;
 
-/// The gRPC status for a refused request, as [`Answer`] decides it.
-fn status(err: IngestError) -> Status {
+/// The gRPC status for a refused request, as [`Answer`] decides it; one the client should
+/// retry is sampled in the log.
+fn status(err: IngestError, signal: Signal) -> Status {
     let answer = Answer::ingest(&err);
     if answer.retry_after.is_some() {
-        warn!(%err, "refused an export request");
+        let why = err.to_string();
+        crate::net::sample::refused(&crate::net::sample::Refused {
+            status: "UNAVAILABLE",
+            method: "POST",
+            path: crate::net::grpc_raw::export_path(signal),
+            peer: None,
+            content_type: Some("application/grpc"),
+            size: None,
+            why: &why,
+        });
     }
     answer.grpc()
 }
@@ -45,7 +55,7 @@ impl Export {
             .ingest
             .ingest_protobuf(self.signal, request.into_inner())
             .await
-            .map_err(status)?;
+            .map_err(|err| status(err, self.signal))?;
         Ok(tonic::Response::new(response::to_protobuf(
             self.signal,
             &accepted.rejected,

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::RequestBodyTimeoutLayer;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::config::ReceiverSettings;
 use crate::ingest::{Accepted, Ingest, IngestError};
@@ -25,6 +25,7 @@ use crate::net::answer::Answer;
 use crate::net::guard::{self, Guard};
 use crate::net::http::{header_str, request_format, Format, JSON_CT, PROTOBUF_CT};
 use crate::net::http_server::{self, ConnLimits};
+use crate::net::sample::{self, PeerAddr};
 use crate::pipeline::SinkHandle;
 use otlp::compression::Encoding;
 use otlp::response;
@@ -151,7 +152,23 @@ async fn observe(State(scheme): State<&'static str>, request: Request, next: Nex
     // the route.
     let route = request.uri().path().to_string();
     let size = header_str(request.headers(), header::CONTENT_LENGTH).and_then(|v| v.parse().ok());
+    let content_type = header_str(request.headers(), header::CONTENT_TYPE).map(str::to_string);
+    let peer = request.extensions().get::<PeerAddr>().map(|p| p.0);
     let response = next.run(request).await;
+    if response.status().is_server_error() {
+        sample::refused(&sample::Refused {
+            status: response.status().as_str(),
+            method: method.as_str(),
+            path: &route,
+            peer,
+            content_type: content_type.as_deref(),
+            size,
+            why: response
+                .status()
+                .canonical_reason()
+                .unwrap_or("server error"),
+        });
+    }
     let metrics = &crate::telemetry::get().receiver;
     metrics.request(
         method.as_str(),
@@ -224,9 +241,9 @@ fn success(format: Format, accepted: &Accepted) -> Response {
 }
 
 fn ingest_error(format: Format, err: &IngestError) -> Response {
-    let answer = Answer::ingest(err);
-    if answer.retry_after.is_some() {
-        warn!(%err, "refused an export request");
+    // A 5xx is sampled in the log by `observe`, with the request's particulars.
+    if err.refusal() != crate::telemetry::Refusal::BadData {
+        tracing::debug!(%err, "refused an export request");
     }
-    answer.http(format)
+    Answer::ingest(err).http(format)
 }
