@@ -469,3 +469,60 @@ async fn with_telemetry_otlp_the_metrics_reach_an_otlp_backend_every_interval() 
     assert!(names.contains(&"slim_node.outbox.messages"), "{names:?}");
     assert!(names.contains(&"process.memory.usage"), "{names:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn grpc_export_calls_are_timed_by_service_method_and_status() {
+    let mesh = Mesh::start();
+    let sink = format!("bench:{}", mesh.path("bench.json").display());
+    let mut args = vec!["--sink", sink.as_str()];
+    args.extend_from_slice(PARTICIPANT_ROLE);
+    let _participant = mesh.node("participant", PARTICIPANT, &args);
+    let grpc = format!("127.0.0.1:{}", free_port());
+    let mut args = moderator(CHANNEL, &[PARTICIPANT]);
+    args.extend(["--otlp-grpc", &grpc]);
+    let (receiver, port) = mesh.receiver("receiver", RECEIVER, &args);
+    wait_state(port, "active", &receiver).await;
+    let mut load = Proc::spawn(
+        mesh.dir.path(),
+        "loadgen",
+        &[
+            "loadgen",
+            "--endpoint",
+            &format!("http://{grpc}"),
+            "--protocol",
+            "grpc",
+            "--json",
+            "--requests",
+            "50",
+            "--items",
+            "2",
+        ],
+    );
+    assert_eq!(
+        load.wait_exit(FORM_TIMEOUT),
+        Some(0),
+        "{}",
+        load.stderr_text()
+    );
+
+    let text = metrics(port).await;
+    let call = [
+        "rpc_service=\"opentelemetry.proto.collector.trace.v1.TraceService\"",
+        "rpc_method=\"Export\"",
+        "rpc_grpc_status_code=\"0\"",
+        "rpc_system=\"grpc\"",
+    ];
+    assert_eq!(
+        sample(&text, "rpc_server_duration_seconds_count", &call),
+        50.0
+    );
+    assert_eq!(
+        sample(&text, "rpc_server_request_size_bytes_count", &call[..2]),
+        50.0
+    );
+    assert_eq!(
+        sample(&text, "slim_node_receiver_accepted_spans_total", &[]),
+        100.0
+    );
+    promtool_check(&text);
+}

@@ -51,15 +51,33 @@ impl Export {
         self,
         request: tonic::Request<Vec<u8>>,
     ) -> Result<tonic::Response<Vec<u8>>, Status> {
-        let accepted = self
+        let started = std::time::Instant::now();
+        let message = request.into_inner();
+        let bytes = message.len() as u64;
+        let answered = self
             .ingest
-            .ingest_protobuf(self.signal, request.into_inner())
+            .ingest_protobuf(self.signal, message)
             .await
-            .map_err(|err| status(err, self.signal))?;
-        Ok(tonic::Response::new(response::to_protobuf(
-            self.signal,
-            &accepted.rejected,
-        )))
+            .map_err(|err| status(err, self.signal))
+            .map(|accepted| {
+                tonic::Response::new(response::to_protobuf(self.signal, &accepted.rejected))
+            });
+        let code = match &answered {
+            Ok(_) => tonic::Code::Ok,
+            Err(status) => status.code(),
+        };
+        let path = crate::net::grpc_raw::export_path(self.signal);
+        let (service, method) = path
+            .trim_start_matches('/')
+            .split_once('/')
+            .unwrap_or((path, "Export"));
+        crate::telemetry::get().receiver.rpc(
+            (service, method),
+            code as i64,
+            bytes,
+            started.elapsed().as_secs_f64(),
+        );
+        answered
     }
 }
 

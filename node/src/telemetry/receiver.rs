@@ -40,6 +40,8 @@ impl Refusal {
 pub struct ReceiverMetrics {
     duration: Histogram<f64>,
     body_size: Histogram<u64>,
+    rpc_duration: Histogram<f64>,
+    rpc_size: Histogram<u64>,
     /// Per signal, in [`Signal::ALL`] order.
     accepted: [Counter<u64>; 3],
     refused_items: [Counter<u64>; 3],
@@ -89,6 +91,16 @@ impl ReceiverMetrics {
                     "Size of the receivers' request bodies as received (compressed, if they were)",
                 )
                 .build(),
+            rpc_duration: meter
+                .f64_histogram("rpc.server.duration")
+                .with_unit("s")
+                .with_description("Duration of the OTLP/gRPC receiver's export calls")
+                .build(),
+            rpc_size: meter
+                .u64_histogram("rpc.server.request.size")
+                .with_unit("By")
+                .with_description("Size of the OTLP/gRPC receiver's export messages (decompressed)")
+                .build(),
             accepted: per_signal("accepted", "Items taken into the outbox"),
             refused_items: per_signal(
                 "refused",
@@ -126,6 +138,19 @@ impl ReceiverMetrics {
                 KeyValue::new("url.scheme", scheme),
             ],
         );
+    }
+
+    /// An OTLP/gRPC export call (`service`/`method` as its path names them, a message of
+    /// `bytes`) answered with gRPC status `code` (0: OK) after `seconds`.
+    pub fn rpc(&self, (service, method): (&str, &str), code: i64, bytes: u64, seconds: f64) {
+        let attributes = [
+            KeyValue::new("rpc.system", "grpc"),
+            KeyValue::new("rpc.service", service.to_string()),
+            KeyValue::new("rpc.method", method.to_string()),
+            KeyValue::new("rpc.grpc.status_code", code),
+        ];
+        self.rpc_duration.record(seconds, &attributes);
+        self.rpc_size.record(bytes, &attributes[..3]);
     }
 
     /// A request body of `bytes` for `route`.
