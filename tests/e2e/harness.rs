@@ -119,6 +119,11 @@ impl Proc {
         None
     }
 
+    /// Whether the process has exited.
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -445,13 +450,35 @@ pub fn assert_no_secrets_in_logs(dir: &Path) {
 }
 
 impl Mesh {
-    /// Starts a node with an OTLP/HTTP receiver on a free port; returns it and the port.
+    /// Starts a node with an OTLP/HTTP receiver on a free port; returns it and the port. A
+    /// port found free can be taken by another process before the node binds it: then the node
+    /// exits saying so, and it is started again on another port (at most 3 times).
     pub fn receiver(&self, label: &str, name: &str, extra: &[&str]) -> (Proc, u16) {
-        let port = free_port();
-        let http = format!("127.0.0.1:{port}");
-        let mut args = vec!["--otlp-http", &http];
-        args.extend_from_slice(extra);
-        (self.node(label, name, &args), port)
+        let mut attempt = 0;
+        loop {
+            let port = free_port();
+            let http = format!("127.0.0.1:{port}");
+            let mut args = vec!["--otlp-http", &http];
+            args.extend_from_slice(extra);
+            let mut node = self.node(label, name, &args);
+            attempt += 1;
+            let deadline = Instant::now() + FORM_TIMEOUT;
+            while Instant::now() < deadline {
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return (node, port);
+                }
+                if node.has_exited() {
+                    if attempt < 3 && node.stderr_text().contains("Address already in use") {
+                        break;
+                    }
+                    return (node, port);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if Instant::now() >= deadline {
+                return (node, port);
+            }
+        }
     }
 
     /// Starts a node whose sink is the file `LABEL.jsonl`; returns it and the file.
