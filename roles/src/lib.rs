@@ -45,7 +45,7 @@ pub use ctx::WEDGED_AFTER;
 pub use delivery::incoming::{Ack, Incoming};
 pub use delivery::liveness::Liveness;
 pub use delivery::message::Outgoing;
-pub use delivery::outbox::{OutboxLimits, OutboxStats, ENTRY_OVERHEAD};
+pub use delivery::outbox::{fill, OutboxLimits, OutboxStats, ENTRY_OVERHEAD};
 pub use delivery::seen::{SeenError, SEEN_FILE};
 pub use delivery::spool::SpoolConfig;
 pub use delivery::trust::{Refused, RefusedSender, SlimRefusals, SLIM_REFUSAL_TARGET};

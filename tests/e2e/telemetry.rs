@@ -207,6 +207,36 @@ async fn metrics_count_every_request_and_span_a_load_sent_and_pass_promtool() {
     assert_eq!(delivered, 300.0, "{}", participant.stderr_text());
     let participant_text = metrics(health_port).await;
     promtool_check(&participant_text);
+    assert!(sample(&participant_text, "slim_node_sink_queue_fill_ratio", &sink) <= 1.0);
+
+    // /health keeps its shape and adds `stats`: how full the outbox and each queue are.
+    let health = health_of(health_port).await;
+    let sink_stats = &health["stats"]["sinks"][0];
+    assert_eq!(sink_stats["name"], "bench", "{health}");
+    assert_eq!(sink_stats["state"], "ok", "{health}");
+    assert!(
+        sink_stats["fill"]
+            .as_f64()
+            .is_some_and(|f| (0.0..=1.0).contains(&f)),
+        "{health}"
+    );
+    assert!(
+        health["sinks"][0]["queue"]["max_messages"].as_u64() > Some(0),
+        "{health}"
+    );
+    let health = health_of(port).await;
+    assert!(
+        health["stats"]["outbox"]["max_messages"].as_u64() > Some(0),
+        "{health}"
+    );
+    assert_eq!(
+        health["stats"]["outbox"]["fill"], 0.0,
+        "everything was acknowledged: {health}"
+    );
+    assert!(
+        health["members"].is_array() && health["outbox"].is_object(),
+        "{health}"
+    );
 
     // Every metric the example Grafana dashboard queries is there.
     let dashboard = std::fs::read_to_string(repo_root().join("examples/grafana/slim-node.json"))

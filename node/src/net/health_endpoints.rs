@@ -67,6 +67,7 @@ async fn full(State(watched): State<Watched>, caller: Option<axum::Extension<Cal
     let body = if trusted {
         let mut body = serde_json::to_value(&health).unwrap_or_default();
         let sinks: Vec<_> = watched.sinks.iter().map(SinkHandle::report).collect();
+        body["stats"] = stats(&health, &sinks);
         body["sinks"] = serde_json::to_value(sinks).unwrap_or_default();
         body
     } else {
@@ -92,6 +93,34 @@ async fn metrics() -> Response {
             serde_json::json!({ "error": format!("the metrics could not be written: {err}") }),
         ),
     }
+}
+
+/// The figures to watch at a glance: how full the outbox and each sink's queue are, and
+/// each sink's state (`ok`, `cannot_write`, `cannot_queue`).
+fn stats(health: &slim_roles::Health, sinks: &[crate::pipeline::SinkReport]) -> serde_json::Value {
+    let outbox = &health.outbox;
+    serde_json::json!({
+        "outbox": {
+            "messages": outbox.messages,
+            "bytes": outbox.bytes,
+            "max_messages": outbox.max_messages,
+            "max_bytes": outbox.max_bytes,
+            "fill": outbox.fill(),
+        },
+        "sinks": sinks.iter().map(|s| serde_json::json!({
+            "name": s.name,
+            "state": if s.cannot_write.is_some() {
+                "cannot_write"
+            } else if s.cannot_queue.is_some() {
+                "cannot_queue"
+            } else {
+                "ok"
+            },
+            "queue_messages": s.queue.messages,
+            "queue_bytes": s.queue.bytes,
+            "fill": s.queue.fill(),
+        })).collect::<Vec<_>>(),
+    })
 }
 
 async fn live(State(watched): State<Watched>) -> Response {

@@ -138,6 +138,17 @@ pub struct QueueReport {
     pub bytes: usize,
     /// Milliseconds the oldest waited since it was received.
     pub oldest_ms: Option<u64>,
+    /// The most messages it holds.
+    pub max_messages: usize,
+    /// The most bytes it holds.
+    pub max_bytes: usize,
+}
+
+impl QueueReport {
+    /// How full it is, 0 to 1.
+    pub fn fill(&self) -> f64 {
+        slim_roles::fill(self.messages, self.max_messages, self.bytes, self.max_bytes)
+    }
 }
 
 impl SinkStats {
@@ -204,6 +215,8 @@ impl SinkStats {
                 messages: q.messages,
                 bytes: q.bytes,
                 oldest_ms: q.oldest_ms,
+                max_messages: queue.settings().max_messages,
+                max_bytes: queue.settings().max_bytes,
             },
             last_error: crate::lock(&self.last_error).as_ref().map(|(at, e)| {
                 format!(

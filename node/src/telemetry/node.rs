@@ -120,6 +120,40 @@ pub(super) fn watch(
                 .build(),
         ));
     }
+    {
+        let (p, n) = (publisher.clone(), node.clone());
+        all.push(Box::new(
+            meter
+                .f64_observable_gauge("slim_node.outbox.fill")
+                .with_unit("1")
+                .with_description("How full the outbox is, 0 to 1 (of its message or byte bound)")
+                .with_callback(move |o| {
+                    o.observe(p.health().outbox.fill(), std::slice::from_ref(&n))
+                })
+                .build(),
+        ));
+    }
+    {
+        let (sinks, n) = (sinks.clone(), node.clone());
+        all.push(Box::new(
+            meter
+                .f64_observable_gauge("slim_node.sink.queue.fill")
+                .with_unit("1")
+                .with_description(
+                    "How full a sink's queue is, 0 to 1 (of its message or byte bound)",
+                )
+                .with_callback(move |o| {
+                    for sink in &sinks {
+                        let report = sink.report();
+                        o.observe(
+                            report.queue.fill(),
+                            &[n.clone(), KeyValue::new("sink", report.name.clone())],
+                        );
+                    }
+                })
+                .build(),
+        ));
+    }
     // The link to SLIM, the members and the trust refusals.
     {
         let (p, n) = (publisher.clone(), node.clone());

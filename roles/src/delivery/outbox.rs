@@ -109,6 +109,25 @@ pub struct OutboxStats {
     /// Messages given up on for members that were away when the outbox was full, by member.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub given_up: BTreeMap<String, u64>,
+    /// The most messages it holds (`--queue-max-messages`).
+    pub max_messages: usize,
+    /// The most bytes it holds (`--queue-max-bytes`).
+    pub max_bytes: usize,
+}
+
+impl OutboxStats {
+    /// How full it is, 0 to 1: the larger of its message and byte fill.
+    pub fn fill(&self) -> f64 {
+        fill(self.messages, self.max_messages, self.bytes, self.max_bytes)
+    }
+}
+
+/// The larger of `messages` of `max_messages` and `bytes` of `max_bytes`, 0 to 1.
+pub fn fill(messages: usize, max_messages: usize, bytes: usize, max_bytes: usize) -> f64 {
+    let part = |n: usize, max: usize| if max == 0 { 0.0 } else { n as f64 / max as f64 };
+    part(messages, max_messages)
+        .max(part(bytes, max_bytes))
+        .min(1.0)
 }
 
 /// How the members are doing, as the outbox needs to know.
@@ -554,6 +573,8 @@ impl Outbox {
                 .map(age),
             last_published_ms: inner.last_published.map(|t| t.elapsed().as_millis() as u64),
             given_up: inner.given_up.clone(),
+            max_messages: self.limits.max_messages,
+            max_bytes: self.limits.max_bytes,
         }
     }
 
@@ -580,6 +601,14 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fill_is_the_larger_of_the_message_and_byte_fill_at_most_one() {
+        assert_eq!(fill(5, 10, 10, 100), 0.5);
+        assert_eq!(fill(1, 10, 80, 100), 0.8);
+        assert_eq!(fill(20, 10, 0, 100), 1.0);
+        assert_eq!(fill(3, 0, 3, 0), 0.0, "no bound, nothing to fill");
+    }
 
     fn msg(id: &str, size: usize) -> Outgoing {
         Outgoing {

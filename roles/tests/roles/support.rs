@@ -266,7 +266,7 @@ impl Member {
     pub async fn wait_outbox_empty(&self) {
         wait_until(&format!("{}'s outbox empty", self.name), || {
             let stats = self.node.publisher().outbox();
-            (stats.messages == 0).then_some(()).ok_or(stats)
+            (stats.messages == 0).then_some(()).ok_or(Box::new(stats))
         })
         .await;
     }
