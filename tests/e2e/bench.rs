@@ -10,7 +10,7 @@ const PARTICIPANT: &str = "e2e/bench/participant";
 
 /// Runs `slim-node ARGS` in `mesh`'s directory to its end; returns the exit code and the
 /// JSON report it printed.
-fn run_json(mesh: &Mesh, label: &str, args: &[&str]) -> (Option<i32>, Value, String) {
+pub(crate) fn run_json(mesh: &Mesh, label: &str, args: &[&str]) -> (Option<i32>, Value, String) {
     let mut p = Proc::spawn(mesh.dir.path(), label, args);
     let code = p.wait_exit(FORM_TIMEOUT);
     let out = std::fs::read_to_string(&p.stdout).unwrap_or_default();
@@ -19,7 +19,11 @@ fn run_json(mesh: &Mesh, label: &str, args: &[&str]) -> (Option<i32>, Value, Str
 }
 
 /// Runs `slim-node loadgen --endpoint ENDPOINT ARGS --json` to its end.
-fn run_loadgen(mesh: &Mesh, endpoint: &str, args: &[&str]) -> (Option<i32>, Value, String) {
+pub(crate) fn run_loadgen(
+    mesh: &Mesh,
+    endpoint: &str,
+    args: &[&str],
+) -> (Option<i32>, Value, String) {
     let mut all = vec!["loadgen", "--endpoint", endpoint, "--json"];
     all.extend_from_slice(args);
     run_json(mesh, "loadgen", &all)

@@ -31,6 +31,19 @@ fn ip(args: &[&str]) -> Result<(), String> {
     }
 }
 
+/// Inside namespace `netns`: gives its end of a veth pair, `interface`, the address `cidr`
+/// and brings it and the loopback up.
+fn configure_inside(netns: &str, interface: &str, cidr: &str) -> Result<(), String> {
+    let in_ns = |args: &[&str]| {
+        let mut all = vec!["netns", "exec", netns, "ip"];
+        all.extend_from_slice(args);
+        ip(&all)
+    };
+    in_ns(&["addr", "add", cidr, "dev", interface])?;
+    in_ns(&["link", "set", interface, "up"])?;
+    in_ns(&["link", "set", "lo", "up"])
+}
+
 impl Netns {
     /// Creates namespace `slimnode-<pid>-<tag>` with a veth pair on a /30 of its own (the
     /// addresses exist only between this host and that namespace).
@@ -68,14 +81,7 @@ impl Netns {
             &ns.host_if,
         ])?;
         ip(&["link", "set", &ns.host_if, "up"])?;
-        let in_ns = |args: &[&str]| {
-            let mut all = vec!["netns", "exec", &ns.name, "ip"];
-            all.extend_from_slice(args);
-            ip(&all)
-        };
-        in_ns(&["addr", "add", &format!("{}/30", ns.ns_ip), "dev", &ns_if])?;
-        in_ns(&["link", "set", &ns_if, "up"])?;
-        in_ns(&["link", "set", "lo", "up"])?;
+        configure_inside(&ns.name, &ns_if, &format!("{}/30", ns.ns_ip))?;
         Ok(ns)
     }
 
@@ -157,14 +163,7 @@ impl Lan {
             ip(&["link", "set", &inner, "netns", &host.netns])?;
             ip(&["link", "set", &host.port, "master", &lan.bridge])?;
             ip(&["link", "set", &host.port, "up"])?;
-            let in_ns = |args: &[&str]| {
-                let mut all = vec!["netns", "exec", &host.netns, "ip"];
-                all.extend_from_slice(args);
-                ip(&all)
-            };
-            in_ns(&["addr", "add", &format!("{}/24", host.ip), "dev", &inner])?;
-            in_ns(&["link", "set", &inner, "up"])?;
-            in_ns(&["link", "set", "lo", "up"])?;
+            configure_inside(&host.netns, &inner, &format!("{}/24", host.ip))?;
         }
         Ok(lan)
     }

@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+use crate::bench::run_loadgen;
 use crate::harness::*;
 
 const CHANNEL: &str = "e2e/telemetry/telemetry";
@@ -85,14 +86,10 @@ async fn metrics_count_every_request_and_span_a_load_sent_and_pass_promtool() {
     let (receiver, port) = mesh.receiver("receiver", RECEIVER, &moderator(CHANNEL, &[PARTICIPANT]));
     wait_state(port, "active", &receiver).await;
 
-    let mut load = Proc::spawn(
-        mesh.dir.path(),
-        "loadgen",
+    let (code, report, err) = run_loadgen(
+        &mesh,
+        &format!("http://127.0.0.1:{port}"),
         &[
-            "loadgen",
-            "--endpoint",
-            &format!("http://127.0.0.1:{port}"),
-            "--json",
             "--clients",
             "4",
             "--requests",
@@ -103,14 +100,7 @@ async fn metrics_count_every_request_and_span_a_load_sent_and_pass_promtool() {
             "60",
         ],
     );
-    assert_eq!(
-        load.wait_exit(FORM_TIMEOUT),
-        Some(0),
-        "{}",
-        load.stderr_text()
-    );
-    let report: serde_json::Value =
-        serde_json::from_str(std::fs::read_to_string(&load.stdout).unwrap().trim()).unwrap();
+    assert_eq!(code, Some(0), "{err}");
     assert_eq!(report["ok"], 300, "{report}");
 
     // And one refusal, so that the refusals' series exists too.
@@ -512,28 +502,12 @@ async fn grpc_export_calls_are_timed_by_service_method_and_status() {
     args.extend(["--otlp-grpc", &grpc]);
     let (receiver, port) = mesh.receiver("receiver", RECEIVER, &args);
     wait_state(port, "active", &receiver).await;
-    let mut load = Proc::spawn(
-        mesh.dir.path(),
-        "loadgen",
-        &[
-            "loadgen",
-            "--endpoint",
-            &format!("http://{grpc}"),
-            "--protocol",
-            "grpc",
-            "--json",
-            "--requests",
-            "50",
-            "--items",
-            "2",
-        ],
+    let (code, _, err) = run_loadgen(
+        &mesh,
+        &format!("http://{grpc}"),
+        &["--protocol", "grpc", "--requests", "50", "--items", "2"],
     );
-    assert_eq!(
-        load.wait_exit(FORM_TIMEOUT),
-        Some(0),
-        "{}",
-        load.stderr_text()
-    );
+    assert_eq!(code, Some(0), "{err}");
 
     let text = metrics(port).await;
     let call = [

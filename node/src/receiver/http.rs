@@ -73,6 +73,7 @@ pub fn router(
     admin: Admin,
     sinks: Vec<SinkHandle>,
 ) -> Router {
+    let scheme = settings.scheme;
     let export = |signal: Signal| {
         post(
             move |State(ingest): State<Ingest>, headers: HeaderMap, body: Body| {
@@ -80,15 +81,18 @@ pub fn router(
             },
         )
         .fallback(|| async { method_not_allowed_response("POST") })
-    };
-    let routes = Router::new()
-        .route("/v1/traces", export(Signal::Traces))
-        .route("/v1/metrics", export(Signal::Metrics))
-        .route("/v1/logs", export(Signal::Logs))
-        .route_layer(axum::middleware::from_fn_with_state(
-            settings.scheme,
+        .layer(axum::middleware::from_fn_with_state(
+            Observed {
+                scheme,
+                route: route(signal),
+            },
             observe,
         ))
+    };
+    let routes = Router::new()
+        .route(route(Signal::Traces), export(Signal::Traces))
+        .route(route(Signal::Metrics), export(Signal::Metrics))
+        .route(route(Signal::Logs), export(Signal::Logs))
         .merge(super::admin::routes(admin))
         .merge(crate::net::health_endpoints::routes(
             ingest.publisher().clone(),
@@ -143,25 +147,43 @@ pub async fn serve(
     http_server::serve(listener, app, limits, tls, shutdown).await
 }
 
+/// The route of `signal`'s exports.
+fn route(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Traces => "/v1/traces",
+        Signal::Metrics => "/v1/metrics",
+        Signal::Logs => "/v1/logs",
+    }
+}
+
+/// What [`observe`] records an export route's requests under.
+#[derive(Clone, Copy)]
+struct Observed {
+    scheme: &'static str,
+    route: &'static str,
+}
+
 /// Records each export request's duration (from routing to the answer, every status) and
-/// body size in the node's telemetry.
-async fn observe(State(scheme): State<&'static str>, request: Request, next: Next) -> Response {
+/// body size in the node's telemetry, and samples a 5xx in the log.
+async fn observe(
+    State(Observed { scheme, route }): State<Observed>,
+    request: Request,
+    next: Next,
+) -> Response {
     let started = std::time::Instant::now();
     let method = request.method().clone();
-    // A route layer runs only for the routes it is on, which have no parameters: the path is
-    // the route.
-    let route = request.uri().path().to_string();
     let size = header_str(request.headers(), header::CONTENT_LENGTH).and_then(|v| v.parse().ok());
-    let content_type = header_str(request.headers(), header::CONTENT_TYPE).map(str::to_string);
+    // Kept as the header value (no copy of its text) until a sample needs it.
+    let content_type = request.headers().get(header::CONTENT_TYPE).cloned();
     let peer = request.extensions().get::<PeerAddr>().map(|p| p.0);
     let response = next.run(request).await;
     if response.status().is_server_error() {
         sample::refused(&sample::Refused {
             status: response.status().as_str(),
             method: method.as_str(),
-            path: &route,
+            path: route,
             peer,
-            content_type: content_type.as_deref(),
+            content_type: content_type.as_ref().and_then(|v| v.to_str().ok()),
             size,
             why: response
                 .status()
@@ -172,13 +194,13 @@ async fn observe(State(scheme): State<&'static str>, request: Request, next: Nex
     let metrics = &crate::telemetry::get().receiver;
     metrics.request(
         method.as_str(),
-        route.as_str(),
+        route,
         response.status().as_u16(),
         scheme,
         started.elapsed().as_secs_f64(),
     );
     if let Some(bytes) = size {
-        metrics.body(route.as_str(), bytes);
+        metrics.body(route, bytes);
     }
     response
 }

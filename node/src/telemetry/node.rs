@@ -66,7 +66,7 @@ pub(super) fn watch(
      -> Box<dyn std::any::Any + Send + Sync> {
         let (p, n) = (publisher.clone(), node.clone());
         let callback = move |o: &dyn AsyncInstrument<u64>| {
-            o.observe(read(&p.health().outbox), std::slice::from_ref(&n))
+            o.observe(read(&p.outbox()), std::slice::from_ref(&n))
         };
         observe_u64(meter, counter, (metric, unit, about), callback)
     };
@@ -115,7 +115,7 @@ pub(super) fn watch(
                     "Age of the oldest message waiting for acknowledgements (0 when none waits)",
                 )
                 .with_callback(move |o| {
-                    o.observe(secs(p.health().outbox.oldest_ms), std::slice::from_ref(&n))
+                    o.observe(secs(p.outbox().oldest_ms), std::slice::from_ref(&n))
                 })
                 .build(),
         ));
@@ -127,9 +127,7 @@ pub(super) fn watch(
                 .f64_observable_gauge("slim_node.outbox.fill")
                 .with_unit("1")
                 .with_description("How full the outbox is, 0 to 1 (of its message or byte bound)")
-                .with_callback(move |o| {
-                    o.observe(p.health().outbox.fill(), std::slice::from_ref(&n))
-                })
+                .with_callback(move |o| o.observe(p.outbox().fill(), std::slice::from_ref(&n)))
                 .build(),
         ));
     }

@@ -124,7 +124,7 @@ impl ReceiverMetrics {
     pub fn request(
         &self,
         method: &str,
-        route: &str,
+        route: &'static str,
         status: u16,
         scheme: &'static str,
         seconds: f64,
@@ -133,7 +133,7 @@ impl ReceiverMetrics {
             seconds,
             &[
                 KeyValue::new("http.request.method", method.to_string()),
-                KeyValue::new("http.route", route.to_string()),
+                KeyValue::new("http.route", route),
                 KeyValue::new("http.response.status_code", i64::from(status)),
                 KeyValue::new("url.scheme", scheme),
             ],
@@ -154,9 +154,9 @@ impl ReceiverMetrics {
     }
 
     /// A request body of `bytes` for `route`.
-    pub fn body(&self, route: &str, bytes: u64) {
+    pub fn body(&self, route: &'static str, bytes: u64) {
         self.body_size
-            .record(bytes, &[KeyValue::new("http.route", route.to_string())]);
+            .record(bytes, &[KeyValue::new("http.route", route)]);
     }
 
     /// `items` of `signal` taken into the outbox, and `dropped` of the same request refused.

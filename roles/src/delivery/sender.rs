@@ -30,7 +30,7 @@ const RESEND_AFTER: Duration = Duration::from_secs(6);
 /// How often due messages are looked for without a wake-up.
 const TICK: Duration = Duration::from_millis(500);
 /// How often the outbox is told who is away.
-const AWAY_EVERY: Duration = Duration::from_millis(250);
+pub(crate) const AWAY_EVERY: Duration = Duration::from_millis(250);
 /// How often the session's member list is read.
 const MEMBERS_REFRESH: Duration = Duration::from_secs(2);
 /// Publishes awaiting SLIM's completion at once: unbounded, SLIM deadlocks (measured at ~8k);

@@ -18,6 +18,7 @@ use tracing::{debug, info, warn};
 use crate::backoff::Backoff;
 use crate::config::{Reliability, SignalChannel};
 use crate::ctx::RoleCtx;
+use crate::delivery::sender::AWAY_EVERY;
 use crate::error::RoleError;
 use crate::role::moderator::{self, group_config, Answers};
 use crate::state::Event;
@@ -119,15 +120,22 @@ async fn close_all(ctx: &RoleCtx, carriers: Vec<Carrier>) {
 /// Publishes what the outbox says is due on its signal's session until `lifetime` ends.
 async fn publish(ctx: &RoleCtx, carriers: &[Carrier], lifetime: &CancellationToken) {
     let mut tick = tokio::time::interval(TICK);
+    let mut judged: Option<Instant> = None;
+    let mut live = false;
     loop {
         tokio::select! {
             _ = lifetime.cancelled() => return,
             _ = ctx.shared.outbox.wake.notified() => {}
             _ = tick.tick() => {}
         }
-        let view = ctx.shared.member_view(Instant::now());
-        let live = view.live;
-        ctx.shared.outbox.set_members(view);
+        // Who is away changes on the scale of seconds, as for the slim-node sender.
+        if judged.is_none_or(|at| at.elapsed() >= AWAY_EVERY) {
+            let now = Instant::now();
+            let view = ctx.shared.member_view(now);
+            live = view.live;
+            ctx.shared.outbox.set_members(view);
+            judged = Some(now);
+        }
         let members = ctx.shared.known_members();
         // SLIM drops what is published while nobody is there to take it.
         if !ctx.shared.state().has_members() || members.is_empty() || !live {
@@ -137,6 +145,8 @@ async fn publish(ctx: &RoleCtx, carriers: &[Carrier], lifetime: &CancellationTok
             .shared
             .outbox
             .due(Instant::now(), &members, RESEND_AFTER);
+        // Shared by the completions of this round's publishes.
+        let members = Arc::new(members);
         for msg in due {
             let signal = msg.metadata.get(otlp::wire::SIGNAL_KEY);
             let Some(carrier) = carriers
