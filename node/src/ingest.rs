@@ -199,7 +199,7 @@ impl Ingest {
         let messages: Vec<Outgoing> = parts
             .into_iter()
             .map(|(payload, items)| {
-                let id = uuid::Uuid::new_v4().to_string();
+                let id = wire::message_id();
                 accepted.items += items;
                 accepted.message_ids.push(id.clone());
                 Outgoing {

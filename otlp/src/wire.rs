@@ -3,7 +3,8 @@
 //! Payload: a protobuf `Export*ServiceRequest` (the client's own bytes when they needed no
 //! change, else the canonical encoding), `payload_type` `application/x-protobuf` (consumers
 //! also accept `application/json`, OTLP/JSON).
-//! Metadata: `otlp-signal` = `traces|metrics|logs`, `otlp-message-id` = a UUID.
+//! Metadata: `otlp-signal` = `traces|metrics|logs`, `otlp-message-id` = a UUID (version 7:
+//! its time is when the receiver accepted the request, which members read as the publish stamp).
 //! A SLIM message may carry several requests of one signal back to back (their concatenation
 //! is one valid request holding all of them); it then lists them under `otlp-message-ids`
 //! (UUIDs, comma-separated) and `otlp-message-lengths` (their byte lengths) instead of
@@ -37,6 +38,20 @@ pub const PING_PAYLOAD_TYPE: &str = "application/vnd.slim-node.ping";
 pub const PING_ID_KEY: &str = "slim-node-ping";
 /// Metadata key SLIM adds on the receiving side with the MLS-verified sender identity.
 pub const PEER_SUBJECT_KEY: &str = "slim-peer-subject";
+
+/// A new message id: a UUIDv7, unique and carrying the time the request was accepted (read
+/// back by [`accepted_at`]), so members can tell how long a message took end to end with no
+/// field more on the wire.
+pub fn message_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// When the message `id` was accepted, if it is a UUIDv7 (as slim-node's are); `None` for ids
+/// of other senders.
+pub fn accepted_at(id: &str) -> Option<std::time::SystemTime> {
+    let (secs, nanos) = uuid::Uuid::try_parse(id).ok()?.get_timestamp()?.to_unix();
+    std::time::UNIX_EPOCH.checked_add(std::time::Duration::new(secs, nanos))
+}
 
 /// Metadata for one outgoing message.
 pub fn metadata(signal: Signal, message_id: &str) -> HashMap<String, String> {
@@ -101,6 +116,22 @@ fn guess(json: bool, payload: &[u8]) -> Result<OtlpRequest, CodecError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_id_tells_when_it_was_accepted() {
+        let before = std::time::SystemTime::now();
+        let id = message_id();
+        let at = accepted_at(&id).expect("a UUIDv7 carries its time");
+        // Millisecond precision: within a millisecond of the clock around it.
+        let slack = std::time::Duration::from_millis(1);
+        assert!(at + slack >= before && at <= std::time::SystemTime::now() + slack);
+    }
+
+    #[test]
+    fn an_id_of_another_kind_tells_no_time() {
+        assert_eq!(accepted_at("67e55044-10b1-426f-9247-bb680e5fe0c8"), None);
+        assert_eq!(accepted_at("not-a-uuid"), None);
+    }
 
     fn sample(signal: Signal) -> OtlpRequest {
         let body = match signal {

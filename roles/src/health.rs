@@ -34,6 +34,8 @@ pub struct LinkStatus {
     pub since: SystemTime,
     /// Failed attempts to connect since the link was last up.
     pub attempts: u32,
+    /// Times the link came back after it was lost (or moved to another server).
+    pub reconnects: u64,
     /// Why the last attempt failed, or why the link was lost.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
@@ -58,6 +60,7 @@ impl Link {
                 state: LinkState::Connecting,
                 since: SystemTime::now(),
                 attempts: 0,
+                reconnects: 0,
                 last_error: None,
             }),
         }
@@ -72,10 +75,12 @@ impl Link {
         let mut status = crate::sync::lock(&self.status);
         if status.state != LinkState::Connected {
             tracing::info!(after_attempts = status.attempts, "SLIM link is up");
+            let reconnected = u64::from(status.state == LinkState::Reconnecting);
             *status = LinkStatus {
                 state: LinkState::Connected,
                 since: SystemTime::now(),
                 attempts: 0,
+                reconnects: status.reconnects + reconnected,
                 last_error: None,
             };
         }
@@ -90,6 +95,7 @@ impl Link {
                 state: LinkState::Reconnecting,
                 since: SystemTime::now(),
                 attempts: 0,
+                reconnects: status.reconnects,
                 last_error: Some(why.to_string()),
             };
         }
@@ -269,6 +275,7 @@ mod tests {
             state,
             since: SystemTime::now(),
             attempts: 0,
+            reconnects: 0,
             last_error: None,
         }
     }

@@ -58,6 +58,18 @@ pub enum State {
 }
 
 impl State {
+    /// Every [`State::name`], for a gauge per state.
+    pub const NAMES: [&'static str; 8] = [
+        "connecting",
+        "ready",
+        "session_created",
+        "inviting",
+        "active",
+        "awaiting_invite",
+        "joined",
+        "stopped",
+    ];
+
     /// Short name for logs and errors.
     pub fn name(&self) -> &'static str {
         match self {

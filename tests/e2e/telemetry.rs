@@ -250,6 +250,99 @@ async fn metrics_count_every_request_and_span_a_load_sent_and_pass_promtool() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn each_sink_counts_the_items_it_delivered_or_must_retry_per_signal_and_their_latency() {
+    let mesh = Mesh::start();
+    let bench = format!("bench:{}", mesh.path("bench.json").display());
+    // Nothing listens there: every export fails and is tried again.
+    let away = format!("otlp:http://127.0.0.1:{}", free_port());
+    let health_port = free_port();
+    let health = format!("127.0.0.1:{health_port}");
+    let mut args = vec!["--sink", &bench, "--sink", &away, "--health", &health];
+    args.extend_from_slice(PARTICIPANT_ROLE);
+    let participant = mesh.node("participant", PARTICIPANT, &args);
+    let (receiver, port) = mesh.receiver("receiver", RECEIVER, &moderator(CHANNEL, &[PARTICIPANT]));
+    wait_state(port, "active", &receiver).await;
+
+    let (code, report, err) = run_loadgen(
+        &mesh,
+        &format!("http://127.0.0.1:{port}"),
+        &[
+            "--clients",
+            "2",
+            "--requests",
+            "40",
+            "--items",
+            "3",
+            "--duration",
+            "60",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(report["ok"], 40, "{report}");
+
+    let bench = [
+        format!("slim_node_name=\"{PARTICIPANT}\""),
+        "sink=\"bench\"".to_string(),
+        "signal=\"traces\"".to_string(),
+    ];
+    let bench: Vec<&str> = bench.iter().map(String::as_str).collect();
+    let away = [
+        "sink=\"otlp\"",
+        "signal=\"traces\"",
+        "reason=\"unavailable\"",
+    ];
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = metrics(health_port).await;
+        let failed = samples(&text, "slim_node_sink_failed_items_total", &away);
+        if sample(&text, "slim_node_sink_delivered_items_total", &bench) >= 120.0
+            && failed.first().is_some_and(|(_, n)| *n > 0.0)
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        sample(&text, "slim_node_sink_delivered_items_total", &bench),
+        120.0,
+        "every span, once: {}",
+        participant.stderr_text()
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "slim_node_sink_delivered_items_total",
+            &[bench[0], bench[1], "signal=\"logs\""]
+        ),
+        0.0
+    );
+    // The otlp sink could deliver nothing: what it tried is counted as failed, not delivered.
+    assert!(sample(&text, "slim_node_sink_failed_items_total", &away) >= 3.0);
+    assert_eq!(
+        sample(
+            &text,
+            "slim_node_sink_delivered_items_total",
+            &["sink=\"otlp\"", "signal=\"traces\""]
+        ),
+        0.0
+    );
+    // One latency per message, from the receiver's acceptance to the bench sink: positive and
+    // below the test's own length.
+    assert_eq!(
+        sample(&text, "slim_node_sink_latency_seconds_count", &bench),
+        40.0
+    );
+    let sum = sample(&text, "slim_node_sink_latency_seconds_sum", &bench);
+    assert!(
+        sum > 0.0 && sum / 40.0 < 60.0,
+        "mean latency {} s",
+        sum / 40.0
+    );
+    assert!(sample(&text, "slim_node_sink_queue_capacity", &bench[..2]) >= 1.0);
+    promtool_check(&text);
+}
+
 /// The boundary below `le` among the request-duration buckets (0 below the first).
 fn telemetry_bucket_below(le: f64) -> f64 {
     const BUCKETS: &[f64] = &[

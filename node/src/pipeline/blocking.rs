@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::input::{SinkFuture, SinkInput, WriteSink};
+use super::input::{DropReason, FailReason, SinkFuture, SinkInput, WriteSink};
 
 /// How long without a message before the sink is told it is idle.
 const IDLE: Duration = Duration::from_millis(200);
@@ -52,12 +52,12 @@ pub fn run<S: WriteSink>(mut sink: S, mut input: SinkInput) -> SinkFuture {
                                 // Not acknowledged: the publisher keeps it.
                                 return finish(sink, &input);
                             }
-                            input.retried();
+                            input.retried(std::slice::from_ref(&item), FailReason::WriteFailed);
                             wait = (wait * 2).min(RETRY_MAX);
                         }
                         Err(err) => {
                             input.failed(&err.to_string());
-                            input.dropped(std::slice::from_ref(&item), "write failed");
+                            input.dropped(std::slice::from_ref(&item), DropReason::WriteFailed);
                             break;
                         }
                     }

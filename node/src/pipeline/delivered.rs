@@ -23,6 +23,12 @@ impl Delivered {
         self.verified_sender.as_deref().unwrap_or(&self.from)
     }
 
+    /// When the receiver that published it accepted it (its message id's time), for the
+    /// end-to-end latency; `None` for senders whose ids carry no time.
+    pub fn accepted_at(&self) -> Option<std::time::SystemTime> {
+        self.message_id.as_deref().and_then(otlp::wire::accepted_at)
+    }
+
     /// Whether MLS verified the sender.
     pub fn verified(&self) -> bool {
         self.verified_sender.is_some()

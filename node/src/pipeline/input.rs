@@ -7,8 +7,12 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use opentelemetry::metrics::Histogram;
+use opentelemetry::KeyValue;
+use otlp::Signal;
 
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -43,13 +47,162 @@ pub trait WriteSink: Send + 'static {
     }
 }
 
+/// Why messages were dropped for good: a short code for the metrics' `reason`, words for
+/// `/health`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DropReason {
+    /// A full `drop_oldest` queue made room.
+    QueueFull,
+    /// The destination refused them for good (e.g. a 400).
+    Refused,
+    /// The destination took the request but rejected some items (an OTLP partial success).
+    Rejected,
+    /// A sink that does not hold acknowledgements back could not write them.
+    WriteFailed,
+    /// A disk queue could not read them back (damage).
+    Unreadable,
+}
+
+impl DropReason {
+    /// Every reason, so that each counter shows from the start (at 0).
+    pub const ALL: [DropReason; 5] = [
+        DropReason::QueueFull,
+        DropReason::Refused,
+        DropReason::Rejected,
+        DropReason::WriteFailed,
+        DropReason::Unreadable,
+    ];
+
+    /// The metrics' `reason`.
+    pub fn code(self) -> &'static str {
+        match self {
+            DropReason::QueueFull => "queue_full",
+            DropReason::Refused => "refused",
+            DropReason::Rejected => "rejected",
+            DropReason::WriteFailed => "write_failed",
+            DropReason::Unreadable => "unreadable",
+        }
+    }
+
+    /// What `/health` says.
+    pub fn describe(self) -> &'static str {
+        match self {
+            DropReason::QueueFull => "queue full (drop_oldest)",
+            DropReason::Refused => "refused by the destination",
+            DropReason::Rejected => "items rejected by the destination (partial success)",
+            DropReason::WriteFailed => "write failed",
+            DropReason::Unreadable => "unreadable in the disk queue",
+        }
+    }
+}
+
+/// Why an attempt to deliver failed (it is tried again): the metrics' `reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FailReason {
+    /// The destination answered "later" or could not be reached.
+    Unavailable,
+    /// Writing to the local destination (a file, the store) failed.
+    WriteFailed,
+}
+
+impl FailReason {
+    /// Every reason, so that each counter shows from the start (at 0).
+    pub const ALL: [FailReason; 2] = [FailReason::Unavailable, FailReason::WriteFailed];
+
+    /// The metrics' `reason`.
+    pub fn code(self) -> &'static str {
+        match self {
+            FailReason::Unavailable => "unavailable",
+            FailReason::WriteFailed => "write_failed",
+        }
+    }
+}
+
+/// Telemetry items (spans, metric points, log records) per signal, in [`Signal::ALL`]'s order.
+pub type PerSignal = [u64; 3];
+
+/// `signal`'s place in a [`PerSignal`].
+pub(super) fn slot(signal: Signal) -> usize {
+    match signal {
+        Signal::Traces => 0,
+        Signal::Metrics => 1,
+        Signal::Logs => 2,
+    }
+}
+
+/// Items per signal of `items`.
+fn items_of(items: &[Item]) -> PerSignal {
+    let mut counts = [0; 3];
+    for item in items {
+        let payload = &item.delivered.payload;
+        counts[slot(payload.signal())] += payload.items() as u64;
+    }
+    counts
+}
+
+/// Where a sink records how long each message it delivered took from the receiver that
+/// accepted it (the time in its message id); set by the telemetry.
+pub struct LatencyRecorder {
+    /// The histogram, in seconds.
+    pub histogram: Histogram<f64>,
+    /// The attributes of each signal's records, in [`Signal::ALL`]'s order.
+    pub attributes: [Vec<KeyValue>; 3],
+}
+
+/// What a sink did with telemetry items, per signal, for the metrics.
+#[derive(Debug, Clone, Default)]
+pub struct ItemReport {
+    /// Items delivered.
+    pub delivered: PerSignal,
+    /// Items of attempts that failed (tried again), by reason.
+    pub failed: Vec<(FailReason, PerSignal)>,
+    /// Items dropped for good, by reason.
+    pub dropped: Vec<(DropReason, PerSignal)>,
+}
+
+#[derive(Default)]
+struct ItemCounts {
+    delivered: [AtomicU64; 3],
+    failed: Mutex<std::collections::BTreeMap<FailReason, PerSignal>>,
+    dropped: Mutex<std::collections::BTreeMap<DropReason, PerSignal>>,
+}
+
+/// Adds `add` to `reason`'s counts in `map`.
+fn add_items<R: Ord>(
+    map: &Mutex<std::collections::BTreeMap<R, PerSignal>>,
+    reason: R,
+    add: PerSignal,
+) {
+    if add.iter().any(|n| *n > 0) {
+        let mut map = crate::lock(map);
+        let counts = map.entry(reason).or_default();
+        for (count, n) in counts.iter_mut().zip(add) {
+            *count += n;
+        }
+    }
+}
+
+/// The counts of every one of `reasons` in `map` (0 where none).
+fn every<R: Ord + Copy, const N: usize>(
+    reasons: [R; N],
+    map: &Mutex<std::collections::BTreeMap<R, PerSignal>>,
+) -> Vec<(R, PerSignal)> {
+    let map = crate::lock(map);
+    reasons
+        .iter()
+        .map(|r| (*r, map.get(r).copied().unwrap_or_default()))
+        .collect()
+}
+
 /// What a sink did, for `/health` and the log.
 #[derive(Default)]
 pub struct SinkStats {
     taken: AtomicU64,
     delivered: AtomicU64,
     retried: AtomicU64,
-    dropped: Mutex<std::collections::BTreeMap<String, u64>>,
+    dropped: Mutex<std::collections::BTreeMap<DropReason, u64>>,
+    items: ItemCounts,
+    latency: OnceLock<LatencyRecorder>,
     last_error: Mutex<Option<(OffsetDateTime, String)>>,
     /// What the sink itself reports (e.g. the files sink, per signal).
     detail: Mutex<Option<serde_json::Value>>,
@@ -106,6 +259,9 @@ pub struct SinkReport {
     pub retried: u64,
     /// Messages dropped, by reason.
     pub dropped: std::collections::BTreeMap<String, u64>,
+    /// Telemetry items, per signal (for the metrics, not `/health`).
+    #[serde(skip)]
+    pub items: ItemReport,
     /// Messages not taken because of this sink (not acknowledged: their publishers send them
     /// again).
     pub refused: u64,
@@ -157,13 +313,18 @@ impl SinkStats {
         self.taken.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Messages dropped for `reason`.
-    pub fn dropped(&self, reason: &str, n: u64) {
-        if n > 0 {
-            *crate::lock(&self.dropped)
-                .entry(reason.to_string())
-                .or_default() += n;
+    /// `messages` dropped for `reason`, holding `items`.
+    pub fn dropped(&self, reason: DropReason, messages: u64, items: PerSignal) {
+        if messages > 0 {
+            *crate::lock(&self.dropped).entry(reason).or_default() += messages;
         }
+        add_items(&self.items.dropped, reason, items);
+    }
+
+    /// Records each delivered message's latency with `recorder` from now on (the first call
+    /// wins).
+    pub fn record_latency(&self, recorder: LatencyRecorder) {
+        let _ = self.latency.set(recorder);
     }
 
     /// Messages not taken because of this sink; their publishers send them again.
@@ -205,7 +366,15 @@ impl SinkStats {
             taken: self.taken.load(Ordering::Relaxed),
             delivered: self.delivered.load(Ordering::Relaxed),
             retried: self.retried.load(Ordering::Relaxed),
-            dropped: crate::lock(&self.dropped).clone(),
+            dropped: crate::lock(&self.dropped)
+                .iter()
+                .map(|(reason, n)| (reason.describe().to_string(), *n))
+                .collect(),
+            items: ItemReport {
+                delivered: std::array::from_fn(|i| self.items.delivered[i].load(Ordering::Relaxed)),
+                failed: every(FailReason::ALL, &self.items.failed),
+                dropped: every(DropReason::ALL, &self.items.dropped),
+            },
             refused: self.refused.load(Ordering::Relaxed),
             cannot_write: Stuck::describe(&self.cannot_write),
             cannot_queue: Stuck::describe(&self.cannot_queue),
@@ -339,9 +508,10 @@ impl SinkInput {
 
     fn count_unreadable(&mut self) {
         if self.unreadable > 0 {
+            // What could not be read cannot say its signal: messages only.
             self.handle
                 .stats
-                .dropped("unreadable in the disk queue", self.unreadable);
+                .dropped(DropReason::Unreadable, self.unreadable, [0; 3]);
             self.unreadable = 0;
         }
     }
@@ -351,26 +521,43 @@ impl SinkInput {
         if items.is_empty() {
             return;
         }
-        self.handle
-            .stats
+        let stats = &self.handle.stats;
+        stats
             .delivered
             .fetch_add(items.len() as u64, Ordering::Relaxed);
-        *crate::lock(&self.handle.stats.cannot_write) = None;
+        for (count, n) in stats.items.delivered.iter().zip(items_of(items)) {
+            count.fetch_add(n, Ordering::Relaxed);
+        }
+        if let Some(latency) = stats.latency.get() {
+            let now = SystemTime::now();
+            for item in items {
+                if let Some(accepted) = item.delivered.accepted_at() {
+                    // A clock behind the sender's reads as no time at all.
+                    let took = now.duration_since(accepted).unwrap_or_default();
+                    let attributes = &latency.attributes[slot(item.delivered.payload.signal())];
+                    latency.histogram.record(took.as_secs_f64(), attributes);
+                }
+            }
+        }
+        *crate::lock(&stats.cannot_write) = None;
         self.finish(items);
     }
 
     /// `items` can never be delivered (`reason`, e.g. the destination refused them): they are
     /// dropped, counted, and acknowledged (sending them again would not help).
-    pub fn dropped(&self, items: &[Item], reason: &str) {
-        self.handle.stats.dropped(reason, items.len() as u64);
+    pub fn dropped(&self, items: &[Item], reason: DropReason) {
+        self.handle
+            .stats
+            .dropped(reason, items.len() as u64, items_of(items));
         self.finish(items);
     }
 
-    /// The destination took a message but rejected `n` of its items (an OTLP partial success).
-    pub fn rejected_items(&self, n: u64) {
-        self.handle
-            .stats
-            .dropped("items rejected by the destination (partial success)", n);
+    /// The destination took a request of `signal` but rejected `n` of its items (an OTLP
+    /// partial success).
+    pub fn rejected_items(&self, signal: Signal, n: u64) {
+        let mut items = [0; 3];
+        items[slot(signal)] = n;
+        self.handle.stats.dropped(DropReason::Rejected, n, items);
     }
 
     fn finish(&self, items: &[Item]) {
@@ -379,15 +566,17 @@ impl SinkInput {
         }
     }
 
-    /// The sink tries again what failed; counted.
-    pub fn retried(&self) {
-        self.handle.stats.retried.fetch_add(1, Ordering::Relaxed);
+    /// An attempt to deliver `items` failed (`reason`) and the sink tries again; counted.
+    pub fn retried(&self, items: &[Item], reason: FailReason) {
+        let stats = &self.handle.stats;
+        stats.retried.fetch_add(1, Ordering::Relaxed);
+        add_items(&stats.items.failed, reason, items_of(items));
     }
 
-    /// The sink gives back every item it has not finished, to be handed to it again in
-    /// order; counted as a retry.
-    pub fn give_back(&self) {
-        self.retried();
+    /// An attempt to deliver `failed` did not work (`reason`): the sink gives back every item
+    /// it has not finished, to be handed to it again in order; counted as a retry.
+    pub fn give_back(&self, failed: &[Item], reason: FailReason) {
+        self.retried(failed, reason);
         self.handle.queue.rewind();
     }
 

@@ -26,7 +26,10 @@ use tracing::{debug, info, warn};
 pub use ack::Acknowledge;
 pub use blocking::run as run_blocking;
 pub use delivered::Delivered;
-pub use input::{Sink, SinkFuture, SinkHandle, SinkInput, SinkReport, SinkStats, WriteSink};
+pub use input::{
+    DropReason, FailReason, ItemReport, LatencyRecorder, PerSignal, Sink, SinkFuture, SinkHandle,
+    SinkInput, SinkReport, SinkStats, WriteSink,
+};
 pub use queue::{Item, Queue, QueueKind, QueueSettings, WhenFull};
 
 use ack::Ticket;
@@ -228,9 +231,9 @@ fn feed<M: Into<Arrival>>(mut incoming: mpsc::Receiver<M>, sinks: &[SinkHandle])
                 })
                 .collect();
             sink.stats.taken(accepted.len() as u64);
-            let dropped = sink.queue.push_staged(staged, items);
+            let evicted = sink.queue.push_staged(staged, items);
             sink.stats
-                .dropped("queue full (drop_oldest)", dropped as u64);
+                .dropped(DropReason::QueueFull, evicted.messages, evicted.items);
             if sink.durable && sink.queue.is_disk() {
                 for (_, ticket) in &accepted {
                     ticket.taken();

@@ -24,7 +24,7 @@ use tracing::{info, warn};
 use super::kind::{OptionSpec, SinkKind, SinkSpec};
 use crate::export::{Exporter, Outcome, Protocol, Settings};
 use crate::net::tls::ClientCerts;
-use crate::pipeline::{Item, QueueKind};
+use crate::pipeline::{DropReason, FailReason, Item, QueueKind};
 use crate::pipeline::{Sink, SinkFuture, SinkInput};
 use otlp::Signal;
 use slim_roles::Backoff;
@@ -351,7 +351,7 @@ async fn export(sink: &OtlpSink, exporter: &mut Exporter, input: &SinkInput, bat
                 if let Some(p) = partial {
                     warn!(sink = %input.name(), rejected = p.rejected, message = %p.message,
                         "the backend rejected part of an export (partial success)");
-                    input.rejected_items(p.rejected.max(0) as u64);
+                    input.rejected_items(batch.signal, p.rejected.max(0) as u64);
                 }
                 input.delivered(&batch.items);
                 return true;
@@ -377,14 +377,14 @@ async fn export(sink: &OtlpSink, exporter: &mut Exporter, input: &SinkInput, bat
                 warn!(sink = %input.name(), from = %d.from, id = d.message_id.as_deref().unwrap_or("-"),
                     %reason, "the backend refused a request for good; dropped it");
                 input.failed(&reason);
-                input.dropped(&batch.items, "refused by the backend");
+                input.dropped(&batch.items, DropReason::Refused);
                 return true;
             }
             Outcome::Retry { after, reason } => {
                 let wait = backoff.next_delay();
                 let delay = after.map_or(wait, |after| after.max(wait));
                 input.failed(&format!("{reason} (trying again in {delay:.1?})"));
-                input.retried();
+                input.retried(&batch.items, FailReason::Unavailable);
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     _ = input.stopping() => return false,

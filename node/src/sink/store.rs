@@ -13,7 +13,7 @@ use tracing::info;
 use super::kind::{OptionSpec, SinkKind, SinkSpec};
 use crate::history::now_unix_nano;
 use crate::history::store::{Arrival, Retention, Store, Stores};
-use crate::pipeline::{Item, QueueKind};
+use crate::pipeline::{FailReason, Item, QueueKind};
 use crate::pipeline::{Sink, SinkFuture, SinkInput};
 
 /// `store:DIR`.
@@ -143,7 +143,8 @@ async fn run(store: Arc<Store>, mut input: SinkInput) {
                     finish(&input, w).await;
                 }
                 input.failed(&format!("taking a batch apart failed: {err}"));
-                input.give_back();
+                // The batch went with the task: its items are not counted as failed.
+                input.give_back(&[], FailReason::WriteFailed);
                 if !pause(&input).await {
                     return;
                 }
@@ -194,16 +195,16 @@ async fn finish(input: &SinkInput, writing: Writing) -> bool {
             input.delivered(&batch);
             true
         }
-        Ok((_, Err(err))) => {
+        Ok((batch, Err(err))) => {
             // Nothing of the batch is counted as stored; a commit that reached the disk all
             // the same is recognised by its message ids when the batch comes again.
             input.cannot_write(&err.to_string());
-            input.give_back();
+            input.give_back(&batch, FailReason::WriteFailed);
             false
         }
         Err(err) => {
             input.failed(&format!("the store's writer failed: {err}"));
-            input.give_back();
+            input.give_back(&[], FailReason::WriteFailed);
             false
         }
     }

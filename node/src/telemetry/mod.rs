@@ -35,6 +35,13 @@ pub const SIZE_BUCKETS: &[f64] = &[
     256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,
 ];
 
+/// End-to-end latency boundaries, in seconds: 1 ms to an hour (a message may wait in an
+/// outbox while a member is away).
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    300.0, 900.0, 3600.0,
+];
+
 /// What a process's telemetry is set up with, before its first use.
 #[derive(Debug, Clone, Default)]
 pub struct TelemetrySettings {
@@ -158,6 +165,7 @@ fn default_buckets(instrument: &Instrument) -> Option<&'static [f64]> {
     let name = instrument.name();
     match instrument.unit() {
         "s" if name.ends_with(".duration") => Some(DURATION_BUCKETS),
+        "s" if name.ends_with(".latency") => Some(LATENCY_BUCKETS),
         "By" if name.ends_with(".size") => Some(SIZE_BUCKETS),
         _ => None,
     }

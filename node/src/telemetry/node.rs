@@ -7,7 +7,8 @@ use opentelemetry::metrics::{AsyncInstrument, Meter};
 use opentelemetry::KeyValue;
 use slim_roles::{LinkState, Liveness, Publisher};
 
-use crate::pipeline::SinkHandle;
+use crate::pipeline::{LatencyRecorder, PerSignal, SinkHandle};
+use otlp::Signal;
 
 /// Instruments registered for one node; they report for as long as this is kept.
 pub struct NodeMetrics {
@@ -47,6 +48,9 @@ fn observe_u64(
     }
 }
 
+/// Reads one kind of item counts from a sink's report: per reason (if any), per signal.
+type ReadItems = fn(&crate::pipeline::ItemReport) -> Vec<(Option<&'static str>, PerSignal)>;
+
 /// Registers `name`'s node (`publisher`) and its `sinks` with `meter`.
 pub(super) fn watch(
     meter: &Meter,
@@ -82,6 +86,20 @@ pub(super) fn watch(
         "By",
         "Bytes waiting for the members' acknowledgements",
         |s| s.bytes as u64,
+        false,
+    ));
+    all.push(outbox_u64(
+        "slim_node.outbox.capacity",
+        "{message}",
+        "The most messages the outbox holds",
+        |s| s.max_messages as u64,
+        false,
+    ));
+    all.push(outbox_u64(
+        "slim_node.outbox.capacity.bytes",
+        "By",
+        "The most bytes the outbox holds",
+        |s| s.max_bytes as u64,
         false,
     ));
     all.push(outbox_u64(
@@ -170,6 +188,41 @@ pub(super) fn watch(
         let (p, n) = (publisher.clone(), node.clone());
         all.push(Box::new(
             meter
+                .u64_observable_counter("slim_node.link.reconnects")
+                .with_description("Times the link to SLIM came back after it was lost")
+                .with_callback(move |o| {
+                    o.observe(p.health().link.reconnects, std::slice::from_ref(&n))
+                })
+                .build(),
+        ));
+    }
+    {
+        let (p, n) = (publisher.clone(), node.clone());
+        all.push(Box::new(
+            meter
+                .u64_observable_gauge("slim_node.role.state")
+                .with_description("1 for the state the node's role is in, 0 for the others")
+                .with_callback(move |o| {
+                    let health = p.health();
+                    let now = health.node.state.name();
+                    for state in slim_roles::State::NAMES {
+                        o.observe(
+                            u64::from(state == now),
+                            &[
+                                n.clone(),
+                                KeyValue::new("role", health.node.role.to_string()),
+                                KeyValue::new("state", state),
+                            ],
+                        );
+                    }
+                })
+                .build(),
+        ));
+    }
+    {
+        let (p, n) = (publisher.clone(), node.clone());
+        all.push(Box::new(
+            meter
                 .u64_observable_gauge("slim_node.members")
                 .with_unit("{member}")
                 .with_description("Members of the channel by state (live, lagging, offline)")
@@ -246,6 +299,20 @@ pub(super) fn watch(
         true,
     ));
     all.push(sink_u64(
+        "slim_node.sink.queue.capacity",
+        "{message}",
+        "The most messages a sink's queue holds",
+        |r| r.queue.max_messages as u64,
+        false,
+    ));
+    all.push(sink_u64(
+        "slim_node.sink.queue.capacity.bytes",
+        "By",
+        "The most bytes a sink's queue holds",
+        |r| r.queue.max_bytes as u64,
+        false,
+    ));
+    all.push(sink_u64(
         "slim_node.sink.queue.messages",
         "{message}",
         "Messages waiting in a sink's queue",
@@ -283,6 +350,79 @@ pub(super) fn watch(
                 })
                 .build(),
         ));
+    }
+    // Each sink's telemetry items, per signal (the Collector's exporter counters).
+    let sink_items = |metric: &'static str,
+                      about: &'static str,
+                      read: ReadItems|
+     -> Box<dyn std::any::Any + Send + Sync> {
+        let (sinks, n) = (sinks.clone(), node.clone());
+        let callback = move |o: &dyn AsyncInstrument<u64>| {
+            for sink in &sinks {
+                let report = sink.report();
+                for (reason, counts) in read(&report.items) {
+                    for (signal, count) in Signal::ALL.iter().zip(counts) {
+                        let mut attributes = vec![
+                            n.clone(),
+                            KeyValue::new("sink", report.name.clone()),
+                            KeyValue::new("signal", signal.as_str()),
+                        ];
+                        if let Some(reason) = reason {
+                            attributes.push(KeyValue::new("reason", reason));
+                        }
+                        o.observe(count, &attributes);
+                    }
+                }
+            }
+        };
+        observe_u64(meter, true, (metric, "{item}", about), callback)
+    };
+    all.push(sink_items(
+        "slim_node.sink.delivered.items",
+        "Telemetry items (spans, metric points, log records) a sink delivered",
+        |items| vec![(None, items.delivered)],
+    ));
+    all.push(sink_items(
+        "slim_node.sink.failed.items",
+        "Telemetry items of deliveries that failed and are tried again, by reason",
+        |items| {
+            items
+                .failed
+                .iter()
+                .map(|(r, n)| (Some(r.code()), *n))
+                .collect()
+        },
+    ));
+    all.push(sink_items(
+        "slim_node.sink.dropped.items",
+        "Telemetry items a sink dropped for good, by reason",
+        |items| {
+            items
+                .dropped
+                .iter()
+                .map(|(r, n)| (Some(r.code()), *n))
+                .collect()
+        },
+    ));
+    // How long each message took from the receiver that accepted it to the sink.
+    let latency = meter
+        .f64_histogram("slim_node.sink.latency")
+        .with_unit("s")
+        .with_description(
+            "From a receiver accepting a request (its message id's time) to a sink delivering it",
+        )
+        .build();
+    for sink in &sinks {
+        sink.stats.record_latency(LatencyRecorder {
+            histogram: latency.clone(),
+            attributes: Signal::ALL.map(|signal| {
+                vec![
+                    node.clone(),
+                    KeyValue::new("sink", sink.name.clone()),
+                    KeyValue::new("signal", signal.as_str()),
+                ]
+            }),
+        });
     }
     NodeMetrics { _instruments: all }
 }

@@ -104,7 +104,7 @@ async fn send(target: Target, payload: Vec<u8>) {
     match target {
         Target::Mesh(node) => {
             let Some(publisher) = node.get() else { return };
-            let id = uuid::Uuid::new_v4().to_string();
+            let id = wire::message_id();
             let message = Outgoing {
                 metadata: wire::metadata(Signal::Metrics, &id),
                 id,

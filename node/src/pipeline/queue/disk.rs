@@ -113,6 +113,11 @@ impl Disk {
                 seq,
                 bytes: payload.len(),
                 received_at: received_at(&header),
+                items: header
+                    .signal
+                    .parse::<otlp::Signal>()
+                    .ok()
+                    .zip(header.items.map(|n| n as u64)),
                 item: None,
                 done: false,
             });

@@ -86,9 +86,20 @@ struct Entry {
     seq: u64,
     bytes: usize,
     received_at: OffsetDateTime,
+    /// Its signal and telemetry items (unknown for a disk record of an older version).
+    items: Option<(otlp::Signal, u64)>,
     item: Option<Item>,
     /// The sink is done with it (it leaves once everything before it is done too).
     done: bool,
+}
+
+/// What a full `drop_oldest` queue dropped to make room.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Evicted {
+    /// Messages dropped.
+    pub messages: u64,
+    /// Their telemetry items, per signal.
+    pub items: crate::pipeline::PerSignal,
 }
 
 /// Counts for `/health`.
@@ -190,13 +201,13 @@ impl Queue {
             && state.bytes + bytes <= self.settings.max_bytes
     }
 
-    /// Takes `items` (with the ticket of each, for a durable sink's memory queue); returns how
-    /// many waiting messages were dropped to make room (`drop_oldest`). A disk queue writes
-    /// and syncs them in one transaction before this returns.
+    /// Takes `items` (with the ticket of each, for a durable sink's memory queue); returns
+    /// what waited and was dropped to make room (`drop_oldest`). A disk queue writes and syncs
+    /// them in one transaction before this returns.
     pub fn push(
         &self,
         items: Vec<(Arc<Delivered>, Option<Arc<Ticket>>)>,
-    ) -> Result<usize, QueueError> {
+    ) -> Result<Evicted, QueueError> {
         let delivered: Vec<&Delivered> = items.iter().map(|(d, _)| d.as_ref()).collect();
         let staged = self.stage(&delivered)?;
         Ok(self.push_staged(staged, items))
@@ -233,15 +244,16 @@ impl Queue {
         }
     }
 
-    /// Hands the `items` of `staged` (with their tickets) to the sink; returns how many
-    /// waiting messages were dropped to make room (`drop_oldest`).
+    /// Hands the `items` of `staged` (with their tickets) to the sink; returns what waited
+    /// and was dropped to make room (`drop_oldest`).
     pub fn push_staged(
         &self,
         staged: Staged,
         items: Vec<(Arc<Delivered>, Option<Arc<Ticket>>)>,
-    ) -> usize {
+    ) -> Evicted {
+        let mut evicted = Evicted::default();
         if items.is_empty() {
-            return 0;
+            return evicted;
         }
         let first = staged.first;
         let mut dropped = Vec::new();
@@ -264,6 +276,9 @@ impl Queue {
                         if let Some(ticket) = old.item.and_then(|i| i.ticket) {
                             ticket.taken();
                         }
+                        if let Some((signal, n)) = old.items {
+                            evicted.items[crate::pipeline::input::slot(signal)] += n;
+                        }
                         dropped.push(old.seq);
                     }
                 }
@@ -272,6 +287,7 @@ impl Queue {
                     seq,
                     bytes,
                     received_at: delivered.received_at,
+                    items: Some((delivered.payload.signal(), delivered.payload.items() as u64)),
                     item: self.disk.is_none().then(|| Item {
                         seq,
                         delivered,
@@ -288,7 +304,8 @@ impl Queue {
             }
         }
         self.wake.notify_one();
-        dropped.len()
+        evicted.messages = dropped.len() as u64;
+        evicted
     }
 
     /// The next item not yet handed to the sink, if there is one now. A message of a disk
@@ -475,11 +492,31 @@ mod tests {
             dir.path(),
         )
         .unwrap();
-        let dropped = q
+        let evicted = q
             .push((0..4).map(|i| (delivered(i), None)).collect())
             .unwrap();
-        assert_eq!(dropped, 2);
+        assert_eq!(
+            evicted,
+            Evicted {
+                messages: 2,
+                items: [0, 0, 2]
+            },
+            "two messages of one log record each"
+        );
         assert_eq!(ids(&take_all(&q)), ["id-2", "id-3"]);
+    }
+
+    #[test]
+    fn a_disk_queue_drops_the_oldest_with_its_items_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = || settings(QueueKind::Disk, 2, WhenFull::DropOldest);
+        Queue::open(disk(), dir.path())
+            .unwrap()
+            .push((0..2).map(|i| (delivered(i), None)).collect())
+            .unwrap();
+        let q = Queue::open(disk(), dir.path()).unwrap();
+        let evicted = q.push(vec![(delivered(2), None)]).unwrap();
+        assert_eq!(evicted.items, [0, 0, 1], "known from the record's header");
     }
 
     #[test]

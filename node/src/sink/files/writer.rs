@@ -13,8 +13,8 @@ use tracing::{info, warn};
 
 use super::dir::{closed_files, recover, PART};
 use super::upload::Upload;
-use crate::pipeline::Item;
 use crate::pipeline::SinkInput;
+use crate::pipeline::{FailReason, Item};
 use otlp::Signal;
 
 use super::{Retention, Rotation};
@@ -172,7 +172,7 @@ impl Writer {
         }
         input.cannot_write(&error);
         // The rest comes again, in order.
-        input.give_back();
+        input.give_back(&batch[whole..], FailReason::WriteFailed);
         pause(runtime, input)
     }
 
