@@ -88,7 +88,7 @@ impl DropReason {
     pub fn describe(self) -> &'static str {
         match self {
             DropReason::QueueFull => "queue full (drop_oldest)",
-            DropReason::Refused => "refused by the destination",
+            DropReason::Refused => "refused by the backend",
             DropReason::Rejected => "items rejected by the destination (partial success)",
             DropReason::WriteFailed => "write failed",
             DropReason::Unreadable => "unreadable in the disk queue",
