@@ -21,7 +21,11 @@
 6. a member that hangs: the same chain with a second participant, 100-span requests, 16
    clients, once with both live, once with the second frozen (SIGSTOP) before the load starts,
    and once frozen 2 s into the load: what the live participant gets in each.
-   `python3 bench/run.py --only members` runs just this part.
+   `python3 bench/run.py --only members` runs just this part;
+7. the node's own telemetry: small requests, 16 clients, closed loop, with the metrics on (the
+   default) and `--telemetry off`, alternating, three runs each; then, at a rate the machine
+   keeps up with, the receiver's request-duration histogram at /metrics against loadgen's own
+   count and p99. `python3 bench/run.py --only telemetry` runs just this part.
 Every process is started fresh for each run. Only the Python standard library is used.
 """
 
@@ -101,7 +105,8 @@ def run_measured(args, log):
 class Mesh:
     """A SLIM server, a participant with the bench sink (or `sink`) and a receiving moderator."""
 
-    def __init__(self, work, queue_max_bytes=None, sink=None, participant_args=(), others=(), server_args=()):
+    def __init__(self, work, queue_max_bytes=None, sink=None, participant_args=(), others=(), server_args=(),
+                 node_args=()):
         self.work = Path(tempfile.mkdtemp(dir=work))
         self.env = dict(os.environ, SLIM_NODE_SECRET=secrets.token_hex(24), SLIM_NODE_LOG="warn")
         slim = free_port()
@@ -115,7 +120,8 @@ class Mesh:
         self.start("participant", ["node", "--role", "participant", "--name", "bench/otel/participant",
                                    "--slim", url, "--sink", sink or f"bench:{self.summary}",
                                    "--health", f"127.0.0.1:{self.participant_health}",
-                                   "--data-dir", str(self.work / "participant-state"), *participant_args])
+                                   "--data-dir", str(self.work / "participant-state"), *participant_args,
+                                   *node_args])
         # More participants (`others`: labels), each with a bench sink of its own.
         for label in others:
             self.start(label, ["node", "--role", "participant", "--name", f"bench/otel/{label}", "--slim", url,
@@ -125,7 +131,7 @@ class Mesh:
         receiver = ["node", "--role", "moderator", "--name", "bench/otel/receiver", "--slim", url,
                     "--channel", "bench/otel/telemetry", "--invite", "bench/otel/participant", *invites,
                     "--otlp-http", f"127.0.0.1:{self.http}", "--otlp-grpc", f"127.0.0.1:{grpc}",
-                    "--data-dir", str(self.work / "receiver-state")]
+                    "--data-dir", str(self.work / "receiver-state"), *node_args]
         if queue_max_bytes:
             receiver += ["--queue-max-bytes", str(queue_max_bytes)]
         self.start("moderator", receiver)
@@ -572,17 +578,106 @@ def table(results):
     return "\n".join(out)
 
 
+def scrape(port):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        return r.read().decode()
+
+
+def duration_histogram(text):
+    """(count, [(le, cumulative count)]) of the receiver's OTLP/HTTP trace exports answered 200."""
+    buckets, count = [], None
+    for line in text.splitlines():
+        if not line.startswith("http_server_request_duration_seconds") or 'http_route="/v1/traces"' not in line \
+                or 'http_response_status_code="200"' not in line:
+            continue
+        series, value = line.rsplit(" ", 1)
+        if series.startswith("http_server_request_duration_seconds_bucket"):
+            le = re.search(r'le="([^"]+)"', series).group(1)
+            buckets.append((float("inf") if le == "+Inf" else float(le), float(value)))
+        elif series.startswith("http_server_request_duration_seconds_count"):
+            count = float(value)
+    return count, sorted(buckets)
+
+
+def telemetry_load(work, on, rate=None, clients=16):
+    """One closed-loop (or `rate`) run of small requests with the metrics on or off."""
+    mesh = Mesh(work, node_args=() if on else ("--telemetry", "off"))
+    try:
+        time.sleep(2)
+        before = mesh.cpu()
+        report = loadgen(mesh, 1, clients, rate)
+        after = mesh.cpu()
+        text = scrape(mesh.http) if on else None
+    finally:
+        mesh.stop()
+    row = {"on": on, "rate": rate, "clients": clients, "req_per_s": report["ok"] / report["seconds"],
+           "taken": report["ok"], "answer_p99_ms": report["latency_ms"]["p99"],
+           "receiver_cpu_per_10k": (after["moderator"] - before["moderator"]) / max(report["ok"], 1) * 10_000}
+    if text is not None:
+        count, buckets = duration_histogram(text)
+        p99 = next(le for le, n in buckets if n >= 0.99 * count)
+        bounds = [le for le, _ in buckets]
+        load = report["latency_ms"]["p99"] / 1000
+        load_bucket = next(le for le in bounds if load <= le)
+        row |= {"histogram_count": count, "server_p99_le_s": p99, "loadgen_p99_le_s": load_bucket,
+                "buckets_apart": abs(bounds.index(p99) - bounds.index(load_bucket))}
+    print(f"bench: telemetry {'on' if on else 'off'}: {row['req_per_s']:.0f} req/s, "
+          f"receiver {row['receiver_cpu_per_10k']:.2f} CPU s per 10k", file=sys.stderr)
+    return row
+
+
+def telemetry(work):
+    runs = [telemetry_load(work, on) for _ in range(3) for on in (True, False)]
+    med = lambda on, key: sorted(r[key] for r in runs if r["on"] == on)[1]
+    on, off = med(True, "req_per_s"), med(False, "req_per_s")
+    # At a rate the machine keeps up with, the client's latency is the server's plus the
+    # loopback; saturated, both queue and the client's own wait dominates.
+    paced = telemetry_load(work, True, rate=on / 4, clients=4)
+    return {"runs": runs, "median_on": on, "median_off": off, "overhead": (off - on) / off,
+            "cpu_on": med(True, "receiver_cpu_per_10k"), "cpu_off": med(False, "receiver_cpu_per_10k"),
+            "paced": paced}
+
+
+def telemetry_table(t, when):
+    paced = t["paced"]
+    fmt_le = lambda le: "+Inf" if le == float("inf") else f"{le * 1000:g} ms"
+    return "\n".join([
+        f"Measured {when} on this machine (`python3 bench/run.py --only telemetry`): small requests, 16 clients,"
+        " closed loop, three runs each way, alternating; medians.",
+        "",
+        "| | req/s taken | receiver CPU s per 10k requests |",
+        "|---|---:|---:|",
+        f"| metrics on (default) | {t['median_on']:,.0f} | {t['cpu_on']:.2f} |",
+        f"| `--telemetry off` | {t['median_off']:,.0f} | {t['cpu_off']:.2f} |",
+        f"| cost of the metrics | {t['overhead'] * 100:+.1f} % | {(t['cpu_on'] - t['cpu_off']):+.2f} |",
+        "",
+        f"Each run: " + ", ".join(f"{'on' if r['on'] else 'off'} {r['req_per_s']:,.0f}" for r in t["runs"]) + " req/s.",
+        "",
+        f"At {paced['rate']:,.0f} req/s from 4 clients, /metrics counted {paced['histogram_count']:,.0f} requests"
+        f" (loadgen: {paced['taken']:,} taken); the server's p99 lies in the bucket up to {fmt_le(paced['server_p99_le_s'])},"
+        f" loadgen's p99 ({paced['answer_p99_ms']:.2f} ms) in the bucket up to {fmt_le(paced['loadgen_p99_le_s'])}:"
+        f" {paced['buckets_apart']} bucket(s) apart.",
+    ])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--no-build", action="store_true", help="use target/release/slim-node as it is")
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"), help="the file whose table is replaced")
-    ap.add_argument("--only", choices=["members"], help="run one part only, and replace only its table")
+    ap.add_argument("--only", choices=["members", "telemetry"], help="run one part only, and replace only its table")
     args = ap.parse_args()
     if not args.no_build:
         subprocess.run(["cargo", "build", "--release", "-p", "slim-node"], cwd=ROOT, check=True)
     work = tempfile.mkdtemp(prefix="slim-node-bench-")
     md = Path(args.out)
     members_markers = ("<!-- bench:members:begin -->", "<!-- bench:members:end -->")
+    telemetry_markers = ("<!-- bench:telemetry:begin -->", "<!-- bench:telemetry:end -->")
+    if args.only == "telemetry":
+        t = telemetry(work)
+        (Path(work) / "results.json").write_text(json.dumps({"telemetry": t}, indent=2))
+        replace_section(md, *telemetry_markers, telemetry_table(t, time.strftime("%Y-%m-%d %H:%M")))
+        print(f"bench: telemetry table written to {md}; raw results in {work}/results.json", file=sys.stderr)
+        return
     if args.only == "members":
         rows = members(work)
         (Path(work) / "results.json").write_text(json.dumps({"members": rows}, indent=2))
@@ -608,10 +703,12 @@ def main():
         "rotel_pair": rotel_pair(work),
         "storing": storing(work),
         "members": members(work),
+        "telemetry": telemetry(work),
     }
     (Path(work) / "results.json").write_text(json.dumps(results, indent=2))
     replace_section(md, "<!-- bench:begin -->", "<!-- bench:end -->", table(results))
     replace_section(md, *members_markers, members_table(results["members"], results["when"]))
+    replace_section(md, *telemetry_markers, telemetry_table(results["telemetry"], results["when"]))
     print(f"bench: table written to {md}; raw results in {work}/results.json", file=sys.stderr)
 
 

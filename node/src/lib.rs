@@ -19,6 +19,7 @@ pub(crate) mod config;
 pub(crate) mod export;
 pub mod history;
 pub(crate) mod ingest;
+pub mod log;
 pub(crate) mod net;
 pub(crate) mod pipeline;
 pub(crate) mod receiver;

@@ -76,7 +76,7 @@ fn init_logging(level: &str) {
     tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
+                .with_writer(slim_node::log::Hygiene::new(std::io::stderr()))
                 .with_ansi(std::io::stderr().is_terminal())
                 .with_target(true)
                 .with_filter(filter),

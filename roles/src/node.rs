@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::{max_payload_bytes, NodeConfig, RoleConfig};
 use crate::ctx::Shared;
@@ -196,15 +196,19 @@ impl Node {
             let _ = tokio::time::timeout(drain, self.drained()).await;
         }
         self.say_what_is_left();
-        // Stop being reachable first: SLIM routes an invite for our name to any app that
+        // Stop taking invitations first: SLIM routes an invite for our name to any app that
         // subscribed it, and a node on its way out would accept it and vanish. A successor
-        // started under the same name then gets the invitations.
+        // started under the same name then gets the invitations. What does it is the app
+        // forgetting the name (it then refuses new sessions for it); the server is asked too,
+        // without the app's id (SLIM's unsubscribe does not add it), so it refuses and keeps
+        // routing to us what closing our sessions still needs (a moderator's close waits for
+        // the members' answers). Its refusal is expected: not a warning.
         if let Some(conn) = self.shared.connection() {
             let unsubscribe = conn
                 .app
                 .unsubscribe_async(conn.name.clone(), Some(conn.conn_id));
             if let Ok(Err(err)) = tokio::time::timeout(Duration::from_secs(2), unsubscribe).await {
-                warn!(%err, "could not unsubscribe before leaving");
+                debug!(%err, "the server kept our subscription until we leave");
             }
         }
         self.cancel.cancel();

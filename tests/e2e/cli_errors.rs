@@ -106,3 +106,23 @@ fn a_secret_file_is_read() {
         "the file's content, trimmed, was used: {err}"
     );
 }
+
+#[test]
+fn telemetry_off_with_a_destination_is_refused() {
+    let (code, err) = run(&[
+        "node",
+        "--role",
+        "participant",
+        "--name",
+        "a/b/p",
+        "--secret",
+        SECRET,
+        "--telemetry",
+        "off,mesh",
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("--telemetry off records no metrics: it takes no other destination"),
+        "{err}"
+    );
+}

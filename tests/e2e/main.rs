@@ -18,6 +18,7 @@ mod grpc;
 mod history;
 mod hostile;
 mod live;
+mod logs;
 mod members;
 mod netns;
 mod outages;

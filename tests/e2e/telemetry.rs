@@ -13,9 +13,16 @@ const PARTICIPANT: &str = "e2e/telemetry/participant";
 
 /// `GET /metrics` of the node on `port`.
 async fn metrics(port: u16) -> String {
-    let resp = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-        .await
-        .expect("GET /metrics");
+    metrics_with(port, None).await
+}
+
+/// `GET /metrics` of the node on `port`, with `token` as the bearer.
+async fn metrics_with(port: u16, token: Option<&str>) -> String {
+    let mut request = reqwest::Client::new().get(format!("http://127.0.0.1:{port}/metrics"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let resp = request.send().await.expect("GET /metrics");
     assert_eq!(resp.status(), 200);
     let ct = resp
         .headers()
@@ -341,6 +348,56 @@ async fn each_sink_counts_the_items_it_delivered_or_must_retry_per_signal_and_th
     );
     assert!(sample(&text, "slim_node_sink_queue_capacity", &bench[..2]) >= 1.0);
     promtool_check(&text);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_telemetry_off_metrics_says_the_metrics_are_off_and_the_node_works() {
+    let mesh = Mesh::start();
+    let (participant, out) = mesh.sink_node("participant", PARTICIPANT, PARTICIPANT_ROLE);
+    let mut args = moderator(CHANNEL, &[PARTICIPANT]);
+    args.extend_from_slice(&["--telemetry", "off"]);
+    let (receiver, port) = mesh.receiver("receiver", RECEIVER, &args);
+    wait_state(port, "active", &receiver).await;
+
+    let resp = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .expect("GET /metrics");
+    assert_eq!(resp.status(), 404);
+    let body = resp.text().await.expect("the answer");
+    assert!(body.contains("--telemetry off"), "{body}");
+    post_json(port, "/v1/traces", example("traces.json")).await;
+    wait_jsonl(&out, 1, &participant).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_the_token_check_refuses_is_timed_like_any_other() {
+    let mesh = Mesh::start();
+    let tokens = mesh.path("tokens").display().to_string();
+    let mut args = moderator(CHANNEL, &[PARTICIPANT]);
+    args.extend(["--auth-token-file", &tokens]);
+    let (receiver, port) = mesh.receiver("receiver", RECEIVER, &args);
+    wait_state(port, "inviting", &receiver).await;
+    let r = post(
+        port,
+        "/v1/traces",
+        "application/json",
+        example("traces.json"),
+    )
+    .await;
+    assert_eq!(r.status(), 401);
+
+    let text = metrics_with(port, Some(TOKENS[0].1)).await;
+    assert_eq!(
+        sample(
+            &text,
+            "http_server_request_duration_seconds_count",
+            &[
+                "http_route=\"/v1/traces\"",
+                "http_response_status_code=\"401\""
+            ]
+        ),
+        1.0
+    );
 }
 
 /// The boundary below `le` among the request-duration buckets (0 below the first).

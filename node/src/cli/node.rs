@@ -115,7 +115,8 @@ pub struct NodeArgs {
     /// publishes them as OTLP metrics on the node's channel (service.name slim-node,
     /// service.instance.id its name; never counted as received data); `otlp:URL` sends them to
     /// an OTLP endpoint, with the otlp sink's options and OTEL_EXPORTER_OTLP_* variables. Add
-    /// `;interval=5s` to one destination to override --telemetry-interval
+    /// `;interval=5s` to one destination to override --telemetry-interval. `off` (alone)
+    /// records no metrics at all, /metrics included
     #[arg(
         long,
         env = "SLIM_NODE_TELEMETRY",
@@ -194,14 +195,23 @@ impl NodeArgs {
             queue: &self.queue,
             shared_data_dir: false,
         };
+        let off = self.telemetry.iter().any(|d| d.trim() == "off");
+        anyhow::ensure!(
+            !off || self.telemetry.len() == 1,
+            "--telemetry off records no metrics: it takes no other destination"
+        );
         let telemetry = crate::telemetry::TelemetrySettings {
             instance: Some(self.name.to_string()),
-            push: self
-                .telemetry
-                .iter()
-                .map(|dest| telemetry_push(dest, self.telemetry_interval))
-                .collect::<anyhow::Result<_>>()?,
+            push: if off {
+                Vec::new()
+            } else {
+                self.telemetry
+                    .iter()
+                    .map(|dest| telemetry_push(dest, self.telemetry_interval))
+                    .collect::<anyhow::Result<_>>()?
+            },
             views: self.telemetry_view.clone(),
+            off,
         };
         Ok(NodeSettings {
             telemetry,

@@ -7,7 +7,15 @@ use crate::config::NodeSettings;
 pub async fn run(settings: NodeSettings) -> anyhow::Result<()> {
     let shutdown = super::shutdown_signal();
     crate::telemetry::configure(settings.telemetry.clone())?;
-    let node = RunningNode::start(&settings).await?;
+    // Connecting may take long (a server that is down is tried again and again): a signal
+    // meanwhile stops it at once. Nothing was accepted yet, so nothing is lost.
+    let node = tokio::select! {
+        started = RunningNode::start(&settings) => started?,
+        _ = shutdown.cancelled() => {
+            tracing::info!("stopped before the node was up");
+            return Ok(());
+        }
+    };
     shutdown.cancelled().await;
     node.stop().await;
     Ok(())

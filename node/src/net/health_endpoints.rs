@@ -78,7 +78,14 @@ async fn full(State(watched): State<Watched>, caller: Option<axum::Extension<Cal
 
 /// The node's metrics in Prometheus' text format (`telemetry`).
 async fn metrics() -> Response {
-    match crate::telemetry::get().prometheus_text() {
+    let telemetry = crate::telemetry::get();
+    if telemetry.is_off() {
+        return json(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({ "error": "the node's metrics are off (--telemetry off)" }),
+        );
+    }
+    match telemetry.prometheus_text() {
         Ok(text) => (
             StatusCode::OK,
             [(

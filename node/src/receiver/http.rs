@@ -81,13 +81,6 @@ pub fn router(
             },
         )
         .fallback(|| async { method_not_allowed_response("POST") })
-        .layer(axum::middleware::from_fn_with_state(
-            Observed {
-                scheme,
-                route: route(signal),
-            },
-            observe,
-        ))
     };
     let routes = Router::new()
         .route(route(Signal::Traces), export(Signal::Traces))
@@ -113,7 +106,14 @@ pub fn router(
     } else {
         routes.layer(cors(&settings.cors_origins))
     };
-    routes.with_state(ingest)
+    // Outermost: an export is timed from the moment its headers are read, whatever answers
+    // it (the guard's 401, 429 and 503 as well).
+    routes
+        .layer(axum::middleware::from_fn_with_state(
+            Observed { scheme },
+            observe,
+        ))
+        .with_state(ingest)
 }
 
 /// CORS for browser senders from `origins`.
@@ -156,21 +156,27 @@ fn route(signal: Signal) -> &'static str {
     }
 }
 
-/// What [`observe`] records an export route's requests under.
+/// What [`observe`] records the export routes' requests under.
 #[derive(Clone, Copy)]
 struct Observed {
     scheme: &'static str,
-    route: &'static str,
 }
 
-/// Records each export request's duration (from routing to the answer, every status) and
-/// body size in the node's telemetry, and samples a 5xx in the log.
+/// Records each export request's duration (from its headers to the answer, every status)
+/// and body size in the node's telemetry, and samples a 5xx in the log. Other paths pass.
 async fn observe(
-    State(Observed { scheme, route }): State<Observed>,
+    State(Observed { scheme }): State<Observed>,
     request: Request,
     next: Next,
 ) -> Response {
     let started = std::time::Instant::now();
+    let Some(route) = Signal::ALL
+        .into_iter()
+        .map(route)
+        .find(|r| *r == request.uri().path())
+    else {
+        return next.run(request).await;
+    };
     let method = request.method().clone();
     let size = header_str(request.headers(), header::CONTENT_LENGTH).and_then(|v| v.parse().ok());
     // Kept as the header value (no copy of its text) until a sample needs it.

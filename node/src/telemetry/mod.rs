@@ -51,6 +51,8 @@ pub struct TelemetrySettings {
     pub push: Vec<Push>,
     /// Which instruments, attributes and buckets reach the destinations.
     pub views: Vec<ViewSpec>,
+    /// Record nothing at all (`--telemetry off`): no `/metrics`, nothing pushed.
+    pub off: bool,
 }
 
 static SETTINGS: OnceLock<TelemetrySettings> = OnceLock::new();
@@ -77,6 +79,7 @@ pub struct Telemetry {
     meter: opentelemetry::metrics::Meter,
     _process: process::ProcessMetrics,
     registry: prometheus::Registry,
+    off: bool,
     /// The receivers' instruments.
     pub receiver: ReceiverMetrics,
 }
@@ -101,6 +104,20 @@ impl Telemetry {
             .with_resource(resource.build())
             .with_view(move |i: &Instrument| views::stream(&settings_views, i, default_buckets));
         let mesh = push::MeshNode::default();
+        if settings.off {
+            // A provider without readers: every instrument records nothing.
+            let provider = builder.build();
+            let meter = provider.meter("slim-node");
+            return Telemetry {
+                receiver: ReceiverMetrics::new(&meter),
+                _process: process::watch(&meter, Instant::now()),
+                meter,
+                mesh,
+                _provider: provider,
+                registry,
+                off: true,
+            };
+        }
         for push in &settings.push {
             match push::Pusher::new(&push.destination, &mesh) {
                 Ok(pusher) => {
@@ -132,7 +149,13 @@ impl Telemetry {
             mesh,
             _provider: provider,
             registry,
+            off: false,
         }
+    }
+
+    /// Whether the node records no metrics (`--telemetry off`).
+    pub fn is_off(&self) -> bool {
+        self.off
     }
 
     /// Shows the node `name` (its outbox, link, members) and its `sinks` in the metrics for
