@@ -169,6 +169,31 @@ async fn metrics_count_every_request_and_span_a_load_sent_and_pass_promtool() {
     // The node itself: its outbox sent every request, its one member is live, the process shows.
     let node = format!("slim_node_name=\"{RECEIVER}\"");
     assert!(sample(&text, "slim_node_outbox_sent_total", &[&node]) >= 300.0);
+    assert!(sample(&text, "slim_node_slim_published_size_bytes_total", &[&node]) > 300.0 * 5.0);
+    // A size is a gauge or a counter, never made a histogram by the default buckets for sizes.
+    assert!(
+        text.contains("# TYPE slim_node_outbox_size_bytes gauge"),
+        "{text}"
+    );
+    let acknowledged = || async {
+        sample(
+            &metrics(port).await,
+            "slim_node_outbox_acknowledged_total",
+            &[&node],
+        )
+    };
+    let mut acked = acknowledged().await;
+    for _ in 0..50 {
+        if acked >= 300.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        acked = acknowledged().await;
+    }
+    assert_eq!(
+        acked, 300.0,
+        "every request acknowledged by the member, once"
+    );
     assert_eq!(
         sample(&text, "slim_node_members", &[&node, "state=\"live\""]),
         1.0

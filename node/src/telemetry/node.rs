@@ -82,7 +82,7 @@ pub(super) fn watch(
         false,
     ));
     all.push(outbox_u64(
-        "slim_node.outbox.bytes",
+        "slim_node.outbox.size",
         "By",
         "Bytes waiting for the members' acknowledgements",
         |s| s.bytes as u64,
@@ -96,7 +96,7 @@ pub(super) fn watch(
         false,
     ));
     all.push(outbox_u64(
-        "slim_node.outbox.capacity.bytes",
+        "slim_node.outbox.size_limit",
         "By",
         "The most bytes the outbox holds",
         |s| s.max_bytes as u64,
@@ -114,6 +114,20 @@ pub(super) fn watch(
         "{message}",
         "Messages sent again for want of an acknowledgement",
         |s| s.resent,
+        true,
+    ));
+    all.push(outbox_u64(
+        "slim_node.outbox.acknowledged",
+        "{message}",
+        "Messages every member they waited for acknowledged",
+        |s| s.acknowledged,
+        true,
+    ));
+    all.push(outbox_u64(
+        "slim_node.slim.published.size",
+        "By",
+        "Payload bytes of the SLIM messages published",
+        |s| s.slim_bytes,
         true,
     ));
     all.push(outbox_u64(
@@ -306,7 +320,7 @@ pub(super) fn watch(
         false,
     ));
     all.push(sink_u64(
-        "slim_node.sink.queue.capacity.bytes",
+        "slim_node.sink.queue.size_limit",
         "By",
         "The most bytes a sink's queue holds",
         |r| r.queue.max_bytes as u64,
@@ -320,7 +334,7 @@ pub(super) fn watch(
         false,
     ));
     all.push(sink_u64(
-        "slim_node.sink.queue.bytes",
+        "slim_node.sink.queue.size",
         "By",
         "Bytes waiting in a sink's queue",
         |r| r.queue.bytes as u64,

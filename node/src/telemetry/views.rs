@@ -6,7 +6,7 @@
 //! attributes, and durations and sizes get the default buckets.
 
 use opentelemetry::Key;
-use opentelemetry_sdk::metrics::{Aggregation, Instrument, Stream};
+use opentelemetry_sdk::metrics::{Aggregation, Instrument, InstrumentKind, Stream};
 use serde::Deserialize;
 
 /// One view, as the config file writes it.
@@ -89,9 +89,12 @@ pub(super) fn stream(
             changed = true;
         }
     }
+    // Buckets make a histogram of what records a histogram, never of a counter or gauge.
+    let histogram = instrument.kind() == InstrumentKind::Histogram;
     let buckets = view
         .and_then(|v| v.buckets.clone())
-        .or_else(|| default_buckets(instrument).map(<[f64]>::to_vec));
+        .or_else(|| default_buckets(instrument).map(<[f64]>::to_vec))
+        .filter(|_| histogram);
     if let Some(boundaries) = buckets {
         builder = builder.with_aggregation(Aggregation::ExplicitBucketHistogram {
             boundaries,

@@ -99,6 +99,10 @@ pub struct OutboxStats {
     pub sent: u64,
     /// SLIM messages they travelled in (several share one when they fit).
     pub slim_messages: u64,
+    /// Payload bytes of those SLIM messages.
+    pub slim_bytes: u64,
+    /// Messages every member they waited for acknowledged, so far.
+    pub acknowledged: u64,
     /// Milliseconds the oldest waiting message has waited; absent when none waits.
     pub oldest_ms: Option<u64>,
     /// Milliseconds the oldest message never sent yet has waited; absent when every message
@@ -182,6 +186,8 @@ struct Inner {
     resent: u64,
     sent: u64,
     slim_messages: u64,
+    slim_bytes: u64,
+    acknowledged: u64,
     /// Sequence number of the last message taken.
     last_taken: Option<u64>,
     /// Members that are away (not answering): nothing is re-sent for them alone, and a drain
@@ -492,11 +498,13 @@ impl Outbox {
     /// Drops the messages every required member acknowledged.
     fn settle(&self, mut inner: std::sync::MutexGuard<'_, Inner>) {
         let mut freed = 0;
+        let mut done_count = 0;
         let mut delivered_keys = Vec::new();
         let Inner { entries, gates, .. } = &mut *inner;
         entries.retain(|e| {
             let done = e.required.as_ref().is_some_and(|r| r.is_subset(&e.acked));
             if done {
+                done_count += 1;
                 freed += held(&e.msg);
                 if e.spooled {
                     delivered_keys.push(e.seq);
@@ -506,6 +514,7 @@ impl Outbox {
             !done
         });
         inner.bytes -= freed;
+        inner.acknowledged += done_count;
         if freed > 0 || !delivered_keys.is_empty() {
             inner.last_progress = Some(Instant::now());
         }
@@ -548,11 +557,12 @@ impl Outbox {
         }
     }
 
-    /// SLIM took one message holding `messages` of ours.
-    pub(crate) fn count_published(&self, messages: usize) {
+    /// SLIM took one message of `bytes` holding `messages` of ours.
+    pub(crate) fn count_published(&self, messages: usize, bytes: usize) {
         let mut inner = self.lock();
         inner.sent += messages as u64;
         inner.slim_messages += 1;
+        inner.slim_bytes += bytes as u64;
         inner.last_published = Some(Instant::now());
     }
 
@@ -565,6 +575,8 @@ impl Outbox {
             resent: inner.resent,
             sent: inner.sent,
             slim_messages: inner.slim_messages,
+            slim_bytes: inner.slim_bytes,
+            acknowledged: inner.acknowledged,
             oldest_ms: inner.entries.front().map(age),
             oldest_unsent_ms: inner
                 .entries

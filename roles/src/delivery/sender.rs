@@ -118,6 +118,7 @@ pub(crate) async fn run(ctx: RoleCtx, session: Arc<Session>, cancel: Cancellatio
             };
             let frame = planned.build();
             let messages = frame.ids.len();
+            let bytes = frame.payload.len();
             let gate = Arc::new(Notify::new());
             ctx.shared.outbox.gate(&frame.ids, &gate);
             let published_at = tokio::time::Instant::now();
@@ -130,7 +131,7 @@ pub(crate) async fn run(ctx: RoleCtx, session: Arc<Session>, cancel: Cancellatio
                 .await;
             match published {
                 Ok(completion) => {
-                    ctx.shared.outbox.count_published(messages);
+                    ctx.shared.outbox.count_published(messages, bytes);
                     tokio::spawn(async move {
                         if let Err(err) = completion.wait_for_async(COMPLETION_WAIT).await {
                             debug!(%err, "SLIM did not confirm a publish; the outbox re-sends it");

@@ -171,7 +171,7 @@ async fn publish(ctx: &RoleCtx, carriers: &[Carrier], lifetime: &CancellationTok
                 .await;
             match published {
                 Ok(completion) => {
-                    ctx.shared.outbox.count_published(1);
+                    ctx.shared.outbox.count_published(1, msg.payload.len());
                     let (shared, members) = (ctx.shared.clone(), members.clone());
                     tokio::spawn(async move {
                         match completion.wait_for_async(COMPLETION_WAIT).await {
