@@ -23,9 +23,8 @@
    and once frozen 2 s into the load: what the live participant gets in each.
    `python3 bench/run.py --only members` runs just this part;
 7. the node's own telemetry: small requests, 16 clients, closed loop, with the metrics on (the
-   default) and `--telemetry off`, alternating, three runs each; then, at a rate the machine
-   keeps up with, the receiver's request-duration histogram at /metrics against loadgen's own
-   count and p99. `python3 bench/run.py --only telemetry` runs just this part.
+   default) and `--telemetry off`, alternating, five runs each; then, one client at 200 req/s,
+   the receiver's request-duration histogram at /metrics against loadgen's own count and p99. `python3 bench/run.py --only telemetry` runs just this part.
 Every process is started fresh for each run. Only the Python standard library is used.
 """
 
@@ -599,64 +598,75 @@ def duration_histogram(text):
     return count, sorted(buckets)
 
 
-def telemetry_load(work, on, rate=None, clients=16):
-    """One closed-loop (or `rate`) run of small requests with the metrics on or off."""
+def telemetry_load(work, on, rate=None, clients=16, items=1):
+    """One closed-loop (or `rate`) run of `items`-span requests with the metrics on or off."""
     mesh = Mesh(work, node_args=() if on else ("--telemetry", "off"))
     try:
         time.sleep(2)
         before = mesh.cpu()
-        report = loadgen(mesh, 1, clients, rate)
+        report = loadgen(mesh, items, clients, rate)
+        wait_for("delivery", lambda: mesh.delivered().get("messages", 0) >= report["ok"], timeout=120)
         after = mesh.cpu()
         text = scrape(mesh.http) if on else None
     finally:
         mesh.stop()
-    row = {"on": on, "rate": rate, "clients": clients, "req_per_s": report["ok"] / report["seconds"],
-           "taken": report["ok"], "answer_p99_ms": report["latency_ms"]["p99"],
-           "receiver_cpu_per_10k": (after["moderator"] - before["moderator"]) / max(report["ok"], 1) * 10_000}
+    per_10k = lambda name: (after[name] - before[name]) / max(report["ok"], 1) * 10_000
+    row = {"on": on, "rate": rate, "clients": clients, "items": items, "req_per_s": report["ok"] / report["seconds"],
+           "taken": report["ok"], "answer_p50_ms": report["latency_ms"]["p50"],
+           "answer_p99_ms": report["latency_ms"]["p99"],
+           "cpu_per_10k": per_10k("moderator") + per_10k("participant")}
     if text is not None:
         count, buckets = duration_histogram(text)
-        p99 = next(le for le, n in buckets if n >= 0.99 * count)
         bounds = [le for le, _ in buckets]
+        p99 = next(le for le, n in buckets if n >= 0.99 * count)
+        p50 = next(le for le, n in buckets if n >= 0.5 * count)
         load = report["latency_ms"]["p99"] / 1000
         load_bucket = next(le for le in bounds if load <= le)
-        row |= {"histogram_count": count, "server_p99_le_s": p99, "loadgen_p99_le_s": load_bucket,
+        row |= {"histogram_count": count, "server_p50_le_s": p50, "server_p99_le_s": p99,
+                "loadgen_p99_le_s": load_bucket,
                 "buckets_apart": abs(bounds.index(p99) - bounds.index(load_bucket))}
     print(f"bench: telemetry {'on' if on else 'off'}: {row['req_per_s']:.0f} req/s, "
-          f"receiver {row['receiver_cpu_per_10k']:.2f} CPU s per 10k", file=sys.stderr)
+          f"{row['cpu_per_10k']:.2f} CPU s per 10k (both nodes)", file=sys.stderr)
     return row
 
 
+TELEMETRY_ROUNDS = 5
+
+
 def telemetry(work):
-    runs = [telemetry_load(work, on) for _ in range(3) for on in (True, False)]
-    med = lambda on, key: sorted(r[key] for r in runs if r["on"] == on)[1]
-    on, off = med(True, "req_per_s"), med(False, "req_per_s")
-    # At a rate the machine keeps up with, the client's latency is the server's plus the
-    # loopback; saturated, both queue and the client's own wait dominates.
-    paced = telemetry_load(work, True, rate=on / 4, clients=4)
-    return {"runs": runs, "median_on": on, "median_off": off, "overhead": (off - on) / off,
-            "cpu_on": med(True, "receiver_cpu_per_10k"), "cpu_off": med(False, "receiver_cpu_per_10k"),
-            "paced": paced}
+    runs = [telemetry_load(work, on) for _ in range(TELEMETRY_ROUNDS) for on in (True, False)]
+    med = lambda on, key: sorted(r[key] for r in runs if r["on"] == on)[TELEMETRY_ROUNDS // 2]
+    # One client at a low rate: nothing queues, so what loadgen measures beyond the server's
+    # own time is the loopback and the two processes' wake-ups.
+    paced = [telemetry_load(work, True, rate=200, clients=1, items=items) for items in (1, 1000)]
+    return {"runs": runs, "median_on": med(True, "req_per_s"), "median_off": med(False, "req_per_s"),
+            "cpu_on": med(True, "cpu_per_10k"), "cpu_off": med(False, "cpu_per_10k"), "paced": paced}
 
 
 def telemetry_table(t, when):
-    paced = t["paced"]
-    fmt_le = lambda le: "+Inf" if le == float("inf") else f"{le * 1000:g} ms"
+    ms = lambda le: "+Inf" if le == float("inf") else f"{le * 1000:g} ms"
+    slower = (t["median_off"] - t["median_on"]) / t["median_off"] * 100
+    costlier = (t["cpu_on"] - t["cpu_off"]) / t["cpu_off"] * 100
     return "\n".join([
-        f"Measured {when} on this machine (`python3 bench/run.py --only telemetry`): small requests, 16 clients,"
-        " closed loop, three runs each way, alternating; medians.",
+        f"Measured {when} (`python3 bench/run.py --only telemetry`): small requests, 16 clients, closed loop,"
+        f" 10 s, {TELEMETRY_ROUNDS} runs each way, alternating; medians. CPU: receiver and participant together.",
         "",
-        "| | req/s taken | receiver CPU s per 10k requests |",
+        "| | req/s taken | CPU s per 10k requests |",
         "|---|---:|---:|",
-        f"| metrics on (default) | {t['median_on']:,.0f} | {t['cpu_on']:.2f} |",
-        f"| `--telemetry off` | {t['median_off']:,.0f} | {t['cpu_off']:.2f} |",
-        f"| cost of the metrics | {t['overhead'] * 100:+.1f} % | {(t['cpu_on'] - t['cpu_off']):+.2f} |",
+        f"| metrics on (default) | {t['median_on']:,.0f} | {t['cpu_on']:.3f} |",
+        f"| `--telemetry off` | {t['median_off']:,.0f} | {t['cpu_off']:.3f} |",
+        f"| on against off | {-slower:+.1f} % | {costlier:+.1f} % |",
         "",
-        f"Each run: " + ", ".join(f"{'on' if r['on'] else 'off'} {r['req_per_s']:,.0f}" for r in t["runs"]) + " req/s.",
+        "Each run (req/s, CPU s per 10k): " + "; ".join(
+            f"{'on' if r['on'] else 'off'} {r['req_per_s']:,.0f}, {r['cpu_per_10k']:.3f}" for r in t["runs"]) + ".",
         "",
-        f"At {paced['rate']:,.0f} req/s from 4 clients, /metrics counted {paced['histogram_count']:,.0f} requests"
-        f" (loadgen: {paced['taken']:,} taken); the server's p99 lies in the bucket up to {fmt_le(paced['server_p99_le_s'])},"
-        f" loadgen's p99 ({paced['answer_p99_ms']:.2f} ms) in the bucket up to {fmt_le(paced['loadgen_p99_le_s'])}:"
-        f" {paced['buckets_apart']} bucket(s) apart.",
+        "The request-duration histogram at /metrics against loadgen, one client at 200 req/s:",
+        "",
+        "| requests of | counted at /metrics / taken by loadgen | server p50 bucket | server p99 bucket | loadgen p50 | loadgen p99 (its bucket) | buckets apart at p99 |",
+        "|---|---|---|---|---|---|---|",
+        *[f"| {p['items']:,} span(s) | {p['histogram_count']:,.0f} / {p['taken']:,} | up to {ms(p['server_p50_le_s'])}"
+          f" | up to {ms(p['server_p99_le_s'])} | {p['answer_p50_ms']:.2f} ms"
+          f" | {p['answer_p99_ms']:.2f} ms (up to {ms(p['loadgen_p99_le_s'])}) | {p['buckets_apart']} |" for p in t["paced"]],
     ])
 
 
