@@ -1,7 +1,7 @@
 //! What reaches the log, and how: one line per event, whatever the event's text holds (SLIM's
 //! errors print their causes on lines of their own), each warning or error repeated within a
-//! window shown once with a count, and SLIM's own complaints while the node stops (it tears its
-//! connections down) left out: at a clean shutdown there is nothing to act on.
+//! window shown once with a count, and SLIM's own complaints once the node tears its
+//! connections down (after the drain) left out: at a clean shutdown there is nothing to act on.
 //!
 //! It sits between the formatter and stderr ([`Hygiene`] is the fmt layer's writer), so it
 //! sees each event's finished line with its level and target.
@@ -23,10 +23,15 @@ const REMEMBERED: usize = 1024;
 
 static STOPPING: AtomicBool = AtomicBool::new(false);
 
-/// The node is stopping: from now on SLIM's warnings and errors are left out.
+/// The process tears its SLIM side down (a server stopping): from now on SLIM's warnings and
+/// errors are left out. A node says so itself once its drain is over
+/// ([`slim_roles::LEAVING`]).
 pub fn stopping() {
     STOPPING.store(true, Ordering::Relaxed);
 }
+
+/// Targets whose lines are rate-limited already, with their own count.
+const LIMITED_ALREADY: &[&str] = &["slim_node::net::sample"];
 
 /// Whether `target` is one of SLIM's crates (not slim-node's own).
 fn is_slims(target: &str) -> bool {
@@ -49,8 +54,9 @@ const SLIM_NOISE: &[(&str, &str)] = &[
 pub struct Hygiene<W> {
     out: W,
     seen: Mutex<HashMap<String, Seen>>,
-    /// Set once the node stops ([`stopping`] for the process's log).
-    stopping: &'static AtomicBool,
+    /// Any of them set: the node tears its connections down ([`stopping`] and
+    /// [`slim_roles::LEAVING`] for the process's log).
+    stopping: Vec<&'static AtomicBool>,
 }
 
 /// A warning already shown: when, and how many like it were left out since.
@@ -62,10 +68,10 @@ struct Seen {
 impl<W> Hygiene<W> {
     /// Writes to `out`; [`stopping`] says when the node stops.
     pub fn new(out: W) -> Hygiene<W> {
-        Hygiene::stopping_with(out, &STOPPING)
+        Hygiene::stopping_with(out, vec![&STOPPING, &slim_roles::LEAVING])
     }
 
-    fn stopping_with(out: W, stopping: &'static AtomicBool) -> Hygiene<W> {
+    fn stopping_with(out: W, stopping: Vec<&'static AtomicBool>) -> Hygiene<W> {
         Hygiene {
             out,
             seen: Mutex::new(HashMap::new()),
@@ -77,7 +83,7 @@ impl<W> Hygiene<W> {
     fn clean(&self, level: Level, target: &str, line: &str, now: Instant) -> Option<String> {
         let warns = level <= Level::WARN;
         if warns && is_slims(target) {
-            if self.stopping.load(Ordering::Relaxed) {
+            if self.stopping.iter().any(|s| s.load(Ordering::Relaxed)) {
                 return None;
             }
             if SLIM_NOISE
@@ -88,14 +94,13 @@ impl<W> Hygiene<W> {
             }
         }
         let mut line = one_line(line);
-        if warns {
-            // The same warning: the same text but for its numbers (a time, a count, an id).
-            let key: String = line
-                .split_once(' ')
-                .map_or(line.as_str(), |(_time, rest)| rest)
-                .chars()
-                .filter(|c| !c.is_ascii_digit())
-                .collect();
+        if warns && !LIMITED_ALREADY.contains(&target) {
+            // The same warning: the same text but for its numbers (a count, an address, an
+            // error code; not digits within a name such as `eu1`).
+            let key = mask_numbers(
+                line.split_once(' ')
+                    .map_or(line.as_str(), |(_time, rest)| rest),
+            );
             let mut seen = crate::lock(&self.seen);
             match seen.get_mut(&key) {
                 Some(s) if now.duration_since(s.shown) < REPEAT_WINDOW => {
@@ -134,6 +139,35 @@ impl<W> Hygiene<W> {
     }
 }
 
+/// `text` with each number standing on its own (digits, dots and colons between two
+/// characters that are neither letters nor digits: `111`, `2.5`, `127.0.0.1:4318`) as `#`.
+fn mask_numbers(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut after_word = false;
+    while let Some(c) = rest.chars().next() {
+        if c.is_ascii_digit() && !after_word {
+            let end = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
+                .unwrap_or(rest.len());
+            let followed_by_word = rest[end..]
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_alphanumeric());
+            if !followed_by_word {
+                out.push('#');
+                rest = &rest[end..];
+                after_word = false;
+                continue;
+            }
+        }
+        after_word = c.is_alphanumeric() || c == '_' || c == '-';
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
 /// Forgets the half of `seen` shown longest ago.
 fn forget_oldest(seen: &mut HashMap<String, Seen>) {
     let mut times: Vec<Instant> = seen.values().map(|s| s.shown).collect();
@@ -146,6 +180,8 @@ fn forget_oldest(seen: &mut HashMap<String, Seen>) {
 /// `-> cause` each), follow its message after `: `, each once.
 pub fn one_line(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
+    // The last thing said: the first line's last value (after `=` or `: `), then each cause.
+    let mut last = String::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line == "Caused by:" {
@@ -153,12 +189,16 @@ pub fn one_line(text: &str) -> String {
         }
         let cause = line.strip_prefix("->").map(str::trim_start);
         let part = cause.unwrap_or(line);
-        if i > 0 {
-            // A cause often repeats the message or the cause before it.
-            if out.ends_with(part) {
+        if i == 0 {
+            let value = line.rsplit(['=', ':']).next().unwrap_or(line).trim();
+            last = value.to_string();
+        } else {
+            // A cause often repeats the message's error or the cause before it.
+            if part == last {
                 continue;
             }
             out.push_str(if cause.is_some() { ": " } else { " " });
+            last = part.to_string();
         }
         out.push_str(part);
     }
@@ -280,6 +320,44 @@ mod tests {
     }
 
     #[test]
+    fn warnings_that_differ_in_a_name_are_each_shown_and_in_a_number_only_once() {
+        let log = Hygiene::new(io::sink());
+        let now = Instant::now();
+        let warn = |line: &str| log.clean(Level::WARN, "slim_roles::liveness", line, now);
+        assert!(warn("t1 WARN x: member is offline member=acme/otel/eu1\n").is_some());
+        assert!(warn("t2 WARN x: member is offline member=acme/otel/eu2\n").is_some());
+        assert!(warn("t3 WARN x: refused addr=127.0.0.1:4318 (os error 111)\n").is_some());
+        assert_eq!(
+            warn("t4 WARN x: refused addr=127.0.0.1:4319 (os error 113)\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_cause_that_only_ends_like_the_message_is_kept() {
+        assert_eq!(
+            one_line("t WARN x: lost error=connection closed\nCaused by:\n  -> closed\n"),
+            "t WARN x: lost error=connection closed: closed"
+        );
+    }
+
+    #[test]
+    fn samples_keep_their_own_limit() {
+        let log = Hygiene::new(io::sink());
+        let now = Instant::now();
+        for _ in 0..3 {
+            assert!(log
+                .clean(
+                    Level::WARN,
+                    "slim_node::net::sample",
+                    "t WARN s: 503\n",
+                    now
+                )
+                .is_some());
+        }
+    }
+
+    #[test]
     fn information_is_never_held_back() {
         let log = Hygiene::new(io::sink());
         let info = "2026-12-05T21:56:09Z  INFO slim_roles::ctx: state change\n";
@@ -293,7 +371,7 @@ mod tests {
     #[test]
     fn once_the_node_stops_slims_warnings_and_errors_are_left_out_and_its_own_are_not() {
         let stopping: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
-        let log = Hygiene::stopping_with(io::sink(), stopping);
+        let log = Hygiene::stopping_with(io::sink(), vec![stopping]);
         let now = Instant::now();
         let closed =
             "t ERROR slim_service::app: slim channel closed, stopping message processing loop\n";

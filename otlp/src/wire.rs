@@ -49,7 +49,12 @@ pub fn message_id() -> String {
 /// When the message `id` was accepted, if it is a UUIDv7 (as slim-node's are); `None` for ids
 /// of other senders.
 pub fn accepted_at(id: &str) -> Option<std::time::SystemTime> {
-    let (secs, nanos) = uuid::Uuid::try_parse(id).ok()?.get_timestamp()?.to_unix();
+    let id = uuid::Uuid::try_parse(id).ok()?;
+    // Versions 1 and 6 carry a time too, of their own making: only ours count.
+    if id.get_version_num() != 7 {
+        return None;
+    }
+    let (secs, nanos) = id.get_timestamp()?.to_unix();
     std::time::UNIX_EPOCH.checked_add(std::time::Duration::new(secs, nanos))
 }
 
@@ -130,6 +135,8 @@ mod tests {
     #[test]
     fn an_id_of_another_kind_tells_no_time() {
         assert_eq!(accepted_at("67e55044-10b1-426f-9247-bb680e5fe0c8"), None);
+        // A version 1 id carries a time, not ours.
+        assert_eq!(accepted_at("c232ab00-9414-11ec-b3c8-9f6bdeced846"), None);
         assert_eq!(accepted_at("not-a-uuid"), None);
     }
 

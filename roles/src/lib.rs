@@ -52,7 +52,7 @@ pub use delivery::trust::{Refused, RefusedSender, SlimRefusals, SLIM_REFUSAL_TAR
 pub use error::{AdminError, ConfigError, PublishError, RoleError};
 pub use health::{Health, LinkState, LinkStatus, MemberHealth, Verdict};
 pub use name::{Secret, SlimName};
-pub use node::{Admin, Node, Publisher};
+pub use node::{Admin, Node, Publisher, LEAVING};
 pub use role::moderator::group_config;
 pub use slim::connection::{connect, is_timeout, Connection};
 pub use slim::identity::{Identity, MemberKeys};

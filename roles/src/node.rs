@@ -56,6 +56,10 @@ async fn open_seen(dir: &std::path::Path) -> Result<Seen, RoleError> {
     }
 }
 
+/// Set once a node of this process has drained and tears its SLIM side down: what SLIM logs
+/// from then on is about that (the node's log leaves it out).
+pub static LEAVING: AtomicBool = AtomicBool::new(false);
+
 /// A node connected to SLIM, playing its role in the background.
 pub struct Node {
     shared: Arc<Shared>,
@@ -196,6 +200,8 @@ impl Node {
             let _ = tokio::time::timeout(drain, self.drained()).await;
         }
         self.say_what_is_left();
+        // What SLIM says from here on is about connections being torn down.
+        LEAVING.store(true, Ordering::Relaxed);
         // Stop taking invitations first: SLIM routes an invite for our name to any app that
         // subscribed it, and a node on its way out would accept it and vanish. A successor
         // started under the same name then gets the invitations. What does it is the app

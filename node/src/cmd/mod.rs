@@ -37,7 +37,6 @@ pub fn shutdown_signal() -> CancellationToken {
         {
             let _ = ctrl_c.await;
         }
-        crate::log::stopping();
         fire.cancel();
     });
     token

@@ -17,6 +17,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     .with_context(|| format!("cannot start the SLIM server on {}", args.server.endpoint))?;
     server.link_peers(args.peers.peers());
     shutdown.cancelled().await;
+    // The server drops its clients' connections: nothing SLIM says about that is news.
+    crate::log::stopping();
     server.shutdown().await?;
     Ok(())
 }

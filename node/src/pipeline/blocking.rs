@@ -42,6 +42,7 @@ pub fn run<S: WriteSink>(mut sink: S, mut input: SinkInput) -> SinkFuture {
                             input.cannot_write(&format!(
                                 "write failed (trying again in {wait:?}): {err}"
                             ));
+                            input.retried(std::slice::from_ref(&item), FailReason::WriteFailed);
                             let stopping = runtime.block_on(async {
                                 tokio::select! {
                                     _ = tokio::time::sleep(wait) => false,
@@ -52,7 +53,6 @@ pub fn run<S: WriteSink>(mut sink: S, mut input: SinkInput) -> SinkFuture {
                                 // Not acknowledged: the publisher keeps it.
                                 return finish(sink, &input);
                             }
-                            input.retried(std::slice::from_ref(&item), FailReason::WriteFailed);
                             wait = (wait * 2).min(RETRY_MAX);
                         }
                         Err(err) => {

@@ -1,6 +1,19 @@
 //! One message as the pipeline and the sinks see it: received from the channel, checked.
 
+use otlp::Signal;
 use time::OffsetDateTime;
+
+/// Telemetry items (spans, metric points, log records) per signal, in [`Signal::ALL`]'s order.
+pub type PerSignal = [u64; 3];
+
+/// `signal`'s place in a [`PerSignal`].
+pub fn slot(signal: Signal) -> usize {
+    match signal {
+        Signal::Traces => 0,
+        Signal::Metrics => 1,
+        Signal::Logs => 2,
+    }
+}
 
 /// One message received from the channel.
 #[derive(Debug, Clone)]

@@ -17,7 +17,7 @@ use otlp::Signal;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::delivered::Delivered;
+use super::delivered::{slot, Delivered, PerSignal};
 use super::queue::{Item, Queue, QueueKind, WhenFull};
 
 /// A running sink.
@@ -118,18 +118,6 @@ impl FailReason {
     }
 }
 
-/// Telemetry items (spans, metric points, log records) per signal, in [`Signal::ALL`]'s order.
-pub type PerSignal = [u64; 3];
-
-/// `signal`'s place in a [`PerSignal`].
-pub(super) fn slot(signal: Signal) -> usize {
-    match signal {
-        Signal::Traces => 0,
-        Signal::Metrics => 1,
-        Signal::Logs => 2,
-    }
-}
-
 /// Items per signal of `items`.
 fn items_of(items: &[Item]) -> PerSignal {
     let mut counts = [0; 3];
@@ -158,6 +146,8 @@ pub struct ItemReport {
     pub failed: Vec<(FailReason, PerSignal)>,
     /// Items dropped for good, by reason.
     pub dropped: Vec<(DropReason, PerSignal)>,
+    /// Messages dropped for good, by reason.
+    pub dropped_messages: Vec<(DropReason, u64)>,
 }
 
 #[derive(Default)]
@@ -359,6 +349,11 @@ impl SinkStats {
 
     fn report(&self, name: &str, kind: &'static str, durable: bool, queue: &Queue) -> SinkReport {
         let q = queue.stats();
+        // One look at the drops: a guard kept in the literal below would lock them twice.
+        let dropped_messages: Vec<(DropReason, u64)> = crate::lock(&self.dropped)
+            .iter()
+            .map(|(r, n)| (*r, *n))
+            .collect();
         SinkReport {
             name: name.to_string(),
             kind,
@@ -366,7 +361,7 @@ impl SinkStats {
             taken: self.taken.load(Ordering::Relaxed),
             delivered: self.delivered.load(Ordering::Relaxed),
             retried: self.retried.load(Ordering::Relaxed),
-            dropped: crate::lock(&self.dropped)
+            dropped: dropped_messages
                 .iter()
                 .map(|(reason, n)| (reason.describe().to_string(), *n))
                 .collect(),
@@ -374,6 +369,7 @@ impl SinkStats {
                 delivered: std::array::from_fn(|i| self.items.delivered[i].load(Ordering::Relaxed)),
                 failed: every(FailReason::ALL, &self.items.failed),
                 dropped: every(DropReason::ALL, &self.items.dropped),
+                dropped_messages,
             },
             refused: self.refused.load(Ordering::Relaxed),
             cannot_write: Stuck::describe(&self.cannot_write),
@@ -522,22 +518,26 @@ impl SinkInput {
             return;
         }
         let stats = &self.handle.stats;
+        // The latency first: whoever sees the counts sees the latencies of what they count.
+        if let Some(latency) = stats.latency.get() {
+            let now = SystemTime::now();
+            for item in items {
+                // With a clock behind the sender's, no figure is better than a wrong one.
+                if let Some(took) = item
+                    .delivered
+                    .accepted_at()
+                    .and_then(|accepted| now.duration_since(accepted).ok())
+                {
+                    let attributes = &latency.attributes[slot(item.delivered.payload.signal())];
+                    latency.histogram.record(took.as_secs_f64(), attributes);
+                }
+            }
+        }
         stats
             .delivered
             .fetch_add(items.len() as u64, Ordering::Relaxed);
         for (count, n) in stats.items.delivered.iter().zip(items_of(items)) {
             count.fetch_add(n, Ordering::Relaxed);
-        }
-        if let Some(latency) = stats.latency.get() {
-            let now = SystemTime::now();
-            for item in items {
-                if let Some(accepted) = item.delivered.accepted_at() {
-                    // A clock behind the sender's reads as no time at all.
-                    let took = now.duration_since(accepted).unwrap_or_default();
-                    let attributes = &latency.attributes[slot(item.delivered.payload.signal())];
-                    latency.histogram.record(took.as_secs_f64(), attributes);
-                }
-            }
         }
         *crate::lock(&stats.cannot_write) = None;
         self.finish(items);
@@ -552,12 +552,18 @@ impl SinkInput {
         self.finish(items);
     }
 
-    /// The destination took a request of `signal` but rejected `n` of its items (an OTLP
-    /// partial success).
+    /// The destination took a request of `signal`, counted as delivered, but rejected `n` of
+    /// its items (an OTLP partial success): those are dropped, not delivered.
     pub fn rejected_items(&self, signal: Signal, n: u64) {
         let mut items = [0; 3];
         items[slot(signal)] = n;
-        self.handle.stats.dropped(DropReason::Rejected, n, items);
+        let stats = &self.handle.stats;
+        let _ = stats.items.delivered[slot(signal)].fetch_update(
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+            |d| Some(d.saturating_sub(n)),
+        );
+        stats.dropped(DropReason::Rejected, 0, items);
     }
 
     fn finish(&self, items: &[Item]) {

@@ -26,9 +26,10 @@ use tracing::{debug, info, warn};
 pub use ack::Acknowledge;
 pub use blocking::run as run_blocking;
 pub use delivered::Delivered;
+pub use delivered::PerSignal;
 pub use input::{
-    DropReason, FailReason, ItemReport, LatencyRecorder, PerSignal, Sink, SinkFuture, SinkHandle,
-    SinkInput, SinkReport, SinkStats, WriteSink,
+    DropReason, FailReason, ItemReport, LatencyRecorder, Sink, SinkFuture, SinkHandle, SinkInput,
+    SinkReport, SinkStats, WriteSink,
 };
 pub use queue::{Item, Queue, QueueKind, QueueSettings, WhenFull};
 

@@ -170,10 +170,12 @@ async fn observe(
     next: Next,
 ) -> Response {
     let started = std::time::Instant::now();
+    // CORS preflights are not exports.
+    let export = request.method() != Method::OPTIONS;
     let Some(route) = Signal::ALL
         .into_iter()
         .map(route)
-        .find(|r| *r == request.uri().path())
+        .find(|r| export && *r == request.uri().path())
     else {
         return next.run(request).await;
     };

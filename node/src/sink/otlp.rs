@@ -348,12 +348,15 @@ async fn export(sink: &OtlpSink, exporter: &mut Exporter, input: &SinkInput, bat
         let sent = exporter.send(batch.signal, batch.body()).await;
         match sent.outcome {
             Outcome::Accepted(partial) => {
-                if let Some(p) = partial {
+                let rejected = partial.map(|p| {
                     warn!(sink = %input.name(), rejected = p.rejected, message = %p.message,
                         "the backend rejected part of an export (partial success)");
-                    input.rejected_items(batch.signal, p.rejected.max(0) as u64);
-                }
+                    p.rejected.max(0) as u64
+                });
                 input.delivered(&batch.items);
+                if let Some(n) = rejected {
+                    input.rejected_items(batch.signal, n);
+                }
                 return true;
             }
             Outcome::Refused(reason) if batch.items.len() > 1 => {

@@ -350,13 +350,13 @@ pub(super) fn watch(
                 .with_callback(move |o| {
                     for sink in &sinks {
                         let report = sink.report();
-                        for (reason, count) in &report.dropped {
+                        for (reason, count) in &report.items.dropped_messages {
                             o.observe(
                                 *count,
                                 &[
                                     n.clone(),
                                     KeyValue::new("sink", report.name.clone()),
-                                    KeyValue::new("reason", reason.clone()),
+                                    KeyValue::new("reason", reason.code()),
                                 ],
                             );
                         }

@@ -99,7 +99,7 @@ pub struct Evicted {
     /// Messages dropped.
     pub messages: u64,
     /// Their telemetry items, per signal.
-    pub items: crate::pipeline::PerSignal,
+    pub items: crate::pipeline::delivered::PerSignal,
 }
 
 /// Counts for `/health`.
@@ -273,11 +273,16 @@ impl Queue {
                     if let Some(old) = state.entries.remove(at) {
                         state.bytes -= old.bytes;
                         state.read.remove(&old.seq);
-                        if let Some(ticket) = old.item.and_then(|i| i.ticket) {
-                            ticket.taken();
-                        }
-                        if let Some((signal, n)) = old.items {
-                            evicted.items[crate::pipeline::input::slot(signal)] += n;
+                        // One the sink finished out of order (before a rewind) was delivered,
+                        // not dropped, and its ticket taken then.
+                        if !old.done {
+                            if let Some(ticket) = old.item.and_then(|i| i.ticket) {
+                                ticket.taken();
+                            }
+                            if let Some((signal, n)) = old.items {
+                                evicted.items[crate::pipeline::delivered::slot(signal)] += n;
+                            }
+                            evicted.messages += 1;
                         }
                         dropped.push(old.seq);
                     }
@@ -304,7 +309,6 @@ impl Queue {
             }
         }
         self.wake.notify_one();
-        evicted.messages = dropped.len() as u64;
         evicted
     }
 
