@@ -18,6 +18,8 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use super::arrival::Stamped;
+
 /// Connection limits.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnLimits {
@@ -76,10 +78,13 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        // Each request carries where its connection came from (for samples in the log).
+        let (stream, arrival) = Stamped::new(stream);
+        // Each request carries where its connection came from (for samples in the log) and
+        // when its first bytes arrived (for its duration).
         let service = TowerToHyperService::new(
             app.clone()
-                .layer(axum::Extension(crate::net::sample::PeerAddr(peer))),
+                .layer(axum::Extension(crate::net::sample::PeerAddr(peer)))
+                .layer(axum::Extension(arrival)),
         );
         let builder = builder.clone();
         let watcher = graceful.watcher();

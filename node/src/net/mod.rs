@@ -2,9 +2,11 @@
 //! (`server`), TLS for servers and clients (`tls`), bearer tokens (`auth`), the guard in front
 //! of every route (`guard`: auth, rate limits, requests in progress), the one place that turns
 //! a failure into an answer (`answer`), HTTP helpers (`http`), the health endpoints
-//! (`health`) and samples of refused requests in the log (`sample`).
+//! (`health`), samples of refused requests in the log (`sample`) and when a request reached
+//! the machine (`arrival`).
 
 pub mod answer;
+pub mod arrival;
 pub mod auth;
 pub mod grpc_raw;
 pub mod guard;

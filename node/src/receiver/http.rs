@@ -22,6 +22,7 @@ use crate::config::ReceiverSettings;
 use crate::ingest::{Accepted, Ingest, IngestError};
 use crate::net::answer::method_not_allowed_response;
 use crate::net::answer::Answer;
+use crate::net::arrival::Arrival;
 use crate::net::guard::{self, Guard};
 use crate::net::http::{header_str, request_format, Format, JSON_CT, PROTOBUF_CT};
 use crate::net::http_server::{self, ConnLimits};
@@ -162,14 +163,23 @@ struct Observed {
     scheme: &'static str,
 }
 
-/// Records each export request's duration (from its headers to the answer, every status)
+/// Records each export request's duration (from its first bytes to the answer, every status)
 /// and body size in the node's telemetry, and samples a 5xx in the log. Other paths pass.
 async fn observe(
     State(Observed { scheme }): State<Observed>,
     request: Request,
     next: Next,
 ) -> Response {
-    let started = std::time::Instant::now();
+    // From when its first bytes reached the machine, where the kernel said (HTTP/1): the
+    // time it waited to be read is part of what its client waits.
+    let waited = request
+        .extensions()
+        .get::<Arrival>()
+        .filter(|_| request.version() <= axum::http::Version::HTTP_11)
+        .and_then(Arrival::elapsed)
+        .unwrap_or_default();
+    let now = std::time::Instant::now();
+    let started = now.checked_sub(waited).unwrap_or(now);
     // CORS preflights are not exports.
     let export = request.method() != Method::OPTIONS;
     let Some(route) = Signal::ALL
