@@ -80,7 +80,13 @@ pub fn parse_from(args: Vec<OsString>, env_config: Option<OsString>) -> Result<C
                         sc = sc.mut_group(group, |g| g.required(false));
                     }
                     let values = value.clone();
-                    sc = sc.mut_arg(id, move |a| a.default_values(values).required(false));
+                    // Not shown by --help: a file's values may be credentials.
+                    sc = sc.mut_arg(id, move |a| {
+                        let takes_values = a.get_action().takes_values();
+                        let a = a.default_values(values).required(false);
+                        // (a switch shows no default to hide)
+                        a.hide_default_value(takes_values)
+                    });
                 }
             }
             sc

@@ -370,6 +370,9 @@ pub struct SinkArgs {
     #[arg(
         long,
         env = "SLIM_NODE_SINK",
+        // A spec may hold credentials (`header=Authorization=…`): never shown or echoed.
+        hide_env_values = true,
+        value_parser = crate::sink::registry::SpecParser,
         value_delimiter = ',',
         default_value = defaults::SINK,
         value_name = "SPEC",

@@ -24,6 +24,35 @@ pub static KINDS: &[&SinkKind] = &[
     &bench::KIND,
 ];
 
+/// Parses `--sink` values for clap. Its error says what is wrong without the value, which may
+/// hold credentials (clap's own error would echo it whole).
+#[derive(Debug, Clone, Copy)]
+pub struct SpecParser;
+
+impl clap::builder::TypedValueParser for SpecParser {
+    type Value = SinkSpec;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<SinkSpec, clap::Error> {
+        let refused = |why: String| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid --sink: {why}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        value
+            .to_str()
+            .ok_or_else(|| refused("not UTF-8".to_string()))?
+            .parse()
+            .map_err(refused)
+    }
+}
+
 impl FromStr for SinkSpec {
     type Err = String;
 
@@ -60,7 +89,8 @@ impl FromStr for SinkSpec {
         for part in parts.filter(|p| !p.is_empty()) {
             let (key, value) = part
                 .split_once('=')
-                .ok_or_else(|| format!("sink {name}: option {part:?} is not KEY=VALUE"))?;
+                // The part itself is not shown: it may be a credential missing its key.
+                .ok_or_else(|| format!("sink {name}: an option is not KEY=VALUE"))?;
             let spec = COMMON
                 .iter()
                 .chain(kind.options)
