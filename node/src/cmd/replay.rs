@@ -36,7 +36,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
         options: Vec::new(),
     };
     let settings = crate::sink::otlp::exporter_settings(&spec, &|name| std::env::var(name).ok())?;
-    info!(endpoint = %settings.endpoint, protocol = ?settings.protocol, "replaying");
+    info!(endpoint = %crate::net::redact::urls(&settings.endpoint), protocol = ?settings.protocol, "replaying");
     let signals = match args.signal {
         Some(signal) => vec![signal],
         None => Signal::ALL.to_vec(),

@@ -100,7 +100,8 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
         text.push_str(&cause.to_string());
         source = cause.source();
     }
-    text
+    // An HTTP client's error names the URL whole: its user part and query stay out.
+    crate::net::redact::urls(&text)
 }
 
 #[cfg(test)]

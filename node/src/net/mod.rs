@@ -13,5 +13,6 @@ pub mod guard;
 pub mod health_endpoints;
 pub mod http;
 pub mod http_server;
+pub mod redact;
 pub mod sample;
 pub mod tls;

@@ -301,7 +301,7 @@ async fn forward(sink: OtlpSink, mut input: SinkInput) {
             return;
         }
     };
-    info!(sink = %input.name(), endpoint = %sink.settings.endpoint, protocol = ?sink.settings.protocol,
+    info!(sink = %input.name(), endpoint = %crate::net::redact::urls(&sink.settings.endpoint), protocol = ?sink.settings.protocol,
         "forwarding to an OTLP backend");
     // An item of another signal ends a batch and starts the next one.
     let mut carried: Option<Item> = None;
