@@ -34,6 +34,22 @@ async fn metrics_with(port: u16, token: Option<&str>) -> String {
     resp.text().await.expect("the metrics")
 }
 
+/// A participant with `sinks` and its own `--health` port, and a receiver inviting it, once
+/// the group is up: (participant, its health port, receiver, receiver's port).
+async fn group(mesh: &Mesh, sinks: &[&str]) -> (Proc, u16, Proc, u16) {
+    let health_port = free_port();
+    let health = format!("127.0.0.1:{health_port}");
+    let mut args = vec!["--health", health.as_str()];
+    for sink in sinks {
+        args.extend(["--sink", sink]);
+    }
+    args.extend_from_slice(PARTICIPANT_ROLE);
+    let participant = mesh.node("participant", PARTICIPANT, &args);
+    let (receiver, port) = mesh.receiver("receiver", RECEIVER, &moderator(CHANNEL, &[PARTICIPANT]));
+    wait_state(port, "active", &receiver).await;
+    (participant, health_port, receiver, port)
+}
+
 /// The samples of `name` whose labels include every one of `labels` (`key="value"`).
 fn samples(text: &str, name: &str, labels: &[&str]) -> Vec<(String, f64)> {
     text.lines()
@@ -85,13 +101,7 @@ fn promtool_check(text: &str) {
 async fn metrics_count_every_request_and_span_a_load_sent_and_pass_promtool() {
     let mesh = Mesh::start();
     let sink = format!("bench:{}", mesh.path("bench.json").display());
-    let health_port = free_port();
-    let health = format!("127.0.0.1:{health_port}");
-    let mut args = vec!["--sink", sink.as_str(), "--health", &health];
-    args.extend_from_slice(PARTICIPANT_ROLE);
-    let participant = mesh.node("participant", PARTICIPANT, &args);
-    let (receiver, port) = mesh.receiver("receiver", RECEIVER, &moderator(CHANNEL, &[PARTICIPANT]));
-    wait_state(port, "active", &receiver).await;
+    let (participant, health_port, receiver, port) = group(&mesh, &[&sink]).await;
 
     let (code, report, err) = run_loadgen(
         &mesh,
@@ -299,13 +309,7 @@ async fn each_sink_counts_the_items_it_delivered_or_must_retry_per_signal_and_th
     let bench = format!("bench:{}", mesh.path("bench.json").display());
     // Nothing listens there: every export fails and is tried again.
     let away = format!("otlp:http://127.0.0.1:{}", free_port());
-    let health_port = free_port();
-    let health = format!("127.0.0.1:{health_port}");
-    let mut args = vec!["--sink", &bench, "--sink", &away, "--health", &health];
-    args.extend_from_slice(PARTICIPANT_ROLE);
-    let participant = mesh.node("participant", PARTICIPANT, &args);
-    let (receiver, port) = mesh.receiver("receiver", RECEIVER, &moderator(CHANNEL, &[PARTICIPANT]));
-    wait_state(port, "active", &receiver).await;
+    let (participant, health_port, receiver, port) = group(&mesh, &[&bench, &away]).await;
 
     let (code, report, err) = run_loadgen(
         &mesh,

@@ -104,40 +104,29 @@ impl Telemetry {
             .with_resource(resource.build())
             .with_view(move |i: &Instrument| views::stream(&settings_views, i, default_buckets));
         let mesh = push::MeshNode::default();
-        if settings.off {
-            // A provider without readers: every instrument records nothing.
-            let provider = builder.build();
-            let meter = provider.meter("slim-node");
-            return Telemetry {
-                receiver: ReceiverMetrics::new(&meter),
-                _process: process::watch(&meter, Instant::now()),
-                meter,
-                mesh,
-                _provider: provider,
-                registry,
-                off: true,
-            };
-        }
-        for push in &settings.push {
-            match push::Pusher::new(&push.destination, &mesh) {
-                Ok(pusher) => {
-                    builder = builder.with_reader(
-                        PeriodicReader::builder(pusher)
-                            .with_interval(push.interval)
-                            .build(),
-                    )
+        // Off: a provider without readers, so every instrument records nothing.
+        if !settings.off {
+            for push in &settings.push {
+                match push::Pusher::new(&push.destination, &mesh) {
+                    Ok(pusher) => {
+                        builder = builder.with_reader(
+                            PeriodicReader::builder(pusher)
+                                .with_interval(push.interval)
+                                .build(),
+                        )
+                    }
+                    Err(err) => tracing::warn!(%err, "a telemetry destination could not be set up"),
                 }
-                Err(err) => tracing::warn!(%err, "a telemetry destination could not be set up"),
             }
-        }
-        match opentelemetry_prometheus::exporter()
-            .with_registry(registry.clone())
-            .build()
-        {
-            Ok(exporter) => builder = builder.with_reader(exporter),
-            // Only a registry that already holds these collectors fails; ours is new.
-            Err(err) => {
-                tracing::warn!(%err, "the Prometheus reader could not be set up; /metrics stays empty")
+            match opentelemetry_prometheus::exporter()
+                .with_registry(registry.clone())
+                .build()
+            {
+                Ok(exporter) => builder = builder.with_reader(exporter),
+                // Only a registry that already holds these collectors fails; ours is new.
+                Err(err) => {
+                    tracing::warn!(%err, "the Prometheus reader could not be set up; /metrics stays empty")
+                }
             }
         }
         let provider = builder.build();
@@ -149,7 +138,7 @@ impl Telemetry {
             mesh,
             _provider: provider,
             registry,
-            off: false,
+            off: settings.off,
         }
     }
 
