@@ -101,7 +101,7 @@ fn promtool_check(text: &str) {
 async fn metrics_count_every_request_and_span_a_load_sent_and_pass_promtool() {
     let mesh = Mesh::start();
     let sink = format!("bench:{}", mesh.path("bench.json").display());
-    let (participant, health_port, receiver, port) = group(&mesh, &[&sink]).await;
+    let (participant, health_port, _receiver, port) = group(&mesh, &[&sink]).await;
 
     let (code, report, err) = run_loadgen(
         &mesh,
@@ -309,7 +309,7 @@ async fn each_sink_counts_the_items_it_delivered_or_must_retry_per_signal_and_th
     let bench = format!("bench:{}", mesh.path("bench.json").display());
     // Nothing listens there: every export fails and is tried again.
     let away = format!("otlp:http://127.0.0.1:{}", free_port());
-    let (participant, health_port, receiver, port) = group(&mesh, &[&bench, &away]).await;
+    let (participant, health_port, _receiver, port) = group(&mesh, &[&bench, &away]).await;
 
     let (code, report, err) = run_loadgen(
         &mesh,
