@@ -153,9 +153,11 @@ async fn metrics_count_every_request_and_span_a_load_sent_and_pass_promtool() {
         301.0,
         "every body, the refused one too"
     );
-    // The server's p99 lies in the first bucket holding 99 % of the requests; loadgen's own
-    // p99 lies in that bucket or the one next to it (the server counts from when the kernel
-    // received each request: what it cannot see is the client's side of the loopback).
+    // The server's p99 lies in the first bucket holding 99 % of the requests. Its lower bound
+    // cannot exceed loadgen's p99: the server times from the kernel's receipt of each request
+    // to its answer, inside what the client waits. How close the two come is a figure of
+    // speed, measured in bench/ (`run.py --only telemetry`), not asserted here: under a
+    // loaded CI machine the client's own tail varies.
     let buckets: Vec<(f64, f64)> =
         samples(&text, "http_server_request_duration_seconds_bucket", &ok)
             .into_iter()
@@ -180,9 +182,10 @@ async fn metrics_count_every_request_and_span_a_load_sent_and_pass_promtool() {
         "server p99 in the bucket up to {} s; loadgen p99 {load_p99} s, in the bucket up to {} s",
         buckets[server].0, buckets[load].0
     );
+    let below = server.checked_sub(1).map_or(0.0, |b| buckets[b].0);
     assert!(
-        server.abs_diff(load) <= 1,
-        "server p99 in the bucket up to {} s, loadgen p99 {load_p99} s",
+        below <= load_p99,
+        "server p99 in ({below}, {}] s, loadgen p99 {load_p99} s",
         buckets[server].0
     );
     promtool_check(&text);
