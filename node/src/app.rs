@@ -17,7 +17,7 @@ use crate::history::api::QueryApi;
 use crate::history::cursor::Sealer;
 use crate::history::store::Stores;
 use crate::ingest::Ingest;
-use crate::net::auth::{Keys, Scope};
+use crate::net::auth::Keys;
 use crate::net::guard::{self, Guard, GuardSettings};
 use crate::pipeline::Pipeline;
 use crate::receiver;
@@ -43,6 +43,15 @@ async fn bind(what: &str, addr: &str) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("cannot listen for {what} on {addr}"))
 }
 
+/// Warns when `listener` is on a non-loopback address, saying what that exposes.
+fn warn_if_public(listener: &TcpListener, exposes: &str) {
+    if let Ok(addr) = listener.local_addr() {
+        if !addr.ip().is_loopback() {
+            warn!(%addr, "listening on a non-loopback address {exposes}");
+        }
+    }
+}
+
 /// The query API over the node's one `store` sink, with its keys and cursor key.
 fn query_api(
     settings: &QueryApiSettings,
@@ -56,7 +65,7 @@ fn query_api(
     };
     let keys = match &settings.keys {
         Some(path) => {
-            let keys = Keys::load_for(path, Scope::Query).context("--query-api-keys")?;
+            let keys = Keys::load_for(path, None).context("--query-api-keys")?;
             info!(keys = ?keys.names(), "the query API requires a key");
             Some(Arc::new(keys))
         }
@@ -121,7 +130,12 @@ impl RunningNode {
                 info!(keys = ?keys.names(), "receivers require a bearer token");
                 Some(keys)
             }
-            None => None,
+            None => {
+                for listener in [&http, &grpc, &health].into_iter().flatten() {
+                    warn_if_public(listener, "without --auth-token-file: anyone who can reach it may send telemetry (and /admin is refused there without a key)");
+                }
+                None
+            }
         };
         let guard = Guard::new(GuardSettings {
             keys,

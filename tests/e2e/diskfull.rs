@@ -390,7 +390,7 @@ async fn a_store_on_a_full_disk_stores_every_request_once_and_says_so_until_spac
         return;
     };
     let keys = mesh.path("query-keys");
-    std::fs::write(&keys, "reader=diskfull-query-key-0123456789\n").expect("key file");
+    std::fs::write(&keys, "reader:query=diskfull-query-key-0123456789\n").expect("key file");
     let api_port = free_port();
     let api = format!("127.0.0.1:{api_port}");
     let sink = format!("store:{}", tmpfs.dir.join("store").display());

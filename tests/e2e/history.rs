@@ -13,7 +13,7 @@ use crate::harness::*;
 const CHANNEL: &str = "e2e/history/telemetry";
 const RECEIVER: &str = "e2e/history/receiver";
 const KEEPER: &str = "e2e/history/keeper";
-/// The query API's key (a `query` key file line `reader=…`).
+/// The query API's key (a `query` key file line `reader:query=…`).
 const QUERY_KEY: &str = "query-key-0123456789abcdef";
 /// Another valid key of the same file (`auditor=…`).
 const OTHER_KEY: &str = "other-query-key-0123456789";
@@ -39,7 +39,7 @@ async fn mesh_keeping(mesh: &Mesh, store_options: &str, extra: &[String]) -> Kep
     let keys = mesh.path("query-keys");
     std::fs::write(
         &keys,
-        format!("# readers\nreader={QUERY_KEY}\nauditor={OTHER_KEY}\n"),
+        format!("# readers\nreader:query={QUERY_KEY}\nauditor:query={OTHER_KEY}\n"),
     )
     .unwrap();
     let api_port = free_port();

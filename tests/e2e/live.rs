@@ -152,8 +152,12 @@ async fn a_client_that_stops_reading_is_disconnected_while_the_others_get_everyt
     let mesh = Mesh::start();
     let health_port = free_port();
     let health_addr = format!("127.0.0.1:{health_port}");
-    let (_receiver, viewer, port, base) =
-        mesh_watched(&mesh, ";client-buffer=64", &["--health", &health_addr]).await;
+    let (_receiver, viewer, port, base) = mesh_watched(
+        &mesh,
+        ";client-buffer-bytes=2097152",
+        &["--health", &health_addr],
+    )
+    .await;
     let dir = mesh.dir.path();
     let reader = Client::start(
         dir,
@@ -230,11 +234,20 @@ async fn a_client_that_stops_reading_is_disconnected_while_the_others_get_everyt
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_live_view_with_a_token_file_refuses_strangers() {
+async fn the_live_view_with_a_token_file_refuses_strangers_and_ingest_keys() {
     let mesh = Mesh::start();
-    let tokens = mesh.path("tokens").display().to_string();
+    let viewer_token = "e2e-token-live-viewer-0b5d9e27";
+    let keys = mesh.path("live-keys");
+    std::fs::write(
+        &keys,
+        format!(
+            "viewer:live={viewer_token}\nteam-a:ingest={}\n",
+            TOKENS[0].1
+        ),
+    )
+    .unwrap();
     let (_receiver, _viewer, _port, base) =
-        mesh_watched(&mesh, &format!(";token-file={tokens}"), &[]).await;
+        mesh_watched(&mesh, &format!(";token-file={}", keys.display()), &[]).await;
     let http = base.replace("ws://", "http://");
     let client = reqwest::Client::new();
     let none = client
@@ -249,12 +262,23 @@ async fn the_live_view_with_a_token_file_refuses_strangers() {
         .await
         .unwrap();
     assert_eq!(wrong.status(), 403);
+    let ingest_key = client
+        .get(format!("{http}/ws/traces"))
+        .bearer_auth(TOKENS[0].1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ingest_key.status(),
+        403,
+        "an ingest key does not read the live feed"
+    );
     let dir = mesh.dir.path();
     let allowed = Client::start(
         dir,
         "allowed",
         &[
-            &format!("{base}/ws/traces?token={}", TOKENS[0].1),
+            &format!("{base}/ws/traces?token={viewer_token}"),
             "read",
             "0",
             "1",

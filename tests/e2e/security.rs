@@ -39,7 +39,7 @@ async fn post_authorized(port: u16, auth: &str, text: &str) -> reqwest::Response
 }
 
 /// `/health` as a holder of `token` sees it.
-async fn trusted_health(port: u16, token: &str) -> Value {
+async fn health_as(port: u16, token: &str) -> Value {
     let auth = bearer(token);
     get_json(
         &format!("http://127.0.0.1:{port}/health"),
@@ -122,7 +122,7 @@ async fn grpc_without_a_token_is_unauthenticated_and_with_a_wrong_one_permission
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn health_names_no_members_without_a_token() {
+async fn health_names_members_only_to_an_admin_key() {
     let (_mesh, _receiver, _participant, _out, port) = authenticated_mesh().await;
     let open = health_of(port).await;
     assert_eq!(open["node"]["state"], "active");
@@ -132,7 +132,12 @@ async fn health_names_no_members_without_a_token() {
         "{text}"
     );
 
-    let full = trusted_health(port, TOKENS[0].1).await;
+    let ingest_only = health_as(port, TOKENS[0].1).await;
+    assert!(
+        ingest_only.get("sinks").is_none() && !ingest_only.to_string().contains(PARTICIPANT),
+        "an ingest key sees the summary only: {ingest_only}"
+    );
+    let full = health_as(port, TOKENS[ADMIN_TOKEN].1).await;
     assert_eq!(full["node"]["joined"][0], PARTICIPANT);
 }
 
@@ -219,7 +224,7 @@ async fn an_admin_invites_and_removes_a_member_at_runtime() {
     // What is taken now waits for nobody that was removed.
     let after = post_authorized(port, &auth, "after").await;
     assert_eq!(after.status(), 200);
-    let full = trusted_health(port, TOKENS[0].1).await;
+    let full = health_as(port, TOKENS[ADMIN_TOKEN].1).await;
     assert_eq!(full["node"]["joined"], serde_json::json!([]), "{full}");
 }
 
@@ -424,4 +429,68 @@ async fn a_receiver_requiring_client_certificates_refuses_clients_without_one() 
         https_client(&certs).get(&url).send().await.is_err(),
         "a client without a certificate gets no answer"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_without_a_key_is_refused_on_a_non_loopback_address_and_the_start_warns() {
+    // The namespace only lends this host a non-loopback address: the host's end of its link.
+    let link = match crate::netns::Netns::create(2) {
+        Ok(link) => link,
+        Err(why) if !running_as_root() => {
+            eprintln!("skipped: this test needs root to create a network namespace: {why}");
+            return;
+        }
+        Err(why) => panic!("cannot create a network namespace as root: {why}"),
+    };
+    let mesh = Mesh::start();
+    let (_participant, _out) = mesh.sink_node("participant", PARTICIPANT, PARTICIPANT_ROLE);
+    let public = format!("{}:{}", link.host_ip, free_port());
+    let local_port = free_port();
+    let local = format!("127.0.0.1:{local_port}");
+    let mut args = moderator(CHANNEL, &[PARTICIPANT]);
+    args.extend(["--otlp-http", &public, "--health", &local]);
+    let receiver = mesh.node("receiver", RECEIVER, &args);
+    wait_state(local_port, "active", &receiver).await;
+    assert!(
+        receiver.stderr_text().contains("non-loopback address"),
+        "a listener open to the network without keys is warned about:\n{}",
+        receiver.stderr_text()
+    );
+    let client = reqwest::Client::new();
+    let invite = |base: String| {
+        let client = client.clone();
+        async move {
+            client
+                .post(format!("{base}/admin/invite"))
+                .header("content-type", "application/json")
+                .body(r#"{"name":"e2e/sec/stranger"}"#)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let refused = invite(format!("http://{public}")).await;
+    assert_eq!(refused.status(), 403);
+    assert!(refused.text().await.unwrap().contains("loopback"));
+    let summary = get_json(&format!("http://{public}/health"), &[]).await;
+    assert!(
+        summary.get("sinks").is_none() && !summary.to_string().contains(PARTICIPANT),
+        "the anonymous caller on the public address sees the summary only: {summary}"
+    );
+    let ingest = post_with_url(&format!("http://{public}/v1/logs"), record("still open")).await;
+    assert_eq!(ingest.status(), 200, "sending stays open without keys");
+    // On loopback, the same node still administers without a key.
+    let members = get_json(&format!("http://{local}/health"), &[]).await;
+    assert_eq!(members["node"]["joined"][0], PARTICIPANT);
+}
+
+/// POSTs an OTLP/JSON body to `url`.
+async fn post_with_url(url: &str, body: Vec<u8>) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
 }

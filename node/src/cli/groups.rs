@@ -391,9 +391,9 @@ pub struct QueryApiArgs {
     /// settings (--otlp-tls-cert, and --otlp-client-ca for client certificates).
     #[arg(long, env = "SLIM_NODE_QUERY_API", value_name = "HOST:PORT")]
     pub query_api: Option<String>,
-    /// Keys allowed to use the query API: `name=key` lines, keys of 16 characters or more;
-    /// clients send `Authorization: Bearer KEY`. Without it the API is open to anyone who
-    /// can reach it.
+    /// Keys allowed to use the query API: `name:query=KEY` lines (the scope is required),
+    /// keys of 16 characters or more; clients send `Authorization: Bearer KEY`. Without it
+    /// the API is open to anyone who can reach it.
     #[arg(long, env = "SLIM_NODE_QUERY_API_KEYS", value_name = "PATH")]
     pub query_api_keys: Option<PathBuf>,
     /// The key that seals paging cursors: 64 hex characters (`openssl rand -hex 32`).

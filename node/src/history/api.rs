@@ -223,7 +223,7 @@ mod tests {
 
     /// A key that may query, one that may not (ingest only), in a key file as
     /// `--query-api-keys` reads it.
-    const KEYS: &str = "reader=rrrrrrrrrrrrrrrrrrrr\nother=oooooooooooooooooooo\nsender:ingest=ssssssssssssssssssss\n";
+    const KEYS: &str = "reader:query=rrrrrrrrrrrrrrrrrrrr\nother:query=oooooooooooooooooooo\nsender:ingest=ssssssssssssssssssss\n";
     const READER: &str = "Bearer rrrrrrrrrrrrrrrrrrrr";
     const OTHER: &str = "Bearer oooooooooooooooooooo";
     const SENDER: &str = "Bearer ssssssssssssssssssss";
@@ -274,7 +274,7 @@ mod tests {
     fn query_keys() -> Keys {
         let mut file = tempfile::NamedTempFile::new().unwrap();
         file.write_all(KEYS.as_bytes()).unwrap();
-        Keys::load_for(file.path(), Scope::Query).unwrap()
+        Keys::load_for(file.path(), None).unwrap()
     }
 
     /// POSTs `body` (JSON) to `/api/logs/fetch` with `token`; the status and the body read

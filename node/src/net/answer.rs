@@ -109,6 +109,11 @@ impl Answer {
         .retry(Duration::from_secs(1))
     }
 
+    /// Not now, for the reason `message` gives; try again after `after`.
+    pub fn unavailable(message: impl Into<String>, after: Duration) -> Answer {
+        Answer::new(StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable, message).retry(after)
+    }
+
     /// A body that cannot be read, or a request that makes no sense.
     pub fn bad_request(message: impl Into<String>) -> Answer {
         Answer::new(StatusCode::BAD_REQUEST, Code::InvalidArgument, message)

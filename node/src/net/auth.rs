@@ -1,9 +1,10 @@
-//! Keys: bearer tokens from `--auth-token-file`, one `name=token` or `name:scope,…=token` per
-//! line (`#` comments). A key's scopes say what it may do: `ingest` (send telemetry, the
-//! default in `--auth-token-file`), `admin` (change a moderator's members) and `query` (read
-//! the store through the query API, the default in `--query-api-keys`). Each key has a name so logs can say
-//! which key did what; tokens never leave this module (no `Debug`, no `Display`) and are
-//! compared in constant time.
+//! Keys: bearer tokens, one `name:scope,…=token` per line (`#` comments). A key's scopes say
+//! what it may do: `ingest` (send telemetry), `admin` (change a moderator's members), `query`
+//! (read the store through the query API) and `live` (watch a `ws` live view). Only
+//! `--auth-token-file` takes a bare `name=token` line (an ingest key, as it always has): any
+//! other key file must name the scope, so one file's plain line never means another thing
+//! in another file. Each key has a name so logs can say which key did what; tokens never
+//! leave this module (no `Debug`, no `Display`) and are compared in constant time.
 
 use std::path::Path;
 
@@ -52,6 +53,8 @@ pub enum Scope {
     Admin,
     /// Read the store through the query API.
     Query,
+    /// Watch a `ws` live view.
+    Live,
 }
 
 impl Scope {
@@ -61,6 +64,7 @@ impl Scope {
             Scope::Ingest => "ingest",
             Scope::Admin => "admin",
             Scope::Query => "query",
+            Scope::Live => "live",
         }
     }
 
@@ -69,6 +73,7 @@ impl Scope {
             "ingest" => Some(Scope::Ingest),
             "admin" => Some(Scope::Admin),
             "query" => Some(Scope::Query),
+            "live" => Some(Scope::Live),
             _ => None,
         }
     }
@@ -83,12 +88,22 @@ pub struct KeyInfo {
 }
 
 impl KeyInfo {
-    /// A key with every scope (no token file: everyone may do everything).
-    pub fn anonymous(name: &str) -> KeyInfo {
+    /// The caller of a listener with no token file: it may ingest and, where the listener
+    /// allows it (loopback only), administer.
+    pub fn anonymous(name: &str, admin: bool) -> KeyInfo {
+        let mut scopes = vec![Scope::Ingest];
+        if admin {
+            scopes.push(Scope::Admin);
+        }
         KeyInfo {
             name: name.to_string(),
-            scopes: vec![Scope::Ingest, Scope::Admin],
+            scopes,
         }
+    }
+
+    /// Whether it may do any of `scopes`.
+    pub fn may_any(&self, scopes: &[Scope]) -> bool {
+        scopes.iter().any(|s| self.may(*s))
     }
 
     /// Whether it may do what `scope` covers.
@@ -125,27 +140,28 @@ fn digest(token: &[u8]) -> [u8; 32] {
 }
 
 impl Keys {
-    /// Reads a token file whose keys may ingest unless their line says otherwise.
+    /// Reads `--auth-token-file`: a bare `name=token` line is an ingest key.
     pub fn load(path: &Path) -> Result<Keys, AuthError> {
-        Keys::load_for(path, Scope::Ingest)
+        Keys::load_for(path, Some(Scope::Ingest))
     }
 
-    /// Reads a key file whose keys have `scope` unless their line says otherwise.
-    pub fn load_for(path: &Path, scope: Scope) -> Result<Keys, AuthError> {
+    /// Reads a key file whose bare lines have scope `default`; with `None`, every line must
+    /// name its scopes (`name:scope,…=token`).
+    pub fn load_for(path: &Path, default: Option<Scope>) -> Result<Keys, AuthError> {
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| AuthError::Read {
             path: shown.clone(),
             reason: e.to_string(),
         })?;
-        Keys::parse_for(&text, &shown, scope)
+        Keys::parse_for(&text, &shown, default)
     }
 
     #[cfg(test)]
     fn parse(text: &str, path: &str) -> Result<Keys, AuthError> {
-        Keys::parse_for(text, path, Scope::Ingest)
+        Keys::parse_for(text, path, Some(Scope::Ingest))
     }
 
-    fn parse_for(text: &str, path: &str, default: Scope) -> Result<Keys, AuthError> {
+    fn parse_for(text: &str, path: &str, default: Option<Scope>) -> Result<Keys, AuthError> {
         let mut keys: Vec<Key> = Vec::new();
         for (i, raw) in text.lines().enumerate() {
             let line = raw.trim();
@@ -162,14 +178,21 @@ impl Keys {
                 .ok_or_else(|| bad("expected `name=token` or `name:scope,…=token`".into()))?;
             let (name, token) = (name.trim(), token.trim());
             let (name, scopes) = match name.split_once(':') {
-                None => (name, vec![default]),
+                None => match default {
+                    Some(scope) => (name, vec![scope]),
+                    None => {
+                        return Err(bad(format!(
+                            "key {name:?} names no scope: write it as `{name}:SCOPE=TOKEN` (SCOPE: query, live, ingest or admin); only --auth-token-file reads a bare line, as an ingest key"
+                        )))
+                    }
+                },
                 Some((name, list)) => {
                     let scopes = list
                         .split(',')
                         .map(|s| {
                             Scope::parse(s.trim()).ok_or_else(|| {
                                 bad(format!(
-                                    "unknown scope {:?}: expected ingest, admin or query",
+                                    "unknown scope {:?}: expected ingest, admin, query or live",
                                     s.trim()
                                 ))
                             })
@@ -311,6 +334,21 @@ mod tests {
             keys().check(Some(b"Bearer aaaaaaaaaaaaaaaaaaab")),
             Verdict::Wrong
         );
+    }
+
+    #[test]
+    fn a_bare_line_is_refused_where_no_scope_is_implied() {
+        let err = Keys::parse_for("reader=0123456789abcdef0\n", "f", None)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("reader:SCOPE=TOKEN"), "{err}");
+        assert!(!err.contains("0123456789abcdef0"), "{err}");
+        let keys = Keys::parse_for("viewer:live=0123456789abcdef0\n", "f", None).unwrap();
+        let Verdict::Known(viewer) = keys.check(Some(b"Bearer 0123456789abcdef0")) else {
+            panic!()
+        };
+        assert!(viewer.may(Scope::Live) && !viewer.may(Scope::Ingest));
     }
 
     #[test]

@@ -2,7 +2,12 @@
 //! authentication, a per-key rate limit and a cap on concurrent requests. It answers as
 //! the protocol expects: OTLP/HTTP status codes with a `Status` body, or gRPC status codes
 //! (UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED / UNAVAILABLE + RetryInfo).
-//! The health paths are open; `/health` learns from the guard whether the caller is authenticated.
+//! The health paths are open; `/health` learns from the guard whether the caller may see
+//! everything (the `admin` scope).
+//!
+//! With no token file every caller may ingest, but only a connection that arrived on a
+//! loopback address may administer (`/admin`) or read the full `/health`: anyone who can
+//! reach a public port must not change the group's members or read backend errors.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -24,12 +29,12 @@ use crate::net::http::{is_health_path, request_format};
 /// Key name used for rate limiting when no token file is configured.
 const ANONYMOUS: &str = "anonymous";
 
-/// Whether a `/health` caller may see everything (a known key, or no token file at all);
-/// put into the request's extensions.
+/// Whether a `/health` caller may see everything (a key with the `admin` scope, or no token
+/// file and a loopback connection); put into the request's extensions.
 #[derive(Debug, Clone, Copy)]
 pub struct Caller {
-    /// A known key, or no token file.
-    pub trusted: bool,
+    /// May see members, channels, sinks and their errors.
+    pub admin: bool,
 }
 
 /// What the guard enforces.
@@ -69,7 +74,7 @@ impl Guard {
 pub async fn check(State(guard): State<Guard>, mut req: Request, next: Next) -> Response {
     let grpc = is_grpc(&req);
     let verdict = match &guard.0.keys {
-        None => Verdict::Known(KeyInfo::anonymous(ANONYMOUS)),
+        None => Verdict::Known(KeyInfo::anonymous(ANONYMOUS, arrived_on_loopback(&req))),
         Some(keys) => keys.check(
             req.headers()
                 .get(header::AUTHORIZATION)
@@ -77,8 +82,8 @@ pub async fn check(State(guard): State<Guard>, mut req: Request, next: Next) -> 
         ),
     };
     if is_health_path(req.uri().path()) {
-        let trusted = matches!(verdict, Verdict::Known(_));
-        req.extensions_mut().insert(Caller { trusted });
+        let admin = matches!(&verdict, Verdict::Known(key) if key.may(Scope::Admin));
+        req.extensions_mut().insert(Caller { admin });
         return next.run(req).await;
     }
     let key = match verdict {
@@ -102,6 +107,14 @@ pub async fn check(State(guard): State<Guard>, mut req: Request, next: Next) -> 
         Scope::Ingest
     };
     if !key.may(needs) {
+        if guard.0.keys.is_none() {
+            warn!(path = %req.uri().path(), "refused /admin to a caller without a key on a non-loopback address: set --auth-token-file with an `admin` key, or call it on 127.0.0.1");
+            return refuse(
+                &req,
+                grpc,
+                Answer::forbidden("/admin is served without a key only on a loopback address; this node has no --auth-token-file"),
+            );
+        }
         warn!(key = %key.name, path = %req.uri().path(), scope = ?needs, "refused a key without the scope for this");
         return refuse(
             &req,
@@ -122,6 +135,13 @@ pub async fn check(State(guard): State<Guard>, mut req: Request, next: Next) -> 
     };
     debug!(%key, path = %req.uri().path(), "request admitted");
     next.run(req).await
+}
+
+/// Whether the request's connection arrived on a loopback address (unknown: no).
+fn arrived_on_loopback(req: &Request) -> bool {
+    req.extensions()
+        .get::<crate::net::http_server::LocalAddr>()
+        .is_some_and(|local| local.0.ip().is_loopback())
 }
 
 fn is_grpc(req: &Request) -> bool {
@@ -182,10 +202,10 @@ mod tests {
     /// the health handler says whether the guard trusted the caller.
     fn app(guard: Guard) -> Router {
         let health = |Extension(caller): Extension<Caller>| async move {
-            if caller.trusted {
-                "trusted"
+            if caller.admin {
+                "full"
             } else {
-                "untrusted"
+                "summary"
             }
         };
         Router::new()
@@ -198,7 +218,21 @@ mod tests {
     }
 
     async fn call(app: &Router, method: &str, path: &str, token: Option<&str>) -> Response {
-        let mut req = HttpRequest::builder().method(method).uri(path);
+        call_on(app, "127.0.0.1:4318", method, path, token).await
+    }
+
+    /// Calls `path` as a connection that arrived on the address `local` would.
+    async fn call_on(
+        app: &Router,
+        local: &str,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+    ) -> Response {
+        let mut req = HttpRequest::builder()
+            .method(method)
+            .uri(path)
+            .extension(crate::net::http_server::LocalAddr(local.parse().unwrap()));
         if let Some(token) = token {
             req = req.header(header::AUTHORIZATION, token);
         }
@@ -248,11 +282,24 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn without_a_token_file_a_request_without_a_token_is_let_through() {
+    async fn without_a_token_file_a_caller_on_loopback_may_administer() {
         let app = app(guard(None, None, 8));
         let r = call(&app, "POST", "/admin/members", None).await;
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(body(r).await, "administered");
+        assert_eq!(body(call(&app, "GET", "/health", None).await).await, "full");
+    }
+
+    #[tokio::test]
+    async fn without_a_token_file_admin_is_refused_on_a_non_loopback_address() {
+        let app = app(guard(None, None, 8));
+        let r = call_on(&app, "10.1.2.3:4318", "POST", "/admin/members", None).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        assert!(body(r).await.contains("loopback"));
+        let health = call_on(&app, "10.1.2.3:4318", "GET", "/health", None).await;
+        assert_eq!(body(health).await, "summary");
+        let r = call_on(&app, "10.1.2.3:4318", "POST", "/v1/traces", None).await;
+        assert_eq!(r.status(), StatusCode::OK, "ingest stays open");
     }
 
     #[tokio::test]
@@ -378,15 +425,17 @@ mod tests {
         for path in ["/health", "/health/live", "/health/ready"] {
             let r = call(&app, "GET", path, None).await;
             assert_eq!(r.status(), StatusCode::OK, "{path}");
-            assert_eq!(body(r).await, "untrusted", "{path}");
+            assert_eq!(body(r).await, "summary", "{path}");
         }
     }
 
     #[tokio::test]
-    async fn health_learns_that_a_caller_with_a_known_key_is_trusted() {
+    async fn health_is_full_for_an_admin_key_only() {
         let app = app(guard(Some(keys()), None, 8));
+        let r = call(&app, "GET", "/health", Some(OPS)).await;
+        assert_eq!(body(r).await, "full");
         let r = call(&app, "GET", "/health", Some(TEAM_A)).await;
-        assert_eq!(body(r).await, "trusted");
+        assert_eq!(body(r).await, "summary", "an ingest key sees the summary");
         let r = call(
             &app,
             "GET",
@@ -394,7 +443,7 @@ mod tests {
             Some("Bearer not-a-key-of-this-node"),
         )
         .await;
-        assert_eq!(body(r).await, "untrusted");
+        assert_eq!(body(r).await, "summary");
     }
 
     #[tokio::test]

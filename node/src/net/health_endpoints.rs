@@ -61,10 +61,9 @@ fn health_of(watched: &Watched) -> slim_roles::Health {
 
 async fn full(State(watched): State<Watched>, caller: Option<axum::Extension<Caller>>) -> Response {
     let health = health_of(&watched);
-    // Names of members and channels are for those holding a key; without a token file
-    // every caller is trusted (the guard says so).
-    let trusted = caller.is_some_and(|c| c.trusted);
-    let body = if trusted {
+    // Names of members and channels, and backends' errors, are for the admin scope (the
+    // guard says who has it).
+    let body = if caller.is_some_and(|c| c.admin) {
         let mut body = serde_json::to_value(&health).unwrap_or_default();
         let sinks: Vec<_> = watched.sinks.iter().map(SinkHandle::report).collect();
         body["stats"] = stats(&health, &sinks);

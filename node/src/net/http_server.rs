@@ -31,6 +31,10 @@ pub struct ConnLimits {
     pub drain: Duration,
 }
 
+/// The address a connection arrived on (this side's), put on each of its requests.
+#[derive(Debug, Clone, Copy)]
+pub struct LocalAddr(pub SocketAddr);
+
 /// Largest request head (HTTP/1.1 buffer, HTTP/2 header list); beyond it 431 or a reset.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
@@ -78,14 +82,18 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
+        let local = stream.local_addr().ok();
         let (stream, arrival) = Stamped::new(stream);
         // Each request carries where its connection came from (for samples in the log) and
         // when its first bytes arrived (for its duration).
-        let service = TowerToHyperService::new(
-            app.clone()
-                .layer(axum::Extension(crate::net::sample::PeerAddr(peer)))
-                .layer(axum::Extension(arrival)),
-        );
+        let mut app = app
+            .clone()
+            .layer(axum::Extension(crate::net::sample::PeerAddr(peer)))
+            .layer(axum::Extension(arrival));
+        if let Some(local) = local {
+            app = app.layer(axum::Extension(LocalAddr(local)));
+        }
+        let service = TowerToHyperService::new(app);
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let first_bytes = limits.header_read_timeout;

@@ -2,32 +2,35 @@
 //! `/ws/logs` and `/ws/all` on its own address; each text frame is one OTLP/JSON export request
 //! as the OTLP specification renders it (`/ws/all` wraps it: `{"signal","from",
 //! "verified_sender","payload"}`). `?service.name=NAME` keeps only requests with a resource of
-//! that service. Many clients: each gets what arrives through a bounded buffer, and one that
-//! falls behind it (or cannot take a frame within 5 s) is disconnected with close code 1008,
-//! counted — it never slows the channel or the other clients. Pings every 20 s; a clean close
-//! (1001) when the node stops. Never holds acknowledgements back: live data, not durable.
+//! that service. Each request is rendered once and shared by every client's queue; a client's
+//! queue is bounded in bytes, and one that falls behind it (or cannot take a frame within 5 s)
+//! is disconnected with close code 1008, counted — it never slows the channel or the other
+//! clients. At most `max-clients` clients at once (beyond it 503 before the upgrade); a client
+//! may send small control messages only (anything larger closes it with 1009). Pings every
+//! 20 s; a clean close (1001) when the node stops. Never holds acknowledgements back: live
+//! data, not durable.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use fastwebsockets::{Frame, OpCode, Payload};
+use fastwebsockets::{Frame, OpCode, Payload, WebSocketError};
 use serde::Serialize;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::kind::{OptionSpec, SinkKind, SinkSpec};
 use crate::config::defaults;
 use crate::net::answer::Answer;
-use crate::net::auth::{Keys, Verdict};
+use crate::net::auth::{Keys, Scope, Verdict};
 use crate::net::http::Format;
 use crate::pipeline::QueueKind;
 use crate::pipeline::{Sink, SinkFuture, SinkInput};
@@ -45,10 +48,24 @@ pub static KIND: SinkKind = SinkKind {
 
 static OPTIONS: &[OptionSpec] = &[
     OptionSpec {
-        key: "client-buffer",
+        key: "client-buffer-bytes",
+        value: "BYTES",
+        default: "16777216",
+        help: "bytes of frames a client may be behind before it is disconnected (close code 1008); the frames themselves are shared by all clients",
+        repeats: false,
+    },
+    OptionSpec {
+        key: "max-clients",
         value: "N",
-        default: "1024",
-        help: "requests a client may be behind before it is disconnected (close code 1008)",
+        default: "64",
+        help: "clients connected at once; beyond it an upgrade is answered 503 with Retry-After",
+        repeats: false,
+    },
+    OptionSpec {
+        key: "origins",
+        value: "ORIGIN,…",
+        default: "same origin with token-file, any without",
+        help: "browser origins allowed to connect (`https://grafana.example.com`, or `*` for any); a request from another origin is 403. Clients that send no `Origin` (not browsers) are not affected",
         repeats: false,
     },
     OptionSpec {
@@ -69,7 +86,7 @@ static OPTIONS: &[OptionSpec] = &[
         key: "token-file",
         value: "PATH",
         default: "open",
-        help: "require a bearer token (`Authorization: Bearer KEY`, or `?token=KEY` for browsers) from this token file, as `--auth-token-file` reads it (any scope)",
+        help: "require a bearer token (`Authorization: Bearer KEY`, or `?token=KEY` for browsers) of a key with the `live` or `query` scope, one `name:live=TOKEN` per line; an ingest key is refused (403)",
         repeats: false,
     },
 ];
@@ -78,6 +95,10 @@ static OPTIONS: &[OptionSpec] = &[
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often clients are pinged.
 const PING_EVERY: Duration = Duration::from_secs(20);
+/// Largest message a client may send: clients only answer pings and close.
+const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+/// Close code for a client that sent a message larger than [`MAX_CLIENT_MESSAGE`].
+const CLOSE_TOO_BIG: u16 = 1009;
 
 /// One request, rendered once for every client.
 struct Rendered {
@@ -87,25 +108,183 @@ struct Rendered {
     all: String,
 }
 
+impl Rendered {
+    /// The frame a client of the `/ws/all` path (`all`) or of one signal gets.
+    fn text(&self, all: bool) -> &[u8] {
+        if all {
+            self.all.as_bytes()
+        } else {
+            self.json.as_bytes()
+        }
+    }
+}
+
 /// Counters for `/health` (the sink's `detail`).
 #[derive(Default)]
-struct Clients {
-    connected: AtomicU64,
+struct Counters {
     served: AtomicU64,
     slow: AtomicU64,
+    refused_full: AtomicU64,
 }
 
 #[derive(Serialize)]
 struct ClientsReport {
-    connected: u64,
+    connected: usize,
     served: u64,
     disconnected_slow: u64,
+    refused_full: u64,
+    buffered_bytes: usize,
+}
+
+/// A connected client as the sink's loop sees it.
+struct Subscriber {
+    watch: Watch,
+    frames: mpsc::UnboundedSender<Arc<Rendered>>,
+    /// Bytes of frames queued for it and not yet written.
+    queued: Arc<AtomicUsize>,
+    /// Fired when it fell more than the buffer behind.
+    behind: CancellationToken,
+}
+
+/// A client's end of its queue.
+struct Subscription {
+    frames: mpsc::UnboundedReceiver<Arc<Rendered>>,
+    queued: Arc<AtomicUsize>,
+    behind: CancellationToken,
+}
+
+/// Hands each frame to the clients that want it. Every client's queue holds the same `Arc`
+/// of a frame, so a slow client costs the bytes it is behind (bounded), never a copy.
+struct Fanout {
+    subscribers: Mutex<Vec<Subscriber>>,
+    limit: usize,
+    counters: Counters,
+}
+
+impl Fanout {
+    fn new(limit: usize) -> Fanout {
+        Fanout {
+            subscribers: Mutex::new(Vec::new()),
+            limit,
+            counters: Counters::default(),
+        }
+    }
+
+    fn subscribe(&self, watch: Watch) -> Subscription {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let behind = CancellationToken::new();
+        self.lock().push(Subscriber {
+            watch,
+            frames: tx,
+            queued: queued.clone(),
+            behind: behind.clone(),
+        });
+        Subscription {
+            frames: rx,
+            queued,
+            behind,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Subscriber>> {
+        self.subscribers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Queues `frame` for every client that wants it. A client already behind whose queue
+    /// would then pass the limit is told so and dropped; a client that is caught up takes
+    /// any frame, however large.
+    fn offer(&self, frame: &Arc<Rendered>) {
+        self.lock().retain(|s| {
+            if !wanted(&s.watch, frame) {
+                return !s.frames.is_closed();
+            }
+            let size = frame.text(s.watch.all).len();
+            let queued = s.queued.load(Ordering::Acquire);
+            if queued > 0 && queued + size > self.limit {
+                self.counters.slow.fetch_add(1, Ordering::Relaxed);
+                warn!(
+                    behind_bytes = queued,
+                    limit = self.limit,
+                    "disconnected a WebSocket client that could not keep up: it fell more than client-buffer-bytes behind"
+                );
+                s.behind.cancel();
+                return false;
+            }
+            s.queued.fetch_add(size, Ordering::AcqRel);
+            s.frames.send(frame.clone()).is_ok()
+        });
+    }
+
+    fn report(&self, connected: usize) -> serde_json::Value {
+        let buffered_bytes = self
+            .lock()
+            .iter()
+            .map(|s| s.queued.load(Ordering::Relaxed))
+            .sum();
+        serde_json::to_value(ClientsReport {
+            connected,
+            served: self.counters.served.load(Ordering::Relaxed),
+            disconnected_slow: self.counters.slow.load(Ordering::Relaxed),
+            refused_full: self.counters.refused_full.load(Ordering::Relaxed),
+            buffered_bytes,
+        })
+        .unwrap_or_default()
+    }
+}
+
+/// Which browser origins may connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Origins {
+    /// Any.
+    Any,
+    /// Only pages served from the view's own address (`Origin` matches `Host`).
+    Same,
+    /// These (`scheme://host[:port]`, compared without case).
+    Listed(Vec<String>),
+}
+
+impl Origins {
+    fn of(spec: &SinkSpec, has_keys: bool) -> Origins {
+        match spec.option("origins") {
+            Some(list) if list.split(',').any(|o| o.trim() == "*") => Origins::Any,
+            Some(list) => Origins::Listed(
+                list.split(',')
+                    .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
+                    .filter(|o| !o.is_empty())
+                    .collect(),
+            ),
+            None if has_keys => Origins::Same,
+            None => Origins::Any,
+        }
+    }
+
+    /// Whether a request with these headers may connect.
+    fn allow(&self, headers: &HeaderMap) -> bool {
+        let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+            return true;
+        };
+        let origin = origin.trim_end_matches('/').to_ascii_lowercase();
+        match self {
+            Origins::Any => true,
+            Origins::Listed(list) => list.contains(&origin),
+            Origins::Same => {
+                let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+                let authority = origin.split_once("://").map(|(_, a)| a);
+                matches!((host, authority), (Some(h), Some(a)) if h.eq_ignore_ascii_case(a))
+            }
+        }
+    }
 }
 
 /// The sink.
 pub struct WsSink {
     listener: std::net::TcpListener,
-    buffer: usize,
+    buffer_bytes: usize,
+    max_clients: usize,
+    origins: Origins,
     keys: Option<Arc<Keys>>,
     tls: Option<tokio_rustls::TlsAcceptor>,
 }
@@ -118,8 +297,16 @@ impl WsSink {
             .map_err(|e| anyhow::anyhow!("sink ws: cannot listen on {addr}: {e}"))?;
         listener.set_nonblocking(true)?;
         let keys = match spec.option("token-file") {
-            Some(path) => Some(Arc::new(Keys::load(std::path::Path::new(path))?)),
-            None => None,
+            Some(path) => Some(Arc::new(
+                Keys::load_for(std::path::Path::new(path), None)
+                    .map_err(|e| anyhow::anyhow!("sink ws: token-file: {e}"))?,
+            )),
+            None => {
+                if listener.local_addr().is_ok_and(|a| !a.ip().is_loopback()) {
+                    warn!(%addr, "the ws live view listens on a non-loopback address without token-file: anyone who can reach it watches everything the node receives");
+                }
+                None
+            }
         };
         let tls = match (spec.option("tls-cert"), spec.option("tls-key")) {
             (Some(cert), Some(key)) => Some(crate::net::tls::acceptor(&slim_roles::ServerTls {
@@ -134,7 +321,9 @@ impl WsSink {
         };
         Ok(WsSink {
             listener,
-            buffer: spec.value::<usize>("client-buffer")?.max(1),
+            buffer_bytes: spec.value::<usize>("client-buffer-bytes")?.max(1),
+            max_clients: spec.value::<usize>("max-clients")?.max(1),
+            origins: Origins::of(spec, keys.is_some()),
             keys,
             tls,
         })
@@ -149,18 +338,28 @@ impl Sink for WsSink {
 
 #[derive(Clone)]
 struct Shared {
-    frames: broadcast::Sender<Arc<Rendered>>,
+    fanout: Arc<Fanout>,
     keys: Option<Arc<Keys>>,
-    clients: Arc<Clients>,
+    origins: Arc<Origins>,
+    /// One permit per connected client, held until it leaves.
+    places: Arc<Semaphore>,
+    max_clients: usize,
     stop: CancellationToken,
 }
 
+impl Shared {
+    fn connected(&self) -> usize {
+        self.max_clients - self.places.available_permits()
+    }
+}
+
 async fn run(sink: WsSink, mut input: SinkInput) {
-    let (frames, _) = broadcast::channel(sink.buffer);
     let shared = Shared {
-        frames,
+        fanout: Arc::new(Fanout::new(sink.buffer_bytes)),
         keys: sink.keys,
-        clients: Arc::new(Clients::default()),
+        origins: Arc::new(sink.origins),
+        places: Arc::new(Semaphore::new(sink.max_clients)),
+        max_clients: sink.max_clients,
         stop: CancellationToken::new(),
     };
     let listener = match tokio::net::TcpListener::from_std(sink.listener) {
@@ -172,7 +371,8 @@ async fn run(sink: WsSink, mut input: SinkInput) {
         .route("/ws/{path}", get(upgrade))
         .with_state(shared.clone());
     let limits = crate::net::http_server::ConnLimits {
-        max_connections: 1024,
+        // Connections that are not (yet) clients: upgrades in progress and refusals.
+        max_connections: 256,
         header_read_timeout: Duration::from_secs(defaults::HEADER_READ_TIMEOUT_SECS),
         drain: Duration::from_secs(2),
     };
@@ -189,7 +389,7 @@ async fn run(sink: WsSink, mut input: SinkInput) {
             if input.is_stopping() {
                 break;
             }
-            input.set_detail(report(&shared.clients));
+            input.set_detail(shared.fanout.report(shared.connected()));
             continue;
         };
         let d = &item.delivered;
@@ -201,28 +401,19 @@ async fn run(sink: WsSink, mut input: SinkInput) {
             serde_json::to_string(&d.from).unwrap_or_default(),
             serde_json::to_string(&d.verified_sender).unwrap_or_default(),
         );
-        let frame = Rendered {
+        let frame = Arc::new(Rendered {
             signal: d.payload.signal(),
             services: request.summary().services.into_iter().collect(),
             json,
             all,
-        };
+        });
         // No client connected is fine: live data goes to whoever watches.
-        let _ = shared.frames.send(Arc::new(frame));
+        shared.fanout.offer(&frame);
         input.delivered(std::slice::from_ref(&item));
-        input.set_detail(report(&shared.clients));
+        input.set_detail(shared.fanout.report(shared.connected()));
     }
     shared.stop.cancel();
     let _ = server.await;
-}
-
-fn report(clients: &Clients) -> serde_json::Value {
-    serde_json::to_value(ClientsReport {
-        connected: clients.connected.load(Ordering::Relaxed),
-        served: clients.served.load(Ordering::Relaxed),
-        disconnected_slow: clients.slow.load(Ordering::Relaxed),
-    })
-    .unwrap_or_default()
 }
 
 /// What a client watches.
@@ -257,16 +448,41 @@ async fn upgrade(
             .map(|v| v.as_bytes().to_vec())
             .or_else(|| from_query.map(String::into_bytes));
         match keys.check(presented.as_deref()) {
-            Verdict::Known(_) => {}
+            Verdict::Known(key) if key.may_any(&[Scope::Live, Scope::Query]) => {}
+            Verdict::Known(key) => {
+                warn!(key = %key.name, "refused a live view client whose key has neither the `live` nor the `query` scope");
+                return Answer::forbidden("this key has no `live` scope").http(Format::Json);
+            }
             Verdict::Missing => return Answer::unauthenticated().http(Format::Json),
             Verdict::Wrong => {
                 return Answer::forbidden("the bearer token is not valid").http(Format::Json)
             }
         }
     }
+    if !shared.origins.allow(req.headers()) {
+        return Answer::forbidden(
+            "this page's origin may not open the live view: add it to the sink's origins=",
+        )
+        .http(Format::Json);
+    }
     if !fastwebsockets::upgrade::is_upgrade_request(&req) {
         return Answer::bad_request("expected a WebSocket upgrade").http(Format::Json);
     }
+    let Ok(place) = shared.places.clone().try_acquire_owned() else {
+        shared
+            .fanout
+            .counters
+            .refused_full
+            .fetch_add(1, Ordering::Relaxed);
+        return Answer::unavailable(
+            format!(
+                "the live view serves at most {} clients at once (max-clients); retry later",
+                shared.max_clients
+            ),
+            Duration::from_secs(5),
+        )
+        .http(Format::Json);
+    };
     let (response, upgraded) = match fastwebsockets::upgrade::upgrade(&mut req) {
         Ok(pair) => pair,
         Err(err) => {
@@ -278,13 +494,12 @@ async fn upgrade(
         all,
         service: query.get("service.name").cloned(),
     };
-    let frames = shared.frames.subscribe();
     tokio::spawn(async move {
         match upgraded.await {
-            Ok(ws) => {
-                shared.clients.connected.fetch_add(1, Ordering::Relaxed);
-                serve_client(ws, frames, watch, &shared).await;
-                shared.clients.connected.fetch_sub(1, Ordering::Relaxed);
+            Ok(mut ws) => {
+                ws.set_max_message_size(MAX_CLIENT_MESSAGE);
+                let subscription = shared.fanout.subscribe(watch.clone());
+                serve_client(ws, subscription, watch.all, &shared, place).await;
             }
             Err(err) => debug!(%err, "a WebSocket upgrade failed"),
         }
@@ -300,12 +515,14 @@ async fn upgrade(
 
 type Upgraded = hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>;
 
-/// Sends `watch`'s frames to one client until it leaves, falls behind, or the node stops.
+/// Sends a client its frames until it leaves, falls behind, or the node stops; `_place`
+/// counts it against `max-clients` until then.
 async fn serve_client(
     ws: fastwebsockets::WebSocket<Upgraded>,
-    mut frames: broadcast::Receiver<Arc<Rendered>>,
-    watch: Watch,
+    mut subscription: Subscription,
+    all: bool,
     shared: &Shared,
+    _place: OwnedSemaphorePermit,
 ) {
     let (mut read, mut write) = ws.split(tokio::io::split);
     // What the reader must answer (pongs, the close reply) goes through the writer.
@@ -324,6 +541,14 @@ async fn serve_client(
             match read.read_frame(&mut send).await {
                 Ok(frame) if frame.opcode == OpCode::Close => break,
                 Ok(_) => {}
+                Err(WebSocketError::FrameTooLarge) => {
+                    debug!("closed a WebSocket client that sent a message over {MAX_CLIENT_MESSAGE} bytes");
+                    let mut close = vec![OpCode::Close as u8];
+                    close.extend_from_slice(&CLOSE_TOO_BIG.to_be_bytes());
+                    close.extend_from_slice(b"message too big");
+                    let _ = obligated_tx.send(close).await;
+                    break;
+                }
                 Err(_) => break,
             }
         }
@@ -334,9 +559,9 @@ async fn serve_client(
     let close = |code: u16, reason: &'static str| Frame::close(code, reason.as_bytes());
     loop {
         let frame = tokio::select! {
+            // What the reader owes (a close reply above all) goes before noticing it left.
+            biased;
             _ = shared.stop.cancelled() => Some(close(1001, "the node is stopping")),
-            _ = left.cancelled() => None,
-            _ = ping.tick() => Some(Frame::new(true, OpCode::Ping, None, Payload::Owned(Vec::new()))),
             owed = obligated.recv() => match owed {
                 Some(owed) if !owed.is_empty() => {
                     let opcode = if owed[0] == OpCode::Close as u8 { OpCode::Close } else { OpCode::Pong };
@@ -344,29 +569,27 @@ async fn serve_client(
                 }
                 _ => None,
             },
-            next = frames.recv() => match next {
-                Ok(f) => {
-                    if !wanted(&watch, &f) {
-                        continue;
-                    }
-                    let text = if watch.all { f.all.clone() } else { f.json.clone() };
-                    match send(&mut write, Frame::text(Payload::Owned(text.into_bytes()))).await {
+            _ = left.cancelled() => None,
+            _ = subscription.behind.cancelled() => Some(close(1008, "too slow: fell behind the live view")),
+            _ = ping.tick() => Some(Frame::new(true, OpCode::Ping, None, Payload::Owned(Vec::new()))),
+            next = subscription.frames.recv() => match next {
+                Some(f) => {
+                    let text = f.text(all);
+                    match send(&mut write, Frame::text(Payload::Borrowed(text))).await {
                         Ok(()) => {
-                            shared.clients.served.fetch_add(1, Ordering::Relaxed);
+                            subscription.queued.fetch_sub(text.len(), Ordering::AcqRel);
+                            shared.fanout.counters.served.fetch_add(1, Ordering::Relaxed);
                             continue;
                         }
                         Err(Failed::Stuck) => {
-                            slow(shared, &format!("a frame did not reach it within {WRITE_TIMEOUT:?}"));
+                            shared.fanout.counters.slow.fetch_add(1, Ordering::Relaxed);
+                            warn!(reason = %format!("a frame did not reach it within {WRITE_TIMEOUT:?}"), "disconnected a WebSocket client that could not keep up");
                             break;
                         }
                         Err(Failed::Gone) => break,
                     }
                 }
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    slow(shared, &format!("it fell {missed} requests behind"));
-                    Some(close(1008, "too slow: fell behind the live view"))
-                }
-                Err(broadcast::error::RecvError::Closed) => Some(close(1001, "the node is stopping")),
+                None => Some(close(1001, "the node is stopping")),
             },
         };
         let Some(frame) = frame else { break };
@@ -398,14 +621,6 @@ async fn send(
     }
 }
 
-fn slow(shared: &Shared, why: &str) {
-    shared.clients.slow.fetch_add(1, Ordering::Relaxed);
-    warn!(
-        reason = why,
-        "disconnected a WebSocket client that could not keep up"
-    );
-}
-
 /// Whether a client watching `watch` gets `frame`.
 fn wanted(watch: &Watch, frame: &Rendered) -> bool {
     watch.signal.is_none_or(|s| s == frame.signal)
@@ -428,6 +643,7 @@ mod tests {
     /// Bound time for anything the tests wait for.
     const PATIENCE: Duration = Duration::from_secs(30);
     const TOKEN: &str = "wwwwwwwwwwwwwwwwwwww";
+    const INGEST_TOKEN: &str = "iiiiiiiiiiiiiiiiiiii";
 
     /// A live view sink started on a free port with `options` (`;KEY=VALUE`…), fed by the
     /// returned handle's queue; `_keep` holds what must outlive it (its token file).
@@ -444,9 +660,15 @@ mod tests {
         }
 
         fn start_with_token() -> Running {
+            Running::start_with_token_and("")
+        }
+
+        /// With a token file holding a `live` key ([`TOKEN`]) and an ingest key
+        /// ([`INGEST_TOKEN`]), and `options`.
+        fn start_with_token_and(options: &str) -> Running {
             let mut file = tempfile::NamedTempFile::new().unwrap();
-            writeln!(file, "viewer={TOKEN}").unwrap();
-            let options = format!(";token-file={}", file.path().display());
+            writeln!(file, "viewer:live={TOKEN}\nsender:ingest={INGEST_TOKEN}").unwrap();
+            let options = format!(";token-file={}{options}", file.path().display());
             Running::start_with(&options, Some(file))
         }
 
@@ -518,6 +740,16 @@ mod tests {
         path_and_query: &str,
         authorization: Option<&str>,
     ) -> Result<Client, WebSocketError> {
+        connect_from(addr, path_and_query, authorization, None).await
+    }
+
+    /// [`connect`] as a browser page of `origin` would.
+    async fn connect_from(
+        addr: SocketAddr,
+        path_and_query: &str,
+        authorization: Option<&str>,
+        origin: Option<&str>,
+    ) -> Result<Client, WebSocketError> {
         let stream = tokio::net::TcpStream::connect(addr).await?;
         let mut req = http::Request::builder()
             .method("GET")
@@ -530,6 +762,9 @@ mod tests {
         if let Some(authorization) = authorization {
             req = req.header(header::AUTHORIZATION, authorization);
         }
+        if let Some(origin) = origin {
+            req = req.header(header::ORIGIN, origin);
+        }
         let req = req
             .body(http_body_util::Empty::<bytes::Bytes>::new())
             .unwrap();
@@ -538,6 +773,15 @@ mod tests {
             .await
             .expect("the handshake finishes")
             .map(|(ws, _)| ws)
+    }
+
+    /// Asserts that a connection attempt was refused with `status` before the upgrade.
+    fn assert_refused(attempt: Result<Client, WebSocketError>, status: u16) {
+        match attempt {
+            Err(WebSocketError::InvalidStatusCode(got)) if got == status => {}
+            Err(other) => panic!("expected {status}, got {other:?}"),
+            Ok(_) => panic!("expected {status}, but the upgrade succeeded"),
+        }
     }
 
     /// The next text or close frame (pings are answered and skipped).
@@ -628,11 +872,7 @@ mod tests {
     async fn an_unknown_path_is_404() {
         let sink = Running::start("");
         let refused = connect(sink.addr, "/ws/everything", None).await;
-        assert!(
-            matches!(refused, Err(WebSocketError::InvalidStatusCode(404))),
-            "{:?}",
-            refused.err()
-        );
+        assert_refused(refused, 404);
         sink.stop().await;
     }
 
@@ -640,11 +880,7 @@ mod tests {
     async fn a_token_protected_view_refuses_a_client_without_the_token_with_401() {
         let sink = Running::start_with_token();
         let refused = connect(sink.addr, "/ws/logs", None).await;
-        assert!(
-            matches!(refused, Err(WebSocketError::InvalidStatusCode(401))),
-            "{:?}",
-            refused.err()
-        );
+        assert_refused(refused, 401);
         sink.stop().await;
     }
 
@@ -652,11 +888,7 @@ mod tests {
     async fn a_token_protected_view_refuses_a_wrong_token_with_403() {
         let sink = Running::start_with_token();
         let refused = connect(sink.addr, "/ws/logs", Some("Bearer not-the-viewers-token")).await;
-        assert!(
-            matches!(refused, Err(WebSocketError::InvalidStatusCode(403))),
-            "{:?}",
-            refused.err()
-        );
+        assert_refused(refused, 403);
         sink.stop().await;
     }
 
@@ -672,5 +904,166 @@ mod tests {
         assert_eq!(log_body(&next_json(&mut by_header).await), "for viewers");
         assert_eq!(log_body(&next_json(&mut by_query).await), "for viewers");
         sink.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_ingest_key_is_refused_with_403() {
+        let sink = Running::start_with_token();
+        let bearer = format!("Bearer {INGEST_TOKEN}");
+        let refused = connect(sink.addr, "/ws/logs", Some(&bearer)).await;
+        assert_refused(refused, 403);
+        sink.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn connections_past_max_clients_get_503_before_the_upgrade() {
+        let sink = Running::start("");
+        let (mut open, mut refused) = (Vec::new(), 0);
+        for _ in 0..500 {
+            match connect(sink.addr, "/ws/logs", None).await {
+                Ok(ws) => open.push(ws),
+                Err(WebSocketError::InvalidStatusCode(503)) => refused += 1,
+                Err(other) => panic!("neither a client nor a 503: {other:?}"),
+            }
+        }
+        assert_eq!((open.len(), refused), (64, 436));
+        // A client that leaves gives its place back.
+        drop(open.pop());
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            match connect(sink.addr, "/ws/logs", None).await {
+                Ok(ws) => {
+                    open.push(ws);
+                    break;
+                }
+                Err(WebSocketError::InvalidStatusCode(503)) => {
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "the place never came back"
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+        sink.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_client_sending_a_1_mib_frame_is_closed_with_1009() {
+        let sink = Running::start("");
+        let mut ws = connect(sink.addr, "/ws/logs", None).await.unwrap();
+        ws.write_frame(Frame::binary(Payload::Owned(vec![7; 1 << 20])))
+            .await
+            .unwrap();
+        // The close (1009) may be lost to the reset that the unread rest of the frame causes
+        // on the server's side; either way the connection ends, long before the node stops.
+        let ended = tokio::time::timeout(PATIENCE, async {
+            loop {
+                match ws.read_frame().await {
+                    Ok(f) if f.opcode == OpCode::Close => {
+                        return Some(u16::from_be_bytes([f.payload[0], f.payload[1]]))
+                    }
+                    Ok(_) => {}
+                    Err(_) => return None,
+                }
+            }
+        })
+        .await
+        .expect("the connection ends within the deadline");
+        assert!(matches!(ended, None | Some(CLOSE_TOO_BIG)), "{ended:?}");
+        sink.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn with_a_token_only_pages_of_the_same_origin_connect() {
+        let sink = Running::start_with_token();
+        let bearer = format!("Bearer {TOKEN}");
+        let foreign = connect_from(
+            sink.addr,
+            "/ws/logs",
+            Some(&bearer),
+            Some("https://evil.example"),
+        )
+        .await;
+        assert_refused(foreign, 403);
+        let same = format!("http://{}", sink.addr);
+        connect_from(sink.addr, "/ws/logs", Some(&bearer), Some(&same))
+            .await
+            .expect("a page served from the view's own address connects");
+        sink.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn origins_lists_the_pages_that_may_connect() {
+        let sink = Running::start_with_token_and(";origins=https://grafana.example.com");
+        let bearer = format!("Bearer {TOKEN}");
+        connect_from(
+            sink.addr,
+            "/ws/logs",
+            Some(&bearer),
+            Some("https://grafana.example.com"),
+        )
+        .await
+        .expect("a listed origin connects");
+        let other = connect_from(
+            sink.addr,
+            "/ws/logs",
+            Some(&bearer),
+            Some("https://other.example.com"),
+        )
+        .await;
+        assert_refused(other, 403);
+        sink.stop().await;
+    }
+
+    fn rendered(size: usize) -> Arc<Rendered> {
+        Arc::new(Rendered {
+            signal: otlp::Signal::Logs,
+            services: Vec::new(),
+            json: "x".repeat(size),
+            all: String::new(),
+        })
+    }
+
+    fn watching_logs() -> Watch {
+        Watch {
+            signal: Some(otlp::Signal::Logs),
+            all: false,
+            service: None,
+        }
+    }
+
+    #[test]
+    fn a_slow_client_costs_the_bytes_it_is_behind_and_no_copy() {
+        let fanout = Fanout::new(100_000);
+        let slow = fanout.subscribe(watching_logs());
+        let mut fast = fanout.subscribe(watching_logs());
+        let frame = rendered(30_000);
+        for sent in 1..=3 {
+            fanout.offer(&frame);
+            // Both queues hold the one rendering: no copy per client.
+            assert_eq!(Arc::strong_count(&frame), 1 + 2 * sent - (sent - 1));
+            // The fast client takes each frame at once.
+            drop(fast.frames.try_recv().unwrap());
+            fast.queued.fetch_sub(30_000, Ordering::AcqRel);
+        }
+        assert_eq!(slow.queued.load(Ordering::Acquire), 90_000);
+        assert!(!slow.behind.is_cancelled());
+        // The fourth frame would put it 120,000 bytes behind, past the buffer.
+        fanout.offer(&frame);
+        assert!(slow.behind.is_cancelled());
+        assert!(!fast.behind.is_cancelled());
+        assert_eq!(fanout.counters.slow.load(Ordering::Relaxed), 1);
+        assert_eq!(fanout.lock().len(), 1, "only the fast client is left");
+    }
+
+    #[test]
+    fn a_caught_up_client_takes_a_frame_larger_than_its_buffer() {
+        let fanout = Fanout::new(1_000);
+        let client = fanout.subscribe(watching_logs());
+        fanout.offer(&rendered(5_000));
+        assert!(!client.behind.is_cancelled());
+        assert_eq!(client.queued.load(Ordering::Acquire), 5_000);
     }
 }
