@@ -77,11 +77,18 @@ fn query_api(
     Ok(QueryApi {
         store: crate::sink::store::open_store(spec, stores)?,
         sealer: Arc::new(Sealer::load(
-            settings.cursor_key.as_deref(),
+            settings
+                .cursor_key
+                .as_ref()
+                .map(crate::config::Hidden::expose),
             settings.cursor_key_file.as_deref(),
             data_dir,
         )?),
         keys,
+        limits: Arc::new(crate::history::api::Limits::new(
+            crate::history::api::Limits::threads_for_this_machine(),
+            settings.rate_per_key,
+        )),
     })
 }
 

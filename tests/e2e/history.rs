@@ -811,3 +811,143 @@ async fn the_query_api_takes_the_receivers_tls_and_fetch_brings_its_ca_and_clien
         refused.stderr_text()
     );
 }
+
+/// Peak resident memory of process `pid` (`VmHWM`), in MiB.
+fn peak_rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("its status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/PID/status");
+    kib / 1024
+}
+
+/// The bound the keeper's peak memory stays under while the API is flooded.
+const FLOODED_RSS_MIB: u64 = 300;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_thousand_concurrent_fetches_leave_ingest_answering_200_and_the_node_under_its_memory_bound(
+) {
+    let mesh = Mesh::start();
+    // No rate per key: the threads and the waiting room alone must hold.
+    let kept = mesh_keeping(&mesh, "", &["--query-api-rate".into(), "0".into()]).await;
+    let endpoint = format!("http://127.0.0.1:{}", kept.port);
+    // A history worth reading: 40,000 spans.
+    let (code, report, err) = crate::bench::run_loadgen(
+        &mesh,
+        &endpoint,
+        &["--items", "400", "--requests", "100", "--duration", "120"],
+    );
+    assert_eq!(
+        (code, report["ok"].as_u64()),
+        (Some(0), Some(100)),
+        "{report}\n{err}"
+    );
+    wait_stored(&kept.api, "traces", 40_000, &kept.keeper).await;
+    let before = peak_rss_mib(kept.keeper.pid());
+
+    // A steady ingest: 300 requests at 50 a second, in another process.
+    let mut ingest = Proc::spawn(
+        mesh.dir.path(),
+        "steady",
+        &[
+            "loadgen",
+            "--endpoint",
+            &endpoint,
+            "--json",
+            "--items",
+            "10",
+            "--requests",
+            "300",
+            "--rate",
+            "50",
+            "--duration",
+            "120",
+        ],
+    );
+    // 1,000 clients fetching JSON pages of 10,000 spans over four HTTP/2 connections, each
+    // again at once after an answer, after Retry-After after a refusal, until ingest is done.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let connections: Vec<reqwest::Client> = (0..4)
+        .map(|_| {
+            reqwest::Client::builder()
+                .http2_prior_knowledge()
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let mut flood = Vec::new();
+    for i in 0..1000 {
+        let (client, stop, api) = (connections[i % 4].clone(), stop.clone(), kept.api.clone());
+        flood.push(tokio::spawn(async move {
+            let mut answers: Vec<u16> = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                let Ok(r) = client
+                    .post(format!("{api}/api/traces/fetch"))
+                    .bearer_auth(QUERY_KEY)
+                    .header("content-type", "application/json")
+                    .body(r#"{"limit":10000}"#)
+                    .send()
+                    .await
+                else {
+                    answers.push(0);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                };
+                let status = r.status().as_u16();
+                let retry: Option<u64> = r
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok()?.parse().ok());
+                let _ = r.bytes().await;
+                answers.push(status);
+                if status != 200 {
+                    assert!(retry.is_some(), "a {status} without Retry-After");
+                    tokio::time::sleep(Duration::from_secs(retry.unwrap_or(1))).await;
+                }
+            }
+            answers
+        }));
+    }
+    let code = tokio::task::spawn_blocking(move || {
+        let code = ingest.wait_exit(Duration::from_secs(180));
+        (code, ingest)
+    })
+    .await
+    .unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    let mut answers = std::collections::BTreeMap::<u16, u64>::new();
+    for task in flood {
+        for status in task.await.unwrap() {
+            *answers.entry(status).or_default() += 1;
+        }
+    }
+    let (code, ingest) = code;
+    let report: Value =
+        serde_json::from_str(std::fs::read_to_string(&ingest.stdout).unwrap().trim()).unwrap();
+    let peak = peak_rss_mib(kept.keeper.pid());
+    eprintln!(
+        "fetch answers {answers:?}; ingest {}; keeper peak RSS {before} MiB before the flood, {peak} MiB after",
+        report["answers"]
+    );
+    assert_eq!(
+        (code, report["ok"].as_u64()),
+        (Some(0), Some(300)),
+        "{report}"
+    );
+    assert_eq!(
+        report["answers"]["200"], 300,
+        "ingest answered 200 throughout: {report}"
+    );
+    assert!(answers.get(&200).copied().unwrap_or(0) > 0, "{answers:?}");
+    assert!(
+        answers.keys().all(|s| [200, 503].contains(s)),
+        "every fetch was served or refused with 503: {answers:?}"
+    );
+    assert!(
+        peak < FLOODED_RSS_MIB,
+        "the keeper's peak RSS was {peak} MiB (bound {FLOODED_RSS_MIB} MiB)"
+    );
+    wait_stored(&kept.api, "traces", 43_000, &kept.keeper).await;
+}

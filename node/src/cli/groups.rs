@@ -396,6 +396,15 @@ pub struct QueryApiArgs {
     /// the API is open to anyone who can reach it.
     #[arg(long, env = "SLIM_NODE_QUERY_API_KEYS", value_name = "PATH")]
     pub query_api_keys: Option<PathBuf>,
+    /// Fetches per second each key (each client address, when the API is open) may make,
+    /// with a burst of as many; beyond it 429 with Retry-After. 0: no limit.
+    #[arg(
+        long,
+        env = "SLIM_NODE_QUERY_API_RATE",
+        value_name = "N",
+        default_value_t = crate::config::defaults::QUERY_API_RATE
+    )]
+    pub query_api_rate: u32,
     /// The key that seals paging cursors: 64 hex characters (`openssl rand -hex 32`).
     /// Default: generated and kept in DATA_DIR/cursor.key, so cursors survive a restart.
     #[arg(long, env = "SLIM_NODE_CURSOR_KEY_FILE", value_name = "PATH")]
@@ -408,7 +417,7 @@ pub struct QueryApiArgs {
         value_name = "HEX",
         hide_env_values = true
     )]
-    pub cursor_key: Option<String>,
+    pub cursor_key: Option<crate::config::Hidden>,
 }
 
 /// Where the query API is and how to reach it.
@@ -571,6 +580,7 @@ impl SinkArgs {
             Some(listen) => Some(QueryApiSettings {
                 listen: listen.clone(),
                 keys: q.query_api_keys.clone(),
+                rate_per_key: std::num::NonZeroU32::new(q.query_api_rate),
                 cursor_key: q.cursor_key.clone(),
                 cursor_key_file: q.cursor_key_file.clone(),
             }),

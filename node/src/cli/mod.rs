@@ -124,6 +124,38 @@ mod tests {
     }
 
     #[test]
+    fn debug_of_the_command_line_shows_no_secret() {
+        let cli = Cli::try_parse_from([
+            "slim-node",
+            "node",
+            "--role",
+            "participant",
+            "--name",
+            "a/b/c",
+            "--secret",
+            "the-shared-secret-0123456789abcdef",
+            "--query-api",
+            "127.0.0.1:4320",
+            "--cursor-key",
+            "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00",
+            "--sink",
+            "otlp:https://user:hunter2@backend:4318/?api_key=query-secret;header=Authorization=Bearer header-secret",
+        ])
+        .unwrap();
+        let shown = format!("{cli:?}");
+        for secret in [
+            "the-shared-secret",
+            "c0ffee00",
+            "hunter2",
+            "query-secret",
+            "header-secret",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("backend:4318"), "{shown}");
+    }
+
+    #[test]
     fn malformed_name_is_a_usage_error() {
         let err = Cli::try_parse_from([
             "slim-node",

@@ -35,7 +35,7 @@ pub struct SecretArgs {
         value_name = "SECRET",
         conflicts_with_all = ["secret_file", "identity_key", "trust"]
     )]
-    pub secret: Option<String>,
+    pub secret: Option<crate::config::Hidden>,
     /// File holding the shared secret (surrounding white space is ignored).
     #[arg(
         long,
@@ -239,7 +239,7 @@ impl SecretArgs {
                 if on_command_line.iter().any(|id| id == "secret") {
                     warn!("the shared secret was given as a flag: other users can read it in the process list; use --secret-file or SLIM_NODE_SECRET");
                 }
-                s.clone()
+                s.expose().to_string()
             }
             (None, Some(path)) => {
                 let text = std::fs::read_to_string(path)

@@ -40,7 +40,7 @@ pub struct UpArgs {
         hide_env_values = true,
         value_name = "SECRET"
     )]
-    pub secret: Option<String>,
+    pub secret: Option<crate::config::Hidden>,
     #[command(flatten)]
     pub limits: LimitArgs,
     #[command(flatten)]
@@ -65,7 +65,7 @@ impl UpArgs {
     /// config file become them.
     pub fn settings(&self, on_command_line: &[String]) -> anyhow::Result<UpSettings> {
         let secret = Identity::SharedSecret(match self.secret.clone() {
-            Some(s) => Secret::new(s)?,
+            Some(s) => Secret::new(s.expose().to_string())?,
             // Nobody outside this process needs it: a fresh random secret keeps others out.
             None => Secret::new(format!(
                 "{}{}",

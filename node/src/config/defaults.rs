@@ -63,3 +63,5 @@ pub const BENCH_SIZE: usize = 1024;
 pub const BENCH_MESSAGES: u64 = 20_000;
 /// `slim-bench --window`.
 pub const BENCH_WINDOW: usize = 256;
+/// `--query-api-rate`: fetches per second per key.
+pub const QUERY_API_RATE: u32 = 50;

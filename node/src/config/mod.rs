@@ -4,6 +4,9 @@
 //! typed constant in [`defaults`], which `--help` shows and the parser falls back to.
 
 pub mod defaults;
+mod hidden;
+
+pub use hidden::Hidden;
 
 use std::num::NonZeroU32;
 use std::path::PathBuf;
@@ -93,8 +96,10 @@ pub struct QueryApiSettings {
     pub listen: String,
     /// The keys' file; `None`: open to whoever can reach it.
     pub keys: Option<PathBuf>,
+    /// Fetches per second per key (per client address when open); `None`: no limit.
+    pub rate_per_key: Option<std::num::NonZeroU32>,
     /// The cursor key itself (hex).
-    pub cursor_key: Option<String>,
+    pub cursor_key: Option<Hidden>,
     /// The cursor key's file.
     pub cursor_key_file: Option<PathBuf>,
 }

@@ -20,7 +20,10 @@ use otlp::{json, Signal};
 mod outcome;
 
 pub use outcome::{error_chain, Outcome};
-use outcome::{grpc_outcome, http_outcome, parse_retry_after};
+
+/// Largest answer read from a backend (an OTLP answer is a few hundred bytes).
+const MAX_ANSWER: usize = 1 << 20;
+use outcome::{grpc_outcome, http_outcome};
 
 /// How to talk to the backend (the values of `OTEL_EXPORTER_OTLP_PROTOCOL`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -50,8 +53,9 @@ impl std::str::FromStr for Protocol {
     }
 }
 
-/// Where and how to send.
-#[derive(Debug, Clone)]
+/// Where and how to send. `Debug` shows header names, never their values, and URLs without
+/// their user part and query.
+#[derive(Clone)]
 pub struct Settings {
     /// Protocol and encoding.
     pub protocol: Protocol,
@@ -68,6 +72,61 @@ pub struct Settings {
     pub timeout: Duration,
     /// The CA to trust and the client certificate to present.
     pub certs: ClientCerts,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redact = crate::net::redact::urls;
+        f.debug_struct("Settings")
+            .field("protocol", &self.protocol)
+            .field("endpoint", &redact(&self.endpoint))
+            .field(
+                "signal_endpoints",
+                &self
+                    .signal_endpoints
+                    .iter()
+                    .map(|(s, u)| (s, redact(u)))
+                    .collect::<Vec<_>>(),
+            )
+            .field("gzip", &self.gzip)
+            .field(
+                "headers",
+                &self
+                    .headers
+                    .iter()
+                    .map(|(name, _)| format!("{name}: <redacted>"))
+                    .collect::<Vec<_>>(),
+            )
+            .field("timeout", &self.timeout)
+            .field("certs", &self.certs)
+            .finish()
+    }
+}
+
+/// For a plain `http://` URL: TLS settings are an error (they would be ignored), and headers
+/// sent to another machine in the clear (where credentials usually are) are warned about.
+fn check_plain<'a>(
+    settings: &Settings,
+    urls: impl IntoIterator<Item = &'a str>,
+) -> anyhow::Result<()> {
+    let plain: Vec<&str> = urls
+        .into_iter()
+        .filter(|u| u.starts_with("http://"))
+        .collect();
+    if let Some(url) = plain.first() {
+        if settings.certs.is_set() {
+            bail!(
+                "TLS settings (a CA or a client certificate) need an https:// endpoint, not {}",
+                crate::net::redact::urls(url)
+            );
+        }
+    }
+    let clear = plain.iter().find(|u| crate::net::client::in_the_clear(u));
+    if let (Some(url), false) = (clear, settings.headers.is_empty()) {
+        let names: Vec<&str> = settings.headers.iter().map(|(n, _)| n.as_str()).collect();
+        tracing::warn!(url = %crate::net::redact::urls(url), headers = ?names, "headers (credentials, usually) go to this backend in the clear over http://; use https://");
+    }
+    Ok(())
 }
 
 impl Settings {
@@ -165,11 +224,6 @@ impl Exporter {
     pub fn new(settings: &Settings) -> anyhow::Result<Exporter> {
         match settings.protocol {
             Protocol::HttpProtobuf | Protocol::HttpJson => {
-                let builder = settings
-                    .certs
-                    .http_client()?
-                    .timeout(settings.timeout)
-                    .tcp_nodelay(true);
                 let mut headers = reqwest::header::HeaderMap::new();
                 for (name, value) in &settings.headers {
                     let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
@@ -178,15 +232,23 @@ impl Exporter {
                         .with_context(|| format!("the value of header {name} is not valid"))?;
                     headers.append(name, value);
                 }
-                let urls = Signal::ALL
+                let urls: Vec<(Signal, reqwest::Url)> = Signal::ALL
                     .into_iter()
                     .map(|signal| {
                         let url = settings.url(signal);
                         reqwest::Url::parse(&url)
-                            .with_context(|| format!("{url} is not a valid URL"))
+                            .with_context(|| {
+                                format!("{} is not a valid URL", crate::net::redact::urls(&url))
+                            })
                             .map(|u| (signal, u))
                     })
                     .collect::<anyhow::Result<_>>()?;
+                check_plain(settings, urls.iter().map(|(_, u)| u.as_str()))?;
+                let builder = settings
+                    .certs
+                    .http_client()?
+                    .timeout(settings.timeout)
+                    .tcp_nodelay(true);
                 Ok(Exporter::Http {
                     http: builder.build().context("setting up the HTTP client")?,
                     urls,
@@ -208,13 +270,12 @@ impl Exporter {
                     endpoint.connect_with_connector_lazy(tower::service_fn(
                         move |uri: http::Uri| connect_tls(tls.clone(), uri),
                     ))
-                } else if settings.certs.is_set() {
-                    bail!("TLS settings need an https:// endpoint, not {base}");
                 } else {
+                    check_plain(settings, [base])?;
                     endpoint.connect_lazy()
                 };
                 let mut grpc =
-                    tonic::client::Grpc::new(channel).max_decoding_message_size(64 * 1024 * 1024);
+                    tonic::client::Grpc::new(channel).max_decoding_message_size(MAX_ANSWER);
                 if settings.gzip {
                     grpc = grpc
                         .send_compressed(CompressionEncoding::Gzip)
@@ -284,8 +345,12 @@ impl Exporter {
                             .headers()
                             .get("retry-after")
                             .and_then(|v| v.to_str().ok())
-                            .and_then(parse_retry_after);
-                        let body = resp.bytes().await.unwrap_or_default();
+                            .and_then(crate::net::client::retry_after);
+                        // OTLP answers are small (a Status, a partial success): a backend
+                        // sending more is cut off instead of filling memory.
+                        let body = crate::net::client::read_capped(resp, MAX_ANSWER)
+                            .await
+                            .unwrap_or_default();
                         (
                             status.as_u16().to_string(),
                             http_outcome(signal, status.as_u16(), retry_after, &body, *json),
@@ -362,6 +427,30 @@ impl Sent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_of_the_settings_shows_header_names_but_no_value_key_or_credential() {
+        let mut s = Settings::new(
+            Protocol::HttpProtobuf,
+            "https://user:hunter2@backend:4318/?token=query-secret",
+        );
+        s.headers = vec![("Authorization".into(), "Bearer header-secret".into())];
+        s.certs = ClientCerts {
+            ca: Some(b"-----BEGIN CERTIFICATE-----".to_vec()),
+            identity: Some((
+                b"cert".to_vec(),
+                b"-----BEGIN PRIVATE KEY----- key-secret".to_vec(),
+            )),
+        };
+        let shown = format!("{s:?}");
+        for secret in ["hunter2", "query-secret", "header-secret", "key-secret"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(
+            shown.contains("Authorization") && shown.contains("backend:4318"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn http_urls_append_the_signal_path_unless_given_per_signal() {

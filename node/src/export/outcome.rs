@@ -1,7 +1,7 @@
 //! How an answer is classified, as the OTLP specification says: accepted (perhaps partly), to
 //! retry (and not before when), or refused for good.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use otlp::response::{self, PartialSuccess};
 use otlp::Signal;
@@ -62,7 +62,8 @@ pub(super) fn grpc_outcome(status: &tonic::Status) -> Outcome {
     use tonic::Code;
     let after = status
         .get_details_retry_info()
-        .and_then(|info| info.retry_delay);
+        .and_then(|info| info.retry_delay)
+        .map(crate::net::client::bounded_wait);
     let reason = format!("gRPC {:?}: {}", status.code(), status.message());
     match status.code() {
         Code::Cancelled
@@ -74,21 +75,6 @@ pub(super) fn grpc_outcome(status: &tonic::Status) -> Outcome {
         Code::ResourceExhausted if after.is_some() => Outcome::Retry { after, reason },
         _ => Outcome::Refused(reason),
     }
-}
-
-/// `Retry-After`: seconds, or an HTTP date.
-pub(super) fn parse_retry_after(value: &str) -> Option<Duration> {
-    if let Ok(secs) = value.trim().parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at =
-        time::OffsetDateTime::parse(value.trim(), &time::format_description::well_known::Rfc2822)
-            .ok()?;
-    let at = SystemTime::from(at);
-    Some(
-        at.duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
 }
 
 /// An error with its causes, which is where reqwest says what actually went wrong.
@@ -170,15 +156,5 @@ mod tests {
             grpc_outcome(&tonic::Status::new(Code::InvalidArgument, "bad")),
             Outcome::Refused(_)
         ));
-    }
-
-    #[test]
-    fn retry_after_takes_seconds_or_a_date() {
-        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(parse_retry_after("soon"), None);
     }
 }

@@ -3,10 +3,17 @@
 //! `GET /health` says whether it serves and, to callers with a key, what the store holds.
 //!
 //! With `--query-api-keys`, every fetch needs `Authorization: Bearer KEY` of a key with the
-//! `query` scope (the default there): 401 without one, 403 with a wrong one. Keys are compared
-//! in constant time (`net::auth`) and never logged; a cursor only opens for the key that
-//! got it.
+//! `query` scope: 401 without one, 403 with a wrong one. Keys are compared in constant time
+//! (`net::auth`) and never logged; a cursor only opens for the key that got it.
+//!
+//! Bounded, so that readers never stall ingest: fetches run on a few blocking threads of
+//! their own count (half the cores), a few more wait for one briefly, and the rest are 503
+//! with Retry-After; each key (each client address, when open) has a rate (429 beyond it); a
+//! body must arrive within 10 s; a page holds at most 4 MiB of items in protobuf and 1 MiB in
+//! JSON, rendered one resource at a time; a fetch whose client left before it ran is skipped.
 
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,8 +23,11 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use governor::clock::Clock;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http_body_util::BodyExt;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -33,6 +43,39 @@ use otlp::Signal;
 
 /// Largest fetch request body.
 const MAX_BODY: usize = 64 * 1024;
+/// How long a fetch request's body may take to arrive.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Items of one page at most, encoded, in protobuf answers.
+const PAGE_BYTES_PROTOBUF: usize = 4 << 20;
+/// Items of one page at most, encoded, in JSON answers (their rendering is 2–4 times larger).
+const PAGE_BYTES_JSON: usize = 1 << 20;
+/// Fetches that may wait for a thread, each at most [`WAIT_FOR_THREAD`]; beyond, 503.
+const MAX_WAITING: usize = 32;
+/// See [`MAX_WAITING`].
+const WAIT_FOR_THREAD: Duration = Duration::from_secs(5);
+
+/// What bounds the work the API does for its clients.
+pub struct Limits {
+    threads: Arc<Semaphore>,
+    waiting: AtomicUsize,
+    limiter: Option<DefaultKeyedRateLimiter<String>>,
+}
+
+impl Limits {
+    /// `threads` fetches at once, each key `rate` fetches a second (burst as many).
+    pub fn new(threads: usize, rate: Option<NonZeroU32>) -> Limits {
+        Limits {
+            threads: Arc::new(Semaphore::new(threads.max(1))),
+            waiting: AtomicUsize::new(0),
+            limiter: rate.map(|r| RateLimiter::keyed(Quota::per_second(r))),
+        }
+    }
+
+    /// Half the cores (at least one): the rest stay with ingest and the sinks.
+    pub fn threads_for_this_machine() -> usize {
+        std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+    }
+}
 
 /// What the API serves from.
 #[derive(Clone)]
@@ -43,6 +86,8 @@ pub struct QueryApi {
     pub sealer: Arc<Sealer>,
     /// The keys allowed to query; `None`: open.
     pub keys: Option<Arc<Keys>>,
+    /// Threads, waiting room and rates.
+    pub limits: Arc<Limits>,
 }
 
 /// The API's routes.
@@ -125,9 +170,50 @@ fn answer_format(headers: &HeaderMap) -> Result<Format, Answer> {
     }
 }
 
+/// Sets its flag when dropped: the handler's future is dropped when its client goes.
+struct Abandoned(Arc<AtomicBool>);
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// Leaves the waiting room when dropped.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A thread for one fetch: at once, or after a short wait among few; else the refusal.
+async fn thread_for(limits: &Limits) -> Result<tokio::sync::OwnedSemaphorePermit, Answer> {
+    if let Ok(permit) = limits.threads.clone().try_acquire_owned() {
+        return Ok(permit);
+    }
+    let busy = || {
+        Answer::unavailable(
+            "the query API is busy with other fetches; retry later",
+            Duration::from_secs(1),
+        )
+    };
+    if limits.waiting.fetch_add(1, Ordering::AcqRel) >= MAX_WAITING {
+        limits.waiting.fetch_sub(1, Ordering::AcqRel);
+        return Err(busy());
+    }
+    let _waiting = Waiting(&limits.waiting);
+    match tokio::time::timeout(WAIT_FOR_THREAD, limits.threads.clone().acquire_owned()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => Err(busy()),
+    }
+}
+
 async fn fetch(
     State(api): State<QueryApi>,
     Path(signal): Path<String>,
+    peer: Option<axum::Extension<crate::net::sample::PeerAddr>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -139,6 +225,18 @@ async fn fetch(
         Ok(name) => name,
         Err(answer) => return refuse(answer),
     };
+    if let Some(limiter) = &api.limits.limiter {
+        // Open API: each client address has its own budget.
+        let budget = match (&api.keys, &peer) {
+            (None, Some(peer)) => peer.0 .0.ip().to_string(),
+            _ => key_name.clone(),
+        };
+        if let Err(not_until) = limiter.check_key(&budget) {
+            return refuse(Answer::rate_limited(
+                not_until.wait_time_from(limiter.clock().now()),
+            ));
+        }
+    }
     let Ok(signal) = signal.parse::<Signal>() else {
         return refuse(Answer::not_found(format!(
             "no signal {signal:?}: fetch from /api/traces/fetch, /api/metrics/fetch or /api/logs/fetch"
@@ -154,11 +252,20 @@ async fn fetch(
             "Content-Type must be application/json or application/x-protobuf (with curl: -H 'Content-Type: application/json')",
         ));
     }
-    let body = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => {
+    let read = tokio::time::timeout(
+        BODY_TIMEOUT,
+        http_body_util::Limited::new(body, MAX_BODY).collect(),
+    );
+    let body = match read.await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(_)) => {
             return refuse(Answer::bad_request(format!(
                 "the request body is larger than {MAX_BODY} bytes, or broke off"
+            )))
+        }
+        Err(_) => {
+            return refuse(Answer::bad_request(format!(
+                "the request body did not arrive within {BODY_TIMEOUT:?}"
             )))
         }
     };
@@ -170,19 +277,45 @@ async fn fetch(
         Ok(f) => f,
         Err(err) => return refuse(Answer::bad_request(err.to_string())),
     };
-    let now = super::now_unix_nano();
+    let thread = match thread_for(&api.limits).await {
+        Ok(permit) => permit,
+        Err(answer) => return refuse(answer),
+    };
+    let left = Arc::new(AtomicBool::new(false));
+    let _watch = Abandoned(left.clone());
+    let max_bytes = match format {
+        Format::Protobuf => PAGE_BYTES_PROTOBUF,
+        Format::Json => PAGE_BYTES_JSON,
+    };
     let done = tokio::task::spawn_blocking(move || {
-        let reply = query::run(&api.store, &api.sealer, signal, &key_name, &fetch, now)?;
+        let _thread = thread;
+        if left.load(Ordering::Acquire) {
+            return Ok(None);
+        }
+        let now = super::now_unix_nano();
+        let reply = query::run(
+            &api.store,
+            &api.sealer,
+            signal,
+            &key_name,
+            &fetch,
+            now,
+            max_bytes,
+        )?;
         let body = match format {
             Format::Protobuf => reply.to_protobuf(),
             Format::Json => reply.to_json().map_err(FetchError::Render)?,
         };
         debug!(key = %key_name, %signal, entries = reply.entries.len(), has_more = reply.has_more, "fetch");
-        Ok::<_, FetchError>(body)
+        Ok::<_, FetchError>(Some(body))
     })
     .await;
     match done {
-        Ok(Ok(body)) => {
+        Ok(Ok(None)) => refuse(Answer::unavailable(
+            "the client left before its fetch ran",
+            Duration::from_secs(1),
+        )),
+        Ok(Ok(Some(body))) => {
             let ct = match format {
                 Format::Protobuf => PROTOBUF_CT,
                 Format::Json => JSON_CT,
@@ -268,6 +401,7 @@ mod tests {
             store,
             sealer: Arc::new(Sealer::new(&[7; 32])),
             keys: keys.map(Arc::new),
+            limits: Arc::new(Limits::new(2, None)),
         })
     }
 
@@ -440,5 +574,115 @@ mod tests {
         let (status, page) = fetch_logs(&app, &cursor, Some(READER)).await;
         assert_eq!(status, StatusCode::OK, "{page}");
         assert_eq!(bodies(&page), ["20"]);
+    }
+
+    fn api_with(store: Arc<Store>, limits: Limits) -> (Router, Arc<Limits>) {
+        let limits = Arc::new(limits);
+        let app = router(QueryApi {
+            store,
+            sealer: Arc::new(Sealer::new(&[7; 32])),
+            keys: None,
+            limits: limits.clone(),
+        });
+        (app, limits)
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_fetch_finding_every_thread_busy_and_the_waiting_room_full_is_503_with_retry_after() {
+        let (_dir, store) = store_with_logs(&[10]);
+        let (app, limits) = api_with(store, Limits::new(1, None));
+        let busy = limits.threads.clone().acquire_owned().await.unwrap();
+        limits.waiting.store(MAX_WAITING, Ordering::Release);
+        let req = Request::builder()
+            .method("POST")
+            .uri("/api/logs/fetch")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from("{}"))
+            .unwrap();
+        let refused = app.clone().oneshot(req).await.unwrap();
+        assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(refused.headers()[header::RETRY_AFTER], "1");
+        drop(busy);
+        limits.waiting.store(0, Ordering::Release);
+        let (status, answer) = fetch_logs(&app, "{}", None).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_fetch_waits_briefly_for_a_thread_that_comes_free() {
+        let (_dir, store) = store_with_logs(&[10]);
+        let (app, limits) = api_with(store, Limits::new(1, None));
+        let busy = limits.threads.clone().acquire_owned().await.unwrap();
+        let waiting = tokio::spawn(async move { fetch_logs(&app, "{}", None).await });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        drop(busy);
+        let (status, answer) = waiting.await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_client_beyond_its_rate_is_429_with_retry_after() {
+        let (_dir, store) = store_with_logs(&[10]);
+        let (app, _) = api_with(store, Limits::new(2, NonZeroU32::new(1)));
+        let (status, _) = fetch_logs(&app, "{}", None).await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, answer) = fetch_logs(&app, "{}", None).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{answer}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_does_not_arrive_within_10_s_is_refused() {
+        let (_dir, store) = store_with_logs(&[10]);
+        let (app, _) = api_with(store, Limits::new(2, None));
+        let never = futures::stream::pending::<Result<bytes::Bytes, std::io::Error>>();
+        let req = Request::builder()
+            .method("POST")
+            .uri("/api/logs/fetch")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from_stream(never))
+            .unwrap();
+        let response = app.oneshot(req).await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        assert!(String::from_utf8_lossy(&bytes).contains("did not arrive"));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_json_page_stops_at_1_mib_of_items_and_says_there_is_more() {
+        // 400 records of about 4 KiB each: 1.6 MiB in all.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            dir.path(),
+            Retention {
+                max_age: None,
+                max_bytes: u64::MAX,
+            },
+        )
+        .unwrap();
+        let filler = "x".repeat(4096);
+        let records = (1..=400)
+            .map(|t| format!(r#"{{"timeUnixNano":"{t}","body":{{"stringValue":"{filler}"}}}}"#))
+            .collect::<Vec<_>>()
+            .join(",");
+        let json =
+            format!(r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{records}]}}]}}]}}"#);
+        let request = otlp::json::from_json(Signal::Logs, json.as_bytes()).unwrap();
+        store
+            .append(
+                &[Arrival {
+                    signal: Signal::Logs,
+                    received_unix_nano: 1,
+                    parts: otlp::items::split_items(&request),
+                    message_id: None,
+                }],
+                super::super::now_unix_nano(),
+            )
+            .unwrap();
+        let app = api(store, None);
+        let (status, page) = fetch_logs(&app, r#"{"limit":10000}"#, None).await;
+        assert_eq!(status, StatusCode::OK);
+        let got = bodies(&page).len();
+        assert!((200..400).contains(&got), "{got} records in one JSON page");
+        assert_eq!(page["hasMore"], true);
     }
 }

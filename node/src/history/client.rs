@@ -13,6 +13,11 @@ use tokio_util::sync::CancellationToken;
 use super::query::{read_protobuf, FetchRequestProto, Received};
 use otlp::Signal;
 
+/// Times a busy answer (429, 503) is asked again before giving up.
+const BUSY_ATTEMPTS: u32 = 20;
+/// Largest answer read: a page holds at most 4 MiB of items.
+const MAX_ANSWER: usize = 64 << 20;
+
 /// A client of one query API.
 #[derive(Clone)]
 pub struct Api {
@@ -32,7 +37,13 @@ impl Api {
         identity: Option<(&Path, &Path)>,
     ) -> anyhow::Result<Api> {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            bail!("--api must be an http:// or https:// URL, not {url:?}");
+            bail!(
+                "--api must be an http:// or https:// URL, not {:?}",
+                crate::net::redact::urls(url)
+            );
+        }
+        if key.is_some() && crate::net::client::in_the_clear(url) {
+            tracing::warn!(api = %crate::net::redact::urls(url), "the API key goes to the query API in the clear over http://; use https://");
         }
         let builder = ClientCerts::read(ca, identity)?
             .http_client()?
@@ -44,13 +55,35 @@ impl Api {
         })
     }
 
-    /// One page.
+    /// One page; a 429 or 503 is asked again after its `Retry-After` (at most 5 min), up to
+    /// [`BUSY_ATTEMPTS`] times.
     pub async fn page(
         &self,
         signal: Signal,
         request: &FetchRequestProto,
     ) -> anyhow::Result<Received> {
+        let mut attempt = 1;
+        loop {
+            match self.page_once(signal, request).await? {
+                Ok(received) => return Ok(received),
+                Err((wait, why)) if attempt < BUSY_ATTEMPTS => {
+                    tracing::info!(%why, ?wait, attempt, "the query API is busy; asking again");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                Err((_, why)) => bail!("{why} ({BUSY_ATTEMPTS} attempts)"),
+            }
+        }
+    }
+
+    /// One attempt: the page, or how long to wait before the next when the API is busy.
+    async fn page_once(
+        &self,
+        signal: Signal,
+        request: &FetchRequestProto,
+    ) -> anyhow::Result<Result<Received, (Duration, String)>> {
         let url = format!("{}/api/{signal}/fetch", self.base);
+        let shown = crate::net::redact::urls(&url);
         let mut call = self
             .http
             .post(&url)
@@ -60,15 +93,29 @@ impl Api {
         if let Some(key) = &self.key {
             call = call.bearer_auth(key);
         }
-        let response = call
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the query API at {url}"))?;
+        let response = call.send().await.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot reach the query API at {shown}: {}",
+                crate::export::error_chain(&e)
+            )
+        })?;
         let status = response.status();
-        let body = response
-            .bytes()
+        let wait = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::net::client::retry_after)
+            .unwrap_or(Duration::from_secs(1));
+        let body = crate::net::client::read_capped(response, MAX_ANSWER)
             .await
-            .with_context(|| format!("reading the answer of {url}"))?;
+            .map_err(|e| anyhow::anyhow!("reading the answer of {shown}: {e}"))?;
+        if matches!(status.as_u16(), 429 | 503) {
+            let message = otlp::status::message_of(&body).unwrap_or_default();
+            return Ok(Err((
+                wait,
+                format!("the query API answered {status}: {message}"),
+            )));
+        }
         if !status.is_success() {
             let message = otlp::status::message_of(&body)
                 .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
@@ -78,7 +125,9 @@ impl Api {
             };
             bail!("the query API answered {status}: {message}{hint}");
         }
-        read_protobuf(signal, &body).map_err(|e| anyhow::anyhow!("{url}: {e}"))
+        read_protobuf(signal, &body)
+            .map(Ok)
+            .map_err(|e| anyhow::anyhow!("{shown}: {e}"))
     }
 }
 

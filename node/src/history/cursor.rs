@@ -7,6 +7,10 @@
 //! The key is 32 bytes, given as 64 hex characters in `SLIM_NODE_CURSOR_KEY` or in
 //! `--cursor-key-file`, or generated into `DATA_DIR/cursor.key` (mode 0600) on first start, so
 //! that cursors survive a restart.
+//!
+//! A cursor is good for [`CURSOR_TTL`] after the page that issued it: resuming an old one
+//! would make the store look at everything that arrived since, so it is refused instead
+//! (a 400 that says to start again from a time).
 
 use std::path::Path;
 
@@ -17,9 +21,11 @@ use super::store::{Position, Window};
 use otlp::Signal;
 
 /// Format version, the first byte of the sealed text.
-const VERSION: u8 = 1;
-/// version, signal, flags, then 8 numbers of 8 bytes.
-const PLAIN_LEN: usize = 3 + 8 * 8;
+const VERSION: u8 = 2;
+/// version, signal, flags, then 9 numbers of 8 bytes (the last: when it was issued).
+const PLAIN_LEN: usize = 3 + 9 * 8;
+/// How long after its page a cursor opens.
+pub const CURSOR_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Where a query stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +51,9 @@ pub enum CursorError {
     /// Not base64url, cut short, changed, sealed with another key or for another query.
     #[error("the cursor is not valid: it was changed, cut short, or made by another node, API key or signal; start again without a cursor")]
     Invalid,
+    /// Issued longer than [`CURSOR_TTL`] ago.
+    #[error("the cursor expired: a cursor is good for 1 h after its page; start again without it, from the time you had reached (startTimeUnixNano)")]
+    Expired,
 }
 
 /// Seals and opens cursors.
@@ -111,9 +120,17 @@ impl Sealer {
         Ok(Sealer::new(&key))
     }
 
-    /// `cursor` sealed for the store `store_id`, `signal` and the API key named `key_name`.
-    pub fn seal(&self, cursor: &Cursor, store_id: u64, signal: Signal, key_name: &str) -> String {
-        let mut text = plain(cursor, signal).to_vec();
+    /// `cursor` sealed for the store `store_id`, `signal` and the API key named `key_name`,
+    /// issued at `now_unix_nano`.
+    pub fn seal(
+        &self,
+        cursor: &Cursor,
+        store_id: u64,
+        signal: Signal,
+        key_name: &str,
+        now_unix_nano: u64,
+    ) -> String {
+        let mut text = plain(cursor, signal, now_unix_nano).to_vec();
         let mut nonce = [0u8; NONCE_LEN];
         // Without randomness no cursor can be made safely; an empty one fails to open.
         if aws_lc_rs::rand::fill(&mut nonce).is_err() {
@@ -135,13 +152,15 @@ impl Sealer {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealed)
     }
 
-    /// Opens a cursor sealed by [`Sealer::seal`] for `store_id`, `signal` and `key_name`.
+    /// Opens a cursor sealed by [`Sealer::seal`] for `store_id`, `signal` and `key_name`,
+    /// unless it was issued more than [`CURSOR_TTL`] before `now_unix_nano`.
     pub fn open(
         &self,
         text: &str,
         store_id: u64,
         signal: Signal,
         key_name: &str,
+        now_unix_nano: u64,
     ) -> Result<Cursor, CursorError> {
         let mut sealed = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(text.trim())
@@ -159,7 +178,11 @@ impl Sealer {
                 &mut sealed[NONCE_LEN..],
             )
             .map_err(|_| CursorError::Invalid)?;
-        parse(plain, signal)
+        let (cursor, issued) = parse(plain, signal)?;
+        if now_unix_nano.saturating_sub(issued) > CURSOR_TTL.as_nanos() as u64 {
+            return Err(CursorError::Expired);
+        }
+        Ok(cursor)
     }
 }
 
@@ -172,7 +195,7 @@ const HAS_END: u8 = 1;
 const HAS_WINDOW: u8 = 2;
 const HAS_AFTER: u8 = 4;
 
-fn plain(c: &Cursor, signal: Signal) -> [u8; PLAIN_LEN] {
+fn plain(c: &Cursor, signal: Signal, issued: u64) -> [u8; PLAIN_LEN] {
     let mut out = [0u8; PLAIN_LEN];
     out[0] = VERSION;
     out[1] = signal as u8;
@@ -189,6 +212,7 @@ fn plain(c: &Cursor, signal: Signal) -> [u8; PLAIN_LEN] {
         c.prev_seq,
         c.after.map_or(0, |a| a.0),
         c.after.map_or(0, |a| a.1),
+        issued,
     ];
     for (i, n) in numbers.iter().enumerate() {
         out[3 + 8 * i..11 + 8 * i].copy_from_slice(&n.to_be_bytes());
@@ -196,7 +220,8 @@ fn plain(c: &Cursor, signal: Signal) -> [u8; PLAIN_LEN] {
     out
 }
 
-fn parse(text: &[u8], signal: Signal) -> Result<Cursor, CursorError> {
+/// The cursor and when it was issued.
+fn parse(text: &[u8], signal: Signal) -> Result<(Cursor, u64), CursorError> {
     if text.len() != PLAIN_LEN || text[0] != VERSION || text[1] != signal as u8 {
         return Err(CursorError::Invalid);
     }
@@ -207,7 +232,7 @@ fn parse(text: &[u8], signal: Signal) -> Result<Cursor, CursorError> {
         u64::from_be_bytes(bytes)
     };
     let (start, prev_end, prev_seq) = (n(0), n(4), n(5));
-    Ok(Cursor {
+    let cursor = Cursor {
         start,
         end: (flags & HAS_END != 0).then(|| n(1)),
         window: (flags & HAS_WINDOW != 0).then(|| Window {
@@ -221,7 +246,8 @@ fn parse(text: &[u8], signal: Signal) -> Result<Cursor, CursorError> {
         prev_end,
         prev_seq,
         after: (flags & HAS_AFTER != 0).then(|| (n(6), n(7))),
-    })
+    };
+    Ok((cursor, n(8)))
 }
 
 /// Writes `text` to a new file only its owner can read, whole or not at all (written
@@ -246,6 +272,9 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
+    /// When the tests' cursors are issued and opened.
+    const T0: u64 = 1_800_000_000_000_000_000;
+
     fn cursor() -> Cursor {
         Cursor {
             start: 5,
@@ -267,9 +296,9 @@ mod tests {
     #[test]
     fn a_sealed_cursor_opens_to_what_was_sealed() {
         let sealer = Sealer::new(&[7; 32]);
-        let text = sealer.seal(&cursor(), 1, Signal::Traces, "team-a");
+        let text = sealer.seal(&cursor(), 1, Signal::Traces, "team-a", T0);
         assert_eq!(
-            sealer.open(&text, 1, Signal::Traces, "team-a"),
+            sealer.open(&text, 1, Signal::Traces, "team-a", T0),
             Ok(cursor())
         );
     }
@@ -277,7 +306,7 @@ mod tests {
     #[test]
     fn every_flipped_bit_makes_the_cursor_invalid() {
         let sealer = Sealer::new(&[7; 32]);
-        let text = sealer.seal(&cursor(), 1, Signal::Traces, "k");
+        let text = sealer.seal(&cursor(), 1, Signal::Traces, "k", T0);
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(&text)
             .unwrap();
@@ -286,7 +315,7 @@ mod tests {
             flipped[bit / 8] ^= 1 << (bit % 8);
             let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(flipped);
             assert_eq!(
-                sealer.open(&text, 1, Signal::Traces, "k"),
+                sealer.open(&text, 1, Signal::Traces, "k", T0),
                 Err(CursorError::Invalid),
                 "bit {bit}"
             );
@@ -296,10 +325,10 @@ mod tests {
     #[test]
     fn a_truncated_foreign_or_misdirected_cursor_is_invalid() {
         let sealer = Sealer::new(&[7; 32]);
-        let text = sealer.seal(&cursor(), 1, Signal::Traces, "k");
+        let text = sealer.seal(&cursor(), 1, Signal::Traces, "k", T0);
         let invalid = Err(CursorError::Invalid);
         let open = |text: &str, store: u64, signal: Signal, key: &str| {
-            sealer.open(text, store, signal, key)
+            sealer.open(text, store, signal, key, T0)
         };
         assert_eq!(
             open(&text[..text.len() - 4], 1, Signal::Traces, "k"),
@@ -308,7 +337,7 @@ mod tests {
         assert_eq!(open("", 1, Signal::Traces, "k"), invalid);
         assert_eq!(open("not base64 !", 1, Signal::Traces, "k"), invalid);
         let other_key = Sealer::new(&[8; 32]);
-        assert_eq!(other_key.open(&text, 1, Signal::Traces, "k"), invalid);
+        assert_eq!(other_key.open(&text, 1, Signal::Traces, "k", T0), invalid);
         assert_eq!(open(&text, 1, Signal::Logs, "k"), invalid);
         assert_eq!(open(&text, 1, Signal::Traces, "other-key"), invalid);
         assert_eq!(
@@ -322,9 +351,9 @@ mod tests {
     fn the_key_is_generated_once_and_kept() {
         let dir = tempfile::tempdir().unwrap();
         let first = Sealer::load(None, None, dir.path()).unwrap();
-        let text = first.seal(&cursor(), 1, Signal::Traces, "");
+        let text = first.seal(&cursor(), 1, Signal::Traces, "", T0);
         let again = Sealer::load(None, None, dir.path()).unwrap();
-        assert_eq!(again.open(&text, 1, Signal::Traces, ""), Ok(cursor()));
+        assert_eq!(again.open(&text, 1, Signal::Traces, "", T0), Ok(cursor()));
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -356,9 +385,12 @@ mod tests {
         let path = dir.path().join("k");
         std::fs::write(&path, "cd".repeat(32)).unwrap();
         let sealer = Sealer::load(Some(&"ab".repeat(32)), Some(&path), dir.path()).unwrap();
-        let text = sealer.seal(&cursor(), 1, Signal::Traces, "");
+        let text = sealer.seal(&cursor(), 1, Signal::Traces, "", T0);
         let from_text = Sealer::new(&[0xab; 32]);
-        assert_eq!(from_text.open(&text, 1, Signal::Traces, ""), Ok(cursor()));
+        assert_eq!(
+            from_text.open(&text, 1, Signal::Traces, "", T0),
+            Ok(cursor())
+        );
         let err = Sealer::load(Some("0123"), None, dir.path())
             .err()
             .unwrap()
@@ -367,5 +399,21 @@ mod tests {
             err.contains("SLIM_NODE_CURSOR_KEY") && !err.contains("0123"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_cursor_opens_for_an_hour_after_its_page_and_then_is_expired() {
+        let sealer = Sealer::new(&[7; 32]);
+        let text = sealer.seal(&cursor(), 1, Signal::Traces, "k", T0);
+        let hour = CURSOR_TTL.as_nanos() as u64;
+        assert_eq!(
+            sealer.open(&text, 1, Signal::Traces, "k", T0 + hour),
+            Ok(cursor())
+        );
+        let late = sealer.open(&text, 1, Signal::Traces, "k", T0 + hour + 1);
+        assert_eq!(late, Err(CursorError::Expired));
+        assert!(CursorError::Expired
+            .to_string()
+            .contains("startTimeUnixNano"));
     }
 }

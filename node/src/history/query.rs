@@ -181,7 +181,8 @@ pub struct Reply {
     pub has_more: bool,
 }
 
-/// Runs `fetch` of `signal` for the API key `key_name` at `now_unix_nano`.
+/// Runs `fetch` of `signal` for the API key `key_name` at `now_unix_nano`, with a page of at
+/// most `max_bytes` of items.
 pub fn run(
     store: &Store,
     sealer: &Sealer,
@@ -189,9 +190,10 @@ pub fn run(
     key_name: &str,
     fetch: &Fetch,
     now_unix_nano: u64,
+    max_bytes: usize,
 ) -> Result<Reply, FetchError> {
     let cursor = match &fetch.cursor {
-        Some(text) => sealer.open(text, store.id(), signal, key_name)?,
+        Some(text) => sealer.open(text, store.id(), signal, key_name, now_unix_nano)?,
         None => Cursor {
             start: fetch.start,
             end: fetch.end,
@@ -210,7 +212,7 @@ pub fn run(
         prev_end: cursor.prev_end,
         prev_seq: cursor.prev_seq,
     });
-    let page = store.page(&window, cursor.after, fetch.limit)?;
+    let page = store.page(&window, cursor.after, fetch.limit, max_bytes)?;
     let next = if page.has_more {
         Cursor {
             window: Some(window),
@@ -229,7 +231,7 @@ pub fn run(
     Ok(Reply {
         signal,
         entries: page.entries,
-        next_cursor: sealer.seal(&next, store.id(), signal, key_name),
+        next_cursor: sealer.seal(&next, store.id(), signal, key_name, now_unix_nano),
         has_more: page.has_more,
     })
 }
@@ -244,20 +246,32 @@ impl Reply {
     }
 
     /// The JSON encoding: the OTLP/JSON export request plus `nextCursor` and `hasMore`.
+    /// Rendered one resource entry at a time, so the page is held once in protobuf and once
+    /// in JSON, never as a whole tree of values.
     pub fn to_json(&self) -> Result<Vec<u8>, otlp::CodecError> {
-        let bytes = items::request_bytes(self.entries.iter().map(Vec::as_slice));
-        let mut value = json::protobuf_to_json_value(self.signal, &bytes)?;
         let list = match self.signal {
             Signal::Traces => "resourceSpans",
             Signal::Metrics => "resourceMetrics",
             Signal::Logs => "resourceLogs",
         };
-        if let Value::Object(map) = &mut value {
-            map.entry(list).or_insert_with(|| Value::Array(Vec::new()));
-            map.insert("nextCursor".into(), Value::String(self.next_cursor.clone()));
-            map.insert("hasMore".into(), Value::Bool(self.has_more));
+        let mut out = format!("{{\"{list}\":[").into_bytes();
+        for (i, entry) in self.entries.iter().enumerate() {
+            let one = items::request_bytes(std::iter::once(entry.as_slice()));
+            let mut value = json::protobuf_to_json_value(self.signal, &one)?;
+            let resource = value
+                .get_mut(list)
+                .and_then(|l| l.get_mut(0))
+                .map(Value::take)
+                .unwrap_or_default();
+            if i > 0 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut out, &resource).unwrap_or_default();
         }
-        Ok(serde_json::to_vec(&value).unwrap_or_default())
+        out.extend_from_slice(b"],\"nextCursor\":");
+        serde_json::to_writer(&mut out, &self.next_cursor).unwrap_or_default();
+        out.extend_from_slice(format!(",\"hasMore\":{}}}", self.has_more).as_bytes());
+        Ok(out)
     }
 }
 

@@ -3,11 +3,12 @@
 //! of every route (`guard`: auth, rate limits, requests in progress), the one place that turns
 //! a failure into an answer (`answer`), HTTP helpers (`http`), the health endpoints
 //! (`health`), samples of refused requests in the log (`sample`) and when a request reached
-//! the machine (`arrival`).
+//! the machine (`arrival`); and what every HTTP client of the node does alike (`client`).
 
 pub mod answer;
 pub mod arrival;
 pub mod auth;
+pub mod client;
 pub mod grpc_raw;
 pub mod guard;
 pub mod health_endpoints;

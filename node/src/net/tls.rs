@@ -155,13 +155,35 @@ pub fn acceptor(files: &slim_roles::ServerTls) -> Result<TlsAcceptor, TlsError> 
 
 /// What a client trusts and presents, read once from PEM files: the CA bundle (instead of
 /// Mozilla's roots) and the client certificate and key (mTLS). The OTLP exporter (HTTP and
-/// gRPC) and the query API's client both build their TLS from it.
-#[derive(Debug, Clone, Default)]
+/// gRPC) and the query API's client both build their TLS from it. `Debug` says what is set,
+/// never the key.
+#[derive(Clone, Default)]
 pub struct ClientCerts {
     /// PEM CA bundle to trust; `None`: Mozilla's roots.
     pub ca: Option<Vec<u8>>,
     /// PEM client certificate chain and key.
     pub identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for ClientCerts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCerts")
+            .field(
+                "ca",
+                &self
+                    .ca
+                    .as_ref()
+                    .map(|pem| format!("<{} bytes of PEM>", pem.len())),
+            )
+            .field(
+                "identity",
+                &self
+                    .identity
+                    .as_ref()
+                    .map(|_| "<certificate and key: redacted>"),
+            )
+            .finish()
+    }
 }
 
 impl ClientCerts {
@@ -226,6 +248,6 @@ impl ClientCerts {
     /// An HTTP client builder that uses these certificates (HTTP/2 or HTTP/1.1 by ALPN).
     pub fn http_client(&self) -> anyhow::Result<reqwest::ClientBuilder> {
         let tls = self.rustls(&[b"h2", b"http/1.1"])?;
-        Ok(reqwest::Client::builder().use_preconfigured_tls((*tls).clone()))
+        Ok(crate::net::client::builder().use_preconfigured_tls((*tls).clone()))
     }
 }

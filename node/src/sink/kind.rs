@@ -220,17 +220,18 @@ impl SinkSpec {
 
 impl fmt::Display for SinkSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Header values and a URL's user part and query hold credentials: never print them.
+        let redact = crate::net::redact::urls;
         f.write_str(self.kind.name)?;
         if let Some(arg) = &self.arg {
-            write!(f, ":{arg}")?;
+            write!(f, ":{}", redact(arg))?;
         }
         for (k, v) in &self.options {
-            // Header values hold credentials: never print them.
             if k == "header" {
                 let name = v.split_once('=').map_or(v.as_str(), |(n, _)| n);
                 write!(f, ";{k}={name}=…")?;
             } else {
-                write!(f, ";{k}={v}")?;
+                write!(f, ";{k}={}", redact(v))?;
             }
         }
         Ok(())

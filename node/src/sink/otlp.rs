@@ -480,4 +480,17 @@ mod tests {
         assert!(sink("otlp:http://c:4318;client-cert=/x", &[]).is_err());
         assert!(sink("otlp:http://c:4318;header=NoEquals", &[]).is_err());
     }
+
+    #[test]
+    fn a_ca_with_an_http_endpoint_is_refused_for_http_and_grpc() {
+        let ca = tempfile::NamedTempFile::new().unwrap();
+        for protocol in ["http/protobuf", "grpc"] {
+            let spec = format!(
+                "otlp:http://collector.example:4318;protocol={protocol};ca={}",
+                ca.path().display()
+            );
+            let err = sink(&spec, &[]).err().expect("refused").to_string();
+            assert!(err.contains("https://"), "{protocol}: {err}");
+        }
+    }
 }

@@ -398,7 +398,7 @@ mod tests {
         let mut out = Vec::new();
         let mut after = None;
         loop {
-            let page = store.page(window, after, limit).unwrap();
+            let page = store.page(window, after, limit, usize::MAX).unwrap();
             out.extend(page.entries.iter().map(|e| tag(e)));
             after = page.last.or(after);
             if !page.has_more {
@@ -438,7 +438,7 @@ mod tests {
             )
             .unwrap();
         let first = window(&store, 0, 100);
-        let page = store.page(&first, None, 2).unwrap();
+        let page = store.page(&first, None, 2, usize::MAX).unwrap();
         assert_eq!(
             page.entries.iter().map(|e| tag(e)).collect::<Vec<_>>(),
             vec![1, 2]
@@ -447,7 +447,7 @@ mod tests {
         store
             .append(&[arrival(Signal::Traces, vec![item(5, 4), item(25, 5)])], 0)
             .unwrap();
-        let rest = store.page(&first, page.last, 10).unwrap();
+        let rest = store.page(&first, page.last, 10, usize::MAX).unwrap();
         assert_eq!(
             rest.entries.iter().map(|e| tag(e)).collect::<Vec<_>>(),
             vec![3]

@@ -7,12 +7,14 @@ use super::schema::*;
 use super::*;
 
 impl Store {
-    /// Up to `limit` items of `window` after `after`, in time order.
+    /// Up to `limit` items of `window` after `after`, in time order, stopping early (with
+    /// `has_more`) once they hold `max_bytes` (a first item always goes, however large).
     pub fn page(
         &self,
         window: &Window,
         after: Option<Position>,
         limit: usize,
+        max_bytes: usize,
     ) -> Result<Page, StoreError> {
         let limit = limit.clamp(1, usize::MAX - 2);
         let txn = self.begin_read()?;
@@ -77,7 +79,7 @@ impl Store {
         let mut known: HashMap<u128, Vec<u8>> = HashMap::new();
         let (mut entries, mut bytes) = (Vec::with_capacity(keys.len()), 0usize);
         for (i, key) in keys.iter().enumerate() {
-            if bytes >= PAGE_BYTES {
+            if bytes >= max_bytes {
                 keys.truncate(i);
                 has_more = true;
                 break;

@@ -14,8 +14,6 @@ pub(super) const OVERHEAD: u64 = 48;
 pub(super) const CONTEXT_OVERHEAD: u64 = 24;
 /// The store's page cache.
 pub(super) const CACHE_BYTES: usize = 64 << 20;
-/// Entry bytes a page holds at most (a page with more items stops early, `has_more` set).
-pub(super) const PAGE_BYTES: usize = 32 << 20;
 
 pub(super) const TRACES: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("traces");
 pub(super) const METRICS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("metrics");

@@ -69,6 +69,9 @@ impl UploadSettings {
             .clone()
             .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
         if let Some(endpoint) = &endpoint {
+            if crate::net::client::in_the_clear(endpoint) {
+                warn!(endpoint = %crate::net::redact::urls(endpoint), "the object store is reached over plain http://: the uploaded telemetry and the request signatures travel in the clear; use https://");
+            }
             builder = builder
                 .with_endpoint(endpoint)
                 .with_allow_http(endpoint.starts_with("http://"));
