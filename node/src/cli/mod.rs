@@ -123,15 +123,23 @@ mod tests {
         Cli::command().debug_assert();
     }
 
-    #[test]
-    fn debug_of_the_command_line_shows_no_secret() {
-        let cli = Cli::try_parse_from([
+    /// `slim-node node` as a participant named a/b/c, then `extra`.
+    fn participant<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec![
             "slim-node",
             "node",
             "--role",
             "participant",
             "--name",
             "a/b/c",
+        ];
+        args.extend_from_slice(extra);
+        args
+    }
+
+    #[test]
+    fn debug_of_the_command_line_shows_no_secret() {
+        let cli = Cli::try_parse_from(participant(&[
             "--secret",
             "the-shared-secret-0123456789abcdef",
             "--query-api",
@@ -140,7 +148,7 @@ mod tests {
             "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00",
             "--sink",
             "otlp:https://user:hunter2@backend:4318/?api_key=query-secret;header=Authorization=Bearer header-secret",
-        ])
+        ]))
         .unwrap();
         let shown = format!("{cli:?}");
         for secret in [
@@ -186,16 +194,7 @@ mod tests {
     }
 
     fn queue(data_dir: Option<&str>) -> QueueArgs {
-        let mut args = vec![
-            "slim-node",
-            "node",
-            "--role",
-            "participant",
-            "--name",
-            "a/b/c",
-            "--secret",
-            "s",
-        ];
+        let mut args = participant(&["--secret", "s"]);
         if let Some(dir) = data_dir {
             args.extend(["--data-dir", dir]);
         }

@@ -375,7 +375,19 @@ mod tests {
         .unwrap();
         let records = times
             .iter()
-            .map(|t| format!(r#"{{"timeUnixNano":"{t}","body":{{"stringValue":"{t}"}}}}"#))
+            .map(|t| (*t, t.to_string()))
+            .collect::<Vec<_>>();
+        append_logs(&store, &records);
+        (dir, store)
+    }
+
+    /// Appends one request of `api-test` log records, each `(time, body)`.
+    fn append_logs(store: &Store, records: &[(u64, String)]) {
+        let records = records
+            .iter()
+            .map(|(t, body)| {
+                format!(r#"{{"timeUnixNano":"{t}","body":{{"stringValue":"{body}"}}}}"#)
+            })
             .collect::<Vec<_>>()
             .join(",");
         let json = format!(
@@ -393,7 +405,6 @@ mod tests {
                 super::super::now_unix_nano(),
             )
             .unwrap();
-        (dir, store)
     }
 
     fn api(store: Arc<Store>, keys: Option<Keys>) -> Router {
@@ -650,34 +661,10 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn a_json_page_stops_at_1_mib_of_items_and_says_there_is_more() {
         // 400 records of about 4 KiB each: 1.6 MiB in all.
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(
-            dir.path(),
-            Retention {
-                max_age: None,
-                max_bytes: u64::MAX,
-            },
-        )
-        .unwrap();
+        let (_dir, store) = store_with_logs(&[]);
         let filler = "x".repeat(4096);
-        let records = (1..=400)
-            .map(|t| format!(r#"{{"timeUnixNano":"{t}","body":{{"stringValue":"{filler}"}}}}"#))
-            .collect::<Vec<_>>()
-            .join(",");
-        let json =
-            format!(r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{records}]}}]}}]}}"#);
-        let request = otlp::json::from_json(Signal::Logs, json.as_bytes()).unwrap();
-        store
-            .append(
-                &[Arrival {
-                    signal: Signal::Logs,
-                    received_unix_nano: 1,
-                    parts: otlp::items::split_items(&request),
-                    message_id: None,
-                }],
-                super::super::now_unix_nano(),
-            )
-            .unwrap();
+        let records: Vec<(u64, String)> = (1..=400).map(|t| (t, filler.clone())).collect();
+        append_logs(&store, &records);
         let app = api(store, None);
         let (status, page) = fetch_logs(&app, r#"{"limit":10000}"#, None).await;
         assert_eq!(status, StatusCode::OK);
