@@ -150,10 +150,11 @@ impl RunningNode {
             max_concurrent: receivers.limits.max_concurrent_requests,
         });
         let (node, incoming) = Node::start(settings.node.clone()).await?;
-        let pipeline =
-            Pipeline::start(incoming, sinks).context("cannot start the sink pipeline")?;
+        let pipeline = Pipeline::start(incoming, sinks, settings.stamp_origin)
+            .context("cannot start the sink pipeline")?;
         let sinks = pipeline.sinks();
-        let ingest = Ingest::new(node.publisher(), receivers.limits.max_body_size);
+        let ingest = Ingest::new(node.publisher(), receivers.limits.max_body_size)
+            .stamping_origin(settings.stamp_origin);
         let stop = CancellationToken::new();
         let http_settings = HttpSettings::new(receivers, settings.drain);
         let mut tasks = Vec::new();

@@ -11,6 +11,7 @@ use otlp::scan::scan;
 use otlp::validate::{validate, Rejected};
 use otlp::{json, wire, CodecError, OtlpRequest, Signal};
 
+use crate::net::auth::KeyName;
 use crate::net::http::Format;
 use crate::telemetry::Refusal;
 
@@ -89,6 +90,7 @@ pub struct Accepted {
 pub struct Ingest {
     publisher: Publisher,
     max_body: usize,
+    stamp_origin: bool,
 }
 
 impl Ingest {
@@ -97,7 +99,15 @@ impl Ingest {
         Ingest {
             publisher,
             max_body,
+            stamp_origin: false,
         }
+    }
+
+    /// Every resource taken gets `slim.ingest.key`: the name of the key its request came
+    /// with (`--stamp-origin`).
+    pub fn stamping_origin(mut self, on: bool) -> Self {
+        self.stamp_origin = on;
+        self
     }
 
     /// The body limit in bytes.
@@ -110,37 +120,47 @@ impl Ingest {
         &self.publisher
     }
 
-    /// Reads an HTTP-style body (compressed, protobuf or OTLP/JSON) and publishes it.
+    /// Reads an HTTP-style body (compressed, protobuf or OTLP/JSON) sent with the key named
+    /// `key`, and publishes it.
     pub async fn ingest_body(
         &self,
         signal: Signal,
         format: Format,
         encoding: Encoding,
         body: &[u8],
+        key: Option<&KeyName>,
     ) -> Result<Accepted, IngestError> {
         let taken = async {
             let raw = decompress(encoding, body, self.max_body)?;
             match format {
-                Format::Protobuf => self.take_protobuf(signal, raw).await,
-                Format::Json => self.ingest(json::from_json(signal, &raw)?).await,
+                Format::Protobuf => self.take_protobuf(signal, raw, key).await,
+                Format::Json => self.ingest(json::from_json(signal, &raw)?, key).await,
             }
         };
         counted(signal, taken.await)
     }
 
-    /// Publishes a protobuf request (what the gRPC receiver gets).
+    /// Publishes a protobuf request sent with the key named `key` (what the gRPC receiver
+    /// gets).
     pub async fn ingest_protobuf(
         &self,
         signal: Signal,
         raw: Vec<u8>,
+        key: Option<&KeyName>,
     ) -> Result<Accepted, IngestError> {
-        counted(signal, self.take_protobuf(signal, raw).await)
+        counted(signal, self.take_protobuf(signal, raw, key).await)
     }
 
-    /// Publishes a protobuf request. When the scan vouches for it and it fits one SLIM message
-    /// it goes on as it came (nothing to drop, nothing to split); otherwise it is decoded.
-    async fn take_protobuf(&self, signal: Signal, raw: Vec<u8>) -> Result<Accepted, IngestError> {
-        if raw.len() <= self.publisher.max_payload() {
+    /// Publishes a protobuf request. When the scan vouches for it, it fits one SLIM message
+    /// and nothing is to be stamped, it goes on as it came (nothing to drop, nothing to
+    /// split); otherwise it is decoded.
+    async fn take_protobuf(
+        &self,
+        signal: Signal,
+        raw: Vec<u8>,
+        key: Option<&KeyName>,
+    ) -> Result<Accepted, IngestError> {
+        if !self.stamp_origin && raw.len() <= self.publisher.max_payload() {
             if let Some(scanned) = scan(signal, &raw) {
                 let parts = if scanned.resources == 0 {
                     Vec::new()
@@ -150,14 +170,23 @@ impl Ingest {
                 return self.publish(signal, parts, Rejected::default()).await;
             }
         }
-        self.ingest(OtlpRequest::decode_protobuf(signal, &raw)?)
+        self.ingest(OtlpRequest::decode_protobuf(signal, &raw)?, key)
             .await
     }
 
-    /// Takes a decoded request for the channel: drops invalid items, splits what exceeds
-    /// SLIM's message cap, and publishes the parts.
-    async fn ingest(&self, mut request: OtlpRequest) -> Result<Accepted, IngestError> {
+    /// Takes a decoded request for the channel: stamps it, drops invalid items, splits what
+    /// exceeds SLIM's message cap, and publishes the parts.
+    async fn ingest(
+        &self,
+        mut request: OtlpRequest,
+        key: Option<&KeyName>,
+    ) -> Result<Accepted, IngestError> {
         let signal = request.signal();
+        if self.stamp_origin {
+            // Whatever the client wrote under this key is replaced: it cannot pose as another.
+            let name = key.map_or("anonymous", |k| k.0.as_str());
+            request.set_resource_attribute(wire::INGEST_KEY_ATTRIBUTE, Some(name));
+        }
         let mut rejected = validate(&mut request);
         let split = request.split(self.publisher.max_payload());
         if split.parts.is_empty() && split.rejected.count > 0 {

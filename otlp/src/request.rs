@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
@@ -94,6 +94,39 @@ impl OtlpRequest {
             OtlpRequest::Traces(r) => r.resource_spans.is_empty(),
             OtlpRequest::Metrics(r) => r.resource_metrics.is_empty(),
             OtlpRequest::Logs(r) => r.resource_logs.is_empty(),
+        }
+    }
+
+    /// Sets the resource attribute `key` of every resource to the string `value`, replacing
+    /// whatever value of that key came in (every one of them); with `None`, only removes
+    /// them. A resource entry without a resource gets one.
+    pub fn set_resource_attribute(&mut self, key: &str, value: Option<&str>) {
+        let stamp = |resource: &mut Option<Resource>| {
+            let resource = resource.get_or_insert_with(Resource::default);
+            resource.attributes.retain(|kv| kv.key != key);
+            if let Some(value) = value {
+                resource.attributes.push(KeyValue {
+                    key: key.to_string(),
+                    value: Some(AnyValue {
+                        value: Some(any_value::Value::StringValue(value.to_string())),
+                    }),
+                    ..Default::default()
+                });
+            }
+        };
+        match self {
+            OtlpRequest::Traces(r) => r
+                .resource_spans
+                .iter_mut()
+                .for_each(|e| stamp(&mut e.resource)),
+            OtlpRequest::Metrics(r) => r
+                .resource_metrics
+                .iter_mut()
+                .for_each(|e| stamp(&mut e.resource)),
+            OtlpRequest::Logs(r) => r
+                .resource_logs
+                .iter_mut()
+                .for_each(|e| stamp(&mut e.resource)),
         }
     }
 
@@ -200,5 +233,36 @@ mod tests {
         let req = OtlpRequest::decode_protobuf(Signal::Traces, &[]).unwrap();
         assert!(req.is_empty());
         assert_eq!(req.summary(), Summary::default());
+    }
+
+    #[test]
+    fn a_stamped_attribute_replaces_every_incoming_value_of_its_key_on_every_resource() {
+        let json = br#"{"resourceLogs":[
+            {"resource":{"attributes":[
+                {"key":"service.name","value":{"stringValue":"checkout"}},
+                {"key":"slim.sender","value":{"stringValue":"forged/a"}},
+                {"key":"slim.sender","value":{"stringValue":"forged/b"}}]},
+             "scopeLogs":[{"logRecords":[{"body":{"stringValue":"x"}}]}]},
+            {"scopeLogs":[{"logRecords":[{"body":{"stringValue":"y"}}]}]}]}"#;
+        let mut request = crate::json::from_json(Signal::Logs, json).unwrap();
+        request.set_resource_attribute("slim.sender", Some("acme/otel/receiver"));
+        let OtlpRequest::Logs(logs) = &request else {
+            panic!()
+        };
+        for entry in &logs.resource_logs {
+            let attributes = &entry.resource.as_ref().unwrap().attributes;
+            let senders: Vec<_> = attributes
+                .iter()
+                .filter(|kv| kv.key == "slim.sender")
+                .collect();
+            assert_eq!(senders.len(), 1, "{attributes:?}");
+            assert_eq!(
+                senders[0].value.as_ref().unwrap().value,
+                Some(any_value::Value::StringValue("acme/otel/receiver".into()))
+            );
+        }
+        assert_eq!(request.summary().services.len(), 1, "service.name is kept");
+        request.set_resource_attribute("slim.sender", None);
+        assert!(!format!("{request:?}").contains("slim.sender"));
     }
 }

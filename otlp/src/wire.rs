@@ -66,6 +66,13 @@ pub fn metadata(signal: Signal, message_id: &str) -> HashMap<String, String> {
     ])
 }
 
+/// The resource attribute a receiver with `--stamp-origin` sets to the name of the ingest key
+/// a request came with.
+pub const INGEST_KEY_ATTRIBUTE: &str = "slim.ingest.key";
+/// The resource attribute a member with `--stamp-origin` sets to a message's MLS-verified
+/// sender.
+pub const SENDER_ATTRIBUTE: &str = "slim.sender";
+
 /// Reads a received payload, using the metadata to know its signal. Protobuf with a signal is
 /// checked in place and decoded later, if anything asks; other payloads are decoded now.
 pub fn decode(

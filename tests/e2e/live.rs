@@ -14,13 +14,13 @@ const RECEIVER: &str = "e2e/live/receiver";
 const VIEWER: &str = "e2e/live/viewer";
 
 /// A WebSocket client process; its output (one line per frame) goes to a file.
-struct Client {
+pub(crate) struct Client {
     child: Child,
     out: PathBuf,
 }
 
 impl Client {
-    fn start(dir: &Path, label: &str, args: &[&str]) -> Client {
+    pub(crate) fn start(dir: &Path, label: &str, args: &[&str]) -> Client {
         Client::start_with_env(dir, label, args, &[])
     }
 
@@ -50,7 +50,7 @@ impl Client {
     }
 
     /// The frames received (every line after "open"), parsed.
-    fn frames(&self) -> Vec<Value> {
+    pub(crate) fn frames(&self) -> Vec<Value> {
         self.lines()
             .iter()
             .filter(|l| l.starts_with('{'))
@@ -58,7 +58,7 @@ impl Client {
             .collect()
     }
 
-    async fn wait_open(&self) {
+    pub(crate) async fn wait_open(&self) {
         let deadline = Instant::now() + FORM_TIMEOUT;
         while !self.lines().iter().any(|l| l == "open") {
             assert!(Instant::now() < deadline, "the client never connected");

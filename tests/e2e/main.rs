@@ -21,6 +21,7 @@ mod live;
 mod logs;
 mod members;
 mod netns;
+mod origin;
 mod outages;
 mod peers;
 mod py_peer;

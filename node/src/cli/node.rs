@@ -111,6 +111,12 @@ pub struct NodeArgs {
         value_name = "SIGNAL=ORG/NS/CHANNEL"
     )]
     pub signal_channel: Vec<SignalChannel>,
+    /// Who sent what, in the data itself: the receivers add `slim.ingest.key` (the name of
+    /// the key a request came with; `anonymous` without --auth-token-file) and the sinks get
+    /// `slim.sender` (the MLS-verified sender) on every resource, replacing any value of these
+    /// keys that came in. Off by default, so relayed data stays byte-exact
+    #[arg(long, env = "SLIM_NODE_STAMP_ORIGIN")]
+    pub stamp_origin: bool,
     /// Also push the node's own metrics (always at GET /metrics) to DEST (repeatable): `mesh`
     /// publishes them as OTLP metrics on the node's channel (service.name slim-node,
     /// service.instance.id its name; never counted as received data); `otlp:URL` sends them to
@@ -220,6 +226,7 @@ impl NodeArgs {
             sinks: self.sinks.sink.clone(),
             query_api: self.sinks.query_api(on_command_line),
             drain: Duration::from_secs(self.queue.drain_timeout),
+            stamp_origin: self.stamp_origin,
         })
     }
 }

@@ -91,6 +91,7 @@ impl UpArgs {
             query_api: self.sinks.query_api(on_command_line),
             drain,
             telemetry: Default::default(),
+            stamp_origin: false,
         };
         let receiver = NodeSettings {
             node: slim.node_config(
@@ -115,6 +116,7 @@ impl UpArgs {
             query_api: None,
             drain,
             telemetry: Default::default(),
+            stamp_origin: false,
         };
         Ok(UpSettings {
             endpoint: self.server.endpoint.clone(),

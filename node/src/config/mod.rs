@@ -29,6 +29,8 @@ pub struct NodeSettings {
     pub query_api: Option<QueryApiSettings>,
     /// How long a stopping node waits for acknowledgements, requests and sinks.
     pub drain: Duration,
+    /// Receivers add `slim.ingest.key`, and the pipeline `slim.sender`, to every resource.
+    pub stamp_origin: bool,
     /// The node's own metrics: where they are pushed.
     pub telemetry: crate::telemetry::TelemetrySettings,
 }

@@ -79,6 +79,11 @@ impl Scope {
     }
 }
 
+/// The name of the key a request was admitted with (`anonymous` without a token file), as
+/// the guard puts it into the request's extensions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyName(pub String);
+
 /// A known key: its name and scopes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyInfo {

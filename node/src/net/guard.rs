@@ -22,7 +22,7 @@ use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
 use crate::net::answer::Answer;
-use crate::net::auth::{KeyInfo, Keys, Scope, Verdict};
+use crate::net::auth::{KeyInfo, KeyName, Keys, Scope, Verdict};
 use crate::net::http::Format;
 use crate::net::http::{is_health_path, request_format};
 
@@ -134,6 +134,7 @@ pub async fn check(State(guard): State<Guard>, mut req: Request, next: Next) -> 
         return refuse(&req, grpc, Answer::busy());
     };
     debug!(%key, path = %req.uri().path(), "request admitted");
+    req.extensions_mut().insert(KeyName(key));
     next.run(req).await
 }
 

@@ -77,10 +77,12 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Starts `sinks` and the thread feeding them from `incoming`.
+    /// Starts `sinks` and the thread feeding them from `incoming`; with `stamp_sender`, every
+    /// resource gets `slim.sender` = its message's MLS-verified sender (`--stamp-origin`).
     pub fn start<M: Into<Arrival> + Send + 'static>(
         incoming: mpsc::Receiver<M>,
         sinks: Vec<(SinkHandle, Box<dyn Sink>)>,
+        stamp_sender: bool,
     ) -> std::io::Result<Pipeline> {
         let handles: Vec<SinkHandle> = sinks.iter().map(|(h, _)| h.clone()).collect();
         for h in &handles {
@@ -100,7 +102,7 @@ impl Pipeline {
         let feeding = handles.clone();
         let thread = std::thread::Builder::new()
             .name("slim-node-pipeline".into())
-            .spawn(move || feed(incoming, &feeding))?;
+            .spawn(move || feed(incoming, &feeding, stamp_sender))?;
         Ok(Pipeline {
             thread,
             sinks: handles,
@@ -150,7 +152,11 @@ const DISK_RETRY: Duration = Duration::from_secs(1);
 
 /// The pipeline thread: until the channel closes, takes what arrived (up to [`BATCH`] at a
 /// time), checks it, and hands it to the sinks.
-fn feed<M: Into<Arrival>>(mut incoming: mpsc::Receiver<M>, sinks: &[SinkHandle]) {
+fn feed<M: Into<Arrival>>(
+    mut incoming: mpsc::Receiver<M>,
+    sinks: &[SinkHandle],
+    stamp_sender: bool,
+) {
     let durable = sinks.iter().filter(|s| s.durable).count();
     let mut refused: u64 = 0;
     // Per sink: until when its disk queue, which could not be written, is left alone.
@@ -181,9 +187,12 @@ fn feed<M: Into<Arrival>>(mut incoming: mpsc::Receiver<M>, sinks: &[SinkHandle])
         let mut adding = vec![(0usize, 0usize); sinks.len()];
         let mut blocked = stuck;
         for msg in batch {
-            let Some((delivered, ack)) = check(msg.into()) else {
+            let Some((mut delivered, ack)) = check(msg.into()) else {
                 continue;
             };
+            if stamp_sender {
+                stamp(&mut delivered);
+            }
             let bytes = delivered.payload.bytes().len();
             // Once one message found no room, the rest of the batch waits too: what is taken
             // stays in order behind it.
@@ -288,6 +297,14 @@ fn stage(
 
 /// Checks a message from the channel: an OTLP request, with its acknowledgement. What is not
 /// OTLP is acknowledged and dropped (sending it again would not help).
+/// Sets `slim.sender` on every resource to the MLS-verified sender, replacing whatever came
+/// in; without a verified sender (MLS off) an incoming value is removed, never trusted.
+fn stamp(delivered: &mut Delivered) {
+    let mut request = delivered.payload.request().clone();
+    request.set_resource_attribute(wire::SENDER_ATTRIBUTE, delivered.verified_sender.as_deref());
+    delivered.payload = otlp::Encoded::from_request(request);
+}
+
 fn check(msg: Arrival) -> Option<(Delivered, Option<Box<dyn Acknowledge>>)> {
     let received_at = time::OffsetDateTime::now_utc();
     let bytes = msg.payload.len();
@@ -421,6 +438,7 @@ mod tests {
                 handle("a", true, 1000, WhenFull::Block),
                 Box::new(sink.clone()),
             )],
+            false,
         )
         .unwrap();
         for i in 0..200 {
@@ -450,6 +468,7 @@ mod tests {
                     Box::new(other.clone()),
                 ),
             ],
+            false,
         )
         .unwrap();
         for i in 0..n {
@@ -516,6 +535,7 @@ mod tests {
                     Box::new(live.clone()),
                 ),
             ],
+            false,
         )
         .unwrap();
         let (ack, fate) = Watched::new();

@@ -15,6 +15,7 @@ use tracing::info;
 
 use crate::ingest::{Ingest, IngestError};
 use crate::net::answer::Answer;
+use crate::net::auth::KeyName;
 use crate::net::grpc_raw::{export_path, RawCodec};
 use crate::net::guard::{self, Guard};
 use crate::net::http_server::{self, ConnLimits};
@@ -52,11 +53,12 @@ impl Export {
         request: tonic::Request<Vec<u8>>,
     ) -> Result<tonic::Response<Vec<u8>>, Status> {
         let started = std::time::Instant::now();
+        let key = request.extensions().get::<KeyName>().cloned();
         let message = request.into_inner();
         let bytes = message.len() as u64;
         let answered = self
             .ingest
-            .ingest_protobuf(self.signal, message)
+            .ingest_protobuf(self.signal, message, key.as_ref())
             .await
             .map_err(|err| status(err, self.signal))
             .map(|accepted| {

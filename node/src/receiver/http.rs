@@ -23,6 +23,7 @@ use crate::ingest::{Accepted, Ingest, IngestError};
 use crate::net::answer::method_not_allowed_response;
 use crate::net::answer::Answer;
 use crate::net::arrival::Arrival;
+use crate::net::auth::KeyName;
 use crate::net::guard::{self, Guard};
 use crate::net::http::{header_str, request_format, Format, JSON_CT, PROTOBUF_CT};
 use crate::net::http_server::{self, ConnLimits};
@@ -77,8 +78,11 @@ pub fn router(
     let scheme = settings.scheme;
     let export = |signal: Signal| {
         post(
-            move |State(ingest): State<Ingest>, headers: HeaderMap, body: Body| {
-                export(ingest, signal, headers, body)
+            move |State(ingest): State<Ingest>,
+                  key: Option<axum::Extension<KeyName>>,
+                  headers: HeaderMap,
+                  body: Body| {
+                export(ingest, signal, key.map(|k| k.0), headers, body)
             },
         )
         .fallback(|| async { method_not_allowed_response("POST") })
@@ -223,7 +227,13 @@ async fn observe(
     response
 }
 
-async fn export(ingest: Ingest, signal: Signal, headers: HeaderMap, body: Body) -> Response {
+async fn export(
+    ingest: Ingest,
+    signal: Signal,
+    key: Option<KeyName>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let Some(format) = request_format(&headers) else {
         return Answer::unsupported_media_type().http(Format::Json);
     };
@@ -254,7 +264,10 @@ async fn export(ingest: Ingest, signal: Signal, headers: HeaderMap, body: Body) 
                 .http(format)
         }
     };
-    match ingest.ingest_body(signal, format, encoding, &bytes).await {
+    match ingest
+        .ingest_body(signal, format, encoding, &bytes, key.as_ref())
+        .await
+    {
         Ok(accepted) => success(format, &accepted),
         Err(err) => ingest_error(format, &err),
     }
