@@ -174,7 +174,10 @@ impl Fanout {
         let (tx, rx) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
         let behind = CancellationToken::new();
-        self.lock().push(Subscriber {
+        let mut subscribers = self.lock();
+        // Clients that left while nothing arrived are let go here.
+        subscribers.retain(|s| !s.frames.is_closed());
+        subscribers.push(Subscriber {
             watch,
             frames: tx,
             queued: queued.clone(),
