@@ -102,9 +102,11 @@ impl OtlpRequest {
     /// them. A resource entry without a resource gets one.
     pub fn set_resource_attribute(&mut self, key: &str, value: Option<&str>) {
         let stamp = |resource: &mut Option<Resource>| {
-            let resource = resource.get_or_insert_with(Resource::default);
-            resource.attributes.retain(|kv| kv.key != key);
+            if let Some(resource) = resource.as_mut() {
+                resource.attributes.retain(|kv| kv.key != key);
+            }
             if let Some(value) = value {
+                let resource = resource.get_or_insert_with(Resource::default);
                 resource.attributes.push(KeyValue {
                     key: key.to_string(),
                     value: Some(AnyValue {

@@ -19,8 +19,14 @@ fn decode<T: Message + Default>(name: &str) -> T {
     T::decode(example(name).as_slice()).unwrap()
 }
 
-async fn channel(port: u16) -> tonic::transport::Channel {
-    tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+/// A connection to the OTLP/gRPC receiver at `127.0.0.1:port`.
+pub(crate) async fn channel(port: u16) -> tonic::transport::Channel {
+    channel_to(&format!("127.0.0.1:{port}")).await
+}
+
+/// A connection to the OTLP/gRPC receiver at `addr` (`HOST:PORT`).
+pub(crate) async fn channel_to(addr: &str) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect_timeout(Duration::from_secs(10))
         .connect()

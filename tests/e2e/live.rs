@@ -154,7 +154,7 @@ async fn a_client_that_stops_reading_is_disconnected_while_the_others_get_everyt
     let health_addr = format!("127.0.0.1:{health_port}");
     let (_receiver, viewer, port, base) = mesh_watched(
         &mesh,
-        ";client-buffer-bytes=2097152",
+        ";client-buffer-bytes=6291456",
         &["--health", &health_addr],
     )
     .await;

@@ -5,6 +5,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+
 use crate::backend::Backend;
 use crate::harness::*;
 use crate::live::Client;
@@ -57,7 +60,7 @@ fn assert_stamped(sink: &str, request: &Value) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn with_stamp_origin_the_store_the_backend_and_the_live_view_get_the_key_and_the_verified_sender(
+async fn with_stamp_origin_the_store_the_backend_and_the_live_view_get_the_key_and_the_verified_sender_over_http_and_grpc(
 ) {
     let mesh = Mesh::start();
     let tokens = mesh.path("acme-tokens");
@@ -82,8 +85,15 @@ async fn with_stamp_origin_the_store_the_backend_and_the_live_view_get_the_key_a
     ]);
     let member = mesh.node("member", MEMBER, &member_args);
     let tokens = tokens.display().to_string();
+    let grpc = format!("127.0.0.1:{}", free_port());
     let mut args = moderator(CHANNEL, &[MEMBER]);
-    args.extend(["--auth-token-file", &tokens, "--stamp-origin"]);
+    args.extend([
+        "--auth-token-file",
+        &tokens,
+        "--stamp-origin",
+        "--otlp-grpc",
+        &grpc,
+    ]);
     let (receiver, port) = mesh.receiver("receiver", RECEIVER, &args);
     wait_state(port, "active", &receiver).await;
     let viewer = Client::start(
@@ -154,4 +164,24 @@ async fn with_stamp_origin_the_store_the_backend_and_the_live_view_get_the_key_a
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_stamped("store", &page);
+
+    // Over gRPC too: the key comes from the guard, whatever the transport.
+    let channel = crate::grpc::channel_to(&grpc).await;
+    let protobuf = otlp::json::from_json(otlp::Signal::Logs, forged.to_string().as_bytes())
+        .unwrap()
+        .to_protobuf();
+    let request: ExportLogsServiceRequest = prost::Message::decode(protobuf.as_slice()).unwrap();
+    let mut call = tonic::Request::new(request);
+    call.metadata_mut()
+        .insert("authorization", auth.parse().unwrap());
+    LogsServiceClient::new(channel).export(call).await.unwrap();
+    let deadline = Instant::now() + DELIVERY_TIMEOUT;
+    while backend.exports().len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the gRPC request was not forwarded"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_stamped("otlp, sent over gRPC", &backend.exports()[1].json);
 }

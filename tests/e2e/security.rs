@@ -96,12 +96,7 @@ async fn grpc_without_a_token_is_unauthenticated_and_with_a_wrong_one_permission
     let (receiver, http_port) = mesh.receiver("receiver", RECEIVER, &args);
     wait_state(http_port, "awaiting_invite", &receiver).await;
 
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc}"))
-        .unwrap()
-        .connect_timeout(Duration::from_secs(10))
-        .connect()
-        .await
-        .unwrap();
+    let channel = crate::grpc::channel_to(&grpc).await;
     let request = ExportLogsServiceRequest::decode(example("logs.pb").as_slice()).unwrap();
     let mut client = LogsServiceClient::new(channel);
     let err = client.export(request.clone()).await.unwrap_err();

@@ -304,7 +304,8 @@ drop = true
             )
             .unwrap(),
         );
-        assert_eq!(args.telemetry, ["mesh"]);
+        let destinations: Vec<&str> = args.telemetry.iter().map(|d| d.expose()).collect();
+        assert_eq!(destinations, ["mesh"]);
         assert_eq!(args.telemetry_interval, std::time::Duration::from_secs(5));
         assert_eq!(args.telemetry_view.len(), 2);
         assert_eq!(args.telemetry_view[0].buckets, Some(vec![0.001, 0.01, 0.1]));

@@ -148,6 +148,8 @@ mod tests {
             "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00",
             "--sink",
             "otlp:https://user:hunter2@backend:4318/?api_key=query-secret;header=Authorization=Bearer header-secret",
+            "--telemetry",
+            "otlp:https://metrics:4318;header=Authorization=Bearer telemetry-secret",
         ]))
         .unwrap();
         let shown = format!("{cli:?}");
@@ -157,6 +159,7 @@ mod tests {
             "hunter2",
             "query-secret",
             "header-secret",
+            "telemetry-secret",
         ] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }

@@ -126,10 +126,12 @@ pub struct NodeArgs {
     #[arg(
         long,
         env = "SLIM_NODE_TELEMETRY",
+        // A destination may hold credentials (`otlp:URL;header=…`): never shown.
+        hide_env_values = true,
         value_delimiter = ',',
         value_name = "DEST"
     )]
-    pub telemetry: Vec<String>,
+    pub telemetry: Vec<crate::config::Hidden>,
     /// How often the metrics are pushed to each --telemetry destination
     #[arg(
         long,
@@ -201,7 +203,7 @@ impl NodeArgs {
             queue: &self.queue,
             shared_data_dir: false,
         };
-        let off = self.telemetry.iter().any(|d| d.trim() == "off");
+        let off = self.telemetry.iter().any(|d| d.expose().trim() == "off");
         anyhow::ensure!(
             !off || self.telemetry.len() == 1,
             "--telemetry off records no metrics: it takes no other destination"
@@ -213,7 +215,7 @@ impl NodeArgs {
             } else {
                 self.telemetry
                     .iter()
-                    .map(|dest| telemetry_push(dest, self.telemetry_interval))
+                    .map(|dest| telemetry_push(dest.expose(), self.telemetry_interval))
                     .collect::<anyhow::Result<_>>()?
             },
             views: self.telemetry_view.clone(),

@@ -26,7 +26,8 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
     });
     ensure!(
         endpoint.starts_with("http://") || endpoint.starts_with("https://"),
-        "--endpoint must be an http:// or https:// URL, not {endpoint:?}"
+        "--endpoint must be an http:// or https:// URL, not {:?}",
+        crate::net::redact::urls(&endpoint)
     );
     let mut target = Settings::new(args.protocol, &endpoint);
     target.gzip = args.gzip;

@@ -25,7 +25,8 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
     if let Some(to) = &args.to {
         anyhow::ensure!(
             to.starts_with("http://") || to.starts_with("https://"),
-            "--to must be an OTLP endpoint's http:// or https:// URL, not {to:?}"
+            "--to must be an OTLP endpoint's http:// or https:// URL, not {:?}",
+            crate::net::redact::urls(to)
         );
     }
     let api = super::fetch::api(&args.api)?;

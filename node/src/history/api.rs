@@ -102,7 +102,6 @@ pub fn router(api: QueryApi) -> Router {
             Answer::not_found("not found: the query API serves POST /api/{traces,metrics,logs}/fetch and GET /health")
                 .http(Format::Json)
         })
-        .layer(tower_http::compression::CompressionLayer::new())
         .with_state(api)
 }
 
@@ -141,6 +140,24 @@ fn caller(api: &QueryApi, headers: &HeaderMap) -> Result<String, Answer> {
     }
 }
 
+/// Whether the client takes a gzip'd answer (`Accept-Encoding` lists gzip, not with `q=0`).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            parts.next().is_some_and(|c| c.eq_ignore_ascii_case("gzip"))
+                && !parts.any(|p| {
+                    p.strip_prefix("q=")
+                        .and_then(|q| q.trim().parse::<f32>().ok())
+                        == Some(0.0)
+                })
+        })
+}
+
 /// The answer's encoding from `Accept`: JSON unless protobuf is asked for.
 fn answer_format(headers: &HeaderMap) -> Result<Format, Answer> {
     let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
@@ -167,6 +184,21 @@ fn answer_format(headers: &HeaderMap) -> Result<Format, Answer> {
         Err(Answer::not_acceptable(
             "Accept must allow application/json or application/x-protobuf",
         ))
+    }
+}
+
+/// Rate budgets kept before those of quiet clients are dropped.
+const MAX_BUDGETS: usize = 4096;
+
+/// The budget an address draws on when the API is open: its own for IPv4, its /64 for IPv6
+/// (a client holds a whole /64, and could otherwise take a new budget per address).
+fn address_budget(ip: std::net::IpAddr) -> String {
+    match ip.to_canonical() {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
     }
 }
 
@@ -228,9 +260,13 @@ async fn fetch(
     if let Some(limiter) = &api.limits.limiter {
         // Open API: each client address has its own budget.
         let budget = match (&api.keys, &peer) {
-            (None, Some(peer)) => peer.0 .0.ip().to_string(),
+            (None, Some(peer)) => address_budget(peer.0 .0.ip()),
             _ => key_name.clone(),
         };
+        // Budgets of clients gone quiet are dropped, so many addresses cannot fill memory.
+        if limiter.len() > MAX_BUDGETS {
+            limiter.retain_recent();
+        }
         if let Err(not_until) = limiter.check_key(&budget) {
             return refuse(Answer::rate_limited(
                 not_until.wait_time_from(limiter.clock().now()),
@@ -287,6 +323,8 @@ async fn fetch(
         Format::Protobuf => PAGE_BYTES_PROTOBUF,
         Format::Json => PAGE_BYTES_JSON,
     };
+    // Compressed on the fetch's own thread, so that it counts against the same bound.
+    let gzip = accepts_gzip(&headers);
     let done = tokio::task::spawn_blocking(move || {
         let _thread = thread;
         if left.load(Ordering::Acquire) {
@@ -306,6 +344,11 @@ async fn fetch(
             Format::Protobuf => reply.to_protobuf(),
             Format::Json => reply.to_json().map_err(FetchError::Render)?,
         };
+        let body = if gzip {
+            otlp::compression::gzip(&body)
+        } else {
+            body
+        };
         debug!(key = %key_name, %signal, entries = reply.entries.len(), has_more = reply.has_more, "fetch");
         Ok::<_, FetchError>(Some(body))
     })
@@ -320,12 +363,18 @@ async fn fetch(
                 Format::Protobuf => PROTOBUF_CT,
                 Format::Json => JSON_CT,
             };
-            (
+            let mut response = (
                 StatusCode::OK,
                 [(header::CONTENT_TYPE, HeaderValue::from_static(ct))],
                 body,
             )
-                .into_response()
+                .into_response();
+            if gzip {
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            }
+            response
         }
         Ok(Err(err @ (FetchError::Store(_) | FetchError::Render(_)))) => {
             warn!(%err, "the query API cannot read the store");
@@ -671,5 +720,55 @@ mod tests {
         let got = bodies(&page).len();
         assert!((200..400).contains(&got), "{got} records in one JSON page");
         assert_eq!(page["hasMore"], true);
+    }
+
+    #[test]
+    fn gzip_is_taken_when_accept_encoding_lists_it_without_q_0() {
+        let with = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::ACCEPT_ENCODING,
+                HeaderValue::from_str(value).unwrap(),
+            );
+            accepts_gzip(&headers)
+        };
+        assert!(with("gzip"));
+        assert!(with("br, gzip;q=0.5"));
+        assert!(!with("gzip;q=0"));
+        assert!(!with("identity"));
+        assert!(!accepts_gzip(&HeaderMap::new()));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_page_asked_for_gzip_comes_gzipped() {
+        let (_dir, store) = store_with_logs(&[10, 20]);
+        let app = api(store, None);
+        let req = Request::builder()
+            .method("POST")
+            .uri("/api/logs/fetch")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ACCEPT_ENCODING, "gzip")
+            .body(Body::from("{}"))
+            .unwrap();
+        let response = app.oneshot(req).await.unwrap();
+        assert_eq!(response.headers()[header::CONTENT_ENCODING], "gzip");
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let mut json = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut json)
+            .unwrap();
+        let page: Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(bodies(&page), ["10", "20"]);
+    }
+
+    #[test]
+    fn an_ipv6_client_draws_on_its_64s_budget_and_an_ipv4_one_on_its_own() {
+        let a = address_budget("2001:db8:1:2::1".parse().unwrap());
+        let b = address_budget("2001:db8:1:2:ffff::9".parse().unwrap());
+        assert_eq!(a, b);
+        assert_ne!(a, address_budget("2001:db8:1:3::1".parse().unwrap()));
+        assert_eq!(
+            address_budget("::ffff:10.0.0.1".parse().unwrap()),
+            "10.0.0.1"
+        );
     }
 }

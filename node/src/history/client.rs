@@ -42,6 +42,12 @@ impl Api {
                 crate::net::redact::urls(url)
             );
         }
+        if url.starts_with("http://") && (ca.is_some() || identity.is_some()) {
+            bail!(
+                "--api-ca and --api-client-cert need an https:// API, not {}",
+                crate::net::redact::urls(url)
+            );
+        }
         if key.is_some() && crate::net::client::in_the_clear(url) {
             tracing::warn!(api = %crate::net::redact::urls(url), "the API key goes to the query API in the clear over http://; use https://");
         }

@@ -1,7 +1,7 @@
-//! What every HTTP client of the node does the same way (the OTLP exporter, the S3 uploader,
-//! the query API's client): follow no redirect (a backend that answers 3xx is misconfigured,
-//! and a redirect would carry the credentials elsewhere), wait at most [`MAX_RETRY_AFTER`]
-//! whatever a server asks, and read at most a bounded answer.
+//! What the node's HTTP clients do the same way (the OTLP exporter and the query API's
+//! client; S3 goes through `object_store`'s own): follow no redirect (a backend that answers
+//! 3xx is misconfigured, and a redirect would carry the credentials elsewhere), wait at most
+//! [`MAX_RETRY_AFTER`] whatever a server asks, and read at most a bounded answer.
 
 use std::time::{Duration, SystemTime};
 

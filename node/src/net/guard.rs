@@ -142,7 +142,7 @@ pub async fn check(State(guard): State<Guard>, mut req: Request, next: Next) -> 
 fn arrived_on_loopback(req: &Request) -> bool {
     req.extensions()
         .get::<crate::net::http_server::LocalAddr>()
-        .is_some_and(|local| local.0.ip().is_loopback())
+        .is_some_and(|local| local.0.ip().to_canonical().is_loopback())
 }
 
 fn is_grpc(req: &Request) -> bool {

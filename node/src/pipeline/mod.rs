@@ -295,16 +295,16 @@ fn stage(
     staged.into_iter().collect()
 }
 
-/// Checks a message from the channel: an OTLP request, with its acknowledgement. What is not
-/// OTLP is acknowledged and dropped (sending it again would not help).
 /// Sets `slim.sender` on every resource to the MLS-verified sender, replacing whatever came
 /// in; without a verified sender (MLS off) an incoming value is removed, never trusted.
 fn stamp(delivered: &mut Delivered) {
-    let mut request = delivered.payload.request().clone();
+    let mut request = delivered.payload.request_once().into_owned();
     request.set_resource_attribute(wire::SENDER_ATTRIBUTE, delivered.verified_sender.as_deref());
     delivered.payload = otlp::Encoded::from_request(request);
 }
 
+/// Checks a message from the channel: an OTLP request, with its acknowledgement. What is not
+/// OTLP is acknowledged and dropped (sending it again would not help).
 fn check(msg: Arrival) -> Option<(Delivered, Option<Box<dyn Acknowledge>>)> {
     let received_at = time::OffsetDateTime::now_utc();
     let bytes = msg.payload.len();

@@ -64,8 +64,8 @@ static OPTIONS: &[OptionSpec] = &[
     OptionSpec {
         key: "origins",
         value: "ORIGIN,…",
-        default: "same origin with token-file, any without",
-        help: "browser origins allowed to connect (`https://grafana.example.com`, or `*` for any); a request from another origin is 403. Clients that send no `Origin` (not browsers) are not affected",
+        default: "same origin",
+        help: "browser origins allowed to connect (`https://grafana.example.com`, or `*` for any); a page of another origin is 403, so a web site its user visits cannot read the view. Clients that send no `Origin` (not browsers) are not affected",
         repeats: false,
     },
     OptionSpec {
@@ -243,14 +243,15 @@ impl Fanout {
 enum Origins {
     /// Any.
     Any,
-    /// Only pages served from the view's own address (`Origin` matches `Host`).
+    /// Only pages served from the view's own address (`Origin` matches `Host`; for a view on
+    /// loopback, `Host` must be a loopback name too, so a DNS-rebound name does not pass).
     Same,
     /// These (`scheme://host[:port]`, compared without case).
     Listed(Vec<String>),
 }
 
 impl Origins {
-    fn of(spec: &SinkSpec, has_keys: bool) -> Origins {
+    fn of(spec: &SinkSpec) -> Origins {
         match spec.option("origins") {
             Some(list) if list.split(',').any(|o| o.trim() == "*") => Origins::Any,
             Some(list) => Origins::Listed(
@@ -259,13 +260,12 @@ impl Origins {
                     .filter(|o| !o.is_empty())
                     .collect(),
             ),
-            None if has_keys => Origins::Same,
-            None => Origins::Any,
+            None => Origins::Same,
         }
     }
 
-    /// Whether a request with these headers may connect.
-    fn allow(&self, headers: &HeaderMap) -> bool {
+    /// Whether a request with these headers may connect to a view on `local`.
+    fn allow(&self, headers: &HeaderMap, local: Option<std::net::SocketAddr>) -> bool {
         let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
             return true;
         };
@@ -276,10 +276,26 @@ impl Origins {
             Origins::Same => {
                 let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
                 let authority = origin.split_once("://").map(|(_, a)| a);
-                matches!((host, authority), (Some(h), Some(a)) if h.eq_ignore_ascii_case(a))
+                let same =
+                    matches!((host, authority), (Some(h), Some(a)) if h.eq_ignore_ascii_case(a));
+                let on_loopback = local.is_some_and(|a| a.ip().to_canonical().is_loopback());
+                same && (!on_loopback || host.is_some_and(is_loopback_host))
             }
         }
     }
+}
+
+/// Whether `host` (a `Host` header: name or address, with a port) names this machine's
+/// loopback.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(n, _)| n),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.to_canonical().is_loopback())
 }
 
 /// The sink.
@@ -326,7 +342,7 @@ impl WsSink {
             listener,
             buffer_bytes: spec.value::<usize>("client-buffer-bytes")?.max(1),
             max_clients: spec.value::<usize>("max-clients")?.max(1),
-            origins: Origins::of(spec, keys.is_some()),
+            origins: Origins::of(spec),
             keys,
             tls,
         })
@@ -462,7 +478,11 @@ async fn upgrade(
             }
         }
     }
-    if !shared.origins.allow(req.headers()) {
+    let local = req
+        .extensions()
+        .get::<crate::net::http_server::LocalAddr>()
+        .map(|l| l.0);
+    if !shared.origins.allow(req.headers(), local) {
         return Answer::forbidden(
             "this page's origin may not open the live view: add it to the sink's origins=",
         )
@@ -753,11 +773,30 @@ mod tests {
         authorization: Option<&str>,
         origin: Option<&str>,
     ) -> Result<Client, WebSocketError> {
+        connect_as(
+            addr,
+            &addr.to_string(),
+            path_and_query,
+            authorization,
+            origin,
+        )
+        .await
+    }
+
+    /// [`connect_from`] through the name `host` (the `Host` header), as a browser that
+    /// resolved it to `addr` would.
+    async fn connect_as(
+        addr: SocketAddr,
+        host: &str,
+        path_and_query: &str,
+        authorization: Option<&str>,
+        origin: Option<&str>,
+    ) -> Result<Client, WebSocketError> {
         let stream = tokio::net::TcpStream::connect(addr).await?;
         let mut req = http::Request::builder()
             .method("GET")
-            .uri(format!("http://{addr}{path_and_query}"))
-            .header(header::HOST, addr.to_string())
+            .uri(format!("http://{host}{path_and_query}"))
+            .header(header::HOST, host)
             .header(header::UPGRADE, "websocket")
             .header(header::CONNECTION, "upgrade")
             .header("Sec-WebSocket-Key", handshake::generate_key())
@@ -979,21 +1018,34 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread")]
-    async fn with_a_token_only_pages_of_the_same_origin_connect() {
-        let sink = Running::start_with_token();
-        let bearer = format!("Bearer {TOKEN}");
-        let foreign = connect_from(
-            sink.addr,
-            "/ws/logs",
-            Some(&bearer),
-            Some("https://evil.example"),
-        )
-        .await;
+    async fn by_default_only_pages_of_the_same_origin_connect() {
+        let sink = Running::start("");
+        let foreign = connect_from(sink.addr, "/ws/logs", None, Some("https://evil.example")).await;
         assert_refused(foreign, 403);
         let same = format!("http://{}", sink.addr);
-        connect_from(sink.addr, "/ws/logs", Some(&bearer), Some(&same))
+        connect_from(sink.addr, "/ws/logs", None, Some(&same))
             .await
             .expect("a page served from the view's own address connects");
+        let local = format!("localhost:{}", sink.addr.port());
+        connect_as(
+            sink.addr,
+            &local,
+            "/ws/logs",
+            None,
+            Some(&format!("http://{local}")),
+        )
+        .await
+        .expect("the same page through the name localhost connects");
+        sink.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_page_of_a_name_rebound_to_loopback_is_refused() {
+        let sink = Running::start("");
+        let rebound = format!("evil.example:{}", sink.addr.port());
+        let page = format!("http://{rebound}");
+        let refused = connect_as(sink.addr, &rebound, "/ws/logs", None, Some(&page)).await;
+        assert_refused(refused, 403);
         sink.stop().await;
     }
 
