@@ -213,3 +213,66 @@ impl Pager {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn a_busy_api_is_asked_again_after_its_retry_after() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        let page = super::super::query::Reply {
+            signal: Signal::Logs,
+            entries: Vec::new(),
+            next_cursor: "next".into(),
+            has_more: false,
+        }
+        .to_protobuf();
+        let app = axum::Router::new().route(
+            "/api/logs/fetch",
+            axum::routing::post(move || {
+                let (calls, page) = (counted.clone(), page.clone());
+                async move {
+                    if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                        (
+                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                            [(axum::http::header::RETRY_AFTER, "1")],
+                            Vec::new(),
+                        )
+                    } else {
+                        (
+                            axum::http::StatusCode::OK,
+                            [(axum::http::header::CONTENT_TYPE, PROTOBUF_CT)],
+                            page,
+                        )
+                    }
+                }
+            }),
+        );
+        let base = crate::net::client::tests::serve(app).await;
+        let api = Api::new(&base, None, None, None).unwrap();
+        let received = api
+            .page(Signal::Logs, &FetchRequestProto::default())
+            .await
+            .unwrap();
+        assert_eq!(received.next_cursor, "next");
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "asked again once");
+    }
+
+    #[test]
+    fn a_ca_for_a_plain_http_api_is_refused() {
+        let err = Api::new(
+            "http://api.example:4320",
+            None,
+            Some(Path::new("/no/such/ca.pem")),
+            None,
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(err.contains("https://"), "{err}");
+    }
+}

@@ -71,8 +71,42 @@ pub async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use axum::routing::get;
+
+    /// Serves `app` on a free loopback port for the rest of the test; its base URL.
+    pub(crate) async fn serve(app: axum::Router) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_not_followed() {
+        let base = serve(
+            axum::Router::new()
+                .route(
+                    "/",
+                    get(|| async { axum::response::Redirect::temporary("/elsewhere") }),
+                )
+                .route("/elsewhere", get(|| async { "followed" })),
+        )
+        .await;
+        let answer = builder().build().unwrap().get(&base).send().await.unwrap();
+        assert_eq!(answer.status(), 307);
+    }
+
+    #[tokio::test]
+    async fn an_answer_over_the_cap_is_an_error_and_one_within_it_is_read() {
+        let base = serve(axum::Router::new().route("/", get(|| async { "x".repeat(2048) }))).await;
+        let client = builder().build().unwrap();
+        let over = read_capped(client.get(&base).send().await.unwrap(), 1024).await;
+        assert!(over.unwrap_err().contains("larger than 1024"));
+        let within = read_capped(client.get(&base).send().await.unwrap(), 4096).await;
+        assert_eq!(within.unwrap().len(), 2048);
+    }
 
     #[test]
     fn plain_http_to_another_host_is_in_the_clear_and_to_this_one_is_not() {
