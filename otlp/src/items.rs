@@ -70,6 +70,27 @@ fn context(resource_part: &[u8], scope_part: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The `service.name` of a context's resource, if it has one.
+pub fn context_service(context: &[u8]) -> Option<String> {
+    /// Field 1 of every resource entry: its resource.
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct ResourceOnly {
+        #[prost(message, optional, tag = "1")]
+        resource: Option<opentelemetry_proto::tonic::resource::v1::Resource>,
+    }
+    let mut rest = context;
+    let len = usize::try_from(prost::encoding::decode_varint(&mut rest).ok()?).ok()?;
+    let resource = ResourceOnly::decode(rest.get(..len)?).ok()?.resource?;
+    resource.attributes.iter().find_map(|kv| {
+        (kv.key == "service.name").then(|| match kv.value.as_ref()?.value.as_ref()? {
+            opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(s) => {
+                Some(s.clone())
+            }
+            _ => None,
+        })?
+    })
+}
+
 /// Appends field 2 (length-delimited) holding `value`: where every resource entry keeps its
 /// scope entries, and every scope entry its items.
 fn push_field_2(out: &mut Vec<u8>, value: &[u8]) {

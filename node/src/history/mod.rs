@@ -6,6 +6,7 @@ pub mod api;
 pub mod client;
 pub mod cursor;
 pub mod query;
+pub mod segment;
 pub mod store;
 
 /// Now, in Unix nanoseconds (the unit of OTLP times and of the store's keys).
