@@ -3,8 +3,9 @@
 //!
 //! ```text
 //! "SLIMSEG1"                                   magic, 8 bytes
-//! block …                                      zstd frames of records, in time order:
-//!                                              time u64 | context u32 | length u32 | item
+//! block …                                      zstd frames of records, in (time, seq)
+//!                                              order: time u64 | seq u64 | context u32 |
+//!                                              length u32 | item
 //! contexts                                     one zstd frame: (length u32 | context)…
 //! index                                        JSON (SegmentIndex)
 //! index length u32 | "SLIMSEG1"                the last 12 bytes
@@ -33,7 +34,7 @@ pub const BLOCK_BYTES: usize = 1 << 20;
 /// zstd level: good ratio, fast enough to seal on the store's thread.
 const LEVEL: i32 = 3;
 /// Bytes of one record before its item.
-const RECORD_HEAD: usize = 16;
+const RECORD_HEAD: usize = 24;
 /// Largest index a reader accepts (a segment's index is a few KiB).
 const MAX_INDEX: usize = 16 << 20;
 /// Largest block or contexts table a reader decompresses: a segment comes from a bucket other
@@ -93,13 +94,15 @@ pub struct SegmentIndex {
 pub struct SegmentItem<'a> {
     /// Its time (Unix nanoseconds).
     pub time: u64,
+    /// Its number in the store that sealed it: with the store's id, the item's identity.
+    pub seq: u64,
     /// Its context (resource and scope), as `otlp::items` encodes it.
     pub context: &'a [u8],
     /// The item's own bytes.
     pub item: &'a [u8],
 }
 
-/// Seals `items` of `signal` (in time order) into a segment.
+/// Seals `items` of `signal` (in `(time, seq)` order) into a segment.
 pub fn seal<'a>(
     signal: Signal,
     items: impl IntoIterator<Item = SegmentItem<'a>>,
@@ -129,6 +132,7 @@ pub fn seal_with<'a>(
     };
     let mut block: Vec<u8> = Vec::with_capacity(BLOCK_BYTES + 4096);
     let mut block_index: Option<BlockIndex> = None;
+    let mut last_key: Option<(u64, u64)> = None;
     for item in items {
         let context = match known.get(item.context) {
             Some(&i) => i,
@@ -140,11 +144,13 @@ pub fn seal_with<'a>(
                 i
             }
         };
-        if index.items > 0 && item.time < index.last {
-            return Err(damaged("items must come in time order"));
+        if last_key.is_some_and(|last| (item.time, item.seq) <= last) {
+            return Err(damaged("items must come in (time, seq) order, each once"));
         }
+        last_key = Some((item.time, item.seq));
         let len = u32::try_from(item.item.len()).map_err(|_| damaged("an item over 4 GiB"))?;
         block.extend_from_slice(&item.time.to_be_bytes());
+        block.extend_from_slice(&item.seq.to_be_bytes());
         block.extend_from_slice(&context.to_be_bytes());
         block.extend_from_slice(&len.to_be_bytes());
         block.extend_from_slice(item.item);
@@ -238,6 +244,9 @@ pub fn index_len(tail: &[u8; 12]) -> Result<usize, SegmentError> {
     Ok(len)
 }
 
+/// An item read back: its `(time, seq)` and its resource entry.
+pub type Record = ((u64, u64), Vec<u8>);
+
 /// A whole segment, opened: its index and contexts read, its blocks read on demand.
 pub struct Segment<'a> {
     bytes: &'a [u8],
@@ -296,8 +305,8 @@ impl<'a> Segment<'a> {
         Ok(&self.table[at..at + len])
     }
 
-    /// The items of block `i`, each as its time and resource entry, in time order.
-    pub fn block(&self, i: usize) -> Result<Vec<(u64, Vec<u8>)>, SegmentError> {
+    /// The items of block `i`, each as its `(time, seq)` and resource entry, in that order.
+    pub fn block(&self, i: usize) -> Result<Vec<Record>, SegmentError> {
         let b = self
             .index
             .blocks
@@ -311,14 +320,15 @@ impl<'a> Segment<'a> {
                 .get(at..at + RECORD_HEAD)
                 .ok_or_else(|| damaged("a record is cut short"))?;
             let time = u64::from_be_bytes(head[..8].try_into().unwrap_or_default());
-            let context = read_u32(head, 8)?;
-            let len = read_u32(head, 12)? as usize;
+            let seq = u64::from_be_bytes(head[8..16].try_into().unwrap_or_default());
+            let context = read_u32(head, 16)?;
+            let len = read_u32(head, 20)? as usize;
             let item = records
                 .get(at + RECORD_HEAD..at + RECORD_HEAD + len)
                 .ok_or_else(|| damaged("an item is cut short"))?;
             let entry = otlp::items::entry(self.context(context)?, item)
                 .map_err(|e| damaged(e.to_string()))?;
-            out.push((time, entry));
+            out.push(((time, seq), entry));
             at += RECORD_HEAD + len;
         }
         if out.len() as u64 != b.items {
@@ -387,6 +397,7 @@ mod tests {
             .flat_map(|p| {
                 p.items.iter().map(|i| SegmentItem {
                     time: i.time_unix_nano,
+                    seq: i.time_unix_nano + 1,
                     context: &p.contexts[i.context],
                     item: &i.bytes,
                 })
@@ -402,18 +413,18 @@ mod tests {
         assert_eq!(segment.index.items, 2000);
         assert_eq!((segment.index.start, segment.index.last), (0, 1999));
         assert!(segment.index.blocks.len() > 1, "{:?}", segment.index.blocks);
-        let expected: Vec<(u64, Vec<u8>)> = parts
+        let expected: Vec<Record> = parts
             .iter()
             .flat_map(|p| {
                 p.items.iter().map(|i| {
                     (
-                        i.time_unix_nano,
+                        (i.time_unix_nano, i.time_unix_nano + 1),
                         otlp::items::entry(&p.contexts[i.context], &i.bytes).unwrap(),
                     )
                 })
             })
             .collect();
-        let got: Vec<(u64, Vec<u8>)> = (0..segment.index.blocks.len())
+        let got: Vec<Record> = (0..segment.index.blocks.len())
             .flat_map(|b| segment.block(b).unwrap())
             .collect();
         assert_eq!(got, expected);
@@ -434,17 +445,20 @@ mod tests {
         let times: Vec<u64> = picked
             .iter()
             .flat_map(|&b| segment.block(b).unwrap())
-            .map(|(t, _)| t)
+            .map(|((t, _), _)| t)
             .collect();
         assert!((500..600).all(|t| times.contains(&t)));
     }
 
     #[test]
-    fn items_out_of_time_order_are_refused() {
+    fn items_out_of_order_or_twice_are_refused() {
         let parts = spans(1, 3);
         let mut list = items(&parts);
         list.swap(0, 2);
         assert!(seal(Signal::Traces, list).is_err());
+        let mut twice = items(&parts);
+        twice.push(twice[2].clone());
+        assert!(seal(Signal::Traces, twice).is_err());
     }
 
     #[test]

@@ -24,7 +24,10 @@
 mod read;
 mod retention;
 mod schema;
+mod seal;
 mod write;
+
+pub use seal::Sealed;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -88,6 +91,10 @@ pub struct Totals {
     pub duplicates: u64,
     /// The sequence number of the last item stored.
     pub last_seq: u64,
+    /// Items removed here once sealed into segments that object storage confirmed.
+    pub archived: u64,
+    /// Every item stored up to this sequence number is sealed and held by object storage.
+    pub sealed_through: u64,
 }
 
 /// The items a query pages through, see the module documentation.
@@ -310,6 +317,8 @@ impl Store {
             contexts: contexts.len().map_err(|e| self.error(e))?,
             expired: get("expired")?,
             last_seq: get("last_seq")?,
+            archived: get("archived")?,
+            sealed_through: get("sealed_through")?,
         })
     }
 
@@ -611,6 +620,81 @@ mod tests {
         store.append(&[message("c", 5)], 0).unwrap();
         assert_eq!(drain(&store, &window(&store, 0, 100), 10), vec![1, 4]);
         assert_eq!(store.totals().duplicates, 3);
+    }
+
+    /// The tags of a sealed segment's items, in its order.
+    fn sealed_tags(sealed: &Sealed) -> Vec<u8> {
+        let segment = crate::history::segment::Segment::open(&sealed.bytes).unwrap();
+        (0..segment.index.blocks.len())
+            .flat_map(|b| segment.block(b).unwrap())
+            .map(|(_, entry)| tag(&entry))
+            .collect()
+    }
+
+    #[test]
+    fn sealing_gives_each_signal_its_items_in_time_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), UNLIMITED).unwrap();
+        store
+            .append(
+                &[
+                    arrival(Signal::Traces, vec![item(30, 1), item(10, 2)]),
+                    arrival(Signal::Logs, vec![item(5, 3)]),
+                    arrival(Signal::Traces, vec![item(20, 4)]),
+                ],
+                0,
+            )
+            .unwrap();
+        let sealed = store.seal(0, store.last_seq()).unwrap();
+        let by_signal: Vec<(Signal, Vec<u8>)> =
+            sealed.iter().map(|s| (s.signal, sealed_tags(s))).collect();
+        assert_eq!(
+            by_signal,
+            [(Signal::Traces, vec![2, 4, 1]), (Signal::Logs, vec![3])]
+        );
+        assert_eq!((sealed[0].items, sealed[0].times), (3, (10, 30)));
+    }
+
+    /// A store in `dir` holding items 1 and 2 (times 10, 20), then item 3 (time 15); the
+    /// sequence number that ends the first request.
+    fn two_requests(dir: &Path) -> (Arc<Store>, u64) {
+        let store = Store::open(dir, UNLIMITED).unwrap();
+        store
+            .append(
+                &[arrival(Signal::Traces, vec![item(10, 1), item(20, 2)])],
+                0,
+            )
+            .unwrap();
+        let first = store.last_seq();
+        store
+            .append(&[arrival(Signal::Traces, vec![item(15, 3)])], 0)
+            .unwrap();
+        (store, first)
+    }
+
+    #[test]
+    fn sealing_a_range_takes_only_what_arrived_in_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, first) = two_requests(dir.path());
+        let later = store.seal(first, store.last_seq()).unwrap();
+        assert_eq!(sealed_tags(&later[0]), [3]);
+        let earlier = store.seal(0, first).unwrap();
+        assert_eq!(sealed_tags(&earlier[0]), [1, 2]);
+    }
+
+    #[test]
+    fn what_object_storage_holds_is_removed_here_and_counted_as_archived() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (store, through) = two_requests(dir.path());
+            assert_eq!(store.archived_through(through, 0).unwrap(), 2);
+            assert_eq!(drain(&store, &window(&store, 0, 100), 10), vec![3]);
+            let totals = store.totals();
+            assert_eq!((totals.traces, totals.archived, totals.expired), (1, 2, 0));
+        }
+        let store = Store::open(dir.path(), UNLIMITED).unwrap();
+        assert_eq!(store.totals().sealed_through, 2, "kept across a restart");
+        assert_eq!(store.totals().archived, 2);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Retention: requests removed oldest stored first, by age and by the stored bytes.
+//! Retention: requests removed oldest stored first, by age and by the stored bytes; and
+//! requests sealed into segments that object storage holds, removed here.
 
 use super::schema::*;
 use super::write::count_of;
@@ -10,6 +11,24 @@ impl Store {
         let before = self.totals().expired;
         self.append(&[], now_unix_nano)?;
         Ok(self.totals().expired - before)
+    }
+
+    /// Everything stored up to `through` is sealed and object storage confirmed it: removes
+    /// it here (applying the retention as of `now_unix_nano` too); returns how many items.
+    pub fn archived_through(&self, through: u64, now_unix_nano: u64) -> Result<u64, StoreError> {
+        let _writing = crate::lock(&self.writer);
+        let before = self.totals().archived;
+        {
+            let mut totals = crate::lock(&self.totals);
+            totals.sealed_through = totals.sealed_through.max(through);
+        }
+        let result = self.append_in(&[], now_unix_nano);
+        if result.is_err() {
+            self.broken
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+        result?;
+        Ok(self.totals().archived - before)
     }
 
     pub(super) fn expire_in(
@@ -34,7 +53,8 @@ impl Store {
             };
             let row = Row::read(&value);
             let too_old = cutoff.is_some_and(|c| row.received < c);
-            if !too_old && totals.bytes <= self.retention.max_bytes {
+            let sealed = first <= totals.sealed_through;
+            if !too_old && !sealed && totals.bytes <= self.retention.max_bytes {
                 return Ok(());
             }
             index.remove(first).map_err(|e| self.error(e))?;
@@ -60,7 +80,11 @@ impl Store {
                 *count = count.saturating_sub(removed);
             }
             totals.bytes = totals.bytes.saturating_sub(row.bytes);
-            totals.expired += removed;
+            if sealed {
+                totals.archived += removed;
+            } else {
+                totals.expired += removed;
+            }
         }
     }
 }

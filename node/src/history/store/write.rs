@@ -23,7 +23,11 @@ impl Store {
         result
     }
 
-    fn append_in(&self, arrivals: &[Arrival], now_unix_nano: u64) -> Result<(), StoreError> {
+    pub(super) fn append_in(
+        &self,
+        arrivals: &[Arrival],
+        now_unix_nano: u64,
+    ) -> Result<(), StoreError> {
         let before = self.totals();
         let mut totals = before.clone();
         let txn = self.begin_write()?;
@@ -126,6 +130,8 @@ impl Store {
                 ("expired", totals.expired),
                 ("duplicates", totals.duplicates),
                 ("last_seq", totals.last_seq),
+                ("archived", totals.archived),
+                ("sealed_through", totals.sealed_through),
             ] {
                 meta.insert(key, value).map_err(|e| self.error(e))?;
             }

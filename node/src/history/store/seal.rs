@@ -1,0 +1,86 @@
+//! Sealing: the items that arrived in a range of sequence numbers, one segment per signal
+//! ([`crate::history::segment`]), for object storage; once it confirmed them,
+//! [`Store::archived_through`] removes them here.
+
+use super::schema::*;
+use super::*;
+use crate::history::segment::{self, SegmentItem};
+
+/// One signal's items of a range of arrivals, sealed.
+#[derive(Debug)]
+pub struct Sealed {
+    /// The signal.
+    pub signal: Signal,
+    /// Items in it.
+    pub items: u64,
+    /// Time of its first and its last item.
+    pub times: (u64, u64),
+    /// The segment.
+    pub bytes: Vec<u8>,
+}
+
+impl Store {
+    /// The items that arrived after sequence number `after` up to `through`, one segment per
+    /// signal that has any, each in `(time, seq)` order.
+    pub fn seal(&self, after: u64, through: u64) -> Result<Vec<Sealed>, StoreError> {
+        let txn = self.begin_read()?;
+        let index = txn.open_table(ARRIVALS).map_err(|e| self.error(e))?;
+        let mut keys: [Vec<Position>; 3] = Default::default();
+        for entry in index
+            .range(after.saturating_add(1)..=through)
+            .map_err(|e| self.error(e))?
+        {
+            let (first, value) = entry.map_err(|e| self.error(e))?;
+            let row = Row::read(value.value());
+            if let Some(signal) = row.signal {
+                keys[usize::from(signal_code(signal))]
+                    .extend(row.keys(first.value()).filter(|(_, seq)| *seq <= through));
+            }
+        }
+        let contexts = txn.open_table(CONTEXTS).map_err(|e| self.error(e))?;
+        let mut known: HashMap<u128, Vec<u8>> = HashMap::new();
+        let mut sealed = Vec::new();
+        for signal in Signal::ALL {
+            let mut keys = std::mem::take(&mut keys[usize::from(signal_code(signal))]);
+            if keys.is_empty() {
+                continue;
+            }
+            keys.sort_unstable();
+            let items_table = txn.open_table(table(signal)).map_err(|e| self.error(e))?;
+            let mut found: Vec<(Position, u128, Vec<u8>)> = Vec::with_capacity(keys.len());
+            for key in keys {
+                let Some(value) = items_table.get(key).map_err(|e| self.error(e))? else {
+                    continue;
+                };
+                let value = value.value();
+                let id =
+                    context_of(value).ok_or_else(|| self.error("an item without its context"))?;
+                if let std::collections::hash_map::Entry::Vacant(e) = known.entry(id) {
+                    let context = contexts
+                        .get(id)
+                        .map_err(|e| self.error(e))?
+                        .ok_or_else(|| self.error("an item's context is missing"))?;
+                    e.insert(context.value().get(8..).unwrap_or_default().to_vec());
+                }
+                found.push((key, id, value.get(16..).unwrap_or_default().to_vec()));
+            }
+            let items = found.iter().map(|((time, seq), id, item)| SegmentItem {
+                time: *time,
+                seq: *seq,
+                context: known.get(id).map_or(&[][..], Vec::as_slice),
+                item,
+            });
+            let bytes = segment::seal(signal, items).map_err(|e| self.error(e))?;
+            sealed.push(Sealed {
+                signal,
+                items: found.len() as u64,
+                times: (
+                    found.first().map_or(0, |(k, _, _)| k.0),
+                    found.last().map_or(0, |(k, _, _)| k.0),
+                ),
+                bytes,
+            });
+        }
+        Ok(sealed)
+    }
+}
