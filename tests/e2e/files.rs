@@ -16,7 +16,7 @@ use crate::harness::*;
 const CHANNEL: &str = "e2e/files/telemetry";
 const RECEIVER: &str = "e2e/files/receiver";
 const WRITER: &str = "e2e/files/writer";
-const BUCKET: &str = "telemetry";
+pub(crate) const BUCKET: &str = "telemetry";
 const KEY_ID: &str = "e2e-s3-key";
 const KEY_SECRET: &str = "e2e-s3-secret-0123456789";
 
@@ -192,7 +192,7 @@ async fn a_file_closes_after_the_flush_interval_even_when_nothing_more_comes() {
 
 /// SeaweedFS's all-in-one server (`weed mini`) with S3 on a free port; every other port it
 /// opens is a free one too, so tests run side by side. Killed when dropped.
-struct Seaweed {
+pub(crate) struct Seaweed {
     dir: PathBuf,
     ports: Vec<(&'static str, u16)>,
     pub s3: u16,
@@ -229,7 +229,7 @@ fn weed() -> PathBuf {
 }
 
 impl Seaweed {
-    fn start(dir: &Path) -> Seaweed {
+    pub(crate) fn start(dir: &Path) -> Seaweed {
         let mut s = Seaweed {
             dir: dir.join("seaweed"),
             ports: WEED_PORTS.iter().map(|p| (*p, free_port())).collect(),
@@ -310,7 +310,7 @@ impl Seaweed {
     }
 
     /// The end of its log, for failure messages.
-    fn log_tail(&self) -> String {
+    pub(crate) fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         text.lines()
             .rev()
@@ -327,7 +327,7 @@ impl Seaweed {
     }
 
     /// The variables a node needs to reach it.
-    fn env(&self) -> Vec<(&'static str, String)> {
+    pub(crate) fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("AWS_ENDPOINT_URL", self.endpoint()),
             ("AWS_ACCESS_KEY_ID", KEY_ID.into()),
@@ -339,7 +339,7 @@ impl Seaweed {
     /// Every object under `prefix`, by key, with its bytes (gunzipped when the key ends in .gz).
     /// A store that answers an error (it may be starting again: SeaweedFS answers 500 for a
     /// moment after a restart) is asked again for [`READ_TIMEOUT`], then the test fails.
-    async fn objects(&self, prefix: &str) -> BTreeMap<String, Vec<u8>> {
+    pub(crate) async fn objects(&self, prefix: &str) -> BTreeMap<String, Vec<u8>> {
         let deadline = Instant::now() + READ_TIMEOUT;
         loop {
             match self.try_objects(prefix).await {

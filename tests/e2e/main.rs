@@ -6,6 +6,7 @@ mod harness;
 
 mod backend;
 
+mod archive;
 mod bench;
 mod cli_errors;
 mod conformance;

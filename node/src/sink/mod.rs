@@ -8,7 +8,9 @@
 //! help) and is listed in [`registry::KINDS`]; the `--sink` parser, `--help` and the sinks
 //! table all come from there. Adding a sink is one module and one line there.
 
+pub mod archive;
 pub mod bench;
+pub mod bucket;
 pub mod files;
 pub mod jsonl;
 pub mod kind;

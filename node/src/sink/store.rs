@@ -4,6 +4,8 @@
 //! acknowledged) once its items are committed and synced. Retention by age and by size removes
 //! what was stored first. A batch that cannot be committed (a full disk) is given back and
 //! tried again each second; meanwhile the sink takes nothing more and `/health` says so.
+//! With `location=s3://BUCKET/PREFIX`, what arrived longer than `seal-after` ago is sealed
+//! into segments and kept in object storage instead ([`crate::sink::archive`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,6 +17,8 @@ use crate::history::now_unix_nano;
 use crate::history::store::{Arrival, Retention, Store, Stores};
 use crate::pipeline::{FailReason, Item, QueueKind};
 use crate::pipeline::{Sink, SinkFuture, SinkInput};
+use crate::sink::archive::{Archive, ArchiveSettings};
+use crate::sink::bucket::Bucket;
 
 /// `store:DIR`.
 pub static KIND: SinkKind = SinkKind {
@@ -24,7 +28,12 @@ pub static KIND: SinkKind = SinkKind {
     durable: true,
     queue: QueueKind::Memory,
     options: OPTIONS,
-    open: |spec, ctx| Ok(Box::new(StoreSink::new(open_store(spec, ctx.stores)?)?)),
+    open: |spec, ctx| {
+        Ok(Box::new(StoreSink::new(
+            open_store(spec, ctx.stores)?,
+            archive_settings(spec)?,
+        )?))
+    },
 };
 
 static OPTIONS: &[OptionSpec] = &[
@@ -42,7 +51,43 @@ static OPTIONS: &[OptionSpec] = &[
         help: "stored bytes (items, their resources and scopes, and the index) kept at most; the items stored first are removed first",
         repeats: false,
     },
+    OptionSpec {
+        key: "location",
+        value: "s3://BUCKET/PREFIX",
+        default: "none",
+        help: "keep what arrived longer than seal-after ago in object storage, as immutable segments under PREFIX/<store id>/<signal>/, removed here once the store confirmed them; endpoint and credentials as for the files sink's upload (AWS_* variables, or endpoint=/region=)",
+        repeats: false,
+    },
+    crate::sink::bucket::ENDPOINT_OPTION,
+    crate::sink::bucket::REGION_OPTION,
+    OptionSpec {
+        key: "seal-after",
+        value: "DURATION",
+        default: "10m",
+        help: "how long what arrived stays only here before it is sealed into object storage (`30s`, `10m`, `1h`)",
+        repeats: false,
+    },
 ];
+
+/// The archive `spec` asks for (`location=`), checked now.
+fn archive_settings(spec: &SinkSpec) -> anyhow::Result<Option<ArchiveSettings>> {
+    let Some(url) = spec.option("location") else {
+        return Ok(None);
+    };
+    let bucket = Bucket::parse(
+        "sink store: location",
+        url,
+        spec.option("endpoint"),
+        spec.option("region"),
+    )?;
+    // A location that cannot make a client is an error at start-up, not in the loop.
+    bucket.client()?;
+    let text = spec.text("seal-after");
+    let seal_after = humantime::parse_duration(text).map_err(|e| {
+        anyhow::anyhow!("sink store: seal-after={text:?} is not a duration like 30s or 10m: {e}")
+    })?;
+    Ok(Some(ArchiveSettings { bucket, seal_after }))
+}
 
 /// Items handed to the store in one transaction at most.
 const BATCH_MESSAGES: usize = 512;
@@ -71,20 +116,47 @@ pub fn open_store(spec: &SinkSpec, stores: &Stores) -> anyhow::Result<Arc<Store>
 /// The sink.
 pub struct StoreSink {
     store: Arc<Store>,
+    archive: Option<ArchiveSettings>,
 }
 
 impl StoreSink {
-    /// The sink writing to `store` (one sink may).
-    pub fn new(store: Arc<Store>) -> anyhow::Result<StoreSink> {
+    /// The sink writing to `store` (one sink may), archiving as `archive` says.
+    pub fn new(store: Arc<Store>, archive: Option<ArchiveSettings>) -> anyhow::Result<StoreSink> {
         store.claim_writer()?;
-        Ok(StoreSink { store })
+        Ok(StoreSink { store, archive })
     }
 }
 
 impl Sink for StoreSink {
     fn run(self: Box<Self>, input: SinkInput) -> SinkFuture {
-        Box::pin(run(self.store, input))
+        Box::pin(async move {
+            let archive = match self.archive {
+                Some(settings) => {
+                    match Archive::start(self.store.clone(), settings, input.name()) {
+                        Ok(archive) => Some(archive),
+                        Err(err) => {
+                            input.failed(&format!("the archive cannot start: {err}"));
+                            None
+                        }
+                    }
+                }
+                None => None,
+            };
+            run(self.store, input, archive.as_ref()).await;
+            if let Some(archive) = archive {
+                archive.stop().await;
+            }
+        })
     }
+}
+
+/// The sink's `/health` detail: what the store holds, and its archive.
+fn detail(store: &Store, archive: Option<&Archive>) -> serde_json::Value {
+    let mut detail = serde_json::to_value(store.totals()).unwrap_or_default();
+    if let (Some(archive), serde_json::Value::Object(map)) = (archive, &mut detail) {
+        map.insert("archive".into(), archive.report());
+    }
+    detail
 }
 
 fn unix_nano(t: time::OffsetDateTime) -> u64 {
@@ -96,14 +168,14 @@ type Writing = tokio::task::JoinHandle<(Vec<Item>, Result<(), crate::history::st
 
 /// Batches are taken apart while the previous one is written: one batch in the store's
 /// writer, the next being split.
-async fn run(store: Arc<Store>, mut input: SinkInput) {
+async fn run(store: Arc<Store>, mut input: SinkInput, archive: Option<&Archive>) {
     let totals = store.totals();
     info!(sink = %input.name(), traces = totals.traces, metrics = totals.metrics, logs = totals.logs,
         bytes = totals.bytes, "store open");
     let mut expired_at = Instant::now();
     let mut writing: Option<Writing> = None;
     loop {
-        input.set_detail(serde_json::to_value(store.totals()).unwrap_or_default());
+        input.set_detail(detail(&store, archive));
         let wait = if writing.is_some() {
             Duration::ZERO
         } else {

@@ -20,6 +20,28 @@ pub struct Sealed {
 }
 
 impl Store {
+    /// The last sequence number of what arrived before `received_unix_nano`, from the first
+    /// arrival not yet sealed on (at least the one sealed last).
+    pub fn arrived_before(&self, received_unix_nano: u64) -> Result<u64, StoreError> {
+        let sealed = self.totals().sealed_through;
+        let txn = self.begin_read()?;
+        let index = txn.open_table(ARRIVALS).map_err(|e| self.error(e))?;
+        let mut through = sealed;
+        for entry in index
+            .range(sealed.saturating_add(1)..)
+            .map_err(|e| self.error(e))?
+        {
+            let (first, value) = entry.map_err(|e| self.error(e))?;
+            let row = Row::read(value.value());
+            if row.received >= received_unix_nano {
+                break;
+            }
+            let items = (row.times.len() / 8) as u64;
+            through = first.value() + items.saturating_sub(1);
+        }
+        Ok(through)
+    }
+
     /// The items that arrived after sequence number `after` up to `through`, one segment per
     /// signal that has any, each in `(time, seq)` order.
     pub fn seal(&self, after: u64, through: u64) -> Result<Vec<Sealed>, StoreError> {

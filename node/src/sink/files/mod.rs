@@ -86,20 +86,8 @@ static OPTIONS: &[OptionSpec] = &[
         help: "upload closed files to `PREFIX/<signal>/YYYY/MM/DD/<file>`; endpoint and credentials from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION (or the options below)",
         repeats: false,
     },
-    OptionSpec {
-        key: "endpoint",
-        value: "URL",
-        default: "AWS_ENDPOINT_URL, else AWS S3",
-        help: "an S3-compatible server (path-style requests; `http://` allowed)",
-        repeats: false,
-    },
-    OptionSpec {
-        key: "region",
-        value: "REGION",
-        default: "AWS_REGION, else us-east-1",
-        help: "the bucket's region",
-        repeats: false,
-    },
+    crate::sink::bucket::ENDPOINT_OPTION,
+    crate::sink::bucket::REGION_OPTION,
     OptionSpec {
         key: "gzip",
         value: "true|false",

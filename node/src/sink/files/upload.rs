@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::aws::AmazonS3;
 use object_store::{Attribute, Attributes, ObjectStore, PutOptions, PutPayload};
 use serde::Serialize;
 use slim_roles::Backoff;
@@ -18,13 +18,12 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::sink::bucket::Bucket;
+
 /// Where and how closed files are uploaded.
 #[derive(Debug, Clone)]
 pub struct UploadSettings {
-    bucket: String,
-    prefix: String,
-    endpoint: Option<String>,
-    region: Option<String>,
+    bucket: Bucket,
     gzip: bool,
     keep: bool,
 }
@@ -39,49 +38,11 @@ impl UploadSettings {
         gzip: bool,
         keep: bool,
     ) -> anyhow::Result<UploadSettings> {
-        let rest = url.strip_prefix("s3://").ok_or_else(|| {
-            anyhow::anyhow!("sink files: upload={url:?}: expected s3://BUCKET/PREFIX")
-        })?;
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        anyhow::ensure!(
-            !bucket.is_empty(),
-            "sink files: upload={url:?} names no bucket"
-        );
         Ok(UploadSettings {
-            bucket: bucket.to_string(),
-            prefix: prefix.trim_matches('/').to_string(),
-            endpoint: endpoint.map(str::to_string),
-            region: region.map(str::to_string),
+            bucket: Bucket::parse("sink files: upload", url, endpoint, region)?,
             gzip,
             keep,
         })
-    }
-
-    /// The store: the AWS variables (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`,
-    /// `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, …) under the options given; path-style requests,
-    /// and plain `http://` when the endpoint says so.
-    fn store(&self) -> anyhow::Result<AmazonS3> {
-        let mut builder = AmazonS3Builder::from_env()
-            .with_bucket_name(&self.bucket)
-            .with_virtual_hosted_style_request(false);
-        let endpoint = self
-            .endpoint
-            .clone()
-            .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
-        if let Some(endpoint) = &endpoint {
-            if crate::net::client::in_the_clear(endpoint) {
-                warn!(endpoint = %crate::net::redact::urls(endpoint), "the object store is reached over plain http://: the uploaded telemetry and the request signatures travel in the clear; use https://");
-            }
-            builder = builder
-                .with_endpoint(endpoint)
-                .with_allow_http(endpoint.starts_with("http://"));
-        }
-        if let Some(region) = &self.region {
-            builder = builder.with_region(region);
-        }
-        builder
-            .build()
-            .map_err(|e| anyhow::anyhow!("sink files: the object store: {e}"))
     }
 
     /// The object key of the closed file `name` (`<stamp>[_NNNN].<signal>.log`).
@@ -96,12 +57,7 @@ impl UploadSettings {
         } else {
             name.to_string()
         };
-        let path = format!("{signal}/{y}/{m}/{d}/{file}");
-        Some(if self.prefix.is_empty() {
-            path
-        } else {
-            format!("{}/{path}", self.prefix)
-        })
+        Some(self.bucket.key(&format!("{signal}/{y}/{m}/{d}/{file}")))
     }
 }
 
@@ -150,14 +106,14 @@ pub struct Upload {
 impl Upload {
     /// Starts uploading what is closed in `dir`.
     pub fn start(settings: UploadSettings, dir: PathBuf, sink: String) -> anyhow::Result<Upload> {
-        let store = settings.store()?;
+        let store = settings.bucket.client()?;
         let notify = Arc::new(Notify::new());
         let stats = Arc::new(Mutex::new(UploadStats {
             running: true,
             ..Default::default()
         }));
         let stop = CancellationToken::new();
-        info!(%sink, bucket = %settings.bucket, prefix = %settings.prefix, "uploading closed files to object storage");
+        info!(%sink, bucket = %settings.bucket.bucket, prefix = %settings.bucket.prefix, "uploading closed files to object storage");
         let task = tokio::spawn(upload_loop(
             store,
             settings,

@@ -1,0 +1,229 @@
+//! The `store` sink's archive (`location=s3://BUCKET/PREFIX`): what arrived longer than
+//! `seal-after` ago is sealed into one segment per signal ([`crate::history::segment`]) and
+//! put in the bucket under `PREFIX/<store id>/<signal>/<first time>-<last time>-<first
+//! seq>-<last seq>.seg` (numbers zero-padded, so names sort by time); once the store confirmed
+//! every segment of a range, the store removes that range here. A range is sealed the same way
+//! every time, so a put the node did not see confirmed (a kill, an outage) is put again under
+//! the same name: the bucket never holds an item twice. While the bucket cannot be reached,
+//! everything stays here (within the store's own bounds) and the puts are tried again with
+//! backoff (1 s doubling to 30 s); `/health` says how much waits.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use object_store::{ObjectStore, PutPayload};
+use serde::Serialize;
+use slim_roles::Backoff;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::history::now_unix_nano;
+use crate::history::store::Store;
+use crate::sink::bucket::Bucket;
+
+/// How often the archive looks for what to seal.
+const LOOK_EVERY: Duration = Duration::from_secs(2);
+
+/// Where and when.
+#[derive(Debug, Clone)]
+pub struct ArchiveSettings {
+    /// The bucket and prefix.
+    pub bucket: Bucket,
+    /// What arrived longer ago than this is sealed.
+    pub seal_after: Duration,
+}
+
+/// What `/health` shows of the archive.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ArchiveStats {
+    /// `s3://BUCKET/PREFIX/<store id>`.
+    pub location: String,
+    /// Segments put (this run).
+    pub segments: u64,
+    /// Items in them.
+    pub items: u64,
+    /// Items held here, not yet in the bucket.
+    pub waiting_items: u64,
+    /// Puts the store did not confirm.
+    pub failed_attempts: u64,
+    /// The last failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// The running archive.
+pub struct Archive {
+    stats: Arc<Mutex<ArchiveStats>>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Archive {
+    /// Starts archiving `store` as `settings` say.
+    pub fn start(
+        store: Arc<Store>,
+        settings: ArchiveSettings,
+        sink: &str,
+    ) -> anyhow::Result<Archive> {
+        let client = settings.bucket.client()?;
+        let base = settings.bucket.key(&format!("{:016x}", store.id()));
+        let stats = Arc::new(Mutex::new(ArchiveStats {
+            location: format!("s3://{}/{base}", settings.bucket.bucket),
+            ..Default::default()
+        }));
+        info!(%sink, location = %crate::lock(&stats).location, seal_after = ?settings.seal_after, "archiving the store to object storage");
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(archive_loop(
+            store,
+            Arc::new(client),
+            base,
+            settings.seal_after,
+            stats.clone(),
+            stop.clone(),
+        ));
+        Ok(Archive { stats, stop, task })
+    }
+
+    /// What `/health` shows.
+    pub fn report(&self) -> serde_json::Value {
+        serde_json::to_value(&*crate::lock(&self.stats)).unwrap_or_default()
+    }
+
+    /// Stops after the put in flight.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// One range sealed: each segment's object key and bytes, and the range's last sequence number.
+struct Range {
+    through: u64,
+    segments: Vec<(String, u64, Vec<u8>)>,
+}
+
+async fn archive_loop(
+    store: Arc<Store>,
+    client: Arc<dyn ObjectStore>,
+    base: String,
+    seal_after: Duration,
+    stats: Arc<Mutex<ArchiveStats>>,
+    stop: CancellationToken,
+) {
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+    let mut wait = LOOK_EVERY;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        wait = LOOK_EVERY;
+        {
+            let totals = store.totals();
+            crate::lock(&stats).waiting_items = totals.traces + totals.metrics + totals.logs;
+        }
+        let s = store.clone();
+        let base_key = base.clone();
+        let cutoff = now_unix_nano()
+            .saturating_sub(u64::try_from(seal_after.as_nanos()).unwrap_or(u64::MAX));
+        let sealed = tokio::task::spawn_blocking(move || seal_range(&s, &base_key, cutoff)).await;
+        let range = match sealed {
+            Ok(Ok(Some(range))) => range,
+            Ok(Ok(None)) => continue,
+            Ok(Err(err)) => {
+                warn!(%err, "cannot seal what the store holds");
+                crate::lock(&stats).last_error = Some(err);
+                wait = backoff.next_delay();
+                continue;
+            }
+            Err(err) => {
+                warn!(%err, "sealing failed");
+                wait = backoff.next_delay();
+                continue;
+            }
+        };
+        let mut put_all = true;
+        for (key, items, bytes) in &range.segments {
+            let path = object_store::path::Path::from(key.as_str());
+            let put = tokio::select! {
+                _ = stop.cancelled() => return,
+                put = client.put(&path, PutPayload::from(bytes.clone())) => put,
+            };
+            match put {
+                Ok(_) => {
+                    debug!(%key, items, bytes = bytes.len(), "segment put");
+                    let mut s = crate::lock(&stats);
+                    s.segments += 1;
+                    s.items += items;
+                }
+                Err(err) => {
+                    let err = crate::net::redact::urls(&err.to_string());
+                    warn!(%key, %err, "the object store did not take a segment; trying again");
+                    let mut s = crate::lock(&stats);
+                    s.failed_attempts += 1;
+                    s.last_error = Some(err);
+                    put_all = false;
+                    break;
+                }
+            }
+        }
+        if !put_all {
+            wait = backoff.next_delay();
+            continue;
+        }
+        let s = store.clone();
+        let through = range.through;
+        match tokio::task::spawn_blocking(move || s.archived_through(through, now_unix_nano()))
+            .await
+        {
+            Ok(Ok(_)) => {
+                backoff.reset();
+                crate::lock(&stats).last_error = None;
+                // More may be waiting: look again at once.
+                wait = Duration::ZERO;
+            }
+            Ok(Err(err)) => {
+                warn!(%err, "the bucket holds a range the store could not remove yet; it is put again");
+                crate::lock(&stats).last_error = Some(err.to_string());
+                wait = backoff.next_delay();
+            }
+            Err(err) => {
+                warn!(%err, "removing an archived range failed");
+                wait = backoff.next_delay();
+            }
+        }
+    }
+}
+
+/// Items sealed at most per range, so that a long backlog goes in bounded steps.
+const RANGE_ITEMS: u64 = 100_000;
+
+/// The next range to put: what arrived before `cutoff` and is not sealed yet (at most
+/// [`RANGE_ITEMS`] sequence numbers), sealed, with each segment's key under `base`.
+fn seal_range(store: &Store, base: &str, cutoff: u64) -> Result<Option<Range>, String> {
+    let after = store.totals().sealed_through;
+    let through = store
+        .arrived_before(cutoff)
+        .map_err(|e| e.to_string())?
+        .min(after.saturating_add(RANGE_ITEMS));
+    if through <= after {
+        return Ok(None);
+    }
+    let segments = store
+        .seal(after, through)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|s| {
+            let key = format!(
+                "{base}/{}/{:020}-{:020}-{:020}-{:020}.seg",
+                s.signal,
+                s.times.0,
+                s.times.1,
+                after + 1,
+                through
+            );
+            (key, s.items, s.bytes)
+        })
+        .collect();
+    Ok(Some(Range { through, segments }))
+}
