@@ -517,11 +517,12 @@ async fn upgrade(
         all,
         service: query.get("service.name").cloned(),
     };
+    // Subscribed before the client learns it is connected: it gets everything from then on.
+    let subscription = shared.fanout.subscribe(watch.clone());
     tokio::spawn(async move {
         match upgraded.await {
             Ok(mut ws) => {
                 ws.set_max_message_size(MAX_CLIENT_MESSAGE);
-                let subscription = shared.fanout.subscribe(watch.clone());
                 serve_client(ws, subscription, watch.all, &shared, place).await;
             }
             Err(err) => debug!(%err, "a WebSocket upgrade failed"),
