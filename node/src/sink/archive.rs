@@ -2,9 +2,10 @@
 //! `seal-after` ago is sealed into one segment per signal ([`crate::history::segment`]) and
 //! put in the bucket under `PREFIX/<store id>/<signal>/<first time>-<last time>-<first
 //! seq>-<last seq>.seg` (numbers zero-padded, so names sort by time); once the store confirmed
-//! every segment of a range, the store removes that range here. A range is sealed the same way
-//! every time, so a put the node did not see confirmed (a kill, an outage) is put again under
-//! the same name: the bucket never holds an item twice. While the bucket cannot be reached,
+//! every segment of a range, the store removes that range here. A range is noted in the store
+//! before its first put and sealed again the same way until it is done (also after a kill), so
+//! a put the node did not see confirmed is put again under the same name: the bucket never
+//! holds an item twice. While the bucket cannot be reached,
 //! everything stays here (within the store's own bounds) and the puts are tried again with
 //! backoff (1 s doubling to 30 s); `/health` says how much waits.
 
@@ -198,17 +199,15 @@ async fn archive_loop(
 /// Items sealed at most per range, so that a long backlog goes in bounded steps.
 const RANGE_ITEMS: u64 = 100_000;
 
-/// The next range to put: what arrived before `cutoff` and is not sealed yet (at most
-/// [`RANGE_ITEMS`] sequence numbers), sealed, with each segment's key under `base`.
+/// The next range to put ([`Store::next_seal`]: the one begun and not finished, else what
+/// arrived before `cutoff`), sealed, with each segment's key under `base`.
 fn seal_range(store: &Store, base: &str, cutoff: u64) -> Result<Option<Range>, String> {
-    let after = store.totals().sealed_through;
-    let through = store
-        .arrived_before(cutoff)
+    let Some((after, through)) = store
+        .next_seal(cutoff, RANGE_ITEMS)
         .map_err(|e| e.to_string())?
-        .min(after.saturating_add(RANGE_ITEMS));
-    if through <= after {
+    else {
         return Ok(None);
-    }
+    };
     let segments = store
         .seal(after, through)
         .map_err(|e| e.to_string())?

@@ -95,6 +95,9 @@ pub struct Totals {
     pub archived: u64,
     /// Every item stored up to this sequence number is sealed and held by object storage.
     pub sealed_through: u64,
+    /// The end of the range being sealed (above `sealed_through` while its segments are put):
+    /// after a restart the same range is sealed again, so its segments keep their names.
+    pub sealing_through: u64,
 }
 
 /// The items a query pages through, see the module documentation.
@@ -319,6 +322,7 @@ impl Store {
             last_seq: get("last_seq")?,
             archived: get("archived")?,
             sealed_through: get("sealed_through")?,
+            sealing_through: get("sealing_through")?,
         })
     }
 
@@ -695,6 +699,33 @@ mod tests {
         let store = Store::open(dir.path(), UNLIMITED).unwrap();
         assert_eq!(store.totals().sealed_through, 2, "kept across a restart");
         assert_eq!(store.totals().archived, 2);
+    }
+
+    #[test]
+    fn a_range_begun_is_sealed_again_the_same_until_done_even_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (store, first) = two_requests(dir.path());
+            // Everything so far arrived at 1_000, before 2_000; at most `first` items a range.
+            assert_eq!(store.next_seal(2_000, first).unwrap(), Some((0, first)));
+            store
+                .append(&[arrival(Signal::Traces, vec![item(5, 4)])], 0)
+                .unwrap();
+            assert_eq!(store.next_seal(2_000, 100).unwrap(), Some((0, first)));
+        }
+        let store = Store::open(dir.path(), UNLIMITED).unwrap();
+        assert_eq!(
+            store.next_seal(2_000, 100).unwrap(),
+            Some((0, 2)),
+            "kept across a restart"
+        );
+        store.archived_through(2, 0).unwrap();
+        assert_eq!(
+            store.next_seal(2_000, 100).unwrap(),
+            Some((2, 4)),
+            "then the rest"
+        );
+        assert_eq!(store.next_seal(500, 100).unwrap(), Some((2, 4)));
     }
 
     #[test]

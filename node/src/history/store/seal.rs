@@ -20,6 +20,38 @@ pub struct Sealed {
 }
 
 impl Store {
+    /// The range to seal next, `(after, through)`: the one begun and not finished, if any (so
+    /// that its segments are made again with the same items and names), else what arrived
+    /// before `received_unix_nano` (at most `max_items` sequence numbers), noted as begun
+    /// before it is returned. `None`: nothing to seal.
+    pub fn next_seal(
+        &self,
+        received_unix_nano: u64,
+        max_items: u64,
+    ) -> Result<Option<(u64, u64)>, StoreError> {
+        let totals = self.totals();
+        let after = totals.sealed_through;
+        if totals.sealing_through > after {
+            return Ok(Some((after, totals.sealing_through)));
+        }
+        let through = self
+            .arrived_before(received_unix_nano)?
+            .min(after.saturating_add(max_items));
+        if through <= after {
+            return Ok(None);
+        }
+        let _writing = crate::lock(&self.writer);
+        let txn = self.begin_write()?;
+        {
+            let mut meta = txn.open_table(META).map_err(|e| self.error(e))?;
+            meta.insert("sealing_through", through)
+                .map_err(|e| self.error(e))?;
+        }
+        txn.commit().map_err(|e| self.error(e))?;
+        crate::lock(&self.totals).sealing_through = through;
+        Ok(Some((after, through)))
+    }
+
     /// The last sequence number of what arrived before `received_unix_nano`, from the first
     /// arrival not yet sealed on (at least the one sealed last).
     pub fn arrived_before(&self, received_unix_nano: u64) -> Result<u64, StoreError> {

@@ -132,6 +132,7 @@ impl Store {
                 ("last_seq", totals.last_seq),
                 ("archived", totals.archived),
                 ("sealed_through", totals.sealed_through),
+                ("sealing_through", totals.sealing_through),
             ] {
                 meta.insert(key, value).map_err(|e| self.error(e))?;
             }
