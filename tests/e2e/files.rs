@@ -244,7 +244,7 @@ impl Seaweed {
 
     /// Starts (again) on the same S3 port and data. A port taken meanwhile by another
     /// process (tests run side by side) makes weed exit: its other ports are picked again.
-    fn up(&mut self) {
+    pub(crate) fn up(&mut self) {
         for _ in 0..5 {
             if self.try_up() {
                 return;
@@ -302,7 +302,7 @@ impl Seaweed {
     }
 
     /// Kills it (SIGKILL): the store is unreachable until [`Seaweed::up`].
-    fn down(&mut self) {
+    pub(crate) fn down(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
