@@ -74,8 +74,11 @@ fn query_api(
             None
         }
     };
+    let store = crate::sink::store::open_store(spec, stores)?;
+    let catalog = crate::sink::store::catalog_of(spec, &store)?.map(Arc::new);
     Ok(QueryApi {
-        store: crate::sink::store::open_store(spec, stores)?,
+        catalog,
+        store,
         sealer: Arc::new(Sealer::load(
             settings
                 .cursor_key

@@ -29,17 +29,81 @@ fn sealed_items(objects: &std::collections::BTreeMap<String, Vec<u8>>) -> (Vec<(
     (keys, indexed)
 }
 
-/// A keeper archiving to `s3` under `history/` after 1 s: its arguments, its health address.
+/// A keeper archiving to `s3` under `history/` after 1 s, serving its query API on the
+/// port after its health port: its arguments, its health address.
 fn keeper_args(mesh: &Mesh) -> (Vec<String>, String) {
     let health = format!("127.0.0.1:{}", free_port());
+    let api = format!("127.0.0.1:{}", free_port());
+    std::fs::write(mesh.path("api"), &api).unwrap();
     let sink = format!(
         "store:{};location=s3://{BUCKET}/history;seal-after=1s",
         mesh.path("store").display()
     );
-    let args = ["--sink", &sink, "--health", &health]
+    let args = ["--sink", &sink, "--health", &health, "--query-api", &api]
         .map(String::from)
         .to_vec();
     (args, health)
+}
+
+/// Every span the keeper's query API gives for all time, paged 700 at a time: its
+/// `(startTimeUnixNano, traceId/spanId)`, in the order given.
+async fn page_everything(mesh: &Mesh) -> Vec<(u64, String)> {
+    let api = std::fs::read_to_string(mesh.path("api")).unwrap();
+    let client = reqwest::Client::new();
+    let mut cursor: Option<String> = None;
+    let mut out = Vec::new();
+    for _ in 0..1000 {
+        let mut body = serde_json::json!({"limit": 700, "startTimeUnixNano": "0"});
+        if let Some(c) = &cursor {
+            body["cursor"] = c.clone().into();
+        }
+        let deadline = Instant::now() + DELIVERY_TIMEOUT;
+        let page: Value = loop {
+            let r = client
+                .post(format!("http://{api}/api/traces/fetch"))
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap();
+            if r.status() == 200 {
+                break r.json().await.unwrap();
+            }
+            let status = r.status();
+            assert!(
+                Instant::now() < deadline,
+                "{status}: {}",
+                r.text().await.unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        for rs in page["resourceSpans"].as_array().unwrap() {
+            for ss in rs["scopeSpans"].as_array().unwrap() {
+                for span in ss["spans"].as_array().unwrap() {
+                    out.push((
+                        span["startTimeUnixNano"].as_str().unwrap().parse().unwrap(),
+                        format!(
+                            "{}/{}",
+                            span["traceId"].as_str().unwrap(),
+                            span["spanId"].as_str().unwrap()
+                        ),
+                    ));
+                }
+            }
+        }
+        cursor = page["nextCursor"].as_str().map(str::to_string);
+        if page["hasMore"] == false {
+            return out;
+        }
+    }
+    panic!("paging did not end");
+}
+
+/// Asserts that `spans` are `n`, each once, in time order.
+fn assert_each_once_in_time_order(spans: &[(u64, String)], n: usize) {
+    let ids: BTreeSet<&String> = spans.iter().map(|(_, id)| id).collect();
+    assert_eq!((spans.len(), ids.len()), (n, n));
+    assert!(spans.windows(2).all(|w| w[0].0 <= w[1].0), "in time order");
 }
 
 /// The store sink's `/health` detail at `health`, once `done` holds.
@@ -143,6 +207,8 @@ async fn a_store_with_a_location_keeps_what_arrived_in_the_bucket_each_item_once
     );
     assert_eq!(store["archive"]["items"], 3000, "{store}");
     assert_bucket_holds_each_once(&s3, 3000).await;
+    // The query API pages them back from the bucket.
+    assert_each_once_in_time_order(&page_everything(&mesh).await, 3000);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -252,4 +318,6 @@ async fn a_keeper_killed_while_archiving_loses_nothing_answered_200_and_doubles_
         taken * 100,
         "every span answered 200 is in the bucket"
     );
+    // Paged from what is here and what is in the bucket: each once.
+    assert_each_once_in_time_order(&page_everything(&mesh).await, (taken * 100) as usize);
 }

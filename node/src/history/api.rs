@@ -88,6 +88,8 @@ pub struct QueryApi {
     pub keys: Option<Arc<Keys>>,
     /// Threads, waiting room and rates.
     pub limits: Arc<Limits>,
+    /// The store's sealed segments in object storage, when it keeps them there.
+    pub catalog: Option<Arc<super::catalog::Catalog>>,
 }
 
 /// The API's routes.
@@ -325,12 +327,17 @@ async fn fetch(
     };
     // Compressed on the fetch's own thread, so that it counts against the same bound.
     let gzip = accepts_gzip(&headers);
+    let runtime = tokio::runtime::Handle::current();
     let done = tokio::task::spawn_blocking(move || {
         let _thread = thread;
         if left.load(Ordering::Acquire) {
             return Ok(None);
         }
         let now = super::now_unix_nano();
+        let remote = api
+            .catalog
+            .as_deref()
+            .map(|catalog| query::remote_of(catalog, &runtime));
         let reply = query::run(
             &api.store,
             &api.sealer,
@@ -339,6 +346,7 @@ async fn fetch(
             &fetch,
             now,
             max_bytes,
+            remote.as_ref().map(|r| r as query::Remote<'_>),
         )?;
         let body = match format {
             Format::Protobuf => reply.to_protobuf(),
@@ -375,6 +383,13 @@ async fn fetch(
                     .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
             }
             response
+        }
+        Ok(Err(err @ FetchError::Remote(_))) => {
+            warn!(%err, "the query API cannot read sealed segments now");
+            refuse(Answer::unavailable(
+                format!("{err}; try again later"),
+                Duration::from_secs(5),
+            ))
         }
         Ok(Err(err @ (FetchError::Store(_) | FetchError::Render(_)))) => {
             warn!(%err, "the query API cannot read the store");
@@ -462,6 +477,7 @@ mod tests {
             sealer: Arc::new(Sealer::new(&[7; 32])),
             keys: keys.map(Arc::new),
             limits: Arc::new(Limits::new(2, None)),
+            catalog: None,
         })
     }
 
@@ -643,6 +659,7 @@ mod tests {
             sealer: Arc::new(Sealer::new(&[7; 32])),
             keys: None,
             limits: limits.clone(),
+            catalog: None,
         });
         (app, limits)
     }

@@ -3,6 +3,7 @@
 //! (`slim-node fetch` and `slim-node replay`).
 
 pub mod api;
+pub mod catalog;
 pub mod client;
 pub mod cursor;
 pub mod query;

@@ -15,8 +15,9 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::catalog::{Catalog, CatalogError, RemotePage};
 use super::cursor::{Cursor, CursorError, Sealer};
-use super::store::{Store, StoreError, Window};
+use super::store::{Page, Position, Store, StoreError, Window};
 use otlp::{items, json, Signal};
 
 /// Entries per page unless asked otherwise.
@@ -74,7 +75,14 @@ pub enum FetchError {
     /// A stored item cannot be rendered (a fault on this side, not the client's).
     #[error("a stored item cannot be rendered: {0}")]
     Render(otlp::CodecError),
+    /// Sealed segments cannot be read now (a 503: the page would miss them).
+    #[error(transparent)]
+    Remote(#[from] CatalogError),
 }
+
+/// Reads the sealed segments of a window: `(window, after, limit)` as [`Catalog::page`].
+pub type Remote<'a> =
+    &'a dyn Fn(&Window, Option<Position>, usize) -> Result<RemotePage, CatalogError>;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -182,7 +190,8 @@ pub struct Reply {
 }
 
 /// Runs `fetch` of `signal` for the API key `key_name` at `now_unix_nano`, with a page of at
-/// most `max_bytes` of items.
+/// most `max_bytes` of items, from the store and, with `remote`, its sealed segments.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     store: &Store,
     sealer: &Sealer,
@@ -191,6 +200,7 @@ pub fn run(
     fetch: &Fetch,
     now_unix_nano: u64,
     max_bytes: usize,
+    remote: Option<Remote<'_>>,
 ) -> Result<Reply, FetchError> {
     let cursor = match &fetch.cursor {
         Some(text) => sealer.open(text, store.id(), signal, key_name, now_unix_nano)?,
@@ -212,7 +222,11 @@ pub fn run(
         prev_end: cursor.prev_end,
         prev_seq: cursor.prev_seq,
     });
-    let page = store.page(&window, cursor.after, fetch.limit, max_bytes)?;
+    let mut page = store.page(&window, cursor.after, fetch.limit, max_bytes)?;
+    if let Some(remote) = remote {
+        let sealed = remote(&window, cursor.after, fetch.limit)?;
+        page = merge(page, sealed, fetch.limit, max_bytes);
+    }
     let next = if page.has_more {
         Cursor {
             window: Some(window),
@@ -234,6 +248,48 @@ pub fn run(
         next_cursor: sealer.seal(&next, store.id(), signal, key_name, now_unix_nano),
         has_more: page.has_more,
     })
+}
+
+/// The first `limit` items (and at most about `max_bytes`) of a local page and a page of
+/// sealed segments, in `(time, seq)` order; an item in both (sealed, and not yet removed
+/// here) comes once.
+fn merge(local: Page, sealed: RemotePage, limit: usize, max_bytes: usize) -> Page {
+    let mut mine = local.positions.into_iter().zip(local.entries).peekable();
+    let mut theirs = sealed.items.into_iter().peekable();
+    let mut out = Page::default();
+    let mut bytes = 0;
+    loop {
+        let full = out.entries.len() >= limit || (bytes >= max_bytes && !out.entries.is_empty());
+        let next = match (mine.peek(), theirs.peek()) {
+            (None, None) => break,
+            _ if full => {
+                out.has_more = true;
+                break;
+            }
+            (Some((m, _)), Some((t, _))) if m == t => {
+                theirs.next();
+                mine.next()
+            }
+            (Some((m, _)), Some((t, _))) if t < m => theirs.next(),
+            (Some(_), _) => mine.next(),
+            (None, Some(_)) => theirs.next(),
+        };
+        let Some((position, entry)) = next else { break };
+        bytes += entry.len();
+        out.positions.push(position);
+        out.entries.push(entry);
+    }
+    out.last = out.positions.last().copied();
+    out.has_more |= local.has_more || sealed.has_more;
+    out
+}
+
+/// Reads `catalog`'s segments for [`run`] from a blocking thread, on `runtime`.
+pub fn remote_of<'a>(
+    catalog: &'a Catalog,
+    runtime: &'a tokio::runtime::Handle,
+) -> impl Fn(&Window, Option<Position>, usize) -> Result<RemotePage, CatalogError> + 'a {
+    move |window, after, limit| runtime.block_on(catalog.page(window, after, limit))
 }
 
 impl Reply {
@@ -372,5 +428,53 @@ mod tests {
         let json: Value = serde_json::from_slice(&answer.to_json().unwrap()).unwrap();
         assert_eq!(json["hasMore"], true);
         assert_eq!(json["resourceLogs"].as_array().unwrap().len(), 1);
+    }
+
+    fn local(positions: &[(u64, u64)], has_more: bool) -> Page {
+        Page {
+            entries: positions.iter().map(|p| vec![b'L', p.1 as u8]).collect(),
+            positions: positions.to_vec(),
+            last: positions.last().copied(),
+            has_more,
+        }
+    }
+
+    fn sealed(positions: &[(u64, u64)], has_more: bool) -> RemotePage {
+        RemotePage {
+            items: positions
+                .iter()
+                .map(|p| (*p, vec![b'R', p.1 as u8]))
+                .collect(),
+            has_more,
+        }
+    }
+
+    #[test]
+    fn local_and_sealed_items_merge_in_order_each_once() {
+        // Item 3 is sealed and not yet removed here: it comes once.
+        let merged = merge(
+            local(&[(10, 3), (30, 5)], false),
+            sealed(&[(5, 1), (10, 3), (20, 2)], false),
+            10,
+            usize::MAX,
+        );
+        assert_eq!(merged.positions, [(5, 1), (10, 3), (20, 2), (30, 5)]);
+        assert_eq!(merged.entries[0], [b'R', 1]);
+        assert_eq!(merged.entries[1], [b'L', 3]);
+        assert_eq!((merged.last, merged.has_more), (Some((30, 5)), false));
+    }
+
+    #[test]
+    fn a_merged_page_stops_at_its_limit_and_says_there_is_more() {
+        let merged = merge(
+            local(&[(10, 3), (30, 5)], false),
+            sealed(&[(5, 1), (20, 2)], false),
+            3,
+            usize::MAX,
+        );
+        assert_eq!(merged.positions, [(5, 1), (10, 3), (20, 2)]);
+        assert_eq!((merged.last, merged.has_more), (Some((20, 2)), true));
+        let more_sealed = merge(local(&[], false), sealed(&[(5, 1)], true), 3, usize::MAX);
+        assert!(more_sealed.has_more);
     }
 }

@@ -52,6 +52,28 @@ pub struct ArchiveStats {
     pub last_error: Option<String>,
 }
 
+/// Where the segments of the store `store_id` go: `PREFIX/<store id>`.
+pub fn base(bucket: &Bucket, store_id: u64) -> String {
+    bucket.key(&format!("{store_id:016x}"))
+}
+
+/// Cached segments kept at most, per store (in `DIR/segment-cache`).
+pub const CACHE_BYTES: u64 = 256 << 20;
+
+/// The catalog of the segments `settings` says the store keeps (for the query API).
+pub fn catalog(
+    settings: &ArchiveSettings,
+    store: &Store,
+    dir: &std::path::Path,
+) -> anyhow::Result<crate::history::catalog::Catalog> {
+    Ok(crate::history::catalog::Catalog::new(
+        Arc::new(settings.bucket.client()?),
+        base(&settings.bucket, store.id()),
+        dir.join("segment-cache"),
+        CACHE_BYTES,
+    ))
+}
+
 /// The running archive.
 pub struct Archive {
     stats: Arc<Mutex<ArchiveStats>>,
@@ -67,7 +89,7 @@ impl Archive {
         sink: &str,
     ) -> anyhow::Result<Archive> {
         let client = settings.bucket.client()?;
-        let base = settings.bucket.key(&format!("{:016x}", store.id()));
+        let base = base(&settings.bucket, store.id());
         let stats = Arc::new(Mutex::new(ArchiveStats {
             location: format!("s3://{}/{base}", settings.bucket.bucket),
             ..Default::default()

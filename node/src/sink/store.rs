@@ -69,6 +69,19 @@ static OPTIONS: &[OptionSpec] = &[
     },
 ];
 
+/// The catalog of the segments the store of `spec` keeps in object storage (`location=`),
+/// for the query API.
+pub fn catalog_of(
+    spec: &SinkSpec,
+    store: &Store,
+) -> anyhow::Result<Option<crate::history::catalog::Catalog>> {
+    let Some(settings) = archive_settings(spec)? else {
+        return Ok(None);
+    };
+    let dir = std::path::PathBuf::from(spec.arg.as_deref().unwrap_or_default());
+    Ok(Some(crate::sink::archive::catalog(&settings, store, &dir)?))
+}
+
 /// The archive `spec` asks for (`location=`), checked now.
 fn archive_settings(spec: &SinkSpec) -> anyhow::Result<Option<ArchiveSettings>> {
     let Some(url) = spec.option("location") else {

@@ -117,6 +117,22 @@ pub struct Window {
     pub prev_seq: u64,
 }
 
+impl Window {
+    /// Whether the item at `(time, seq)` belongs to this window, as [`Store::page`] selects:
+    /// stored by `seq_hi`, and either late (stored after the previous window, with a time
+    /// before its end) or from the previous window's end to this one's.
+    pub fn admits(&self, (time, seq): Position) -> bool {
+        if seq > self.seq_hi || time < self.start {
+            return false;
+        }
+        if time < self.prev_end {
+            seq > self.prev_seq
+        } else {
+            time < self.end
+        }
+    }
+}
+
 /// A position in a window: the `(time, seq)` of the last item returned.
 pub type Position = (u64, u64);
 
@@ -125,6 +141,8 @@ pub type Position = (u64, u64);
 pub struct Page {
     /// The entries, in time order.
     pub entries: Vec<Vec<u8>>,
+    /// The `(time, seq)` of each entry.
+    pub positions: Vec<Position>,
     /// Where the next page starts (the last entry's position).
     pub last: Option<Position>,
     /// Whether the window holds more after this page.

@@ -78,6 +78,7 @@ impl Store {
         let contexts = txn.open_table(CONTEXTS).map_err(|e| self.error(e))?;
         let mut known: HashMap<u128, Vec<u8>> = HashMap::new();
         let (mut entries, mut bytes) = (Vec::with_capacity(keys.len()), 0usize);
+        let mut positions = Vec::with_capacity(keys.len());
         for (i, key) in keys.iter().enumerate() {
             if bytes >= max_bytes {
                 keys.truncate(i);
@@ -103,9 +104,11 @@ impl Store {
             let entry = otlp::items::entry(context, &value[16..]).map_err(|e| self.error(e))?;
             bytes += entry.len();
             entries.push(entry);
+            positions.push(*key);
         }
         Ok(Page {
             entries,
+            positions,
             last: keys.last().copied(),
             has_more,
         })
