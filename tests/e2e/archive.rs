@@ -29,14 +29,15 @@ fn sealed_items(objects: &std::collections::BTreeMap<String, Vec<u8>>) -> (Vec<(
     (keys, indexed)
 }
 
-/// A keeper archiving to `s3` under `history/` after 1 s, serving its query API on the
-/// port after its health port: its arguments, its health address.
-fn keeper_args(mesh: &Mesh) -> (Vec<String>, String) {
+/// A keeper archiving to `s3` under `history/` after 1 s (with `options` added to its store
+/// sink), serving its query API at the address in the file `api`: its arguments, its health
+/// address.
+fn keeper_args(mesh: &Mesh, options: &str) -> (Vec<String>, String) {
     let health = format!("127.0.0.1:{}", free_port());
     let api = format!("127.0.0.1:{}", free_port());
     std::fs::write(mesh.path("api"), &api).unwrap();
     let sink = format!(
-        "store:{};location=s3://{BUCKET}/history;seal-after=1s",
+        "store:{};location=s3://{BUCKET}/history;seal-after=1s{options}",
         mesh.path("store").display()
     );
     let args = ["--sink", &sink, "--health", &health, "--query-api", &api]
@@ -181,9 +182,14 @@ fn load(mesh: &Mesh, port: u16, requests: u32, rate: u32) -> u64 {
 /// A keeper archiving to a fresh SeaweedFS: the mesh, the bucket, the keeper's arguments and
 /// health address, the receiver, the keeper and the receiver's port.
 async fn keeping() -> (Mesh, Seaweed, Vec<String>, String, Proc, Proc, u16) {
+    keeping_with("").await
+}
+
+/// [`keeping`] with `options` added to the store sink.
+async fn keeping_with(options: &str) -> (Mesh, Seaweed, Vec<String>, String, Proc, Proc, u16) {
     let mesh = Mesh::start();
     let s3 = Seaweed::start(mesh.dir.path());
-    let (args, health) = keeper_args(&mesh);
+    let (args, health) = keeper_args(&mesh, options);
     let env = s3.env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -320,4 +326,29 @@ async fn a_keeper_killed_while_archiving_loses_nothing_answered_200_and_doubles_
     );
     // Paged from what is here and what is in the bucket: each once.
     assert_each_once_in_time_order(&page_everything(&mesh).await, (taken * 100) as usize);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn max_age_deletes_old_segments_from_the_bucket() {
+    let (mesh, s3, _, health, _receiver, keeper, port) = keeping_with(";max-age=15s").await;
+    assert_eq!(load(&mesh, port, 10, 1000), 10);
+    wait_store(&health, "not archived", &keeper, &s3, |s| {
+        s["archived"] == 1000
+    })
+    .await;
+    assert!(!s3.objects("history/").await.is_empty());
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !s3.objects("history/").await.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "segments past max-age are still in the bucket\n{}",
+            keeper.stderr_text()
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let store = wait_store(&health, "no deletion counted", &keeper, &s3, |s| {
+        s["archive"]["deleted_segments"].as_u64() > Some(0)
+    })
+    .await;
+    eprintln!("after max-age: {store}");
 }

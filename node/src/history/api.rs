@@ -122,16 +122,24 @@ pub async fn serve(
     crate::net::http_server::serve(listener, router(api), limits, tls, stop).await
 }
 
-/// The caller's key name (empty when the API is open), or the refusal.
+/// The header clients of Oteleport (a signal-replay server this API can stand in for) send
+/// their access key in.
+const OTELEPORT_KEY: &str = "oteleport-access-key";
+
+/// The caller's key name (empty when the API is open), or the refusal. The key comes as
+/// `Authorization: Bearer KEY`, or as `Oteleport-Access-Key: KEY`.
 fn caller(api: &QueryApi, headers: &HeaderMap) -> Result<String, Answer> {
     let Some(keys) = &api.keys else {
         return Ok(String::new());
     };
-    match keys.check(
-        headers
-            .get(header::AUTHORIZATION)
-            .map(HeaderValue::as_bytes),
-    ) {
+    let oteleport = headers
+        .get(OTELEPORT_KEY)
+        .map(|key| [b"Bearer ".as_slice(), key.as_bytes()].concat());
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes().to_vec())
+        .or(oteleport);
+    match keys.check(presented.as_deref()) {
         Verdict::Known(info) if info.may(Scope::Query) => Ok(info.name),
         Verdict::Known(_) => Err(Answer::forbidden(format!(
             "this key has no `{}` scope",
@@ -786,6 +794,32 @@ mod tests {
         assert_eq!(
             address_budget("::ffff:10.0.0.1".parse().unwrap()),
             "10.0.0.1"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_key_in_the_oteleport_access_key_header_fetches_too() {
+        let (_dir, store) = store_with_logs(&[10]);
+        let app = api(store, Some(query_keys()));
+        let req = Request::builder()
+            .method("POST")
+            .uri("/api/logs/fetch")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("Oteleport-Access-Key", READER.trim_start_matches("Bearer "))
+            .body(Body::from("{}"))
+            .unwrap();
+        let response = app.clone().oneshot(req).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let wrong = Request::builder()
+            .method("POST")
+            .uri("/api/logs/fetch")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("Oteleport-Access-Key", "not-a-key-of-this-api")
+            .body(Body::from("{}"))
+            .unwrap();
+        assert_eq!(
+            app.oneshot(wrong).await.unwrap().status(),
+            StatusCode::FORBIDDEN
         );
     }
 }

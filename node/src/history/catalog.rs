@@ -99,6 +99,24 @@ impl Catalog {
         Ok(names)
     }
 
+    /// Deletes the segments of `signal` whose last item is older than `before` (Unix
+    /// nanoseconds); returns how many.
+    pub async fn delete_older(&self, signal: Signal, before: u64) -> Result<u64, CatalogError> {
+        let mut deleted = 0;
+        for name in self.list(signal).await? {
+            if name.times.1 >= before {
+                continue;
+            }
+            self.client
+                .delete(&object_store::path::Path::from(name.key.as_str()))
+                .await
+                .map_err(|e| CatalogError(crate::net::redact::urls(&e.to_string())))?;
+            let _ = tokio::fs::remove_file(self.cache.join(name.key.replace('/', "_"))).await;
+            deleted += 1;
+        }
+        Ok(deleted)
+    }
+
     /// A segment's bytes: from the cache, else fetched (and cached).
     async fn fetch(&self, name: &SegmentName) -> Result<Vec<u8>, CatalogError> {
         let file = self.cache.join(name.key.replace('/', "_"));

@@ -18,6 +18,7 @@ use slim_roles::Backoff;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::history::catalog::Catalog;
 use crate::history::now_unix_nano;
 use crate::history::store::Store;
 use crate::sink::bucket::Bucket;
@@ -32,6 +33,11 @@ pub struct ArchiveSettings {
     pub bucket: Bucket,
     /// What arrived longer ago than this is sealed.
     pub seal_after: Duration,
+    /// Segments whose last item is older than this are deleted from the bucket (the store's
+    /// `max-age`).
+    pub max_age: Option<Duration>,
+    /// The store's directory (its segment cache is there).
+    pub dir: std::path::PathBuf,
 }
 
 /// What `/health` shows of the archive.
@@ -47,6 +53,8 @@ pub struct ArchiveStats {
     pub waiting_items: u64,
     /// Puts the store did not confirm.
     pub failed_attempts: u64,
+    /// Segments deleted past `max-age` (this run).
+    pub deleted_segments: u64,
     /// The last failure.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
@@ -61,15 +69,11 @@ pub fn base(bucket: &Bucket, store_id: u64) -> String {
 pub const CACHE_BYTES: u64 = 256 << 20;
 
 /// The catalog of the segments `settings` says the store keeps (for the query API).
-pub fn catalog(
-    settings: &ArchiveSettings,
-    store: &Store,
-    dir: &std::path::Path,
-) -> anyhow::Result<crate::history::catalog::Catalog> {
-    Ok(crate::history::catalog::Catalog::new(
+pub fn catalog(settings: &ArchiveSettings, store: &Store) -> anyhow::Result<Catalog> {
+    Ok(Catalog::new(
         Arc::new(settings.bucket.client()?),
         base(&settings.bucket, store.id()),
-        dir.join("segment-cache"),
+        settings.dir.join("segment-cache"),
         CACHE_BYTES,
     ))
 }
@@ -96,11 +100,20 @@ impl Archive {
         }));
         info!(%sink, location = %crate::lock(&stats).location, seal_after = ?settings.seal_after, "archiving the store to object storage");
         let stop = CancellationToken::new();
+        let retention = settings
+            .max_age
+            .map(|age| (catalog(&settings, &store), age));
+        let retention = match retention {
+            Some((Ok(catalog), age)) => Some((catalog, age)),
+            Some((Err(err), _)) => return Err(err),
+            None => None,
+        };
         let task = tokio::spawn(archive_loop(
             store,
             Arc::new(client),
             base,
             settings.seal_after,
+            retention,
             stats.clone(),
             stop.clone(),
         ));
@@ -125,22 +138,31 @@ struct Range {
     segments: Vec<(String, u64, Vec<u8>)>,
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn archive_loop(
     store: Arc<Store>,
     client: Arc<dyn ObjectStore>,
     base: String,
     seal_after: Duration,
+    retention: Option<(Catalog, Duration)>,
     stats: Arc<Mutex<ArchiveStats>>,
     stop: CancellationToken,
 ) {
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
     let mut wait = LOOK_EVERY;
+    let mut retained_at: Option<std::time::Instant> = None;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
         }
         wait = LOOK_EVERY;
+        if let Some((catalog, age)) = &retention {
+            if retained_at.is_none_or(|at| at.elapsed() >= RETAIN_EVERY) {
+                retained_at = Some(std::time::Instant::now());
+                retain(catalog, *age, &stats).await;
+            }
+        }
         {
             let totals = store.totals();
             crate::lock(&stats).waiting_items = totals.traces + totals.metrics + totals.logs;
@@ -213,6 +235,27 @@ async fn archive_loop(
             Err(err) => {
                 warn!(%err, "removing an archived range failed");
                 wait = backoff.next_delay();
+            }
+        }
+    }
+}
+
+/// How often segments past the store's `max-age` are looked for in the bucket.
+const RETAIN_EVERY: Duration = Duration::from_secs(10);
+
+/// Deletes the store's segments whose last item is older than `age`.
+async fn retain(catalog: &Catalog, age: Duration, stats: &Mutex<ArchiveStats>) {
+    let before = now_unix_nano().saturating_sub(u64::try_from(age.as_nanos()).unwrap_or(u64::MAX));
+    for signal in otlp::Signal::ALL {
+        match catalog.delete_older(signal, before).await {
+            Ok(0) => {}
+            Ok(n) => {
+                info!(%signal, segments = n, ?age, "deleted segments past max-age from the bucket");
+                crate::lock(stats).deleted_segments += n;
+            }
+            Err(err) => {
+                warn!(%signal, %err, "cannot apply max-age in the bucket; trying again later");
+                crate::lock(stats).last_error = Some(err.to_string());
             }
         }
     }

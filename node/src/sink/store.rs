@@ -41,7 +41,7 @@ static OPTIONS: &[OptionSpec] = &[
         key: "max-age",
         value: "DURATION",
         default: "7d",
-        help: "remove items received longer ago than this (`90m`, `24h`, `30d`; `unlimited`)",
+        help: "remove items received longer ago than this (`90m`, `24h`, `30d`; `unlimited`); with location=, segments whose last item is older are deleted from the bucket too",
         repeats: false,
     },
     OptionSpec {
@@ -78,8 +78,17 @@ pub fn catalog_of(
     let Some(settings) = archive_settings(spec)? else {
         return Ok(None);
     };
-    let dir = std::path::PathBuf::from(spec.arg.as_deref().unwrap_or_default());
-    Ok(Some(crate::sink::archive::catalog(&settings, store, &dir)?))
+    Ok(Some(crate::sink::archive::catalog(&settings, store)?))
+}
+
+/// `max-age=`: `None` for `unlimited`.
+fn max_age(spec: &SinkSpec) -> anyhow::Result<Option<Duration>> {
+    match spec.text("max-age") {
+        "unlimited" => Ok(None),
+        text => Ok(Some(humantime::parse_duration(text).map_err(|e| {
+            anyhow::anyhow!("sink store: max-age={text:?} is not a duration like 24h or 7d: {e}")
+        })?)),
+    }
 }
 
 /// The archive `spec` asks for (`location=`), checked now.
@@ -99,7 +108,12 @@ fn archive_settings(spec: &SinkSpec) -> anyhow::Result<Option<ArchiveSettings>> 
     let seal_after = humantime::parse_duration(text).map_err(|e| {
         anyhow::anyhow!("sink store: seal-after={text:?} is not a duration like 30s or 10m: {e}")
     })?;
-    Ok(Some(ArchiveSettings { bucket, seal_after }))
+    Ok(Some(ArchiveSettings {
+        bucket,
+        seal_after,
+        max_age: max_age(spec)?,
+        dir: std::path::PathBuf::from(spec.arg.as_deref().unwrap_or_default()),
+    }))
 }
 
 /// Items handed to the store in one transaction at most.
@@ -113,14 +127,8 @@ const EXPIRE_EVERY: Duration = Duration::from_secs(10);
 /// it).
 pub fn open_store(spec: &SinkSpec, stores: &Stores) -> anyhow::Result<Arc<Store>> {
     let dir = std::path::PathBuf::from(spec.arg.as_deref().unwrap_or_default());
-    let max_age = match spec.text("max-age") {
-        "unlimited" => None,
-        text => Some(humantime::parse_duration(text).map_err(|e| {
-            anyhow::anyhow!("sink store: max-age={text:?} is not a duration like 24h or 7d: {e}")
-        })?),
-    };
     let retention = Retention {
-        max_age,
+        max_age: max_age(spec)?,
         max_bytes: spec.value("max-bytes")?,
     };
     Ok(stores.open(&dir, retention)?)
