@@ -198,10 +198,16 @@ mod tests {
         let (server, _) = listener.accept().await.unwrap();
         let (mut server, arrival) = Stamped::new(server);
         assert_eq!(arrival.elapsed(), None, "nothing read yet");
+        // Linux turns receive stamps on for the whole stack a moment after the first socket
+        // asks (deferred work): one exchange first, so that the next bytes are stamped.
+        let mut buf = [0u8; 16];
+        client.write_all(b"warm-up").await.unwrap();
+        let _ = server.read(&mut buf).await.unwrap();
+        server.write_all(b"ok").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
 
         client.write_all(b"first").await.unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let mut buf = [0u8; 16];
         let n = server.read(&mut buf).await.unwrap();
         assert_eq!(&buf[..n], b"first");
         let waited = arrival.elapsed().expect("a stamp");
