@@ -724,8 +724,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let (store, first) = two_requests(dir.path());
-            // Everything so far arrived at 1_000, before 2_000; at most `first` items a range.
-            assert_eq!(store.next_seal(2_000, first).unwrap(), Some((0, first)));
+            // Everything so far arrived at 1_000, before 2_000; a range ends with the request
+            // that reaches its size, never inside one.
+            assert_eq!(store.next_seal(2_000, 1).unwrap(), Some((0, first)));
             store
                 .append(&[arrival(Signal::Traces, vec![item(5, 4)])], 0)
                 .unwrap();

@@ -22,8 +22,8 @@ pub struct Sealed {
 impl Store {
     /// The range to seal next, `(after, through)`: the one begun and not finished, if any (so
     /// that its segments are made again with the same items and names), else what arrived
-    /// before `received_unix_nano` (at most `max_items` sequence numbers), noted as begun
-    /// before it is returned. `None`: nothing to seal.
+    /// before `received_unix_nano` (whole requests, up to the one that reaches `max_items`
+    /// sequence numbers), noted as begun before it is returned. `None`: nothing to seal.
     pub fn next_seal(
         &self,
         received_unix_nano: u64,
@@ -34,9 +34,8 @@ impl Store {
         if totals.sealing_through > after {
             return Ok(Some((after, totals.sealing_through)));
         }
-        let through = self
-            .arrived_before(received_unix_nano)?
-            .min(after.saturating_add(max_items));
+        // Whole requests only: a range ends where a request ends (removal goes by request).
+        let through = self.arrived_before(received_unix_nano, after.saturating_add(max_items))?;
         if through <= after {
             return Ok(None);
         }
@@ -53,8 +52,9 @@ impl Store {
     }
 
     /// The last sequence number of what arrived before `received_unix_nano`, from the first
-    /// arrival not yet sealed on (at least the one sealed last).
-    pub fn arrived_before(&self, received_unix_nano: u64) -> Result<u64, StoreError> {
+    /// arrival not yet sealed on (at least the one sealed last); looks no further than the
+    /// row holding `enough`.
+    pub fn arrived_before(&self, received_unix_nano: u64, enough: u64) -> Result<u64, StoreError> {
         let sealed = self.totals().sealed_through;
         let txn = self.begin_read()?;
         let index = txn.open_table(ARRIVALS).map_err(|e| self.error(e))?;
@@ -70,6 +70,9 @@ impl Store {
             }
             let items = (row.times.len() / 8) as u64;
             through = first.value() + items.saturating_sub(1);
+            if through >= enough {
+                break;
+            }
         }
         Ok(through)
     }
