@@ -22,6 +22,8 @@ pub struct SegmentName {
     pub times: (u64, u64),
     /// The sequence numbers of the range it was sealed from.
     pub seqs: (u64, u64),
+    /// When the bucket took it (Unix nanoseconds), when listed.
+    pub put_at: Option<u64>,
 }
 
 impl SegmentName {
@@ -39,6 +41,7 @@ impl SegmentName {
             key: key.to_string(),
             times: (start, last),
             seqs: (first, through),
+            put_at: None,
         })
     }
 }
@@ -51,6 +54,11 @@ pub struct RemotePage {
     /// Whether the window holds more of them after these.
     pub has_more: bool,
 }
+
+/// Largest segment fetched (one is a range of at most about 100,000 items, compressed).
+const MAX_SEGMENT: u64 = 1 << 30;
+/// How long one page may wait for the bucket (object_store retries for up to minutes).
+const PAGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Why segments could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -93,18 +101,26 @@ impl Catalog {
             .map_err(|e| CatalogError(crate::net::redact::urls(&e.to_string())))?;
         let mut names: Vec<SegmentName> = listed
             .iter()
-            .filter_map(|meta| SegmentName::parse(meta.location.as_ref()))
+            .filter_map(|meta| {
+                let mut name = SegmentName::parse(meta.location.as_ref())?;
+                name.put_at = meta
+                    .last_modified
+                    .timestamp_nanos_opt()
+                    .and_then(|n| u64::try_from(n).ok());
+                Some(name)
+            })
             .collect();
         names.sort_by_key(|n| (n.times.0, n.seqs.0));
         Ok(names)
     }
 
-    /// Deletes the segments of `signal` whose last item is older than `before` (Unix
-    /// nanoseconds); returns how many.
+    /// Deletes the segments of `signal` the bucket took before `before` (Unix nanoseconds:
+    /// everything in one arrived before it was sealed, so by then it is older); returns how
+    /// many.
     pub async fn delete_older(&self, signal: Signal, before: u64) -> Result<u64, CatalogError> {
         let mut deleted = 0;
         for name in self.list(signal).await? {
-            if name.times.1 >= before {
+            if name.put_at.is_none_or(|at| at >= before) {
                 continue;
             }
             self.client
@@ -117,17 +133,25 @@ impl Catalog {
         Ok(deleted)
     }
 
-    /// A segment's bytes: from the cache, else fetched (and cached).
-    async fn fetch(&self, name: &SegmentName) -> Result<Vec<u8>, CatalogError> {
+    /// A segment's bytes: from the cache (unless `fresh`), else fetched (and cached).
+    async fn fetch(&self, name: &SegmentName, fresh: bool) -> Result<Vec<u8>, CatalogError> {
         let file = self.cache.join(name.key.replace('/', "_"));
-        if let Ok(bytes) = tokio::fs::read(&file).await {
-            return Ok(bytes);
+        if !fresh {
+            if let Ok(bytes) = tokio::fs::read(&file).await {
+                return Ok(bytes);
+            }
         }
         let got = self
             .client
             .get(&object_store::path::Path::from(name.key.as_str()))
             .await
             .map_err(|e| CatalogError(crate::net::redact::urls(&e.to_string())))?;
+        if got.meta.size > MAX_SEGMENT {
+            return Err(CatalogError(format!(
+                "{}: {} bytes, more than a segment holds",
+                name.key, got.meta.size
+            )));
+        }
         let bytes = got
             .bytes()
             .await
@@ -168,6 +192,18 @@ impl Catalog {
         }
     }
 
+    /// [`Catalog::page`], failing after [`PAGE_TIMEOUT`] (a fetch thread is not held longer).
+    pub async fn page_within(
+        &self,
+        window: &Window,
+        after: Option<Position>,
+        limit: usize,
+    ) -> Result<RemotePage, CatalogError> {
+        tokio::time::timeout(PAGE_TIMEOUT, self.page(window, after, limit))
+            .await
+            .map_err(|_| CatalogError(format!("no answer within {PAGE_TIMEOUT:?}")))?
+    }
+
     /// Up to `limit` items of `window` after `after`, from the segments of `window`'s signal.
     pub async fn page(
         &self,
@@ -179,7 +215,12 @@ impl Catalog {
         let mut found: Vec<(Position, Vec<u8>)> = Vec::new();
         for name in names {
             let (first_time, last_time) = name.times;
-            if last_time < window.start || first_time >= window.end || name.seqs.0 > window.seq_hi {
+            let behind = after.is_some_and(|a| last_time < a.0);
+            if last_time < window.start
+                || first_time >= window.end
+                || name.seqs.0 > window.seq_hi
+                || behind
+            {
                 continue;
             }
             // Sorted by first time: once `limit + 1` items are found before this segment's
@@ -191,10 +232,15 @@ impl Catalog {
                     break;
                 }
             }
-            let bytes = self.fetch(&name).await?;
+            let mut bytes = self.fetch(&name, false).await?;
+            if Segment::open(&bytes).is_err() {
+                // A damaged copy in the cache: the bucket's, again.
+                bytes = self.fetch(&name, true).await?;
+            }
             let segment =
                 Segment::open(&bytes).map_err(|e| CatalogError(format!("{}: {e}", name.key)))?;
-            let blocks: Vec<usize> = segment.blocks_for(window.start, window.end).collect();
+            let from = after.map_or(window.start, |a| a.0.max(window.start));
+            let blocks: Vec<usize> = segment.blocks_for(from, window.end).collect();
             for b in blocks {
                 let items = segment
                     .block(b)

@@ -289,7 +289,7 @@ pub fn remote_of<'a>(
     catalog: &'a Catalog,
     runtime: &'a tokio::runtime::Handle,
 ) -> impl Fn(&Window, Option<Position>, usize) -> Result<RemotePage, CatalogError> + 'a {
-    move |window, after, limit| runtime.block_on(catalog.page(window, after, limit))
+    move |window, after, limit| runtime.block_on(catalog.page_within(window, after, limit))
 }
 
 impl Reply {

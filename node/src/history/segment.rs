@@ -275,7 +275,8 @@ impl<'a> Segment<'a> {
             serde_json::from_slice(json).map_err(|e| damaged(format!("its index: {e}")))?;
         let (offset, len, count) = index.contexts;
         let table = decompress(slice(bytes, offset, len)?)?;
-        let mut spans = Vec::with_capacity(count as usize);
+        // Capacities from what the bytes can hold, never from the index alone.
+        let mut spans = Vec::with_capacity((count as usize).min(table.len() / 4));
         let mut at = 0;
         while at < table.len() {
             let len = read_u32(&table, at)? as usize;
@@ -313,8 +314,9 @@ impl<'a> Segment<'a> {
             .get(i)
             .ok_or_else(|| damaged("no such block"))?;
         let records = decompress(slice(self.bytes, b.offset, b.len)?)?;
-        let mut out = Vec::with_capacity(b.items as usize);
+        let mut out = Vec::with_capacity((b.items as usize).min(records.len() / RECORD_HEAD));
         let mut at = 0;
+        let mut produced = 0u64;
         while at < records.len() {
             let head = records
                 .get(at..at + RECORD_HEAD)
@@ -328,6 +330,12 @@ impl<'a> Segment<'a> {
                 .ok_or_else(|| damaged("an item is cut short"))?;
             let entry = otlp::items::entry(self.context(context)?, item)
                 .map_err(|e| damaged(e.to_string()))?;
+            // Each entry repeats its context: a block of tiny records naming a large one must
+            // not multiply memory.
+            produced += entry.len() as u64;
+            if produced > 2 * MAX_DECOMPRESSED {
+                return Err(damaged("a block's entries come to more than 512 MiB"));
+            }
             out.push(((time, seq), entry));
             at += RECORD_HEAD + len;
         }

@@ -282,6 +282,7 @@ impl Store {
             txn.open_table(ARRIVALS).map_err(|e| self.error(e))?;
             txn.open_table(CONTEXTS).map_err(|e| self.error(e))?;
             txn.open_table(MESSAGES).map_err(|e| self.error(e))?;
+            txn.open_table(ARCHIVED_IDS).map_err(|e| self.error(e))?;
             let mut meta = txn.open_table(META).map_err(|e| self.error(e))?;
             let id = meta
                 .get("store_id")
@@ -376,6 +377,12 @@ mod tests {
 
     const UNLIMITED: Retention = Retention {
         max_age: None,
+        max_bytes: u64::MAX,
+    };
+
+    /// Items kept an hour after they were received.
+    const AN_HOUR: Retention = Retention {
+        max_age: Some(Duration::from_secs(3600)),
         max_bytes: u64::MAX,
     };
 
@@ -745,6 +752,51 @@ mod tests {
             "then the rest"
         );
         assert_eq!(store.next_seal(500, 100).unwrap(), Some((2, 4)));
+    }
+
+    #[test]
+    fn a_message_sent_again_after_it_was_archived_is_not_stored_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), AN_HOUR).unwrap();
+        let message = || Arrival {
+            message_id: Some("sender\0m1".into()),
+            ..arrival(Signal::Traces, vec![item(10, 1)])
+        };
+        store.append(&[message()], 2_000).unwrap();
+        store.archived_through(store.last_seq(), 2_000).unwrap();
+        store.append(&[message()], 3_000).unwrap();
+        let totals = store.totals();
+        assert_eq!(
+            (totals.traces, totals.archived, totals.duplicates),
+            (0, 1, 1)
+        );
+        // At max-age the id is forgotten, as a row's would be: no longer a duplicate.
+        let hour = 3_600_000_000_000;
+        store.expire(1_000 + hour + 1).unwrap();
+        store.append(&[message()], hour * 2).unwrap();
+        assert_eq!(store.totals().duplicates, 1);
+    }
+
+    #[test]
+    fn retention_leaves_a_range_being_sealed_alone_until_the_bucket_holds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let hour = 3_600_000_000_000u64;
+        let store = Store::open(dir.path(), AN_HOUR).unwrap();
+        // The tests' arrivals are received at 1_000.
+        store
+            .append(&[arrival(Signal::Traces, vec![item(10, 1)])], 0)
+            .unwrap();
+        assert_eq!(store.next_seal(2_000, 100).unwrap(), Some((0, 1)));
+        store
+            .append(&[arrival(Signal::Traces, vec![item(20, 2)])], 0)
+            .unwrap();
+        // Both are past max-age now, but the first is being sealed: neither goes.
+        store.expire(hour * 10).unwrap();
+        assert_eq!(drain(&store, &window(&store, 0, 100), 10), vec![1, 2]);
+        // Once the bucket holds it, it goes as archived, and the other as expired.
+        assert_eq!(store.archived_through(1, hour * 10).unwrap(), 1);
+        let totals = store.totals();
+        assert_eq!((totals.traces, totals.archived, totals.expired), (0, 1, 1));
     }
 
     #[test]

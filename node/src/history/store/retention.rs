@@ -5,6 +5,12 @@ use super::schema::*;
 use super::write::count_of;
 use super::*;
 
+/// The `messages` and `archived_ids` tables, open for writing.
+pub(super) type Ids<'a, 't> = (
+    &'a mut redb::Table<'t, &'static str, u64>,
+    &'a mut redb::Table<'t, (u64, u64), &'static str>,
+);
+
 impl Store {
     /// Applies the retention as of `now_unix_nano`; returns how many items it removed.
     pub fn expire(&self, now_unix_nano: u64) -> Result<u64, StoreError> {
@@ -18,11 +24,7 @@ impl Store {
     pub fn archived_through(&self, through: u64, now_unix_nano: u64) -> Result<u64, StoreError> {
         let _writing = crate::lock(&self.writer);
         let before = self.totals().archived;
-        {
-            let mut totals = crate::lock(&self.totals);
-            totals.sealed_through = totals.sealed_through.max(through);
-        }
-        let result = self.append_in(&[], now_unix_nano);
+        let result = self.append_in(&[], now_unix_nano, Some(through));
         if result.is_err() {
             self.broken
                 .store(true, std::sync::atomic::Ordering::Release);
@@ -36,30 +38,62 @@ impl Store {
         tables: &mut [redb::Table<(u64, u64), &[u8]>],
         index: &mut redb::Table<u64, &[u8]>,
         contexts: &mut redb::Table<u128, &[u8]>,
-        messages: &mut redb::Table<&str, u64>,
+        (messages, archived_ids): Ids<'_, '_>,
         totals: &mut Totals,
         now_unix_nano: u64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
+        // Whether it changed what `totals` does not show (ids of archived messages forgotten).
+        let mut forgot = false;
         let cutoff = self.retention.max_age.map(|age| {
             now_unix_nano.saturating_sub(u64::try_from(age.as_nanos()).unwrap_or(u64::MAX))
         });
+        // The ids of archived messages are forgotten at the store's max-age, as a row's are.
+        if let Some(cutoff) = cutoff {
+            loop {
+                let Some((key, id)) = archived_ids
+                    .first()
+                    .map_err(|e| self.error(e))?
+                    .map(|(k, v)| (k.value(), v.value().to_string()))
+                else {
+                    break;
+                };
+                if key.0 >= cutoff {
+                    break;
+                }
+                archived_ids.remove(key).map_err(|e| self.error(e))?;
+                messages.remove(id.as_str()).map_err(|e| self.error(e))?;
+                forgot = true;
+            }
+        }
         loop {
             let Some((first, value)) = index
                 .first()
                 .map_err(|e| self.error(e))?
                 .map(|(k, v)| (k.value(), v.value().to_vec()))
             else {
-                return Ok(());
+                return Ok(forgot);
             };
             let row = Row::read(&value);
             let too_old = cutoff.is_some_and(|c| row.received < c);
-            let sealed = first <= totals.sealed_through;
+            let items = (row.times.len() / 8) as u64;
+            let last = first + items.saturating_sub(1);
+            let sealed = last <= totals.sealed_through;
+            if !sealed && first <= totals.sealing_through {
+                // Being sealed: removing it now would change a segment between its puts (and
+                // its name). It goes once the bucket holds it.
+                return Ok(forgot);
+            }
             if !too_old && !sealed && totals.bytes <= self.retention.max_bytes {
-                return Ok(());
+                return Ok(forgot);
             }
             index.remove(first).map_err(|e| self.error(e))?;
             if let Ok(id) = std::str::from_utf8(row.message_id) {
-                if !id.is_empty() {
+                if !id.is_empty() && sealed && !too_old {
+                    // Archived: its id stays known until max-age, for a copy sent again.
+                    archived_ids
+                        .insert((row.received, first), id)
+                        .map_err(|e| self.error(e))?;
+                } else if !id.is_empty() {
                     messages.remove(id).map_err(|e| self.error(e))?;
                 }
             }

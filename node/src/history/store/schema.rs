@@ -26,6 +26,11 @@ pub(super) const ARRIVALS: TableDefinition<u64, &[u8]> = TableDefinition::new("a
 pub(super) const ROW_HEAD: usize = 21;
 /// `message id → first seq` of the messages stored.
 pub(super) const MESSAGES: TableDefinition<&str, u64> = TableDefinition::new("messages");
+/// `(received, first seq) → message id` of the messages archived to object storage and
+/// removed here: their ids stay in `messages` until the store's `max-age`, so that one sent
+/// again is still recognised.
+pub(super) const ARCHIVED_IDS: TableDefinition<(u64, u64), &str> =
+    TableDefinition::new("archived_ids");
 
 /// One row of `arrivals`, read.
 pub(super) struct Row<'a> {

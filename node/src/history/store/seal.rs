@@ -40,13 +40,21 @@ impl Store {
             return Ok(None);
         }
         let _writing = crate::lock(&self.writer);
-        let txn = self.begin_write()?;
-        {
-            let mut meta = txn.open_table(META).map_err(|e| self.error(e))?;
-            meta.insert("sealing_through", through)
-                .map_err(|e| self.error(e))?;
+        let noted = (|| {
+            let txn = self.begin_write()?;
+            {
+                let mut meta = txn.open_table(META).map_err(|e| self.error(e))?;
+                meta.insert("sealing_through", through)
+                    .map_err(|e| self.error(e))?;
+            }
+            txn.commit().map_err(|e| self.error(e))
+        })();
+        if noted.is_err() {
+            // As after a failed append: the file is opened again before the next write.
+            self.broken
+                .store(true, std::sync::atomic::Ordering::Release);
         }
-        txn.commit().map_err(|e| self.error(e))?;
+        noted?;
         crate::lock(&self.totals).sealing_through = through;
         Ok(Some((after, through)))
     }

@@ -16,20 +16,27 @@ impl Store {
     /// failed commit reached the disk.
     pub fn append(&self, arrivals: &[Arrival], now_unix_nano: u64) -> Result<(), StoreError> {
         let _writing = crate::lock(&self.writer);
-        let result = self.append_in(arrivals, now_unix_nano);
+        let result = self.append_in(arrivals, now_unix_nano, None);
         if result.is_err() {
             self.broken.store(true, Ordering::Release);
         }
         result
     }
 
+    /// [`Store::append`] under the writer lock; with `sealed_through`, also records that
+    /// object storage holds everything up to it (in memory only once committed).
     pub(super) fn append_in(
         &self,
         arrivals: &[Arrival],
         now_unix_nano: u64,
+        sealed_through: Option<u64>,
     ) -> Result<(), StoreError> {
         let before = self.totals();
         let mut totals = before.clone();
+        if let Some(through) = sealed_through {
+            totals.sealed_through = totals.sealed_through.max(through);
+        }
+        let forgot;
         let txn = self.begin_write()?;
         {
             let mut tables = Signal::ALL
@@ -40,6 +47,7 @@ impl Store {
             let mut index = txn.open_table(ARRIVALS).map_err(|e| self.error(e))?;
             let mut contexts = txn.open_table(CONTEXTS).map_err(|e| self.error(e))?;
             let mut messages = txn.open_table(MESSAGES).map_err(|e| self.error(e))?;
+            let mut archived_ids = txn.open_table(ARCHIVED_IDS).map_err(|e| self.error(e))?;
             for arrival in arrivals {
                 let message_id = arrival.message_id.as_deref().unwrap_or_default();
                 if !message_id.is_empty()
@@ -116,11 +124,11 @@ impl Store {
                     }
                 }
             }
-            self.expire_in(
+            forgot = self.expire_in(
                 &mut tables,
                 &mut index,
                 &mut contexts,
-                &mut messages,
+                (&mut messages, &mut archived_ids),
                 &mut totals,
                 now_unix_nano,
             )?;
@@ -137,7 +145,7 @@ impl Store {
                 meta.insert(key, value).map_err(|e| self.error(e))?;
             }
         }
-        if totals == before {
+        if totals == before && !forgot {
             // Nothing stored or removed (an idle retention check): no commit, no sync.
             return txn.abort().map_err(|e| self.error(e));
         }
