@@ -241,13 +241,8 @@ async fn a_member_frozen_for_20s_costs_the_others_nothing_and_catches_up_once_re
 #[tokio::test(flavor = "multi_thread")]
 async fn a_member_behind_a_link_cut_for_20s_costs_the_others_nothing_and_catches_up_once_restored()
 {
-    let site = match Netns::create(1) {
-        Ok(site) => site,
-        Err(why) if !running_as_root() => {
-            eprintln!("skipped: this test needs root to create a network namespace: {why}");
-            return;
-        }
-        Err(why) => panic!("cannot create a network namespace as root: {why}"),
+    let Some(site) = crate::netns::or_skip(Netns::create(1)) else {
+        return;
     };
     // The SLIM server listens on the host's end of the link; p3 runs behind it.
     let mesh = Mesh::start_on(&site.host_ip);

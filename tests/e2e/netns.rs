@@ -4,6 +4,19 @@
 
 use std::process::Command;
 
+/// What [`Netns::create`] or [`Lan::create`] made; `None` (the test is skipped, saying why)
+/// when not running as root. As root, failing to make it fails the test.
+pub fn or_skip<T>(made: Result<T, String>) -> Option<T> {
+    match made {
+        Ok(made) => Some(made),
+        Err(why) if !crate::harness::running_as_root() => {
+            eprintln!("skipped: this test needs root to create network namespaces: {why}");
+            None
+        }
+        Err(why) => panic!("cannot create network namespaces as root: {why}"),
+    }
+}
+
 /// A network namespace with one veth link to the host.
 pub struct Netns {
     name: String,

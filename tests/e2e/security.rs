@@ -429,13 +429,8 @@ async fn a_receiver_requiring_client_certificates_refuses_clients_without_one() 
 #[tokio::test(flavor = "multi_thread")]
 async fn admin_without_a_key_is_refused_on_a_non_loopback_address_and_the_start_warns() {
     // The namespace only lends this host a non-loopback address: the host's end of its link.
-    let link = match crate::netns::Netns::create(2) {
-        Ok(link) => link,
-        Err(why) if !running_as_root() => {
-            eprintln!("skipped: this test needs root to create a network namespace: {why}");
-            return;
-        }
-        Err(why) => panic!("cannot create a network namespace as root: {why}"),
+    let Some(link) = crate::netns::or_skip(crate::netns::Netns::create(2)) else {
+        return;
     };
     let mesh = Mesh::start();
     let (_participant, _out) = mesh.sink_node("participant", PARTICIPANT, PARTICIPANT_ROLE);

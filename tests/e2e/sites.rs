@@ -29,13 +29,8 @@ fn once_each(lines: &[serde_json::Value], site: &str) -> BTreeSet<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn three_sites_deliver_everything_once_through_a_cut_link_and_a_dead_server() {
-    let lan = match Lan::create(3, 2) {
-        Ok(lan) => lan,
-        Err(why) if !running_as_root() => {
-            eprintln!("skipped: this test needs root to create network namespaces: {why}");
-            return;
-        }
-        Err(why) => panic!("cannot create network namespaces as root: {why}"),
+    let Some(lan) = crate::netns::or_skip(Lan::create(3, 2)) else {
+        return;
     };
     let (b_host, c_host) = (0, 1);
     let site_a = Mesh::start_on(&lan.host_ip);

@@ -269,22 +269,15 @@ mod tests {
     }
 
     /// A participant's command line, with the config file added by [`parse`].
-    const PARTICIPANT_ARGS: &[&str] = &[
-        "slim-node",
-        "node",
-        "--role",
-        "participant",
-        "--name",
-        "a/b/c",
-        "--secret-file",
-        "/s",
-    ];
+    fn participant_args() -> Vec<&'static str> {
+        crate::cli::tests::participant(&["--secret-file", "/s"])
+    }
 
     #[test]
     fn the_telemetry_table_holds_the_views_the_destinations_and_the_interval() {
         let args = node(
             parse(
-                PARTICIPANT_ARGS,
+                &participant_args(),
                 Some(
                     r#"
 [telemetry]
@@ -314,7 +307,7 @@ drop = true
 
     #[test]
     fn an_unknown_key_in_the_telemetry_table_is_named() {
-        let err = parse(PARTICIPANT_ARGS, Some("[telemetry]\ncolour = \"red\"\n")).unwrap_err();
+        let err = parse(&participant_args(), Some("[telemetry]\ncolour = \"red\"\n")).unwrap_err();
         assert!(err.to_string().contains("telemetry.colour"), "{err}");
     }
 

@@ -124,7 +124,7 @@ mod tests {
     }
 
     /// `slim-node node` as a participant named a/b/c, then `extra`.
-    fn participant<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    pub(super) fn participant<'a>(extra: &[&'a str]) -> Vec<&'a str> {
         let mut args = vec![
             "slim-node",
             "node",
@@ -184,15 +184,7 @@ mod tests {
 
     #[test]
     fn a_secret_is_required() {
-        let err = Cli::try_parse_from([
-            "slim-node",
-            "node",
-            "--role",
-            "participant",
-            "--name",
-            "a/b/c",
-        ])
-        .unwrap_err();
+        let err = Cli::try_parse_from(participant(&[])).unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
     }
 
@@ -216,19 +208,9 @@ mod tests {
 
     #[test]
     fn a_spool_without_a_directory_lives_in_the_data_dir() {
-        let Command::Node(node) = Cli::try_parse_from([
-            "slim-node",
-            "node",
-            "--role",
-            "participant",
-            "--name",
-            "a/b/c",
-            "--secret",
-            "s",
-            "--spool",
-        ])
-        .unwrap()
-        .command
+        let Command::Node(node) = Cli::try_parse_from(participant(&["--secret", "s", "--spool"]))
+            .unwrap()
+            .command
         else {
             panic!()
         };
