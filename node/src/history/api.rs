@@ -23,8 +23,6 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use governor::clock::Clock;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http_body_util::BodyExt;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -39,6 +37,7 @@ use crate::net::answer::Answer;
 use crate::net::auth::{Keys, Scope, Verdict};
 use crate::net::http::Format;
 use crate::net::http::{JSON_CT, PROTOBUF_CT};
+use crate::net::rate::KeyedRate;
 use otlp::Signal;
 
 /// Largest fetch request body.
@@ -58,7 +57,7 @@ const WAIT_FOR_THREAD: Duration = Duration::from_secs(5);
 pub struct Limits {
     threads: Arc<Semaphore>,
     waiting: AtomicUsize,
-    limiter: Option<DefaultKeyedRateLimiter<String>>,
+    limiter: Option<KeyedRate>,
 }
 
 impl Limits {
@@ -67,7 +66,7 @@ impl Limits {
         Limits {
             threads: Arc::new(Semaphore::new(threads.max(1))),
             waiting: AtomicUsize::new(0),
-            limiter: rate.map(|r| RateLimiter::keyed(Quota::per_second(r))),
+            limiter: rate.map(KeyedRate::new),
         }
     }
 
@@ -197,9 +196,6 @@ fn answer_format(headers: &HeaderMap) -> Result<Format, Answer> {
     }
 }
 
-/// Rate budgets kept before those of quiet clients are dropped.
-const MAX_BUDGETS: usize = 4096;
-
 /// The budget an address draws on when the API is open: its own for IPv4, its /64 for IPv6
 /// (a client holds a whole /64, and could otherwise take a new budget per address).
 fn address_budget(ip: std::net::IpAddr) -> String {
@@ -273,14 +269,8 @@ async fn fetch(
             (None, Some(peer)) => address_budget(peer.0 .0.ip()),
             _ => key_name.clone(),
         };
-        // Budgets of clients gone quiet are dropped, so many addresses cannot fill memory.
-        if limiter.len() > MAX_BUDGETS {
-            limiter.retain_recent();
-        }
-        if let Err(not_until) = limiter.check_key(&budget) {
-            return refuse(Answer::rate_limited(
-                not_until.wait_time_from(limiter.clock().now()),
-            ));
+        if let Err(answer) = limiter.check(&budget) {
+            return refuse(answer);
         }
     }
     let Ok(signal) = signal.parse::<Signal>() else {

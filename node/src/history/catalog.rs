@@ -232,13 +232,16 @@ impl Catalog {
                     break;
                 }
             }
-            let mut bytes = self.fetch(&name, false).await?;
-            if Segment::open(&bytes).is_err() {
-                // A damaged copy in the cache: the bucket's, again.
-                bytes = self.fetch(&name, true).await?;
-            }
-            let segment =
-                Segment::open(&bytes).map_err(|e| CatalogError(format!("{}: {e}", name.key)))?;
+            let cached = self.fetch(&name, false).await?;
+            let fresh;
+            let segment = match Segment::open(&cached) {
+                Ok(segment) => segment,
+                Err(_) => {
+                    // A damaged copy in the cache: the bucket's, again.
+                    fresh = self.fetch(&name, true).await?;
+                    Segment::open(&fresh).map_err(|e| CatalogError(format!("{}: {e}", name.key)))?
+                }
+            };
             let from = after.map_or(window.start, |a| a.0.max(window.start));
             let blocks: Vec<usize> = segment.blocks_for(from, window.end).collect();
             for b in blocks {

@@ -119,7 +119,8 @@ pub fn seal_with<'a>(
     let mut out = MAGIC.to_vec();
     let mut contexts: Vec<&[u8]> = Vec::new();
     let mut known: HashMap<&[u8], u32> = HashMap::new();
-    let mut services_of: Vec<String> = Vec::new();
+    // Items per context; summed per service once all are in.
+    let mut per_context: Vec<u64> = Vec::new();
     let mut index = SegmentIndex {
         version: 1,
         signal: signal.as_str().to_string(),
@@ -140,7 +141,7 @@ pub fn seal_with<'a>(
                 let i = u32::try_from(contexts.len()).map_err(|_| damaged("too many contexts"))?;
                 known.insert(item.context, i);
                 contexts.push(item.context);
-                services_of.push(otlp::items::context_service(item.context).unwrap_or_default());
+                per_context.push(0);
                 i
             }
         };
@@ -159,10 +160,7 @@ pub fn seal_with<'a>(
         }
         index.last = item.time;
         index.items += 1;
-        *index
-            .services
-            .entry(services_of[context as usize].clone())
-            .or_default() += 1;
+        per_context[context as usize] += 1;
         let b = block_index.get_or_insert(BlockIndex {
             offset: 0,
             len: 0,
@@ -177,6 +175,10 @@ pub fn seal_with<'a>(
         }
     }
     flush(&mut out, &mut block, &mut block_index, &mut index.blocks)?;
+    for (context, items) in contexts.iter().zip(&per_context) {
+        let service = otlp::items::context_service(context).unwrap_or_default();
+        *index.services.entry(service).or_default() += items;
+    }
     let mut table = Vec::new();
     for context in &contexts {
         let len = u32::try_from(context.len()).map_err(|_| damaged("a context over 4 GiB"))?;

@@ -16,8 +16,6 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use governor::clock::Clock;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
@@ -25,6 +23,7 @@ use crate::net::answer::Answer;
 use crate::net::auth::{KeyInfo, KeyName, Keys, Scope, Verdict};
 use crate::net::http::Format;
 use crate::net::http::{is_health_path, request_format};
+use crate::net::rate::KeyedRate;
 
 /// Key name used for rate limiting when no token file is configured.
 const ANONYMOUS: &str = "anonymous";
@@ -53,7 +52,7 @@ pub struct Guard(Arc<Inner>);
 
 struct Inner {
     keys: Option<Keys>,
-    limiter: Option<DefaultKeyedRateLimiter<String>>,
+    limiter: Option<KeyedRate>,
     concurrent: Arc<Semaphore>,
 }
 
@@ -62,9 +61,7 @@ impl Guard {
     pub fn new(settings: GuardSettings) -> Guard {
         Guard(Arc::new(Inner {
             keys: settings.keys,
-            limiter: settings
-                .rate_per_key
-                .map(|rate| RateLimiter::keyed(Quota::per_second(rate))),
+            limiter: settings.rate_per_key.map(KeyedRate::new),
             concurrent: Arc::new(Semaphore::new(settings.max_concurrent.max(1))),
         }))
     }
@@ -124,10 +121,9 @@ pub async fn check(State(guard): State<Guard>, mut req: Request, next: Next) -> 
     }
     let key = key.name;
     if let Some(limiter) = &guard.0.limiter {
-        if let Err(not_until) = limiter.check_key(&key) {
-            let wait = not_until.wait_time_from(limiter.clock().now());
-            debug!(%key, ?wait, "rate limited");
-            return refuse(&req, grpc, Answer::rate_limited(wait));
+        if let Err(answer) = limiter.check(&key) {
+            debug!(%key, wait = ?answer.retry_after, "rate limited");
+            return refuse(&req, grpc, answer);
         }
     }
     let Ok(_permit) = guard.0.concurrent.clone().try_acquire_owned() else {

@@ -26,11 +26,13 @@ use crate::sink::bucket::Bucket;
 /// How often the archive looks for what to seal.
 const LOOK_EVERY: Duration = Duration::from_secs(2);
 
-/// Where and when.
-#[derive(Debug, Clone)]
+/// Where and when. `Debug` leaves the client out (its credentials).
+#[derive(Clone)]
 pub struct ArchiveSettings {
     /// The bucket and prefix.
     pub bucket: Bucket,
+    /// Its client, made once (the archive and the query API's catalog share it).
+    pub client: Arc<dyn ObjectStore>,
     /// What arrived longer ago than this is sealed.
     pub seal_after: Duration,
     /// Segments whose last item is older than this are deleted from the bucket (the store's
@@ -60,6 +62,17 @@ pub struct ArchiveStats {
     pub last_error: Option<String>,
 }
 
+impl std::fmt::Debug for ArchiveSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArchiveSettings")
+            .field("bucket", &self.bucket)
+            .field("seal_after", &self.seal_after)
+            .field("max_age", &self.max_age)
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Where the segments of the store `store_id` go: `PREFIX/<store id>`.
 pub fn base(bucket: &Bucket, store_id: u64) -> String {
     bucket.key(&format!("{store_id:016x}"))
@@ -69,13 +82,13 @@ pub fn base(bucket: &Bucket, store_id: u64) -> String {
 pub const CACHE_BYTES: u64 = 256 << 20;
 
 /// The catalog of the segments `settings` says the store keeps (for the query API).
-pub fn catalog(settings: &ArchiveSettings, store: &Store) -> anyhow::Result<Catalog> {
-    Ok(Catalog::new(
-        Arc::new(settings.bucket.client()?),
+pub fn catalog(settings: &ArchiveSettings, store: &Store) -> Catalog {
+    Catalog::new(
+        settings.client.clone(),
         base(&settings.bucket, store.id()),
         settings.dir.join("segment-cache"),
         CACHE_BYTES,
-    ))
+    )
 }
 
 /// The running archive.
@@ -87,12 +100,7 @@ pub struct Archive {
 
 impl Archive {
     /// Starts archiving `store` as `settings` say.
-    pub fn start(
-        store: Arc<Store>,
-        settings: ArchiveSettings,
-        sink: &str,
-    ) -> anyhow::Result<Archive> {
-        let client = settings.bucket.client()?;
+    pub fn start(store: Arc<Store>, settings: ArchiveSettings, sink: &str) -> Archive {
         let base = base(&settings.bucket, store.id());
         let stats = Arc::new(Mutex::new(ArchiveStats {
             location: format!("s3://{}/{base}", settings.bucket.bucket),
@@ -103,21 +111,16 @@ impl Archive {
         let retention = settings
             .max_age
             .map(|age| (catalog(&settings, &store), age));
-        let retention = match retention {
-            Some((Ok(catalog), age)) => Some((catalog, age)),
-            Some((Err(err), _)) => return Err(err),
-            None => None,
-        };
         let task = tokio::spawn(archive_loop(
             store,
-            Arc::new(client),
+            settings.client.clone(),
             base,
             settings.seal_after,
             retention,
             stats.clone(),
             stop.clone(),
         ));
-        Ok(Archive { stats, stop, task })
+        Archive { stats, stop, task }
     }
 
     /// What `/health` shows.

@@ -78,7 +78,7 @@ pub fn catalog_of(
     let Some(settings) = archive_settings(spec)? else {
         return Ok(None);
     };
-    Ok(Some(crate::sink::archive::catalog(&settings, store)?))
+    Ok(Some(crate::sink::archive::catalog(&settings, store)))
 }
 
 /// `max-age=`: `None` for `unlimited`.
@@ -103,13 +103,14 @@ fn archive_settings(spec: &SinkSpec) -> anyhow::Result<Option<ArchiveSettings>> 
         spec.option("region"),
     )?;
     // A location that cannot make a client is an error at start-up, not in the loop.
-    bucket.client()?;
+    let client = Arc::new(bucket.client()?);
     let text = spec.text("seal-after");
     let seal_after = humantime::parse_duration(text).map_err(|e| {
         anyhow::anyhow!("sink store: seal-after={text:?} is not a duration like 30s or 10m: {e}")
     })?;
     Ok(Some(ArchiveSettings {
         bucket,
+        client,
         seal_after,
         max_age: max_age(spec)?,
         dir: std::path::PathBuf::from(spec.arg.as_deref().unwrap_or_default()),
@@ -151,18 +152,9 @@ impl StoreSink {
 impl Sink for StoreSink {
     fn run(self: Box<Self>, input: SinkInput) -> SinkFuture {
         Box::pin(async move {
-            let archive = match self.archive {
-                Some(settings) => {
-                    match Archive::start(self.store.clone(), settings, input.name()) {
-                        Ok(archive) => Some(archive),
-                        Err(err) => {
-                            input.failed(&format!("the archive cannot start: {err}"));
-                            None
-                        }
-                    }
-                }
-                None => None,
-            };
+            let archive = self
+                .archive
+                .map(|settings| Archive::start(self.store.clone(), settings, input.name()));
             run(self.store, input, archive.as_ref()).await;
             if let Some(archive) = archive {
                 archive.stop().await;
