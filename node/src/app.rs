@@ -53,7 +53,7 @@ fn warn_if_public(listener: &TcpListener, exposes: &str) {
 }
 
 /// The query API over the node's one `store` sink, with its keys and cursor key.
-fn query_api(
+pub(crate) fn query_api(
     settings: &QueryApiSettings,
     sinks: &[SinkSpec],
     stores: &Stores,

@@ -40,6 +40,7 @@ fn main() -> ExitCode {
             Command::SlimBench(args) => cmd::slim_bench::run(args).await,
             Command::Fetch(args) => cmd::fetch::run(args).await,
             Command::Replay(args) => cmd::replay::run(args).await,
+            Command::Query(args) => cmd::query::run(args, &flags).await,
             Command::TrustList(args) => cmd::trust_list::run(args),
         }
     });

@@ -158,25 +158,10 @@ async fn assert_bucket_holds_each_once(s3: &Seaweed, n: usize) {
 }
 
 /// `requests` loadgen requests of 100 spans to `port`, `rate` a second; how many were 200.
-fn load(mesh: &Mesh, port: u16, requests: u32, rate: u32) -> u64 {
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let (requests, rate) = (requests.to_string(), rate.to_string());
-    let (code, report, err) = crate::bench::run_loadgen(
-        mesh,
-        &endpoint,
-        &[
-            "--items",
-            "100",
-            "--requests",
-            &requests,
-            "--rate",
-            &rate,
-            "--duration",
-            "120",
-        ],
-    );
-    assert_eq!(code, Some(0), "{report}\n{err}");
-    report["ok"].as_u64().unwrap_or(0)
+async fn load(mesh: &Mesh, port: u16, requests: u32, rate: u32) -> u64 {
+    load_in_background(mesh, "loadgen", port, requests, rate)
+        .await
+        .unwrap()
 }
 
 /// A keeper archiving to a fresh SeaweedFS: the mesh, the bucket, the keeper's arguments and
@@ -202,7 +187,7 @@ async fn keeping_with(options: &str) -> (Mesh, Seaweed, Vec<String>, String, Pro
 #[tokio::test(flavor = "multi_thread")]
 async fn a_store_with_a_location_keeps_what_arrived_in_the_bucket_each_item_once() {
     let (mesh, s3, _, health, _receiver, keeper, port) = keeping().await;
-    assert_eq!(load(&mesh, port, 30, 1000), 30);
+    assert_eq!(load(&mesh, port, 30, 1000).await, 30);
     let store = wait_store(&health, "not archived", &keeper, &s3, |s| {
         s["archived"] == 3000 && s["archive"]["waiting_items"] == 0
     })
@@ -220,7 +205,7 @@ async fn a_store_with_a_location_keeps_what_arrived_in_the_bucket_each_item_once
 #[tokio::test(flavor = "multi_thread")]
 async fn with_the_bucket_down_for_30s_under_load_everything_answered_200_ends_up_in_it() {
     let (mesh, mut s3, _, health, _receiver, keeper, port) = keeping().await;
-    assert_eq!(load(&mesh, port, 10, 1000), 10);
+    assert_eq!(load(&mesh, port, 10, 1000).await, 10);
     wait_store(&health, "the first part not archived", &keeper, &s3, |s| {
         s["archived"] == 1000
     })
@@ -228,7 +213,7 @@ async fn with_the_bucket_down_for_30s_under_load_everything_answered_200_ends_up
     s3.down();
     let down_at = Instant::now();
     // 20 s of load while the bucket is away.
-    let taken = load(&mesh, port, 100, 5);
+    let taken = load(&mesh, port, 100, 5).await;
     let waiting = wait_store(
         &health,
         "no failed put while the bucket is away",
@@ -241,6 +226,29 @@ async fn with_the_bucket_down_for_30s_under_load_everything_answered_200_ends_up
     )
     .await;
     eprintln!("with the bucket away: {waiting}");
+    // A query answers what is here, says it is partial, and its cursor does not move on.
+    let api = std::fs::read_to_string(mesh.path("api")).unwrap();
+    let asked = serde_json::json!({"limit": 10000, "startTimeUnixNano": "0"}).to_string();
+    let answer = reqwest::Client::new()
+        .post(format!("http://{api}/api/traces/fetch"))
+        .header("content-type", "application/json")
+        .body(asked)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert!(answer.headers().contains_key("slim-node-partial"));
+    let page: Value = answer.json().await.unwrap();
+    let local = page["resourceSpans"].as_array().map_or(0, Vec::len);
+    eprintln!(
+        "a fetch while the bucket is away: partial {}, {local} spans from the local store",
+        page["partial"]
+    );
+    assert_eq!(
+        (page["partial"].clone(), page["hasMore"].clone()),
+        (Value::Bool(true), Value::Bool(true))
+    );
+    assert!(local > 0, "the local items are answered");
     tokio::time::sleep(Duration::from_secs(30).saturating_sub(down_at.elapsed())).await;
     s3.up();
     let total = 1000 + taken * 100;
@@ -254,36 +262,14 @@ async fn with_the_bucket_down_for_30s_under_load_everything_answered_200_ends_up
     .await;
     eprintln!("{taken} of 100 requests answered 200 during the outage; then {store}");
     assert_bucket_holds_each_once(&s3, total as usize).await;
+    assert_each_once_in_time_order(&page_everything(&mesh).await, total as usize);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_keeper_killed_while_archiving_loses_nothing_answered_200_and_doubles_nothing() {
     let (mesh, s3, args, health, _receiver, keeper, port) = keeping().await;
     // Load in the background while the keeper archives, then kill -9 mid-way.
-    let dir = mesh.dir.path().to_path_buf();
-    let loading = tokio::task::spawn_blocking(move || {
-        let endpoint = format!("http://127.0.0.1:{port}");
-        let mut p = Proc::spawn(
-            &dir,
-            "loadgen-kill",
-            &[
-                "loadgen",
-                "--endpoint",
-                &endpoint,
-                "--json",
-                "--items",
-                "100",
-                "--requests",
-                "100",
-                "--rate",
-                "10",
-                "--duration",
-                "120",
-            ],
-        );
-        let code = p.wait_exit(Duration::from_secs(180));
-        (code, std::fs::read_to_string(&p.stdout).unwrap_or_default())
-    });
+    let loading = load_in_background(&mesh, "loadgen-kill", port, 100, 10);
     wait_store(
         &health,
         "nothing archived before the kill",
@@ -298,10 +284,7 @@ async fn a_keeper_killed_while_archiving_loses_nothing_answered_200_and_doubles_
     let mut again: Vec<&str> = PARTICIPANT_ROLE.to_vec();
     again.extend(args.iter().map(String::as_str));
     let _keeper = mesh.node_with_env("keeper-again", KEEPER, &again, &env);
-    let (code, out) = loading.await.unwrap();
-    let report: Value = serde_json::from_str(out.trim()).unwrap_or(Value::Null);
-    assert_eq!(code, Some(0), "{report}");
-    let taken = report["ok"].as_u64().unwrap_or(0);
+    let taken = loading.await.unwrap();
     // Every span answered 200 reaches the bucket (some come again from the receiver's outbox).
     let deadline = Instant::now() + DELIVERY_TIMEOUT * 3;
     let keys = loop {
@@ -331,7 +314,7 @@ async fn a_keeper_killed_while_archiving_loses_nothing_answered_200_and_doubles_
 #[tokio::test(flavor = "multi_thread")]
 async fn max_age_deletes_old_segments_from_the_bucket() {
     let (mesh, s3, _, health, _receiver, keeper, port) = keeping_with(";max-age=15s").await;
-    assert_eq!(load(&mesh, port, 10, 1000), 10);
+    assert_eq!(load(&mesh, port, 10, 1000).await, 10);
     wait_store(&health, "not archived", &keeper, &s3, |s| {
         s["archived"] == 1000
     })
@@ -351,4 +334,142 @@ async fn max_age_deletes_old_segments_from_the_bucket() {
     })
     .await;
     eprintln!("after max-age: {store}");
+}
+
+/// Sends `requests` loadgen requests of 100 spans to `port`, `rate` a second, from a process
+/// labelled `label`, in the background; the join gives how many were answered 200.
+fn load_in_background(
+    mesh: &Mesh,
+    label: &str,
+    port: u16,
+    requests: u32,
+    rate: u32,
+) -> tokio::task::JoinHandle<u64> {
+    let (dir, label) = (mesh.dir.path().to_path_buf(), label.to_string());
+    tokio::task::spawn_blocking(move || {
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let (requests, rate) = (requests.to_string(), rate.to_string());
+        let mut p = Proc::spawn(
+            &dir,
+            &label,
+            &[
+                "loadgen",
+                "--endpoint",
+                &endpoint,
+                "--json",
+                "--items",
+                "100",
+                "--requests",
+                &requests,
+                "--rate",
+                &rate,
+                "--duration",
+                "300",
+            ],
+        );
+        assert_eq!(p.wait_exit(Duration::from_secs(400)), Some(0), "{label}");
+        let out = std::fs::read_to_string(&p.stdout).unwrap_or_default();
+        let report: Value = serde_json::from_str(out.trim())
+            .unwrap_or_else(|e| panic!("{label}: no report ({e}): {out}"));
+        report["ok"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{label}: no `ok` in {report}"))
+    })
+}
+
+/// Asserts that `spans` are what loadgen runs of `requests` requests each sent: a trace per
+/// request, numbered on from a random start in each run, each with the spans 1 to 100.
+fn assert_what_loadgen_sent(spans: &[(u64, String)], runs: usize, requests: usize) {
+    let mut traces: std::collections::BTreeMap<u128, BTreeSet<u64>> = Default::default();
+    for (_, id) in spans {
+        let (trace, span) = id.split_once('/').unwrap();
+        let trace = u128::from_str_radix(trace, 16).unwrap();
+        let span = u64::from_str_radix(span, 16).unwrap();
+        assert!(traces.entry(trace).or_default().insert(span), "{id} twice");
+    }
+    let all: BTreeSet<u64> = (1..=100).collect();
+    assert!(traces.values().all(|spans| *spans == all));
+    // Consecutive trace ids form the runs.
+    let ids: Vec<u128> = traces.keys().copied().collect();
+    let starts = 1 + ids
+        .windows(2)
+        .filter(|w| w[1] != w[0].wrapping_add(1))
+        .count();
+    assert_eq!((ids.len(), starts), (runs * requests, runs));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_with_an_empty_directory_pages_every_span_two_nodes_sealed_into_one_prefix_once() {
+    const REQUESTS: u32 = 500;
+    let mesh = Mesh::start();
+    let s3 = Seaweed::start(mesh.dir.path());
+    let env = s3.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut writers = Vec::new();
+    for site in ["a", "b"] {
+        let health = format!("127.0.0.1:{}", free_port());
+        let sink = format!(
+            "store:{};location=s3://{BUCKET}/history;seal-after=1s",
+            mesh.path(&format!("store-{site}")).display()
+        );
+        let keeper_name = format!("e2e/archive/keeper-{site}");
+        let mut args = PARTICIPANT_ROLE.to_vec();
+        args.extend(["--sink", &sink, "--health", &health]);
+        let keeper = mesh.node_with_env(&format!("keeper-{site}"), &keeper_name, &args, &env);
+        let channel = format!("e2e/archive/site-{site}");
+        let (receiver, port) = mesh.receiver(
+            &format!("receiver-{site}"),
+            &format!("e2e/archive/receiver-{site}"),
+            &moderator(&channel, &[&keeper_name]),
+        );
+        wait_state(port, "active", &receiver).await;
+        writers.push((health, keeper, receiver, port));
+    }
+    // Both sites take their load at the same time: their items' times interleave.
+    let loads: Vec<_> = writers
+        .iter()
+        .zip(["load-a", "load-b"])
+        .map(|((_, _, _, port), label)| load_in_background(&mesh, label, *port, REQUESTS, 200))
+        .collect();
+    for load in loads {
+        assert_eq!(load.await.unwrap(), u64::from(REQUESTS));
+    }
+    let per_site = u64::from(REQUESTS) * 100;
+    for (health, keeper, _, _) in &writers {
+        wait_store(health, "not archived", keeper, &s3, |s| {
+            s["archived"].as_u64() == Some(per_site) && s["archive"]["waiting_items"] == 0
+        })
+        .await;
+    }
+    assert_bucket_holds_each_once(&s3, 2 * per_site as usize).await;
+
+    // A third node: an empty directory, the same location, nothing else.
+    let api = format!("127.0.0.1:{}", free_port());
+    std::fs::write(mesh.path("api"), &api).unwrap();
+    let sink = format!(
+        "store:{};location=s3://{BUCKET}/history",
+        mesh.path("reader").display()
+    );
+    let reader = Proc::spawn_with_env(
+        mesh.dir.path(),
+        "reader",
+        &["query", "--sink", &sink, "--query-api", &api],
+        &env,
+    );
+    wait_until(
+        FORM_TIMEOUT,
+        || std::net::TcpStream::connect(&api).is_ok(),
+        || format!("slim-node query did not listen: {}", reader.stderr_text()),
+    );
+    let paging = Instant::now();
+    let spans = page_everything(&mesh).await;
+    eprintln!(
+        "the third node paged {} spans of two stores in {:?} (debug build)",
+        spans.len(),
+        paging.elapsed()
+    );
+    assert_each_once_in_time_order(&spans, 2 * per_site as usize);
+    assert_what_loadgen_sent(&spans, 2, REQUESTS as usize);
+    // It wrote nothing to the bucket.
+    assert_bucket_holds_each_once(&s3, 2 * per_site as usize).await;
 }

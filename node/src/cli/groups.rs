@@ -572,7 +572,14 @@ impl SinkArgs {
     /// The query API's settings, when one is served; `on_command_line` names the arguments
     /// given as flags (a key there shows in the process list).
     pub fn query_api(&self, on_command_line: &[String]) -> Option<QueryApiSettings> {
-        let q = &self.query;
+        self.query.settings(on_command_line)
+    }
+}
+
+impl QueryApiArgs {
+    /// The query API's settings, when one is served (see [`SinkArgs::query_api`]).
+    pub fn settings(&self, on_command_line: &[String]) -> Option<QueryApiSettings> {
+        let q = self;
         if q.cursor_key.is_some() && on_command_line.iter().any(|id| id == "cursor_key") {
             warn!("the cursor key was given as a flag: other users can read it in the process list; use SLIM_NODE_CURSOR_KEY");
         }

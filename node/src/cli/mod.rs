@@ -15,6 +15,7 @@ mod file;
 mod groups;
 mod loadgen;
 mod node;
+mod query;
 pub mod reference;
 mod replay;
 mod server;
@@ -27,6 +28,7 @@ pub use file::{parse_from, ParseError, SettingsError, CONFIG_ENV};
 pub use groups::*;
 pub use loadgen::{LoadgenArgs, Protocol};
 pub use node::{NodeArgs, Role, SecretArgs};
+pub use query::QueryArgs;
 pub use replay::ReplayArgs;
 pub use server::{PeerArgs, ServerArgs, ServerTlsArgs, SlimServerArgs};
 pub use slim_bench::SlimBenchArgs;
@@ -79,6 +81,10 @@ pub enum Command {
     /// Send what a node's store holds (its query API) again to an OTLP endpoint: all three
     /// signals, or one.
     Replay(ReplayArgs),
+    /// Serve the query API over the segments every node sealed under a bucket prefix
+    /// (`store:DIR;location=s3://…`), writing nothing: a read-only node, e.g. with an empty
+    /// data directory after the writers' machines are gone.
+    Query(QueryArgs),
     /// Print the members' public keys as the JWKS `node --trust` reads (`NAME=PEM` each), for
     /// members that prove who they are with keys of their own instead of a shared secret.
     TrustList(TrustListArgs),

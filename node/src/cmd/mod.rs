@@ -3,6 +3,7 @@
 pub mod fetch;
 pub mod loadgen;
 pub mod node;
+pub mod query;
 pub mod replay;
 pub mod server;
 pub mod slim_bench;

@@ -106,6 +106,17 @@ pub struct QueryApiSettings {
     pub cursor_key_file: Option<PathBuf>,
 }
 
+/// `slim-node query`: the query API over a bucket, writing nothing.
+#[derive(Debug, Clone)]
+pub struct QuerySettings {
+    /// The `store:DIR;location=…` spec (its DIR holds the segment cache and cursor key).
+    pub sink: crate::sink::SinkSpec,
+    /// The query API.
+    pub api: QueryApiSettings,
+    /// TLS for it.
+    pub tls: Option<ServerTls>,
+}
+
 /// `slim-node up`: a SLIM server and two nodes in one process.
 #[derive(Debug)]
 pub struct UpSettings {

@@ -48,6 +48,8 @@ const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 const PAGE_BYTES_PROTOBUF: usize = 4 << 20;
 /// Items of one page at most, encoded, in JSON answers (their rendering is 2–4 times larger).
 const PAGE_BYTES_JSON: usize = 1 << 20;
+/// Set on an answer that misses segments the bucket did not give (`partial` in the body too).
+pub const PARTIAL_HEADER: &str = "slim-node-partial";
 /// Fetches that may wait for a thread, each at most [`WAIT_FOR_THREAD`]; beyond, 503.
 const MAX_WAITING: usize = 32;
 /// See [`MAX_WAITING`].
@@ -356,7 +358,7 @@ async fn fetch(
             body
         };
         debug!(key = %key_name, %signal, entries = reply.entries.len(), has_more = reply.has_more, "fetch");
-        Ok::<_, FetchError>(Some(body))
+        Ok::<_, FetchError>(Some((body, reply.partial)))
     })
     .await;
     match done {
@@ -364,7 +366,7 @@ async fn fetch(
             "the client left before its fetch ran",
             Duration::from_secs(1),
         )),
-        Ok(Ok(Some(body))) => {
+        Ok(Ok(Some((body, partial)))) => {
             let ct = match format {
                 Format::Protobuf => PROTOBUF_CT,
                 Format::Json => JSON_CT,
@@ -380,14 +382,13 @@ async fn fetch(
                     .headers_mut()
                     .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
             }
+            if partial {
+                response.headers_mut().insert(
+                    PARTIAL_HEADER,
+                    HeaderValue::from_static("segments in object storage could not be read; ask again with the same cursor"),
+                );
+            }
             response
-        }
-        Ok(Err(err @ FetchError::Remote(_))) => {
-            warn!(%err, "the query API cannot read sealed segments now");
-            refuse(Answer::unavailable(
-                format!("{err}; try again later"),
-                Duration::from_secs(5),
-            ))
         }
         Ok(Err(err @ (FetchError::Store(_) | FetchError::Render(_)))) => {
             warn!(%err, "the query API cannot read the store");

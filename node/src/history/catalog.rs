@@ -1,7 +1,13 @@
-//! The sealed segments a store keeps in object storage, read back: listed by name (which
-//! holds each segment's time and sequence range, so a query picks segments without reading
-//! them), fetched once and cached on local disk within a size bound, and paged like the store
-//! itself ([`Window::admits`]): items come in `(time, seq)` order, each once.
+//! The sealed segments of every store under one bucket prefix, read back: listed by name
+//! (which holds each segment's store, time and sequence range, so a query picks segments
+//! without reading them), fetched once and cached on local disk within a size bound, and paged
+//! like a store ([`Window::admits`]) in `(time, store, seq)` order ([`Place`]), each item once.
+//!
+//! Several nodes may seal into one prefix (`PREFIX/<store id>/...`). Each store numbers its
+//! items and seals them in that order, so "what store X had sealed when a window opened" is
+//! one number, X's highest sealed sequence number then: a window keeps it per store
+//! ([`Mark`]), and what X seals later comes in the next window, exactly as items that reach
+//! the local store after a window opened do.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,14 +16,32 @@ use futures::TryStreamExt;
 use object_store::ObjectStore;
 
 use super::segment::Segment;
-use super::store::{Position, Window};
+use super::store::{Place, Window};
 use otlp::Signal;
 
-/// A segment, from its name: `<first time>-<last time>-<first seq>-<last seq>.seg`.
+/// Stores under one prefix a window keeps track of at most (each takes 24 bytes of a cursor).
+pub const MAX_STORES: usize = 256;
+
+/// How far another store's segments count for a window: those sealed when it opened
+/// (`seq_hi`), and those the previous window of the same query had (`prev_seq`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mark {
+    /// The store's id.
+    pub store: u64,
+    /// Its highest sealed sequence number when the window opened (0 before it opens).
+    pub seq_hi: u64,
+    /// Its `seq_hi` in the previous window (0 for the first).
+    pub prev_seq: u64,
+}
+
+/// A segment, from its key: `.../<store id>/<signal>/<first time>-<last time>-<first
+/// seq>-<last seq>.seg`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentName {
     /// Its object key.
     pub key: String,
+    /// The store that sealed it.
+    pub store: u64,
     /// Times of its first and last item.
     pub times: (u64, u64),
     /// The sequence numbers of the range it was sealed from.
@@ -29,7 +53,10 @@ pub struct SegmentName {
 impl SegmentName {
     /// Reads a key's last part; `None` for an object that is not a segment.
     pub fn parse(key: &str) -> Option<SegmentName> {
-        let file = key.rsplit('/').next()?.strip_suffix(".seg")?;
+        let mut parts = key.rsplit('/');
+        let file = parts.next()?.strip_suffix(".seg")?;
+        let _signal = parts.next()?;
+        let store = u64::from_str_radix(parts.next()?, 16).ok()?;
         let n: Vec<u64> = file
             .split('-')
             .map(|p| p.parse().ok())
@@ -39,6 +66,7 @@ impl SegmentName {
         };
         Some(SegmentName {
             key: key.to_string(),
+            store,
             times: (start, last),
             seqs: (first, through),
             put_at: None,
@@ -46,13 +74,17 @@ impl SegmentName {
     }
 }
 
-/// Items read back from segments: each with its position, in order.
+/// Items read back from segments: each with its place, in order.
 #[derive(Debug, Default)]
 pub struct RemotePage {
-    /// `(position, resource entry)`, in `(time, seq)` order.
-    pub items: Vec<(Position, Vec<u8>)>,
+    /// `(place, resource entry)`, in [`Place`] order.
+    pub items: Vec<(Place, Vec<u8>)>,
     /// Whether the window holds more of them after these.
     pub has_more: bool,
+    /// The other stores' marks of the window (made from the listing when it opened).
+    pub marks: Vec<Mark>,
+    /// Segments that could not be read (their items are missing from this page).
+    pub unreadable: Vec<String>,
 }
 
 /// Largest segment fetched (one is a range of at most about 100,000 items, compressed).
@@ -65,41 +97,64 @@ const PAGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 #[error("object storage: {0}")]
 pub struct CatalogError(String);
 
-/// One store's segments in one bucket.
+fn failed(e: object_store::Error) -> CatalogError {
+    CatalogError(crate::net::redact::urls(&e.to_string()))
+}
+
+/// The segments of every store under one bucket prefix.
 pub struct Catalog {
     client: Arc<dyn ObjectStore>,
-    /// `PREFIX/<store id>`.
-    base: String,
+    /// `PREFIX` (the stores' segments are under `PREFIX/<store id>`).
+    prefix: String,
+    /// This node's store: the one whose segments the local store held before.
+    own: u64,
     cache: PathBuf,
     cache_bytes: u64,
 }
 
 impl Catalog {
-    /// The segments under `base` (`PREFIX/<store id>`), cached in `cache` up to `cache_bytes`.
+    /// The segments under `prefix`, of the local store `own` and of others, cached in `cache`
+    /// up to `cache_bytes`.
     pub fn new(
         client: Arc<dyn ObjectStore>,
-        base: String,
+        prefix: String,
+        own: u64,
         cache: PathBuf,
         cache_bytes: u64,
     ) -> Catalog {
         Catalog {
             client,
-            base,
+            prefix,
+            own,
             cache,
             cache_bytes,
         }
     }
 
-    /// The segments of `signal`, by first time.
-    pub async fn list(&self, signal: Signal) -> Result<Vec<SegmentName>, CatalogError> {
-        let prefix = object_store::path::Path::from(format!("{}/{signal}", self.base));
+    /// `PREFIX/<store id>`.
+    fn base(&self, store: u64) -> String {
+        let id = format!("{store:016x}");
+        if self.prefix.is_empty() {
+            id
+        } else {
+            format!("{}/{id}", self.prefix)
+        }
+    }
+
+    /// The segments of `signal` of the store `store`.
+    async fn list_store(
+        &self,
+        store: u64,
+        signal: Signal,
+    ) -> Result<Vec<SegmentName>, CatalogError> {
+        let prefix = object_store::path::Path::from(format!("{}/{signal}", self.base(store)));
         let listed: Vec<_> = self
             .client
             .list(Some(&prefix))
             .try_collect()
             .await
-            .map_err(|e| CatalogError(crate::net::redact::urls(&e.to_string())))?;
-        let mut names: Vec<SegmentName> = listed
+            .map_err(failed)?;
+        Ok(listed
             .iter()
             .filter_map(|meta| {
                 let mut name = SegmentName::parse(meta.location.as_ref())?;
@@ -107,26 +162,64 @@ impl Catalog {
                     .last_modified
                     .timestamp_nanos_opt()
                     .and_then(|n| u64::try_from(n).ok());
-                Some(name)
+                (name.store == store).then_some(name)
             })
+            .collect())
+    }
+
+    /// The stores with segments under the prefix (and this node's own).
+    async fn stores(&self) -> Result<Vec<u64>, CatalogError> {
+        let prefix =
+            (!self.prefix.is_empty()).then(|| object_store::path::Path::from(self.prefix.as_str()));
+        let listed = self
+            .client
+            .list_with_delimiter(prefix.as_ref())
+            .await
+            .map_err(failed)?;
+        let mut stores: Vec<u64> = listed
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename())
+            .filter(|name| name.len() == 16)
+            .filter_map(|name| u64::from_str_radix(name, 16).ok())
             .collect();
-        names.sort_by_key(|n| (n.times.0, n.seqs.0));
+        stores.push(self.own);
+        stores.sort_unstable();
+        stores.dedup();
+        if stores.len() > MAX_STORES + 1 {
+            return Err(CatalogError(format!(
+                "{} stores under {:?}: a query follows at most {MAX_STORES} besides its own; give groups of nodes prefixes of their own",
+                stores.len() - 1,
+                self.prefix
+            )));
+        }
+        Ok(stores)
+    }
+
+    /// The segments of `signal` of every store, by first time.
+    pub async fn list(&self, signal: Signal) -> Result<Vec<SegmentName>, CatalogError> {
+        let mut names = Vec::new();
+        for store in self.stores().await? {
+            names.extend(self.list_store(store, signal).await?);
+        }
+        names.sort_by_key(|n| (n.times.0, n.store, n.seqs.0));
         Ok(names)
     }
 
-    /// Deletes the segments of `signal` the bucket took before `before` (Unix nanoseconds:
-    /// everything in one arrived before it was sealed, so by then it is older); returns how
-    /// many.
+    /// Deletes the segments of `signal` this node's store put before `before` (Unix
+    /// nanoseconds: everything in one arrived before it was sealed, so by then it is older);
+    /// returns how many. Other stores' segments are theirs to delete: only their writer knows
+    /// which of its ranges are still being sealed.
     pub async fn delete_older(&self, signal: Signal, before: u64) -> Result<u64, CatalogError> {
         let mut deleted = 0;
-        for name in self.list(signal).await? {
+        for name in self.list_store(self.own, signal).await? {
             if name.put_at.is_none_or(|at| at >= before) {
                 continue;
             }
             self.client
                 .delete(&object_store::path::Path::from(name.key.as_str()))
                 .await
-                .map_err(|e| CatalogError(crate::net::redact::urls(&e.to_string())))?;
+                .map_err(failed)?;
             let _ = tokio::fs::remove_file(self.cache.join(name.key.replace('/', "_"))).await;
             deleted += 1;
         }
@@ -145,7 +238,7 @@ impl Catalog {
             .client
             .get(&object_store::path::Path::from(name.key.as_str()))
             .await
-            .map_err(|e| CatalogError(crate::net::redact::urls(&e.to_string())))?;
+            .map_err(failed)?;
         if got.meta.size > MAX_SEGMENT {
             return Err(CatalogError(format!(
                 "{}: {} bytes, more than a segment holds",
@@ -193,33 +286,67 @@ impl Catalog {
     }
 
     /// [`Catalog::page`], failing after [`PAGE_TIMEOUT`] (a fetch thread is not held longer).
-    pub async fn page_within(
-        &self,
-        window: &Window,
-        after: Option<Position>,
-        limit: usize,
-    ) -> Result<RemotePage, CatalogError> {
-        tokio::time::timeout(PAGE_TIMEOUT, self.page(window, after, limit))
+    pub async fn page_within(&self, ask: &Ask<'_>) -> Result<RemotePage, CatalogError> {
+        tokio::time::timeout(PAGE_TIMEOUT, self.page(ask))
             .await
             .map_err(|_| CatalogError(format!("no answer within {PAGE_TIMEOUT:?}")))?
     }
 
-    /// Up to `limit` items of `window` after `after`, from the segments of `window`'s signal.
-    pub async fn page(
-        &self,
-        window: &Window,
-        after: Option<Position>,
-        limit: usize,
-    ) -> Result<RemotePage, CatalogError> {
-        let names = self.list(window.signal).await?;
-        let mut found: Vec<(Position, Vec<u8>)> = Vec::new();
+    /// The window of `store` in `ask`: this node's own is `ask.window`; another's has its
+    /// mark's sequence numbers (none: nothing of it in this window).
+    fn window_of(ask: &Ask<'_>, own: u64, marks: &[Mark], store: u64) -> Window {
+        if store == own {
+            return *ask.window;
+        }
+        let mark = marks.iter().find(|m| m.store == store);
+        Window {
+            seq_hi: mark.map_or(0, |m| m.seq_hi),
+            prev_seq: mark.map_or(0, |m| m.prev_seq),
+            ..*ask.window
+        }
+    }
+
+    /// Up to `ask.limit` items of the window after `ask.after`, from the segments of every
+    /// store. A segment that cannot be read is named in `unreadable`; a listing that fails is
+    /// an error.
+    pub async fn page(&self, ask: &Ask<'_>) -> Result<RemotePage, CatalogError> {
+        let names = self.list(ask.window.signal).await?;
+        let marks = if ask.opening {
+            let mut marks: Vec<Mark> = Vec::new();
+            for name in names.iter().filter(|n| n.store != self.own) {
+                match marks.iter_mut().find(|m| m.store == name.store) {
+                    Some(mark) => mark.seq_hi = mark.seq_hi.max(name.seqs.1),
+                    None => marks.push(Mark {
+                        store: name.store,
+                        seq_hi: name.seqs.1,
+                        prev_seq: ask
+                            .marks
+                            .iter()
+                            .find(|m| m.store == name.store)
+                            .map_or(0, |m| m.prev_seq),
+                    }),
+                }
+            }
+            marks.sort_by_key(|m| m.store);
+            marks
+        } else {
+            ask.marks.to_vec()
+        };
+        let limit = ask.limit;
+        let after = ask.after;
+        let mut found: Vec<(Place, Vec<u8>)> = Vec::new();
+        let mut unreadable = Vec::new();
         for name in names {
+            let window = Self::window_of(ask, self.own, &marks, name.store);
             let (first_time, last_time) = name.times;
             let behind = after.is_some_and(|a| last_time < a.0);
+            // Wholly in the previous window: every item of it was paged then.
+            let paged_before = name.seqs.1 <= window.prev_seq && last_time < window.prev_end;
             if last_time < window.start
                 || first_time >= window.end
                 || name.seqs.0 > window.seq_hi
                 || behind
+                || paged_before
             {
                 continue;
             }
@@ -232,35 +359,80 @@ impl Catalog {
                     break;
                 }
             }
-            let cached = self.fetch(&name, false).await?;
+            let cached = match self.fetch(&name, false).await {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    tracing::warn!(segment = %name.key, error = %e, "a segment cannot be read; the answer is partial");
+                    unreadable.push(name.key.clone());
+                    continue;
+                }
+            };
             let fresh;
             let segment = match Segment::open(&cached) {
                 Ok(segment) => segment,
                 Err(_) => {
                     // A damaged copy in the cache: the bucket's, again.
-                    fresh = self.fetch(&name, true).await?;
-                    Segment::open(&fresh).map_err(|e| CatalogError(format!("{}: {e}", name.key)))?
+                    let opened = match self.fetch(&name, true).await {
+                        Ok(bytes) => {
+                            fresh = bytes;
+                            Segment::open(&fresh)
+                                .map_err(|e| CatalogError(format!("{}: {e}", name.key)))
+                        }
+                        Err(e) => Err(e),
+                    };
+                    match opened {
+                        Ok(segment) => segment,
+                        Err(e) => {
+                            tracing::warn!(segment = %name.key, error = %e, "a segment cannot be read; the answer is partial");
+                            unreadable.push(name.key.clone());
+                            continue;
+                        }
+                    }
                 }
             };
             let from = after.map_or(window.start, |a| a.0.max(window.start));
             let blocks: Vec<usize> = segment.blocks_for(from, window.end).collect();
             for b in blocks {
-                let items = segment
-                    .block(b)
-                    .map_err(|e| CatalogError(format!("{}: {e}", name.key)))?;
-                found.extend(items.into_iter().filter(|(position, _)| {
-                    window.admits(*position) && after.is_none_or(|a| *position > a)
+                let items = match segment.block(b) {
+                    Ok(items) => items,
+                    Err(e) => {
+                        tracing::warn!(segment = %name.key, error = %e, "a segment's block cannot be read; the answer is partial");
+                        unreadable.push(name.key.clone());
+                        break;
+                    }
+                };
+                found.extend(items.into_iter().filter_map(|((time, seq), item)| {
+                    let place = (time, name.store, seq);
+                    (window.admits((time, seq)) && after.is_none_or(|a| place > a))
+                        .then_some((place, item))
                 }));
             }
         }
         found.sort_by_key(|(p, _)| *p);
         let has_more = found.len() > limit;
         found.truncate(limit);
+        unreadable.dedup();
         Ok(RemotePage {
             items: found,
             has_more,
+            marks,
+            unreadable,
         })
     }
+}
+
+/// What [`Catalog::page`] is asked for.
+pub struct Ask<'a> {
+    /// The window (this node's store's sequence numbers).
+    pub window: &'a Window,
+    /// The other stores' marks: the window's, or (`opening`) the previous window's.
+    pub marks: &'a [Mark],
+    /// Whether the window opens with this page (its marks are made from the listing).
+    pub opening: bool,
+    /// The last item returned.
+    pub after: Option<Place>,
+    /// Items wanted.
+    pub limit: usize,
 }
 
 #[cfg(test)]

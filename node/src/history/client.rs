@@ -131,11 +131,20 @@ impl Api {
             };
             bail!("the query API answered {status}: {message}{hint}");
         }
-        read_protobuf(signal, &body)
-            .map(Ok)
-            .map_err(|e| anyhow::anyhow!("{shown}: {e}"))
+        let received = read_protobuf(signal, &body).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
+        if received.partial {
+            // Its cursor stands where ours did: the same page, whole, once the bucket answers.
+            return Ok(Err((
+                PARTIAL_WAIT,
+                "the query API could not read segments in object storage".to_string(),
+            )));
+        }
+        Ok(Ok(received))
     }
 }
+
+/// How long a partial page waits before it is asked again.
+const PARTIAL_WAIT: Duration = Duration::from_secs(5);
 
 /// A time range and how to page it.
 #[derive(Debug, Clone, Copy)]
@@ -229,6 +238,7 @@ mod tests {
             entries: Vec::new(),
             next_cursor: "next".into(),
             has_more: false,
+            partial: false,
         }
         .to_protobuf();
         let app = axum::Router::new().route(

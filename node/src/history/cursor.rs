@@ -17,18 +17,22 @@ use std::path::Path;
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM_SIV, NONCE_LEN};
 use base64::Engine;
 
-use super::store::{Position, Window};
+use super::catalog::{Mark, MAX_STORES};
+use super::store::{Place, Window};
 use otlp::Signal;
 
 /// Format version, the first byte of the sealed text.
-const VERSION: u8 = 2;
-/// version, signal, flags, then 9 numbers of 8 bytes (the last: when it was issued).
-const PLAIN_LEN: usize = 3 + 9 * 8;
+const VERSION: u8 = 3;
+/// version, signal, flags, then 10 numbers of 8 bytes (the last: when it was issued), then
+/// the number of marks (2 bytes) and 24 bytes for each.
+const FIXED_LEN: usize = 3 + 10 * 8 + 2;
+/// Bytes of one [`Mark`].
+const MARK_LEN: usize = 24;
 /// How long after its page a cursor opens.
 pub const CURSOR_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Where a query stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
     /// The query's start (inclusive).
     pub start: u64,
@@ -41,8 +45,11 @@ pub struct Cursor {
     pub prev_end: u64,
     /// See `prev_end`.
     pub prev_seq: u64,
+    /// Other stores' marks in the bucket: of `window`, or (without one) of the previous
+    /// window.
+    pub marks: Vec<Mark>,
     /// The last item returned in `window`.
-    pub after: Option<Position>,
+    pub after: Option<Place>,
 }
 
 /// A cursor that cannot be used.
@@ -130,7 +137,7 @@ impl Sealer {
         key_name: &str,
         now_unix_nano: u64,
     ) -> String {
-        let mut text = plain(cursor, signal, now_unix_nano).to_vec();
+        let mut text = plain(cursor, signal, now_unix_nano);
         let mut nonce = [0u8; NONCE_LEN];
         // Without randomness no cursor can be made safely; an empty one fails to open.
         if aws_lc_rs::rand::fill(&mut nonce).is_err() {
@@ -165,7 +172,10 @@ impl Sealer {
         let mut sealed = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(text.trim())
             .map_err(|_| CursorError::Invalid)?;
-        if sealed.len() != NONCE_LEN + PLAIN_LEN + AES_256_GCM_SIV.tag_len() {
+        let longest = NONCE_LEN + FIXED_LEN + MAX_STORES * MARK_LEN + AES_256_GCM_SIV.tag_len();
+        if sealed.len() < NONCE_LEN + FIXED_LEN + AES_256_GCM_SIV.tag_len()
+            || sealed.len() > longest
+        {
             return Err(CursorError::Invalid);
         }
         let nonce = Nonce::try_assume_unique_for_key(&sealed[..NONCE_LEN])
@@ -195,13 +205,15 @@ const HAS_END: u8 = 1;
 const HAS_WINDOW: u8 = 2;
 const HAS_AFTER: u8 = 4;
 
-fn plain(c: &Cursor, signal: Signal, issued: u64) -> [u8; PLAIN_LEN] {
-    let mut out = [0u8; PLAIN_LEN];
-    out[0] = VERSION;
-    out[1] = signal as u8;
-    out[2] = (u8::from(c.end.is_some()) * HAS_END)
-        | (u8::from(c.window.is_some()) * HAS_WINDOW)
-        | (u8::from(c.after.is_some()) * HAS_AFTER);
+fn plain(c: &Cursor, signal: Signal, issued: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(FIXED_LEN + c.marks.len() * MARK_LEN);
+    out.push(VERSION);
+    out.push(signal as u8);
+    out.push(
+        (u8::from(c.end.is_some()) * HAS_END)
+            | (u8::from(c.window.is_some()) * HAS_WINDOW)
+            | (u8::from(c.after.is_some()) * HAS_AFTER),
+    );
     let w = c.window;
     let numbers = [
         c.start,
@@ -212,25 +224,52 @@ fn plain(c: &Cursor, signal: Signal, issued: u64) -> [u8; PLAIN_LEN] {
         c.prev_seq,
         c.after.map_or(0, |a| a.0),
         c.after.map_or(0, |a| a.1),
+        c.after.map_or(0, |a| a.2),
         issued,
     ];
-    for (i, n) in numbers.iter().enumerate() {
-        out[3 + 8 * i..11 + 8 * i].copy_from_slice(&n.to_be_bytes());
+    for n in numbers {
+        out.extend_from_slice(&n.to_be_bytes());
+    }
+    // The catalog never makes more than MAX_STORES marks.
+    let marks = &c.marks[..c.marks.len().min(MAX_STORES)];
+    out.extend_from_slice(&(marks.len() as u16).to_be_bytes());
+    for m in marks {
+        for n in [m.store, m.seq_hi, m.prev_seq] {
+            out.extend_from_slice(&n.to_be_bytes());
+        }
     }
     out
 }
 
 /// The cursor and when it was issued.
 fn parse(text: &[u8], signal: Signal) -> Result<(Cursor, u64), CursorError> {
-    if text.len() != PLAIN_LEN || text[0] != VERSION || text[1] != signal as u8 {
+    if text.len() < FIXED_LEN || text[0] != VERSION || text[1] != signal as u8 {
         return Err(CursorError::Invalid);
     }
     let flags = text[2];
-    let n = |i: usize| {
+    let at = |offset: usize| {
         let mut bytes = [0u8; 8];
-        bytes.copy_from_slice(&text[3 + 8 * i..11 + 8 * i]);
+        bytes.copy_from_slice(&text[offset..offset + 8]);
         u64::from_be_bytes(bytes)
     };
+    let n = |i: usize| at(3 + 8 * i);
+    let count = usize::from(u16::from_be_bytes([
+        text[FIXED_LEN - 2],
+        text[FIXED_LEN - 1],
+    ]));
+    if count > MAX_STORES || text.len() != FIXED_LEN + count * MARK_LEN {
+        return Err(CursorError::Invalid);
+    }
+    let marks = (0..count)
+        .map(|i| {
+            let base = FIXED_LEN + i * MARK_LEN;
+            Mark {
+                store: at(base),
+                seq_hi: at(base + 8),
+                prev_seq: at(base + 16),
+            }
+        })
+        .collect();
     let (start, prev_end, prev_seq) = (n(0), n(4), n(5));
     let cursor = Cursor {
         start,
@@ -245,9 +284,10 @@ fn parse(text: &[u8], signal: Signal) -> Result<(Cursor, u64), CursorError> {
         }),
         prev_end,
         prev_seq,
-        after: (flags & HAS_AFTER != 0).then(|| (n(6), n(7))),
+        marks,
+        after: (flags & HAS_AFTER != 0).then(|| (n(6), n(7), n(8))),
     };
-    Ok((cursor, n(8)))
+    Ok((cursor, n(9)))
 }
 
 /// Writes `text` to a new file only its owner can read, whole or not at all (written
@@ -289,7 +329,12 @@ mod tests {
             }),
             prev_end: 5,
             prev_seq: 0,
-            after: Some((42, 3)),
+            marks: vec![Mark {
+                store: 9,
+                seq_hi: 70,
+                prev_seq: 3,
+            }],
+            after: Some((42, 1, 3)),
         }
     }
 

@@ -11,13 +11,20 @@
 //! (string) and 1001 (bool) of the request message, which OTLP decoders skip as unknown
 //! fields. With `hasMore` false, `nextCursor` picks up what arrives later, exactly once
 //! (`slim-node fetch --follow` polls with it).
+//!
+//! With a bucket (`location=`), items come from the local store and from the segments of
+//! every store under the prefix, merged in `(time, store, seq)` order. When segments cannot be
+//! read, the answer holds what could be, says `partial` (JSON `"partial": true`, protobuf
+//! field 1002, and the `Slim-Node-Partial` header) and its `nextCursor` stands where the
+//! request's did: asking again once the bucket answers gets the whole page, and paging with
+//! the cursor never skips what was missing.
 
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::catalog::{Catalog, CatalogError, RemotePage};
+use super::catalog::{Ask, Catalog, CatalogError, Mark, RemotePage};
 use super::cursor::{Cursor, CursorError, Sealer};
-use super::store::{Page, Position, Store, StoreError, Window};
+use super::store::{position_after, Page, Place, Store, StoreError, Window};
 use otlp::{items, json, Signal};
 
 /// Entries per page unless asked otherwise.
@@ -29,6 +36,8 @@ pub const MAX_LIMIT: usize = 10_000;
 const NEXT_CURSOR_FIELD: u32 = 1000;
 /// The protobuf field of `hasMore` in an answer.
 const HAS_MORE_FIELD: u32 = 1001;
+/// The protobuf field of `partial` in an answer.
+const PARTIAL_FIELD: u32 = 1002;
 
 /// A fetch request as it comes in protobuf.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -75,14 +84,10 @@ pub enum FetchError {
     /// A stored item cannot be rendered (a fault on this side, not the client's).
     #[error("a stored item cannot be rendered: {0}")]
     Render(otlp::CodecError),
-    /// Sealed segments cannot be read now (a 503: the page would miss them).
-    #[error(transparent)]
-    Remote(#[from] CatalogError),
 }
 
-/// Reads the sealed segments of a window: `(window, after, limit)` as [`Catalog::page`].
-pub type Remote<'a> =
-    &'a dyn Fn(&Window, Option<Position>, usize) -> Result<RemotePage, CatalogError>;
+/// Reads the sealed segments of a window, as [`Catalog::page`].
+pub type Remote<'a> = &'a dyn Fn(&Ask<'_>) -> Result<RemotePage, CatalogError>;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -187,6 +192,9 @@ pub struct Reply {
     pub next_cursor: String,
     /// Whether the range holds more now.
     pub has_more: bool,
+    /// Segments could not be read: entries are missing, and `next_cursor` stands where the
+    /// request's did.
+    pub partial: bool,
 }
 
 /// Runs `fetch` of `signal` for the API key `key_name` at `now_unix_nano`, with a page of at
@@ -210,9 +218,11 @@ pub fn run(
             window: None,
             prev_end: fetch.start,
             prev_seq: 0,
+            marks: Vec::new(),
             after: None,
         },
     };
+    let opening = cursor.window.is_none();
     let window = cursor.window.unwrap_or(Window {
         signal,
         start: cursor.start,
@@ -222,14 +232,43 @@ pub fn run(
         prev_end: cursor.prev_end,
         prev_seq: cursor.prev_seq,
     });
-    let mut page = store.page(&window, cursor.after, fetch.limit, max_bytes)?;
-    if let Some(remote) = remote {
-        let sealed = remote(&window, cursor.after, fetch.limit)?;
-        page = merge(page, sealed, fetch.limit, max_bytes);
-    }
-    let next = if page.has_more {
+    let local_after = cursor.after.map(|place| position_after(place, store.id()));
+    let local = store.page(&window, local_after, fetch.limit, max_bytes)?;
+    let (page, marks, partial) = match remote {
+        None => (with_places(local, store.id()), Vec::new(), false),
+        Some(remote) => {
+            let ask = Ask {
+                window: &window,
+                marks: &cursor.marks,
+                opening,
+                after: cursor.after,
+                limit: fetch.limit,
+            };
+            match remote(&ask) {
+                Ok(sealed) => {
+                    let partial = !sealed.unreadable.is_empty();
+                    let marks = sealed.marks.clone();
+                    (
+                        merge(local, store.id(), sealed, fetch.limit, max_bytes),
+                        marks,
+                        partial,
+                    )
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the bucket cannot be listed; the answer holds local items only and is partial");
+                    let local = with_places(local, store.id());
+                    (local, Vec::new(), true)
+                }
+            }
+        }
+    };
+    let next = if partial {
+        // Where the request stood: asked again, the page comes whole.
+        cursor
+    } else if page.has_more {
         Cursor {
             window: Some(window),
+            marks,
             after: page.last,
             ..cursor
         }
@@ -238,6 +277,14 @@ pub fn run(
             window: None,
             prev_end: window.end,
             prev_seq: window.seq_hi,
+            marks: marks
+                .into_iter()
+                .map(|m| Mark {
+                    prev_seq: m.seq_hi,
+                    seq_hi: 0,
+                    ..m
+                })
+                .collect(),
             after: None,
             ..cursor
         }
@@ -246,17 +293,40 @@ pub fn run(
         signal,
         entries: page.entries,
         next_cursor: sealer.seal(&next, store.id(), signal, key_name, now_unix_nano),
-        has_more: page.has_more,
+        has_more: page.has_more || partial,
+        partial,
     })
 }
 
-/// The first `limit` items (and at most about `max_bytes`) of a local page and a page of
-/// sealed segments, in `(time, seq)` order; an item in both (sealed, and not yet removed
-/// here) comes once.
-fn merge(local: Page, sealed: RemotePage, limit: usize, max_bytes: usize) -> Page {
-    let mut mine = local.positions.into_iter().zip(local.entries).peekable();
+/// A page of items of several stores, each with its [`Place`].
+#[derive(Debug, Default)]
+struct Merged {
+    entries: Vec<Vec<u8>>,
+    last: Option<Place>,
+    has_more: bool,
+}
+
+/// The local page alone, its positions made places of the store `own`.
+fn with_places(local: Page, own: u64) -> Merged {
+    Merged {
+        last: local.last.map(|(time, seq)| (time, own, seq)),
+        entries: local.entries,
+        has_more: local.has_more,
+    }
+}
+
+/// The first `limit` items (and at most about `max_bytes`) of a local page (of the store
+/// `own`) and a page of sealed segments, in [`Place`] order; an item in both (sealed, and not
+/// yet removed here) comes once.
+fn merge(local: Page, own: u64, sealed: RemotePage, limit: usize, max_bytes: usize) -> Merged {
+    let mut mine = local
+        .positions
+        .into_iter()
+        .map(|(time, seq)| (time, own, seq))
+        .zip(local.entries)
+        .peekable();
     let mut theirs = sealed.items.into_iter().peekable();
-    let mut out = Page::default();
+    let mut out = Merged::default();
     let mut bytes = 0;
     loop {
         let full = out.entries.len() >= limit || (bytes >= max_bytes && !out.entries.is_empty());
@@ -274,12 +344,11 @@ fn merge(local: Page, sealed: RemotePage, limit: usize, max_bytes: usize) -> Pag
             (Some(_), _) => mine.next(),
             (None, Some(_)) => theirs.next(),
         };
-        let Some((position, entry)) = next else { break };
+        let Some((place, entry)) = next else { break };
         bytes += entry.len();
-        out.positions.push(position);
+        out.last = Some(place);
         out.entries.push(entry);
     }
-    out.last = out.positions.last().copied();
     out.has_more |= local.has_more || sealed.has_more;
     out
 }
@@ -288,8 +357,8 @@ fn merge(local: Page, sealed: RemotePage, limit: usize, max_bytes: usize) -> Pag
 pub fn remote_of<'a>(
     catalog: &'a Catalog,
     runtime: &'a tokio::runtime::Handle,
-) -> impl Fn(&Window, Option<Position>, usize) -> Result<RemotePage, CatalogError> + 'a {
-    move |window, after, limit| runtime.block_on(catalog.page_within(window, after, limit))
+) -> impl Fn(&Ask<'_>) -> Result<RemotePage, CatalogError> + 'a {
+    move |ask| runtime.block_on(catalog.page_within(ask))
 }
 
 impl Reply {
@@ -298,6 +367,9 @@ impl Reply {
         let mut out = items::request_bytes(self.entries.iter().map(Vec::as_slice));
         prost::encoding::string::encode(NEXT_CURSOR_FIELD, &self.next_cursor, &mut out);
         prost::encoding::bool::encode(HAS_MORE_FIELD, &self.has_more, &mut out);
+        if self.partial {
+            prost::encoding::bool::encode(PARTIAL_FIELD, &self.partial, &mut out);
+        }
         out
     }
 
@@ -326,7 +398,11 @@ impl Reply {
         }
         out.extend_from_slice(b"],\"nextCursor\":");
         serde_json::to_writer(&mut out, &self.next_cursor).unwrap_or_default();
-        out.extend_from_slice(format!(",\"hasMore\":{}}}", self.has_more).as_bytes());
+        out.extend_from_slice(format!(",\"hasMore\":{}", self.has_more).as_bytes());
+        if self.partial {
+            out.extend_from_slice(b",\"partial\":true");
+        }
+        out.push(b'}');
         Ok(out)
     }
 }
@@ -339,6 +415,8 @@ pub struct Received {
     pub next_cursor: String,
     /// `hasMore`.
     pub has_more: bool,
+    /// `partial`: segments could not be read (asking again with the same cursor gets them).
+    pub partial: bool,
 }
 
 /// Reads a protobuf answer of `signal`.
@@ -349,6 +427,8 @@ pub fn read_protobuf(signal: Signal, body: &[u8]) -> Result<Received, String> {
         next_cursor: String,
         #[prost(bool, tag = "1001")]
         has_more: bool,
+        #[prost(bool, tag = "1002")]
+        partial: bool,
     }
     let paging = <Paging as prost::Message>::decode(body)
         .map_err(|e| format!("the answer is not a page: {e}"))?;
@@ -357,6 +437,7 @@ pub fn read_protobuf(signal: Signal, body: &[u8]) -> Result<Received, String> {
         request,
         next_cursor: paging.next_cursor,
         has_more: paging.has_more,
+        partial: paging.partial,
     })
 }
 
@@ -421,6 +502,7 @@ mod tests {
             entries: vec![otlp::items::entry(&parts.contexts[0], &parts.items[0].bytes).unwrap()],
             next_cursor: "abc".into(),
             has_more: true,
+            partial: false,
         };
         let back = read_protobuf(Signal::Logs, &answer.to_protobuf()).unwrap();
         assert_eq!(back.request.summary().items, 1);
@@ -429,6 +511,9 @@ mod tests {
         assert_eq!(json["hasMore"], true);
         assert_eq!(json["resourceLogs"].as_array().unwrap().len(), 1);
     }
+
+    /// This node's store in the tests.
+    const OWN: u64 = 5;
 
     fn local(positions: &[(u64, u64)], has_more: bool) -> Page {
         Page {
@@ -439,13 +524,14 @@ mod tests {
         }
     }
 
-    fn sealed(positions: &[(u64, u64)], has_more: bool) -> RemotePage {
+    fn sealed(places: &[Place], has_more: bool) -> RemotePage {
         RemotePage {
-            items: positions
+            items: places
                 .iter()
-                .map(|p| (*p, vec![b'R', p.1 as u8]))
+                .map(|p| (*p, vec![if p.1 == OWN { b'R' } else { b'O' }, p.2 as u8]))
                 .collect(),
             has_more,
+            ..RemotePage::default()
         }
     }
 
@@ -454,27 +540,72 @@ mod tests {
         // Item 3 is sealed and not yet removed here: it comes once.
         let merged = merge(
             local(&[(10, 3), (30, 5)], false),
-            sealed(&[(5, 1), (10, 3), (20, 2)], false),
+            OWN,
+            sealed(&[(5, OWN, 1), (10, OWN, 3), (20, OWN, 2)], false),
             10,
             usize::MAX,
         );
-        assert_eq!(merged.positions, [(5, 1), (10, 3), (20, 2), (30, 5)]);
-        assert_eq!(merged.entries[0], [b'R', 1]);
-        assert_eq!(merged.entries[1], [b'L', 3]);
-        assert_eq!((merged.last, merged.has_more), (Some((30, 5)), false));
+        assert_eq!(merged.entries, [[b'R', 1], [b'L', 3], [b'R', 2], [b'L', 5]]);
+        assert_eq!((merged.last, merged.has_more), (Some((30, OWN, 5)), false));
+    }
+
+    #[test]
+    fn items_of_other_stores_at_the_same_time_come_in_store_order() {
+        let merged = merge(
+            local(&[(10, 3)], false),
+            OWN,
+            sealed(&[(10, 2, 3), (10, 9, 3), (10, 9, 4)], false),
+            10,
+            usize::MAX,
+        );
+        assert_eq!(merged.entries, [[b'O', 3], [b'L', 3], [b'O', 3], [b'O', 4]]);
+        assert_eq!(merged.last, Some((10, 9, 4)));
     }
 
     #[test]
     fn a_merged_page_stops_at_its_limit_and_says_there_is_more() {
         let merged = merge(
             local(&[(10, 3), (30, 5)], false),
-            sealed(&[(5, 1), (20, 2)], false),
+            OWN,
+            sealed(&[(5, OWN, 1), (20, OWN, 2)], false),
             3,
             usize::MAX,
         );
-        assert_eq!(merged.positions, [(5, 1), (10, 3), (20, 2)]);
-        assert_eq!((merged.last, merged.has_more), (Some((20, 2)), true));
-        let more_sealed = merge(local(&[], false), sealed(&[(5, 1)], true), 3, usize::MAX);
+        assert_eq!(merged.entries.len(), 3);
+        assert_eq!((merged.last, merged.has_more), (Some((20, OWN, 2)), true));
+        let more_sealed = merge(
+            local(&[], false),
+            OWN,
+            sealed(&[(5, OWN, 1)], true),
+            3,
+            usize::MAX,
+        );
         assert!(more_sealed.has_more);
+    }
+
+    #[test]
+    fn a_partial_answer_says_so_in_both_encodings() {
+        let answer = Reply {
+            signal: Signal::Logs,
+            entries: Vec::new(),
+            next_cursor: "same".into(),
+            has_more: true,
+            partial: true,
+        };
+        let back = read_protobuf(Signal::Logs, &answer.to_protobuf()).unwrap();
+        assert!(back.partial);
+        let json: Value = serde_json::from_slice(&answer.to_json().unwrap()).unwrap();
+        assert_eq!(json["partial"], true);
+        let whole = Reply {
+            partial: false,
+            ..answer
+        };
+        assert!(
+            !read_protobuf(Signal::Logs, &whole.to_protobuf())
+                .unwrap()
+                .partial
+        );
+        let json: Value = serde_json::from_slice(&whole.to_json().unwrap()).unwrap();
+        assert!(json.get("partial").is_none());
     }
 }

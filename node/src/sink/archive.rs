@@ -85,7 +85,8 @@ pub const CACHE_BYTES: u64 = 256 << 20;
 pub fn catalog(settings: &ArchiveSettings, store: &Store) -> Catalog {
     Catalog::new(
         settings.client.clone(),
-        base(&settings.bucket, store.id()),
+        settings.bucket.prefix.clone(),
+        store.id(),
         settings.dir.join("segment-cache"),
         CACHE_BYTES,
     )
@@ -293,4 +294,106 @@ fn seal_range(store: &Store, base: &str, cutoff: u64) -> Result<Option<Range>, S
         })
         .collect();
     Ok(Some(Range { through, segments }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::catalog::Ask;
+    use crate::history::cursor::Sealer;
+    use crate::history::query::{self, Fetch};
+    use crate::history::store::{Arrival, Retention};
+    use object_store::memory::InMemory;
+    use otlp::items::{Item, Parts};
+    use otlp::Signal;
+
+    const KEEP: Retention = Retention {
+        max_age: None,
+        max_bytes: u64::MAX,
+    };
+
+    /// Stores spans at `times`, each tagged with its time.
+    fn append(store: &Store, times: &[u64]) {
+        let items = times
+            .iter()
+            .map(|t| Item {
+                time_unix_nano: *t,
+                context: 0,
+                bytes: vec![*t as u8],
+            })
+            .collect();
+        let arrival = Arrival {
+            signal: Signal::Traces,
+            received_unix_nano: 1_000,
+            parts: Parts {
+                contexts: vec![vec![0]],
+                items,
+            },
+            message_id: None,
+        };
+        store.append(&[arrival], 0).unwrap();
+    }
+
+    /// Seals what `store` holds into `bucket` (under `PREFIX/<store id>`), as the archive does.
+    fn seal_into(rt: &tokio::runtime::Runtime, bucket: &Arc<dyn ObjectStore>, store: &Store) {
+        let base = format!("history/{:016x}", store.id());
+        let range = seal_range(store, &base, u64::MAX).unwrap().unwrap();
+        for (key, _, bytes) in range.segments {
+            rt.block_on(bucket.put(&object_store::path::Path::from(key), bytes.into()))
+                .unwrap();
+        }
+        store.archived_through(range.through, 2_000).unwrap();
+    }
+
+    #[test]
+    fn a_store_sealing_while_another_node_pages_gives_each_item_once_in_the_window_after() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let bucket: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let (writer_dir, reader_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let writer = Store::open(writer_dir.path(), KEEP).unwrap();
+        let reader = Store::open(reader_dir.path(), KEEP).unwrap();
+        append(&writer, &[10, 20, 40]);
+        seal_into(&rt, &bucket, &writer);
+        let catalog = Catalog::new(
+            bucket.clone(),
+            "history".into(),
+            reader.id(),
+            reader_dir.path().join("segment-cache"),
+            CACHE_BYTES,
+        );
+        let remote = |ask: &Ask<'_>| rt.block_on(catalog.page(ask));
+        let sealer = Sealer::new(&[1; 32]);
+        let mut cursor = None;
+        let mut page = |limit| {
+            let fetch = Fetch {
+                start: 0,
+                end: None,
+                limit,
+                cursor: cursor.take(),
+            };
+            let reply = query::run(
+                &reader,
+                &sealer,
+                Signal::Traces,
+                "",
+                &fetch,
+                1_000_000,
+                usize::MAX,
+                Some(&remote),
+            )
+            .unwrap();
+            cursor = Some(reply.next_cursor);
+            assert!(!reply.partial);
+            let tags: Vec<u8> = reply.entries.iter().map(|e| e[e.len() - 1]).collect();
+            (tags, reply.has_more)
+        };
+        assert_eq!(page(1), (vec![10], true));
+        // Sealed while the window is paged: one item behind the position, one ahead.
+        append(&writer, &[5, 30]);
+        seal_into(&rt, &bucket, &writer);
+        assert_eq!(page(10), (vec![20, 40], false));
+        // The next window brings both, and nothing again.
+        assert_eq!(page(10), (vec![5, 30], false));
+        assert_eq!(page(10), (vec![], false));
+    }
 }

@@ -136,6 +136,22 @@ impl Window {
 /// A position in a window: the `(time, seq)` of the last item returned.
 pub type Position = (u64, u64);
 
+/// A place among the items of several stores (this node's and those whose segments share its
+/// bucket prefix): `(time, store id, seq)`, the order a query returns them in.
+pub type Place = (u64, u64, u64);
+
+/// The position in the store `store` from which its items follow `place` ([`Store::page`]
+/// returns those after it): at the same time, a store of a lower id comes first.
+pub fn position_after(place: Place, store: u64) -> Position {
+    let (time, other, seq) = place;
+    match other.cmp(&store) {
+        std::cmp::Ordering::Equal => (time, seq),
+        // Every item of this store at `time` follows (sequence numbers start at 1).
+        std::cmp::Ordering::Less => (time, 0),
+        std::cmp::Ordering::Greater => (time, u64::MAX),
+    }
+}
+
 /// One page.
 #[derive(Debug, Default)]
 pub struct Page {
