@@ -24,7 +24,11 @@
    `python3 bench/run.py --only members` runs just this part;
 7. the node's own telemetry: small requests, 16 clients, closed loop, with the metrics on (the
    default) and `--telemetry off`, alternating, five runs each; then, one client at 200 req/s,
-   the receiver's request-duration histogram at /metrics against loadgen's own count and p99. `python3 bench/run.py --only telemetry` runs just this part.
+   the receiver's request-duration histogram at /metrics against loadgen's own count and p99. `python3 bench/run.py --only telemetry` runs just this part;
+8. history in object storage (SeaweedFS's `weed` from .ci/venv): spans stored per second with
+   `store:…;location=s3://…`, bytes per span here and in the bucket for real-shaped spans
+   (bench/realistic_traces.py, the OpenTelemetry SDK from .ci/venv), and paging from the bucket by
+   `slim-node query` with a cold and a warm cache. `python3 bench/run.py --only archive` runs just this part.
 Every process is started fresh for each run. Only the Python standard library is used.
 """
 
@@ -101,13 +105,22 @@ def run_measured(args, log):
     return out, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
 
 
+def stop_process(proc):
+    """SIGTERM, and SIGKILL after 30 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 class Mesh:
     """A SLIM server, a participant with the bench sink (or `sink`) and a receiving moderator."""
 
     def __init__(self, work, queue_max_bytes=None, sink=None, participant_args=(), others=(), server_args=(),
-                 node_args=()):
+                 node_args=(), env=None):
         self.work = Path(tempfile.mkdtemp(dir=work))
-        self.env = dict(os.environ, SLIM_NODE_SECRET=secrets.token_hex(24), SLIM_NODE_LOG="warn")
+        self.env = dict(os.environ, SLIM_NODE_SECRET=secrets.token_hex(24), SLIM_NODE_LOG="warn", **(env or {}))
         slim = free_port()
         self.http, grpc = free_port(), free_port()
         self.summary = self.work / "bench.json"
@@ -243,11 +256,7 @@ class Rotel:
         wait_for(f"rotel {name}", lambda: socket.socket().connect_ex(("127.0.0.1", self.http)) == 0)
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop_process(self.proc)
 
 
 def forwarding(work, items=100, clients=16):
@@ -298,20 +307,7 @@ def storing(work, items=100, clients=16):
         done = time.time()
         after = mesh.cpu()
         detail = (health(mesh.participant_health) or {}).get("sinks", [{}])[0].get("detail", {})
-        paged, pages, cursor, paging_started = 0, 0, None, time.time()
-        while True:
-            body = {"startTimeUnixNano": 0, "limit": 10_000} | ({"cursor": cursor} if cursor else {})
-            request = urllib.request.Request(f"http://127.0.0.1:{api}/api/traces/fetch", data=json.dumps(body).encode(),
-                                             headers={"Content-Type": "application/json",
-                                                      "Accept": "application/x-protobuf"})
-            with urllib.request.urlopen(request, timeout=120) as answer:
-                raw = answer.read()
-            # Count resource entries (field 1) and read nextCursor (1000) and hasMore (1001).
-            entries, cursor, more = protobuf_page(raw)
-            paged, pages = paged + entries, pages + 1
-            if not more:
-                break
-        paging_s = time.time() - paging_started
+        paged, pages, paging_s = page_all(api)
         peak = mesh.peak_rss()
     finally:
         mesh.stop()
@@ -326,6 +322,173 @@ def storing(work, items=100, clients=16):
     print(f"bench: storing: {row['req_per_s']:.0f} req/s taken, {stored_per_s:.0f} stored; "
           f"{paged} spans paged back in {pages} pages at {row['paged_per_s']:.0f}/s", file=sys.stderr)
     return row
+
+
+def page_all(api):
+    """Pages every span of the query API on port `api` (protobuf, limit 10,000): (spans, pages, seconds)."""
+    paged, pages, cursor, started = 0, 0, None, time.time()
+    while True:
+        body = {"startTimeUnixNano": 0, "limit": 10_000} | ({"cursor": cursor} if cursor else {})
+        request = urllib.request.Request(f"http://127.0.0.1:{api}/api/traces/fetch", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json",
+                                                  "Accept": "application/x-protobuf"})
+        with urllib.request.urlopen(request, timeout=120) as answer:
+            if answer.headers.get("slim-node-partial"):
+                raise SystemExit("bench: a partial page: the bucket did not give every segment")
+            raw = answer.read()
+        # Count resource entries (field 1) and read nextCursor (1000) and hasMore (1001).
+        entries, cursor, more = protobuf_page(raw)
+        paged, pages = paged + entries, pages + 1
+        if not more:
+            return paged, pages, time.time() - started
+
+
+WEED = ROOT / ".ci" / "venv" / "bin" / "weed"
+VENV_PYTHON = ROOT / ".ci" / "venv" / "bin" / "python"
+# `weed mini`'s port flags besides the S3 port (each gets a free port).
+WEED_PORTS = ["admin.port", "admin.port.grpc", "debug.port", "filer.port", "filer.port.grpc", "master.port",
+              "master.port.grpc", "metricsPort", "volume.port", "volume.port.grpc", "s3.port.grpc",
+              "s3.port.iceberg", "s3.port.lance", "webdav.port"]
+
+
+class Seaweed:
+    """SeaweedFS's S3 server (`weed mini`, from .ci/venv) on loopback, with the bucket `telemetry`."""
+
+    KEY = ("bench-s3-key", "bench-s3-secret-0123456789")
+
+    def __init__(self, work):
+        self.dir = Path(tempfile.mkdtemp(dir=work))
+        self.s3 = free_port()
+        args = [str(WEED), "mini", f"-dir={self.dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-metricsIp=127.0.0.1",
+                f"-s3.port={self.s3}", "-bucket=telemetry", "-webdav=false", "-admin.ui=false",
+                *[f"-{flag}={free_port()}" for flag in WEED_PORTS]]
+        log = open(self.dir / "weed.log", "w")
+        env = dict(os.environ, AWS_ACCESS_KEY_ID=self.KEY[0], AWS_SECRET_ACCESS_KEY=self.KEY[1])
+        self.proc = subprocess.Popen(args, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env)
+        wait_for("SeaweedFS", lambda: socket.socket().connect_ex(("127.0.0.1", self.s3)) == 0)
+
+    def env(self):
+        return {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{self.s3}", "AWS_ACCESS_KEY_ID": self.KEY[0],
+                "AWS_SECRET_ACCESS_KEY": self.KEY[1], "AWS_REGION": "us-east-1"}
+
+    def stop(self):
+        stop_process(self.proc)
+
+
+def store_detail(mesh):
+    return ((health(mesh.participant_health) or {}).get("sinks") or [{}])[0].get("detail", {})
+
+
+def send_real_shaped(mesh, traces):
+    """bench/realistic_traces.py (the OpenTelemetry Python SDK) into the mesh's receiver: spans sent."""
+    out = subprocess.run([str(VENV_PYTHON), str(ROOT / "bench" / "realistic_traces.py"), "--endpoint",
+                          f"http://127.0.0.1:{mesh.http}", "--traces", str(traces)],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"bench: realistic_traces.py failed ({out.returncode}): {out.stdout}{out.stderr[-2000:]}")
+    return json.loads(out.stdout)["spans"]
+
+
+def archive(work, traces=20_000):
+    """The store with its history in object storage (SeaweedFS): spans stored per second with
+    `location=`, bytes per span here and in the bucket for real-shaped spans (the OTel SDK) and
+    for loadgen's, and paging from the bucket by `slim-node query` with a cold and a warm cache."""
+    s3 = Seaweed(work)
+    try:
+        # 1. Throughput: loadgen's 100-span requests, 16 clients, closed loop, sealing every 2 s.
+        mesh = Mesh(work, sink=f"store:{Path(work) / 'archive-load'};location=s3://telemetry/load;seal-after=2s",
+                    env=s3.env())
+        try:
+            time.sleep(2)
+            before = mesh.cpu()
+            started = time.time()
+            report = loadgen(mesh, 100, 16)
+            wait_for("storing", lambda: mesh.sink_delivered() >= report["ok"], timeout=300)
+            stored_at = time.time()
+            after = mesh.cpu()
+            spans = report["ok"] * 100
+            wait_for("archiving", lambda: store_detail(mesh).get("archived", 0) >= spans
+                     and store_detail(mesh).get("archive", {}).get("waiting_items") == 0, timeout=600)
+            in_bucket_s = time.time() - stored_at
+            load = store_detail(mesh)
+            peak = mesh.peak_rss()
+        finally:
+            mesh.stop()
+        row = {"taken": report["ok"], "stored_spans_per_s": spans / max(stored_at - started, 1e-9),
+               "in_bucket_after_s": in_bucket_s, "cpu_per_10k": {n: (after[n] - before[n]) / max(report["ok"], 1) * 10_000
+                                                                  for n in after},
+               "peak_rss_mib": {n: kib / 1024 for n, kib in peak.items()},
+               "loadgen_bucket_bytes_per_span": load["archive"]["bytes"] / max(load["archive"]["items"], 1)}
+        # 2. Real-shaped spans kept locally (no location): bytes per span in the store.
+        mesh = Mesh(work, sink=f"store:{Path(work) / 'archive-local'}")
+        try:
+            sent = send_real_shaped(mesh, traces)
+            wait_for("storing real-shaped spans", lambda: store_detail(mesh).get("traces", 0) >= sent, timeout=300)
+            local = store_detail(mesh)
+        finally:
+            mesh.stop()
+        row |= {"real_spans": sent, "local_bytes_per_span": local["bytes"] / max(local["traces"], 1)}
+        # 3. The same spans sealed into the bucket.
+        mesh = Mesh(work, sink=f"store:{Path(work) / 'archive-real'};location=s3://telemetry/real;seal-after=1s",
+                    env=s3.env())
+        try:
+            sent = send_real_shaped(mesh, traces)
+            wait_for("archiving real-shaped spans", lambda: store_detail(mesh).get("archived", 0) >= sent
+                     and store_detail(mesh).get("archive", {}).get("waiting_items") == 0, timeout=600)
+            sealed = store_detail(mesh)["archive"]
+        finally:
+            mesh.stop()
+        row |= {"segments": sealed["segments"], "bucket_bytes_per_span": sealed["bytes"] / max(sealed["items"], 1)}
+        # 4. A read-only node with an empty directory pages them from the bucket: cold, then warm.
+        api = free_port()
+        reader_dir = Path(tempfile.mkdtemp(dir=work))
+        env = dict(os.environ, SLIM_NODE_LOG="warn", **s3.env())
+        with open(reader_dir / "query.err", "w") as err:
+            reader = subprocess.Popen([str(BIN), "query", "--sink", f"store:{reader_dir};location=s3://telemetry/real",
+                                       "--query-api", f"127.0.0.1:{api}", "--query-api-rate", "0"],
+                                      stdout=subprocess.DEVNULL, stderr=err, env=env)
+        try:
+            wait_for("slim-node query", lambda: socket.socket().connect_ex(("127.0.0.1", api)) == 0)
+            cold = page_all(api)
+            warm = page_all(api)
+            reader_peak = rss_kib(reader.pid, "VmHWM") / 1024
+        finally:
+            stop_process(reader)
+        if cold[0] != sent or warm[0] != sent:
+            raise SystemExit(f"bench: paged {cold[0]} and {warm[0]} spans of {sent}")
+        row |= {"cold_spans_per_s": cold[0] / max(cold[2], 1e-9), "warm_spans_per_s": warm[0] / max(warm[2], 1e-9),
+                "pages": cold[1], "reader_peak_rss_mib": reader_peak}
+    finally:
+        s3.stop()
+    print(f"bench: archive: {row['stored_spans_per_s']:.0f} spans/s stored with location=; real-shaped spans "
+          f"{row['local_bytes_per_span']:.0f} B here, {row['bucket_bytes_per_span']:.1f} B in the bucket; paging "
+          f"{row['cold_spans_per_s']:.0f}/s cold, {row['warm_spans_per_s']:.0f}/s warm", file=sys.stderr)
+    return row
+
+
+def archive_table(a, when, storing_row=None):
+    ratio = ""
+    if storing_row:
+        without = storing_row['stored_per_s'] * storing_row['items']
+        ratio = f" ({a['stored_spans_per_s'] / max(without, 1e-9):.2f}× the store without a location in the same run: {without:,.0f})"
+    cpu = a["cpu_per_10k"]
+    return "\n".join([
+        f"Run {when}; SeaweedFS (`weed mini`) on the same machine; release build.", "",
+        "| measure | value |", "|---|---|",
+        f"| spans stored per second with `location=` (loadgen, 100-span requests, 16 clients, 10 s, sealing every 2 s) | "
+        f"{a['stored_spans_per_s']:,.0f}{ratio} |",
+        f"| ... all of it in the bucket | {a['in_bucket_after_s']:.1f} s after the last was stored |",
+        f"| ... CPU s per 10k requests (participant, moderator) / participant peak RSS | "
+        f"{cpu.get('participant', 0):.2f}, {cpu.get('moderator', 0):.2f} / {a['peak_rss_mib'].get('participant', 0):.0f} MiB |",
+        f"| bytes per span, real-shaped spans ({a['real_spans']:,} from the OTel Python SDK, `bench/realistic_traces.py`): local store | "
+        f"{a['local_bytes_per_span']:.0f} B |",
+        f"| ... in the bucket ({a['segments']} segments, zstd) | {a['bucket_bytes_per_span']:.1f} B |",
+        f"| bytes per span in the bucket, loadgen's spans (identical but for ids and times: not a real figure) | "
+        f"{a['loadgen_bucket_bytes_per_span']:.1f} B |",
+        f"| paging from the bucket, `slim-node query` with an empty directory, cold cache ({a['pages']} pages: limit 10,000, 4 MiB at most) | "
+        f"{a['cold_spans_per_s']:,.0f} spans/s |",
+        f"| ... warm cache | {a['warm_spans_per_s']:,.0f} spans/s (reader peak RSS {a['reader_peak_rss_mib']:.0f} MiB) |",
+    ])
 
 
 def protobuf_page(raw):
@@ -677,7 +840,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--no-build", action="store_true", help="use target/release/slim-node as it is")
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"), help="the file whose table is replaced")
-    ap.add_argument("--only", choices=["members", "telemetry"], help="run one part only, and replace only its table")
+    ap.add_argument("--only", choices=["members", "telemetry", "archive"],
+                    help="run one part only, and replace only its table")
     args = ap.parse_args()
     if not args.no_build:
         subprocess.run(["cargo", "build", "--release", "-p", "slim-node"], cwd=ROOT, check=True)
@@ -690,6 +854,14 @@ def main():
         (Path(work) / "results.json").write_text(json.dumps({"telemetry": t}, indent=2))
         replace_section(md, *telemetry_markers, telemetry_table(t, time.strftime("%Y-%m-%d %H:%M")))
         print(f"bench: telemetry table written to {md}; raw results in {work}/results.json", file=sys.stderr)
+        return
+    archive_markers = ("<!-- bench:archive:begin -->", "<!-- bench:archive:end -->")
+    if args.only == "archive":
+        st = storing(work)
+        a = archive(work)
+        (Path(work) / "results.json").write_text(json.dumps({"archive": a, "storing": st}, indent=2))
+        replace_section(md, *archive_markers, archive_table(a, time.strftime("%Y-%m-%d %H:%M"), st))
+        print(f"bench: archive table written to {md}; raw results in {work}/results.json", file=sys.stderr)
         return
     if args.only == "members":
         rows = members(work)
@@ -717,11 +889,13 @@ def main():
         "storing": storing(work),
         "members": members(work),
         "telemetry": telemetry(work),
+        "archive": archive(work),
     }
     (Path(work) / "results.json").write_text(json.dumps(results, indent=2))
     replace_section(md, "<!-- bench:begin -->", "<!-- bench:end -->", table(results))
     replace_section(md, *members_markers, members_table(results["members"], results["when"]))
     replace_section(md, *telemetry_markers, telemetry_table(results["telemetry"], results["when"]))
+    replace_section(md, *archive_markers, archive_table(results["archive"], results["when"], results["storing"]))
     print(f"bench: table written to {md}; raw results in {work}/results.json", file=sys.stderr)
 
 

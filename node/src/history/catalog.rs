@@ -97,6 +97,16 @@ const PAGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 #[error("object storage: {0}")]
 pub struct CatalogError(String);
 
+/// Where the segments of the store `store` go under `prefix`: `PREFIX/<store id, 16 hex>`.
+pub fn store_prefix(prefix: &str, store: u64) -> String {
+    let id = format!("{store:016x}");
+    if prefix.is_empty() {
+        id
+    } else {
+        format!("{prefix}/{id}")
+    }
+}
+
 fn failed(e: object_store::Error) -> CatalogError {
     CatalogError(crate::net::redact::urls(&e.to_string()))
 }
@@ -131,14 +141,8 @@ impl Catalog {
         }
     }
 
-    /// `PREFIX/<store id>`.
     fn base(&self, store: u64) -> String {
-        let id = format!("{store:016x}");
-        if self.prefix.is_empty() {
-            id
-        } else {
-            format!("{}/{id}", self.prefix)
-        }
+        store_prefix(&self.prefix, store)
     }
 
     /// The segments of `signal` of the store `store`.
@@ -352,12 +356,8 @@ impl Catalog {
             }
             // Sorted by first time: once `limit + 1` items are found before this segment's
             // first, no later segment can hold an earlier one.
-            if found.len() > limit {
-                found.sort_by_key(|(p, _)| *p);
-                found.truncate(limit + 1);
-                if found.last().is_some_and(|(p, _)| p.0 < first_time) {
-                    break;
-                }
+            if enough_before(&mut found, limit, first_time) {
+                break;
             }
             let cached = match self.fetch(&name, false).await {
                 Ok(bytes) => bytes,
@@ -393,6 +393,11 @@ impl Catalog {
             let from = after.map_or(window.start, |a| a.0.max(window.start));
             let blocks: Vec<usize> = segment.blocks_for(from, window.end).collect();
             for b in blocks {
+                // Blocks too are in time order: stop before decompressing one that cannot
+                // hold an item of this page.
+                if enough_before(&mut found, limit, segment.index.blocks[b].start) {
+                    break;
+                }
                 let items = match segment.block(b) {
                     Ok(items) => items,
                     Err(e) => {
@@ -419,6 +424,17 @@ impl Catalog {
             unreadable,
         })
     }
+}
+
+/// Whether `found` holds more than `limit` items before `time` (keeping only the first
+/// `limit + 1`, in order, once it holds more).
+fn enough_before(found: &mut Vec<(Place, Vec<u8>)>, limit: usize, time: u64) -> bool {
+    if found.len() <= limit {
+        return false;
+    }
+    found.sort_by_key(|(p, _)| *p);
+    found.truncate(limit + 1);
+    found.last().is_some_and(|(p, _)| p.0 < time)
 }
 
 /// What [`Catalog::page`] is asked for.

@@ -51,6 +51,8 @@ pub struct ArchiveStats {
     pub segments: u64,
     /// Items in them.
     pub items: u64,
+    /// Their bytes (compressed, as the bucket holds them).
+    pub bytes: u64,
     /// Items held here, not yet in the bucket.
     pub waiting_items: u64,
     /// Puts the store did not confirm.
@@ -75,7 +77,7 @@ impl std::fmt::Debug for ArchiveSettings {
 
 /// Where the segments of the store `store_id` go: `PREFIX/<store id>`.
 pub fn base(bucket: &Bucket, store_id: u64) -> String {
-    bucket.key(&format!("{store_id:016x}"))
+    crate::history::catalog::store_prefix(&bucket.prefix, store_id)
 }
 
 /// Cached segments kept at most, per store (in `DIR/segment-cache`).
@@ -204,6 +206,7 @@ async fn archive_loop(
                     let mut s = crate::lock(&stats);
                     s.segments += 1;
                     s.items += items;
+                    s.bytes += bytes.len() as u64;
                 }
                 Err(err) => {
                     let err = crate::net::redact::urls(&err.to_string());
@@ -336,7 +339,7 @@ mod tests {
 
     /// Seals what `store` holds into `bucket` (under `PREFIX/<store id>`), as the archive does.
     fn seal_into(rt: &tokio::runtime::Runtime, bucket: &Arc<dyn ObjectStore>, store: &Store) {
-        let base = format!("history/{:016x}", store.id());
+        let base = crate::history::catalog::store_prefix("history", store.id());
         let range = seal_range(store, &base, u64::MAX).unwrap().unwrap();
         for (key, _, bytes) in range.segments {
             rt.block_on(bucket.put(&object_store::path::Path::from(key), bytes.into()))
