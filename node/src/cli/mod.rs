@@ -292,4 +292,39 @@ mod tests {
         walk(&Cli::command(), "slim-node", &mut bad);
         assert!(bad.is_empty(), "help prose states a default: {bad:?}");
     }
+
+    fn query_settings(args: &[&str]) -> anyhow::Result<crate::config::QuerySettings> {
+        let mut all = vec!["slim-node", "query"];
+        all.extend_from_slice(args);
+        let Command::Query(query) = Cli::try_parse_from(all).unwrap().command else {
+            panic!("not the query command");
+        };
+        query.settings(&[])
+    }
+
+    #[test]
+    fn the_query_node_needs_a_store_with_a_location_and_an_address() {
+        let located = "store:/tmp/q;location=s3://telemetry/history";
+        let ok = query_settings(&["--sink", located, "--query-api", "127.0.0.1:4322"]).unwrap();
+        assert_eq!(ok.api.listen, "127.0.0.1:4322");
+        for (args, says) in [
+            (
+                &["--sink", "store:/tmp/q", "--query-api", "127.0.0.1:4322"][..],
+                "location=s3://",
+            ),
+            (
+                &[
+                    "--sink",
+                    "jsonl:/tmp/q.jsonl",
+                    "--query-api",
+                    "127.0.0.1:4322",
+                ][..],
+                "location=s3://",
+            ),
+            (&["--sink", located][..], "--query-api HOST:PORT"),
+        ] {
+            let err = query_settings(args).unwrap_err().to_string();
+            assert!(err.contains(says), "{args:?}: {err}");
+        }
+    }
 }

@@ -330,9 +330,13 @@ fn merge(local: Page, own: u64, sealed: RemotePage, limit: usize, max_bytes: usi
     let mut bytes = 0;
     loop {
         let full = out.entries.len() >= limit || (bytes >= max_bytes && !out.entries.is_empty());
+        // A side that stopped short (its limit or byte cap) may hold items before the other
+        // side's next one: past its last item nothing is known, so the page ends there.
+        let cut_short = (mine.peek().is_none() && local.has_more)
+            || (theirs.peek().is_none() && sealed.has_more);
         let next = match (mine.peek(), theirs.peek()) {
             (None, None) => break,
-            _ if full => {
+            _ if full || cut_short => {
                 out.has_more = true;
                 break;
             }
@@ -581,6 +585,32 @@ mod tests {
             usize::MAX,
         );
         assert!(more_sealed.has_more);
+    }
+
+    #[test]
+    fn a_side_that_stopped_short_ends_the_merged_page_before_what_it_did_not_look_at() {
+        // The local page stopped at its byte cap after time 10: its next item may come at 15,
+        // before the sealed items at 20 and 30, which must wait for the next page.
+        let merged = merge(
+            local(&[(10, 3)], true),
+            OWN,
+            sealed(&[(5, OWN, 1), (20, OWN, 4), (30, OWN, 6)], false),
+            10,
+            usize::MAX,
+        );
+        assert_eq!(merged.entries, [[b'R', 1], [b'L', 3]]);
+        assert_eq!((merged.last, merged.has_more), (Some((10, OWN, 3)), true));
+        // Sealed items found up to the limit, one of them also here: the page ends at the
+        // last sealed item, not at local items beyond it.
+        let merged = merge(
+            local(&[(10, 3), (40, 7)], false),
+            OWN,
+            sealed(&[(10, OWN, 3), (20, OWN, 4)], true),
+            2,
+            usize::MAX,
+        );
+        assert_eq!(merged.entries, [[b'L', 3], [b'R', 4]]);
+        assert_eq!((merged.last, merged.has_more), (Some((20, OWN, 4)), true));
     }
 
     #[test]
