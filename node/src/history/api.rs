@@ -401,7 +401,13 @@ async fn fetch(
 
 async fn health(State(api): State<QueryApi>, headers: HeaderMap) -> Response {
     let body = match caller(&api, &headers) {
-        Ok(_) => serde_json::json!({ "status": "ok", "store": api.store.totals() }),
+        Ok(_) => {
+            let mut body = serde_json::json!({ "status": "ok", "store": api.store.totals() });
+            if let Some(catalog) = &api.catalog {
+                body["bucket"] = serde_json::json!({ "damaged_segments": catalog.damaged() });
+            }
+            body
+        }
         Err(_) => serde_json::json!({ "status": "ok" }),
     };
     crate::net::health_endpoints::json(StatusCode::OK, body)

@@ -12,7 +12,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStore;
 
 use super::segment::Segment;
@@ -83,12 +83,15 @@ pub struct RemotePage {
     pub has_more: bool,
     /// The other stores' marks of the window (made from the listing when it opened).
     pub marks: Vec<Mark>,
-    /// Segments that could not be read (their items are missing from this page).
-    pub unreadable: Vec<String>,
+    /// The earliest time from which items may be missing: segments (or blocks) from there on
+    /// could not be read now. `None`: nothing is missing.
+    pub unreadable: Option<u64>,
 }
 
 /// Largest segment fetched (one is a range of at most about 100,000 items, compressed).
 const MAX_SEGMENT: u64 = 1 << 30;
+/// Stores listed at once.
+const LISTINGS_AT_ONCE: usize = 8;
 /// How long one page may wait for the bucket (object_store retries for up to minutes).
 const PAGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
@@ -120,6 +123,8 @@ pub struct Catalog {
     own: u64,
     cache: PathBuf,
     cache_bytes: u64,
+    /// Segments found damaged in the bucket itself (skipped), since start.
+    damaged: std::sync::atomic::AtomicU64,
 }
 
 impl Catalog {
@@ -138,7 +143,13 @@ impl Catalog {
             own,
             cache,
             cache_bytes,
+            damaged: Default::default(),
         }
+    }
+
+    /// Segments found damaged in the bucket and skipped, since start.
+    pub fn damaged(&self) -> u64 {
+        self.damaged.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn base(&self, store: u64) -> String {
@@ -202,10 +213,14 @@ impl Catalog {
 
     /// The segments of `signal` of every store, by first time.
     pub async fn list(&self, signal: Signal) -> Result<Vec<SegmentName>, CatalogError> {
-        let mut names = Vec::new();
-        for store in self.stores().await? {
-            names.extend(self.list_store(store, signal).await?);
-        }
+        let stores = self.stores().await?;
+        // The stores' listings side by side, a few at a time.
+        let listed: Vec<Vec<SegmentName>> = futures::stream::iter(stores)
+            .map(|store| self.list_store(store, signal))
+            .buffer_unordered(LISTINGS_AT_ONCE)
+            .try_collect()
+            .await?;
+        let mut names: Vec<SegmentName> = listed.into_iter().flatten().collect();
         names.sort_by_key(|n| (n.times.0, n.store, n.seqs.0));
         Ok(names)
     }
@@ -231,38 +246,43 @@ impl Catalog {
     }
 
     /// A segment's bytes: from the cache (unless `fresh`), else fetched (and cached).
-    async fn fetch(&self, name: &SegmentName, fresh: bool) -> Result<Vec<u8>, CatalogError> {
+    async fn fetch(&self, name: &SegmentName, fresh: bool) -> Result<Fetched, CatalogError> {
         let file = self.cache.join(name.key.replace('/', "_"));
         if !fresh {
             if let Ok(bytes) = tokio::fs::read(&file).await {
-                return Ok(bytes);
+                return Ok(Fetched::Bytes(bytes));
             }
         }
-        let got = self
+        let got = match self
             .client
             .get(&object_store::path::Path::from(name.key.as_str()))
             .await
-            .map_err(failed)?;
+        {
+            Ok(got) => got,
+            Err(object_store::Error::NotFound { .. }) => return Ok(Fetched::Gone),
+            Err(e) => return Err(failed(e)),
+        };
         if got.meta.size > MAX_SEGMENT {
-            return Err(CatalogError(format!(
-                "{}: {} bytes, more than a segment holds",
-                name.key, got.meta.size
-            )));
+            return Ok(Fetched::Oversized(got.meta.size));
         }
         let bytes = got
             .bytes()
             .await
             .map_err(|e| CatalogError(e.to_string()))?
             .to_vec();
-        // A cache that cannot be written only costs a fetch next time.
+        // A cache that cannot be written only costs a fetch next time. Written under a name
+        // of its own (two fetches of one segment may run at once), then renamed into place: a
+        // reader sees a whole copy or none (a damaged one is fetched again).
         if tokio::fs::create_dir_all(&self.cache).await.is_ok() {
-            let partial = file.with_extension("part");
-            if tokio::fs::write(&partial, &bytes).await.is_ok() {
-                let _ = tokio::fs::rename(&partial, &file).await;
+            let partial = file.with_extension(format!("{}.part", uuid::Uuid::new_v4().simple()));
+            if tokio::fs::write(&partial, &bytes).await.is_ok()
+                && tokio::fs::rename(&partial, &file).await.is_err()
+            {
+                let _ = tokio::fs::remove_file(&partial).await;
             }
             self.trim_cache().await;
         }
-        Ok(bytes)
+        Ok(Fetched::Bytes(bytes))
     }
 
     /// Removes the least recently written cached segments beyond the size bound.
@@ -339,7 +359,7 @@ impl Catalog {
         let limit = ask.limit;
         let after = ask.after;
         let mut found: Vec<(Place, Vec<u8>)> = Vec::new();
-        let mut unreadable = Vec::new();
+        let mut unreadable: Option<u64> = None;
         for name in names {
             let window = Self::window_of(ask, self.own, &marks, name.store);
             let (first_time, last_time) = name.times;
@@ -359,70 +379,118 @@ impl Catalog {
             if enough_before(&mut found, limit, first_time) {
                 break;
             }
-            let cached = match self.fetch(&name, false).await {
-                Ok(bytes) => bytes,
-                Err(e) => {
-                    tracing::warn!(segment = %name.key, error = %e, "a segment cannot be read; the answer is partial");
-                    unreadable.push(name.key.clone());
-                    continue;
-                }
-            };
-            let fresh;
-            let segment = match Segment::open(&cached) {
-                Ok(segment) => segment,
-                Err(_) => {
-                    // A damaged copy in the cache: the bucket's, again.
-                    let opened = match self.fetch(&name, true).await {
-                        Ok(bytes) => {
-                            fresh = bytes;
-                            Segment::open(&fresh)
-                                .map_err(|e| CatalogError(format!("{}: {e}", name.key)))
-                        }
-                        Err(e) => Err(e),
-                    };
-                    match opened {
-                        Ok(segment) => segment,
-                        Err(e) => {
-                            tracing::warn!(segment = %name.key, error = %e, "a segment cannot be read; the answer is partial");
-                            unreadable.push(name.key.clone());
-                            continue;
-                        }
-                    }
-                }
-            };
             let from = after.map_or(window.start, |a| a.0.max(window.start));
-            let blocks: Vec<usize> = segment.blocks_for(from, window.end).collect();
-            for b in blocks {
-                // Blocks too are in time order: stop before decompressing one that cannot
-                // hold an item of this page.
-                if enough_before(&mut found, limit, segment.index.blocks[b].start) {
-                    break;
+            let wanted =
+                |place: Place| window.admits((place.0, place.2)) && after.is_none_or(|a| place > a);
+            let mut read = self
+                .read_segment(&name, false, (from, window.end), limit, &mut found, &wanted)
+                .await;
+            if matches!(read, Read::Damaged(_)) {
+                // A damaged copy in the cache: the bucket's, once more.
+                read = self
+                    .read_segment(&name, true, (from, window.end), limit, &mut found, &wanted)
+                    .await;
+            }
+            match read {
+                Read::Done | Read::Gone => {}
+                Read::Damaged(e) => {
+                    // The bucket's own copy is damaged: it will not get better. Skipped, so
+                    // that queries go past it, and said loudly.
+                    tracing::error!(segment = %name.key, error = %e, "a segment in the bucket is damaged; its items are left out");
+                    self.damaged
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
-                let items = match segment.block(b) {
-                    Ok(items) => items,
-                    Err(e) => {
-                        tracing::warn!(segment = %name.key, error = %e, "a segment's block cannot be read; the answer is partial");
-                        unreadable.push(name.key.clone());
-                        break;
-                    }
-                };
-                found.extend(items.into_iter().filter_map(|((time, seq), item)| {
-                    let place = (time, name.store, seq);
-                    (window.admits((time, seq)) && after.is_none_or(|a| place > a))
-                        .then_some((place, item))
-                }));
+                Read::Unreachable { at, why } => {
+                    tracing::warn!(segment = %name.key, error = %why, "a segment cannot be read now; the answer is partial");
+                    unreadable = Some(unreadable.map_or(at, |u: u64| u.min(at)));
+                }
             }
         }
         found.sort_by_key(|(p, _)| *p);
         let has_more = found.len() > limit;
         found.truncate(limit);
-        unreadable.dedup();
         Ok(RemotePage {
             items: found,
             has_more,
             marks,
             unreadable,
         })
+    }
+}
+
+/// A segment fetched.
+enum Fetched {
+    /// Its bytes.
+    Bytes(Vec<u8>),
+    /// The bucket no longer holds it (its writer's retention deleted it).
+    Gone,
+    /// Larger than any segment: not one.
+    Oversized(u64),
+}
+
+/// What reading one segment came to.
+enum Read {
+    /// Its items are in.
+    Done,
+    /// The bucket no longer holds it (retention): nothing of it to return.
+    Gone,
+    /// It is not a well-formed segment.
+    Damaged(String),
+    /// It cannot be read now: items from `at` on may be missing.
+    Unreachable { at: u64, why: String },
+}
+
+impl Catalog {
+    /// Adds to `found` the items of `name` in `[times.0, times.1)` that `wanted` admits,
+    /// block by block while a block can still hold one of the first `limit`; a damaged
+    /// segment takes back what it added.
+    async fn read_segment(
+        &self,
+        name: &SegmentName,
+        fresh: bool,
+        (from, end): (u64, u64),
+        limit: usize,
+        found: &mut Vec<(Place, Vec<u8>)>,
+        wanted: &dyn Fn(Place) -> bool,
+    ) -> Read {
+        let bytes = match self.fetch(name, fresh).await {
+            Ok(Fetched::Bytes(bytes)) => bytes,
+            Ok(Fetched::Gone) => return Read::Gone,
+            Ok(Fetched::Oversized(size)) => {
+                return Read::Damaged(format!("{size} bytes, more than a segment holds"))
+            }
+            Err(e) => {
+                return Read::Unreachable {
+                    at: name.times.0,
+                    why: e.to_string(),
+                }
+            }
+        };
+        let segment = match Segment::open(&bytes) {
+            Ok(segment) => segment,
+            Err(e) => return Read::Damaged(e.to_string()),
+        };
+        let blocks: Vec<usize> = segment.blocks_for(from, end).collect();
+        for b in blocks {
+            // Blocks too are in time order: stop before decompressing one that cannot hold
+            // an item of this page.
+            if enough_before(found, limit, segment.index.blocks[b].start) {
+                break;
+            }
+            match segment.block(b) {
+                Ok(items) => found.extend(items.into_iter().filter_map(|((time, seq), item)| {
+                    let place = (time, name.store, seq);
+                    wanted(place).then_some((place, item))
+                })),
+                Err(e) => {
+                    // This segment's items are the store's sequence numbers in its range.
+                    let (first, last) = name.seqs;
+                    found.retain(|(p, _)| p.1 != name.store || p.2 < first || p.2 > last);
+                    return Read::Damaged(e.to_string());
+                }
+            }
+        }
+        Read::Done
     }
 }
 

@@ -235,7 +235,7 @@ pub fn run(
     let local_after = cursor.after.map(|place| position_after(place, store.id()));
     let local = store.page(&window, local_after, fetch.limit, max_bytes)?;
     let (page, marks, partial) = match remote {
-        None => (with_places(local, store.id()), Vec::new(), false),
+        None => (with_places(local, store.id()), Vec::new(), Partial::No),
         Some(remote) => {
             let ask = Ask {
                 window: &window,
@@ -245,24 +245,38 @@ pub fn run(
                 limit: fetch.limit,
             };
             match remote(&ask) {
-                Ok(sealed) => {
-                    let partial = !sealed.unreadable.is_empty();
+                Ok(mut sealed) => {
                     let marks = sealed.marks.clone();
-                    (
-                        merge(local, store.id(), sealed, fetch.limit, max_bytes),
-                        marks,
-                        partial,
-                    )
+                    let cut = sealed.unreadable;
+                    let mut local = local;
+                    if let Some(cut) = cut {
+                        // Before the first time that could not be read, the page is whole:
+                        // it ends there, and the rest waits until the bucket answers.
+                        keep_before(&mut local, cut);
+                        sealed.items.retain(|(place, _)| place.0 < cut);
+                        local.has_more = true;
+                    }
+                    let page = merge(local, store.id(), sealed, fetch.limit, max_bytes);
+                    (page, marks, Partial::from_cut(cut))
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "the bucket cannot be listed; the answer holds local items only and is partial");
-                    let local = with_places(local, store.id());
-                    (local, Vec::new(), true)
+                    (
+                        with_places(local, store.id()),
+                        Vec::new(),
+                        Partial::Unlisted,
+                    )
                 }
             }
         }
     };
-    let next = if partial {
+    let stands = match partial {
+        // Nothing is known of the bucket: what is shown comes again when asked again.
+        Partial::Unlisted => true,
+        Partial::Before(_) => page.last.is_none(),
+        Partial::No => false,
+    };
+    let next = if stands {
         // Where the request stood: asked again, the page comes whole.
         cursor
     } else if page.has_more {
@@ -293,9 +307,34 @@ pub fn run(
         signal,
         entries: page.entries,
         next_cursor: sealer.seal(&next, store.id(), signal, key_name, now_unix_nano),
-        has_more: page.has_more || partial,
-        partial,
+        has_more: page.has_more || partial != Partial::No,
+        partial: partial != Partial::No,
     })
+}
+
+/// Whether a page misses items of the bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Partial {
+    /// Nothing is missing.
+    No,
+    /// Segments from this time on could not be read: the page ends before it.
+    Before(u64),
+    /// The bucket could not be listed: the page holds local items only.
+    Unlisted,
+}
+
+impl Partial {
+    fn from_cut(cut: Option<u64>) -> Partial {
+        cut.map_or(Partial::No, Partial::Before)
+    }
+}
+
+/// Leaves in `page` only the items before `time`.
+fn keep_before(page: &mut Page, time: u64) {
+    let keep = page.positions.partition_point(|p| p.0 < time);
+    page.positions.truncate(keep);
+    page.entries.truncate(keep);
+    page.last = page.positions.last().copied();
 }
 
 /// A page of items of several stores, each with its [`Place`].
@@ -409,6 +448,35 @@ impl Reply {
         out.push(b'}');
         Ok(out)
     }
+}
+
+/// A page of traces from time 0 at 1,000,000 (the tests' now), of a store and `remote`.
+#[cfg(test)]
+pub(crate) fn traces_page(
+    store: &Store,
+    sealer: &Sealer,
+    cursor: Option<String>,
+    limit: usize,
+    remote: Remote<'_>,
+) -> Reply {
+    let fetch = Fetch {
+        start: 0,
+        end: None,
+        limit,
+        cursor,
+    };
+    let now = 1_000_000;
+    run(
+        store,
+        sealer,
+        Signal::Traces,
+        "",
+        &fetch,
+        now,
+        usize::MAX,
+        Some(remote),
+    )
+    .unwrap()
 }
 
 /// An answer read back (by `slim-node fetch` and `replay`).
@@ -611,6 +679,48 @@ mod tests {
         );
         assert_eq!(merged.entries, [[b'L', 3], [b'R', 4]]);
         assert_eq!((merged.last, merged.has_more), (Some((20, OWN, 4)), true));
+    }
+
+    #[test]
+    fn a_page_ends_before_what_could_not_be_read_and_the_next_one_brings_it_once() {
+        use crate::history::store::testing::{spans_at, KEEP};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), KEEP).unwrap();
+        spans_at(&store, &[10, 20, 30]);
+        let sealer = Sealer::new(&[3; 32]);
+        let other = store.id().wrapping_add(1);
+        // Another store's segments: one read (time 5), one that cannot be read now (from 15).
+        let bucket_down = |ask: &Ask<'_>| {
+            let mut page = RemotePage {
+                items: vec![((5, other, 1), vec![5u8])],
+                unreadable: Some(15),
+                marks: ask.marks.to_vec(),
+                ..RemotePage::default()
+            };
+            page.items.retain(|(p, _)| ask.after.is_none_or(|a| *p > a));
+            Ok(page)
+        };
+        let bucket_up = |ask: &Ask<'_>| {
+            let mut page = RemotePage {
+                items: vec![((5, other, 1), vec![5u8]), ((17, other, 2), vec![17u8])],
+                marks: ask.marks.to_vec(),
+                ..RemotePage::default()
+            };
+            page.items.retain(|(p, _)| ask.after.is_none_or(|a| *p > a));
+            Ok(page)
+        };
+        let page = |cursor: Option<String>, remote: Remote<'_>| {
+            let reply = traces_page(&store, &sealer, cursor, 10, remote);
+            let tags: Vec<u8> = reply.entries.iter().map(|e| e[e.len() - 1]).collect();
+            (tags, reply.partial, reply.has_more, reply.next_cursor)
+        };
+        let (tags, partial, more, cursor) = page(None, &bucket_down);
+        assert_eq!((tags, partial, more), (vec![5, 10], true, true));
+        // Still down: nothing more before 15, and the cursor stands.
+        let (tags, partial, _, again) = page(Some(cursor), &bucket_down);
+        assert_eq!((tags, partial), (vec![], true));
+        let (tags, partial, more, _) = page(Some(again), &bucket_up);
+        assert_eq!((tags, partial, more), (vec![17, 20, 30], false, false));
     }
 
     #[test]

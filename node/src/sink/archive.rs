@@ -177,7 +177,9 @@ async fn archive_loop(
         let base_key = base.clone();
         let cutoff = now_unix_nano()
             .saturating_sub(u64::try_from(seal_after.as_nanos()).unwrap_or(u64::MAX));
-        let sealed = tokio::task::spawn_blocking(move || seal_range(&s, &base_key, cutoff)).await;
+        let step = u64::try_from(seal_step(seal_after).as_nanos()).unwrap_or(u64::MAX);
+        let sealed =
+            tokio::task::spawn_blocking(move || seal_range(&s, &base_key, cutoff, step)).await;
         let range = match sealed {
             Ok(Ok(Some(range))) => range,
             Ok(Ok(None)) => continue,
@@ -271,9 +273,38 @@ async fn retain(catalog: &Catalog, age: Duration, stats: &Mutex<ArchiveStats>) {
 /// Items sealed at most per range, so that a long backlog goes in bounded steps.
 const RANGE_ITEMS: u64 = 100_000;
 
-/// The next range to put ([`Store::next_seal`]: the one begun and not finished, else what
-/// arrived before `cutoff`), sealed, with each segment's key under `base`.
-fn seal_range(store: &Store, base: &str, cutoff: u64) -> Result<Option<Range>, String> {
+/// How much more than `seal_after` the oldest unsealed arrival may wait, so that a steady
+/// stream is sealed into a segment every few minutes, not one every look (2 s): half of
+/// `seal_after`, at most 5 min.
+fn seal_step(seal_after: Duration) -> Duration {
+    (seal_after / 2).min(Duration::from_secs(300))
+}
+
+/// Whether a new range is due: something arrived before `cutoff - step`, or what arrived
+/// before `cutoff` fills a whole range.
+fn range_due(store: &Store, cutoff: u64, step: u64) -> Result<bool, String> {
+    let sealed = store.totals().sealed_through;
+    let early = store
+        .arrived_before(cutoff.saturating_sub(step), sealed.saturating_add(1))
+        .map_err(|e| e.to_string())?;
+    if early > sealed {
+        return Ok(true);
+    }
+    let full = sealed.saturating_add(RANGE_ITEMS);
+    let ready = store
+        .arrived_before(cutoff, full)
+        .map_err(|e| e.to_string())?;
+    Ok(ready >= full)
+}
+
+/// The next range to put ([`Store::next_seal`]: the one begun and not finished, else, when
+/// [`range_due`], what arrived before `cutoff`), sealed, with each segment's key under `base`.
+fn seal_range(store: &Store, base: &str, cutoff: u64, step: u64) -> Result<Option<Range>, String> {
+    let totals = store.totals();
+    let pending = totals.sealing_through > totals.sealed_through;
+    if !pending && !range_due(store, cutoff, step)? {
+        return Ok(None);
+    }
     let Some((after, through)) = store
         .next_seal(cutoff, RANGE_ITEMS)
         .map_err(|e| e.to_string())?
@@ -304,43 +335,15 @@ mod tests {
     use super::*;
     use crate::history::catalog::Ask;
     use crate::history::cursor::Sealer;
-    use crate::history::query::{self, Fetch};
-    use crate::history::store::{Arrival, Retention};
+    use crate::history::query;
+    use crate::history::store::testing::{spans_at as append, KEEP};
     use object_store::memory::InMemory;
-    use otlp::items::{Item, Parts};
     use otlp::Signal;
-
-    const KEEP: Retention = Retention {
-        max_age: None,
-        max_bytes: u64::MAX,
-    };
-
-    /// Stores spans at `times`, each tagged with its time.
-    fn append(store: &Store, times: &[u64]) {
-        let items = times
-            .iter()
-            .map(|t| Item {
-                time_unix_nano: *t,
-                context: 0,
-                bytes: vec![*t as u8],
-            })
-            .collect();
-        let arrival = Arrival {
-            signal: Signal::Traces,
-            received_unix_nano: 1_000,
-            parts: Parts {
-                contexts: vec![vec![0]],
-                items,
-            },
-            message_id: None,
-        };
-        store.append(&[arrival], 0).unwrap();
-    }
 
     /// Seals what `store` holds into `bucket` (under `PREFIX/<store id>`), as the archive does.
     fn seal_into(rt: &tokio::runtime::Runtime, bucket: &Arc<dyn ObjectStore>, store: &Store) {
         let base = crate::history::catalog::store_prefix("history", store.id());
-        let range = seal_range(store, &base, u64::MAX).unwrap().unwrap();
+        let range = seal_range(store, &base, u64::MAX, 0).unwrap().unwrap();
         for (key, _, bytes) in range.segments {
             rt.block_on(bucket.put(&object_store::path::Path::from(key), bytes.into()))
                 .unwrap();
@@ -348,43 +351,49 @@ mod tests {
         store.archived_through(range.through, 2_000).unwrap();
     }
 
-    #[test]
-    fn a_store_sealing_while_another_node_pages_gives_each_item_once_in_the_window_after() {
+    /// A bucket in memory holding the segments of a writer that stored spans at `times`:
+    /// the runtime, the bucket, the writer (and its directory).
+    fn sealed_bucket(
+        times: &[u64],
+    ) -> (
+        tokio::runtime::Runtime,
+        Arc<dyn ObjectStore>,
+        tempfile::TempDir,
+        Arc<Store>,
+    ) {
         let rt = tokio::runtime::Runtime::new().unwrap();
         let bucket: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-        let (writer_dir, reader_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let writer = Store::open(writer_dir.path(), KEEP).unwrap();
-        let reader = Store::open(reader_dir.path(), KEEP).unwrap();
-        append(&writer, &[10, 20, 40]);
+        let dir = tempfile::tempdir().unwrap();
+        let writer = Store::open(dir.path(), KEEP).unwrap();
+        append(&writer, times);
         seal_into(&rt, &bucket, &writer);
+        (rt, bucket, dir, writer)
+    }
+
+    /// A node with an empty store reading `bucket` under `history/`: its directory, its store
+    /// and its catalog.
+    fn reader_of(bucket: &Arc<dyn ObjectStore>) -> (tempfile::TempDir, Arc<Store>, Catalog) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), KEEP).unwrap();
         let catalog = Catalog::new(
             bucket.clone(),
             "history".into(),
-            reader.id(),
-            reader_dir.path().join("segment-cache"),
+            store.id(),
+            dir.path().join("segment-cache"),
             CACHE_BYTES,
         );
+        (dir, store, catalog)
+    }
+
+    #[test]
+    fn a_store_sealing_while_another_node_pages_gives_each_item_once_in_the_window_after() {
+        let (rt, bucket, _writer_dir, writer) = sealed_bucket(&[10, 20, 40]);
+        let (_reader_dir, reader, catalog) = reader_of(&bucket);
         let remote = |ask: &Ask<'_>| rt.block_on(catalog.page(ask));
         let sealer = Sealer::new(&[1; 32]);
         let mut cursor = None;
         let mut page = |limit| {
-            let fetch = Fetch {
-                start: 0,
-                end: None,
-                limit,
-                cursor: cursor.take(),
-            };
-            let reply = query::run(
-                &reader,
-                &sealer,
-                Signal::Traces,
-                "",
-                &fetch,
-                1_000_000,
-                usize::MAX,
-                Some(&remote),
-            )
-            .unwrap();
+            let reply = query::traces_page(&reader, &sealer, cursor.take(), limit, &remote);
             cursor = Some(reply.next_cursor);
             assert!(!reply.partial);
             let tags: Vec<u8> = reply.entries.iter().map(|e| e[e.len() - 1]).collect();
@@ -398,5 +407,65 @@ mod tests {
         // The next window brings both, and nothing again.
         assert_eq!(page(10), (vec![5, 30], false));
         assert_eq!(page(10), (vec![], false));
+    }
+
+    #[test]
+    fn a_range_is_sealed_once_its_oldest_arrival_waited_a_step_past_seal_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), KEEP).unwrap();
+        append(&store, &[10, 20]); // received at 1,000
+                                   // Sealable (before the cutoff), but the oldest has not waited the step yet.
+        assert!(!range_due(&store, 2_000, 5_000).unwrap());
+        assert!(seal_range(&store, "p", 2_000, 5_000).unwrap().is_none());
+        // A step later it is.
+        assert!(range_due(&store, 7_000, 5_000).unwrap());
+        let range = seal_range(&store, "p", 7_000, 5_000).unwrap().unwrap();
+        assert_eq!(range.through, 2);
+        assert_eq!(
+            seal_step(Duration::from_secs(600)),
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            seal_step(Duration::from_secs(1)),
+            Duration::from_millis(500)
+        );
+    }
+
+    #[test]
+    fn a_damaged_segment_in_the_bucket_is_skipped_and_counted_not_waited_for() {
+        let (rt, bucket, _writer_dir, _writer) = sealed_bucket(&[10, 20]);
+        let garbage = format!(
+            "{}/traces/{:020}-{:020}-{:020}-{:020}.seg",
+            crate::history::catalog::store_prefix("history", 7),
+            1,
+            30,
+            1,
+            5
+        );
+        rt.block_on(bucket.put(
+            &object_store::path::Path::from(garbage),
+            b"not a segment".to_vec().into(),
+        ))
+        .unwrap();
+        let (_reader_dir, _reader, catalog) = reader_of(&bucket);
+        let window = crate::history::store::Window {
+            signal: Signal::Traces,
+            start: 0,
+            end: 1_000,
+            seq_hi: 0,
+            prev_end: 0,
+            prev_seq: 0,
+        };
+        let ask = Ask {
+            window: &window,
+            marks: &[],
+            opening: true,
+            after: None,
+            limit: 10,
+        };
+        let page = rt.block_on(catalog.page(&ask)).unwrap();
+        let times: Vec<u64> = page.items.iter().map(|(p, _)| p.0).collect();
+        assert_eq!((times, page.unreadable), (vec![10, 20], None));
+        assert_eq!(catalog.damaged(), 1);
     }
 }

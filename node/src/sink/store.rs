@@ -64,7 +64,7 @@ static OPTIONS: &[OptionSpec] = &[
         key: "seal-after",
         value: "DURATION",
         default: "10m",
-        help: "how long what arrived stays only here before it is sealed into object storage (`30s`, `10m`, `1h`)",
+        help: "how long what arrived stays only here before it is sealed into object storage (`30s`, `10m`, `1h`); a range is sealed once its oldest item waited this plus half of it (at most 5 min more), or once 100,000 items are ready",
         repeats: false,
     },
 ];

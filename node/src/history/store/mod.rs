@@ -133,6 +133,42 @@ impl Window {
     }
 }
 
+/// Stores for the tests of other modules.
+#[cfg(test)]
+pub mod testing {
+    use super::*;
+    use otlp::items::Item;
+
+    /// Keeps everything.
+    pub const KEEP: Retention = Retention {
+        max_age: None,
+        max_bytes: u64::MAX,
+    };
+
+    /// Stores one request of spans at `times`, received at 1,000, each tagged with the low
+    /// byte of its time (its item's last byte).
+    pub fn spans_at(store: &Store, times: &[u64]) {
+        let items = times
+            .iter()
+            .map(|t| Item {
+                time_unix_nano: *t,
+                context: 0,
+                bytes: vec![*t as u8],
+            })
+            .collect();
+        let arrival = Arrival {
+            signal: Signal::Traces,
+            received_unix_nano: 1_000,
+            parts: Parts {
+                contexts: vec![vec![0]],
+                items,
+            },
+            message_id: None,
+        };
+        store.append(&[arrival], 0).unwrap();
+    }
+}
+
 /// A position in a window: the `(time, seq)` of the last item returned.
 pub type Position = (u64, u64);
 
