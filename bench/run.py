@@ -200,8 +200,8 @@ def loadgen(mesh, items, clients, rate=None, seconds=RUN_SECONDS):
     return report
 
 
-def end_to_end(work, name, items, clients, rate=None):
-    mesh = Mesh(work)
+def end_to_end(work, name, items, clients, rate=None, node_args=()):
+    mesh = Mesh(work, node_args=node_args)
     try:
         time.sleep(2)
         idle = mesh.rss()
@@ -725,6 +725,7 @@ def table(results):
             "", "| target | measured | met |", "|---|---|---|",
             f"| forwarding ≥ 0.8× the bench-sink row | {fwd['e2e_req_per_s'] / bench_row['e2e_req_per_s']:.2f}× | "
             f"{'yes' if fwd['e2e_req_per_s'] >= 0.8 * bench_row['e2e_req_per_s'] else 'no'} |"]
+    out += hop_targets(results)
     st = results.get("storing")
     if st:
         scpu = st["cpu_per_10k"]
@@ -738,6 +739,43 @@ def table(results):
                 "", f"Paging back: {st['paged']:,} spans in {st['pages']} pages of up to 10,000 (protobuf), "
                 f"{f0(st['paged_per_s'])} spans/s."]
     return "\n".join(out)
+
+
+def hop_targets(results):
+    """Against a plain collector hop (issue 26): the four ratios, with every process's CPU."""
+    rows = {r["name"]: r for r in results["e2e"]}
+    f2 = lambda x: f"{x:.2f}"
+    met = lambda ok: "yes" if ok else "no"
+    cpu = lambda c: ", ".join(f"{n} {v:.2f}" for n, v in c.items())
+    out = ["", "### Against a plain collector hop (Rotel → Rotel, same run)", "",
+           "| target | measured | met | CPU s per 10k req |", "|---|---|---|---|"]
+    for label, bench_row, fwd, peer in [
+            ("100 spans", rows["100 spans, closed loop"], results["forwarding"], results["rotel_pair"]),
+            ("1 span", rows["small, closed loop"], results.get("forwarding_small"), results.get("rotel_pair_small"))]:
+        if not (fwd and peer):
+            continue
+        r_fwd = fwd["e2e_req_per_s"] / peer["req_per_s"]
+        r_hop = bench_row["e2e_req_per_s"] / peer["req_per_s"]
+        out += [f"| forwarding (mesh + `--sink otlp:` into Rotel's blackhole) ≥ 1.0× Rotel → Rotel, {label} | "
+                f"{r_fwd:.2f}× ({fwd['e2e_req_per_s']:,.0f} against {peer['req_per_s']:,.0f} req/s) | {met(r_fwd >= 1.0)} | "
+                f"{cpu(fwd['cpu_per_10k'])}; Rotel pair: {cpu(peer['cpu_per_10k'])} |",
+                f"| the mesh hop (`--sink bench`) ≥ 1.2× Rotel → Rotel, {label} | {r_hop:.2f}× | {met(r_hop >= 1.2)} | "
+                f"{cpu(bench_row['cpu_per_10k'])} |"]
+    st = results.get("storing")
+    bench_row = rows["100 spans, closed loop"]
+    if st:
+        r_st = st["e2e_req_per_s"] / bench_row["e2e_req_per_s"]
+        out.append(f"| a store that keeps up: ≥ 0.8× the bench-sink row (spans stored/s) | {r_st:.2f}× "
+                   f"({st['store_bytes'] / max(st['stored_items'], 1):.0f} B per span, participant peak RSS "
+                   f"{st['peak_rss_mib']['participant']:.0f} MiB) | {met(r_st >= 0.8)} | {cpu(st['cpu_per_10k'])} |")
+    unbound = rows.get("100 spans, closed loop, no time bound")
+    if unbound:
+        within = bench_row["e2e_req_per_s"] / unbound["e2e_req_per_s"]
+        out.append(f"| bounded latency: 16 clients, 100 spans, e2e p99 ≤ 100 ms, throughput within 5 % of no time bound | "
+                   f"p99 {f2(bench_row['e2e_p99'])} ms (without the bound {f2(unbound['e2e_p99'])} ms); "
+                   f"{within:.2f}× the throughput | {met(bench_row['e2e_p99'] <= 100 and within >= 0.95)} | "
+                   f"{cpu(bench_row['cpu_per_10k'])} |")
+    return out
 
 
 def scrape(port):
@@ -873,7 +911,8 @@ def main():
            end_to_end(work, "small, one client at 500/s", 1, 1, rate=500),
            end_to_end(work, "small, closed loop", 1, 16),
            end_to_end(work, "100 spans, one client", 100, 1),
-           end_to_end(work, "100 spans, closed loop", 100, 16)]
+           end_to_end(work, "100 spans, closed loop", 100, 16),
+           end_to_end(work, "100 spans, closed loop, no time bound", 100, 16, node_args=["--queue-max-delay", "0s"])]
     peak = e2e[2]["req_per_s"]
     e2e.append(end_to_end(work, "small, half the peak rate", 1, 16, rate=peak / 2))
     sizes = {"small": e2e[0]["request_bytes"], "100 spans": e2e[3]["request_bytes"]}
@@ -886,6 +925,8 @@ def main():
         "overload": overload(work),
         "forwarding": forwarding(work),
         "rotel_pair": rotel_pair(work),
+        "forwarding_small": forwarding(work, items=1),
+        "rotel_pair_small": rotel_pair(work, items=1),
         "storing": storing(work),
         "members": members(work),
         "telemetry": telemetry(work),

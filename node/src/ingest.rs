@@ -64,9 +64,10 @@ impl From<PublishError> for IngestError {
             PublishError::TooLarge { .. } => IngestError::TooLarge(format!(
                 "{err}; send smaller batches (e.g. lower the exporter's max batch size)"
             )),
-            PublishError::Full { .. } | PublishError::Spool(_) | PublishError::Slim(_) => {
-                IngestError::Unavailable(err.to_string())
-            }
+            PublishError::Full { .. }
+            | PublishError::Behind { .. }
+            | PublishError::Spool(_)
+            | PublishError::Slim(_) => IngestError::Unavailable(err.to_string()),
             PublishError::NoChannel(_) => IngestError::NotCarried(err.to_string()),
         }
     }

@@ -105,6 +105,15 @@ pub enum PublishError {
         /// Bytes held.
         bytes: usize,
     },
+    /// The outbox is behind: what it holds would take longer than its time bound to reach the
+    /// members (`--queue-max-delay`), and did not catch up while the message waited.
+    #[error("the channel is behind: what is on its way ({pending} messages) takes {delay_ms} ms to reach the members, more than --queue-max-delay; try again later")]
+    Behind {
+        /// How long what is on its way takes to reach the members, at their rate.
+        delay_ms: u64,
+        /// Messages no member has yet.
+        pending: usize,
+    },
     /// The payload would exceed SLIM's message size limit.
     #[error("payload of {size} bytes exceeds SLIM's message limit of {limit} bytes")]
     TooLarge {

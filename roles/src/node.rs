@@ -334,6 +334,8 @@ impl Publisher {
                 state: state.to_string(),
             });
         }
+        // A backlog of more than --queue-max-delay of work: the sender waits for its answer.
+        self.shared.outbox.paced().await?;
         if !self.shared.outbox.is_spooled() {
             return self.shared.outbox.push_all(messages);
         }

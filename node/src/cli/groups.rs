@@ -123,6 +123,18 @@ pub struct QueueArgs {
         value_name = "N"
     )]
     pub queue_max_messages: usize,
+    /// Work the outbox may hold, by time: while members take data and the last message to
+    /// reach one had waited longer than this, a request waits for its answer (up to 2 s, then
+    /// 503 + Retry-After) instead of adding to a backlog, so that what is taken reaches the
+    /// members within about this much more. `0s`: bounded by bytes and messages only.
+    #[arg(
+        long,
+        env = "SLIM_NODE_QUEUE_MAX_DELAY",
+        default_value = defaults::QUEUE_MAX_DELAY,
+        value_parser = parse_duration,
+        value_name = "DURATION"
+    )]
+    pub queue_max_delay: std::time::Duration,
     /// Seconds a stopping node waits for its members to acknowledge what it took, for open
     /// requests to finish, and for its sinks to deliver what they hold.
     #[arg(
@@ -220,6 +232,7 @@ impl QueueArgs {
         slim_roles::OutboxLimits {
             max_bytes: self.queue_max_bytes,
             max_messages: self.queue_max_messages,
+            max_delay: (!self.queue_max_delay.is_zero()).then_some(self.queue_max_delay),
         }
     }
 }

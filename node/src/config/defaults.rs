@@ -21,6 +21,8 @@ pub const MAX_IN_FLIGHT: u32 = 4;
 pub const QUEUE_MAX_BYTES: usize = 128 * 1024 * 1024;
 /// `--queue-max-messages`.
 pub const QUEUE_MAX_MESSAGES: usize = 10_000;
+/// `--queue-max-delay`.
+pub const QUEUE_MAX_DELAY: &str = "80ms";
 /// `--drain-timeout`, in seconds.
 pub const DRAIN_TIMEOUT_SECS: u64 = 10;
 /// `--spool-fsync`.

@@ -241,6 +241,7 @@ mod tests {
                 outbox: OutboxLimits {
                     max_bytes: 1 << 20,
                     max_messages: 100,
+                    max_delay: None,
                 },
                 spool: None,
                 tls: ClientTls::default(),

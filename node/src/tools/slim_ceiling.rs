@@ -63,6 +63,7 @@ fn node_config(cfg: &CeilingConfig, name: SlimName, secret: &Secret) -> NodeConf
         outbox: OutboxLimits {
             max_bytes: 0,
             max_messages: 0,
+            max_delay: None,
         },
         spool: None,
         tls: cfg.tls.clone(),

@@ -40,7 +40,22 @@ pub struct OutboxLimits {
     pub max_bytes: usize,
     /// Messages held at most.
     pub max_messages: usize,
+    /// Work held at most, by time: while members take data, a new message waits to be taken
+    /// while the messages on their way to the members would take longer than this to reach
+    /// them at the rate they have been reaching them ([`Outbox::paced`]). `None`: bounded by
+    /// bytes and messages only.
+    pub max_delay: Option<Duration>,
 }
+
+/// Messages on their way that never count as a backlog (so that a light load, whose rate
+/// says little of what the members could take, is not held back).
+const PACING_FLOOR: usize = 64;
+/// How often the rate at which messages reach the members is measured.
+const RATE_EVERY: Duration = Duration::from_millis(100);
+
+/// The longest a message waits to be taken while the outbox is behind ([`Outbox::paced`]);
+/// after it, it is refused as if the outbox were full.
+pub const MAX_PACING_WAIT: Duration = Duration::from_secs(2);
 
 struct Entry {
     /// Shared with the frames being sent, so a send copies nothing.
@@ -170,11 +185,21 @@ pub(crate) struct Outbox {
     pub wake: Notify,
     /// Wakes those waiting for the outbox to drain.
     pub drained: Notify,
+    /// Wakes messages waiting to be taken ([`Outbox::paced`]): a first acknowledgement came,
+    /// or the members changed.
+    progress: Notify,
 }
 
 #[derive(Default)]
 struct Inner {
     entries: VecDeque<Entry>,
+    /// Messages no member acknowledged yet.
+    pending: usize,
+    /// Messages acknowledged for the first time since `rate_since`.
+    reached: u64,
+    rate_since: Option<Instant>,
+    /// Messages reaching a member per second (smoothed): how fast the backlog drains.
+    rate: f64,
     /// The gate of the frame each message last travelled in, by message id: opened by the
     /// first acknowledgement of it, from any member (see [`Outbox::gate`]).
     gates: HashMap<String, Arc<Notify>>,
@@ -206,6 +231,26 @@ struct Inner {
     last_published: Option<Instant>,
 }
 
+impl Inner {
+    /// Counts `n` messages that reached a member for the first time at `now`, and measures
+    /// the rate every [`RATE_EVERY`].
+    fn count_reached(&mut self, n: u64, now: Instant) {
+        let since = *self.rate_since.get_or_insert(now);
+        self.reached += n;
+        let elapsed = now.saturating_duration_since(since);
+        if elapsed >= RATE_EVERY {
+            let measured = self.reached as f64 / elapsed.as_secs_f64();
+            self.rate = if self.rate > 0.0 {
+                0.7 * self.rate + 0.3 * measured
+            } else {
+                measured
+            };
+            self.reached = 0;
+            self.rate_since = Some(now);
+        }
+    }
+}
+
 impl Outbox {
     /// An outbox in memory only.
     pub(crate) fn new(limits: OutboxLimits) -> Self {
@@ -217,6 +262,7 @@ impl Outbox {
             removals: None,
             wake: Notify::new(),
             drained: Notify::new(),
+            progress: Notify::new(),
         }
     }
 
@@ -256,6 +302,7 @@ impl Outbox {
                 let mut entry = Entry::new(msg, key, true);
                 entry.required = (!owed_to.is_empty()).then(|| owed_to.clone());
                 inner.entries.push_back(entry);
+                inner.pending += 1;
             }
         }
         outbox.spool = Some(spool);
@@ -318,6 +365,7 @@ impl Outbox {
                     let seq = first + i as u64;
                     inner.last_taken = inner.last_taken.max(Some(seq));
                     inner.entries.push_back(Entry::new(msg, seq, spooled));
+                    inner.pending += 1;
                 }
             }
         }
@@ -340,6 +388,7 @@ impl Outbox {
             given_up,
             bytes,
             reserved,
+            pending,
             ..
         } = inner;
         if !*serving {
@@ -358,6 +407,9 @@ impl Outbox {
             }
             for m in e.missing() {
                 *given_up.entry(m.clone()).or_default() += 1;
+            }
+            if e.acked.is_empty() {
+                *pending -= 1;
             }
             gates.remove(&e.msg.id);
             freed += held(&e.msg);
@@ -382,9 +434,46 @@ impl Outbox {
         }
     }
 
+    /// How far behind the outbox is, when more than [`OutboxLimits::max_delay`]: members take
+    /// data, and the messages on their way would take longer than that to reach them at the
+    /// rate messages have been reaching them (beyond a floor of [`PACING_FLOOR`] messages).
+    /// `None`: a new message may be taken.
+    pub(crate) fn behind(&self) -> Option<Duration> {
+        let max = self.limits.max_delay?;
+        let inner = self.lock();
+        if !inner.serving || inner.rate <= 0.0 || inner.pending < PACING_FLOOR {
+            return None;
+        }
+        let wait = Duration::from_secs_f64(inner.pending as f64 / inner.rate);
+        (wait > max).then_some(wait)
+    }
+
+    /// Waits while the outbox is [`Outbox::behind`], so that what it holds stays within
+    /// [`OutboxLimits::max_delay`] of work: a sender waits for its answer instead of adding to
+    /// a backlog. Refused (as when full) after [`MAX_PACING_WAIT`].
+    pub(crate) async fn paced(&self) -> Result<(), PublishError> {
+        let until = tokio::time::Instant::now() + MAX_PACING_WAIT;
+        loop {
+            let progressed = self.progress.notified();
+            tokio::pin!(progressed);
+            progressed.as_mut().enable();
+            let Some(behind) = self.behind() else {
+                return Ok(());
+            };
+            if tokio::time::timeout_at(until, progressed).await.is_err() {
+                let inner = self.lock();
+                return Err(PublishError::Behind {
+                    delay_ms: behind.as_millis() as u64,
+                    pending: inner.pending,
+                });
+            }
+        }
+    }
+
     /// Sets how the members are doing now (see [`Inner::away`], [`Inner::slow`],
     /// [`Inner::serving`]); wakes a drain waiting for what only away members lack.
     pub(crate) fn set_members(&self, view: MemberView) {
+        self.progress.notify_waiters();
         let mut inner = self.lock();
         inner.slow = view.slow;
         inner.serving = view.serving;
@@ -476,12 +565,21 @@ impl Outbox {
                 gate.notify_one();
             }
         }
+        let mut first = 0;
         for e in inner.entries.iter_mut() {
             if ids.contains(e.msg.id.as_str()) {
+                if e.acked.is_empty() {
+                    first += 1;
+                }
                 e.acked.insert(from.to_string());
             }
         }
+        inner.pending -= first;
+        inner.count_reached(first as u64, Instant::now());
         self.settle(inner);
+        if first > 0 {
+            self.progress.notify_waiters();
+        }
     }
 
     /// `name` is no longer a member (an administrator removed it): nothing waits for it.
@@ -500,10 +598,19 @@ impl Outbox {
         let mut freed = 0;
         let mut done_count = 0;
         let mut delivered_keys = Vec::new();
-        let Inner { entries, gates, .. } = &mut *inner;
+        let Inner {
+            entries,
+            gates,
+            pending,
+            ..
+        } = &mut *inner;
         entries.retain(|e| {
             let done = e.required.as_ref().is_some_and(|r| r.is_subset(&e.acked));
             if done {
+                if e.acked.is_empty() {
+                    // Nobody was required (no member at its first send).
+                    *pending -= 1;
+                }
                 done_count += 1;
                 freed += held(&e.msg);
                 if e.spooled {
@@ -651,6 +758,7 @@ mod tests {
         Outbox::new(OutboxLimits {
             max_bytes: max_payload + max_messages * ENTRY_OVERHEAD,
             max_messages,
+            max_delay: None,
         })
     }
 
@@ -659,6 +767,7 @@ mod tests {
         let o = Outbox::new(OutboxLimits {
             max_bytes: 2 * (100 + ENTRY_OVERHEAD),
             max_messages: 10,
+            max_delay: None,
         });
         o.push_all(vec![msg("a", 100), msg("b", 100)]).unwrap();
         assert_eq!(o.stats().bytes, 2 * (100 + ENTRY_OVERHEAD));
@@ -962,5 +1071,87 @@ mod tests {
             1,
             "nothing of a refused batch was taken"
         );
+    }
+
+    /// An outbox bounded to `max_delay` of work, its members serving.
+    fn paced_outbox(max_delay: Duration) -> Arc<Outbox> {
+        let o = Outbox::new(OutboxLimits {
+            max_bytes: 1 << 20,
+            max_messages: 1000,
+            max_delay: Some(max_delay),
+        });
+        o.set_members(away(&[]));
+        Arc::new(o)
+    }
+
+    /// Takes and sends messages `prefix-0`… (`n` of them) to the member `p`; their ids.
+    fn sent(o: &Outbox, prefix: &str, n: usize) -> Vec<String> {
+        let ids: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
+        o.push_all(ids.iter().map(|id| msg(id, 1)).collect())
+            .unwrap();
+        o.due(Instant::now(), &members(&["p"]), Duration::from_secs(60));
+        ids
+    }
+
+    /// Lets `p` take 10 messages over 110 ms: a rate of about 90 a second.
+    async fn measure_rate(o: &Outbox) {
+        let ids = sent(o, "w", 10);
+        o.ack("p", ids[..1].iter().map(String::as_str));
+        tokio::time::sleep(Duration::from_millis(110)).await;
+        o.ack("p", ids[1..].iter().map(String::as_str));
+    }
+
+    #[tokio::test]
+    async fn a_new_message_waits_while_what_is_on_its_way_would_take_longer_than_max_delay() {
+        let o = paced_outbox(Duration::from_millis(100));
+        measure_rate(&o).await;
+        let on_its_way = sent(&o, "b", 70);
+        // 70 at about 90 a second: some 0.8 s of work.
+        assert!(o.behind().is_some_and(|d| d > Duration::from_millis(500)));
+        let waiting = tokio::spawn({
+            let o = o.clone();
+            async move { o.paced().await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            !waiting.is_finished(),
+            "it waits while the outbox is behind"
+        );
+        o.ack("p", on_its_way[..10].iter().map(String::as_str));
+        waiting.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_message_that_waits_too_long_is_refused_as_behind() {
+        let o = paced_outbox(Duration::from_millis(100));
+        measure_rate(&o).await;
+        sent(&o, "b", 70);
+        let refused = o.paced().await;
+        assert!(
+            matches!(refused, Err(PublishError::Behind { pending: 70, .. })),
+            "{refused:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_member_taking_data_the_time_bound_does_not_hold_messages_back() {
+        let o = paced_outbox(Duration::from_millis(100));
+        measure_rate(&o).await;
+        sent(&o, "b", 70);
+        assert!(o.behind().is_some());
+        o.set_members(MemberView {
+            away: members(&["p"]),
+            ..MemberView::default()
+        });
+        assert_eq!(o.behind(), None);
+        o.paced().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_light_load_is_never_held_back() {
+        let o = paced_outbox(Duration::from_millis(1));
+        measure_rate(&o).await;
+        sent(&o, "b", PACING_FLOOR - 1);
+        assert_eq!(o.behind(), None, "below the floor");
     }
 }

@@ -108,6 +108,7 @@ impl Mesh {
             outbox: OutboxLimits {
                 max_bytes: 16 * 1024 * 1024,
                 max_messages: 1000,
+                max_delay: None,
             },
             spool: None,
             tls: Default::default(),
