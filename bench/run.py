@@ -741,6 +741,37 @@ def table(results):
     return "\n".join(out)
 
 
+def latency(work, runs=2):
+    """16 clients, 100-span requests, closed loop: the outbox bounded by time (the default) and
+    without the bound (`--queue-max-delay 0s`), alternating."""
+    rows = []
+    for _ in range(runs):
+        rows.append(end_to_end(work, "bounded by time (default)", 100, 16))
+        rows.append(end_to_end(work, "no time bound", 100, 16, node_args=["--queue-max-delay", "0s"]))
+    return rows
+
+
+def latency_table(rows, when):
+    out = [f"Run {when} (`python3 bench/run.py --only latency`, release build): 16 clients, 100-span requests, "
+           "closed loop, 10 s, alternating.", "",
+           "| run | req/s (taken / delivered) | e2e p50 / p99 ms | answer p99 ms | CPU s per 10k req (mod, server, part) | moderator peak RSS MiB |",
+           "|---|---|---|---|---|---|"]
+    for r in rows:
+        c = r["cpu_per_10k"]
+        out.append(f"| {r['name']} | {r['e2e_req_per_s']:,.0f} ({r['req_per_s']:,.0f} / {r['delivered_per_s']:,.0f}) | "
+                   f"{r['e2e_p50']:.1f} / {r['e2e_p99']:.1f} | {r['answer_p99']:.1f} | "
+                   f"{c['moderator']:.2f}, {c['server']:.2f}, {c['participant']:.2f} | {r['peak_rss_mib']['moderator']:.0f} |")
+    bound = [r for r in rows if r["name"].startswith("bounded")]
+    free = [r for r in rows if not r["name"].startswith("bounded")]
+    mean = lambda rs, k: sum(r[k] for r in rs) / max(len(rs), 1)
+    ratio = mean(bound, "e2e_req_per_s") / max(mean(free, "e2e_req_per_s"), 1e-9)
+    worst = max(r["e2e_p99"] for r in bound)
+    out += ["", "| target | measured | met |", "|---|---|---|",
+            f"| e2e p99 ≤ 100 ms at 16 clients, 100 spans | worst {worst:.1f} ms | {'yes' if worst <= 100 else 'no'} |",
+            f"| throughput within 5 % of no time bound | {ratio:.2f}× (means) | {'yes' if ratio >= 0.95 else 'no'} |"]
+    return "\n".join(out)
+
+
 def hop_targets(results):
     """Against a plain collector hop (issue 26): the four ratios, with every process's CPU."""
     rows = {r["name"]: r for r in results["e2e"]}
@@ -878,34 +909,29 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--no-build", action="store_true", help="use target/release/slim-node as it is")
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"), help="the file whose table is replaced")
-    ap.add_argument("--only", choices=["members", "telemetry", "archive"],
+    ap.add_argument("--only", choices=["members", "telemetry", "archive", "latency"],
                     help="run one part only, and replace only its table")
     args = ap.parse_args()
     if not args.no_build:
         subprocess.run(["cargo", "build", "--release", "-p", "slim-node"], cwd=ROOT, check=True)
     work = tempfile.mkdtemp(prefix="slim-node-bench-")
     md = Path(args.out)
-    members_markers = ("<!-- bench:members:begin -->", "<!-- bench:members:end -->")
-    telemetry_markers = ("<!-- bench:telemetry:begin -->", "<!-- bench:telemetry:end -->")
-    if args.only == "telemetry":
-        t = telemetry(work)
-        (Path(work) / "results.json").write_text(json.dumps({"telemetry": t}, indent=2))
-        replace_section(md, *telemetry_markers, telemetry_table(t, time.strftime("%Y-%m-%d %H:%M")))
-        print(f"bench: telemetry table written to {md}; raw results in {work}/results.json", file=sys.stderr)
-        return
-    archive_markers = ("<!-- bench:archive:begin -->", "<!-- bench:archive:end -->")
-    if args.only == "archive":
-        st = storing(work)
-        a = archive(work)
-        (Path(work) / "results.json").write_text(json.dumps({"archive": a, "storing": st}, indent=2))
-        replace_section(md, *archive_markers, archive_table(a, time.strftime("%Y-%m-%d %H:%M"), st))
-        print(f"bench: archive table written to {md}; raw results in {work}/results.json", file=sys.stderr)
-        return
-    if args.only == "members":
-        rows = members(work)
-        (Path(work) / "results.json").write_text(json.dumps({"members": rows}, indent=2))
-        replace_section(md, *members_markers, members_table(rows, time.strftime("%Y-%m-%d %H:%M")))
-        print(f"bench: members table written to {md}; raw results in {work}/results.json", file=sys.stderr)
+    markers = lambda part: (f"<!-- bench:{part}:begin -->", f"<!-- bench:{part}:end -->")
+    now = time.strftime("%Y-%m-%d %H:%M")
+    # The parts that run alone: what they measure, and their table.
+    parts = {
+        "telemetry": (lambda: {"telemetry": telemetry(work)}, lambda r: telemetry_table(r["telemetry"], now)),
+        "latency": (lambda: {"latency": latency(work)}, lambda r: latency_table(r["latency"], now)),
+        "archive": (lambda: {"storing": storing(work), "archive": archive(work)},
+                    lambda r: archive_table(r["archive"], now, r["storing"])),
+        "members": (lambda: {"members": members(work)}, lambda r: members_table(r["members"], now)),
+    }
+    if args.only:
+        measure, render = parts[args.only]
+        results = measure()
+        (Path(work) / "results.json").write_text(json.dumps(results, indent=2))
+        replace_section(md, *markers(args.only), render(results))
+        print(f"bench: {args.only} table written to {md}; raw results in {work}/results.json", file=sys.stderr)
         return
     e2e = [end_to_end(work, "small, one client", 1, 1),
            end_to_end(work, "small, one client at 500/s", 1, 1, rate=500),
@@ -931,12 +957,12 @@ def main():
         "members": members(work),
         "telemetry": telemetry(work),
         "archive": archive(work),
+        "latency": latency(work),
     }
     (Path(work) / "results.json").write_text(json.dumps(results, indent=2))
     replace_section(md, "<!-- bench:begin -->", "<!-- bench:end -->", table(results))
-    replace_section(md, *members_markers, members_table(results["members"], results["when"]))
-    replace_section(md, *telemetry_markers, telemetry_table(results["telemetry"], results["when"]))
-    replace_section(md, *archive_markers, archive_table(results["archive"], results["when"], results["storing"]))
+    for part, (_, render) in parts.items():
+        replace_section(md, *markers(part), render(results))
     print(f"bench: table written to {md}; raw results in {work}/results.json", file=sys.stderr)
 
 

@@ -52,6 +52,12 @@ pub struct OutboxLimits {
 const PACING_FLOOR: usize = 64;
 /// How often the rate at which messages reach the members is measured.
 const RATE_EVERY: Duration = Duration::from_millis(100);
+/// With nothing reaching any member for this long (or twice the bound, if longer), the
+/// members are not slow but gone for now: the time bound gives way to the byte bound, so that
+/// a store-and-forward outbox (a spool) takes what arrives meanwhile, as it always did.
+const PACING_STALE: Duration = Duration::from_millis(500);
+/// How often a waiting message looks again without being woken.
+const PACING_RECHECK: Duration = Duration::from_millis(100);
 
 /// The longest a message waits to be taken while the outbox is behind ([`Outbox::paced`]);
 /// after it, it is refused as if the outbox were full.
@@ -200,6 +206,8 @@ struct Inner {
     rate_since: Option<Instant>,
     /// Messages reaching a member per second (smoothed): how fast the backlog drains.
     rate: f64,
+    /// When a message last reached a member for the first time.
+    last_reached: Option<Instant>,
     /// The gate of the frame each message last travelled in, by message id: opened by the
     /// first acknowledgement of it, from any member (see [`Outbox::gate`]).
     gates: HashMap<String, Arc<Notify>>,
@@ -235,6 +243,9 @@ impl Inner {
     /// Counts `n` messages that reached a member for the first time at `now`, and measures
     /// the rate every [`RATE_EVERY`].
     fn count_reached(&mut self, n: u64, now: Instant) {
+        if n > 0 {
+            self.last_reached = Some(now);
+        }
         let since = *self.rate_since.get_or_insert(now);
         self.reached += n;
         let elapsed = now.saturating_duration_since(since);
@@ -437,11 +448,16 @@ impl Outbox {
     /// How far behind the outbox is, when more than [`OutboxLimits::max_delay`]: members take
     /// data, and the messages on their way would take longer than that to reach them at the
     /// rate messages have been reaching them (beyond a floor of [`PACING_FLOOR`] messages).
-    /// `None`: a new message may be taken.
+    /// `None`: a new message may be taken, also when nothing reached a member for
+    /// [`PACING_STALE`] (an outage, not a backlog).
     pub(crate) fn behind(&self) -> Option<Duration> {
         let max = self.limits.max_delay?;
         let inner = self.lock();
         if !inner.serving || inner.rate <= 0.0 || inner.pending < PACING_FLOOR {
+            return None;
+        }
+        let stale = PACING_STALE.max(max * 2);
+        if inner.last_reached.is_none_or(|at| at.elapsed() > stale) {
             return None;
         }
         let wait = Duration::from_secs_f64(inner.pending as f64 / inner.rate);
@@ -460,13 +476,17 @@ impl Outbox {
             let Some(behind) = self.behind() else {
                 return Ok(());
             };
-            if tokio::time::timeout_at(until, progressed).await.is_err() {
+            let now = tokio::time::Instant::now();
+            if now >= until {
                 let inner = self.lock();
                 return Err(PublishError::Behind {
                     delay_ms: behind.as_millis() as u64,
                     pending: inner.pending,
                 });
             }
+            // Woken by progress, or looks again a little later (what is behind can also end
+            // by time: see PACING_STALE).
+            let _ = tokio::time::timeout_at(until.min(now + PACING_RECHECK), progressed).await;
         }
     }
 
@@ -1125,12 +1145,34 @@ mod tests {
     async fn a_message_that_waits_too_long_is_refused_as_behind() {
         let o = paced_outbox(Duration::from_millis(100));
         measure_rate(&o).await;
-        sent(&o, "b", 70);
+        let on_its_way = sent(&o, "b", 200);
+        // Members keep taking, one message every 100 ms: never enough to catch up.
+        let trickle = tokio::spawn({
+            let o = o.clone();
+            async move {
+                for id in on_its_way {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    o.ack("p", [id.as_str()]);
+                }
+            }
+        });
         let refused = o.paced().await;
+        trickle.abort();
         assert!(
-            matches!(refused, Err(PublishError::Behind { pending: 70, .. })),
+            matches!(refused, Err(PublishError::Behind { .. })),
             "{refused:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn when_nothing_reaches_a_member_for_a_while_the_byte_bound_takes_over() {
+        let o = paced_outbox(Duration::from_millis(100));
+        measure_rate(&o).await;
+        sent(&o, "b", 70);
+        assert!(o.behind().is_some());
+        // The member is gone (not yet judged away): after PACING_STALE the message is taken.
+        o.paced().await.unwrap();
+        assert_eq!(o.behind(), None);
     }
 
     #[tokio::test]
