@@ -254,9 +254,11 @@ pub fn run(
                         // it ends there, and the rest waits until the bucket answers.
                         keep_before(&mut local, cut);
                         sealed.items.retain(|(place, _)| place.0 < cut);
-                        local.has_more = true;
                     }
-                    let page = merge(local, store.id(), sealed, fetch.limit, max_bytes);
+                    let mut page = merge(local, store.id(), sealed, fetch.limit, max_bytes);
+                    // Both sides end at the cut, so neither stopped short there; the window
+                    // goes on after it.
+                    page.has_more |= cut.is_some();
                     (page, marks, Partial::from_cut(cut))
                 }
                 Err(e) => {
@@ -716,6 +718,17 @@ mod tests {
         };
         let (tags, partial, more, cursor) = page(None, &bucket_down);
         assert_eq!((tags, partial, more), (vec![5, 10], true, true));
+        // Nothing local before the cut: the sealed items before it still come.
+        let before_local = |ask: &Ask<'_>| {
+            Ok(RemotePage {
+                items: vec![((5, other, 1), vec![5u8])],
+                unreadable: Some(7),
+                marks: ask.marks.to_vec(),
+                ..RemotePage::default()
+            })
+        };
+        let (tags, partial, more, _) = page(None, &before_local);
+        assert_eq!((tags, partial, more), (vec![5], true, true));
         // Still down: nothing more before 15, and the cursor stands.
         let (tags, partial, _, again) = page(Some(cursor), &bucket_down);
         assert_eq!((tags, partial), (vec![], true));
