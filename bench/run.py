@@ -259,11 +259,11 @@ class Rotel:
         stop_process(self.proc)
 
 
-def forwarding(work, items=100, clients=16):
+def forwarding(work, items=100, clients=16, sink_opts=""):
     """loadgen -> receiver -> SLIM -> participant --sink otlp:http://rotel -> Rotel blackhole."""
     work = Path(tempfile.mkdtemp(dir=work))
     blackhole = Rotel(work, "blackhole", ["--exporter", "blackhole"])
-    mesh = Mesh(work, sink=f"otlp:http://127.0.0.1:{blackhole.http}")
+    mesh = Mesh(work, sink=f"otlp:http://127.0.0.1:{blackhole.http}{sink_opts}")
     try:
         time.sleep(2)
         before = mesh.cpu() | {"rotel": cpu_seconds(blackhole.proc.pid)}
@@ -297,7 +297,9 @@ def storing(work, items=100, clients=16):
     """loadgen -> receiver -> SLIM -> participant --sink store: ; then page everything back."""
     work = Path(tempfile.mkdtemp(dir=work))
     api = free_port()
-    mesh = Mesh(work, sink=f"store:{work / 'store'}", participant_args=["--query-api", f"127.0.0.1:{api}"])
+    # Paging speed, not the per-client query rate limit (`--query-api-rate`, 50 pages/s).
+    mesh = Mesh(work, sink=f"store:{work / 'store'}",
+                participant_args=["--query-api", f"127.0.0.1:{api}", "--query-api-rate", "0"])
     try:
         time.sleep(2)
         before = mesh.cpu()
@@ -332,10 +334,17 @@ def page_all(api):
         request = urllib.request.Request(f"http://127.0.0.1:{api}/api/traces/fetch", data=json.dumps(body).encode(),
                                          headers={"Content-Type": "application/json",
                                                   "Accept": "application/x-protobuf"})
-        with urllib.request.urlopen(request, timeout=120) as answer:
-            if answer.headers.get("slim-node-partial"):
-                raise SystemExit("bench: a partial page: the bucket did not give every segment")
-            raw = answer.read()
+        try:
+            with urllib.request.urlopen(request, timeout=120) as answer:
+                if answer.headers.get("slim-node-partial"):
+                    raise SystemExit("bench: a partial page: the bucket did not give every segment")
+                raw = answer.read()
+        except urllib.error.HTTPError as err:
+            # Asked to wait (rate limit, busy): as any client would, then the same page again.
+            if err.code not in (429, 503):
+                raise
+            time.sleep(min(float(err.headers.get("Retry-After") or 1), 5))
+            continue
         # Count resource entries (field 1) and read nextCursor (1000) and hasMore (1001).
         entries, cursor, more = protobuf_page(raw)
         paged, pages = paged + entries, pages + 1
@@ -725,7 +734,6 @@ def table(results):
             "", "| target | measured | met |", "|---|---|---|",
             f"| forwarding ≥ 0.8× the bench-sink row | {fwd['e2e_req_per_s'] / bench_row['e2e_req_per_s']:.2f}× | "
             f"{'yes' if fwd['e2e_req_per_s'] >= 0.8 * bench_row['e2e_req_per_s'] else 'no'} |"]
-    out += hop_targets(results)
     st = results.get("storing")
     if st:
         scpu = st["cpu_per_10k"]
@@ -807,6 +815,39 @@ def hop_targets(results):
                    f"{within:.2f}× the throughput | {met(bench_row['e2e_p99'] <= 100 and within >= 0.95)} | "
                    f"{cpu(bench_row['cpu_per_10k'])} |")
     return out
+
+
+def hop(work):
+    """The issue-26 comparison alone: Rotel -> Rotel, the mesh hop (`--sink bench`) and
+    forwarding into Rotel's blackhole, 100-span and 1-span requests, the same chain without the
+    time bound, and the store; each peer next to the runs it is compared with."""
+    return {
+        "rotel_pair": rotel_pair(work),
+        "e2e": [end_to_end(work, "100 spans, closed loop", 100, 16),
+                end_to_end(work, "100 spans, closed loop, no time bound", 100, 16,
+                           node_args=["--queue-max-delay", "0s"]),
+                end_to_end(work, "small, closed loop", 1, 16)],
+        "forwarding": forwarding(work),
+        "rotel_pair_small": rotel_pair(work, items=1),
+        "forwarding_small": forwarding(work, items=1),
+        "storing": storing(work),
+    }
+
+
+def hop_table(results, when):
+    rows = {r["name"]: r for r in results["e2e"]}
+    rate = lambda r: f"{r['e2e_req_per_s']:,.0f}"
+    out = [f"Run {when} (`python3 bench/run.py --only hop`, release build): 16 clients, closed loop, 10 s each.", "",
+           "| run | 100 spans req/s | 1 span req/s |", "|---|---|---|",
+           f"| loadgen → Rotel → Rotel blackhole | {results['rotel_pair']['req_per_s']:,.0f} | "
+           f"{results['rotel_pair_small']['req_per_s']:,.0f} |",
+           f"| loadgen → receiver → SLIM → participant `--sink bench` | {rate(rows['100 spans, closed loop'])} | "
+           f"{rate(rows['small, closed loop'])} |",
+           f"| … → participant `--sink otlp:` → Rotel blackhole (until every request answered 200 was forwarded) | "
+           f"{rate(results['forwarding'])} | {rate(results['forwarding_small'])} |",
+           f"| … → participant `--sink store:` (until every request answered 200 was stored) | "
+           f"{rate(results['storing'])} | — |"]
+    return "\n".join(out + hop_targets(results))
 
 
 def scrape(port):
@@ -909,7 +950,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--no-build", action="store_true", help="use target/release/slim-node as it is")
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"), help="the file whose table is replaced")
-    ap.add_argument("--only", choices=["members", "telemetry", "archive", "latency"],
+    ap.add_argument("--only", choices=["members", "telemetry", "archive", "latency", "hop"],
                     help="run one part only, and replace only its table")
     args = ap.parse_args()
     if not args.no_build:
@@ -925,6 +966,7 @@ def main():
         "archive": (lambda: {"storing": storing(work), "archive": archive(work)},
                     lambda r: archive_table(r["archive"], now, r["storing"])),
         "members": (lambda: {"members": members(work)}, lambda r: members_table(r["members"], now)),
+        "hop": (lambda: hop(work), lambda r: hop_table(r, now)),
     }
     if args.only:
         measure, render = parts[args.only]

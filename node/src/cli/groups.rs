@@ -94,7 +94,7 @@ pub struct SessionArgs {
         value_name = "N"
     )]
     pub connect_attempts: u32,
-    /// SLIM messages not yet full (under 32 KiB of packed requests) awaiting SLIM's
+    /// SLIM messages not yet full (under 256 KiB of packed requests) awaiting SLIM's
     /// completion (its session taking them; no member is waited for) at once; full ones are
     /// pipelined up to 256. What arrives meanwhile waits
     /// and is packed: nothing lost at low load, far less MLS work per request at high load.

@@ -108,15 +108,16 @@ pub(crate) async fn run(ctx: RoleCtx, session: Arc<Session>, cancel: Cancellatio
             let partial = if planned.is_full() {
                 None
             } else {
-                match acquire(&ctx.shared.partial_window, &cancel).await {
+                match acquire(&ctx.shared.partial_window, 1, &cancel).await {
                     Some(p) => Some(p),
                     None => return,
                 }
             };
-            let Some(permit) = acquire(&ctx.shared.window, &cancel).await else {
+            let frame = planned.build();
+            let permits = frame::window_permits(frame.payload.len(), MAX_IN_FLIGHT);
+            let Some(permit) = acquire(&ctx.shared.window, permits, &cancel).await else {
                 return;
             };
-            let frame = planned.build();
             let messages = frame.ids.len();
             let bytes = frame.payload.len();
             let gate = Arc::new(Notify::new());
@@ -177,14 +178,15 @@ async fn ping(ctx: &RoleCtx, session: &Session, n: u64) {
     }
 }
 
-/// A permit of `window`, or `None` when the sender stops first.
+/// `n` permits of `window`, or `None` when the sender stops first.
 async fn acquire(
     window: &Arc<Semaphore>,
+    n: u32,
     cancel: &CancellationToken,
 ) -> Option<OwnedSemaphorePermit> {
     tokio::select! {
         _ = cancel.cancelled() => None,
-        p = window.clone().acquire_owned() => p.ok(),
+        p = window.clone().acquire_many_owned(n) => p.ok(),
     }
 }
 
