@@ -817,27 +817,54 @@ def hop_targets(results):
     return out
 
 
-def hop(work):
+def hop(work, rounds=2):
     """The issue-26 comparison alone: Rotel -> Rotel, the mesh hop (`--sink bench`) and
     forwarding into Rotel's blackhole, 100-span and 1-span requests, the same chain without the
-    time bound, and the store; each peer next to the runs it is compared with."""
-    return {
-        "rotel_pair": rotel_pair(work),
-        "e2e": [end_to_end(work, "100 spans, closed loop", 100, 16),
-                end_to_end(work, "100 spans, closed loop, no time bound", 100, 16,
-                           node_args=["--queue-max-delay", "0s"]),
-                end_to_end(work, "small, closed loop", 1, 16)],
-        "forwarding": forwarding(work),
-        "rotel_pair_small": rotel_pair(work, items=1),
-        "forwarding_small": forwarding(work, items=1),
-        "storing": storing(work),
-    }
+    time bound, each peer next to the runs it is compared with, `rounds` times (runs move by
+    about 10 %: the table has the means); then the store, once."""
+    runs = []
+    for _ in range(rounds):
+        runs.append({
+            "rotel_pair": rotel_pair(work),
+            "e2e": [end_to_end(work, "100 spans, closed loop", 100, 16),
+                    end_to_end(work, "100 spans, closed loop, no time bound", 100, 16,
+                               node_args=["--queue-max-delay", "0s"]),
+                    end_to_end(work, "small, closed loop", 1, 16)],
+            "forwarding": forwarding(work),
+            "rotel_pair_small": rotel_pair(work, items=1),
+            "forwarding_small": forwarding(work, items=1),
+        })
+    merged = {key: mean_row([r[key] for r in runs]) for key in runs[0] if key != "e2e"}
+    merged["e2e"] = [mean_row([r["e2e"][i] for r in runs]) for i in range(len(runs[0]["e2e"]))]
+    return merged | {"rounds": runs, "storing": storing(work)}
+
+
+def mean_row(rows):
+    """One row standing for `rows` (the same run repeated): rates and CPU are their means,
+    latencies and memory their worst."""
+    out = dict(rows[0])
+    for key, value in rows[0].items():
+        if key in ("e2e_p50", "e2e_p99", "answer_p50", "answer_p99"):
+            out[key] = max(r[key] for r in rows)
+        elif key in ("cpu_per_10k",):
+            out[key] = {n: sum(r[key][n] for r in rows) / len(rows) for n in value}
+        elif key == "peak_rss_mib":
+            out[key] = {n: max(r[key][n] for r in rows) for n in value}
+        elif key.endswith("_per_s"):
+            out[key] = sum(r[key] for r in rows) / len(rows)
+    out["runs"] = len(rows)
+    return out
 
 
 def hop_table(results, when):
     rows = {r["name"]: r for r in results["e2e"]}
     rate = lambda r: f"{r['e2e_req_per_s']:,.0f}"
-    out = [f"Run {when} (`python3 bench/run.py --only hop`, release build): 16 clients, closed loop, 10 s each.", "",
+    n = len(results.get("rounds", [])) or 1
+    each = lambda key: " / ".join(f"{r[key]['e2e_req_per_s' if 'e2e_req_per_s' in r[key] else 'req_per_s']:,.0f}"
+                                  for r in results.get("rounds", []))
+    out = [f"Run {when} (`python3 bench/run.py --only hop`, release build): 16 clients, closed loop, 10 s each; "
+           + (f"the chains {n} times, alternating, means below (latencies and memory: the worst); the store once."
+              if n > 1 else "each chain once (the full bench run)."), "",
            "| run | 100 spans req/s | 1 span req/s |", "|---|---|---|",
            f"| loadgen → Rotel → Rotel blackhole | {results['rotel_pair']['req_per_s']:,.0f} | "
            f"{results['rotel_pair_small']['req_per_s']:,.0f} |",
@@ -847,6 +874,11 @@ def hop_table(results, when):
            f"{rate(results['forwarding'])} | {rate(results['forwarding_small'])} |",
            f"| … → participant `--sink store:` (until every request answered 200 was stored) | "
            f"{rate(results['storing'])} | — |"]
+    if results.get("rounds"):
+        out += ["", f"Each round (req/s): Rotel → Rotel 100 spans {each('rotel_pair')}, 1 span {each('rotel_pair_small')}; "
+                f"forwarding 100 spans {each('forwarding')}, 1 span {each('forwarding_small')}; "
+                "mesh hop 100 spans " + " / ".join(f"{r['e2e'][0]['e2e_req_per_s']:,.0f}" for r in results["rounds"]) +
+                ", 1 span " + " / ".join(f"{r['e2e'][2]['e2e_req_per_s']:,.0f}" for r in results["rounds"]) + "."]
     return "\n".join(out + hop_targets(results))
 
 
