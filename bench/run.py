@@ -28,7 +28,10 @@
 8. history in object storage (SeaweedFS's `weed` from .ci/venv): spans stored per second with
    `store:…;location=s3://…`, bytes per span here and in the bucket for real-shaped spans
    (bench/realistic_traces.py, the OpenTelemetry SDK from .ci/venv), and paging from the bucket by
-   `slim-node query` with a cold and a warm cache. `python3 bench/run.py --only archive` runs just this part.
+   `slim-node query` with a cold and a warm cache. `python3 bench/run.py --only archive` runs just this part;
+9. against a plain collector hop (issue 26): Rotel -> Rotel, the mesh hop and forwarding, 100-span
+   and 1-span requests, the chain without the time bound, twice and alternating (means), then the
+   store; the four ratios against their targets. `python3 bench/run.py --only hop` runs just this part.
 Every process is started fresh for each run. Only the Python standard library is used.
 """
 
