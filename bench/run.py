@@ -849,7 +849,7 @@ def mean_row(rows):
     for key, value in rows[0].items():
         if key in ("e2e_p50", "e2e_p99", "answer_p50", "answer_p99"):
             out[key] = max(r[key] for r in rows)
-        elif key in ("cpu_per_10k",):
+        elif key == "cpu_per_10k":
             out[key] = {n: sum(r[key][n] for r in rows) / len(rows) for n in value}
         elif key == "peak_rss_mib":
             out[key] = {n: max(r[key][n] for r in rows) for n in value}
@@ -863,8 +863,9 @@ def hop_table(results, when):
     rows = {r["name"]: r for r in results["e2e"]}
     rate = lambda r: f"{r['e2e_req_per_s']:,.0f}"
     n = len(results.get("rounds", [])) or 1
-    each = lambda key: " / ".join(f"{r[key]['e2e_req_per_s' if 'e2e_req_per_s' in r[key] else 'req_per_s']:,.0f}"
-                                  for r in results.get("rounds", []))
+    # One rate per round of the row `pick` chooses.
+    each = lambda pick: " / ".join(f"{pick(r).get('e2e_req_per_s', pick(r)['req_per_s']):,.0f}"
+                                   for r in results.get("rounds", []))
     out = [f"Run {when} (`python3 bench/run.py --only hop`, release build): 16 clients, closed loop, 10 s each; "
            + (f"the chains {n} times, alternating, means below (latencies and memory: the worst); the store once."
               if n > 1 else "each chain once (the full bench run)."), "",
@@ -878,10 +879,10 @@ def hop_table(results, when):
            f"| … → participant `--sink store:` (until every request answered 200 was stored) | "
            f"{rate(results['storing'])} | — |"]
     if results.get("rounds"):
-        out += ["", f"Each round (req/s): Rotel → Rotel 100 spans {each('rotel_pair')}, 1 span {each('rotel_pair_small')}; "
-                f"forwarding 100 spans {each('forwarding')}, 1 span {each('forwarding_small')}; "
-                "mesh hop 100 spans " + " / ".join(f"{r['e2e'][0]['e2e_req_per_s']:,.0f}" for r in results["rounds"]) +
-                ", 1 span " + " / ".join(f"{r['e2e'][2]['e2e_req_per_s']:,.0f}" for r in results["rounds"]) + "."]
+        out += ["", f"Each round (req/s): Rotel → Rotel 100 spans {each(lambda r: r['rotel_pair'])}, "
+                f"1 span {each(lambda r: r['rotel_pair_small'])}; "
+                f"forwarding 100 spans {each(lambda r: r['forwarding'])}, 1 span {each(lambda r: r['forwarding_small'])}; "
+                f"mesh hop 100 spans {each(lambda r: r['e2e'][0])}, 1 span {each(lambda r: r['e2e'][2])}."]
     return "\n".join(out + hop_targets(results))
 
 

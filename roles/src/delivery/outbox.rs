@@ -1121,12 +1121,18 @@ mod tests {
         o.ack("p", ids[1..].iter().map(String::as_str));
     }
 
-    #[tokio::test]
-    async fn a_new_message_waits_while_what_is_on_its_way_would_take_longer_than_max_delay() {
+    /// An outbox bounded to 100 ms of work whose member `p` takes about 90 messages a second,
+    /// with 70 more on their way to it (some 0.8 s of work); their ids.
+    async fn outbox_behind() -> (Arc<Outbox>, Vec<String>) {
         let o = paced_outbox(Duration::from_millis(100));
         measure_rate(&o).await;
         let on_its_way = sent(&o, "b", 70);
-        // 70 at about 90 a second: some 0.8 s of work.
+        (o, on_its_way)
+    }
+
+    #[tokio::test]
+    async fn a_new_message_waits_while_what_is_on_its_way_would_take_longer_than_max_delay() {
+        let (o, on_its_way) = outbox_behind().await;
         assert!(o.behind().is_some_and(|d| d > Duration::from_millis(500)));
         let waiting = tokio::spawn({
             let o = o.clone();
@@ -1166,9 +1172,7 @@ mod tests {
 
     #[tokio::test]
     async fn when_nothing_reaches_a_member_for_a_while_the_byte_bound_takes_over() {
-        let o = paced_outbox(Duration::from_millis(100));
-        measure_rate(&o).await;
-        sent(&o, "b", 70);
+        let (o, _) = outbox_behind().await;
         assert!(o.behind().is_some());
         // The member is gone (not yet judged away): after PACING_STALE the message is taken.
         o.paced().await.unwrap();
@@ -1177,9 +1181,7 @@ mod tests {
 
     #[tokio::test]
     async fn without_a_member_taking_data_the_time_bound_does_not_hold_messages_back() {
-        let o = paced_outbox(Duration::from_millis(100));
-        measure_rate(&o).await;
-        sent(&o, "b", 70);
+        let (o, _) = outbox_behind().await;
         assert!(o.behind().is_some());
         o.set_members(MemberView {
             away: members(&["p"]),
