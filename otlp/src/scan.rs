@@ -289,8 +289,8 @@ fn packed(kind: FieldKind, mut contents: &[u8]) -> Option<()> {
             }
             Some(())
         }
-        FieldKind::Fixed32 => (contents.len() % 4 == 0).then_some(()),
-        FieldKind::Fixed64 => (contents.len() % 8 == 0).then_some(()),
+        FieldKind::Fixed32 => contents.len().is_multiple_of(4).then_some(()),
+        FieldKind::Fixed64 => contents.len().is_multiple_of(8).then_some(()),
         FieldKind::Message(_) | FieldKind::String | FieldKind::Bytes => None,
     }
 }

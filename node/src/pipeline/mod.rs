@@ -206,7 +206,7 @@ fn feed<M: Into<Arrival>>(
                 // Not taken, not acknowledged: its publisher sends it again.
                 sinks[by].stats.refused(1);
                 refused += 1;
-                if refused.is_power_of_two() || refused % 1000 == 0 {
+                if refused.is_power_of_two() || refused.is_multiple_of(1000) {
                     let why = if stuck.is_some() {
                         "cannot write"
                     } else {

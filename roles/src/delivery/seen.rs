@@ -15,16 +15,27 @@
 //! first has only sent a message of its own, and cannot make the real one pass for a copy.
 
 use std::collections::{HashMap, VecDeque};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use redb::{Database, Durability, ReadableTable, TableDefinition};
+use redb::{Database, ReadableTable, TableDefinition};
 use thiserror::Error;
 
+/// The file in the state directory: the 128-bit keys of done ids (16 bytes each, big-endian),
+/// oldest first. Appended to; once it holds twice the capacity, replaced by its last
+/// `capacity` keys. A log rather than a B-tree: a write is one `write(2)` of a few keys.
+pub const SEEN_FILE: &str = "seen.log";
+/// Where earlier versions kept the keys (redb): read once, then deleted.
+const LEGACY_FILE: &str = "seen.redb";
 /// key: order in which ids were done; value: the id's 128-bit key.
-const TABLE: TableDefinition<u64, u128> = TableDefinition::new("seen");
-/// The file in the state directory.
-pub const SEEN_FILE: &str = "seen.redb";
+const LEGACY_TABLE: TableDefinition<u64, u128> = TableDefinition::new("seen");
+/// Held (locked) while a node uses the directory.
+const LOCK_FILE: &str = "seen.lock";
+/// Bytes of one key in the file.
+const KEY_BYTES: u64 = 16;
 
 /// A record of seen ids that cannot be used.
 #[derive(Debug, Error)]
@@ -87,10 +98,16 @@ struct Inner {
 }
 
 struct Disk {
-    db: Database,
     path: PathBuf,
-    /// Sequence number of the next done id.
-    next: Mutex<u64>,
+    /// Only one node uses a directory.
+    _lock: File,
+    file: Mutex<LogFile>,
+}
+
+struct LogFile {
+    file: File,
+    /// Keys in it.
+    keys: u64,
 }
 
 impl Seen {
@@ -117,35 +134,62 @@ impl Seen {
             in_use: false,
         };
         std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
-        let db = Database::create(&path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => SeenError {
-                in_use: true,
-                ..err("in use by another process: give each node its own --data-dir".into())
-            },
-            other => err(other.to_string()),
-        })?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(LOCK_FILE))
+            .map_err(|e| err(e.to_string()))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(SeenError {
+                    in_use: true,
+                    ..err("in use by another process: give each node its own --data-dir".into())
+                })
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(err(e.to_string())),
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| err(e.to_string()))?;
+        let bytes = std::fs::read(&path).map_err(|e| err(e.to_string()))?;
+        let keys = bytes.len() as u64 / KEY_BYTES;
+        if !(bytes.len() as u64).is_multiple_of(KEY_BYTES) {
+            // A write cut short: what follows must start on a key.
+            file.set_len(keys * KEY_BYTES)
+                .map_err(|e| err(e.to_string()))?;
+        }
         let mut seen = Seen::in_memory(capacity);
-        let mut next = 0;
+        let legacy = read_legacy(&dir.join(LEGACY_FILE)).map_err(err)?;
         {
-            let read = db.begin_read().map_err(|e| err(e.to_string()))?;
-            match read.open_table(TABLE) {
-                Ok(table) => {
-                    let inner = seen.inner.get_mut().unwrap_or_else(|p| p.into_inner());
-                    for row in table.iter().map_err(|e| err(e.to_string()))? {
-                        let (seq, id) = row.map_err(|e| err(e.to_string()))?;
-                        next = seq.value() + 1;
-                        inner.insert(id.value(), true);
-                    }
-                }
-                Err(redb::TableError::TableDoesNotExist(_)) => {}
-                Err(e) => return Err(err(e.to_string())),
+            let inner = seen.inner.get_mut().unwrap_or_else(|p| p.into_inner());
+            // Older than anything in the log, which an earlier version did not write.
+            for key in &legacy {
+                inner.insert(*key, true);
+            }
+            for chunk in bytes.chunks_exact(KEY_BYTES as usize) {
+                let mut key = [0u8; 16];
+                key.copy_from_slice(chunk);
+                inner.insert(u128::from_be_bytes(key), true);
             }
         }
-        seen.disk = Some(Disk {
-            db,
-            path,
-            next: Mutex::new(next),
-        });
+        let disk = Disk {
+            path: path.clone(),
+            _lock: lock,
+            file: Mutex::new(LogFile { file, keys }),
+        };
+        if !legacy.is_empty() {
+            disk.write(&legacy, capacity)?;
+        }
+        if dir.join(LEGACY_FILE).exists() {
+            std::fs::remove_file(dir.join(LEGACY_FILE)).map_err(|e| err(e.to_string()))?;
+        }
+        seen.disk = Some(disk);
         Ok(seen)
     }
 
@@ -227,31 +271,60 @@ impl Disk {
         }
     }
 
-    /// Appends `keys` and forgets what falls out of the last `capacity`, in one transaction.
+    /// Appends `keys` (written through to the OS: survives kill -9, not fsynced); once the
+    /// file holds twice `capacity`, replaces it with its last `capacity` keys.
     fn write(&self, keys: &[u128], capacity: usize) -> Result<(), SeenError> {
-        let mut next = crate::sync::lock(&self.next);
-        let mut write = self.db.begin_write().map_err(|e| self.error(e))?;
-        // Eventual: written through to the OS at commit (survives kill -9), not fsynced.
-        write.set_durability(Durability::Eventual);
-        {
-            let mut table = write.open_table(TABLE).map_err(|e| self.error(e))?;
-            for (i, key) in keys.iter().enumerate() {
-                table
-                    .insert(*next + i as u64, *key)
-                    .map_err(|e| self.error(e))?;
-            }
-            let end = *next + keys.len() as u64;
-            let cutoff = end.saturating_sub(capacity as u64);
-            if cutoff > 0 {
-                table
-                    .retain_in(..cutoff, |_, _| false)
-                    .map_err(|e| self.error(e))?;
-            }
+        let mut log = crate::sync::lock(&self.file);
+        let bytes: Vec<u8> = keys.iter().flat_map(|k| k.to_be_bytes()).collect();
+        if let Err(e) = log.file.write_all(&bytes) {
+            // Cut off a part written: the next write starts on a key.
+            let _ = log.file.set_len(log.keys * KEY_BYTES);
+            return Err(self.error(e));
         }
-        write.commit().map_err(|e| self.error(e))?;
-        *next += keys.len() as u64;
+        log.keys += keys.len() as u64;
+        let capacity = capacity as u64;
+        if log.keys >= 2 * capacity.max(1024) {
+            let mut last = vec![0u8; (capacity * KEY_BYTES) as usize];
+            log.file
+                .read_exact_at(&mut last, (log.keys - capacity) * KEY_BYTES)
+                .map_err(|e| self.error(e))?;
+            let next = self.path.with_extension("log.next");
+            std::fs::write(&next, &last).map_err(|e| self.error(e))?;
+            std::fs::rename(&next, &self.path).map_err(|e| self.error(e))?;
+            log.file = OpenOptions::new()
+                .read(true)
+                .append(true)
+                .open(&self.path)
+                .map_err(|e| self.error(e))?;
+            log.keys = capacity;
+        }
         Ok(())
     }
+}
+
+/// The keys an earlier version kept in redb at `path`, oldest first; none without the file.
+fn read_legacy(path: &Path) -> Result<Vec<u128>, String> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let db = Database::create(path).map_err(|e| match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => {
+            "in use by another process: give each node its own --data-dir".to_string()
+        }
+        other => other.to_string(),
+    })?;
+    let read = db.begin_read().map_err(|e| e.to_string())?;
+    let table = match read.open_table(LEGACY_TABLE) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(e.to_string()),
+    };
+    let mut keys = Vec::new();
+    for row in table.iter().map_err(|e| e.to_string())? {
+        let (_, key) = row.map_err(|e| e.to_string())?;
+        keys.push(key.value());
+    }
+    Ok(keys)
 }
 
 #[cfg(test)]
@@ -378,6 +451,73 @@ mod tests {
             Sighting::New,
             "the oldest was removed from the file"
         );
+    }
+
+    #[test]
+    fn the_file_is_cut_back_to_the_last_ids_once_it_holds_twice_as_many() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids: Vec<String> = (0..2100).map(|i| format!("id-{i}")).collect();
+        {
+            let seen = Seen::open(dir.path(), 1024).unwrap();
+            for id in &ids {
+                seen.sight(S, id);
+                seen.done([(S, id.as_str())]).unwrap();
+            }
+        }
+        let len = std::fs::metadata(dir.path().join(SEEN_FILE)).unwrap().len();
+        assert!(len < 2048 * KEY_BYTES, "{len} bytes");
+        let seen = Seen::open(dir.path(), 1024).unwrap();
+        assert_eq!(seen.sight(S, &ids[2099]), Sighting::Done);
+        assert_eq!(seen.sight(S, &ids[2100 - 1024]), Sighting::Done);
+        assert_eq!(seen.sight(S, &ids[0]), Sighting::New);
+    }
+
+    #[test]
+    fn a_write_cut_short_leaves_the_ids_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let seen = Seen::open(dir.path(), 10).unwrap();
+            seen.sight(S, A);
+            seen.done([(S, A)]).unwrap();
+        }
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(SEEN_FILE))
+            .unwrap();
+        file.write_all(&[7; 5]).unwrap();
+        {
+            let seen = Seen::open(dir.path(), 10).unwrap();
+            assert_eq!(seen.sight(S, A), Sighting::Done);
+            seen.sight(S, B);
+            seen.done([(S, B)]).unwrap();
+        }
+        let seen = Seen::open(dir.path(), 10).unwrap();
+        assert_eq!(
+            seen.sight(S, B),
+            Sighting::Done,
+            "written on a key boundary"
+        );
+    }
+
+    #[test]
+    fn what_an_earlier_version_recorded_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = Database::create(dir.path().join(LEGACY_FILE)).unwrap();
+            let write = db.begin_write().unwrap();
+            {
+                let mut table = write.open_table(LEGACY_TABLE).unwrap();
+                table.insert(0, key(S, A)).unwrap();
+            }
+            write.commit().unwrap();
+        }
+        {
+            let seen = Seen::open(dir.path(), 10).unwrap();
+            assert_eq!(seen.sight(S, A), Sighting::Done);
+        }
+        assert!(!dir.path().join(LEGACY_FILE).exists());
+        let seen = Seen::open(dir.path(), 10).unwrap();
+        assert_eq!(seen.sight(S, A), Sighting::Done, "moved to the log");
     }
 
     #[test]

@@ -9,16 +9,18 @@
 //!
 //! A disk queue that cannot be written (a full disk) takes nothing: [`Queue::stage`] fails,
 //! the pipeline takes the batch for no sink and acknowledges none of it, and its publishers
-//! send it again. redb refuses every operation after an I/O error until the file is opened
-//! again, so the queue reopens it before the next attempt; a removal that failed is tried
-//! again with the next one.
+//! send it again. A removal that cannot be written is written with the next one.
+//!
+//! A disk queue also keeps its most recent messages in memory (up to [`KEEP_BYTES`]), so a
+//! sink that keeps up never reads back what was just written.
 
-mod disk;
+mod legacy;
+mod log;
+mod record;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -27,7 +29,10 @@ use tokio::sync::Notify;
 use crate::pipeline::ack::Ticket;
 use crate::pipeline::delivered::Delivered;
 
-use disk::{open_db, Disk, READ_AHEAD};
+use log::{Location, Log};
+
+/// Payload bytes of a disk queue's messages also kept in memory.
+const KEEP_BYTES: usize = 8 << 20;
 
 /// Where a queue keeps what waits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -81,7 +86,8 @@ pub struct Item {
     ticket: Option<Arc<Ticket>>,
 }
 
-/// What waits: the item itself in memory, only its size and time for a disk queue.
+/// What waits: the item itself in memory (for a disk queue while it fits in
+/// [`KEEP_BYTES`]), and for a disk queue where it is on disk.
 struct Entry {
     seq: u64,
     bytes: usize,
@@ -89,6 +95,8 @@ struct Entry {
     /// Its signal and telemetry items (unknown for a disk record of an older version).
     items: Option<(otlp::Signal, u64)>,
     item: Option<Item>,
+    /// Disk queue: where its record is.
+    at: Option<Location>,
     /// The sink is done with it (it leaves once everything before it is done too).
     done: bool,
 }
@@ -121,15 +129,25 @@ struct State {
     handed: usize,
     bytes: usize,
     next_seq: u64,
-    /// Disk queue: items read ahead, by sequence number.
-    read: HashMap<u64, Item>,
+    /// Disk queue: payload bytes of the items it also keeps in memory.
+    kept: usize,
+}
+
+impl State {
+    /// Takes `entry` out of the counts as it leaves.
+    fn leave(&mut self, entry: &Entry) {
+        self.bytes -= entry.bytes;
+        if entry.at.is_some() && entry.item.is_some() {
+            self.kept -= entry.bytes;
+        }
+    }
 }
 
 /// A sink's queue.
 pub struct Queue {
     settings: QueueSettings,
     state: Mutex<State>,
-    disk: Option<Disk>,
+    disk: Option<Log>,
     /// Wakes the sink when something arrives.
     pub wake: Notify,
     /// Cancelled when the node stops.
@@ -142,37 +160,52 @@ pub struct Queue {
 pub struct Staged {
     first: u64,
     n: usize,
+    /// Disk queue: where each is.
+    at: Vec<Location>,
 }
 
 impl Queue {
-    /// A queue with `settings`; a disk queue lives in `dir` and starts with what an earlier
-    /// run left there.
+    /// A queue with `settings`; a disk queue lives in `dir/queue` and starts with what an
+    /// earlier run left there (and what an earlier version left in `dir/queue.redb`).
     pub fn open(settings: QueueSettings, dir: &Path) -> Result<Queue, QueueError> {
         let mut state = State {
             entries: VecDeque::new(),
             handed: 0,
             bytes: 0,
             next_seq: 0,
-            read: HashMap::new(),
+            kept: 0,
         };
         let disk = match settings.kind {
             QueueKind::Memory => None,
             QueueKind::Disk => {
-                let path = dir.join("queue.redb");
-                let err = |message: String| QueueError {
-                    path: path.display().to_string(),
-                    message,
-                };
-                std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
-                let db = open_db(&path).map_err(err)?;
-                let disk = Disk {
-                    db: RwLock::new(Some(db)),
-                    path,
-                    broken: AtomicBool::new(false),
-                    unremoved: Mutex::new(Vec::new()),
-                };
-                disk.load(&mut state)?;
-                Some(disk)
+                let (log, mut found) = Log::open(&dir.join("queue"))?;
+                legacy::migrate(&dir.join("queue.redb"), &log, &mut found)?;
+                for found in found {
+                    let (header, payload) = match record::split(&found.record) {
+                        Ok(parts) => parts,
+                        Err(err) => {
+                            // Its checksum matched, so this program wrote it wrongly: say so.
+                            tracing::error!(seq = found.seq, %err, "a message in the sink queue cannot be read");
+                            continue;
+                        }
+                    };
+                    state.bytes += payload.len();
+                    state.entries.push_back(Entry {
+                        seq: found.seq,
+                        bytes: payload.len(),
+                        received_at: record::received_at(&header),
+                        items: header
+                            .signal
+                            .parse::<otlp::Signal>()
+                            .ok()
+                            .zip(header.items.map(|n| n as u64)),
+                        item: None,
+                        at: Some(found.at),
+                        done: false,
+                    });
+                }
+                state.next_seq = log.next();
+                Some(log)
             }
         };
         Ok(Queue {
@@ -223,12 +256,16 @@ impl Queue {
             state.next_seq += items.len() as u64;
             first
         };
-        if let (Some(disk), false) = (&self.disk, items.is_empty()) {
-            disk.append(first, items.iter().copied())?;
-        }
+        let at = match (&self.disk, items.is_empty()) {
+            (Some(disk), false) => disk.append(first, items.len(), |i, buf| {
+                record::encode(items[i], buf).map_err(|e| e.to_string())
+            })?,
+            _ => Vec::new(),
+        };
         Ok(Staged {
             first,
             n: items.len(),
+            at,
         })
     }
 
@@ -236,10 +273,7 @@ impl Queue {
     /// sink takes it). The sink never saw it.
     pub fn unstage(&self, staged: Staged) -> Result<(), QueueError> {
         match &self.disk {
-            Some(disk) => {
-                let seqs: Vec<u64> = (staged.first..staged.first + staged.n as u64).collect();
-                disk.remove(&seqs)
-            }
+            Some(disk) => disk.remove_range(staged.first, staged.first + staged.n as u64),
             None => Ok(()),
         }
     }
@@ -271,8 +305,7 @@ impl Queue {
                         break;
                     }
                     if let Some(old) = state.entries.remove(at) {
-                        state.bytes -= old.bytes;
-                        state.read.remove(&old.seq);
+                        state.leave(&old);
                         // One the sink finished out of order (before a rewind) was delivered,
                         // not dropped, and its ticket taken then.
                         if !old.done {
@@ -288,16 +321,23 @@ impl Queue {
                     }
                 }
                 state.bytes += bytes;
+                let at = staged.at.get(i).copied();
+                // A disk queue keeps it in memory too while that fits (it holds no ticket).
+                let keep = at.is_none() || state.kept + bytes <= KEEP_BYTES;
+                if at.is_some() && keep {
+                    state.kept += bytes;
+                }
                 state.entries.push_back(Entry {
                     seq,
                     bytes,
                     received_at: delivered.received_at,
                     items: Some((delivered.payload.signal(), delivered.payload.items() as u64)),
-                    item: self.disk.is_none().then(|| Item {
+                    item: keep.then(|| Item {
                         seq,
                         delivered,
                         ticket,
                     }),
+                    at,
                     done: false,
                 });
             }
@@ -318,10 +358,7 @@ impl Queue {
         loop {
             let mut state = crate::lock(&self.state);
             let State {
-                entries,
-                read,
-                handed,
-                ..
+                entries, handed, ..
             } = &mut *state;
             let Some(entry) = entries.get_mut(*handed) else {
                 return Ok(None);
@@ -331,16 +368,21 @@ impl Queue {
                 *handed += 1;
                 continue;
             }
-            let found = match &entry.item {
-                Some(item) => Some(item.clone()),
-                None => {
-                    if !read.contains_key(&entry.seq) {
-                        if let Some(disk) = &self.disk {
-                            disk.read_from(entry.seq, READ_AHEAD, read)?;
-                        }
-                    }
-                    read.remove(&entry.seq)
-                }
+            let found = match (&entry.item, &self.disk, entry.at) {
+                (Some(item), _, _) => Some(item.clone()),
+                (None, Some(disk), Some(at)) => disk.read(entry.seq, at)?.and_then(|record| {
+                    record::decode(&record)
+                        .inspect_err(|err| {
+                            tracing::error!(seq = entry.seq, %err, "a message in the sink queue cannot be read");
+                        })
+                        .ok()
+                        .map(|delivered| Item {
+                            seq: entry.seq,
+                            delivered: Arc::new(delivered),
+                            ticket: None,
+                        })
+                }),
+                (None, _, _) => None,
             };
             // Handed only once read: an item the disk could not give now is tried again.
             *handed += 1;
@@ -367,7 +409,7 @@ impl Queue {
             }
             while state.entries.front().is_some_and(|e| e.done) {
                 if let Some(e) = state.entries.pop_front() {
-                    state.bytes -= e.bytes;
+                    state.leave(&e);
                     state.handed = state.handed.saturating_sub(1);
                     gone.push(e.seq);
                 }
@@ -584,6 +626,29 @@ mod tests {
             message_id: Some(format!("id-{i}")),
             payload: otlp::Encoded::check(otlp::Signal::Logs, request.to_protobuf()).unwrap(),
         })
+    }
+
+    #[test]
+    fn a_disk_queue_holding_more_than_it_keeps_in_memory_hands_the_rest_from_disk_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = QueueSettings {
+            max_bytes: 1 << 30,
+            ..settings(QueueKind::Disk, 1 << 20, WhenFull::Block)
+        };
+        let q = Queue::open(s, dir.path()).unwrap();
+        let n = KEEP_BYTES / 20_000 + 50;
+        for i in 0..n {
+            q.push(vec![(big(i), None)]).unwrap();
+        }
+        assert!(crate::lock(&q.state)
+            .entries
+            .iter()
+            .any(|e| e.item.is_none()));
+        let expected: Vec<String> = (0..n).map(|i| format!("id-{i}")).collect();
+        let items = take_all(&q);
+        assert_eq!(ids(&items), expected);
+        q.done(&items).unwrap();
+        assert_eq!(crate::lock(&q.state).kept, 0, "nothing kept once done");
     }
 
     #[test]

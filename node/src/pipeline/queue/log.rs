@@ -1,0 +1,690 @@
+//! A disk queue's files: each batch appended to a segment file and synced once, every record
+//! with its checksum; what the sink is done with kept as ranges of sequence numbers in a small
+//! file replaced on every change; a segment deleted once everything in it is removed.
+//!
+//! Why a log and not a B-tree (redb, before): a queue appends at one end and removes at the
+//! other, and redb's copy-on-write pages cost about a third of a forwarding node's CPU for it
+//! (BENCHMARKS.md, profile notes 16 and 17).
+//!
+//! Crash safety: a batch counts as taken only once its bytes and (for a new segment) the
+//! directory entry are synced; a torn or damaged record ends what is read of its segment. The
+//! removal file is not synced: a removal lost in a crash only means the sink gets that message
+//! again. A write that fails (a full disk) is cut off again, its numbers count as removed, and
+//! the next batch starts a new segment, so nothing after a failed write is ever behind it.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufReader, ErrorKind, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use super::QueueError;
+
+/// A segment is closed once it holds this much; it is deleted when all of it is removed.
+const SEGMENT_BYTES: u64 = 32 << 20;
+/// Before each record: its length (u32 LE), CRC-32 of sequence number and record (u32 LE),
+/// sequence number (u64 LE).
+const HEAD: usize = 16;
+/// Larger lengths are damage (a message is far smaller).
+const MAX_RECORD: usize = 1 << 30;
+/// The removal file, and what it is written to first.
+const REMOVED: &str = "removed";
+const REMOVED_NEXT: &str = "removed.next";
+/// Held (locked) while a node uses the directory.
+const LOCK: &str = "lock";
+
+/// Where one record is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Location {
+    /// The segment: its first sequence number.
+    segment: u64,
+    /// Where its head starts.
+    offset: u64,
+    /// The record's length (after the head).
+    len: u32,
+}
+
+/// A record found when the log was opened.
+pub(super) struct Found {
+    pub(super) seq: u64,
+    pub(super) at: Location,
+    pub(super) record: Vec<u8>,
+}
+
+/// A disk queue's directory of segments.
+pub(super) struct Log {
+    dir: PathBuf,
+    /// Only one node writes a directory.
+    _lock: File,
+    /// Only the pipeline appends; held while a batch is written and synced.
+    writer: Mutex<Writer>,
+    /// What readers and removals share with the writer (never held across a sync).
+    shared: Mutex<Shared>,
+}
+
+struct Writer {
+    /// The segment batches go to; `None` until the first batch, and after a failed write.
+    active: Option<Active>,
+    buf: Vec<u8>,
+}
+
+struct Active {
+    first: u64,
+    file: Arc<File>,
+    end: u64,
+}
+
+struct Shared {
+    segments: BTreeMap<u64, Arc<File>>,
+    /// The segment being appended to: never deleted.
+    active: Option<u64>,
+    removed: Ranges,
+    /// Every number below it was given out.
+    next: u64,
+}
+
+impl Log {
+    /// Opens (or creates) the log in `dir` and returns what it holds that is not removed, in
+    /// order.
+    pub(super) fn open(dir: &Path) -> Result<(Log, Vec<Found>), QueueError> {
+        let err = |e: &dyn std::fmt::Display| QueueError {
+            path: dir.display().to_string(),
+            message: e.to_string(),
+        };
+        std::fs::create_dir_all(dir).map_err(|e| err(&e))?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(LOCK))
+            .map_err(|e| err(&e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(err(
+                    &"in use by another process: give each node its own --data-dir",
+                ))
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(err(&e)),
+        }
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(|e| err(&e))? {
+            let entry = entry.map_err(|e| err(&e))?;
+            let name = entry.file_name();
+            let Some(first) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".log"))
+                .and_then(|n| n.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            names.push(first);
+        }
+        names.sort_unstable();
+        let (mut removed, mut next) = read_removed(&dir.join(REMOVED));
+        let mut found = Vec::new();
+        let mut segments = BTreeMap::new();
+        // Numbers given out but on no segment (a batch cut short): from, up to the next one.
+        let mut gaps: Vec<(u64, u64)> = Vec::new();
+        let last = names.last().copied();
+        for first in names {
+            let path = segment_path(dir, first);
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .map_err(|e| err(&e))?;
+            let end = scan(&file, first, &removed, &mut found).map_err(|e| err(&e))?;
+            let len = file.metadata().map_err(|e| err(&e))?.len();
+            if end.good < len {
+                if Some(first) == last {
+                    // A batch whose write was cut short: it was never taken.
+                    tracing::info!(path = %path.display(), bytes = len - end.good,
+                        "the sink queue's last segment ends in a batch written only in part (a crash): not taken, left out");
+                } else {
+                    tracing::error!(path = %path.display(), bytes = len - end.good,
+                        "the sink queue's segment is damaged from this point: what follows is left out");
+                }
+            }
+            next = next.max(first).max(end.next);
+            if let Some(gap) = gaps.last_mut() {
+                *gap = (gap.0, first);
+            }
+            gaps.push((end.next, u64::MAX));
+            segments.insert(first, Arc::new(file));
+        }
+        // What was given out and is on no segment counts as removed: never handed to a sink,
+        // and no reason to keep a segment.
+        for (a, b) in gaps {
+            removed.insert(a, b.min(next));
+        }
+        let log = Log {
+            dir: dir.to_path_buf(),
+            _lock: lock,
+            writer: Mutex::new(Writer {
+                active: None,
+                buf: Vec::new(),
+            }),
+            shared: Mutex::new(Shared {
+                segments,
+                active: None,
+                removed,
+                next,
+            }),
+        };
+        log.tidy().map_err(|e| err(&e))?;
+        Ok((log, found))
+    }
+
+    fn error(&self, e: impl std::fmt::Display) -> QueueError {
+        QueueError {
+            path: self.dir.display().to_string(),
+            message: e.to_string(),
+        }
+    }
+
+    /// The number the next batch starts at.
+    pub(super) fn next(&self) -> u64 {
+        crate::lock(&self.shared).next
+    }
+
+    /// Appends `n` records numbered from `first`, each filled in by `fill(i, buf)`, and syncs
+    /// them: once this returns they survive a crash. When it fails, none of them is kept.
+    pub(super) fn append(
+        &self,
+        first: u64,
+        n: usize,
+        mut fill: impl FnMut(usize, &mut Vec<u8>) -> Result<(), String>,
+    ) -> Result<Vec<Location>, QueueError> {
+        let mut writer = crate::lock(&self.writer);
+        let Writer { active, buf } = &mut *writer;
+        buf.clear();
+        let mut sizes = Vec::with_capacity(n);
+        for i in 0..n {
+            let at = buf.len();
+            buf.extend_from_slice(&[0; HEAD]);
+            fill(i, buf).map_err(|e| self.error(e))?;
+            let len = buf.len() - at - HEAD;
+            if len > MAX_RECORD {
+                return Err(self.error(format!("a message of {len} bytes is too large")));
+            }
+            let seq = (first + i as u64).to_le_bytes();
+            let mut crc = crc32fast::Hasher::new();
+            crc.update(&seq);
+            crc.update(&buf[at + HEAD..]);
+            buf[at..at + 4].copy_from_slice(&(len as u32).to_le_bytes());
+            buf[at + 4..at + 8].copy_from_slice(&crc.finalize().to_le_bytes());
+            buf[at + 8..at + HEAD].copy_from_slice(&seq);
+            sizes.push(len as u32);
+        }
+        let result = self.write(active, first, buf);
+        let mut shared = crate::lock(&self.shared);
+        shared.next = shared.next.max(first + n as u64);
+        match result {
+            Ok(segment_and_offset) => {
+                let (segment, mut offset) = segment_and_offset;
+                Ok(sizes
+                    .into_iter()
+                    .map(|len| {
+                        let at = Location {
+                            segment,
+                            offset,
+                            len,
+                        };
+                        offset += (HEAD + len as usize) as u64;
+                        at
+                    })
+                    .collect())
+            }
+            Err(e) => {
+                // Never written: nothing to hand to the sink under these numbers.
+                shared.removed.insert(first, first + n as u64);
+                Err(self.error(e))
+            }
+        }
+    }
+
+    /// Writes `buf` at the end of the active segment (a new one if there is none or it is
+    /// full) and syncs it; returns the segment and where `buf` starts.
+    fn write(
+        &self,
+        active: &mut Option<Active>,
+        first: u64,
+        buf: &[u8],
+    ) -> std::io::Result<(u64, u64)> {
+        if active.as_ref().is_none_or(|a| a.end >= SEGMENT_BYTES) {
+            *active = None;
+            let path = segment_path(&self.dir, first);
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)?;
+            let file = Arc::new(file);
+            {
+                let mut shared = crate::lock(&self.shared);
+                shared.segments.insert(first, file.clone());
+                shared.active = Some(first);
+            }
+            // The new name survives a crash only once the directory is synced.
+            if let Err(e) = File::open(&self.dir).and_then(|d| d.sync_all()) {
+                crate::lock(&self.shared).active = None;
+                return Err(e);
+            }
+            *active = Some(Active {
+                first,
+                file,
+                end: 0,
+            });
+        }
+        let Some(a) = active.as_mut() else {
+            return Err(std::io::Error::other("no segment to write to"));
+        };
+        let written = a
+            .file
+            .write_all_at(buf, a.end)
+            .and_then(|()| a.file.sync_data());
+        match written {
+            Ok(()) => {
+                let at = a.end;
+                a.end += buf.len() as u64;
+                Ok((a.first, at))
+            }
+            Err(e) => {
+                // Cut off what may have been written, and never append behind it again
+                // (after a failed sync the file's state is unknown): the next batch starts
+                // a new segment.
+                let _ = a.file.set_len(a.end);
+                *active = None;
+                crate::lock(&self.shared).active = None;
+                Err(e)
+            }
+        }
+    }
+
+    /// Reads the record `seq` at `at`: `Ok(None)` if it is damaged (logged).
+    pub(super) fn read(&self, seq: u64, at: Location) -> Result<Option<Vec<u8>>, QueueError> {
+        let Some(file) = crate::lock(&self.shared).segments.get(&at.segment).cloned() else {
+            tracing::error!(dir = %self.dir.display(), seq, "a message's segment of the sink queue is gone");
+            return Ok(None);
+        };
+        let mut bytes = vec![0; HEAD + at.len as usize];
+        file.read_exact_at(&mut bytes, at.offset)
+            .map_err(|e| self.error(e))?;
+        match check(&bytes[..HEAD], &bytes[HEAD..]) {
+            Some((s, _)) if s == seq => {
+                bytes.drain(..HEAD);
+                Ok(Some(bytes))
+            }
+            _ => {
+                tracing::error!(dir = %self.dir.display(), seq, "a message in the sink queue is damaged");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Removes `a..b` (a batch no sink took, or numbers never used).
+    pub(super) fn remove_range(&self, a: u64, b: u64) -> Result<(), QueueError> {
+        crate::lock(&self.shared).removed.insert(a, b);
+        self.tidy().map_err(|e| self.error(e))
+    }
+
+    /// Removes `seqs`: the sink is done with them, or they were never handed to it.
+    pub(super) fn remove(&self, seqs: &[u64]) -> Result<(), QueueError> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        {
+            let mut shared = crate::lock(&self.shared);
+            let mut sorted = seqs.to_vec();
+            sorted.sort_unstable();
+            let mut run: Option<(u64, u64)> = None;
+            for seq in sorted {
+                run = match run {
+                    Some((a, b)) if seq <= b => Some((a, b.max(seq + 1))),
+                    Some((a, b)) => {
+                        shared.removed.insert(a, b);
+                        Some((seq, seq + 1))
+                    }
+                    None => Some((seq, seq + 1)),
+                };
+            }
+            if let Some((a, b)) = run {
+                shared.removed.insert(a, b);
+            }
+        }
+        self.tidy().map_err(|e| self.error(e))
+    }
+
+    /// Deletes the segments everything of which is removed (from the oldest on), forgets
+    /// removals below what is left, and writes the removal file.
+    fn tidy(&self) -> std::io::Result<()> {
+        let mut shared = crate::lock(&self.shared);
+        while let Some(first) = shared.segments.keys().next().copied() {
+            if shared.active == Some(first) {
+                break;
+            }
+            let end = shared
+                .segments
+                .range(first + 1..)
+                .next()
+                .map_or(shared.next, |(k, _)| *k);
+            if !shared.removed.covers(first, end) {
+                break;
+            }
+            shared.segments.remove(&first);
+            let path = segment_path(&self.dir, first);
+            if let Err(e) = std::fs::remove_file(&path) {
+                if e.kind() != ErrorKind::NotFound {
+                    tracing::warn!(path = %path.display(), %e, "could not delete a sink queue segment nothing in which is needed");
+                }
+            }
+        }
+        let floor = shared
+            .segments
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or(shared.next);
+        shared.removed.forget_below(floor);
+        let mut out = Vec::with_capacity(16 + 16 * shared.removed.0.len());
+        out.extend_from_slice(&shared.next.to_le_bytes());
+        out.extend_from_slice(&(shared.removed.0.len() as u32).to_le_bytes());
+        for (a, b) in &shared.removed.0 {
+            out.extend_from_slice(&a.to_le_bytes());
+            out.extend_from_slice(&b.to_le_bytes());
+        }
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        drop(shared);
+        // Replaced whole: a crash leaves the old file or the new one.
+        let tmp = self.dir.join(REMOVED_NEXT);
+        std::fs::write(&tmp, &out)?;
+        std::fs::rename(&tmp, self.dir.join(REMOVED))
+    }
+}
+
+fn segment_path(dir: &Path, first: u64) -> PathBuf {
+    dir.join(format!("{first:020}.log"))
+}
+
+/// The removal file: removed ranges and the next number; empty if missing or damaged (then
+/// the sink gets again what it had finished: logged).
+fn read_removed(path: &Path) -> (Ranges, u64) {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == ErrorKind::NotFound => return (Ranges::default(), 0),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), %e, "the sink queue's removal file cannot be read: what the sink finished before is handed to it again");
+            return (Ranges::default(), 0);
+        }
+    };
+    let parsed = (|| {
+        let (body, crc) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
+        if crc32fast::hash(body).to_le_bytes() != crc {
+            return None;
+        }
+        let u64_at = |i: usize| body.get(i..i + 8)?.try_into().ok().map(u64::from_le_bytes);
+        let next = u64_at(0)?;
+        let n = u32::from_le_bytes(body.get(8..12)?.try_into().ok()?) as usize;
+        let mut ranges = Ranges::default();
+        for i in 0..n {
+            let at = 12 + 16 * i;
+            ranges.insert(u64_at(at)?, u64_at(at + 8)?);
+        }
+        Some((ranges, next))
+    })();
+    parsed.unwrap_or_else(|| {
+        tracing::warn!(path = %path.display(), "the sink queue's removal file is damaged: what the sink finished before is handed to it again");
+        (Ranges::default(), 0)
+    })
+}
+
+/// Where reading a segment stopped.
+struct Scanned {
+    /// Bytes up to the end of the last good record.
+    good: u64,
+    /// One past the last sequence number read.
+    next: u64,
+}
+
+/// Reads the records of a segment, adding those not removed to `found`; stops at the first
+/// one that is torn or damaged.
+fn scan(
+    file: &File,
+    first: u64,
+    removed: &Ranges,
+    found: &mut Vec<Found>,
+) -> std::io::Result<Scanned> {
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut done = Scanned {
+        good: 0,
+        next: first,
+    };
+    let mut head = [0u8; HEAD];
+    loop {
+        if !read_full(&mut reader, &mut head)? {
+            return Ok(done);
+        }
+        let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        if len > MAX_RECORD {
+            return Ok(done);
+        }
+        let mut record = vec![0; len];
+        if !read_full(&mut reader, &mut record)? {
+            return Ok(done);
+        }
+        let Some((seq, _)) = check(&head, &record) else {
+            return Ok(done);
+        };
+        if seq < done.next {
+            return Ok(done);
+        }
+        let at = Location {
+            segment: first,
+            offset: done.good,
+            len: len as u32,
+        };
+        done.good += (HEAD + len) as u64;
+        done.next = seq + 1;
+        if !removed.contains(seq) {
+            found.push(Found { seq, at, record });
+        }
+    }
+}
+
+/// Fills `buf`; false at the end of the file (or a part of `buf` before it).
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<bool> {
+    match reader.read_exact(buf) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The sequence number and length of a record whose head matches it.
+fn check(head: &[u8], record: &[u8]) -> Option<(u64, usize)> {
+    let len = u32::from_le_bytes(head.get(0..4)?.try_into().ok()?) as usize;
+    let crc = u32::from_le_bytes(head.get(4..8)?.try_into().ok()?);
+    let seq_bytes: [u8; 8] = head.get(8..16)?.try_into().ok()?;
+    if len != record.len() {
+        return None;
+    }
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&seq_bytes);
+    hasher.update(record);
+    (hasher.finalize() == crc).then(|| (u64::from_le_bytes(seq_bytes), len))
+}
+
+/// Disjoint, non-adjacent half-open ranges of sequence numbers.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Ranges(BTreeMap<u64, u64>);
+
+impl Ranges {
+    fn insert(&mut self, mut a: u64, mut b: u64) {
+        if a >= b {
+            return;
+        }
+        if let Some((&s, &e)) = self.0.range(..=a).next_back() {
+            if e >= a {
+                a = s;
+                b = b.max(e);
+                self.0.remove(&s);
+            }
+        }
+        while let Some((&s, &e)) = self.0.range(a..=b).next() {
+            b = b.max(e);
+            self.0.remove(&s);
+        }
+        self.0.insert(a, b);
+    }
+
+    fn contains(&self, seq: u64) -> bool {
+        self.0
+            .range(..=seq)
+            .next_back()
+            .is_some_and(|(_, &e)| e > seq)
+    }
+
+    /// Whether every number in `a..b` is in.
+    fn covers(&self, a: u64, b: u64) -> bool {
+        a >= b || self.0.range(..=a).next_back().is_some_and(|(_, &e)| e >= b)
+    }
+
+    fn forget_below(&mut self, floor: u64) {
+        self.0.retain(|_, e| *e > floor);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn append(log: &Log, first: u64, records: &[&[u8]]) -> Vec<Location> {
+        log.append(first, records.len(), |i, buf| {
+            buf.extend_from_slice(records[i]);
+            Ok(())
+        })
+        .unwrap()
+    }
+
+    fn seqs(found: &[Found]) -> Vec<u64> {
+        found.iter().map(|f| f.seq).collect()
+    }
+
+    fn segments(dir: &Path) -> usize {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".log")
+            })
+            .count()
+    }
+
+    #[test]
+    fn ranges_merge_what_touches_and_cover_only_what_is_in() {
+        let mut r = Ranges::default();
+        r.insert(5, 7);
+        r.insert(0, 2);
+        r.insert(2, 3);
+        r.insert(9, 12);
+        assert_eq!(r.0, BTreeMap::from([(0, 3), (5, 7), (9, 12)]));
+        r.insert(3, 9);
+        assert_eq!(r.0, BTreeMap::from([(0, 12)]));
+        assert!(r.covers(0, 12) && !r.covers(0, 13) && r.contains(11) && !r.contains(12));
+        r.forget_below(12);
+        assert!(r.0.is_empty());
+    }
+
+    #[test]
+    fn what_is_appended_is_found_again_in_order_without_what_was_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (log, found) = Log::open(dir.path()).unwrap();
+            assert!(found.is_empty());
+            let at = append(&log, 0, &[b"a", b"bb", b"ccc"]);
+            assert_eq!(log.read(1, at[1]).unwrap().as_deref(), Some(&b"bb"[..]));
+            log.remove(&[1]).unwrap();
+        }
+        let (log, found) = Log::open(dir.path()).unwrap();
+        assert_eq!(seqs(&found), [0, 2]);
+        assert_eq!(found[1].record, b"ccc");
+        assert_eq!(log.next(), 3, "numbering goes on");
+    }
+
+    #[test]
+    fn a_batch_cut_short_by_a_crash_is_left_out_and_what_comes_after_it_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (log, _) = Log::open(dir.path()).unwrap();
+            append(&log, 0, &[b"kept", b"torn"]);
+        }
+        let seg = segment_path(dir.path(), 0);
+        let len = std::fs::metadata(&seg).unwrap().len();
+        OpenOptions::new()
+            .write(true)
+            .open(&seg)
+            .unwrap()
+            .set_len(len - 2)
+            .unwrap();
+        {
+            let (log, found) = Log::open(dir.path()).unwrap();
+            assert_eq!(seqs(&found), [0], "the torn record is not taken");
+            append(&log, 2, &[b"after"]);
+        }
+        let (_, found) = Log::open(dir.path()).unwrap();
+        assert_eq!(seqs(&found), [0, 2], "a new segment follows the torn one");
+    }
+
+    #[test]
+    fn a_damaged_record_is_reported_missing_not_handed_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = Log::open(dir.path()).unwrap();
+        let at = append(&log, 0, &[b"hello"]);
+        let seg = OpenOptions::new()
+            .write(true)
+            .open(segment_path(dir.path(), 0))
+            .unwrap();
+        seg.write_all_at(b"J", HEAD as u64).unwrap();
+        assert_eq!(log.read(0, at[0]).unwrap(), None);
+    }
+
+    #[test]
+    fn a_segment_everything_of_which_is_removed_is_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (log, _) = Log::open(dir.path()).unwrap();
+            append(&log, 0, &[b"a", b"b"]);
+        }
+        let (log, found) = Log::open(dir.path()).unwrap();
+        assert_eq!(seqs(&found), [0, 1]);
+        append(&log, 2, &[b"c"]);
+        assert_eq!(segments(dir.path()), 2, "a new run starts a segment");
+        log.remove(&[1, 0]).unwrap();
+        assert_eq!(segments(dir.path()), 1, "the old one is gone");
+        log.remove(&[2]).unwrap();
+        assert_eq!(segments(dir.path()), 1, "the one being written stays");
+        drop(log);
+        let (log, found) = Log::open(dir.path()).unwrap();
+        assert!(found.is_empty());
+        assert_eq!(log.next(), 3, "numbers are not given out twice");
+    }
+
+    #[test]
+    fn a_second_node_on_the_same_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Log::open(dir.path()).unwrap();
+        let Err(err) = Log::open(dir.path()) else {
+            panic!("opened twice");
+        };
+        assert!(
+            err.to_string().contains("in use by another process"),
+            "{err}"
+        );
+    }
+}
