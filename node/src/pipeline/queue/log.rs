@@ -93,6 +93,12 @@ impl Log {
             message: e.to_string(),
         };
         std::fs::create_dir_all(dir).map_err(|e| err(&e))?;
+        // The directory's own name survives a power loss only once its parent is synced.
+        if let Some(parent) = dir.parent() {
+            File::open(parent)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| err(&e))?;
+        }
         let lock = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -201,13 +207,20 @@ impl Log {
         let Writer { active, buf } = &mut *writer;
         buf.clear();
         let mut sizes = Vec::with_capacity(n);
+        // Numbers given out but not written count as removed (or their segment would stay).
+        let unused = |message: String| {
+            let mut shared = crate::lock(&self.shared);
+            shared.next = shared.next.max(first + n as u64);
+            shared.removed.insert(first, first + n as u64);
+            self.error(message)
+        };
         for i in 0..n {
             let at = buf.len();
             buf.extend_from_slice(&[0; HEAD]);
-            fill(i, buf).map_err(|e| self.error(e))?;
+            fill(i, buf).map_err(&unused)?;
             let len = buf.len() - at - HEAD;
             if len > MAX_RECORD {
-                return Err(self.error(format!("a message of {len} bytes is too large")));
+                return Err(unused(format!("a message of {len} bytes is too large")));
             }
             let seq = (first + i as u64).to_le_bytes();
             let mut crc = crc32fast::Hasher::new();
@@ -256,10 +269,13 @@ impl Log {
         if active.as_ref().is_none_or(|a| a.end >= SEGMENT_BYTES) {
             *active = None;
             let path = segment_path(&self.dir, first);
+            // A file of this name holds nothing (it would hold `first` or later, and `first`
+            // is new): one created just before a crash, or before a write that failed.
             let file = OpenOptions::new()
                 .read(true)
                 .write(true)
-                .create_new(true)
+                .create(true)
+                .truncate(true)
                 .open(&path)?;
             let file = Arc::new(file);
             {
@@ -639,6 +655,25 @@ mod tests {
         }
         let (_, found) = Log::open(dir.path()).unwrap();
         assert_eq!(seqs(&found), [0, 2], "a new segment follows the torn one");
+    }
+
+    #[test]
+    fn a_segment_created_but_never_written_before_a_crash_does_not_stop_the_next_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (log, _) = Log::open(dir.path()).unwrap();
+            append(&log, 0, &[b"a"]);
+            log.remove(&[0]).unwrap();
+        }
+        File::create(segment_path(dir.path(), 1)).unwrap();
+        {
+            let (log, found) = Log::open(dir.path()).unwrap();
+            assert!(found.is_empty());
+            assert_eq!(log.next(), 1);
+            append(&log, 1, &[b"b"]);
+        }
+        let (_, found) = Log::open(dir.path()).unwrap();
+        assert_eq!(seqs(&found), [1]);
     }
 
     #[test]
