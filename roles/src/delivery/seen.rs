@@ -108,6 +108,8 @@ struct LogFile {
     file: File,
     /// Keys in it.
     keys: u64,
+    /// A write failed and cutting it back failed too: cut back before the next write.
+    ragged: bool,
 }
 
 impl Seen {
@@ -181,7 +183,11 @@ impl Seen {
         let disk = Disk {
             path: path.clone(),
             _lock: lock,
-            file: Mutex::new(LogFile { file, keys }),
+            file: Mutex::new(LogFile {
+                file,
+                keys,
+                ragged: false,
+            }),
         };
         if !legacy.is_empty() {
             disk.write(&legacy, capacity)?;
@@ -276,9 +282,14 @@ impl Disk {
     fn write(&self, keys: &[u128], capacity: usize) -> Result<(), SeenError> {
         let mut log = crate::sync::lock(&self.file);
         let bytes: Vec<u8> = keys.iter().flat_map(|k| k.to_be_bytes()).collect();
+        let whole = log.keys * KEY_BYTES;
+        if log.ragged {
+            log.file.set_len(whole).map_err(|e| self.error(e))?;
+            log.ragged = false;
+        }
         if let Err(e) = log.file.write_all(&bytes) {
             // Cut off a part written: the next write starts on a key.
-            let _ = log.file.set_len(log.keys * KEY_BYTES);
+            log.ragged = log.file.set_len(whole).is_err();
             return Err(self.error(e));
         }
         log.keys += keys.len() as u64;

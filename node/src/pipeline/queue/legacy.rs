@@ -75,7 +75,7 @@ fn write(
     })?;
     let n = run.len();
     for ((seq, record), at) in run.drain(..).zip(at) {
-        found.push(Found { seq, at, record });
+        found.push(Found::new(seq, at, record));
     }
     Ok(n)
 }
@@ -102,7 +102,10 @@ mod tests {
         let (log, mut found) = Log::open(&dir.path().join("queue")).unwrap();
         migrate(&path, &log, &mut found).unwrap();
         assert!(!path.exists(), "the old file is gone");
-        let got: Vec<(u64, Vec<u8>)> = found.into_iter().map(|f| (f.seq, f.record)).collect();
+        let got: Vec<(u64, Vec<u8>)> = found
+            .iter()
+            .map(|f| (f.seq, log.read(f.seq, f.at).unwrap().unwrap()))
+            .collect();
         let want: Vec<(u64, Vec<u8>)> = [3u64, 4, 7]
             .into_iter()
             .map(|s| (s, format!("r{s}").into_bytes()))

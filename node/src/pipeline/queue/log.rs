@@ -7,7 +7,8 @@
 //! (BENCHMARKS.md, profile notes 16 and 17).
 //!
 //! Crash safety: a batch counts as taken only once its bytes and (for a new segment) the
-//! directory entry are synced; a torn or damaged record ends what is read of its segment. The
+//! directory entry are synced; a batch without its marked last record (torn) is not taken,
+//! and a damaged record ends what is read of its segment. The
 //! removal file is not synced: a removal lost in a crash only means the sink gets that message
 //! again. A write that fails (a full disk) is cut off again, its numbers count as removed, and
 //! the next batch starts a new segment, so nothing after a failed write is ever behind it.
@@ -28,6 +29,9 @@ const SEGMENT_BYTES: u64 = 32 << 20;
 const HEAD: usize = 16;
 /// Larger lengths are damage (a message is far smaller).
 const MAX_RECORD: usize = 1 << 30;
+/// Set in the length of a batch's last record: a batch cut short by a crash ends without it,
+/// and none of it is taken.
+const LAST: u32 = 1 << 31;
 /// The removal file, and what it is written to first.
 const REMOVED: &str = "removed";
 const REMOVED_NEXT: &str = "removed.next";
@@ -45,11 +49,34 @@ pub(super) struct Location {
     len: u32,
 }
 
-/// A record found when the log was opened.
+/// A record found when the log was opened: its place and what precedes its payload (the
+/// payload stays on disk until the sink asks).
 pub(super) struct Found {
     pub(super) seq: u64,
     pub(super) at: Location,
-    pub(super) record: Vec<u8>,
+    /// The record up to its payload ([`super::record`]: header length and header).
+    pub(super) head: Vec<u8>,
+    /// Bytes of the payload.
+    pub(super) payload: usize,
+}
+
+impl Found {
+    pub(super) fn new(seq: u64, at: Location, mut record: Vec<u8>) -> Found {
+        let head = record
+            .get(..4)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, |b| 4 + u32::from_le_bytes(b) as usize)
+            .min(record.len());
+        let payload = record.len() - head;
+        record.truncate(head);
+        record.shrink_to_fit();
+        Found {
+            seq,
+            at,
+            head: record,
+            payload,
+        }
+    }
 }
 
 /// A disk queue's directory of segments.
@@ -61,6 +88,8 @@ pub(super) struct Log {
     writer: Mutex<Writer>,
     /// What readers and removals share with the writer (never held across a sync).
     shared: Mutex<Shared>,
+    /// Held while the removal file is written: one at a time, newest last.
+    persist: Mutex<()>,
 }
 
 struct Writer {
@@ -178,8 +207,13 @@ impl Log {
                 removed,
                 next,
             }),
+            persist: Mutex::new(()),
         };
-        log.tidy().map_err(|e| err(&e))?;
+        if let Err(e) = log.tidy() {
+            // A full disk, say: the queue still opens (delivering frees space); the removals
+            // are written with the next one.
+            tracing::warn!(dir = %dir.display(), %e, "could not write the sink queue's removal file yet");
+        }
         Ok((log, found))
     }
 
@@ -226,7 +260,8 @@ impl Log {
             let mut crc = crc32fast::Hasher::new();
             crc.update(&seq);
             crc.update(&buf[at + HEAD..]);
-            buf[at..at + 4].copy_from_slice(&(len as u32).to_le_bytes());
+            let flag = if i + 1 == n { LAST } else { 0 };
+            buf[at..at + 4].copy_from_slice(&(len as u32 | flag).to_le_bytes());
             buf[at + 4..at + 8].copy_from_slice(&crc.finalize().to_le_bytes());
             buf[at + 8..at + HEAD].copy_from_slice(&seq);
             sizes.push(len as u32);
@@ -329,7 +364,7 @@ impl Log {
         file.read_exact_at(&mut bytes, at.offset)
             .map_err(|e| self.error(e))?;
         match check(&bytes[..HEAD], &bytes[HEAD..]) {
-            Some((s, _)) if s == seq => {
+            Some((s, _, _)) if s == seq => {
                 bytes.drain(..HEAD);
                 Ok(Some(bytes))
             }
@@ -376,18 +411,18 @@ impl Log {
     /// Deletes the segments everything of which is removed (from the oldest on), forgets
     /// removals below what is left, and writes the removal file.
     fn tidy(&self) -> std::io::Result<()> {
+        let _persist = crate::lock(&self.persist);
         let mut shared = crate::lock(&self.shared);
-        while let Some(first) = shared.segments.keys().next().copied() {
+        // Any segment, not only the oldest: one message held at the front (a sink retrying it)
+        // must not keep every segment behind it on disk.
+        let firsts: Vec<u64> = shared.segments.keys().copied().collect();
+        for (i, &first) in firsts.iter().enumerate() {
             if shared.active == Some(first) {
-                break;
+                continue;
             }
-            let end = shared
-                .segments
-                .range(first + 1..)
-                .next()
-                .map_or(shared.next, |(k, _)| *k);
+            let end = firsts.get(i + 1).copied().unwrap_or(shared.next);
             if !shared.removed.covers(first, end) {
-                break;
+                continue;
             }
             shared.segments.remove(&first);
             let path = segment_path(&self.dir, first);
@@ -479,11 +514,14 @@ fn scan(
         next: first,
     };
     let mut head = [0u8; HEAD];
+    // Records of the batch being read, taken once its last record is read.
+    let mut batch = Vec::new();
+    let (mut offset, mut last_seq) = (0u64, None);
     loop {
         if !read_full(&mut reader, &mut head)? {
             return Ok(done);
         }
-        let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        let len = (u32::from_le_bytes([head[0], head[1], head[2], head[3]]) & !LAST) as usize;
         if len > MAX_RECORD {
             return Ok(done);
         }
@@ -491,21 +529,27 @@ fn scan(
         if !read_full(&mut reader, &mut record)? {
             return Ok(done);
         }
-        let Some((seq, _)) = check(&head, &record) else {
+        let Some((seq, _, end_of_batch)) = check(&head, &record) else {
             return Ok(done);
         };
-        if seq < done.next {
+        if seq < done.next || last_seq.is_some_and(|l| seq != l + 1) {
             return Ok(done);
         }
         let at = Location {
             segment: first,
-            offset: done.good,
+            offset,
             len: len as u32,
         };
-        done.good += (HEAD + len) as u64;
-        done.next = seq + 1;
+        offset += (HEAD + len) as u64;
+        last_seq = Some(seq);
         if !removed.contains(seq) {
-            found.push(Found { seq, at, record });
+            batch.push(Found::new(seq, at, record));
+        }
+        if end_of_batch {
+            found.append(&mut batch);
+            done.good = offset;
+            done.next = seq + 1;
+            last_seq = None;
         }
     }
 }
@@ -519,9 +563,11 @@ fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<bool> {
     }
 }
 
-/// The sequence number and length of a record whose head matches it.
-fn check(head: &[u8], record: &[u8]) -> Option<(u64, usize)> {
-    let len = u32::from_le_bytes(head.get(0..4)?.try_into().ok()?) as usize;
+/// The sequence number and length of a record whose head matches it, and whether it ends
+/// its batch.
+fn check(head: &[u8], record: &[u8]) -> Option<(u64, usize, bool)> {
+    let raw = u32::from_le_bytes(head.get(0..4)?.try_into().ok()?);
+    let len = (raw & !LAST) as usize;
     let crc = u32::from_le_bytes(head.get(4..8)?.try_into().ok()?);
     let seq_bytes: [u8; 8] = head.get(8..16)?.try_into().ok()?;
     if len != record.len() {
@@ -530,7 +576,7 @@ fn check(head: &[u8], record: &[u8]) -> Option<(u64, usize)> {
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(&seq_bytes);
     hasher.update(record);
-    (hasher.finalize() == crc).then(|| (u64::from_le_bytes(seq_bytes), len))
+    (hasher.finalize() == crc).then(|| (u64::from_le_bytes(seq_bytes), len, raw & LAST != 0))
 }
 
 /// Disjoint, non-adjacent half-open ranges of sequence numbers.
@@ -629,16 +675,20 @@ mod tests {
         }
         let (log, found) = Log::open(dir.path()).unwrap();
         assert_eq!(seqs(&found), [0, 2]);
-        assert_eq!(found[1].record, b"ccc");
+        assert_eq!(
+            log.read(2, found[1].at).unwrap().as_deref(),
+            Some(&b"ccc"[..])
+        );
         assert_eq!(log.next(), 3, "numbering goes on");
     }
 
     #[test]
-    fn a_batch_cut_short_by_a_crash_is_left_out_and_what_comes_after_it_is_kept() {
+    fn a_batch_cut_short_by_a_crash_is_left_out_whole_and_what_comes_after_it_is_kept() {
         let dir = tempfile::tempdir().unwrap();
         {
             let (log, _) = Log::open(dir.path()).unwrap();
-            append(&log, 0, &[b"kept", b"torn"]);
+            append(&log, 0, &[b"kept"]);
+            append(&log, 1, &[b"whole", b"torn"]);
         }
         let seg = segment_path(dir.path(), 0);
         let len = std::fs::metadata(&seg).unwrap().len();
@@ -650,11 +700,11 @@ mod tests {
             .unwrap();
         {
             let (log, found) = Log::open(dir.path()).unwrap();
-            assert_eq!(seqs(&found), [0], "the torn record is not taken");
-            append(&log, 2, &[b"after"]);
+            assert_eq!(seqs(&found), [0], "no record of the torn batch is taken");
+            append(&log, 3, &[b"after"]);
         }
         let (_, found) = Log::open(dir.path()).unwrap();
-        assert_eq!(seqs(&found), [0, 2], "a new segment follows the torn one");
+        assert_eq!(seqs(&found), [0, 3], "a new segment follows the torn one");
     }
 
     #[test]
@@ -708,6 +758,46 @@ mod tests {
         let (log, found) = Log::open(dir.path()).unwrap();
         assert!(found.is_empty());
         assert_eq!(log.next(), 3, "numbers are not given out twice");
+    }
+
+    #[test]
+    fn a_removed_segment_is_deleted_while_an_older_one_still_holds_a_message() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (log, _) = Log::open(dir.path()).unwrap();
+            append(&log, 0, &[b"held"]);
+        }
+        {
+            let (log, _) = Log::open(dir.path()).unwrap();
+            append(&log, 1, &[b"dropped"]);
+        }
+        let (log, _) = Log::open(dir.path()).unwrap();
+        append(&log, 2, &[b"new"]);
+        assert_eq!(segments(dir.path()), 3);
+        log.remove(&[1]).unwrap();
+        assert_eq!(segments(dir.path()), 2, "the middle one is gone");
+    }
+
+    #[test]
+    fn removals_from_two_threads_at_once_all_succeed_and_are_all_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = Log::open(dir.path()).unwrap();
+        let records: Vec<Vec<u8>> = (0..2000).map(|i| format!("{i}").into_bytes()).collect();
+        let refs: Vec<&[u8]> = records.iter().map(|r| r.as_slice()).collect();
+        append(&log, 0, &refs);
+        std::thread::scope(|s| {
+            for half in 0..2u64 {
+                let log = &log;
+                s.spawn(move || {
+                    for seq in (half..2000).step_by(2) {
+                        log.remove(&[seq]).unwrap();
+                    }
+                });
+            }
+        });
+        drop(log);
+        let (_, found) = Log::open(dir.path()).unwrap();
+        assert!(found.is_empty(), "{} came back", found.len());
     }
 
     #[test]

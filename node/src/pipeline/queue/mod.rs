@@ -180,19 +180,22 @@ impl Queue {
             QueueKind::Disk => {
                 let (log, mut found) = Log::open(&dir.join("queue"))?;
                 legacy::migrate(&dir.join("queue.redb"), &log, &mut found)?;
+                let mut unreadable = Vec::new();
                 for found in found {
-                    let (header, payload) = match record::split(&found.record) {
-                        Ok(parts) => parts,
+                    let header = match record::split(&found.head) {
+                        Ok((header, _)) => header,
                         Err(err) => {
-                            // Its checksum matched, so this program wrote it wrongly: say so.
+                            // Its checksum matched, so this program wrote it wrongly: say so,
+                            // and remove it (nothing else would).
                             tracing::error!(seq = found.seq, %err, "a message in the sink queue cannot be read");
+                            unreadable.push(found.seq);
                             continue;
                         }
                     };
-                    state.bytes += payload.len();
+                    state.bytes += found.payload;
                     state.entries.push_back(Entry {
                         seq: found.seq,
-                        bytes: payload.len(),
+                        bytes: found.payload,
                         received_at: record::received_at(&header),
                         items: header
                             .signal
@@ -203,6 +206,9 @@ impl Queue {
                         at: Some(found.at),
                         done: false,
                     });
+                }
+                if let Err(err) = log.remove(&unreadable) {
+                    tracing::warn!(%err, "could not remove the unreadable messages of the sink queue yet");
                 }
                 state.next_seq = log.next();
                 Some(log)
