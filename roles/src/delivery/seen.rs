@@ -136,22 +136,11 @@ impl Seen {
             in_use: false,
         };
         std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join(LOCK_FILE))
-            .map_err(|e| err(e.to_string()))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(SeenError {
-                    in_use: true,
-                    ..err("in use by another process: give each node its own --data-dir".into())
-                })
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(err(e.to_string())),
-        }
+        let lock =
+            crate::dir_lock::hold_lock_file(&dir.join(LOCK_FILE)).map_err(|e| SeenError {
+                in_use: matches!(e, crate::dir_lock::DirLockError::InUse),
+                ..err(e.to_string())
+            })?;
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)

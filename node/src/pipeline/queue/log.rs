@@ -62,11 +62,8 @@ pub(super) struct Found {
 
 impl Found {
     pub(super) fn new(seq: u64, at: Location, mut record: Vec<u8>) -> Found {
-        let head = record
-            .get(..4)
-            .and_then(|b| b.try_into().ok())
-            .map_or(0, |b| 4 + u32::from_le_bytes(b) as usize)
-            .min(record.len());
+        // A record whose header does not fit is kept whole, for the reader to report.
+        let head = super::record::payload_start(&record).unwrap_or(record.len());
         let payload = record.len() - head;
         record.truncate(head);
         record.shrink_to_fit();
@@ -128,21 +125,7 @@ impl Log {
                 .and_then(|d| d.sync_all())
                 .map_err(|e| err(&e))?;
         }
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join(LOCK))
-            .map_err(|e| err(&e))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(err(
-                    &"in use by another process: give each node its own --data-dir",
-                ))
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(err(&e)),
-        }
+        let lock = slim_roles::hold_lock_file(&dir.join(LOCK)).map_err(|e| err(&e))?;
         let mut names = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(|e| err(&e))? {
             let entry = entry.map_err(|e| err(&e))?;
@@ -266,12 +249,10 @@ impl Log {
             buf[at + 8..at + HEAD].copy_from_slice(&seq);
             sizes.push(len as u32);
         }
-        let result = self.write(active, first, buf);
-        let mut shared = crate::lock(&self.shared);
-        shared.next = shared.next.max(first + n as u64);
-        match result {
-            Ok(segment_and_offset) => {
-                let (segment, mut offset) = segment_and_offset;
+        match self.write(active, first, buf) {
+            Ok((segment, mut offset)) => {
+                let mut shared = crate::lock(&self.shared);
+                shared.next = shared.next.max(first + n as u64);
                 Ok(sizes
                     .into_iter()
                     .map(|len| {
@@ -285,11 +266,8 @@ impl Log {
                     })
                     .collect())
             }
-            Err(e) => {
-                // Never written: nothing to hand to the sink under these numbers.
-                shared.removed.insert(first, first + n as u64);
-                Err(self.error(e))
-            }
+            // Never written: nothing to hand to the sink under these numbers.
+            Err(e) => Err(unused(e.to_string())),
         }
     }
 
@@ -387,28 +365,16 @@ impl Log {
             return Ok(());
         }
         {
+            // Ranges merge what touches: a run of numbers becomes one range.
             let mut shared = crate::lock(&self.shared);
-            let mut sorted = seqs.to_vec();
-            sorted.sort_unstable();
-            let mut run: Option<(u64, u64)> = None;
-            for seq in sorted {
-                run = match run {
-                    Some((a, b)) if seq <= b => Some((a, b.max(seq + 1))),
-                    Some((a, b)) => {
-                        shared.removed.insert(a, b);
-                        Some((seq, seq + 1))
-                    }
-                    None => Some((seq, seq + 1)),
-                };
-            }
-            if let Some((a, b)) = run {
-                shared.removed.insert(a, b);
+            for &seq in seqs {
+                shared.removed.insert(seq, seq + 1);
             }
         }
         self.tidy().map_err(|e| self.error(e))
     }
 
-    /// Deletes the segments everything of which is removed (from the oldest on), forgets
+    /// Deletes the segments (but the active one) everything of which is removed, forgets
     /// removals below what is left, and writes the removal file.
     fn tidy(&self) -> std::io::Result<()> {
         let _persist = crate::lock(&self.persist);

@@ -44,18 +44,19 @@ pub(super) fn encode(d: &Delivered, out: &mut Vec<u8>) -> Result<(), serde_json:
     Ok(())
 }
 
+/// Where a record's payload starts (after the header length and the header); `None` when
+/// the record is too short for its header.
+pub(super) fn payload_start(record: &[u8]) -> Option<usize> {
+    let len = u32::from_le_bytes(record.get(..4)?.try_into().ok()?) as usize;
+    let end = 4usize.checked_add(len)?;
+    (end <= record.len()).then_some(end)
+}
+
 /// The header and payload of a record.
 pub(super) fn split(record: &[u8]) -> Result<(Header, &[u8]), String> {
-    let len = record
-        .get(..4)
-        .and_then(|b| b.try_into().ok())
-        .map(u32::from_le_bytes)
-        .ok_or("record too short")? as usize;
-    let header = record
-        .get(4..4 + len)
-        .ok_or("header past the record's end")?;
-    let header: Header = serde_json::from_slice(header).map_err(|e| e.to_string())?;
-    Ok((header, &record[4 + len..]))
+    let end = payload_start(record).ok_or("record too short for its header")?;
+    let header: Header = serde_json::from_slice(&record[4..end]).map_err(|e| e.to_string())?;
+    Ok((header, &record[end..]))
 }
 
 /// The message a record holds.
