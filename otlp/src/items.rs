@@ -236,7 +236,8 @@ pub fn split_encoded(signal: Signal, bytes: &[u8]) -> Option<Parts> {
         return None;
     }
     let mut parts = Parts::default();
-    for (field, resource_entry) in fields(bytes)? {
+    for field in fields(bytes) {
+        let (field, resource_entry) = field?;
         if field.number != 1 || field.wire != LEN {
             continue;
         }
@@ -264,7 +265,8 @@ pub fn split_encoded(signal: Signal, bytes: &[u8]) -> Option<Parts> {
 /// resource entry keeps its scope entries, and a scope entry its items).
 fn without_field_2(message: &[u8]) -> Option<(Vec<u8>, Vec<&[u8]>)> {
     let (mut rest, mut values) = (Vec::new(), Vec::new());
-    for (f, raw) in fields(message)? {
+    for field in fields(message) {
+        let (f, raw) = field?;
         match (f.number, f.wire) {
             (2, LEN) => values.push(raw.value),
             _ => rest.extend_from_slice(f.whole),
@@ -290,11 +292,36 @@ struct Raw<'a> {
     fixed64: Option<u64>,
 }
 
-/// The fields of a message, or `None` when it is not well formed.
-fn fields(mut bytes: &[u8]) -> Option<Vec<(Field<'_>, Raw<'_>)>> {
-    let mut out = Vec::new();
-    while !bytes.is_empty() {
-        let start = bytes;
+/// The fields of a message, one by one; `None` where it is not well formed (and nothing
+/// after). An iterator, not a list: items are read field by field many times per request.
+fn fields(bytes: &[u8]) -> Fields<'_> {
+    Fields { bytes }
+}
+
+struct Fields<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = Option<(Field<'a>, Raw<'a>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.bytes.is_empty() {
+            return None;
+        }
+        let field = self.field();
+        if field.is_none() {
+            // Nothing after a field that is not well formed.
+            self.bytes = &[];
+        }
+        Some(field)
+    }
+}
+
+impl<'a> Fields<'a> {
+    fn field(&mut self) -> Option<(Field<'a>, Raw<'a>)> {
+        let start = self.bytes;
+        let mut bytes = self.bytes;
         let key = prost::encoding::decode_varint(&mut bytes).ok()?;
         let (number, wire) = (key >> 3, (key & 7) as u8);
         let raw = match wire {
@@ -336,16 +363,16 @@ fn fields(mut bytes: &[u8]) -> Option<Vec<(Field<'_>, Raw<'_>)>> {
             return None;
         }
         let whole = &start[..start.len() - bytes.len()];
-        out.push((
+        self.bytes = bytes;
+        Some((
             Field {
                 number,
                 wire,
                 whole,
             },
             raw,
-        ));
+        ))
     }
-    Some(out)
 }
 
 /// A span's start time, or a log record's time (else its observed time); the last occurrence
@@ -356,7 +383,8 @@ fn item_time(signal: Signal, item: &[u8]) -> Option<u64> {
         Signal::Traces => (7, 0),
         _ => (1, 11),
     };
-    for (f, raw) in fields(item)? {
+    for field in fields(item) {
+        let (f, raw) = field?;
         match (f.number, raw.fixed64) {
             (n, Some(t)) if n == a => first = t,
             (n, Some(t)) if n == b && b != 0 => second = t,

@@ -2,14 +2,16 @@
 //! [`otlp::items`]) in a redb file, `DIR/store.redb`, indexed by signal and item time, and by
 //! arrival. An item's context (resource and scope) is kept once, however many items share it.
 //!
-//! Tables: per signal, `(time, seq) → context id ++ item`; `contexts`, `id → refcount ++
-//! context` (the id is a digest of the signal and the context); `arrivals`, one row per
-//! request in arrival order, `first seq → signal, received, bytes, the items' times, the
-//! message id` (the items are `first seq`, `first seq + 1`, …; retention and late arrivals
-//! read it); `messages`, `message id → first seq`, so that a message delivered again (after a
-//! crash between the commit and its acknowledgement) is stored once; `meta` for the counters
-//! and the store's id, which cursors are bound to. A request is stored in one transaction, so
-//! a window's `seq_hi` never falls inside a row.
+//! Tables: per signal, `(bucket, first seq) → row`: a request's items whose times fall in one
+//! bucket (100 ms), each with its time, seq and context id, in `(time, seq)` order (one insert
+//! per request and bucket, not per item); `contexts`, `id → refcount ++ context` (the id is a
+//! digest of the signal and the context); `requests`, one row per request in arrival order,
+//! `first seq → signal, received, bytes, items, its buckets, the message id` (the items are
+//! `first seq`, `first seq + 1`, …; retention, sealing and late arrivals read it);
+//! `messages`, `message id → first seq`, so that a message delivered again (after a crash
+//! between the commit and its acknowledgement) is stored once; `meta` for the counters and
+//! the store's id, which cursors are bound to. A request is stored in one transaction, so a
+//! window's `seq_hi` never falls inside a request.
 //! `seq` grows with every item stored and is never reused, so `(time, seq)` orders items
 //! totally and a page position is exact.
 //!
@@ -20,11 +22,15 @@
 //! when the window was opened, less those an earlier window of the same query already
 //! returned (`time < prev_end` and `seq ≤ prev_seq`). Windows chained this way (each one
 //! opened where the last ended) return every item exactly once, however late it arrives.
+//!
+//! A store written by a version that kept a row per item is moved to this layout when it is
+//! opened ([`upgrade`]).
 
 mod read;
 mod retention;
 mod schema;
 mod seal;
+mod upgrade;
 mod write;
 
 pub use seal::Sealed;
@@ -263,6 +269,7 @@ impl Store {
             id: 0,
         };
         store.id = store.create_tables()?;
+        store.upgrade()?;
         *crate::lock(&store.totals) = store.read_totals()?;
         Ok(Arc::new(store))
     }
@@ -331,7 +338,7 @@ impl Store {
             for signal in Signal::ALL {
                 txn.open_table(table(signal)).map_err(|e| self.error(e))?;
             }
-            txn.open_table(ARRIVALS).map_err(|e| self.error(e))?;
+            txn.open_table(REQUESTS).map_err(|e| self.error(e))?;
             txn.open_table(CONTEXTS).map_err(|e| self.error(e))?;
             txn.open_table(MESSAGES).map_err(|e| self.error(e))?;
             txn.open_table(ARCHIVED_IDS).map_err(|e| self.error(e))?;
@@ -353,6 +360,15 @@ impl Store {
         };
         txn.commit().map_err(|e| self.error(e))?;
         Ok(id)
+    }
+
+    /// Every signal's table of items (in [`Signal::ALL`]'s order), open for writing.
+    fn item_tables<'t>(&self, txn: &'t WriteTransaction) -> Result<Vec<ItemTable<'t>>, StoreError> {
+        Signal::ALL
+            .iter()
+            .map(|s| txn.open_table(table(*s)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.error(e))
     }
 
     /// The store's id (random, made when it was created).
@@ -377,10 +393,7 @@ impl Store {
                 .map_err(|e| self.error(e))?
                 .map_or(0, |v| v.value()))
         };
-        let count = |signal: Signal| -> Result<u64, StoreError> {
-            let t = txn.open_table(table(signal)).map_err(|e| self.error(e))?;
-            t.len().map_err(|e| self.error(e))
-        };
+        let count = |signal: Signal| get(count_key(signal));
         let contexts = txn.open_table(CONTEXTS).map_err(|e| self.error(e))?;
         Ok(Totals {
             traces: count(Signal::Traces)?,
@@ -426,6 +439,7 @@ fn open_db(path: &Path) -> Result<Database, String> {
 mod tests {
     use super::*;
     use otlp::items::Item;
+    use redb::TableDefinition;
 
     const UNLIMITED: Retention = Retention {
         max_age: None,
@@ -440,8 +454,8 @@ mod tests {
 
     /// The context of the tests' items: an empty resource and scope.
     const CONTEXT: &[u8] = &[0];
-    /// The bytes counted for a row without a message id.
-    const ROW: u64 = (ROW_HEAD + 8) as u64;
+    /// The bytes counted for a request beyond its items: one row of one context, no message id.
+    const ROW: u64 = ROW_OVERHEAD + 16 + (REQUEST_HEAD + 8) as u64;
 
     fn item(time: u64, tag: u8) -> Item {
         Item {
@@ -849,6 +863,176 @@ mod tests {
         assert_eq!(store.archived_through(1, hour * 10).unwrap(), 1);
         let totals = store.totals();
         assert_eq!((totals.traces, totals.archived, totals.expired), (0, 1, 1));
+    }
+
+    const MS: u64 = 1_000_000;
+
+    #[test]
+    fn items_of_requests_spread_over_buckets_page_in_time_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), UNLIMITED).unwrap();
+        // Three requests whose items interleave across four buckets (100 ms each); an item's
+        // tag is its arrival order, which is also its seq's.
+        let requests: [&[u64]; 3] = [
+            &[350, 10, 120, 10, 399],
+            &[99, 100, 301, 10],
+            &[200, 5, 399, 120, 250],
+        ];
+        let mut all = Vec::new();
+        for times in requests {
+            let items = times
+                .iter()
+                .map(|t| {
+                    all.push((t * MS, all.len() as u8));
+                    item(t * MS, all.len() as u8 - 1)
+                })
+                .collect();
+            store.append(&[arrival(Signal::Traces, items)], 0).unwrap();
+        }
+        all.sort();
+        let tags_in = |from: u64, to: u64| -> Vec<u8> {
+            all.iter()
+                .filter(|(t, _)| (from * MS..to * MS).contains(t))
+                .map(|(_, tag)| *tag)
+                .collect()
+        };
+        for limit in 1..=15 {
+            assert_eq!(
+                drain(&store, &window(&store, 0, 400 * MS), limit),
+                tags_in(0, 400),
+                "limit {limit}"
+            );
+            assert_eq!(
+                drain(&store, &window(&store, 100 * MS, 350 * MS), limit),
+                tags_in(100, 350),
+                "limit {limit}"
+            );
+        }
+    }
+
+    #[test]
+    fn late_items_in_earlier_buckets_come_first_in_the_next_window_and_only_those_inside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), UNLIMITED).unwrap();
+        store
+            .append(
+                &[arrival(
+                    Signal::Traces,
+                    vec![item(150 * MS, 1), item(250 * MS, 2)],
+                )],
+                0,
+            )
+            .unwrap();
+        let first = window(&store, 100 * MS, 300 * MS);
+        assert_eq!(drain(&store, &first, 10), vec![1, 2]);
+        // Late: one before the query's start (another bucket), two inside it, one after.
+        store
+            .append(
+                &[arrival(
+                    Signal::Traces,
+                    vec![
+                        item(50 * MS, 3),
+                        item(280 * MS, 4),
+                        item(120 * MS, 5),
+                        item(320 * MS, 6),
+                    ],
+                )],
+                0,
+            )
+            .unwrap();
+        let next = Window {
+            end: 400 * MS,
+            seq_hi: store.last_seq(),
+            prev_end: first.end,
+            prev_seq: first.seq_hi,
+            ..first
+        };
+        for limit in [1, 2, 10] {
+            assert_eq!(drain(&store, &next, limit), vec![5, 4, 6], "limit {limit}");
+        }
+    }
+
+    #[test]
+    fn a_store_of_the_row_per_item_layout_is_moved_over_once_and_reads_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let context = context_id(Signal::Traces, CONTEXT);
+        {
+            // What an earlier version wrote: items keyed by (time, seq), a row per request
+            // listing the items' times.
+            let db = redb::Database::create(dir.path().join("store.redb")).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let old_row = |received: u64, times: &[u64], id: &str| {
+                    let mut row = vec![0u8];
+                    row.extend_from_slice(&received.to_be_bytes());
+                    row.extend_from_slice(&100u64.to_be_bytes());
+                    row.extend_from_slice(&(times.len() as u32).to_be_bytes());
+                    for t in times {
+                        row.extend_from_slice(&t.to_be_bytes());
+                    }
+                    row.extend_from_slice(id.as_bytes());
+                    row
+                };
+                let mut arrivals = txn
+                    .open_table(TableDefinition::<u64, &[u8]>::new("arrivals"))
+                    .unwrap();
+                arrivals
+                    .insert(1, old_row(1_000, &[20, 10], "m1").as_slice())
+                    .unwrap();
+                arrivals
+                    .insert(3, old_row(1_000, &[150 * MS], "").as_slice())
+                    .unwrap();
+                let mut items = txn
+                    .open_table(TableDefinition::<(u64, u64), &[u8]>::new("traces"))
+                    .unwrap();
+                for (key, tag) in [((20, 1), 1u8), ((10, 2), 2), ((150 * MS, 3), 3)] {
+                    let value = [&context.to_be_bytes()[..], &[tag]].concat();
+                    items.insert(key, value.as_slice()).unwrap();
+                }
+                let mut contexts = txn.open_table(CONTEXTS).unwrap();
+                let value = [&3u64.to_be_bytes()[..], CONTEXT].concat();
+                contexts.insert(context, value.as_slice()).unwrap();
+                txn.open_table(MESSAGES).unwrap().insert("m1", 1).unwrap();
+                let mut meta = txn.open_table(META).unwrap();
+                meta.insert("last_seq", 3).unwrap();
+                meta.insert("bytes", 200 + CONTEXT.len() as u64 + CONTEXT_OVERHEAD)
+                    .unwrap();
+                meta.insert("store_id", 7).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        for _ in 0..2 {
+            let store = Store::open(dir.path(), UNLIMITED).unwrap();
+            assert_eq!(store.id(), 7);
+            assert_eq!(
+                drain(&store, &window(&store, 0, 200 * MS), 2),
+                vec![2, 1, 3]
+            );
+            let totals = store.totals();
+            assert_eq!((totals.traces, totals.last_seq, totals.contexts), (3, 3, 1));
+        }
+        let store = Store::open(dir.path(), UNLIMITED).unwrap();
+        store
+            .append(
+                &[Arrival {
+                    message_id: Some("m1".into()),
+                    ..arrival(Signal::Traces, vec![item(30, 4)])
+                }],
+                0,
+            )
+            .unwrap();
+        assert_eq!(store.totals().duplicates, 1, "its message ids are known");
+        // Retention removes the moved requests whole, with what they counted.
+        let retention = Retention {
+            max_age: None,
+            max_bytes: 0,
+        };
+        drop(store);
+        let store = Store::open(dir.path(), retention).unwrap();
+        store.expire(0).unwrap();
+        let totals = store.totals();
+        assert_eq!((totals.traces, totals.contexts, totals.bytes), (0, 0, 0));
+        assert_eq!(totals.expired, 3);
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! Reading a window page by page, in time order.
 
 use std::collections::{BinaryHeap, HashMap};
-use std::ops::Bound;
 
 use super::schema::*;
 use super::*;
+
+/// The key of a row of items: `(bucket, the request's first seq)`.
+type RowKey = (u64, u64);
 
 impl Store {
     /// Up to `limit` items of `window` after `after`, in time order, stopping early (with
@@ -18,82 +20,126 @@ impl Store {
     ) -> Result<Page, StoreError> {
         let limit = limit.clamp(1, usize::MAX - 2);
         let txn = self.begin_read()?;
-        let items = txn
+        let rows = txn
             .open_table(table(window.signal))
             .map_err(|e| self.error(e))?;
-        let mut keys: Vec<Position> = Vec::new();
+        let damaged = || self.error("a row of items is damaged");
+        let mut keys: Vec<(Position, RowKey)> = Vec::new();
         // Items that arrived after the previous window with times before its end.
         let in_late_part = after.is_none_or(|p| p.0 < window.prev_end);
         if window.prev_end > window.start && window.seq_hi > window.prev_seq && in_late_part {
-            let index = txn.open_table(ARRIVALS).map_err(|e| self.error(e))?;
-            let code = signal_code(window.signal);
+            let index = txn.open_table(REQUESTS).map_err(|e| self.error(e))?;
             // The `limit + 1` first, in a max-heap: the largest kept is dropped first.
-            let mut first: BinaryHeap<Position> = BinaryHeap::with_capacity(limit + 2);
+            let mut first: BinaryHeap<(Position, RowKey)> = BinaryHeap::with_capacity(limit + 2);
             for entry in index
                 .range(window.prev_seq + 1..=window.seq_hi)
                 .map_err(|e| self.error(e))?
             {
                 let (seq, value) = entry.map_err(|e| self.error(e))?;
-                let value = value.value();
-                if value.first() != Some(&code) {
+                let request = Request::read(value.value());
+                if request.signal != Some(window.signal) {
                     continue;
                 }
-                for (time, seq) in Row::read(value).keys(seq.value()) {
-                    if seq <= window.seq_hi
-                        && time >= window.start
-                        && time < window.prev_end
-                        && after.is_none_or(|p| (time, seq) > p)
-                    {
-                        first.push((time, seq));
-                        if first.len() > limit + 1 {
-                            first.pop();
+                for bucket in request.buckets() {
+                    let (from, to) = bucket_times(bucket);
+                    if from >= window.prev_end || to <= window.start {
+                        continue;
+                    }
+                    let key = (bucket, seq.value());
+                    let Some(value) = rows.get(key).map_err(|e| self.error(e))? else {
+                        continue;
+                    };
+                    let row = ItemRow::read(value.value()).ok_or_else(damaged)?;
+                    for i in 0..row.len() {
+                        let (time, seq) = row.position(i);
+                        if seq <= window.seq_hi
+                            && time >= window.start
+                            && time < window.prev_end
+                            && after.is_none_or(|p| (time, seq) > p)
+                        {
+                            first.push(((time, seq), key));
+                            if first.len() > limit + 1 {
+                                first.pop();
+                            }
                         }
                     }
                 }
             }
             keys = first.into_sorted_vec();
         }
-        // Items from the previous window's end on.
-        if keys.len() <= limit && window.end > window.prev_end.max(window.start) {
-            let from = match after {
-                Some(p) if p.0 >= window.prev_end => Bound::Excluded(p),
-                _ => Bound::Included((window.prev_end.max(window.start), 0)),
+        // Items from the previous window's end on, bucket by bucket: a bucket's rows overlap
+        // in time, so each is read whole before its items are put in order.
+        let start = window.prev_end.max(window.start);
+        if keys.len() <= limit && window.end > start {
+            let (from, inclusive) = match after {
+                Some(p) if p.0 >= window.prev_end => (p, false),
+                _ => ((start, 0), true),
             };
-            for row in items
-                .range::<Position>((from, Bound::Excluded((window.end, 0))))
+            let wanted = limit + 1 - keys.len();
+            let mut found: Vec<(Position, RowKey)> = Vec::new();
+            let mut bucket = None;
+            let last_bucket = bucket_of(window.end - 1);
+            for entry in rows
+                .range((bucket_of(from.0), 0)..=(last_bucket, u64::MAX))
                 .map_err(|e| self.error(e))?
             {
-                let (key, _) = row.map_err(|e| self.error(e))?;
+                let (key, value) = entry.map_err(|e| self.error(e))?;
                 let key = key.value();
-                if key.1 <= window.seq_hi {
-                    keys.push(key);
-                    if keys.len() > limit {
+                if bucket != Some(key.0) {
+                    if found.len() >= wanted {
                         break;
+                    }
+                    bucket = Some(key.0);
+                }
+                let row = ItemRow::read(value.value()).ok_or_else(damaged)?;
+                for i in row.first_from(from, inclusive)..row.len() {
+                    let position = row.position(i);
+                    if position.0 >= window.end {
+                        break;
+                    }
+                    if position.1 <= window.seq_hi {
+                        found.push((position, key));
                     }
                 }
             }
+            found.sort_unstable();
+            found.truncate(wanted);
+            keys.extend(found);
         }
         let mut has_more = keys.len() > limit;
         keys.truncate(limit);
         let contexts = txn.open_table(CONTEXTS).map_err(|e| self.error(e))?;
         let mut known: HashMap<u128, Vec<u8>> = HashMap::new();
+        let mut read: HashMap<RowKey, redb::AccessGuard<'_, &[u8]>> = HashMap::new();
         let (mut entries, mut bytes) = (Vec::with_capacity(keys.len()), 0usize);
         let mut positions = Vec::with_capacity(keys.len());
-        for (i, key) in keys.iter().enumerate() {
+        for (i, (position, key)) in keys.iter().enumerate() {
             if bytes >= max_bytes {
                 keys.truncate(i);
                 has_more = true;
                 break;
             }
-            // The same snapshot listed the key, and its context lives as long as it does.
-            let Some(value) = items.get(key).map_err(|e| self.error(e))? else {
+            let value = match read.entry(*key) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    // The same snapshot listed the key.
+                    let Some(value) = rows.get(*key).map_err(|e| self.error(e))? else {
+                        continue;
+                    };
+                    e.insert(value)
+                }
+            };
+            let row = ItemRow::read(value.value()).ok_or_else(damaged)?;
+            let Some(at) = row.find(*position) else {
                 continue;
             };
-            let value = value.value();
-            let id = context_of(value).ok_or_else(|| self.error("an item without its context"))?;
+            let id = row
+                .context(at)
+                .ok_or_else(|| self.error("an item without its context"))?;
             let context = match known.entry(id) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::hash_map::Entry::Vacant(e) => {
+                    // An item's context lives as long as it does.
                     let context = contexts
                         .get(id)
                         .map_err(|e| self.error(e))?
@@ -101,15 +147,15 @@ impl Store {
                     e.insert(context.value().get(8..).unwrap_or_default().to_vec())
                 }
             };
-            let entry = otlp::items::entry(context, &value[16..]).map_err(|e| self.error(e))?;
+            let entry = otlp::items::entry(context, row.item(at)).map_err(|e| self.error(e))?;
             bytes += entry.len();
             entries.push(entry);
-            positions.push(*key);
+            positions.push(*position);
         }
         Ok(Page {
             entries,
             positions,
-            last: keys.last().copied(),
+            last: keys.last().map(|(position, _)| *position),
             has_more,
         })
     }

@@ -73,10 +73,9 @@ impl Store {
             else {
                 return Ok(forgot);
             };
-            let row = Row::read(&value);
+            let row = Request::read(&value);
             let too_old = cutoff.is_some_and(|c| row.received < c);
-            let items = (row.times.len() / 8) as u64;
-            let last = first + items.saturating_sub(1);
+            let last = first + row.items.saturating_sub(1);
             let sealed = last <= totals.sealed_through;
             if !sealed && first <= totals.sealing_through {
                 // Being sealed: removing it now would change a segment between its puts (and
@@ -100,15 +99,17 @@ impl Store {
             let mut removed = 0u64;
             if let Some(signal) = row.signal {
                 let table = &mut tables[usize::from(signal_code(signal))];
-                for key in row.keys(first) {
-                    let context = table
-                        .remove(key)
-                        .map_err(|e| self.error(e))?
-                        .and_then(|v| context_of(v.value()));
-                    if let Some(id) = context {
-                        self.drop_use(contexts, id, totals)?;
+                for bucket in row.buckets() {
+                    let uses = match table.remove((bucket, first)).map_err(|e| self.error(e))? {
+                        Some(gone) => ItemRow::read(gone.value())
+                            .map(|r| r.uses())
+                            .unwrap_or_default(),
+                        None => Vec::new(),
+                    };
+                    for (id, n) in uses {
+                        self.drop_uses(contexts, id, n, totals)?;
+                        removed += n;
                     }
-                    removed += 1;
                 }
                 let count = count_of(totals, signal);
                 *count = count.saturating_sub(removed);

@@ -1,4 +1,9 @@
 //! The store's tables and how their rows are laid out.
+//!
+//! Items are filed by time bucket: one row per request and bucket of [`BUCKET_NANOS`] that its
+//! items fall in, the items inside in `(time, seq)` order. A request whose items share a
+//! bucket (most: a batch is sent once its items are done) is one B-tree insert, not one per
+//! item.
 
 use redb::TableDefinition;
 use sha2::{Digest, Sha256};
@@ -7,23 +12,28 @@ use otlp::Signal;
 
 use super::Position;
 
-/// Bytes counted per item beyond its own: its context id, its key and its time in the
-/// arrivals row.
-pub(super) const OVERHEAD: u64 = 48;
+/// The width of a bucket. Wider buckets mean fewer rows per request whose items spread over
+/// time, and more of a bucket read to find a page's start in it.
+pub(super) const BUCKET_NANOS: u64 = 100_000_000;
+/// Bytes counted per item beyond its own: its head in its row.
+pub(super) const OVERHEAD: u64 = ITEM_HEAD as u64;
+/// Bytes counted per row beyond its items: its key, its head and its bucket in the request's
+/// row (each context id it names counts 16 more).
+pub(super) const ROW_OVERHEAD: u64 = 16 + ROW_HEAD as u64 + 8;
 /// Bytes counted per context beyond its own: its id and reference count.
 pub(super) const CONTEXT_OVERHEAD: u64 = 24;
 /// The store's page cache.
 pub(super) const CACHE_BYTES: usize = 64 << 20;
 
-pub(super) const TRACES: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("traces");
-pub(super) const METRICS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("metrics");
-pub(super) const LOGS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("logs");
-/// `seq → (signal, time, received, bytes)`.
-/// `first seq → signal (1 byte), received, bytes (8 each), items (4), each item's time (8),
-/// the message id`, numbers big-endian.
-pub(super) const ARRIVALS: TableDefinition<u64, &[u8]> = TableDefinition::new("arrivals");
-/// The bytes of an arrivals row before the items' times.
-pub(super) const ROW_HEAD: usize = 21;
+/// Per signal, `(bucket, the request's first seq) → row` ([`ItemRow`]).
+pub(super) const TRACES: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("trace_rows");
+pub(super) const METRICS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("metric_rows");
+pub(super) const LOGS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("log_rows");
+/// One row per request in arrival order: `first seq → signal (1 byte), received, bytes (8
+/// each), items, buckets (4 each), each bucket (8), the message id`, numbers big-endian.
+pub(super) const REQUESTS: TableDefinition<u64, &[u8]> = TableDefinition::new("requests");
+/// The bytes of a request's row before its buckets.
+pub(super) const REQUEST_HEAD: usize = 25;
 /// `message id → first seq` of the messages stored.
 pub(super) const MESSAGES: TableDefinition<&str, u64> = TableDefinition::new("messages");
 /// `(received, first seq) → message id` of the messages archived to object storage and
@@ -31,49 +41,239 @@ pub(super) const MESSAGES: TableDefinition<&str, u64> = TableDefinition::new("me
 /// again is still recognised.
 pub(super) const ARCHIVED_IDS: TableDefinition<(u64, u64), &str> =
     TableDefinition::new("archived_ids");
+/// `id → refcount (8 bytes, big-endian) ++ context`; the count is of items.
+pub(super) const CONTEXTS: TableDefinition<u128, &[u8]> = TableDefinition::new("contexts");
+pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
-/// One row of `arrivals`, read.
-pub(super) struct Row<'a> {
+/// The bucket of an item at `time`.
+pub(super) fn bucket_of(time: u64) -> u64 {
+    time / BUCKET_NANOS
+}
+
+/// The item times bucket `bucket` holds, `[start, end)`.
+pub(super) fn bucket_times(bucket: u64) -> (u64, u64) {
+    let start = bucket.saturating_mul(BUCKET_NANOS);
+    (start, start.saturating_add(BUCKET_NANOS))
+}
+
+fn u64_at(value: &[u8], at: usize) -> u64 {
+    value
+        .get(at..at + 8)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_be_bytes)
+}
+
+fn u32_at(value: &[u8], at: usize) -> u32 {
+    value
+        .get(at..at + 4)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u32::from_be_bytes)
+}
+
+/// A signal's table of items, open for writing.
+pub(super) type ItemTable<'t> = redb::Table<'t, (u64, u64), &'static [u8]>;
+
+/// One row of `requests`, read.
+pub(super) struct Request<'a> {
     pub(super) signal: Option<Signal>,
     pub(super) received: u64,
     pub(super) bytes: u64,
-    pub(super) times: &'a [u8],
+    /// Items stored (their numbers are the row's key on).
+    pub(super) items: u64,
+    buckets: &'a [u8],
     pub(super) message_id: &'a [u8],
 }
 
-impl<'a> Row<'a> {
-    pub(super) fn read(value: &'a [u8]) -> Row<'a> {
-        let n = |at: usize| {
-            value
-                .get(at..at + 8)
-                .and_then(|b| b.try_into().ok())
-                .map_or(0, u64::from_be_bytes)
-        };
-        let items = value
-            .get(17..ROW_HEAD)
-            .and_then(|b| b.try_into().ok())
-            .map_or(0, u32::from_be_bytes) as usize;
-        let ids_at = (ROW_HEAD + 8 * items).min(value.len());
-        Row {
+impl<'a> Request<'a> {
+    pub(super) fn read(value: &'a [u8]) -> Request<'a> {
+        let buckets = u32_at(value, 21) as usize;
+        let ids_at = (REQUEST_HEAD + 8 * buckets).min(value.len());
+        Request {
             signal: value.first().and_then(|c| signal_of(*c)),
-            received: n(1),
-            bytes: n(9),
-            times: value.get(ROW_HEAD..ids_at).unwrap_or_default(),
+            received: u64_at(value, 1),
+            bytes: u64_at(value, 9),
+            items: u64::from(u32_at(value, 17)),
+            buckets: value.get(REQUEST_HEAD..ids_at).unwrap_or_default(),
             message_id: value.get(ids_at..).unwrap_or_default(),
         }
     }
 
-    /// `(time, seq)` of each item of the row that starts at `first`.
-    pub(super) fn keys(&self, first: u64) -> impl Iterator<Item = Position> + '_ {
-        self.times
+    /// The buckets its items fall in, each a row of its signal's table.
+    pub(super) fn buckets(&self) -> impl Iterator<Item = u64> + '_ {
+        self.buckets
             .chunks_exact(8)
-            .zip(first..)
-            .map(|(t, seq)| (u64::from_be_bytes(t.try_into().unwrap_or_default()), seq))
+            .map(|b| u64::from_be_bytes(b.try_into().unwrap_or_default()))
+    }
+
+    /// The row of a request.
+    pub(super) fn write(
+        signal: Signal,
+        received: u64,
+        bytes: u64,
+        items: u32,
+        buckets: &[u64],
+        message_id: &str,
+    ) -> Vec<u8> {
+        let mut row = Vec::with_capacity(REQUEST_HEAD + 8 * buckets.len() + message_id.len());
+        row.push(signal_code(signal));
+        row.extend_from_slice(&received.to_be_bytes());
+        row.extend_from_slice(&bytes.to_be_bytes());
+        row.extend_from_slice(&items.to_be_bytes());
+        row.extend_from_slice(&(buckets.len() as u32).to_be_bytes());
+        for b in buckets {
+            row.extend_from_slice(&b.to_be_bytes());
+        }
+        row.extend_from_slice(message_id.as_bytes());
+        row
     }
 }
-/// `id → refcount (8 bytes, big-endian) ++ context`.
-pub(super) const CONTEXTS: TableDefinition<u128, &[u8]> = TableDefinition::new("contexts");
-pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// A row's head: items (4 bytes), context ids (4).
+const ROW_HEAD: usize = 8;
+/// An item's head in its row: time, seq (8 bytes each), its context among the row's (4), the
+/// end of its bytes in the row's data (4).
+const ITEM_HEAD: usize = 24;
+
+/// One row of a signal's table: a request's items in one bucket, in `(time, seq)` order.
+/// Layout: items `n` and context ids `k` (4 bytes each), `k` ids (16 each), `n` item heads,
+/// then the items' bytes one after the other.
+pub(super) struct ItemRow<'a> {
+    ids: &'a [u8],
+    heads: &'a [u8],
+    data: &'a [u8],
+}
+
+/// One item to file in a row.
+pub(super) struct NewItem<'a> {
+    pub(super) time: u64,
+    pub(super) seq: u64,
+    pub(super) context: u128,
+    pub(super) bytes: &'a [u8],
+}
+
+impl<'a> ItemRow<'a> {
+    /// `None` if it is not a whole row.
+    pub(super) fn read(value: &'a [u8]) -> Option<ItemRow<'a>> {
+        let n = u32_at(value, 0) as usize;
+        let k = u32_at(value, 4) as usize;
+        let heads_at = ROW_HEAD.checked_add(k.checked_mul(16)?)?;
+        let data_at = heads_at.checked_add(n.checked_mul(ITEM_HEAD)?)?;
+        let row = ItemRow {
+            ids: value.get(ROW_HEAD..heads_at)?,
+            heads: value.get(heads_at..data_at)?,
+            data: value.get(data_at..)?,
+        };
+        let ends_inside = n == 0 || row.end(n - 1) <= row.data.len();
+        ends_inside.then_some(row)
+    }
+
+    /// Items in it.
+    pub(super) fn len(&self) -> usize {
+        self.heads.len() / ITEM_HEAD
+    }
+
+    fn head(&self, i: usize) -> &'a [u8] {
+        self.heads
+            .get(i * ITEM_HEAD..(i + 1) * ITEM_HEAD)
+            .unwrap_or_default()
+    }
+
+    fn end(&self, i: usize) -> usize {
+        u32_at(self.head(i), 20) as usize
+    }
+
+    /// The `(time, seq)` of item `i`.
+    pub(super) fn position(&self, i: usize) -> Position {
+        let head = self.head(i);
+        (u64_at(head, 0), u64_at(head, 8))
+    }
+
+    /// The context id of item `i`.
+    pub(super) fn context(&self, i: usize) -> Option<u128> {
+        let k = u32_at(self.head(i), 16) as usize;
+        self.ids
+            .get(k * 16..k * 16 + 16)
+            .and_then(|b| b.try_into().ok())
+            .map(u128::from_be_bytes)
+    }
+
+    /// The bytes of item `i`.
+    pub(super) fn item(&self, i: usize) -> &'a [u8] {
+        let start = if i == 0 { 0 } else { self.end(i - 1) };
+        self.data.get(start..self.end(i)).unwrap_or_default()
+    }
+
+    /// The first item after `position` (or at it, with `inclusive`).
+    pub(super) fn first_from(&self, position: Position, inclusive: bool) -> usize {
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            let p = self.position(mid);
+            if p < position || (!inclusive && p == position) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    /// The item at `position`, if the row holds it.
+    pub(super) fn find(&self, position: Position) -> Option<usize> {
+        let i = self.first_from(position, true);
+        (i < self.len() && self.position(i) == position).then_some(i)
+    }
+
+    /// How many of its items each of its contexts has.
+    pub(super) fn uses(&self) -> Vec<(u128, u64)> {
+        let mut uses: Vec<(u128, u64)> = self
+            .ids
+            .chunks_exact(16)
+            .map(|b| (u128::from_be_bytes(b.try_into().unwrap_or_default()), 0))
+            .collect();
+        for i in 0..self.len() {
+            if let Some(use_) = uses.get_mut(u32_at(self.head(i), 16) as usize) {
+                use_.1 += 1;
+            }
+        }
+        uses
+    }
+
+    /// The row of `items` (in `(time, seq)` order); with the bytes it counts.
+    pub(super) fn write(items: &[NewItem<'_>]) -> (Vec<u8>, u64) {
+        let mut ids: Vec<u128> = Vec::new();
+        let data: usize = items.iter().map(|i| i.bytes.len()).sum();
+        let index = |ids: &mut Vec<u128>, id: u128| match ids.iter().position(|x| *x == id) {
+            Some(k) => k,
+            None => {
+                ids.push(id);
+                ids.len() - 1
+            }
+        };
+        let contexts: Vec<usize> = items.iter().map(|i| index(&mut ids, i.context)).collect();
+        let size = ROW_HEAD + 16 * ids.len() + ITEM_HEAD * items.len() + data;
+        let mut row = Vec::with_capacity(size);
+        row.extend_from_slice(&(items.len() as u32).to_be_bytes());
+        row.extend_from_slice(&(ids.len() as u32).to_be_bytes());
+        for id in &ids {
+            row.extend_from_slice(&id.to_be_bytes());
+        }
+        let mut end = 0usize;
+        for (item, k) in items.iter().zip(contexts) {
+            end += item.bytes.len();
+            row.extend_from_slice(&item.time.to_be_bytes());
+            row.extend_from_slice(&item.seq.to_be_bytes());
+            row.extend_from_slice(&(k as u32).to_be_bytes());
+            row.extend_from_slice(&(end as u32).to_be_bytes());
+        }
+        for item in items {
+            row.extend_from_slice(item.bytes);
+        }
+        let counted =
+            data as u64 + OVERHEAD * items.len() as u64 + ROW_OVERHEAD + 16 * ids.len() as u64;
+        (row, counted)
+    }
+}
 
 /// The id of `context` of `signal`.
 pub(super) fn context_id(signal: Signal, context: &[u8]) -> u128 {
@@ -114,10 +314,11 @@ pub(super) fn refcount(value: &[u8]) -> u64 {
         .map_or(0, u64::from_be_bytes)
 }
 
-/// The context id at the head of an item's value.
-pub(super) fn context_of(value: &[u8]) -> Option<u128> {
-    value
-        .get(..16)
-        .and_then(|b| b.try_into().ok())
-        .map(u128::from_be_bytes)
+/// The meta key of `signal`'s item count.
+pub(super) fn count_key(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Traces => "traces",
+        Signal::Metrics => "metrics",
+        Signal::Logs => "logs",
+    }
 }

@@ -65,19 +65,18 @@ impl Store {
     pub fn arrived_before(&self, received_unix_nano: u64, enough: u64) -> Result<u64, StoreError> {
         let sealed = self.totals().sealed_through;
         let txn = self.begin_read()?;
-        let index = txn.open_table(ARRIVALS).map_err(|e| self.error(e))?;
+        let index = txn.open_table(REQUESTS).map_err(|e| self.error(e))?;
         let mut through = sealed;
         for entry in index
             .range(sealed.saturating_add(1)..)
             .map_err(|e| self.error(e))?
         {
             let (first, value) = entry.map_err(|e| self.error(e))?;
-            let row = Row::read(value.value());
+            let row = Request::read(value.value());
             if row.received >= received_unix_nano {
                 break;
             }
-            let items = (row.times.len() / 8) as u64;
-            through = first.value() + items.saturating_sub(1);
+            through = first.value() + row.items.saturating_sub(1);
             if through >= enough {
                 break;
             }
@@ -89,46 +88,60 @@ impl Store {
     /// signal that has any, each in `(time, seq)` order.
     pub fn seal(&self, after: u64, through: u64) -> Result<Vec<Sealed>, StoreError> {
         let txn = self.begin_read()?;
-        let index = txn.open_table(ARRIVALS).map_err(|e| self.error(e))?;
-        let mut keys: [Vec<Position>; 3] = Default::default();
+        let index = txn.open_table(REQUESTS).map_err(|e| self.error(e))?;
+        let contexts = txn.open_table(CONTEXTS).map_err(|e| self.error(e))?;
+        let mut known: HashMap<u128, Vec<u8>> = HashMap::new();
+        let mut found: [Vec<(Position, u128, Vec<u8>)>; 3] = Default::default();
+        let tables = Signal::ALL
+            .iter()
+            .map(|s| txn.open_table(table(*s)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.error(e))?;
         for entry in index
             .range(after.saturating_add(1)..=through)
             .map_err(|e| self.error(e))?
         {
             let (first, value) = entry.map_err(|e| self.error(e))?;
-            let row = Row::read(value.value());
-            if let Some(signal) = row.signal {
-                keys[usize::from(signal_code(signal))]
-                    .extend(row.keys(first.value()).filter(|(_, seq)| *seq <= through));
-            }
-        }
-        let contexts = txn.open_table(CONTEXTS).map_err(|e| self.error(e))?;
-        let mut known: HashMap<u128, Vec<u8>> = HashMap::new();
-        let mut sealed = Vec::new();
-        for signal in Signal::ALL {
-            let mut keys = std::mem::take(&mut keys[usize::from(signal_code(signal))]);
-            if keys.is_empty() {
+            let request = Request::read(value.value());
+            let Some(signal) = request.signal else {
                 continue;
-            }
-            keys.sort_unstable();
-            let items_table = txn.open_table(table(signal)).map_err(|e| self.error(e))?;
-            let mut found: Vec<(Position, u128, Vec<u8>)> = Vec::with_capacity(keys.len());
-            for key in keys {
-                let Some(value) = items_table.get(key).map_err(|e| self.error(e))? else {
+            };
+            let code = usize::from(signal_code(signal));
+            for bucket in request.buckets() {
+                let Some(value) = tables[code]
+                    .get((bucket, first.value()))
+                    .map_err(|e| self.error(e))?
+                else {
                     continue;
                 };
-                let value = value.value();
-                let id =
-                    context_of(value).ok_or_else(|| self.error("an item without its context"))?;
-                if let std::collections::hash_map::Entry::Vacant(e) = known.entry(id) {
-                    let context = contexts
-                        .get(id)
-                        .map_err(|e| self.error(e))?
-                        .ok_or_else(|| self.error("an item's context is missing"))?;
-                    e.insert(context.value().get(8..).unwrap_or_default().to_vec());
+                let row = ItemRow::read(value.value())
+                    .ok_or_else(|| self.error("a row of items is damaged"))?;
+                for i in 0..row.len() {
+                    let position = row.position(i);
+                    if position.1 > through {
+                        continue;
+                    }
+                    let id = row
+                        .context(i)
+                        .ok_or_else(|| self.error("an item without its context"))?;
+                    if let std::collections::hash_map::Entry::Vacant(e) = known.entry(id) {
+                        let context = contexts
+                            .get(id)
+                            .map_err(|e| self.error(e))?
+                            .ok_or_else(|| self.error("an item's context is missing"))?;
+                        e.insert(context.value().get(8..).unwrap_or_default().to_vec());
+                    }
+                    found[code].push((position, id, row.item(i).to_vec()));
                 }
-                found.push((key, id, value.get(16..).unwrap_or_default().to_vec()));
             }
+        }
+        let mut sealed = Vec::new();
+        for signal in Signal::ALL {
+            let mut found = std::mem::take(&mut found[usize::from(signal_code(signal))]);
+            if found.is_empty() {
+                continue;
+            }
+            found.sort_unstable_by_key(|(position, _, _)| *position);
             let items = found.iter().map(|((time, seq), id, item)| SegmentItem {
                 time: *time,
                 seq: *seq,

@@ -1,5 +1,5 @@
-//! Storing what arrives: one transaction per batch, contexts kept once, copies by message id
-//! stored once.
+//! Storing what arrives: one transaction per batch, a row per request and time bucket,
+//! contexts kept once, copies by message id stored once.
 
 use std::sync::atomic::Ordering;
 
@@ -39,12 +39,8 @@ impl Store {
         let forgot;
         let txn = self.begin_write()?;
         {
-            let mut tables = Signal::ALL
-                .iter()
-                .map(|s| txn.open_table(table(*s)))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| self.error(e))?;
-            let mut index = txn.open_table(ARRIVALS).map_err(|e| self.error(e))?;
+            let mut tables = self.item_tables(&txn)?;
+            let mut index = txn.open_table(REQUESTS).map_err(|e| self.error(e))?;
             let mut contexts = txn.open_table(CONTEXTS).map_err(|e| self.error(e))?;
             let mut messages = txn.open_table(MESSAGES).map_err(|e| self.error(e))?;
             let mut archived_ids = txn.open_table(ARCHIVED_IDS).map_err(|e| self.error(e))?;
@@ -59,13 +55,7 @@ impl Store {
                     totals.duplicates += 1;
                     continue;
                 }
-                let code = signal_code(arrival.signal);
                 let first_seq = totals.last_seq + 1;
-                let mut row = Vec::with_capacity(ROW_HEAD + 8 * arrival.parts.items.len());
-                row.push(code);
-                row.extend_from_slice(&arrival.received_unix_nano.to_be_bytes());
-                row.extend_from_slice(&[0; 12]);
-                let mut row_bytes = 0u64;
                 let ids: Vec<u128> = arrival
                     .parts
                     .contexts
@@ -73,43 +63,46 @@ impl Store {
                     .map(|c| context_id(arrival.signal, c))
                     .collect();
                 let mut uses = vec![0u64; ids.len()];
+                let mut items = Vec::with_capacity(arrival.parts.items.len());
                 for item in &arrival.parts.items {
                     let Some(&id) = ids.get(item.context) else {
                         continue;
                     };
                     uses[item.context] += 1;
                     totals.last_seq += 1;
-                    let seq = totals.last_seq;
-                    let time = match item.time_unix_nano {
-                        0 => arrival.received_unix_nano,
-                        t => t,
-                    };
-                    let mut value = Vec::with_capacity(16 + item.bytes.len());
-                    value.extend_from_slice(&id.to_be_bytes());
-                    value.extend_from_slice(&item.bytes);
-                    let bytes = item.bytes.len() as u64 + OVERHEAD;
-                    tables[usize::from(code)]
-                        .insert((time, seq), value.as_slice())
-                        .map_err(|e| self.error(e))?;
-                    row.extend_from_slice(&time.to_be_bytes());
-                    row_bytes += bytes;
-                    totals.bytes += bytes;
-                    *count_of(&mut totals, arrival.signal) += 1;
+                    items.push(NewItem {
+                        time: match item.time_unix_nano {
+                            0 => arrival.received_unix_nano,
+                            t => t,
+                        },
+                        seq: totals.last_seq,
+                        context: id,
+                        bytes: &item.bytes,
+                    });
                 }
-                let stored = totals.last_seq + 1 - first_seq;
-                if stored == 0 && message_id.is_empty() {
+                if items.is_empty() && message_id.is_empty() {
                     // Nothing to keep, nothing to recognise later.
                     continue;
                 }
                 // A request without items still takes a number: its row needs a key of its own.
                 totals.last_seq = totals.last_seq.max(first_seq);
-                // The row and the message id (in the row and in `messages`) count too.
-                let row_overhead = (ROW_HEAD + 8 + 2 * message_id.len()) as u64;
-                row_bytes += row_overhead;
-                totals.bytes += row_overhead;
-                row[9..17].copy_from_slice(&row_bytes.to_be_bytes());
-                row[17..ROW_HEAD].copy_from_slice(&(stored as u32).to_be_bytes());
-                row.extend_from_slice(message_id.as_bytes());
+                let (buckets, mut row_bytes) = self.file_items(
+                    &mut tables[usize::from(signal_code(arrival.signal))],
+                    first_seq,
+                    &mut items,
+                )?;
+                *count_of(&mut totals, arrival.signal) += items.len() as u64;
+                // The request's row and the message id (in it and in `messages`) count too.
+                row_bytes += (REQUEST_HEAD + 8 + 2 * message_id.len()) as u64;
+                totals.bytes += row_bytes;
+                let row = Request::write(
+                    arrival.signal,
+                    arrival.received_unix_nano,
+                    row_bytes,
+                    items.len() as u32,
+                    &buckets,
+                    message_id,
+                );
                 index
                     .insert(first_seq, row.as_slice())
                     .map_err(|e| self.error(e))?;
@@ -133,6 +126,11 @@ impl Store {
                 now_unix_nano,
             )?;
             let mut meta = txn.open_table(META).map_err(|e| self.error(e))?;
+            for signal in Signal::ALL {
+                let count = *count_of(&mut totals, signal);
+                meta.insert(count_key(signal), count)
+                    .map_err(|e| self.error(e))?;
+            }
             for (key, value) in [
                 ("bytes", totals.bytes),
                 ("expired", totals.expired),
@@ -195,11 +193,34 @@ impl Store {
         Ok(())
     }
 
-    /// One item of the context `id` is gone; the context goes with its last item.
-    pub(super) fn drop_use(
+    /// Files a request's `items` (numbered from `first_seq`) in one row per bucket they fall
+    /// in; returns the buckets and the bytes counted.
+    pub(super) fn file_items(
+        &self,
+        table: &mut redb::Table<(u64, u64), &[u8]>,
+        first_seq: u64,
+        items: &mut [NewItem<'_>],
+    ) -> Result<(Vec<u64>, u64), StoreError> {
+        items.sort_unstable_by_key(|i| (i.time, i.seq));
+        let (mut buckets, mut bytes) = (Vec::new(), 0u64);
+        for same in items.chunk_by(|a, b| bucket_of(a.time) == bucket_of(b.time)) {
+            let bucket = bucket_of(same[0].time);
+            let (row, counted) = ItemRow::write(same);
+            table
+                .insert((bucket, first_seq), row.as_slice())
+                .map_err(|e| self.error(e))?;
+            buckets.push(bucket);
+            bytes += counted;
+        }
+        Ok((buckets, bytes))
+    }
+
+    /// `n` items of the context `id` are gone; the context goes with its last item.
+    pub(super) fn drop_uses(
         &self,
         contexts: &mut redb::Table<u128, &[u8]>,
         id: u128,
+        n: u64,
         totals: &mut Totals,
     ) -> Result<(), StoreError> {
         let Some(mut value) = contexts
@@ -209,7 +230,7 @@ impl Store {
         else {
             return Ok(());
         };
-        let count = refcount(&value).saturating_sub(1);
+        let count = refcount(&value).saturating_sub(n);
         if count == 0 || value.len() < 8 {
             contexts.remove(id).map_err(|e| self.error(e))?;
             let bytes = value.len().saturating_sub(8) as u64 + CONTEXT_OVERHEAD;
