@@ -1036,6 +1036,95 @@ mod tests {
     }
 
     #[test]
+    fn an_upgrade_longer_than_one_transaction_moves_every_request_and_drops_an_unreadable_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let context = context_id(Signal::Logs, CONTEXT);
+        let requests = 2 * upgrade::CHUNK as u64 + 1;
+        {
+            let db = redb::Database::create(dir.path().join("store.redb")).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut arrivals = txn
+                    .open_table(TableDefinition::<u64, &[u8]>::new("arrivals"))
+                    .unwrap();
+                let mut items = txn
+                    .open_table(TableDefinition::<(u64, u64), &[u8]>::new("logs"))
+                    .unwrap();
+                // Request `seq` (one log record at time `seq`, counted 10 bytes); the last one
+                // of an unknown signal.
+                for seq in 1..=requests + 1 {
+                    let code = if seq > requests { 9u8 } else { 2 };
+                    let mut row = vec![code];
+                    row.extend_from_slice(&1_000u64.to_be_bytes());
+                    row.extend_from_slice(&10u64.to_be_bytes());
+                    row.extend_from_slice(&1u32.to_be_bytes());
+                    row.extend_from_slice(&seq.to_be_bytes());
+                    arrivals.insert(seq, row.as_slice()).unwrap();
+                    let value = [&context.to_be_bytes()[..], &[seq as u8]].concat();
+                    items.insert((seq, seq), value.as_slice()).unwrap();
+                }
+                let mut contexts = txn.open_table(CONTEXTS).unwrap();
+                let value = [&(requests + 1).to_be_bytes()[..], CONTEXT].concat();
+                contexts.insert(context, value.as_slice()).unwrap();
+                let mut meta = txn.open_table(META).unwrap();
+                meta.insert("last_seq", requests + 1).unwrap();
+                meta.insert("bytes", 10 * (requests + 1)).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let store = Store::open(dir.path(), UNLIMITED).unwrap();
+        let totals = store.totals();
+        assert_eq!((totals.logs, totals.bytes), (requests, 10 * requests));
+        let all = Window {
+            signal: Signal::Logs,
+            ..window(&store, 0, u64::MAX)
+        };
+        assert_eq!(drain(&store, &all, 1_000).len() as u64, requests);
+    }
+
+    #[test]
+    fn retention_and_sealing_take_a_request_spread_over_buckets_and_contexts_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), UNLIMITED).unwrap();
+        let items = [(250, 0, 1), (10, 1, 2), (150, 0, 3), (20, 1, 4)]
+            .into_iter()
+            .map(|(t, context, tag)| Item {
+                time_unix_nano: t * MS,
+                context,
+                bytes: vec![tag],
+            })
+            .collect();
+        store
+            .append(
+                &[Arrival {
+                    parts: Parts {
+                        contexts: vec![vec![0], vec![0, 1]],
+                        items,
+                    },
+                    ..arrival(Signal::Traces, Vec::new())
+                }],
+                0,
+            )
+            .unwrap();
+        let sealed = store.seal(0, store.last_seq()).unwrap();
+        assert_eq!(sealed_tags(&sealed[0]), [2, 4, 3, 1]);
+        assert_eq!(store.totals().contexts, 2);
+        drop(store);
+        let retention = Retention {
+            max_age: None,
+            max_bytes: 0,
+        };
+        let store = Store::open(dir.path(), retention).unwrap();
+        assert_eq!(store.expire(0).unwrap(), 4);
+        let totals = store.totals();
+        assert_eq!(
+            (totals.traces, totals.contexts, totals.bytes),
+            (0, 0, 0),
+            "every row, context and byte of it gone"
+        );
+    }
+
+    #[test]
     fn the_store_survives_reopening() {
         let dir = tempfile::tempdir().unwrap();
         {

@@ -112,7 +112,7 @@ impl<'a> Request<'a> {
         bytes: u64,
         items: u32,
         buckets: &[u64],
-        message_id: &str,
+        message_id: &[u8],
     ) -> Vec<u8> {
         let mut row = Vec::with_capacity(REQUEST_HEAD + 8 * buckets.len() + message_id.len());
         row.push(signal_code(signal));
@@ -123,7 +123,7 @@ impl<'a> Request<'a> {
         for b in buckets {
             row.extend_from_slice(&b.to_be_bytes());
         }
-        row.extend_from_slice(message_id.as_bytes());
+        row.extend_from_slice(message_id);
         row
     }
 }
@@ -239,18 +239,24 @@ impl<'a> ItemRow<'a> {
         uses
     }
 
-    /// The row of `items` (in `(time, seq)` order); with the bytes it counts.
-    pub(super) fn write(items: &[NewItem<'_>]) -> (Vec<u8>, u64) {
-        let mut ids: Vec<u128> = Vec::new();
+    /// The row of `items` (in `(time, seq)` order); with the bytes it counts. `None` if it
+    /// would not fit the row's 32-bit offsets (a request is limited to far less).
+    pub(super) fn write(items: &[NewItem<'_>]) -> Option<(Vec<u8>, u64)> {
         let data: usize = items.iter().map(|i| i.bytes.len()).sum();
-        let index = |ids: &mut Vec<u128>, id: u128| match ids.iter().position(|x| *x == id) {
-            Some(k) => k,
-            None => {
-                ids.push(id);
-                ids.len() - 1
-            }
-        };
-        let contexts: Vec<usize> = items.iter().map(|i| index(&mut ids, i.context)).collect();
+        u32::try_from(data).ok()?;
+        u32::try_from(items.len()).ok()?;
+        // Each context's place among the row's, found by hashing: a request may have many.
+        let mut ids: Vec<u128> = Vec::new();
+        let mut places: std::collections::HashMap<u128, usize> = std::collections::HashMap::new();
+        let contexts: Vec<usize> = items
+            .iter()
+            .map(|i| {
+                *places.entry(i.context).or_insert_with(|| {
+                    ids.push(i.context);
+                    ids.len() - 1
+                })
+            })
+            .collect();
         let size = ROW_HEAD + 16 * ids.len() + ITEM_HEAD * items.len() + data;
         let mut row = Vec::with_capacity(size);
         row.extend_from_slice(&(items.len() as u32).to_be_bytes());
@@ -271,7 +277,7 @@ impl<'a> ItemRow<'a> {
         }
         let counted =
             data as u64 + OVERHEAD * items.len() as u64 + ROW_OVERHEAD + 16 * ids.len() as u64;
-        (row, counted)
+        Some((row, counted))
     }
 }
 

@@ -18,7 +18,7 @@ const OLD_ITEMS: [TableDefinition<(u64, u64), &[u8]>; 3] = [
 const OLD_ARRIVALS: TableDefinition<u64, &[u8]> = TableDefinition::new("arrivals");
 const OLD_HEAD: usize = 21;
 /// Requests moved per transaction.
-const CHUNK: usize = 2_000;
+pub(super) const CHUNK: usize = 2_000;
 
 impl Store {
     /// Moves what an earlier version stored to this layout, if there is any.
@@ -43,14 +43,24 @@ impl Store {
                 if meta.get("upgrading").map_err(|e| self.error(e))?.is_none() {
                     tracing::info!(path = %self.path.display(),
                         "moving the store to one row per request and time bucket (once)");
-                    // Item counts were the old tables' lengths; now they are kept in `meta`.
-                    for (signal, items) in Signal::ALL.iter().zip(&old_items) {
-                        let count = items.len().map_err(|e| self.error(e))?;
-                        meta.insert(count_key(*signal), count)
+                    // Item counts were the old tables' lengths; now they are kept in `meta`,
+                    // counted as the items are moved (an item no request lists is not).
+                    for signal in Signal::ALL {
+                        meta.insert(count_key(signal), 0)
                             .map_err(|e| self.error(e))?;
                     }
                     meta.insert("upgrading", 1).map_err(|e| self.error(e))?;
                 }
+                let get = |meta: &redb::Table<&str, u64>, key: &str| {
+                    meta.get(key)
+                        .map(|v| v.map_or(0, |v| v.value()))
+                        .map_err(|e| self.error(e))
+                };
+                let mut counts = [0u64; 3];
+                for (count, signal) in counts.iter_mut().zip(Signal::ALL) {
+                    *count = get(&meta, count_key(signal))?;
+                }
+                let mut bytes = get(&meta, "bytes")?;
                 let mut old_index = txn.open_table(OLD_ARRIVALS).map_err(|e| self.error(e))?;
                 let mut tables = self.item_tables(&txn)?;
                 let mut index = txn.open_table(REQUESTS).map_err(|e| self.error(e))?;
@@ -62,9 +72,24 @@ impl Store {
                     else {
                         break;
                     };
-                    self.move_request(first, &value, &mut old_items, &mut tables, &mut index)?;
+                    match self.move_request(
+                        first,
+                        &value,
+                        &mut old_items,
+                        &mut tables,
+                        &mut index,
+                    )? {
+                        Moved::Items(signal, n) => counts[usize::from(signal_code(signal))] += n,
+                        // Not a request this version can read: what it counted goes with it.
+                        Moved::Dropped(counted) => bytes = bytes.saturating_sub(counted),
+                    }
                     moved += 1;
                 }
+                for (count, signal) in counts.iter().zip(Signal::ALL) {
+                    meta.insert(count_key(signal), *count)
+                        .map_err(|e| self.error(e))?;
+                }
+                meta.insert("bytes", bytes).map_err(|e| self.error(e))?;
                 let done = old_index.is_empty().map_err(|e| self.error(e))?;
                 if done {
                     meta.remove("upgrading").map_err(|e| self.error(e))?;
@@ -93,10 +118,7 @@ impl Store {
         old_items: &mut [redb::Table<(u64, u64), &[u8]>],
         tables: &mut [redb::Table<(u64, u64), &[u8]>],
         index: &mut redb::Table<u64, &[u8]>,
-    ) -> Result<(), StoreError> {
-        let Some(signal) = value.first().and_then(|c| signal_of(*c)) else {
-            return Ok(());
-        };
+    ) -> Result<Moved, StoreError> {
         let number = |at: usize| {
             value
                 .get(at..at + 8)
@@ -104,16 +126,18 @@ impl Store {
                 .map_or(0, u64::from_be_bytes)
         };
         let (received, bytes) = (number(1), number(9));
+        let Some(signal) = value.first().and_then(|c| signal_of(*c)) else {
+            return Ok(Moved::Dropped(bytes));
+        };
         let count = value
             .get(17..OLD_HEAD)
             .and_then(|b| b.try_into().ok())
             .map_or(0, u32::from_be_bytes);
         let ids_at = (OLD_HEAD + 8 * count as usize).min(value.len());
         let times = value.get(OLD_HEAD..ids_at).unwrap_or_default();
-        let message_id = std::str::from_utf8(value.get(ids_at..).unwrap_or_default())
-            .map_err(|_| self.error("a message id is not text"))?;
+        let message_id = value.get(ids_at..).unwrap_or_default();
         let code = usize::from(signal_code(signal));
-        let mut owned: Vec<(u64, u64, u128, Vec<u8>)> = Vec::with_capacity(count as usize);
+        let mut owned: Vec<(u64, u64, u128, Vec<u8>)> = Vec::with_capacity(times.len() / 8);
         for (time, seq) in times.chunks_exact(8).zip(first..) {
             let time = u64::from_be_bytes(time.try_into().unwrap_or_default());
             let Some(item) = old_items[code]
@@ -142,6 +166,14 @@ impl Store {
         index
             .insert(first, row.as_slice())
             .map_err(|e| self.error(e))?;
-        Ok(())
+        Ok(Moved::Items(signal, items.len() as u64))
     }
+}
+
+/// What became of one request moved.
+enum Moved {
+    /// Its items of the signal, now in rows.
+    Items(Signal, u64),
+    /// Dropped (no signal this version knows), with the bytes it counted.
+    Dropped(u64),
 }

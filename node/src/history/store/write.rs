@@ -101,7 +101,7 @@ impl Store {
                     row_bytes,
                     items.len() as u32,
                     &buckets,
-                    message_id,
+                    message_id.as_bytes(),
                 );
                 index
                     .insert(first_seq, row.as_slice())
@@ -205,7 +205,8 @@ impl Store {
         let (mut buckets, mut bytes) = (Vec::new(), 0u64);
         for same in items.chunk_by(|a, b| bucket_of(a.time) == bucket_of(b.time)) {
             let bucket = bucket_of(same[0].time);
-            let (row, counted) = ItemRow::write(same);
+            let (row, counted) = ItemRow::write(same)
+                .ok_or_else(|| self.error("a request too large for one row (4 GiB)"))?;
             table
                 .insert((bucket, first_seq), row.as_slice())
                 .map_err(|e| self.error(e))?;
