@@ -1125,6 +1125,39 @@ mod tests {
     }
 
     #[test]
+    fn each_item_of_a_request_with_many_contexts_comes_back_with_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), UNLIMITED).unwrap();
+        // 40 contexts (more than a row looks up in a list), items of each in turn.
+        let contexts: Vec<Vec<u8>> = (0..40u8).map(|k| vec![0, k]).collect();
+        let items: Vec<Item> = (0..120u8)
+            .map(|i| Item {
+                time_unix_nano: 10 + u64::from(i),
+                context: usize::from(i % 40),
+                bytes: vec![i],
+            })
+            .collect();
+        let expected: Vec<Vec<u8>> = items
+            .iter()
+            .map(|i| otlp::items::entry(&contexts[i.context], &i.bytes).unwrap())
+            .collect();
+        store
+            .append(
+                &[Arrival {
+                    parts: Parts { contexts, items },
+                    ..arrival(Signal::Traces, Vec::new())
+                }],
+                0,
+            )
+            .unwrap();
+        let page = store
+            .page(&window(&store, 0, 1_000), None, 1_000, usize::MAX)
+            .unwrap();
+        assert_eq!(page.entries, expected);
+        assert_eq!(store.totals().contexts, 40);
+    }
+
+    #[test]
     fn the_store_survives_reopening() {
         let dir = tempfile::tempdir().unwrap();
         {

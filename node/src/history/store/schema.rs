@@ -245,18 +245,30 @@ impl<'a> ItemRow<'a> {
         let data: usize = items.iter().map(|i| i.bytes.len()).sum();
         u32::try_from(data).ok()?;
         u32::try_from(items.len()).ok()?;
-        // Each context's place among the row's, found by hashing: a request may have many.
+        // Each context's place among the row's: looked for in the list while it is short (most
+        // requests have one or two), by hashing once it is not (a request may have many).
         let mut ids: Vec<u128> = Vec::new();
-        let mut places: std::collections::HashMap<u128, usize> = std::collections::HashMap::new();
-        let contexts: Vec<usize> = items
-            .iter()
-            .map(|i| {
-                *places.entry(i.context).or_insert_with(|| {
-                    ids.push(i.context);
-                    ids.len() - 1
-                })
+        let mut places: Option<std::collections::HashMap<u128, usize>> = None;
+        let mut place = |id: u128| {
+            let found = match &places {
+                Some(places) => places.get(&id).copied(),
+                None => ids.iter().position(|x| *x == id),
+            };
+            found.unwrap_or_else(|| {
+                ids.push(id);
+                match &mut places {
+                    Some(places) => {
+                        places.insert(id, ids.len() - 1);
+                    }
+                    None if ids.len() > 16 => {
+                        places = Some(ids.iter().enumerate().map(|(k, id)| (*id, k)).collect());
+                    }
+                    None => {}
+                }
+                ids.len() - 1
             })
-            .collect();
+        };
+        let contexts: Vec<usize> = items.iter().map(|i| place(i.context)).collect();
         let size = ROW_HEAD + 16 * ids.len() + ITEM_HEAD * items.len() + data;
         let mut row = Vec::with_capacity(size);
         row.extend_from_slice(&(items.len() as u32).to_be_bytes());
