@@ -1,5 +1,6 @@
 //! Reading a window page by page, in time order.
 
+use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
 use super::schema::*;
@@ -68,7 +69,7 @@ impl Store {
             keys = first.into_sorted_vec();
         }
         // Items from the previous window's end on, bucket by bucket: a bucket's rows overlap
-        // in time, so each is read whole before its items are put in order.
+        // in time, so its rows are merged (each one's items are in order already).
         let start = window.prev_end.max(window.start);
         if keys.len() <= limit && window.end > start {
             let (from, inclusive) = match after {
@@ -77,7 +78,7 @@ impl Store {
             };
             let wanted = limit + 1 - keys.len();
             let mut found: Vec<(Position, RowKey)> = Vec::new();
-            let mut bucket = None;
+            let mut bucket: Vec<(RowKey, redb::AccessGuard<'_, &[u8]>)> = Vec::new();
             let last_bucket = bucket_of(window.end - 1);
             for entry in rows
                 .range((bucket_of(from.0), 0)..=(last_bucket, u64::MAX))
@@ -85,24 +86,20 @@ impl Store {
             {
                 let (key, value) = entry.map_err(|e| self.error(e))?;
                 let key = key.value();
-                if bucket != Some(key.0) {
+                if bucket.first().is_some_and(|(k, _)| k.0 != key.0) {
+                    merge(&bucket, (from, inclusive), window, wanted, &mut found)
+                        .ok_or_else(damaged)?;
+                    bucket.clear();
                     if found.len() >= wanted {
                         break;
                     }
-                    bucket = Some(key.0);
                 }
-                let row = ItemRow::read(value.value()).ok_or_else(damaged)?;
-                for i in row.first_from(from, inclusive)..row.len() {
-                    let position = row.position(i);
-                    if position.0 >= window.end {
-                        break;
-                    }
-                    if position.1 <= window.seq_hi {
-                        found.push((position, key));
-                    }
-                }
+                bucket.push((key, value));
             }
-            found.sort_unstable();
+            if found.len() < wanted {
+                merge(&bucket, (from, inclusive), window, wanted, &mut found)
+                    .ok_or_else(damaged)?;
+            }
             found.truncate(wanted);
             keys.extend(found);
         }
@@ -159,4 +156,45 @@ impl Store {
             has_more,
         })
     }
+}
+
+/// Appends to `found`, in order, the items of one bucket's `rows` from `from` (after it, or at
+/// it when inclusive) that `window` takes, until `found` holds `wanted`. `None`: a damaged row.
+/// Each row is searched for its first item, then the rows are merged: a page reads as many
+/// items of a busy bucket as it returns, not all of them.
+fn merge(
+    rows: &[(RowKey, redb::AccessGuard<'_, &[u8]>)],
+    (from, inclusive): (Position, bool),
+    window: &Window,
+    wanted: usize,
+    found: &mut Vec<(Position, RowKey)>,
+) -> Option<()> {
+    let parsed = rows
+        .iter()
+        .map(|(_, value)| ItemRow::read(value.value()))
+        .collect::<Option<Vec<_>>>()?;
+    let mut next: BinaryHeap<Reverse<(Position, usize, usize)>> = parsed
+        .iter()
+        .enumerate()
+        .filter_map(|(r, row)| {
+            let i = row.first_from(from, inclusive);
+            (i < row.len()).then(|| Reverse((row.position(i), r, i)))
+        })
+        .collect();
+    while found.len() < wanted {
+        let Some(Reverse((position, r, i))) = next.pop() else {
+            break;
+        };
+        if position.0 >= window.end {
+            // The first of what is left: nothing after it is in the window either.
+            break;
+        }
+        if position.1 <= window.seq_hi {
+            found.push((position, rows[r].0));
+        }
+        if i + 1 < parsed[r].len() {
+            next.push(Reverse((parsed[r].position(i + 1), r, i + 1)));
+        }
+    }
+    Some(())
 }
