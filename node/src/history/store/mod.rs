@@ -371,6 +371,26 @@ impl Store {
             .map_err(|e| self.error(e))
     }
 
+    /// The context `id` (without its reference count), read from `contexts` once and kept in
+    /// `known` for the rest of a page or a seal. An item's context lives as long as it does.
+    fn context<'k>(
+        &self,
+        contexts: &redb::ReadOnlyTable<u128, &[u8]>,
+        known: &'k mut HashMap<u128, Vec<u8>>,
+        id: u128,
+    ) -> Result<&'k [u8], StoreError> {
+        match known.entry(id) {
+            std::collections::hash_map::Entry::Occupied(e) => Ok(e.into_mut()),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let context = contexts
+                    .get(id)
+                    .map_err(|e| self.error(e))?
+                    .ok_or_else(|| self.error("an item's context is missing"))?;
+                Ok(e.insert(context.value().get(8..).unwrap_or_default().to_vec()))
+            }
+        }
+    }
+
     /// The store's id (random, made when it was created).
     pub fn id(&self) -> u64 {
         self.id

@@ -133,17 +133,7 @@ impl Store {
             let id = row
                 .context(at)
                 .ok_or_else(|| self.error("an item without its context"))?;
-            let context = match known.entry(id) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    // An item's context lives as long as it does.
-                    let context = contexts
-                        .get(id)
-                        .map_err(|e| self.error(e))?
-                        .ok_or_else(|| self.error("an item's context is missing"))?;
-                    e.insert(context.value().get(8..).unwrap_or_default().to_vec())
-                }
-            };
+            let context = self.context(&contexts, &mut known, id)?;
             let entry = otlp::items::entry(context, row.item(at)).map_err(|e| self.error(e))?;
             bytes += entry.len();
             entries.push(entry);

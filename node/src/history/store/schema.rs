@@ -56,14 +56,16 @@ pub(super) fn bucket_times(bucket: u64) -> (u64, u64) {
     (start, start.saturating_add(BUCKET_NANOS))
 }
 
-fn u64_at(value: &[u8], at: usize) -> u64 {
+/// The big-endian number at `at` in a row (0 where the row is too short).
+pub(super) fn u64_at(value: &[u8], at: usize) -> u64 {
     value
         .get(at..at + 8)
         .and_then(|b| b.try_into().ok())
         .map_or(0, u64::from_be_bytes)
 }
 
-fn u32_at(value: &[u8], at: usize) -> u32 {
+/// The big-endian number at `at` in a row (0 where the row is too short).
+pub(super) fn u32_at(value: &[u8], at: usize) -> u32 {
     value
         .get(at..at + 4)
         .and_then(|b| b.try_into().ok())
@@ -326,10 +328,7 @@ pub(super) fn signal_of(code: u8) -> Option<Signal> {
 
 /// The reference count at the head of a context's value.
 pub(super) fn refcount(value: &[u8]) -> u64 {
-    value
-        .get(..8)
-        .and_then(|b| b.try_into().ok())
-        .map_or(0, u64::from_be_bytes)
+    u64_at(value, 0)
 }
 
 /// The meta key of `signal`'s item count.

@@ -124,13 +124,7 @@ impl Store {
                     let id = row
                         .context(i)
                         .ok_or_else(|| self.error("an item without its context"))?;
-                    if let std::collections::hash_map::Entry::Vacant(e) = known.entry(id) {
-                        let context = contexts
-                            .get(id)
-                            .map_err(|e| self.error(e))?
-                            .ok_or_else(|| self.error("an item's context is missing"))?;
-                        e.insert(context.value().get(8..).unwrap_or_default().to_vec());
-                    }
+                    self.context(&contexts, &mut known, id)?;
                     found[code].push((position, id, row.item(i).to_vec()));
                 }
             }

@@ -119,20 +119,11 @@ impl Store {
         tables: &mut [redb::Table<(u64, u64), &[u8]>],
         index: &mut redb::Table<u64, &[u8]>,
     ) -> Result<Moved, StoreError> {
-        let number = |at: usize| {
-            value
-                .get(at..at + 8)
-                .and_then(|b| b.try_into().ok())
-                .map_or(0, u64::from_be_bytes)
-        };
-        let (received, bytes) = (number(1), number(9));
+        let (received, bytes) = (u64_at(value, 1), u64_at(value, 9));
         let Some(signal) = value.first().and_then(|c| signal_of(*c)) else {
             return Ok(Moved::Dropped(bytes));
         };
-        let count = value
-            .get(17..OLD_HEAD)
-            .and_then(|b| b.try_into().ok())
-            .map_or(0, u32::from_be_bytes);
+        let count = u32_at(value, 17);
         let ids_at = (OLD_HEAD + 8 * count as usize).min(value.len());
         let times = value.get(OLD_HEAD..ids_at).unwrap_or_default();
         let message_id = value.get(ids_at..).unwrap_or_default();
