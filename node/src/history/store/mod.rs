@@ -1178,6 +1178,55 @@ mod tests {
     }
 
     #[test]
+    fn packed_rows_page_seal_and_leave_with_retention_like_plain_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), AN_HOUR).unwrap();
+        // Two requests whose items interleave in time, each item 40 bytes that compress well.
+        let long = |time: u64, tag: u8| Item {
+            time_unix_nano: time,
+            context: 0,
+            bytes: [vec![b'x'; 39], vec![tag]].concat(),
+        };
+        let first: Vec<Item> = (0..30u8)
+            .map(|i| long(10 + 2 * u64::from(i), i + 1))
+            .collect();
+        let second: Vec<Item> = (0..30u8)
+            .map(|i| long(11 + 2 * u64::from(i), i + 31))
+            .collect();
+        store
+            .append(
+                &[
+                    arrival(Signal::Traces, first),
+                    arrival(Signal::Traces, second),
+                ],
+                0,
+            )
+            .unwrap();
+        // Counted as kept: far less than the items' own 2,400 bytes.
+        let totals = store.totals();
+        assert_eq!(totals.traces, 60);
+        assert!(
+            totals.bytes < 60 * OVERHEAD + 2 * ROW + 1_000,
+            "{}",
+            totals.bytes
+        );
+        let in_time_order: Vec<u8> = (0..30u8).flat_map(|i| [i + 1, i + 31]).collect();
+        for limit in [1, 7, 100] {
+            let window = window(&store, 0, 100);
+            assert_eq!(
+                drain(&store, &window, limit),
+                in_time_order,
+                "limit {limit}"
+            );
+        }
+        let sealed = store.seal(0, store.last_seq()).unwrap();
+        assert_eq!(sealed_tags(&sealed[0]), in_time_order);
+        store.expire(1_000 + 2 * 3_600 * 1_000_000_000).unwrap();
+        let totals = store.totals();
+        assert_eq!((totals.traces, totals.expired, totals.bytes), (0, 60, 0));
+    }
+
+    #[test]
     fn the_store_survives_reopening() {
         let dir = tempfile::tempdir().unwrap();
         {

@@ -108,6 +108,8 @@ impl Store {
         let contexts = txn.open_table(CONTEXTS).map_err(|e| self.error(e))?;
         let mut known: HashMap<u128, Vec<u8>> = HashMap::new();
         let mut read: HashMap<RowKey, redb::AccessGuard<'_, &[u8]>> = HashMap::new();
+        // The data of the packed rows taken from, unpacked once each.
+        let mut unpacked: HashMap<RowKey, Vec<u8>> = HashMap::new();
         let (mut entries, mut bytes) = (Vec::with_capacity(keys.len()), 0usize);
         let mut positions = Vec::with_capacity(keys.len());
         for (i, (position, key)) in keys.iter().enumerate() {
@@ -134,7 +136,21 @@ impl Store {
                 .context(at)
                 .ok_or_else(|| self.error("an item without its context"))?;
             let context = self.context(&contexts, &mut known, id)?;
-            let entry = otlp::items::entry(context, row.item(at)).map_err(|e| self.error(e))?;
+            let plain;
+            let data: &[u8] = if row.is_packed() {
+                match unpacked.entry(*key) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut().as_slice(),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        let data = row.unpack().ok_or_else(damaged)?;
+                        e.insert(data.into_owned()).as_slice()
+                    }
+                }
+            } else {
+                plain = row.unpack().ok_or_else(damaged)?;
+                &plain
+            };
+            let entry =
+                otlp::items::entry(context, row.item(data, at)).map_err(|e| self.error(e))?;
             bytes += entry.len();
             entries.push(entry);
             positions.push(*position);

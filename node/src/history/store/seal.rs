@@ -116,6 +116,9 @@ impl Store {
                 };
                 let row = ItemRow::read(value.value())
                     .ok_or_else(|| self.error("a row of items is damaged"))?;
+                let data = row
+                    .unpack()
+                    .ok_or_else(|| self.error("a row of items is damaged"))?;
                 for i in 0..row.len() {
                     let position = row.position(i);
                     if position.1 > through {
@@ -125,7 +128,7 @@ impl Store {
                         .context(i)
                         .ok_or_else(|| self.error("an item without its context"))?;
                     self.context(&contexts, &mut known, id)?;
-                    found[code].push((position, id, row.item(i).to_vec()));
+                    found[code].push((position, id, row.item(&data, i).to_vec()));
                 }
             }
         }

@@ -37,6 +37,7 @@ impl Store {
             totals.sealed_through = totals.sealed_through.max(through);
         }
         let forgot;
+        let started = std::time::Instant::now();
         let txn = self.begin_write()?;
         {
             let mut tables = self.item_tables(&txn)?;
@@ -153,7 +154,9 @@ impl Store {
             return Err(self.error(err));
         }
         tracing::trace!(
-            commit_ms = committing.elapsed().as_millis() as u64,
+            requests = arrivals.len(),
+            rows_us = (committing - started).as_micros() as u64,
+            commit_us = committing.elapsed().as_micros() as u64,
             "store commit"
         );
         *crate::lock(&self.totals) = totals;
