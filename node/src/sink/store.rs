@@ -14,7 +14,7 @@ use tracing::info;
 
 use super::kind::{OptionSpec, SinkKind, SinkSpec};
 use crate::history::now_unix_nano;
-use crate::history::store::{Arrival, Retention, Store, Stores};
+use crate::history::store::{Arrival, Prepared, Retention, Store, Stores};
 use crate::pipeline::{FailReason, Item, QueueKind};
 use crate::pipeline::{Sink, SinkFuture, SinkInput};
 use crate::sink::archive::{Archive, ArchiveSettings};
@@ -217,10 +217,10 @@ async fn run(store: Arc<Store>, mut input: SinkInput, archive: Option<&Archive>)
             continue;
         }
         let split = tokio::task::spawn_blocking(move || {
-            let arrivals = arrivals(&batch);
-            (batch, arrivals)
+            let prepared = prepare(&batch);
+            (batch, prepared)
         });
-        let (batch, arrivals) = match split.await {
+        let (batch, prepared) = match split.await {
             Ok(done) => done,
             Err(err) => {
                 // Settle the batch being written before giving the rest back.
@@ -247,7 +247,7 @@ async fn run(store: Arc<Store>, mut input: SinkInput, archive: Option<&Archive>)
         }
         let s = store.clone();
         writing = Some(tokio::task::spawn_blocking(move || {
-            let result = s.append(&arrivals, now_unix_nano());
+            let result = s.append_prepared(prepared, now_unix_nano());
             (batch, result)
         }));
     }
@@ -304,12 +304,13 @@ async fn pause(input: &SinkInput) -> bool {
     }
 }
 
-fn arrivals(batch: &[Item]) -> Vec<Arrival> {
+/// The batch's requests taken apart and made ready for the store's writer.
+fn prepare(batch: &[Item]) -> Vec<Prepared> {
     batch
         .iter()
         .map(|item| {
             let d = &item.delivered;
-            Arrival {
+            Prepared::new(&Arrival {
                 signal: d.payload.signal(),
                 received_unix_nano: unix_nano(d.received_at),
                 // Spans and log records are cut from the bytes; data points are rebuilt.
@@ -320,7 +321,7 @@ fn arrivals(batch: &[Item]) -> Vec<Arrival> {
                     .message_id
                     .as_ref()
                     .map(|id| format!("{}\0{id}", d.sender())),
-            }
+            })
         })
         .collect()
 }

@@ -34,6 +34,7 @@ mod upgrade;
 mod write;
 
 pub use seal::Sealed;
+pub use write::Prepared;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -735,6 +736,14 @@ mod tests {
         store.append(&[message("c", 5)], 0).unwrap();
         assert_eq!(drain(&store, &window(&store, 0, 100), 10), vec![1, 4]);
         assert_eq!(store.totals().duplicates, 3);
+        // Each id still names the request first stored with it.
+        let txn = store.begin_read().unwrap();
+        let messages = txn.open_table(MESSAGES).unwrap();
+        let first_of = |id: &str| messages.get(id).unwrap().map(|seq| seq.value());
+        assert_eq!(
+            (first_of("a"), first_of("b"), first_of("c")),
+            (Some(1), Some(2), Some(3))
+        );
     }
 
     /// The tags of a sealed segment's items, in its order.

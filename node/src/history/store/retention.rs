@@ -24,7 +24,7 @@ impl Store {
     pub fn archived_through(&self, through: u64, now_unix_nano: u64) -> Result<u64, StoreError> {
         let _writing = crate::lock(&self.writer);
         let before = self.totals().archived;
-        let result = self.append_in(&[], now_unix_nano, Some(through));
+        let result = self.append_in(Vec::new(), now_unix_nano, Some(through));
         if result.is_err() {
             self.broken
                 .store(true, std::sync::atomic::Ordering::Release);

@@ -276,6 +276,21 @@ impl<'a> ItemRow<'a> {
         (i < self.len() && self.position(i) == position).then_some(i)
     }
 
+    /// Gives a row built with its request's items numbered from 0 ([`super::Prepared`]) their
+    /// numbers: each is offset by `first_seq`, the request's first.
+    pub(super) fn number(row: &mut [u8], first_seq: u64) {
+        let n = u32_at(row, 0) as usize;
+        let k = (u32_at(row, 4) & !PACKED) as usize;
+        let heads_at = ROW_HEAD + 16 * k;
+        for i in 0..n {
+            let at = heads_at + i * ITEM_HEAD + 8;
+            if let Some(field) = row.get_mut(at..at + 8) {
+                let seq = u64_at(field, 0).saturating_add(first_seq);
+                field.copy_from_slice(&seq.to_be_bytes());
+            }
+        }
+    }
+
     /// How many of its items each of its contexts has.
     pub(super) fn uses(&self) -> Vec<(u128, u64)> {
         let mut uses: Vec<(u128, u64)> = self

@@ -152,7 +152,7 @@ impl Store {
                 bytes,
             })
             .collect();
-        let (buckets, _) = self.file_items(&mut tables[code], first, &mut items)?;
+        let buckets = self.file_items(&mut tables[code], first, &mut items)?;
         let row = Request::write(signal, received, bytes, count, &buckets, message_id);
         index
             .insert(first, row.as_slice())

@@ -8,6 +8,89 @@ use otlp::Signal;
 use super::schema::*;
 use super::*;
 
+/// A request made ready to store away from the writer's lock: its rows built and packed, its
+/// contexts hashed. Its items are numbered from 0 until the writer gives it its place.
+pub struct Prepared {
+    signal: Signal,
+    received_unix_nano: u64,
+    message_id: Option<String>,
+    /// Items kept (those with a context).
+    items: u64,
+    /// Its rows, buckets ascending; `None` when one would not fit a row.
+    rows: Option<Vec<BuiltRow>>,
+    /// Each context its items use: id, items, the context's bytes.
+    uses: Vec<(u128, u64, Vec<u8>)>,
+}
+
+/// One row built, not yet numbered or stored.
+pub(super) struct BuiltRow {
+    bucket: u64,
+    row: Vec<u8>,
+    /// The bytes it counts.
+    counted: u64,
+}
+
+impl Prepared {
+    /// Builds what the writer will store of `arrival`; the costly part of storing (taking
+    /// items in order, packing rows, hashing contexts) runs here, so that the writer, which
+    /// stores one batch at a time, only numbers and inserts.
+    pub fn new(arrival: &Arrival) -> Prepared {
+        let contexts = &arrival.parts.contexts;
+        let ids: Vec<u128> = contexts
+            .iter()
+            .map(|c| context_id(arrival.signal, c))
+            .collect();
+        let mut uses = vec![0u64; ids.len()];
+        let mut items = Vec::with_capacity(arrival.parts.items.len());
+        for item in &arrival.parts.items {
+            let Some(&id) = ids.get(item.context) else {
+                continue;
+            };
+            uses[item.context] += 1;
+            items.push(NewItem {
+                time: match item.time_unix_nano {
+                    0 => arrival.received_unix_nano,
+                    t => t,
+                },
+                seq: items.len() as u64,
+                context: id,
+                bytes: &item.bytes,
+            });
+        }
+        Prepared {
+            signal: arrival.signal,
+            received_unix_nano: arrival.received_unix_nano,
+            message_id: arrival.message_id.clone(),
+            items: items.len() as u64,
+            rows: rows_of(&mut items),
+            uses: ids
+                .into_iter()
+                .zip(uses)
+                .zip(contexts)
+                .filter(|((_, n), _)| *n > 0)
+                .map(|((id, n), context)| (id, n, context.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// `items` (sorted here by time, then number) in one row per bucket they fall in, buckets
+/// ascending; `None` if one would not fit a row's 32-bit offsets.
+pub(super) fn rows_of(items: &mut [NewItem<'_>]) -> Option<Vec<BuiltRow>> {
+    items.sort_unstable_by_key(|i| (i.time, i.seq));
+    items
+        .chunk_by(|a, b| bucket_of(a.time) == bucket_of(b.time))
+        .map(|same| {
+            let (row, counted) = ItemRow::write(same)?;
+            Some(BuiltRow {
+                bucket: bucket_of(same[0].time),
+                row,
+                counted,
+            })
+        })
+        .collect()
+}
+
 impl Store {
     /// Stores `arrivals` in one transaction (synced before it returns), then applies the
     /// retention as of `now_unix_nano`.
@@ -15,8 +98,17 @@ impl Store {
     /// before the next: a message given again is stored once (by its id) whether or not the
     /// failed commit reached the disk.
     pub fn append(&self, arrivals: &[Arrival], now_unix_nano: u64) -> Result<(), StoreError> {
+        self.append_prepared(arrivals.iter().map(Prepared::new).collect(), now_unix_nano)
+    }
+
+    /// [`Store::append`] of requests made ready with [`Prepared::new`].
+    pub fn append_prepared(
+        &self,
+        prepared: Vec<Prepared>,
+        now_unix_nano: u64,
+    ) -> Result<(), StoreError> {
         let _writing = crate::lock(&self.writer);
-        let result = self.append_in(arrivals, now_unix_nano, None);
+        let result = self.append_in(prepared, now_unix_nano, None);
         if result.is_err() {
             self.broken.store(true, Ordering::Release);
         }
@@ -27,7 +119,7 @@ impl Store {
     /// object storage holds everything up to it (in memory only once committed).
     pub(super) fn append_in(
         &self,
-        arrivals: &[Arrival],
+        mut prepared: Vec<Prepared>,
         now_unix_nano: u64,
         sealed_through: Option<u64>,
     ) -> Result<(), StoreError> {
@@ -45,78 +137,70 @@ impl Store {
             let mut contexts = txn.open_table(CONTEXTS).map_err(|e| self.error(e))?;
             let mut messages = txn.open_table(MESSAGES).map_err(|e| self.error(e))?;
             let mut archived_ids = txn.open_table(ARCHIVED_IDS).map_err(|e| self.error(e))?;
-            for arrival in arrivals {
-                let message_id = arrival.message_id.as_deref().unwrap_or_default();
-                if !message_id.is_empty()
-                    && messages
-                        .get(message_id)
-                        .map_err(|e| self.error(e))?
-                        .is_some()
-                {
-                    totals.duplicates += 1;
-                    continue;
-                }
+            // The batch's uses of each context, counted once per context after it: a context
+            // the requests share (one service's resource) is one update per commit.
+            let mut batch_uses: HashMap<u128, (u64, &[u8])> = HashMap::new();
+            for request in prepared.iter_mut() {
+                let message_id = request.message_id.as_deref().unwrap_or_default();
                 let first_seq = totals.last_seq + 1;
-                let ids: Vec<u128> = arrival
-                    .parts
-                    .contexts
-                    .iter()
-                    .map(|c| context_id(arrival.signal, c))
-                    .collect();
-                let mut uses = vec![0u64; ids.len()];
-                let mut items = Vec::with_capacity(arrival.parts.items.len());
-                for item in &arrival.parts.items {
-                    let Some(&id) = ids.get(item.context) else {
+                if !message_id.is_empty() {
+                    // A message stored (or archived) before is recognised by its id; the insert
+                    // is the lookup, and a copy puts the first one's number back.
+                    let before = messages
+                        .insert(message_id, first_seq)
+                        .map_err(|e| self.error(e))?
+                        .map(|seq| seq.value());
+                    if let Some(seq) = before {
+                        messages
+                            .insert(message_id, seq)
+                            .map_err(|e| self.error(e))?;
+                        totals.duplicates += 1;
                         continue;
-                    };
-                    uses[item.context] += 1;
-                    totals.last_seq += 1;
-                    items.push(NewItem {
-                        time: match item.time_unix_nano {
-                            0 => arrival.received_unix_nano,
-                            t => t,
-                        },
-                        seq: totals.last_seq,
-                        context: id,
-                        bytes: &item.bytes,
-                    });
+                    }
                 }
-                if items.is_empty() && message_id.is_empty() {
+                if request.items == 0 && message_id.is_empty() {
                     // Nothing to keep, nothing to recognise later.
                     continue;
                 }
+                let rows = request
+                    .rows
+                    .take()
+                    .ok_or_else(|| self.error("a request too large for one row (4 GiB)"))?;
                 // A request without items still takes a number: its row needs a key of its own.
-                totals.last_seq = totals.last_seq.max(first_seq);
-                let (buckets, mut row_bytes) = self.file_items(
-                    &mut tables[usize::from(signal_code(arrival.signal))],
-                    first_seq,
-                    &mut items,
-                )?;
-                *count_of(&mut totals, arrival.signal) += items.len() as u64;
+                totals.last_seq = (totals.last_seq + request.items).max(first_seq);
+                let table = &mut tables[usize::from(signal_code(request.signal))];
+                let mut buckets = Vec::with_capacity(rows.len());
+                let mut row_bytes = 0;
+                for mut built in rows {
+                    ItemRow::number(&mut built.row, first_seq);
+                    table
+                        .insert((built.bucket, first_seq), built.row.as_slice())
+                        .map_err(|e| self.error(e))?;
+                    buckets.push(built.bucket);
+                    row_bytes += built.counted;
+                }
+                *count_of(&mut totals, request.signal) += request.items;
                 // The request's row and the message id (in it and in `messages`) count too.
                 row_bytes += (REQUEST_HEAD + 8 + 2 * message_id.len()) as u64;
                 totals.bytes += row_bytes;
                 let row = Request::write(
-                    arrival.signal,
-                    arrival.received_unix_nano,
+                    request.signal,
+                    request.received_unix_nano,
                     row_bytes,
-                    items.len() as u32,
+                    request.items as u32,
                     &buckets,
                     message_id.as_bytes(),
                 );
                 index
                     .insert(first_seq, row.as_slice())
                     .map_err(|e| self.error(e))?;
-                if !message_id.is_empty() {
-                    messages
-                        .insert(message_id, first_seq)
-                        .map_err(|e| self.error(e))?;
+                let request: &Prepared = request;
+                for (id, n, context) in &request.uses {
+                    batch_uses.entry(*id).or_insert((0, context)).0 += n;
                 }
-                for ((id, context), n) in ids.iter().zip(&arrival.parts.contexts).zip(uses) {
-                    if n > 0 {
-                        self.add_uses(&mut contexts, *id, context, n, &mut totals)?;
-                    }
-                }
+            }
+            for (id, (n, context)) in batch_uses {
+                self.add_uses(&mut contexts, id, context, n, &mut totals)?;
             }
             forgot = self.expire_in(
                 &mut tables,
@@ -154,7 +238,7 @@ impl Store {
             return Err(self.error(err));
         }
         tracing::trace!(
-            requests = arrivals.len(),
+            requests = prepared.len(),
             rows_us = (committing - started).as_micros() as u64,
             commit_us = committing.elapsed().as_micros() as u64,
             "store commit"
@@ -196,27 +280,24 @@ impl Store {
         Ok(())
     }
 
-    /// Files a request's `items` (numbered from `first_seq`) in one row per bucket they fall
-    /// in; returns the buckets and the bytes counted.
+    /// Files a request's `items` (numbered already, from `first_seq`) in one row per bucket
+    /// they fall in; returns the buckets.
     pub(super) fn file_items(
         &self,
         table: &mut redb::Table<(u64, u64), &[u8]>,
         first_seq: u64,
         items: &mut [NewItem<'_>],
-    ) -> Result<(Vec<u64>, u64), StoreError> {
-        items.sort_unstable_by_key(|i| (i.time, i.seq));
-        let (mut buckets, mut bytes) = (Vec::new(), 0u64);
-        for same in items.chunk_by(|a, b| bucket_of(a.time) == bucket_of(b.time)) {
-            let bucket = bucket_of(same[0].time);
-            let (row, counted) = ItemRow::write(same)
-                .ok_or_else(|| self.error("a request too large for one row (4 GiB)"))?;
+    ) -> Result<Vec<u64>, StoreError> {
+        let rows =
+            rows_of(items).ok_or_else(|| self.error("a request too large for one row (4 GiB)"))?;
+        let mut buckets = Vec::with_capacity(rows.len());
+        for built in rows {
             table
-                .insert((bucket, first_seq), row.as_slice())
+                .insert((built.bucket, first_seq), built.row.as_slice())
                 .map_err(|e| self.error(e))?;
-            buckets.push(bucket);
-            bytes += counted;
+            buckets.push(built.bucket);
         }
-        Ok((buckets, bytes))
+        Ok(buckets)
     }
 
     /// `n` items of the context `id` are gone; the context goes with its last item.
