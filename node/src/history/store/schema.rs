@@ -146,6 +146,9 @@ const PACKED: u32 = 1 << 31;
 const PACK_LEVEL: i32 = 1;
 /// Rows with less data than this stay plain: a frame's own bytes would eat the gain.
 const PACK_FROM: usize = 128;
+/// Rows with more data than this stay plain (a request is far smaller: 64 MiB by default), so
+/// that a packed row never unpacks to more: a damaged one cannot make a reader allocate GiBs.
+const PACK_UP_TO: usize = 256 << 20;
 
 /// One row of a signal's table: a request's items in one bucket, in `(time, seq)` order.
 /// Layout: items `n` and context ids `k` (4 bytes each; `k` with [`PACKED`] when the data is
@@ -181,12 +184,21 @@ impl<'a> ItemRow<'a> {
             data: value.get(data_at..)?,
             packed: k_field & PACKED != 0,
         };
+        // Each item ends where or after the one before it does, and (plain) inside the data;
+        // a packed row's frame is checked when it is unpacked, so that retention, which needs
+        // only the heads, still counts the items of a row whose frame is damaged.
+        let mut end = 0;
+        for i in 0..row.len() {
+            let next = row.end(i);
+            if next < end {
+                return None;
+            }
+            end = next;
+        }
         let whole = if row.packed {
-            // The frame says how much it unpacks to: the end of the last item, exactly.
-            let size = zstd::zstd_safe::get_frame_content_size(row.data).ok()??;
-            size == row.data_len() as u64
+            end <= PACK_UP_TO
         } else {
-            row.data_len() <= row.data.len()
+            end <= row.data.len()
         };
         whole.then_some(row)
     }
@@ -208,6 +220,11 @@ impl<'a> ItemRow<'a> {
     pub(super) fn unpack(&self) -> Option<Cow<'a, [u8]>> {
         if !self.packed {
             return Some(Cow::Borrowed(self.data));
+        }
+        // The frame says how much it unpacks to: the end of the last item, exactly.
+        let size = zstd::zstd_safe::get_frame_content_size(self.data).ok()??;
+        if size != self.data_len() as u64 {
+            return None;
         }
         let data = UNPACKER.with_borrow_mut(|unpacker| {
             let unpacker = match unpacker {
@@ -354,7 +371,7 @@ impl<'a> ItemRow<'a> {
         for item in items {
             row.extend_from_slice(item.bytes);
         }
-        if data >= PACK_FROM {
+        if (PACK_FROM..=PACK_UP_TO).contains(&data) {
             if let Some(packed) = pack(&row[heads..]) {
                 row.truncate(heads);
                 row.extend_from_slice(&packed);
@@ -523,7 +540,10 @@ mod tests {
         let mut longer = value.clone();
         let end_at = ROW_HEAD + 2 * 16 + ITEM_HEAD + 20;
         longer[end_at..end_at + 4].copy_from_slice(&801u32.to_be_bytes());
-        assert!(ItemRow::read(&longer).is_none());
+        assert!(ItemRow::read(&longer)
+            .expect("its heads")
+            .unpack()
+            .is_none());
         // A frame whose bytes are damaged inside.
         let mut garbled = value.clone();
         let data_at = ROW_HEAD + 2 * 16 + 2 * ITEM_HEAD;
@@ -531,5 +551,41 @@ mod tests {
             *b = !*b;
         }
         assert!(ItemRow::read(&garbled).is_none_or(|r| r.unpack().is_none()));
+    }
+
+    #[test]
+    fn a_packed_row_claiming_more_than_a_row_may_hold_is_refused_before_anything_is_allocated() {
+        // One item said to end at 4 GiB, then a frame header saying so too: refused on the
+        // item's head alone.
+        let mut value = Vec::new();
+        value.extend_from_slice(&1u32.to_be_bytes());
+        value.extend_from_slice(&(1 | PACKED).to_be_bytes());
+        value.extend_from_slice(&[0; 16 + 20]);
+        value.extend_from_slice(&u32::MAX.to_be_bytes());
+        value.extend_from_slice(&[0x28, 0xb5, 0x2f, 0xfd, 0x80, 0xff, 0xff, 0xff, 0xff, 0x01]);
+        assert!(ItemRow::read(&value).is_none());
+    }
+
+    #[test]
+    fn items_whose_ends_go_back_make_a_damaged_row() {
+        for compressible in [true, false] {
+            let (mut value, _) = row(&items(&[300, 500, 200], compressible));
+            let end_at = ROW_HEAD + 2 * 16 + 20;
+            value[end_at..end_at + 4].copy_from_slice(&5_000u32.to_be_bytes());
+            assert!(
+                ItemRow::read(&value).is_none(),
+                "compressible {compressible}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_heads_of_a_packed_row_whose_frame_is_damaged_still_read() {
+        let (mut value, _) = row(&items(&[300, 500], true));
+        let data_at = ROW_HEAD + 2 * 16 + 2 * ITEM_HEAD;
+        value[data_at] ^= 0xff;
+        let read = ItemRow::read(&value).expect("its heads");
+        assert_eq!(read.uses(), vec![(0, 1), (1, 1)]);
+        assert!(read.unpack().is_none());
     }
 }
