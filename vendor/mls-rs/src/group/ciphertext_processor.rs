@@ -156,6 +156,10 @@ where
             .await
             .map_err(|e| MlsError::CryptoProviderError(e.into_any_error()))?;
 
+        // slim-node patch: zeroed in bulk before `Zeroizing` drops it (see `wipe`).
+        let mut serialized_private_content = serialized_private_content;
+        super::framing::wipe(&mut serialized_private_content);
+
         // Construct an mls sender data struct using the plaintext sender info, the generation
         // of the key schedule encryption key, and the reuse guard used to encrypt ciphertext
         let sender_data = SenderData {
@@ -227,8 +231,12 @@ where
             .await
             .map_err(|e| MlsError::CryptoProviderError(e.into_any_error()))?;
 
+        let mut decrypted_content = decrypted_content;
         let ciphertext_content =
-            PrivateMessageContent::mls_decode(&mut &**decrypted_content, ciphertext.content_type)?;
+            PrivateMessageContent::mls_decode(&mut &**decrypted_content, ciphertext.content_type);
+        // slim-node patch: zeroed in bulk before `Zeroizing` drops it (see `wipe`).
+        super::framing::wipe(&mut decrypted_content);
+        let ciphertext_content = ciphertext_content?;
 
         // Build the MLS plaintext object and process it
         let auth_content = AuthenticatedContent {
