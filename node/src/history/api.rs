@@ -465,7 +465,7 @@ mod tests {
         let request = otlp::json::from_json(Signal::Logs, json.as_bytes()).unwrap();
         store
             .append(
-                &[Arrival {
+                vec![Arrival {
                     signal: Signal::Logs,
                     received_unix_nano: 1,
                     parts: otlp::items::split_items(&request),

@@ -310,7 +310,7 @@ fn prepare(batch: &[Item]) -> Vec<Prepared> {
         .iter()
         .map(|item| {
             let d = &item.delivered;
-            Prepared::new(&Arrival {
+            Prepared::new(Arrival {
                 signal: d.payload.signal(),
                 received_unix_nano: unix_nano(d.received_at),
                 // Spans and log records are cut from the bytes; data points are rebuilt.

@@ -172,7 +172,7 @@ pub mod testing {
             },
             message_id: None,
         };
-        store.append(&[arrival], 0).unwrap();
+        store.append(vec![arrival], 0).unwrap();
     }
 }
 
@@ -538,7 +538,9 @@ mod tests {
         let store = Store::open(dir.path(), UNLIMITED).unwrap();
         let times = [50u64, 10, 30, 30, 20, 40, 60];
         let items = times.iter().zip(0u8..).map(|(t, i)| item(*t, i)).collect();
-        store.append(&[arrival(Signal::Traces, items)], 0).unwrap();
+        store
+            .append(vec![arrival(Signal::Traces, items)], 0)
+            .unwrap();
         for limit in 1..=8 {
             // Tags in time order (ties by arrival): 10→1, 20→4, 30→2, 30→3, 40→5; 50 and 60 are out.
             assert_eq!(
@@ -555,7 +557,7 @@ mod tests {
         let store = Store::open(dir.path(), UNLIMITED).unwrap();
         store
             .append(
-                &[arrival(
+                vec![arrival(
                     Signal::Traces,
                     vec![item(10, 1), item(20, 2), item(30, 3)],
                 )],
@@ -570,7 +572,10 @@ mod tests {
         );
         // Arrives while paging: one late (before the position), one ahead of it.
         store
-            .append(&[arrival(Signal::Traces, vec![item(5, 4), item(25, 5)])], 0)
+            .append(
+                vec![arrival(Signal::Traces, vec![item(5, 4), item(25, 5)])],
+                0,
+            )
             .unwrap();
         let rest = store.page(&first, page.last, 10, usize::MAX).unwrap();
         assert_eq!(
@@ -580,7 +585,7 @@ mod tests {
         assert!(!rest.has_more);
         store
             .append(
-                &[arrival(
+                vec![arrival(
                     Signal::Traces,
                     vec![item(150, 6), item(90, 7), item(100, 8)],
                 )],
@@ -610,7 +615,7 @@ mod tests {
         let store = Store::open(dir.path(), UNLIMITED).unwrap();
         store
             .append(
-                &[
+                vec![
                     arrival(Signal::Logs, vec![item(10, 1)]),
                     arrival(Signal::Traces, vec![item(10, 2)]),
                 ],
@@ -627,7 +632,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), UNLIMITED).unwrap();
         store
-            .append(&[arrival(Signal::Traces, vec![item(0, 1)])], 0)
+            .append(vec![arrival(Signal::Traces, vec![item(0, 1)])], 0)
             .unwrap();
         assert_eq!(drain(&store, &window(&store, 1_000, 1_001), 10), vec![1]);
     }
@@ -646,7 +651,7 @@ mod tests {
             // Stored newest-time first, so arrival order and time order differ.
             store
                 .append(
-                    &[arrival(
+                    vec![arrival(
                         Signal::Traces,
                         vec![item(100 - u64::from(tag), tag)],
                     )],
@@ -674,7 +679,9 @@ mod tests {
             parts: parts(vec![item(7, tag)]),
             message_id: None,
         };
-        store.append(&[at(1_000, 1), at(2_000, 2)], 1_000).unwrap();
+        store
+            .append(vec![at(1_000, 1), at(2_000, 2)], 1_000)
+            .unwrap();
         assert_eq!(store.expire(2_400).unwrap(), 1);
         assert_eq!(drain(&store, &window(&store, 0, 10), 10), vec![2]);
         // With its last item, the context goes too: nothing is left counted.
@@ -694,7 +701,7 @@ mod tests {
         let store = Store::open(dir.path(), retention).unwrap();
         store
             .append(
-                &[arrival(
+                vec![arrival(
                     Signal::Logs,
                     vec![item(5, 1), item(6, 2), item(7, 3)],
                 )],
@@ -702,7 +709,7 @@ mod tests {
             )
             .unwrap();
         store
-            .append(&[arrival(Signal::Logs, vec![item(1, 4), item(2, 5)])], 0)
+            .append(vec![arrival(Signal::Logs, vec![item(1, 4), item(2, 5)])], 0)
             .unwrap();
         let totals = store.totals();
         assert_eq!((totals.logs, totals.expired), (2, 3));
@@ -718,22 +725,22 @@ mod tests {
             ..arrival(Signal::Traces, vec![item(10, tag)])
         };
         store
-            .append(&[message("a", 1), message("a", 2)], 0)
+            .append(vec![message("a", 1), message("a", 2)], 0)
             .unwrap();
         store
-            .append(&[message("a", 3), message("b", 4)], 0)
+            .append(vec![message("a", 3), message("b", 4)], 0)
             .unwrap();
         // A request without items takes a number and a row of its own, with its id.
         store
             .append(
-                &[Arrival {
+                vec![Arrival {
                     message_id: Some("c".into()),
                     ..arrival(Signal::Traces, Vec::new())
                 }],
                 0,
             )
             .unwrap();
-        store.append(&[message("c", 5)], 0).unwrap();
+        store.append(vec![message("c", 5)], 0).unwrap();
         assert_eq!(drain(&store, &window(&store, 0, 100), 10), vec![1, 4]);
         assert_eq!(store.totals().duplicates, 3);
         // Each id still names the request first stored with it.
@@ -761,7 +768,7 @@ mod tests {
         let store = Store::open(dir.path(), UNLIMITED).unwrap();
         store
             .append(
-                &[
+                vec![
                     arrival(Signal::Traces, vec![item(30, 1), item(10, 2)]),
                     arrival(Signal::Logs, vec![item(5, 3)]),
                     arrival(Signal::Traces, vec![item(20, 4)]),
@@ -785,13 +792,13 @@ mod tests {
         let store = Store::open(dir, UNLIMITED).unwrap();
         store
             .append(
-                &[arrival(Signal::Traces, vec![item(10, 1), item(20, 2)])],
+                vec![arrival(Signal::Traces, vec![item(10, 1), item(20, 2)])],
                 0,
             )
             .unwrap();
         let first = store.last_seq();
         store
-            .append(&[arrival(Signal::Traces, vec![item(15, 3)])], 0)
+            .append(vec![arrival(Signal::Traces, vec![item(15, 3)])], 0)
             .unwrap();
         (store, first)
     }
@@ -830,7 +837,7 @@ mod tests {
             // that reaches its size, never inside one.
             assert_eq!(store.next_seal(2_000, 1).unwrap(), Some((0, first)));
             store
-                .append(&[arrival(Signal::Traces, vec![item(5, 4)])], 0)
+                .append(vec![arrival(Signal::Traces, vec![item(5, 4)])], 0)
                 .unwrap();
             assert_eq!(store.next_seal(2_000, 100).unwrap(), Some((0, first)));
         }
@@ -857,9 +864,9 @@ mod tests {
             message_id: Some("sender\0m1".into()),
             ..arrival(Signal::Traces, vec![item(10, 1)])
         };
-        store.append(&[message()], 2_000).unwrap();
+        store.append(vec![message()], 2_000).unwrap();
         store.archived_through(store.last_seq(), 2_000).unwrap();
-        store.append(&[message()], 3_000).unwrap();
+        store.append(vec![message()], 3_000).unwrap();
         let totals = store.totals();
         assert_eq!(
             (totals.traces, totals.archived, totals.duplicates),
@@ -868,7 +875,7 @@ mod tests {
         // At max-age the id is forgotten, as a row's would be: no longer a duplicate.
         let hour = 3_600_000_000_000;
         store.expire(1_000 + hour + 1).unwrap();
-        store.append(&[message()], hour * 2).unwrap();
+        store.append(vec![message()], hour * 2).unwrap();
         assert_eq!(store.totals().duplicates, 1);
     }
 
@@ -879,11 +886,11 @@ mod tests {
         let store = Store::open(dir.path(), AN_HOUR).unwrap();
         // The tests' arrivals are received at 1_000.
         store
-            .append(&[arrival(Signal::Traces, vec![item(10, 1)])], 0)
+            .append(vec![arrival(Signal::Traces, vec![item(10, 1)])], 0)
             .unwrap();
         assert_eq!(store.next_seal(2_000, 100).unwrap(), Some((0, 1)));
         store
-            .append(&[arrival(Signal::Traces, vec![item(20, 2)])], 0)
+            .append(vec![arrival(Signal::Traces, vec![item(20, 2)])], 0)
             .unwrap();
         // Both are past max-age now, but the first is being sealed: neither goes.
         store.expire(hour * 10).unwrap();
@@ -916,7 +923,9 @@ mod tests {
                     item(t * MS, all.len() as u8 - 1)
                 })
                 .collect();
-            store.append(&[arrival(Signal::Traces, items)], 0).unwrap();
+            store
+                .append(vec![arrival(Signal::Traces, items)], 0)
+                .unwrap();
         }
         all.sort();
         let tags_in = |from: u64, to: u64| -> Vec<u8> {
@@ -945,7 +954,7 @@ mod tests {
         let store = Store::open(dir.path(), UNLIMITED).unwrap();
         store
             .append(
-                &[arrival(
+                vec![arrival(
                     Signal::Traces,
                     vec![item(150 * MS, 1), item(250 * MS, 2)],
                 )],
@@ -957,7 +966,7 @@ mod tests {
         // Late: one before the query's start (another bucket), two inside it, one after.
         store
             .append(
-                &[arrival(
+                vec![arrival(
                     Signal::Traces,
                     vec![
                         item(50 * MS, 3),
@@ -1043,7 +1052,7 @@ mod tests {
         let store = Store::open(dir.path(), UNLIMITED).unwrap();
         store
             .append(
-                &[Arrival {
+                vec![Arrival {
                     message_id: Some("m1".into()),
                     ..arrival(Signal::Traces, vec![item(30, 4)])
                 }],
@@ -1125,7 +1134,7 @@ mod tests {
             .collect();
         store
             .append(
-                &[Arrival {
+                vec![Arrival {
                     parts: Parts {
                         contexts: vec![vec![0], vec![0, 1]],
                         items,
@@ -1172,7 +1181,7 @@ mod tests {
             .collect();
         store
             .append(
-                &[Arrival {
+                vec![Arrival {
                     parts: Parts { contexts, items },
                     ..arrival(Signal::Traces, Vec::new())
                 }],
@@ -1204,7 +1213,7 @@ mod tests {
             .collect();
         store
             .append(
-                &[
+                vec![
                     arrival(Signal::Traces, first),
                     arrival(Signal::Traces, second),
                 ],
@@ -1242,7 +1251,7 @@ mod tests {
             let store = Store::open(dir.path(), UNLIMITED).unwrap();
             store
                 .append(
-                    &[arrival(Signal::Traces, vec![item(10, 1), item(20, 2)])],
+                    vec![arrival(Signal::Traces, vec![item(10, 1), item(20, 2)])],
                     0,
                 )
                 .unwrap();
@@ -1251,7 +1260,7 @@ mod tests {
         assert_eq!(store.totals().last_seq, 2);
         assert_eq!(store.totals().traces, 2);
         store
-            .append(&[arrival(Signal::Traces, vec![item(15, 3)])], 0)
+            .append(vec![arrival(Signal::Traces, vec![item(15, 3)])], 0)
             .unwrap();
         assert_eq!(drain(&store, &window(&store, 0, 100), 10), vec![1, 3, 2]);
     }
@@ -1283,7 +1292,7 @@ mod tests {
         let store = Store::open(disk.path(), UNLIMITED).unwrap();
         let mut stored = 0;
         let failed = loop {
-            match store.append(&batch(stored), 0) {
+            match store.append(batch(stored), 0) {
                 Ok(()) => stored += 20,
                 Err(err) => break err,
             }
@@ -1291,13 +1300,13 @@ mod tests {
         };
         assert_eq!(store.totals().traces, stored as u64, "{failed}");
         assert!(
-            store.append(&batch(stored), 0).is_err(),
+            store.append(batch(stored), 0).is_err(),
             "still full, opened again"
         );
         disk.resize(8192);
         // The failed batch again, then the next: each message once.
-        store.append(&batch(stored), 0).unwrap();
-        store.append(&batch(stored + 20), 0).unwrap();
+        store.append(batch(stored), 0).unwrap();
+        store.append(batch(stored + 20), 0).unwrap();
         let all = stored + 40;
         assert_eq!(store.totals().traces, all as u64);
         assert_eq!(store.totals().duplicates, 0);

@@ -15,7 +15,7 @@ impl Store {
     /// Applies the retention as of `now_unix_nano`; returns how many items it removed.
     pub fn expire(&self, now_unix_nano: u64) -> Result<u64, StoreError> {
         let before = self.totals().expired;
-        self.append(&[], now_unix_nano)?;
+        self.append(Vec::new(), now_unix_nano)?;
         Ok(self.totals().expired - before)
     }
 

@@ -150,6 +150,16 @@ const PACK_FROM: usize = 128;
 /// that a packed row never unpacks to more: a damaged one cannot make a reader allocate GiBs.
 const PACK_UP_TO: usize = 256 << 20;
 
+/// A row's head: its items, its context ids, whether its data is packed.
+fn row_head(value: &[u8]) -> (usize, usize, bool) {
+    let k = u32_at(value, 4);
+    (
+        u32_at(value, 0) as usize,
+        (k & !PACKED) as usize,
+        k & PACKED != 0,
+    )
+}
+
 /// One row of a signal's table: a request's items in one bucket, in `(time, seq)` order.
 /// Layout: items `n` and context ids `k` (4 bytes each; `k` with [`PACKED`] when the data is
 /// compressed), `k` ids (16 each), `n` item heads, then the data: the items' bytes one after
@@ -173,16 +183,14 @@ pub(super) struct NewItem<'a> {
 impl<'a> ItemRow<'a> {
     /// `None` if it is not a whole row.
     pub(super) fn read(value: &'a [u8]) -> Option<ItemRow<'a>> {
-        let n = u32_at(value, 0) as usize;
-        let k_field = u32_at(value, 4);
-        let k = (k_field & !PACKED) as usize;
+        let (n, k, packed) = row_head(value);
         let heads_at = ROW_HEAD.checked_add(k.checked_mul(16)?)?;
         let data_at = heads_at.checked_add(n.checked_mul(ITEM_HEAD)?)?;
         let row = ItemRow {
             ids: value.get(ROW_HEAD..heads_at)?,
             heads: value.get(heads_at..data_at)?,
             data: value.get(data_at..)?,
-            packed: k_field & PACKED != 0,
+            packed,
         };
         // Each item ends where or after the one before it does, and (plain) inside the data;
         // a packed row's frame is checked when it is unpacked, so that retention, which needs
@@ -296,8 +304,7 @@ impl<'a> ItemRow<'a> {
     /// Gives a row built with its request's items numbered from 0 ([`super::Prepared`]) their
     /// numbers: each is offset by `first_seq`, the request's first.
     pub(super) fn number(row: &mut [u8], first_seq: u64) {
-        let n = u32_at(row, 0) as usize;
-        let k = (u32_at(row, 4) & !PACKED) as usize;
+        let (n, k, _) = row_head(row);
         let heads_at = ROW_HEAD + 16 * k;
         for i in 0..n {
             let at = heads_at + i * ITEM_HEAD + 8;

@@ -23,7 +23,7 @@ pub struct Prepared {
 }
 
 /// One row built, not yet numbered or stored.
-pub(super) struct BuiltRow {
+struct BuiltRow {
     bucket: u64,
     row: Vec<u8>,
     /// The bytes it counts.
@@ -34,22 +34,28 @@ impl Prepared {
     /// Builds what the writer will store of `arrival`; the costly part of storing (taking
     /// items in order, packing rows, hashing contexts) runs here, so that the writer, which
     /// stores one batch at a time, only numbers and inserts.
-    pub fn new(arrival: &Arrival) -> Prepared {
-        let contexts = &arrival.parts.contexts;
-        let ids: Vec<u128> = contexts
+    pub fn new(arrival: Arrival) -> Prepared {
+        let Arrival {
+            signal,
+            received_unix_nano,
+            parts,
+            message_id,
+        } = arrival;
+        let ids: Vec<u128> = parts
+            .contexts
             .iter()
-            .map(|c| context_id(arrival.signal, c))
+            .map(|c| context_id(signal, c))
             .collect();
         let mut uses = vec![0u64; ids.len()];
-        let mut items = Vec::with_capacity(arrival.parts.items.len());
-        for item in &arrival.parts.items {
+        let mut items = Vec::with_capacity(parts.items.len());
+        for item in &parts.items {
             let Some(&id) = ids.get(item.context) else {
                 continue;
             };
             uses[item.context] += 1;
             items.push(NewItem {
                 time: match item.time_unix_nano {
-                    0 => arrival.received_unix_nano,
+                    0 => received_unix_nano,
                     t => t,
                 },
                 seq: items.len() as u64,
@@ -58,17 +64,17 @@ impl Prepared {
             });
         }
         Prepared {
-            signal: arrival.signal,
-            received_unix_nano: arrival.received_unix_nano,
-            message_id: arrival.message_id.clone(),
+            signal,
+            received_unix_nano,
+            message_id,
             items: items.len() as u64,
             rows: rows_of(&mut items),
             uses: ids
                 .into_iter()
                 .zip(uses)
-                .zip(contexts)
+                .zip(parts.contexts)
                 .filter(|((_, n), _)| *n > 0)
-                .map(|((id, n), context)| (id, n, context.clone()))
+                .map(|((id, n), context)| (id, n, context))
                 .collect(),
         }
     }
@@ -76,7 +82,7 @@ impl Prepared {
 
 /// `items` (sorted here by time, then number) in one row per bucket they fall in, buckets
 /// ascending; `None` if one would not fit a row's 32-bit offsets.
-pub(super) fn rows_of(items: &mut [NewItem<'_>]) -> Option<Vec<BuiltRow>> {
+fn rows_of(items: &mut [NewItem<'_>]) -> Option<Vec<BuiltRow>> {
     items.sort_unstable_by_key(|i| (i.time, i.seq));
     items
         .chunk_by(|a, b| bucket_of(a.time) == bucket_of(b.time))
@@ -97,8 +103,11 @@ impl Store {
     /// Nothing of a failed append is kept (one transaction), and the file is opened again
     /// before the next: a message given again is stored once (by its id) whether or not the
     /// failed commit reached the disk.
-    pub fn append(&self, arrivals: &[Arrival], now_unix_nano: u64) -> Result<(), StoreError> {
-        self.append_prepared(arrivals.iter().map(Prepared::new).collect(), now_unix_nano)
+    pub fn append(&self, arrivals: Vec<Arrival>, now_unix_nano: u64) -> Result<(), StoreError> {
+        self.append_prepared(
+            arrivals.into_iter().map(Prepared::new).collect(),
+            now_unix_nano,
+        )
     }
 
     /// [`Store::append`] of requests made ready with [`Prepared::new`].
