@@ -6,7 +6,7 @@ use slim_roles::{Outgoing, PublishError, Publisher};
 use thiserror::Error;
 use tracing::debug;
 
-use otlp::compression::{decompress, Encoding};
+use otlp::compression::{decompress_owned, Encoding};
 use otlp::scan::scan;
 use otlp::validate::{validate, Rejected};
 use otlp::{json, wire, CodecError, OtlpRequest, Signal};
@@ -128,11 +128,11 @@ impl Ingest {
         signal: Signal,
         format: Format,
         encoding: Encoding,
-        body: &[u8],
+        body: Vec<u8>,
         key: Option<&KeyName>,
     ) -> Result<Accepted, IngestError> {
         let taken = async {
-            let raw = decompress(encoding, body, self.max_body)?;
+            let raw = decompress_owned(encoding, body, self.max_body)?;
             match format {
                 Format::Protobuf => self.take_protobuf(signal, raw, key).await,
                 Format::Json => self.ingest(json::from_json(signal, &raw)?, key).await,

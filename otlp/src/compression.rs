@@ -54,6 +54,19 @@ pub fn decompress(encoding: Encoding, body: &[u8], limit: usize) -> Result<Vec<u
     }
 }
 
+/// As [`decompress`], taking the body: one without compression is returned as it came, not
+/// copied.
+pub fn decompress_owned(
+    encoding: Encoding,
+    body: Vec<u8>,
+    limit: usize,
+) -> Result<Vec<u8>, CodecError> {
+    match encoding {
+        Encoding::Identity if body.len() <= limit => Ok(body),
+        _ => decompress(encoding, &body, limit),
+    }
+}
+
 fn read_bounded(
     reader: impl Read,
     name: &'static str,
@@ -142,6 +155,23 @@ mod tests {
             1000
         );
         assert!(decompress(Encoding::Identity, &data, 999).is_err());
+    }
+
+    #[test]
+    fn an_uncompressed_body_taken_whole_is_not_copied() {
+        let body = b"not compressed".to_vec();
+        let at = body.as_ptr();
+        let out = decompress_owned(Encoding::Identity, body, 64).unwrap();
+        assert_eq!((out.as_ptr(), out.as_slice()), (at, &b"not compressed"[..]));
+        assert!(matches!(
+            decompress_owned(Encoding::Identity, vec![0; 65], 64),
+            Err(CodecError::TooLarge { limit: 64 })
+        ));
+        let zipped = gzip(b"zipped");
+        assert_eq!(
+            decompress_owned(Encoding::Gzip, zipped, 64).unwrap(),
+            b"zipped"
+        );
     }
 
     #[test]

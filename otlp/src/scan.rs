@@ -117,7 +117,72 @@ enum Rule {
 struct MessageSchema {
     /// Indexed by field number.
     fields: Vec<Option<Field>>,
+    /// What to do on each one-byte key (field numbers 1–15, every wire type): the key decides
+    /// field and wire type at once, so the common field costs one lookup.
+    by_key: Box<[Op; 128]>,
     rule: Rule,
+}
+
+/// What the scanner does on a one-byte key.
+#[derive(Debug, Clone, Copy)]
+struct Op {
+    act: Act,
+    /// As [`Field::conflicts`]; 0 for unknown fields.
+    conflicts: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Act {
+    /// The decoder must decide (field number 0, a group, a known field of another wire type).
+    Decoder,
+    /// An unknown field, or a number of the right wire type: step over it.
+    Skip(u8),
+    Message(u32),
+    String,
+    /// Bytes, kept in the rule's id slot when it has one.
+    Bytes(Option<u8>),
+    /// Packed repeated numbers.
+    Packed(FieldKind),
+}
+
+impl MessageSchema {
+    fn new(fields: Vec<Option<Field>>, rule: Rule) -> MessageSchema {
+        let by_key =
+            std::array::from_fn(|key| op_of(&fields, rule, (key >> 3) as u32, key as u8 & 7));
+        MessageSchema {
+            fields,
+            by_key: Box::new(by_key),
+            rule,
+        }
+    }
+}
+
+/// What to do on field `number` with wire type `wire` in a message of `fields` and `rule`.
+/// Out of line: the scan reaches it only for keys of more than one byte.
+#[inline(never)]
+fn op_of(fields: &[Option<Field>], rule: Rule, number: u32, wire: u8) -> Op {
+    let field = fields.get(number as usize).copied().flatten();
+    let act = match field {
+        _ if number == 0 => Act::Decoder,
+        None if matches!(wire, 0 | 1 | 2 | 5) => Act::Skip(wire),
+        None => Act::Decoder,
+        // Repeated numbers may come packed; nothing else may differ.
+        Some(f) if wire != f.kind.wire_type() => match f.repeated && wire == 2 {
+            true => Act::Packed(f.kind),
+            false => Act::Decoder,
+        },
+        Some(f) => match f.kind {
+            FieldKind::Message(inner) => Act::Message(inner as u32),
+            FieldKind::String => Act::String,
+            FieldKind::Bytes => Act::Bytes(id_slot(rule, number).map(|s| s as u8)),
+            // Any value of the right wire type decodes.
+            FieldKind::Varint | FieldKind::Fixed32 | FieldKind::Fixed64 => Act::Skip(wire),
+        },
+    };
+    Op {
+        act,
+        conflicts: field.map_or(0, |f| f.conflicts),
+    }
 }
 
 struct Schema {
@@ -154,52 +219,38 @@ impl Schema {
         let mut seen = 0u64;
         // Lengths and "not all zero" of the id fields a rule looks at, by field number.
         let mut ids: [(usize, bool); 3] = [(0, false); 3];
-        while !buf.is_empty() {
-            // The decoder refuses keys past 32 bits (field numbers stop at 2^29 - 1).
-            let key = u32::try_from(varint(&mut buf)?).ok()?;
-            let number = key >> 3;
-            let wire = (key & 7) as u8;
-            if number == 0 {
-                return None;
-            }
-            let field = if number < MAX_FIELD {
-                schema.fields[number as usize]
+        while let Some((&first, rest)) = buf.split_first() {
+            let (op, number_bit) = if first < 0x80 {
+                buf = rest;
+                (schema.by_key[usize::from(first)], 1u64 << (first >> 3))
             } else {
-                None
+                // A key of more than one byte: field numbers from 16 (or an overlong key).
+                // The decoder refuses keys past 32 bits (field numbers stop at 2^29 - 1).
+                let key = u32::try_from(varint(&mut buf)?).ok()?;
+                let (number, wire) = (key >> 3, (key & 7) as u8);
+                (
+                    op_of(&schema.fields, schema.rule, number, wire),
+                    bit(number),
+                )
             };
-            let Some(field) = field else {
-                skip(wire, &mut buf)?;
-                continue;
-            };
-            if seen & field.conflicts != 0 {
+            if seen & op.conflicts != 0 {
                 return None;
             }
-            seen |= 1 << number;
-            if wire != field.kind.wire_type() {
-                // Repeated numbers may come packed; nothing else may differ.
-                if !(field.repeated && wire == 2) {
-                    return None;
+            seen |= number_bit;
+            match op.act {
+                Act::Decoder => return None,
+                Act::Skip(wire) => skip(wire, &mut buf)?,
+                Act::Message(inner) => {
+                    self.message(inner as usize, take(&mut buf)?, depth + 1, tally)?
                 }
-                packed(field.kind, take(&mut buf)?)?;
-                continue;
-            }
-            match field.kind {
-                FieldKind::Message(inner) => {
-                    self.message(inner, take(&mut buf)?, depth + 1, tally)?
-                }
-                FieldKind::String => {
-                    simdutf8::basic::from_utf8(take(&mut buf)?).ok()?;
-                }
-                FieldKind::Bytes => {
+                Act::String => utf8(take(&mut buf)?)?,
+                Act::Bytes(slot) => {
                     let bytes = take(&mut buf)?;
-                    if let Some(slot) = id_slot(schema.rule, number) {
-                        ids[slot] = (bytes.len(), bytes.iter().any(|&b| b != 0));
+                    if let Some(slot) = slot {
+                        ids[usize::from(slot)] = (bytes.len(), bytes.iter().any(|&b| b != 0));
                     }
                 }
-                // Any value of the right wire type decodes.
-                FieldKind::Varint | FieldKind::Fixed32 | FieldKind::Fixed64 => {
-                    skip(wire, &mut buf)?
-                }
+                Act::Packed(kind) => packed(kind, take(&mut buf)?)?,
             }
         }
         match schema.rule {
@@ -235,8 +286,25 @@ fn id_slot(rule: Rule, number: u32) -> Option<usize> {
     }
 }
 
+/// Checks a string's bytes are UTF-8. Most OTLP strings are short ASCII keys and values,
+/// checked here eight bytes at a time; the rest go to the SIMD validator.
+#[inline(always)]
+fn utf8(bytes: &[u8]) -> Option<()> {
+    if bytes.len() <= 64 {
+        let (chunks, tail) = bytes.as_chunks::<8>();
+        let high = chunks
+            .iter()
+            .fold(0u64, |acc, c| acc | u64::from_ne_bytes(*c))
+            | tail.iter().fold(0u64, |acc, &b| acc | u64::from(b));
+        if high & 0x8080_8080_8080_8080 == 0 {
+            return Some(());
+        }
+    }
+    simdutf8::basic::from_utf8(bytes).ok().map(drop)
+}
+
 /// Reads a varint the way the decoder does: at most ten bytes, no bits past the 64th.
-#[inline]
+#[inline(always)]
 fn varint(buf: &mut &[u8]) -> Option<u64> {
     // Keys and most lengths are one byte.
     if let Some((&byte, rest)) = buf.split_first() {
@@ -261,7 +329,7 @@ fn varint(buf: &mut &[u8]) -> Option<u64> {
 }
 
 /// Takes a length-delimited field's contents.
-#[inline]
+#[inline(always)]
 fn take<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
     let len = usize::try_from(varint(buf)?).ok()?;
     let (contents, rest) = buf.split_at_checked(len)?;
@@ -270,6 +338,7 @@ fn take<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
 }
 
 /// Steps over a field's value by its wire type; groups are left to the decoder.
+#[inline(always)]
 fn skip(wire: u8, buf: &mut &[u8]) -> Option<()> {
     match wire {
         0 => varint(buf).map(drop),
@@ -320,10 +389,7 @@ impl Builder {
             };
             *slot = Some(self.field(&field)?);
         }
-        self.messages[index] = Some(MessageSchema {
-            fields,
-            rule: rule(message),
-        });
+        self.messages[index] = Some(MessageSchema::new(fields, rule(message)));
         Some(index)
     }
 
@@ -503,6 +569,85 @@ mod tests {
         bytes[at] = 0xff;
         assert!(OtlpRequest::decode_protobuf(Signal::Traces, &bytes).is_err());
         assert_eq!(scan(Signal::Traces, &bytes), None);
+    }
+
+    /// String lengths around the scan's word-at-a-time ASCII check and its end.
+    const LENGTHS: [usize; 8] = [1, 7, 8, 9, 63, 64, 65, 200];
+
+    /// [`SPAN`] whose first span is named `name`, as protobuf.
+    fn span_named(name: &str) -> Vec<u8> {
+        let body = SPAN.replacen("\"name\":\"a\"", &format!("\"name\":\"{name}\""), 1);
+        protobuf(Signal::Traces, &body)
+    }
+
+    #[test]
+    fn non_ascii_strings_are_vouched_for_at_every_length() {
+        for len in LENGTHS {
+            let bytes = span_named(&"é".repeat(len));
+            assert_eq!(
+                scan(Signal::Traces, &bytes).map(|s| s.items),
+                Some(2),
+                "{len}"
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_anywhere_in_a_string_of_any_length_is_left_to_the_decoder() {
+        for len in LENGTHS {
+            let name = "n".repeat(len);
+            let good = span_named(&name);
+            let at = good
+                .windows(len)
+                .position(|w| w == name.as_bytes())
+                .unwrap();
+            for i in [0, len / 2, len - 1] {
+                let mut bytes = good.clone();
+                bytes[at + i] = 0xc3; // a lead byte with nothing after it
+                assert!(OtlpRequest::decode_protobuf(Signal::Traces, &bytes).is_err());
+                assert_eq!(scan(Signal::Traces, &bytes), None, "{len} at {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn repeated_numbers_pass_packed_and_unpacked() {
+        // A histogram point's bucket_counts (field 6, fixed64) both ways.
+        let point = |counts: &[u8]| field(1, &field(2, &field(2, &field(9, &field(1, counts)))));
+        let packed = point(&field(6, &[0; 16]));
+        let mut unpacked_counts = vec![6 << 3 | 1];
+        unpacked_counts.extend_from_slice(&[0; 8]);
+        let unpacked = point(&unpacked_counts);
+        for bytes in [packed, unpacked] {
+            assert!(OtlpRequest::decode_protobuf(Signal::Metrics, &bytes).is_ok());
+            assert_eq!(scan(Signal::Metrics, &bytes).map(|s| s.items), Some(1));
+        }
+        let ragged = point(&field(6, &[0; 15]));
+        assert!(OtlpRequest::decode_protobuf(Signal::Metrics, &ragged).is_err());
+        assert_eq!(scan(Signal::Metrics, &ragged), None);
+    }
+
+    #[test]
+    fn a_field_numbered_16_or_more_is_checked_like_the_others() {
+        // Span.flags is field 16 (fixed32): its key, 16 << 3 | 5, takes two bytes.
+        let OtlpRequest::Traces(mut request) =
+            OtlpRequest::decode_protobuf(Signal::Traces, &protobuf(Signal::Traces, SPAN)).unwrap()
+        else {
+            unreachable!()
+        };
+        request.resource_spans[0].scope_spans[0].spans[0].flags = 0x100;
+        let bytes = OtlpRequest::Traces(request).to_protobuf();
+        assert_eq!(scan(Signal::Traces, &bytes).map(|s| s.items), Some(2));
+        // The same field as a varint (then an unknown field 15, to keep the lengths): the
+        // decoder refuses the wire type.
+        let at = bytes
+            .windows(6)
+            .position(|w| w == [0x85, 0x01, 0x00, 0x01, 0x00, 0x00])
+            .unwrap();
+        let mut wrong = bytes.clone();
+        wrong.splice(at..at + 6, [0x80, 0x01, 0x80, 0x02, 15 << 3, 0x00]);
+        assert!(OtlpRequest::decode_protobuf(Signal::Traces, &wrong).is_err());
+        assert_eq!(scan(Signal::Traces, &wrong), None);
     }
 
     #[test]

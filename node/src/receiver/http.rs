@@ -227,6 +227,27 @@ async fn observe(
     response
 }
 
+/// Bytes reserved up front for a body from its declared length at most: a client declaring
+/// a large body and sending none holds no more than this.
+const BODY_RESERVE: usize = 1 << 20;
+
+/// Reads a body of at most `limit` bytes into one buffer, sized by the declared length when
+/// there is one: the bytes are copied once out of hyper's buffers, and not again.
+async fn read_body(
+    body: Body,
+    declared: Option<usize>,
+    limit: usize,
+) -> Result<Vec<u8>, axum::BoxError> {
+    let mut body = http_body_util::Limited::new(body, limit);
+    let mut buf = Vec::with_capacity(declared.unwrap_or(0).min(limit).min(BODY_RESERVE));
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf)
+}
+
 async fn export(
     ingest: Ingest,
     signal: Signal,
@@ -251,11 +272,8 @@ async fn export(
     if declared.is_some_and(|len| len > ingest.max_body()) {
         return ingest_error(format, &too_large());
     }
-    let bytes = match http_body_util::Limited::new(body, ingest.max_body())
-        .collect()
-        .await
-    {
-        Ok(collected) => collected.to_bytes(),
+    let bytes = match read_body(body, declared, ingest.max_body()).await {
+        Ok(bytes) => bytes,
         Err(err) if err.is::<http_body_util::LengthLimitError>() => {
             return ingest_error(format, &too_large())
         }
@@ -265,7 +283,7 @@ async fn export(
         }
     };
     match ingest
-        .ingest_body(signal, format, encoding, &bytes, key.as_ref())
+        .ingest_body(signal, format, encoding, bytes, key.as_ref())
         .await
     {
         Ok(accepted) => success(format, &accepted),
