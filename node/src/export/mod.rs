@@ -17,8 +17,10 @@ use otlp::compression::gzip;
 use otlp::response;
 use otlp::{json, Signal};
 
+mod body;
 mod outcome;
 
+pub use body::Parts;
 pub use outcome::{error_chain, Outcome};
 
 /// Largest answer read from a backend (an OTLP answer is a few hundred bytes).
@@ -304,9 +306,10 @@ impl Exporter {
         }
     }
 
-    /// Sends one request of `signal`, given in its protobuf encoding, and says how the backend
-    /// answered.
-    pub async fn send(&mut self, signal: Signal, protobuf: Vec<u8>) -> Sent {
+    /// Sends one request of `signal`, given in its protobuf encoding (in parts: requests of one
+    /// signal back to back are one request), and says how the backend answered.
+    pub async fn send(&mut self, signal: Signal, protobuf: impl Into<Parts>) -> Sent {
+        let protobuf: Parts = protobuf.into();
         match self {
             Exporter::Http {
                 http,
@@ -316,8 +319,8 @@ impl Exporter {
                 headers,
             } => {
                 let (content_type, body) = if *json {
-                    match json::protobuf_to_json(signal, &protobuf) {
-                        Ok(body) => (JSON_CT, body),
+                    match json::protobuf_to_json(signal, &protobuf.into_vec()) {
+                        Ok(body) => (JSON_CT, Parts::from(body)),
                         Err(err) => return Sent::refused(format!("cannot convert to JSON: {err}")),
                     }
                 } else {
@@ -333,9 +336,9 @@ impl Exporter {
                     .header("content-type", content_type);
                 let body = if *compress {
                     post = post.header("content-encoding", "gzip");
-                    gzip(&body)
+                    reqwest::Body::from(gzip(&body.into_vec()))
                 } else {
-                    body
+                    body.into_body()
                 };
                 let sent = Instant::now();
                 let (code, outcome) = match post.body(body).send().await {
@@ -378,7 +381,7 @@ impl Exporter {
             } => {
                 let bytes = protobuf.len();
                 let sent = Instant::now();
-                let mut request = tonic::Request::new(protobuf);
+                let mut request = tonic::Request::new(protobuf.into_vec());
                 request.set_timeout(*timeout);
                 for (key, value) in metadata.iter() {
                     request.metadata_mut().append(key.clone(), value.clone());

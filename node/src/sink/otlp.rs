@@ -17,14 +17,16 @@
 //! `OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_ENDPOINT`).
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use tracing::{info, warn};
 
 use super::kind::{OptionSpec, SinkKind, SinkSpec};
-use crate::export::{Exporter, Outcome, Protocol, Settings};
+use crate::export::{Exporter, Outcome, Parts, Protocol, Settings};
 use crate::net::tls::ClientCerts;
-use crate::pipeline::{DropReason, FailReason, Item, QueueKind};
+use crate::pipeline::{Delivered, DropReason, FailReason, Item, QueueKind};
 use crate::pipeline::{Sink, SinkFuture, SinkInput};
 use otlp::Signal;
 use slim_roles::Backoff;
@@ -284,12 +286,21 @@ struct Batch {
 }
 
 impl Batch {
-    fn body(&self) -> Vec<u8> {
-        let mut body = Vec::with_capacity(self.bytes);
-        for item in &self.items {
-            body.extend_from_slice(item.delivered.payload.bytes());
-        }
-        body
+    /// The requests back to back, as they lie in memory (one request holding them all).
+    fn body(&self) -> Parts {
+        self.items
+            .iter()
+            .map(|item| Bytes::from_owner(PayloadOf(item.delivered.clone())))
+            .collect()
+    }
+}
+
+/// A delivered message's payload bytes, kept alive by the message itself.
+struct PayloadOf(Arc<Delivered>);
+
+impl AsRef<[u8]> for PayloadOf {
+    fn as_ref(&self) -> &[u8] {
+        self.0.payload.bytes()
     }
 }
 
