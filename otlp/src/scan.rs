@@ -135,8 +135,14 @@ struct Op {
 enum Act {
     /// The decoder must decide (field number 0, a group, a known field of another wire type).
     Decoder,
-    /// An unknown field, or a number of the right wire type: step over it.
-    Skip(u8),
+    /// An unknown field, or a number of the right wire type: step over a varint…
+    SkipVarint,
+    /// … eight bytes …
+    Skip8,
+    /// … a length-delimited value …
+    SkipLen,
+    /// … or four bytes.
+    Skip4,
     Message(u32),
     String,
     /// Bytes, kept in the rule's id slot when it has one.
@@ -157,6 +163,17 @@ impl MessageSchema {
     }
 }
 
+/// Stepping over a value of wire type `wire`; groups are left to the decoder.
+fn skip_act(wire: u8) -> Act {
+    match wire {
+        0 => Act::SkipVarint,
+        1 => Act::Skip8,
+        2 => Act::SkipLen,
+        5 => Act::Skip4,
+        _ => Act::Decoder,
+    }
+}
+
 /// What to do on field `number` with wire type `wire` in a message of `fields` and `rule`.
 /// Out of line: the scan reaches it only for keys of more than one byte.
 #[inline(never)]
@@ -164,8 +181,7 @@ fn op_of(fields: &[Option<Field>], rule: Rule, number: u32, wire: u8) -> Op {
     let field = fields.get(number as usize).copied().flatten();
     let act = match field {
         _ if number == 0 => Act::Decoder,
-        None if matches!(wire, 0 | 1 | 2 | 5) => Act::Skip(wire),
-        None => Act::Decoder,
+        None => skip_act(wire),
         // Repeated numbers may come packed; nothing else may differ.
         Some(f) if wire != f.kind.wire_type() => match f.repeated && wire == 2 {
             true => Act::Packed(f.kind),
@@ -176,7 +192,7 @@ fn op_of(fields: &[Option<Field>], rule: Rule, number: u32, wire: u8) -> Op {
             FieldKind::String => Act::String,
             FieldKind::Bytes => Act::Bytes(id_slot(rule, number).map(|s| s as u8)),
             // Any value of the right wire type decodes.
-            FieldKind::Varint | FieldKind::Fixed32 | FieldKind::Fixed64 => Act::Skip(wire),
+            FieldKind::Varint | FieldKind::Fixed32 | FieldKind::Fixed64 => skip_act(wire),
         },
     };
     Op {
@@ -239,7 +255,10 @@ impl Schema {
             seen |= number_bit;
             match op.act {
                 Act::Decoder => return None,
-                Act::Skip(wire) => skip(wire, &mut buf)?,
+                Act::SkipVarint => varint(&mut buf).map(drop)?,
+                Act::Skip8 => buf = buf.get(8..)?,
+                Act::SkipLen => drop(take(&mut buf)?),
+                Act::Skip4 => buf = buf.get(4..)?,
                 Act::Message(inner) => {
                     self.message(inner as usize, take(&mut buf)?, depth + 1, tally)?
                 }
@@ -335,18 +354,6 @@ fn take<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
     let (contents, rest) = buf.split_at_checked(len)?;
     *buf = rest;
     Some(contents)
-}
-
-/// Steps over a field's value by its wire type; groups are left to the decoder.
-#[inline(always)]
-fn skip(wire: u8, buf: &mut &[u8]) -> Option<()> {
-    match wire {
-        0 => varint(buf).map(drop),
-        1 => buf.get(8..).map(|rest| *buf = rest),
-        2 => take(buf).map(drop),
-        5 => buf.get(4..).map(|rest| *buf = rest),
-        _ => None,
-    }
 }
 
 /// Checks packed repeated numbers: whole values, nothing left over.

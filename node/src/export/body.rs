@@ -1,6 +1,7 @@
 //! A request body as the parts it is made of. Protobuf requests of one signal back to back are
 //! one valid request, so a batch of received requests is sent as it lies in memory: over
-//! plain OTLP/HTTP the parts go out one after the other, never copied into one buffer.
+//! plain-text OTLP/HTTP (HTTP/1.1) the parts go out one after the other, never copied into
+//! one buffer.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -37,7 +38,8 @@ impl Parts {
         out
     }
 
-    /// An HTTP body that sends the parts one after the other, with their exact length.
+    /// An HTTP body that sends the parts one after the other, with their exact length. It
+    /// cannot be sent twice: reqwest's own resending after an HTTP/2 GOAWAY does not apply.
     pub fn into_body(self) -> reqwest::Body {
         reqwest::Body::wrap(self)
     }

@@ -337,8 +337,14 @@ impl Exporter {
                 let body = if *compress {
                     post = post.header("content-encoding", "gzip");
                     reqwest::Body::from(gzip(&body.into_vec()))
-                } else {
+                } else if url.scheme() == "http" {
+                    // Plain http:// is always HTTP/1.1 here: the parts go out one after the
+                    // other. Over TLS the backend may choose HTTP/2, where reqwest sends a
+                    // request again by itself after a graceful GOAWAY — only a body in one
+                    // piece can be sent twice.
                     body.into_body()
+                } else {
+                    reqwest::Body::from(body.into_vec())
                 };
                 let sent = Instant::now();
                 let (code, outcome) = match post.body(body).send().await {
