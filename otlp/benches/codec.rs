@@ -1,6 +1,6 @@
 //! The receive path's CPU work per request, so that regressions show:
 //! OTLP/JSON → protobuf, protobuf decode + validation, the in-place scan that replaces them for
-//! requests forwarded as they came, encode, gzip, and splitting.
+//! requests forwarded as they came, encode, gzip, splitting, and the items the store keeps.
 //! Run with `cargo bench -p slim-node-otlp`.
 
 use std::hint::black_box;
@@ -65,6 +65,13 @@ fn codec(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("gunzip", gzipped.len()), |b| {
             b.iter(|| decompress(Encoding::Gzip, black_box(&gzipped), 64 << 20))
         });
+        group.bench_function(
+            BenchmarkId::new("items of the encoding", protobuf.len()),
+            |b| {
+                let shared = bytes::Bytes::from(protobuf.clone());
+                b.iter(|| otlp::items::split_encoded(Signal::Traces, black_box(&shared)))
+            },
+        );
         group.bench_function(BenchmarkId::new("split under 1 KiB", protobuf.len()), |b| {
             b.iter(|| black_box(request.clone()).split(1024))
         });

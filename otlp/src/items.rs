@@ -8,6 +8,7 @@
 //! page of them is an export request, and an item's time is exact: a span's start, a data
 //! point's time, a log record's time (else its observed time).
 
+use bytes::Bytes;
 use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use opentelemetry_proto::tonic::metrics::v1::{
@@ -16,6 +17,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 use prost::Message;
 
+use crate::proto::{take, varint};
 use crate::split::Container;
 use crate::{CodecError, OtlpRequest, Signal};
 
@@ -26,8 +28,8 @@ pub struct Item {
     pub time_unix_nano: u64,
     /// Its context: an index into [`Parts::contexts`].
     pub context: usize,
-    /// Its protobuf encoding.
-    pub bytes: Vec<u8>,
+    /// Its protobuf encoding (for items cut from a request's bytes, a slice of them).
+    pub bytes: Bytes,
 }
 
 /// A request taken apart.
@@ -143,7 +145,7 @@ pub fn split_items(request: &OtlpRequest) -> Parts {
                     parts.items.extend(ss.spans.iter().map(|span| Item {
                         time_unix_nano: span.start_time_unix_nano,
                         context: at,
-                        bytes: span.encode_to_vec(),
+                        bytes: span.encode_to_vec().into(),
                     }));
                 }
             }
@@ -190,7 +192,7 @@ pub fn split_items(request: &OtlpRequest) -> Parts {
                         .extend(points.into_iter().map(|(time, metric)| Item {
                             time_unix_nano: time,
                             context: at,
-                            bytes: metric.encode_to_vec(),
+                            bytes: metric.encode_to_vec().into(),
                         }));
                 }
             }
@@ -218,7 +220,7 @@ pub fn split_items(request: &OtlpRequest) -> Parts {
                             t => t,
                         },
                         context: at,
-                        bytes: record.encode_to_vec(),
+                        bytes: record.encode_to_vec().into(),
                     }));
                 }
             }
@@ -231,7 +233,7 @@ pub fn split_items(request: &OtlpRequest) -> Parts {
 /// decoding it: items, resources and scopes are cut from the bytes as they came (fields this
 /// version does not know included). `None` for metrics (their items are rebuilt, see
 /// [`split_items`]) or bytes that are not a well-formed request.
-pub fn split_encoded(signal: Signal, bytes: &[u8]) -> Option<Parts> {
+pub fn split_encoded(signal: Signal, bytes: &Bytes) -> Option<Parts> {
     if signal == Signal::Metrics {
         return None;
     }
@@ -253,7 +255,7 @@ pub fn split_encoded(signal: Signal, bytes: &[u8]) -> Option<Parts> {
                 parts.items.push(Item {
                     time_unix_nano: item_time(signal, item)?,
                     context: at,
-                    bytes: item.to_vec(),
+                    bytes: bytes.slice_ref(item),
                 });
             }
         }
@@ -289,7 +291,6 @@ struct Field<'a> {
 /// A field's value (for length-delimited fields, without the length).
 struct Raw<'a> {
     value: &'a [u8],
-    fixed64: Option<u64>,
 }
 
 /// The fields of a message, one by one; `None` where it is not well formed (and nothing
@@ -327,35 +328,23 @@ impl<'a> Fields<'a> {
         let raw = match wire {
             0 => {
                 prost::encoding::decode_varint(&mut bytes).ok()?;
-                Raw {
-                    value: &[],
-                    fixed64: None,
-                }
+                Raw { value: &[] }
             }
             1 => {
                 let (value, rest) = bytes.split_at_checked(8)?;
                 bytes = rest;
-                Raw {
-                    value,
-                    fixed64: Some(u64::from_le_bytes(value.try_into().ok()?)),
-                }
+                Raw { value }
             }
             LEN => {
                 let len = usize::try_from(prost::encoding::decode_varint(&mut bytes).ok()?).ok()?;
                 let (value, rest) = bytes.split_at_checked(len)?;
                 bytes = rest;
-                Raw {
-                    value,
-                    fixed64: None,
-                }
+                Raw { value }
             }
             5 => {
                 let (value, rest) = bytes.split_at_checked(4)?;
                 bytes = rest;
-                Raw {
-                    value,
-                    fixed64: None,
-                }
+                Raw { value }
             }
             _ => return None,
         };
@@ -376,19 +365,35 @@ impl<'a> Fields<'a> {
 }
 
 /// A span's start time, or a log record's time (else its observed time); the last occurrence
-/// of a field wins, as in any decoder.
+/// of a field wins, as in any decoder. `None` when the item is not well formed. Read in one
+/// tight pass: every item of every stored request goes through it.
 fn item_time(signal: Signal, item: &[u8]) -> Option<u64> {
     let (mut first, mut second) = (0, 0);
     let (a, b) = match signal {
         Signal::Traces => (7, 0),
         _ => (1, 11),
     };
-    for field in fields(item) {
-        let (f, raw) = field?;
-        match (f.number, raw.fixed64) {
-            (n, Some(t)) if n == a => first = t,
-            (n, Some(t)) if n == b && b != 0 => second = t,
-            _ => {}
+    let mut buf = item;
+    while !buf.is_empty() {
+        let key = varint(&mut buf)?;
+        let number = key >> 3;
+        if number == 0 {
+            return None;
+        }
+        match (key & 7) as u8 {
+            0 => drop(varint(&mut buf)?),
+            1 => {
+                let (value, rest) = buf.split_first_chunk::<8>()?;
+                buf = rest;
+                if number == a {
+                    first = u64::from_le_bytes(*value);
+                } else if number == b && b != 0 {
+                    second = u64::from_le_bytes(*value);
+                }
+            }
+            LEN => drop(take(&mut buf)?),
+            5 => buf = buf.get(4..)?,
+            _ => return None,
         }
     }
     Some(if first != 0 { first } else { second })
@@ -549,6 +554,64 @@ mod tests {
         entries: impl IntoIterator<Item = &'a [u8]>,
     ) -> Result<OtlpRequest, CodecError> {
         OtlpRequest::decode_protobuf(signal, &request_bytes(entries))
+    }
+
+    /// `item_time` as the fields iterator reads it, field by field.
+    fn time_by_fields(signal: Signal, item: &[u8]) -> Option<u64> {
+        let (a, b) = if signal == Signal::Traces {
+            (7, 0)
+        } else {
+            (1, 11)
+        };
+        let (mut first, mut second) = (0, 0);
+        for field in fields(item) {
+            let (f, raw) = field?;
+            let fixed64 = (f.wire == 1).then(|| u64::from_le_bytes(raw.value.try_into().unwrap()));
+            match fixed64 {
+                Some(t) if f.number == a => first = t,
+                Some(t) if f.number == b && b != 0 => second = t,
+                _ => {}
+            }
+        }
+        Some(if first != 0 { first } else { second })
+    }
+
+    #[test]
+    fn an_items_time_is_read_as_the_fields_iterator_reads_it_however_damaged() {
+        let span = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"0102030405060708090a0b0c0d0e0f10","spanId":"0102030405060708","name":"GET /","kind":2,"startTimeUnixNano":"7","endTimeUnixNano":"9","attributes":[{"key":"k","value":{"intValue":"200"}}],"status":{"code":1}}]}]}]}"#;
+        let log = br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"timeUnixNano":"3","observedTimeUnixNano":"4","severityNumber":9,"body":{"stringValue":"x"},"flags":1}]}]}]}"#;
+        for (signal, json) in [(Signal::Traces, &span[..]), (Signal::Logs, &log[..])] {
+            let parts = split_items(&from_json(signal, json).unwrap());
+            let item = &parts.items[0].bytes;
+            assert!(item_time(signal, item).is_some_and(|t| t > 0));
+            for at in 0..item.len() {
+                assert_eq!(
+                    item_time(signal, &item[..at]),
+                    time_by_fields(signal, &item[..at])
+                );
+                for value in [0x00, 0x01, 0x08, 0x09, 0x39, 0x59, 0x7f, 0x80, 0xb9, 0xff] {
+                    let mut damaged = item.to_vec();
+                    damaged[at] = value;
+                    assert_eq!(
+                        item_time(signal, &damaged),
+                        time_by_fields(signal, &damaged),
+                        "{signal} byte {at} = {value:#x}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn items_cut_from_a_requests_bytes_are_slices_of_them_not_copies() {
+        let json = br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"timeUnixNano":"3"},{"timeUnixNano":"4"}]}]}]}"#;
+        let bytes = Bytes::from(from_json(Signal::Logs, json).unwrap().to_protobuf());
+        let parts = split_encoded(Signal::Logs, &bytes).unwrap();
+        assert_eq!(parts.items.len(), 2);
+        let within = bytes.as_ptr_range();
+        for item in &parts.items {
+            assert!(within.contains(&item.bytes.as_ptr()), "a copy");
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod compression;
 pub mod encoded;
 pub mod items;
 pub mod json;
+mod proto;
 pub mod request;
 pub mod response;
 pub mod scan;

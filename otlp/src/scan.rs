@@ -19,6 +19,7 @@ use std::sync::LazyLock;
 
 use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
 
+use crate::proto::{take, varint};
 use crate::Signal;
 
 /// What a scan counted in a request it vouches for.
@@ -320,40 +321,6 @@ fn utf8(bytes: &[u8]) -> Option<()> {
         }
     }
     simdutf8::basic::from_utf8(bytes).ok().map(drop)
-}
-
-/// Reads a varint the way the decoder does: at most ten bytes, no bits past the 64th.
-#[inline(always)]
-fn varint(buf: &mut &[u8]) -> Option<u64> {
-    // Keys and most lengths are one byte.
-    if let Some((&byte, rest)) = buf.split_first() {
-        if byte < 0x80 {
-            *buf = rest;
-            return Some(u64::from(byte));
-        }
-    }
-    let mut value = 0u64;
-    for i in 0..10 {
-        let byte = *buf.get(i)?;
-        if i == 9 && byte > 1 {
-            return None;
-        }
-        value |= u64::from(byte & 0x7f) << (7 * i);
-        if byte < 0x80 {
-            *buf = &buf[i + 1..];
-            return Some(value);
-        }
-    }
-    None
-}
-
-/// Takes a length-delimited field's contents.
-#[inline(always)]
-fn take<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
-    let len = usize::try_from(varint(buf)?).ok()?;
-    let (contents, rest) = buf.split_at_checked(len)?;
-    *buf = rest;
-    Some(contents)
 }
 
 /// Checks packed repeated numbers: whole values, nothing left over.
@@ -738,13 +705,5 @@ mod tests {
         let bytes = [0x92, 0xe0, 0xa0, 0xc6, 0x34, 0x00];
         assert!(OtlpRequest::decode_protobuf(Signal::Logs, &bytes).is_err());
         assert_eq!(scan(Signal::Logs, &bytes), None);
-    }
-
-    #[test]
-    fn overlong_varints_are_left_to_the_decoder() {
-        let mut buf: &[u8] = &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02];
-        assert_eq!(varint(&mut buf), None);
-        let mut buf: &[u8] = &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
-        assert_eq!(varint(&mut buf), Some(u64::MAX));
     }
 }

@@ -13,7 +13,7 @@ use requests::{logs, traces};
 
 fn assert_same_split<M: Message + Default + PartialEq + std::fmt::Debug>(request: OtlpRequest) {
     let signal = request.signal();
-    let cut = split_encoded(signal, &request.to_protobuf()).expect("well-formed bytes");
+    let cut = split_encoded(signal, &request.to_protobuf().into()).expect("well-formed bytes");
     let decoded = split_items(&request);
     assert!(cut.times().eq(decoded.times()));
     let decode = |e: &Vec<u8>| M::decode(e.as_slice()).unwrap();
@@ -49,7 +49,7 @@ proptest! {
     #[test]
     fn any_bytes_never_panic_the_cutter(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
         for signal in Signal::ALL {
-            let _ = split_encoded(signal, &bytes);
+            let _ = split_encoded(signal, &bytes.clone().into());
         }
     }
 }

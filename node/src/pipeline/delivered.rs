@@ -1,5 +1,8 @@
 //! One message as the pipeline and the sinks see it: received from the channel, checked.
 
+use std::sync::Arc;
+
+use bytes::Bytes;
 use otlp::Signal;
 use time::OffsetDateTime;
 
@@ -31,6 +34,12 @@ pub struct Delivered {
 }
 
 impl Delivered {
+    /// The payload's bytes shared, kept alive by the message itself: a batch's requests or a
+    /// request's items are slices of it, not copies.
+    pub fn payload_shared(self: &Arc<Self>) -> Bytes {
+        Bytes::from_owner(PayloadOf(self.clone()))
+    }
+
     /// The sender as sinks name it: the MLS-verified identity when there is one.
     pub fn sender(&self) -> &str {
         self.verified_sender.as_deref().unwrap_or(&self.from)
@@ -45,5 +54,14 @@ impl Delivered {
     /// Whether MLS verified the sender.
     pub fn verified(&self) -> bool {
         self.verified_sender.is_some()
+    }
+}
+
+/// A delivered message's payload bytes, owned through the message.
+struct PayloadOf(Arc<Delivered>);
+
+impl AsRef<[u8]> for PayloadOf {
+    fn as_ref(&self) -> &[u8] {
+        self.0.payload.bytes()
     }
 }

@@ -17,16 +17,14 @@
 //! `OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_ENDPOINT`).
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use tracing::{info, warn};
 
 use super::kind::{OptionSpec, SinkKind, SinkSpec};
 use crate::export::{Exporter, Outcome, Parts, Protocol, Settings};
 use crate::net::tls::ClientCerts;
-use crate::pipeline::{Delivered, DropReason, FailReason, Item, QueueKind};
+use crate::pipeline::{DropReason, FailReason, Item, QueueKind};
 use crate::pipeline::{Sink, SinkFuture, SinkInput};
 use otlp::Signal;
 use slim_roles::Backoff;
@@ -290,17 +288,8 @@ impl Batch {
     fn body(&self) -> Parts {
         self.items
             .iter()
-            .map(|item| Bytes::from_owner(PayloadOf(item.delivered.clone())))
+            .map(|item| item.delivered.payload_shared())
             .collect()
-    }
-}
-
-/// A delivered message's payload bytes, kept alive by the message itself.
-struct PayloadOf(Arc<Delivered>);
-
-impl AsRef<[u8]> for PayloadOf {
-    fn as_ref(&self) -> &[u8] {
-        self.0.payload.bytes()
     }
 }
 

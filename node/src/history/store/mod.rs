@@ -160,7 +160,7 @@ pub mod testing {
             .map(|t| Item {
                 time_unix_nano: *t,
                 context: 0,
-                bytes: vec![*t as u8],
+                bytes: vec![*t as u8].into(),
             })
             .collect();
         let arrival = Arrival {
@@ -482,7 +482,7 @@ mod tests {
         Item {
             time_unix_nano: time,
             context: 0,
-            bytes: vec![tag],
+            bytes: vec![tag].into(),
         }
     }
 
@@ -1129,7 +1129,7 @@ mod tests {
             .map(|(t, context, tag)| Item {
                 time_unix_nano: t * MS,
                 context,
-                bytes: vec![tag],
+                bytes: vec![tag].into(),
             })
             .collect();
         store
@@ -1172,7 +1172,7 @@ mod tests {
             .map(|i| Item {
                 time_unix_nano: 10 + u64::from(i),
                 context: usize::from(i % 40),
-                bytes: vec![i],
+                bytes: vec![i].into(),
             })
             .collect();
         let expected: Vec<Vec<u8>> = items
@@ -1203,7 +1203,7 @@ mod tests {
         let long = |time: u64, tag: u8| Item {
             time_unix_nano: time,
             context: 0,
-            bytes: [vec![b'x'; 39], vec![tag]].concat(),
+            bytes: [vec![b'x'; 39], vec![tag]].concat().into(),
         };
         let first: Vec<Item> = (0..30u8)
             .map(|i| long(10 + 2 * u64::from(i), i + 1))
@@ -1275,7 +1275,7 @@ mod tests {
                     items: vec![Item {
                         time_unix_nano: 10 + i as u64,
                         context: 0,
-                        bytes: [vec![b'x'; 2000], vec![i as u8]].concat(),
+                        bytes: [vec![b'x'; 2000], vec![i as u8]].concat().into(),
                     }],
                 },
                 ..arrival(Signal::Traces, Vec::new())
