@@ -17,7 +17,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 use prost::Message;
 
-use crate::proto::{take, varint};
+use crate::proto::{skip, take, varint};
 use crate::split::Container;
 use crate::{CodecError, OtlpRequest, Signal};
 
@@ -323,11 +323,11 @@ impl<'a> Fields<'a> {
     fn field(&mut self) -> Option<(Field<'a>, Raw<'a>)> {
         let start = self.bytes;
         let mut bytes = self.bytes;
-        let key = prost::encoding::decode_varint(&mut bytes).ok()?;
+        let key = varint(&mut bytes)?;
         let (number, wire) = (key >> 3, (key & 7) as u8);
         let raw = match wire {
             0 => {
-                prost::encoding::decode_varint(&mut bytes).ok()?;
+                varint(&mut bytes)?;
                 Raw { value: &[] }
             }
             1 => {
@@ -335,12 +335,9 @@ impl<'a> Fields<'a> {
                 bytes = rest;
                 Raw { value }
             }
-            LEN => {
-                let len = usize::try_from(prost::encoding::decode_varint(&mut bytes).ok()?).ok()?;
-                let (value, rest) = bytes.split_at_checked(len)?;
-                bytes = rest;
-                Raw { value }
-            }
+            LEN => Raw {
+                value: take(&mut bytes)?,
+            },
             5 => {
                 let (value, rest) = bytes.split_at_checked(4)?;
                 bytes = rest;
@@ -381,7 +378,6 @@ fn item_time(signal: Signal, item: &[u8]) -> Option<u64> {
             return None;
         }
         match (key & 7) as u8 {
-            0 => drop(varint(&mut buf)?),
             1 => {
                 let (value, rest) = buf.split_first_chunk::<8>()?;
                 buf = rest;
@@ -391,9 +387,7 @@ fn item_time(signal: Signal, item: &[u8]) -> Option<u64> {
                     second = u64::from_le_bytes(*value);
                 }
             }
-            LEN => drop(take(&mut buf)?),
-            5 => buf = buf.get(4..)?,
-            _ => return None,
+            wire => skip(wire, &mut buf)?,
         }
     }
     Some(if first != 0 { first } else { second })

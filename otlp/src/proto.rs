@@ -35,6 +35,19 @@ pub(crate) fn take<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
     Some(contents)
 }
 
+/// Steps over a value of wire type `wire`; `None` for groups (left to the decoder) and for a
+/// value cut short.
+#[inline(always)]
+pub(crate) fn skip(wire: u8, buf: &mut &[u8]) -> Option<()> {
+    match wire {
+        0 => varint(buf).map(drop),
+        1 => buf.get(8..).map(|rest| *buf = rest),
+        2 => take(buf).map(drop),
+        5 => buf.get(4..).map(|rest| *buf = rest),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
