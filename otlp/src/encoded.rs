@@ -3,6 +3,8 @@
 
 use std::sync::OnceLock;
 
+use bytes::Bytes;
+
 use tracing::error;
 
 use crate::scan::scan;
@@ -12,7 +14,7 @@ use crate::{CodecError, OtlpRequest, Signal};
 #[derive(Debug, Clone)]
 pub struct Encoded {
     signal: Signal,
-    bytes: Vec<u8>,
+    bytes: Bytes,
     items: usize,
     request: OnceLock<OtlpRequest>,
 }
@@ -20,7 +22,8 @@ pub struct Encoded {
 impl Encoded {
     /// Checks `bytes` as a request of `signal`: in place when the scan vouches for it,
     /// otherwise by decoding it now (and keeping what was decoded).
-    pub fn check(signal: Signal, bytes: Vec<u8>) -> Result<Self, CodecError> {
+    pub fn check(signal: Signal, bytes: impl Into<Bytes>) -> Result<Self, CodecError> {
+        let bytes = bytes.into();
         if let Some(scanned) = scan(signal, &bytes) {
             return Ok(Encoded {
                 signal,
@@ -41,10 +44,10 @@ impl Encoded {
     /// Bytes this program checked before and kept itself (a record of its own queue), with
     /// the item count it found then: not checked again. Should they not decode after all,
     /// [`Encoded::request`] shows an empty request and logs it.
-    pub fn from_checked(signal: Signal, bytes: Vec<u8>, items: usize) -> Self {
+    pub fn from_checked(signal: Signal, bytes: impl Into<Bytes>, items: usize) -> Self {
         Encoded {
             signal,
-            bytes,
+            bytes: bytes.into(),
             items,
             request: OnceLock::new(),
         }
@@ -54,7 +57,7 @@ impl Encoded {
     pub fn from_request(request: OtlpRequest) -> Self {
         Encoded {
             signal: request.signal(),
-            bytes: request.to_protobuf(),
+            bytes: request.to_protobuf().into(),
             items: request.summary().items,
             request: OnceLock::from(request),
         }
@@ -68,6 +71,12 @@ impl Encoded {
     /// The protobuf encoding.
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
+    }
+
+    /// The protobuf encoding shared, not copied: a batch's requests or a request's items are
+    /// slices of it.
+    pub fn shared(&self) -> Bytes {
+        self.bytes.clone()
     }
 
     /// Spans, data points or log records.

@@ -78,8 +78,9 @@ pub const SENDER_ATTRIBUTE: &str = "slim.sender";
 pub fn decode(
     payload_type: &str,
     metadata: &HashMap<String, String>,
-    payload: Vec<u8>,
+    payload: impl Into<bytes::Bytes>,
 ) -> Result<Encoded, CodecError> {
+    let payload = payload.into();
     let json = payload_type.split(';').next().map(str::trim) == Some(JSON);
     match metadata.get(SIGNAL_KEY) {
         Some(signal) => {

@@ -1,7 +1,5 @@
 //! One message as the pipeline and the sinks see it: received from the channel, checked.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use otlp::Signal;
 use time::OffsetDateTime;
@@ -34,10 +32,10 @@ pub struct Delivered {
 }
 
 impl Delivered {
-    /// The payload's bytes shared, kept alive by the message itself: a batch's requests or a
-    /// request's items are slices of it, not copies.
-    pub fn payload_shared(self: &Arc<Self>) -> Bytes {
-        Bytes::from_owner(PayloadOf(self.clone()))
+    /// The payload's bytes shared: a batch's requests or a request's items are slices of
+    /// them, not copies.
+    pub fn payload_shared(&self) -> Bytes {
+        self.payload.shared()
     }
 
     /// The sender as sinks name it: the MLS-verified identity when there is one.
@@ -54,14 +52,5 @@ impl Delivered {
     /// Whether MLS verified the sender.
     pub fn verified(&self) -> bool {
         self.verified_sender.is_some()
-    }
-}
-
-/// A delivered message's payload bytes, owned through the message.
-struct PayloadOf(Arc<Delivered>);
-
-impl AsRef<[u8]> for PayloadOf {
-    fn as_ref(&self) -> &[u8] {
-        self.0.payload.bytes()
     }
 }

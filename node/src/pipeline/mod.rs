@@ -48,7 +48,7 @@ pub struct Arrival {
     /// The sender's metadata.
     pub metadata: HashMap<String, String>,
     /// The payload bytes.
-    pub payload: Vec<u8>,
+    pub payload: bytes::Bytes,
     /// Acknowledges it to its publisher once every durable sink took it.
     pub ack: Option<Box<dyn Acknowledge>>,
 }
@@ -413,7 +413,7 @@ mod tests {
             verified_sender: None,
             payload_type: wire::PROTOBUF.into(),
             metadata: wire::metadata(otlp::Signal::Logs, &format!("id-{i}")),
-            payload: request.to_protobuf(),
+            payload: request.to_protobuf().into(),
             ack: None,
         }
     }

@@ -20,8 +20,8 @@ pub struct Incoming {
     pub payload_type: String,
     /// The sender's metadata (travels in the clear).
     pub metadata: HashMap<String, String>,
-    /// The payload bytes.
-    pub payload: Vec<u8>,
+    /// The payload bytes (a slice of the SLIM message that carried it: not copied).
+    pub payload: bytes::Bytes,
     /// Acknowledges it to its publisher once taken; `None` for a message without an id
     /// (its sender asks for no acknowledgement).
     pub ack: Option<Ack>,

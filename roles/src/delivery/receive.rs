@@ -231,8 +231,8 @@ async fn receive(
                     };
                 metadata.remove(otlp::wire::MESSAGE_IDS_KEY);
                 metadata.remove(otlp::wire::MESSAGE_LENGTHS_KEY);
-                let single = parts.len() == 1;
-                let mut payload = msg.payload;
+                // Each message is a slice of the frame, not a copy of its part.
+                let payload = bytes::Bytes::from(msg.payload);
                 let mut again = Vec::new();
                 for (id, range) in parts {
                     let ack = match id {
@@ -262,11 +262,7 @@ async fn receive(
                     if let Some(ack) = &ack {
                         metadata.insert(MESSAGE_ID_KEY.to_string(), ack.id.clone());
                     }
-                    let bytes = if single {
-                        std::mem::take(&mut payload)
-                    } else {
-                        payload[range].to_vec()
-                    };
+                    let bytes = payload.slice(range);
                     let incoming = Incoming {
                         from: from.clone(),
                         verified_sender: verified_sender.clone(),

@@ -37,7 +37,7 @@ async fn a_participant_publishes_to_its_moderator() {
 
     let got = moderator.recv().await;
     assert_eq!(got.from, participant.name);
-    assert_eq!(got.payload, b"from the participant");
+    assert_eq!(got.payload, &b"from the participant"[..]);
     got.ack
         .expect("a message with an id is acknowledged")
         .done();

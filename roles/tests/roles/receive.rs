@@ -17,7 +17,7 @@ async fn a_message_reaches_the_other_member_once_and_its_ack_empties_the_publish
     let got = participant.recv().await;
     assert_eq!(got.from, moderator.name);
     assert_eq!(got.payload_type, "test");
-    assert_eq!(got.payload, b"hello");
+    assert_eq!(got.payload, &b"hello"[..]);
     let ack = got.ack.expect("a message with an id comes with an Ack");
     assert_eq!(ack.id(), "m-1");
     // Acknowledged only once the consumer took it.
@@ -35,6 +35,37 @@ async fn a_message_reaches_the_other_member_once_and_its_ack_empties_the_publish
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn messages_that_shared_a_slim_message_are_handed_on_as_slices_of_it_not_copies() {
+    let _one = serial().await;
+    let mesh = Mesh::start("receive-slices").await;
+    let (moderator, mut participant) = mesh.group().await;
+
+    // Published together: one SLIM message carries both.
+    moderator
+        .publish(vec![message("m-1", "hello"), message("m-2", "wide world")])
+        .await;
+
+    let first = participant.recv().await;
+    let second = participant.recv().await;
+    assert_eq!(first.payload, &b"hello"[..]);
+    assert_eq!(second.payload, &b"wide world"[..]);
+    // Back to back in memory, as they lay in the frame: no copy of either was made.
+    assert_eq!(
+        second.payload.as_ptr(),
+        first.payload.as_ptr().wrapping_add(first.payload.len()),
+        "the second message is not the bytes after the first in one buffer"
+    );
+    for msg in [first, second] {
+        msg.ack
+            .expect("a message with an id comes with an Ack")
+            .done();
+    }
+    moderator.wait_outbox_empty().await;
+
+    mesh.stop(vec![moderator, participant]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_message_whose_ack_is_dropped_stays_unacknowledged_and_its_copy_is_taken() {
     let _one = serial().await;
     let mesh = Mesh::start("receive-dropped-ack").await;
@@ -47,7 +78,7 @@ async fn a_message_whose_ack_is_dropped_stays_unacknowledged_and_its_copy_is_tak
 
     // The publisher sends it again, and the copy is handed on as the message it is.
     let again = participant.recv().await;
-    assert_eq!(again.payload, b"hello");
+    assert_eq!(again.payload, &b"hello"[..]);
     let ack = again.ack.expect("the copy comes with an Ack");
     assert_eq!(ack.id(), "m-1");
     assert_eq!(moderator.node.publisher().outbox().messages, 1);

@@ -32,7 +32,7 @@ async fn after_a_short_server_outage_the_group_forms_again_and_delivers() {
     // Reconnecting (SLIM's client first, then the supervisor's own), finding the members
     // offline and inviting them into a fresh group take seconds each.
     let got = participant.recv_within(RECOVERY).await;
-    assert_eq!(got.payload, b"still here");
+    assert_eq!(got.payload, &b"still here"[..]);
     got.ack
         .expect("a message with an id comes with an Ack")
         .done();
@@ -70,7 +70,7 @@ async fn when_slims_client_gives_up_reconnecting_the_supervisor_connects_again()
         .await;
 
     let got = participant.recv_within(RECOVERY).await;
-    assert_eq!(got.payload, b"still here");
+    assert_eq!(got.payload, &b"still here"[..]);
     got.ack
         .expect("a message with an id comes with an Ack")
         .done();
