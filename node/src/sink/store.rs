@@ -216,8 +216,9 @@ async fn run(store: Arc<Store>, mut input: SinkInput, archive: Option<&Archive>)
             }
             continue;
         }
+        let s = store.clone();
         let split = tokio::task::spawn_blocking(move || {
-            let prepared = prepare(&batch);
+            let prepared = prepare(&s, &batch);
             (batch, prepared)
         });
         let (batch, prepared) = match split.await {
@@ -305,12 +306,12 @@ async fn pause(input: &SinkInput) -> bool {
 }
 
 /// The batch's requests taken apart and made ready for the store's writer.
-fn prepare(batch: &[Item]) -> Vec<Prepared> {
+fn prepare(store: &Store, batch: &[Item]) -> Vec<Prepared> {
     batch
         .iter()
         .map(|item| {
             let d = &item.delivered;
-            Prepared::new(Arrival {
+            store.prepare(Arrival {
                 signal: d.payload.signal(),
                 received_unix_nano: unix_nano(d.received_at),
                 // Spans and log records are cut from the bytes; data points are rebuilt.

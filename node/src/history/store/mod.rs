@@ -4,8 +4,8 @@
 //!
 //! Tables: per signal, `(bucket, first seq) → row`: a request's items whose times fall in one
 //! bucket (100 ms), each with its time, seq and context id, in `(time, seq)` order (one insert
-//! per request and bucket, not per item); `contexts`, `id → refcount ++ context` (the id is a
-//! digest of the signal and the context); `requests`, one row per request in arrival order,
+//! per request and bucket, not per item); `contexts`, `id → refcount ++ context` (ids given
+//! in the order contexts are first seen, [`context_ids`]); `requests`, one row per request in arrival order,
 //! `first seq → signal, received, bytes, items, its buckets, the message id` (the items are
 //! `first seq`, `first seq + 1`, …; retention, sealing and late arrivals read it);
 //! `messages`, `message id → first seq`, so that a message delivered again (after a crash
@@ -26,6 +26,7 @@
 //! A store written by a version that kept a row per item is moved to this layout when it is
 //! opened ([`upgrade`]).
 
+mod context_ids;
 mod read;
 mod retention;
 mod schema;
@@ -221,6 +222,8 @@ pub struct Store {
     totals: Mutex<Totals>,
     /// Held for a whole write, so that sequence numbers and counters never interleave.
     writer: Mutex<()>,
+    /// The ids new contexts get, and the contexts seen recently.
+    context_ids: context_ids::ContextIds,
     /// Whether a sink writes here (one may).
     claimed: std::sync::atomic::AtomicBool,
     /// A random id made when the store was created: cursors of another store do not open.
@@ -266,11 +269,13 @@ impl Store {
             retention,
             totals: Mutex::new(Totals::default()),
             writer: Mutex::new(()),
+            context_ids: context_ids::ContextIds::after(None),
             claimed: std::sync::atomic::AtomicBool::new(false),
             id: 0,
         };
         store.id = store.create_tables()?;
         store.upgrade()?;
+        store.context_ids = context_ids::ContextIds::after(store.highest_given_context()?);
         *crate::lock(&store.totals) = store.read_totals()?;
         Ok(Arc::new(store))
     }
@@ -361,6 +366,19 @@ impl Store {
         };
         txn.commit().map_err(|e| self.error(e))?;
         Ok(id)
+    }
+
+    /// The highest context id stored of those [`context_ids`] gives.
+    fn highest_given_context(&self) -> Result<Option<u128>, StoreError> {
+        let txn = self.begin_read()?;
+        let contexts = txn.open_table(CONTEXTS).map_err(|e| self.error(e))?;
+        let last = contexts
+            .range(context_ids::GIVEN..)
+            .map_err(|e| self.error(e))?
+            .next_back()
+            .transpose()
+            .map_err(|e| self.error(e))?;
+        Ok(last.map(|(id, _)| id.value()))
     }
 
     /// Every signal's table of items (in [`Signal::ALL`]'s order), open for writing.
@@ -1193,6 +1211,59 @@ mod tests {
             .unwrap();
         assert_eq!(page.entries, expected);
         assert_eq!(store.totals().contexts, 40);
+    }
+
+    #[test]
+    fn contexts_stored_before_the_store_was_opened_again_keep_their_items_and_new_ones_get_their_own(
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let with = |context: &[u8], tag: u8| Arrival {
+            parts: Parts {
+                contexts: vec![context.to_vec()],
+                items: vec![item(10 + u64::from(tag), tag)],
+            },
+            ..arrival(Signal::Traces, Vec::new())
+        };
+        let entry = |context: &[u8], tag: u8| otlp::items::entry(context, &[tag]).unwrap();
+        {
+            let store = Store::open(dir.path(), UNLIMITED).unwrap();
+            store.append(vec![with(&[0, 1], 1)], 0).unwrap();
+        }
+        let store = Store::open(dir.path(), UNLIMITED).unwrap();
+        // A new context, and the one from before seen again.
+        store
+            .append(vec![with(&[0, 2], 2), with(&[0, 1], 3)], 0)
+            .unwrap();
+
+        let page = store
+            .page(&window(&store, 0, 1_000), None, 1_000, usize::MAX)
+            .unwrap();
+        assert_eq!(
+            page.entries,
+            [entry(&[0, 1], 1), entry(&[0, 2], 2), entry(&[0, 1], 3)]
+        );
+    }
+
+    #[test]
+    fn a_context_shared_by_the_requests_of_a_batch_and_the_next_is_stored_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), UNLIMITED).unwrap();
+
+        store
+            .append(
+                vec![
+                    arrival(Signal::Traces, vec![item(10, 1)]),
+                    arrival(Signal::Traces, vec![item(11, 2)]),
+                ],
+                0,
+            )
+            .unwrap();
+        store
+            .append(vec![arrival(Signal::Traces, vec![item(12, 3)])], 0)
+            .unwrap();
+
+        assert_eq!(store.totals().contexts, 1);
+        assert_eq!(drain(&store, &window(&store, 0, 1_000), 10), [1, 2, 3]);
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 
 use otlp::Signal;
 
+use super::context_ids::ContextIds;
 use super::schema::*;
 use super::*;
 
@@ -31,10 +32,10 @@ struct BuiltRow {
 }
 
 impl Prepared {
-    /// Builds what the writer will store of `arrival`; the costly part of storing (taking
-    /// items in order, packing rows, hashing contexts) runs here, so that the writer, which
-    /// stores one batch at a time, only numbers and inserts.
-    pub fn new(arrival: Arrival) -> Prepared {
+    /// Builds what the writer will store of `arrival`, with ids from `ids`; the costly part
+    /// of storing (taking items in order, packing rows, hashing contexts) runs here, so that
+    /// the writer, which stores one batch at a time, only numbers and inserts.
+    fn new(arrival: Arrival, ids: &ContextIds) -> Prepared {
         let Arrival {
             signal,
             received_unix_nano,
@@ -44,7 +45,7 @@ impl Prepared {
         let ids: Vec<u128> = parts
             .contexts
             .iter()
-            .map(|c| context_id(signal, c))
+            .map(|c| ids.id_of(context_id(signal, c)))
             .collect();
         let mut uses = vec![0u64; ids.len()];
         let mut items = Vec::with_capacity(parts.items.len());
@@ -98,6 +99,12 @@ fn rows_of(items: &mut [NewItem<'_>]) -> Option<Vec<BuiltRow>> {
 }
 
 impl Store {
+    /// Makes `arrival` ready for [`Store::append_prepared`] (the costly part of storing, which
+    /// may run on any thread, several at once).
+    pub fn prepare(&self, arrival: Arrival) -> Prepared {
+        Prepared::new(arrival, &self.context_ids)
+    }
+
     /// Stores `arrivals` in one transaction (synced before it returns), then applies the
     /// retention as of `now_unix_nano`.
     /// Nothing of a failed append is kept (one transaction), and the file is opened again
@@ -105,12 +112,12 @@ impl Store {
     /// failed commit reached the disk.
     pub fn append(&self, arrivals: Vec<Arrival>, now_unix_nano: u64) -> Result<(), StoreError> {
         self.append_prepared(
-            arrivals.into_iter().map(Prepared::new).collect(),
+            arrivals.into_iter().map(|a| self.prepare(a)).collect(),
             now_unix_nano,
         )
     }
 
-    /// [`Store::append`] of requests made ready with [`Prepared::new`].
+    /// [`Store::append`] of requests made ready with [`Store::prepare`].
     pub fn append_prepared(
         &self,
         prepared: Vec<Prepared>,
