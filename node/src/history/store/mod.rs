@@ -1011,7 +1011,7 @@ mod tests {
     #[test]
     fn a_store_of_the_row_per_item_layout_is_moved_over_once_and_reads_the_same() {
         let dir = tempfile::tempdir().unwrap();
-        let context = context_id(Signal::Traces, CONTEXT);
+        let context = context_digest(Signal::Traces, CONTEXT);
         {
             // What an earlier version wrote: items keyed by (time, seq), a row per request
             // listing the items' times.
@@ -1094,7 +1094,7 @@ mod tests {
     #[test]
     fn an_upgrade_longer_than_one_transaction_moves_every_request_and_drops_an_unreadable_one() {
         let dir = tempfile::tempdir().unwrap();
-        let context = context_id(Signal::Logs, CONTEXT);
+        let context = context_digest(Signal::Logs, CONTEXT);
         let requests = 2 * upgrade::CHUNK as u64 + 1;
         {
             let db = redb::Database::create(dir.path().join("store.redb")).unwrap();

@@ -414,7 +414,7 @@ fn pack(data: &[u8]) -> Option<Vec<u8>> {
 
 /// The digest of `context` of `signal`: how a context seen before is recognised (and, in
 /// stores written before [`super::context_ids`], its id).
-pub(super) fn context_id(signal: Signal, context: &[u8]) -> u128 {
+pub(super) fn context_digest(signal: Signal, context: &[u8]) -> u128 {
     let digest = Sha256::new()
         .chain_update([signal_code(signal)])
         .chain_update(context)

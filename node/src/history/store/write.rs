@@ -45,7 +45,7 @@ impl Prepared {
         let ids: Vec<u128> = parts
             .contexts
             .iter()
-            .map(|c| ids.id_of(context_id(signal, c)))
+            .map(|c| ids.id_of(context_digest(signal, c)))
             .collect();
         let mut uses = vec![0u64; ids.len()];
         let mut items = Vec::with_capacity(parts.items.len());
