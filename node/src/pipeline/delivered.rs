@@ -1,6 +1,5 @@
 //! One message as the pipeline and the sinks see it: received from the channel, checked.
 
-use bytes::Bytes;
 use otlp::Signal;
 use time::OffsetDateTime;
 
@@ -32,12 +31,6 @@ pub struct Delivered {
 }
 
 impl Delivered {
-    /// The payload's bytes shared: a batch's requests or a request's items are slices of
-    /// them, not copies.
-    pub fn payload_shared(&self) -> Bytes {
-        self.payload.shared()
-    }
-
     /// The sender as sinks name it: the MLS-verified identity when there is one.
     pub fn sender(&self) -> &str {
         self.verified_sender.as_deref().unwrap_or(&self.from)

@@ -288,7 +288,7 @@ impl Batch {
     fn body(&self) -> Parts {
         self.items
             .iter()
-            .map(|item| item.delivered.payload_shared())
+            .map(|item| item.delivered.payload.shared())
             .collect()
     }
 }

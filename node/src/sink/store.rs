@@ -315,7 +315,7 @@ fn prepare(store: &Store, batch: &[Item]) -> Vec<Prepared> {
                 signal: d.payload.signal(),
                 received_unix_nano: unix_nano(d.received_at),
                 // Spans and log records are cut from the bytes; data points are rebuilt.
-                parts: otlp::items::split_encoded(d.payload.signal(), &d.payload_shared())
+                parts: otlp::items::split_encoded(d.payload.signal(), &d.payload.shared())
                     .unwrap_or_else(|| otlp::items::split_items(&d.payload.request_once())),
                 // Per sender: a member cannot pass another member's id to have its data dropped.
                 message_id: d

@@ -32,10 +32,10 @@ struct BuiltRow {
 }
 
 impl Prepared {
-    /// Builds what the writer will store of `arrival`, with ids from `ids`; the costly part
-    /// of storing (taking items in order, packing rows, hashing contexts) runs here, so that
-    /// the writer, which stores one batch at a time, only numbers and inserts.
-    fn new(arrival: Arrival, ids: &ContextIds) -> Prepared {
+    /// Builds what the writer will store of `arrival`, its contexts' ids from `given`; the
+    /// costly part of storing (taking items in order, packing rows, hashing contexts) runs
+    /// here, so that the writer, which stores one batch at a time, only numbers and inserts.
+    fn new(arrival: Arrival, given: &ContextIds) -> Prepared {
         let Arrival {
             signal,
             received_unix_nano,
@@ -45,7 +45,7 @@ impl Prepared {
         let ids: Vec<u128> = parts
             .contexts
             .iter()
-            .map(|c| ids.id_of(context_digest(signal, c)))
+            .map(|c| given.id_of(context_digest(signal, c)))
             .collect();
         let mut uses = vec![0u64; ids.len()];
         let mut items = Vec::with_capacity(parts.items.len());
