@@ -466,6 +466,33 @@ async fn a_full_durable_sink_stops_acknowledgements_so_the_receiver_answers_503_
     assert!(duplicates <= 5, "{duplicates} records arrived twice");
 }
 
+/// With a memory queue a message is acknowledged only once exported, so its publisher sends
+/// no more until then: an export waiting out `batch-delay` for more would wait for what cannot
+/// come. Each export goes with what waits (here a delay of an hour, never waited out).
+#[tokio::test(flavor = "multi_thread")]
+async fn with_a_memory_queue_an_export_goes_with_what_waits_without_waiting_out_batch_delay() {
+    let mesh = Mesh::start();
+    let backend = Backend::start().await;
+    let (_receiver, forwarder, port) = mesh_forwarding_to(
+        &mesh,
+        &format!("otlp:{};queue=memory;batch-delay=3600000", backend.url()),
+        &[],
+    )
+    .await;
+    let accepted: Vec<String> = (0..3).map(|i| format!("one at a time {i}")).collect();
+    for body in &accepted {
+        post_logs(port, std::slice::from_ref(body)).await;
+        assert_all_forwarded(
+            "memory queue, one request",
+            std::slice::from_ref(body),
+            &backend,
+            &forwarder,
+        )
+        .await;
+    }
+    assert_in_answer_order("memory queue", &accepted, &backend);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_request_the_backend_refuses_with_400_is_dropped_counted_and_logged_and_the_rest_flow() {
     let mesh = Mesh::start();

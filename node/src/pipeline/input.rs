@@ -610,4 +610,12 @@ impl SinkInput {
     pub fn durable(&self) -> bool {
         self.handle.durable
     }
+
+    /// Whether what the sink takes is acknowledged to its publisher only once the sink is done
+    /// with it (a durable sink with a memory queue). Items it holds back then hold back the
+    /// acknowledgements that let its publisher send more: waiting for more to arrive before
+    /// working on them would wait for what cannot come.
+    pub fn holds_acknowledgements(&self) -> bool {
+        self.handle.durable && !self.handle.queue.is_on_disk()
+    }
 }

@@ -108,7 +108,7 @@ static OPTIONS: &[OptionSpec] = &[
         key: "batch-delay",
         value: "MS",
         default: "50",
-        help: "how long an export waits for more requests to join it",
+        help: "how long an export waits for more requests to join it (with a disk queue; with a memory queue what waits goes at once: acknowledgements wait for the export)",
         repeats: false,
     },
     OptionSpec {
@@ -303,6 +303,14 @@ async fn forward(sink: OtlpSink, mut input: SinkInput) {
     };
     info!(sink = %input.name(), endpoint = %crate::net::redact::urls(&sink.settings.endpoint), protocol = ?sink.settings.protocol,
         "forwarding to an OTLP backend");
+    // With a memory queue, what a batch holds is acknowledged only once exported: lingering
+    // for more would hold back the acknowledgements its publisher waits for to send more (the
+    // chain measured 10× slower with 50 ms). A batch then takes what waits, and goes.
+    let delay = if input.holds_acknowledgements() {
+        Duration::ZERO
+    } else {
+        sink.batching.delay
+    };
     // An item of another signal ends a batch and starts the next one.
     let mut carried: Option<Item> = None;
     loop {
@@ -318,7 +326,7 @@ async fn forward(sink: OtlpSink, mut input: SinkInput) {
             bytes: first.delivered.payload.bytes().len(),
             items: vec![first],
         };
-        let until = tokio::time::Instant::now() + sink.batching.delay;
+        let until = tokio::time::Instant::now() + delay;
         while batch.items.len() < sink.batching.max_requests {
             let wait = until.saturating_duration_since(tokio::time::Instant::now());
             let Some(item) = input.next_within(wait).await else {
