@@ -75,6 +75,20 @@ const BATCH: usize = 256;
 /// and nothing when messages come further apart.
 const DISK_WRITE_GAP: Duration = Duration::from_millis(5);
 
+/// How long the pipeline waits before taking its next batch: the rest of [`DISK_WRITE_GAP`]
+/// since the last write to a disk queue (`written`), unless that batch was full. A full batch
+/// left more waiting, which is a batch already: waiting would only cap the queue at a batch
+/// per gap (256 small requests per 5 ms: 1-span forwarding ran at ~38k req/s against 47k
+/// with a memory queue).
+fn disk_write_wait(written: Option<Instant>, was_full: bool, now: Instant) -> Option<Duration> {
+    if was_full {
+        return None;
+    }
+    DISK_WRITE_GAP
+        .checked_sub(now.saturating_duration_since(written?))
+        .filter(|wait| !wait.is_zero())
+}
+
 /// The running pipeline and its sinks.
 pub struct Pipeline {
     thread: JoinHandle<()>,
@@ -172,11 +186,9 @@ fn feed<M: Into<Arrival>>(
     order.sort_by_key(|&i| !sinks[i].queue.is_disk());
     let disk = sinks.iter().any(|s| s.queue.is_disk());
     let mut written: Option<Instant> = None;
+    let mut was_full = false;
     while let Some(first) = incoming.blocking_recv() {
-        if let Some(wait) = written
-            .filter(|_| disk)
-            .and_then(|at| DISK_WRITE_GAP.checked_sub(at.elapsed()))
-        {
+        if let Some(wait) = disk_write_wait(written.filter(|_| disk), was_full, Instant::now()) {
             std::thread::sleep(wait);
         }
         let mut batch = vec![first];
@@ -186,6 +198,7 @@ fn feed<M: Into<Arrival>>(
                 Err(_) => break,
             }
         }
+        was_full = batch.len() == BATCH;
         let now = Instant::now();
         // A durable sink that cannot write takes nothing (as if its queue were full), nor
         // does a disk queue that failed a moment ago: they resume by themselves.
@@ -352,6 +365,34 @@ mod tests {
     use input::{SinkStats, WriteSink};
     use queue::{Queue, QueueKind, QueueSettings};
     use std::sync::Mutex;
+
+    #[test]
+    fn after_a_partial_batch_the_next_disk_write_waits_out_the_rest_of_the_gap() {
+        let now = Instant::now();
+        let written = now.checked_sub(Duration::from_millis(2));
+        assert_eq!(
+            disk_write_wait(written, false, now),
+            Some(DISK_WRITE_GAP - Duration::from_millis(2))
+        );
+        let long_ago = now.checked_sub(DISK_WRITE_GAP * 2);
+        assert_eq!(
+            disk_write_wait(long_ago, false, now),
+            None,
+            "the gap is over"
+        );
+        assert_eq!(
+            disk_write_wait(None, false, now),
+            None,
+            "nothing written yet"
+        );
+    }
+
+    #[test]
+    fn after_a_full_batch_what_waits_is_taken_and_written_at_once() {
+        let now = Instant::now();
+        let written = now.checked_sub(Duration::from_millis(1));
+        assert_eq!(disk_write_wait(written, true, now), None);
+    }
 
     /// Records the ids it writes; blocks on each while its gate is closed.
     #[derive(Clone)]
