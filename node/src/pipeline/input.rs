@@ -411,6 +411,12 @@ pub struct SinkHandle {
 }
 
 impl SinkHandle {
+    /// Whether what the sink takes is acknowledged to its publisher only once the sink is done
+    /// with it (a durable sink with a memory queue).
+    pub fn holds_acknowledgements(&self) -> bool {
+        self.durable && !self.queue.is_disk()
+    }
+
     /// What `/health` shows of it.
     pub fn report(&self) -> SinkReport {
         self.stats
@@ -611,11 +617,10 @@ impl SinkInput {
         self.handle.durable
     }
 
-    /// Whether what the sink takes is acknowledged to its publisher only once the sink is done
-    /// with it (a durable sink with a memory queue). Items it holds back then hold back the
-    /// acknowledgements that let its publisher send more: waiting for more to arrive before
-    /// working on them would wait for what cannot come.
+    /// [`SinkHandle::holds_acknowledgements`]: items it holds back then hold back the
+    /// acknowledgements that let its publisher send more, so waiting for more to arrive
+    /// before working on them would wait for what cannot come.
     pub fn holds_acknowledgements(&self) -> bool {
-        self.handle.durable && !self.handle.queue.is_on_disk()
+        self.handle.holds_acknowledgements()
     }
 }

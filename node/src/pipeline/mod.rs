@@ -203,8 +203,7 @@ fn feed<M: Into<Arrival>>(
         // A durable sink that cannot write takes nothing (as if its queue were full), nor
         // does a disk queue that failed a moment ago: they resume by themselves.
         let stuck = sinks.iter().zip(&retry_at).position(|(s, at)| {
-            (s.durable
-                && !s.queue.is_disk()
+            (s.holds_acknowledgements()
                 && s.queue.settings().when_full == WhenFull::Block
                 && s.stats.is_unable_to_write())
                 || at.is_some_and(|at| now < at)
@@ -265,8 +264,7 @@ fn feed<M: Into<Arrival>>(
                 .iter()
                 .map(|(d, t)| {
                     // A durable sink's memory queue takes the message once the sink is done.
-                    let waits = sink.durable && !sink.queue.is_disk();
-                    (d.clone(), waits.then(|| t.clone()))
+                    (d.clone(), sink.holds_acknowledgements().then(|| t.clone()))
                 })
                 .collect();
             sink.stats.taken(accepted.len() as u64);

@@ -6,8 +6,9 @@
 //! bucket (100 ms), each with its time, seq and context id, in `(time, seq)` order (one insert
 //! per request and bucket, not per item); `contexts`, `id → refcount ++ context` (ids given
 //! in the order contexts are first seen, [`context_ids`]); `requests`, one row per request in
-//! arrival order, `first seq → signal, received, bytes, items, its buckets, the message id` (the items are
-//! `first seq`, `first seq + 1`, …; retention, sealing and late arrivals read it);
+//! arrival order, `first seq → signal, received, bytes, items, its buckets, the message id`
+//! (the items are `first seq`, `first seq + 1`, …; retention, sealing and late arrivals read
+//! it);
 //! `messages`, `message id → first seq`, so that a message delivered again (after a crash
 //! between the commit and its acknowledgement) is stored once; `meta` for the counters and
 //! the store's id, which cursors are bound to. A request is stored in one transaction, so a

@@ -454,11 +454,6 @@ impl Queue {
         self.stop.cancelled().await
     }
 
-    /// Whether it keeps what waits on disk (a message is acknowledged once written there).
-    pub fn is_on_disk(&self) -> bool {
-        self.disk.is_some()
-    }
-
     /// Counts for `/health`.
     pub fn stats(&self) -> QueueStats {
         let state = crate::lock(&self.state);
