@@ -1,6 +1,7 @@
 //! A disk queue's files: each batch appended to a segment file and synced once, every record
-//! with its checksum; what the sink is done with kept as ranges of sequence numbers in a small
-//! file replaced on every change; a segment deleted once everything in it is removed.
+//! with its checksum; what the sink is done with kept as ranges of sequence numbers, written on
+//! every change over the older of two small files; a segment deleted once everything in it is
+//! removed.
 //!
 //! Why a log and not a B-tree (redb, before): a queue appends at one end and removes at the
 //! other, and redb's copy-on-write pages cost about a third of a forwarding node's CPU for it
@@ -9,8 +10,10 @@
 //! Crash safety: a batch counts as taken only once its bytes and (for a new segment) the
 //! directory entry are synced; a batch without its marked last record (torn) is not taken,
 //! and a damaged record ends what is read of its segment. The
-//! removal file is not synced: a removal lost in a crash only means the sink gets that message
-//! again. A write that fails (a full disk) is cut off again, its numbers count as removed, and
+//! removal files are not synced: a removal lost in a crash only means the sink gets that message
+//! again. They are overwritten in place, each write numbered, the newer and the older in turn:
+//! a write torn by a power loss leaves the other, one change older (creating a file and renaming
+//! it over the last one cost every export a new inode and, on ext4, a flush of its data). A write that fails (a full disk) is cut off again, its numbers count as removed, and
 //! the next batch starts a new segment, so nothing after a failed write is ever behind it.
 
 use std::collections::BTreeMap;
@@ -32,9 +35,8 @@ const MAX_RECORD: usize = 1 << 30;
 /// Set in the length of a batch's last record: a batch cut short by a crash ends without it,
 /// and none of it is taken.
 const LAST: u32 = 1 << 31;
-/// The removal file, and what it is written to first.
-const REMOVED: &str = "removed";
-const REMOVED_NEXT: &str = "removed.next";
+/// The two removal files, written in turn; the valid one written last counts.
+const REMOVED: [&str; 2] = ["removed", "removed.next"];
 /// Held (locked) while a node uses the directory.
 const LOCK: &str = "lock";
 
@@ -85,8 +87,15 @@ pub(super) struct Log {
     writer: Mutex<Writer>,
     /// What readers and removals share with the writer (never held across a sync).
     shared: Mutex<Shared>,
-    /// Held while the removal file is written: one at a time, newest last.
-    persist: Mutex<()>,
+    /// Held while a removal file is written: one at a time, newest last.
+    persist: Mutex<Removals>,
+}
+
+/// The removal files, open for writing.
+struct Removals {
+    files: [File; 2],
+    /// The number of the last write: the next goes to the other file.
+    written: u64,
 }
 
 struct Writer {
@@ -140,7 +149,20 @@ impl Log {
             names.push(first);
         }
         names.sort_unstable();
-        let (mut removed, mut next) = read_removed(&dir.join(REMOVED));
+        let (mut removed, mut next, written) = read_removed(dir);
+        let open_removal = |name: &str| {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(dir.join(name))
+                .map_err(|e| err(&e))
+        };
+        let removals = Removals {
+            files: [open_removal(REMOVED[0])?, open_removal(REMOVED[1])?],
+            written,
+        };
         let mut found = Vec::new();
         let mut segments = BTreeMap::new();
         // Numbers given out but on no segment (a batch cut short): from, up to the next one.
@@ -190,7 +212,7 @@ impl Log {
                 removed,
                 next,
             }),
-            persist: Mutex::new(()),
+            persist: Mutex::new(removals),
         };
         if let Err(e) = log.tidy() {
             // A full disk, say: the queue still opens (delivering frees space); the removals
@@ -377,7 +399,7 @@ impl Log {
     /// Deletes the segments (but the active one) everything of which is removed, forgets
     /// removals below what is left, and writes the removal file.
     fn tidy(&self) -> std::io::Result<()> {
-        let _persist = crate::lock(&self.persist);
+        let mut persist = crate::lock(&self.persist);
         let mut shared = crate::lock(&self.shared);
         // Any segment, not only the oldest: one message held at the front (a sink retrying it)
         // must not keep every segment behind it on disk.
@@ -405,20 +427,23 @@ impl Log {
             .copied()
             .unwrap_or(shared.next);
         shared.removed.forget_below(floor);
-        let mut out = Vec::with_capacity(16 + 16 * shared.removed.0.len());
+        let written = persist.written + 1;
+        let mut out = Vec::with_capacity(24 + 16 * shared.removed.0.len());
         out.extend_from_slice(&shared.next.to_le_bytes());
         out.extend_from_slice(&(shared.removed.0.len() as u32).to_le_bytes());
         for (a, b) in &shared.removed.0 {
             out.extend_from_slice(&a.to_le_bytes());
             out.extend_from_slice(&b.to_le_bytes());
         }
+        out.extend_from_slice(&written.to_le_bytes());
         let crc = crc32fast::hash(&out);
         out.extend_from_slice(&crc.to_le_bytes());
         drop(shared);
-        // Replaced whole: a crash leaves the old file or the new one.
-        let tmp = self.dir.join(REMOVED_NEXT);
-        std::fs::write(&tmp, &out)?;
-        std::fs::rename(&tmp, self.dir.join(REMOVED))
+        // Over the older file: a torn write leaves the newer one. What a shorter write leaves
+        // after its end is not read (the length is in the head).
+        persist.files[(written % 2) as usize].write_all_at(&out, 0)?;
+        persist.written = written;
+        Ok(())
     }
 }
 
@@ -426,36 +451,67 @@ fn segment_path(dir: &Path, first: u64) -> PathBuf {
     dir.join(format!("{first:020}.log"))
 }
 
-/// The removal file: removed ranges and the next number; empty if missing or damaged (then
-/// the sink gets again what it had finished: logged).
-fn read_removed(path: &Path) -> (Ranges, u64) {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == ErrorKind::NotFound => return (Ranges::default(), 0),
-        Err(e) => {
-            tracing::warn!(path = %path.display(), %e, "the sink queue's removal file cannot be read: what the sink finished before is handed to it again");
-            return (Ranges::default(), 0);
+/// What the removal files say: removed ranges, the next number and the number of the write;
+/// empty if both are missing or damaged (then the sink gets again what it had finished:
+/// logged).
+fn read_removed(dir: &Path) -> (Ranges, u64, u64) {
+    let mut best: Option<(Ranges, u64, u64)> = None;
+    let mut damaged = false;
+    for name in REMOVED {
+        let path = dir.join(name);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), %e, "a sink queue's removal file cannot be read");
+                damaged = true;
+                continue;
+            }
+        };
+        if bytes.is_empty() {
+            continue;
         }
+        match parse_removed(&bytes) {
+            // On a tie (two files of the earlier layout, unnumbered) the first counts: it was
+            // the one renamed into place.
+            Some(r) if best.as_ref().is_none_or(|b| r.2 > b.2) => best = Some(r),
+            Some(_) => {}
+            None => damaged = true,
+        }
+    }
+    if damaged {
+        tracing::warn!(dir = %dir.display(), found = best.is_some(),
+            "a sink queue's removal file is damaged: what the sink finished after the other was written is handed to it again");
+    }
+    best.unwrap_or_default()
+}
+
+/// One removal file: the next number, the count of ranges, the ranges, the number of the write
+/// (missing in the earlier layout: 0), then CRC-32 of all that; anything after is left over
+/// from a longer write before.
+fn parse_removed(bytes: &[u8]) -> Option<(Ranges, u64, u64)> {
+    let u64_at = |i: usize| bytes.get(i..i + 8)?.try_into().ok().map(u64::from_le_bytes);
+    let next = u64_at(0)?;
+    let n = u32::from_le_bytes(bytes.get(8..12)?.try_into().ok()?) as usize;
+    let ranges_end = n.checked_mul(16)?.checked_add(12)?;
+    let crc_at = |end: usize| {
+        bytes
+            .get(end..end + 4)
+            .map(|c| c == crc32fast::hash(&bytes[..end]).to_le_bytes())
     };
-    let parsed = (|| {
-        let (body, crc) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
-        if crc32fast::hash(body).to_le_bytes() != crc {
-            return None;
-        }
-        let u64_at = |i: usize| body.get(i..i + 8)?.try_into().ok().map(u64::from_le_bytes);
-        let next = u64_at(0)?;
-        let n = u32::from_le_bytes(body.get(8..12)?.try_into().ok()?) as usize;
-        let mut ranges = Ranges::default();
-        for i in 0..n {
-            let at = 12 + 16 * i;
-            ranges.insert(u64_at(at)?, u64_at(at + 8)?);
-        }
-        Some((ranges, next))
-    })();
-    parsed.unwrap_or_else(|| {
-        tracing::warn!(path = %path.display(), "the sink queue's removal file is damaged: what the sink finished before is handed to it again");
-        (Ranges::default(), 0)
-    })
+    let written = if crc_at(ranges_end + 8) == Some(true) {
+        u64_at(ranges_end)?
+    } else if bytes.len() == ranges_end + 4 && crc_at(ranges_end) == Some(true) {
+        0
+    } else {
+        return None;
+    };
+    let mut ranges = Ranges::default();
+    for i in 0..n {
+        let at = 12 + 16 * i;
+        ranges.insert(u64_at(at)?, u64_at(at + 8)?);
+    }
+    Some((ranges, next, written))
 }
 
 /// Where reading a segment stopped.
@@ -646,6 +702,82 @@ mod tests {
             Some(&b"ccc"[..])
         );
         assert_eq!(log.next(), 3, "numbering goes on");
+    }
+
+    /// The removal file written last (the higher write number).
+    fn newest_removal_file(dir: &Path) -> PathBuf {
+        REMOVED
+            .iter()
+            .map(|name| dir.join(name))
+            .max_by_key(|path| parse_removed(&std::fs::read(path).unwrap()).map(|r| r.2))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_removal_written_in_part_leaves_the_one_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (log, _) = Log::open(dir.path()).unwrap();
+            append(&log, 0, &[b"a", b"b", b"c", b"d"]);
+            log.remove(&[0]).unwrap();
+            log.remove(&[1]).unwrap();
+        }
+        // A power loss tore the last write: its checksum no longer matches.
+        let newest = newest_removal_file(dir.path());
+        let mut bytes = std::fs::read(&newest).unwrap();
+        bytes[12] ^= 0xff;
+        std::fs::write(&newest, bytes).unwrap();
+        let (_, found) = Log::open(dir.path()).unwrap();
+        assert_eq!(seqs(&found), [1, 2, 3], "only the last removal is undone");
+    }
+
+    #[test]
+    fn what_a_longer_removal_left_after_a_shorter_one_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (log, _) = Log::open(dir.path()).unwrap();
+            append(&log, 0, &[b"a", b"b", b"c", b"d", b"e", b"f"]);
+            // Three ranges, in both files, then one range over them.
+            log.remove(&[1]).unwrap();
+            log.remove(&[3]).unwrap();
+            log.remove(&[5]).unwrap();
+            log.remove(&[0, 2, 4]).unwrap();
+        }
+        let len = |name: &str| std::fs::metadata(dir.path().join(name)).unwrap().len();
+        assert!(len(REMOVED[0]) > 12 + 16 + 8 + 4 && len(REMOVED[1]) > 12 + 16 + 8 + 4);
+        let (log, found) = Log::open(dir.path()).unwrap();
+        assert!(found.is_empty(), "{:?}", seqs(&found));
+        assert_eq!(log.next(), 6);
+    }
+
+    #[test]
+    fn a_removal_file_of_the_earlier_layout_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (log, _) = Log::open(dir.path()).unwrap();
+            append(&log, 0, &[b"a", b"b", b"c"]);
+        }
+        // Before: one file replaced whole, without a write number; seq 0 removed.
+        let mut old = Vec::new();
+        old.extend_from_slice(&3u64.to_le_bytes());
+        old.extend_from_slice(&1u32.to_le_bytes());
+        old.extend_from_slice(&0u64.to_le_bytes());
+        old.extend_from_slice(&1u64.to_le_bytes());
+        let crc = crc32fast::hash(&old);
+        old.extend_from_slice(&crc.to_le_bytes());
+        std::fs::remove_file(dir.path().join(REMOVED[1])).unwrap();
+        std::fs::write(dir.path().join(REMOVED[0]), old).unwrap();
+        {
+            let (log, found) = Log::open(dir.path()).unwrap();
+            assert_eq!(seqs(&found), [1, 2]);
+            log.remove(&[1]).unwrap();
+        }
+        let (_, found) = Log::open(dir.path()).unwrap();
+        assert_eq!(
+            seqs(&found),
+            [2],
+            "written again in the new layout, and read"
+        );
     }
 
     #[test]
