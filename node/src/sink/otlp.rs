@@ -100,7 +100,7 @@ static OPTIONS: &[OptionSpec] = &[
     OptionSpec {
         key: "batch-max-bytes",
         value: "BYTES",
-        default: "4194304",
+        default: "1048576",
         help: "bytes of one export at most (a larger request goes alone)",
         repeats: false,
     },
