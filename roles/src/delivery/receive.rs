@@ -22,6 +22,7 @@ use crate::delivery::incoming::{Ack, Incoming, ToAck};
 use crate::delivery::seen::Sighting;
 use crate::delivery::sender::COMPLETION_WAIT;
 use crate::delivery::trust;
+use crate::slim::completion::completed;
 use crate::slim::connection::{is_closed, is_timeout};
 
 /// Acknowledgements are sent as soon as the consumer has caught up with what arrived (under
@@ -100,7 +101,7 @@ impl Acks {
             {
                 Ok(completion) => {
                     tokio::spawn(async move {
-                        let _ = completion.wait_for_async(COMPLETION_WAIT).await;
+                        let _ = completed(completion, COMPLETION_WAIT).await;
                         drop(permit);
                     });
                 }
@@ -176,7 +177,7 @@ async fn receive(
     loop {
         let result = tokio::select! {
             _ = cancel.cancelled() => return ReceiveEnd::Cancelled,
-            r = session.get_message_async(Some(Duration::from_secs(1))) => r,
+            r = session.get_message_async(None) => r,
         };
         match result {
             Ok(mut msg) => {

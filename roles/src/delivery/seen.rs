@@ -88,8 +88,10 @@ pub(crate) struct Seen {
 
 struct Inner {
     /// id key → whether it is done (acknowledged, and so on disk when there is one), and the
-    /// number of its entry in `order`.
-    ids: HashMap<u128, (bool, u64)>,
+    /// number of its entry in `order`. Hashed with a per-process secret as with std's
+    /// `RandomState` (a member chooses its ids, so must not choose where they land), by a
+    /// faster hash than SipHash: a key is looked up twice for every message.
+    ids: HashMap<u128, (bool, u64), ahash::RandomState>,
     /// Keys with their entry numbers, in the order they were marked, to forget the oldest
     /// first (an entry whose number no longer matches was forgotten and marked again).
     order: VecDeque<(u128, u64)>,
@@ -117,7 +119,7 @@ impl Seen {
     pub(crate) fn in_memory(capacity: usize) -> Seen {
         Seen {
             inner: Mutex::new(Inner {
-                ids: HashMap::new(),
+                ids: HashMap::default(),
                 order: VecDeque::new(),
                 entries: 0,
                 capacity: capacity.max(1),

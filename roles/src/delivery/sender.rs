@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::delivery::frame;
+use crate::slim::completion::completed;
 use otlp::wire::{PING_ID_KEY, PING_PAYLOAD_TYPE};
 
 use crate::ctx::RoleCtx;
@@ -134,7 +135,7 @@ pub(crate) async fn run(ctx: RoleCtx, session: Arc<Session>, cancel: Cancellatio
                 Ok(completion) => {
                     ctx.shared.outbox.count_published(messages, bytes);
                     tokio::spawn(async move {
-                        if let Err(err) = completion.wait_for_async(COMPLETION_WAIT).await {
+                        if let Err(err) = completed(completion, COMPLETION_WAIT).await {
                             debug!(%err, "SLIM did not confirm a publish; the outbox re-sends it");
                         }
                         // In flight until a member acknowledged it (the session taking it
@@ -170,7 +171,7 @@ async fn ping(ctx: &RoleCtx, session: &Session, n: u64) {
     {
         Ok(completion) => {
             tokio::spawn(async move {
-                let _ = completion.wait_for_async(COMPLETION_WAIT).await;
+                let _ = completed(completion, COMPLETION_WAIT).await;
                 drop(permit);
             });
         }

@@ -18,6 +18,7 @@ use crate::delivery::sender;
 use crate::error::RoleError;
 use crate::health::LinkState;
 use crate::name::SlimName;
+use crate::slim::completion::completed;
 use crate::state::Event;
 
 /// Longest wait for SLIM to set up a session or finish one invite.
@@ -87,9 +88,7 @@ pub(crate) async fn create_group(
         .create_session_async(config, channel.to_slim())
         .await
         .map_err(|e| RoleError::slim("session creation", e))?;
-    created
-        .completion
-        .wait_for_async(CONTROL_WAIT)
+    completed(created.completion, CONTROL_WAIT)
         .await
         .map_err(|e| RoleError::slim("session creation", e))?;
     Ok(created.session)
@@ -299,7 +298,7 @@ fn remove_member(sessions: &[Arc<Session>], name: &SlimName) {
         tokio::spawn(async move {
             match session.remove_async(name.to_slim()).await {
                 Ok(done) => {
-                    if let Err(err) = done.wait_for_async(CONTROL_WAIT).await {
+                    if let Err(err) = completed(done, CONTROL_WAIT).await {
                         debug!(member = %name, %err, "SLIM did not confirm the removal");
                     }
                 }
@@ -391,11 +390,11 @@ async fn invite(
     slim_name: Arc<slim_bindings::Name>,
 ) -> Result<(), RoleError> {
     let Some(subject) = ctx.cfg.identity.expected_subject(name) else {
-        return session
+        let invited = session
             .invite_async(slim_name)
             .await
-            .map_err(|e| RoleError::slim("invite", e))?
-            .wait_for_async(CONTROL_WAIT)
+            .map_err(|e| RoleError::slim("invite", e))?;
+        return completed(invited, CONTROL_WAIT)
             .await
             .map_err(|e| RoleError::slim("invite", e));
     };

@@ -18,6 +18,7 @@ use crate::delivery::liveness::OFFLINE_AFTER;
 use crate::delivery::receive::{receive_until_closed, ReceiveEnd};
 use crate::delivery::sender;
 use crate::health::LinkState;
+use crate::slim::completion::completed;
 use crate::slim::connection::is_timeout;
 use crate::state::Event;
 
@@ -147,7 +148,7 @@ async fn take_part(ctx: &RoleCtx, session: Arc<Session>, stop: CancellationToken
 /// Leaves `session`; best effort: the old group may have no moderator left to answer.
 async fn leave(ctx: &RoleCtx, session: Arc<Session>) {
     if let Ok(done) = ctx.conn.app.delete_session_async(session).await {
-        tokio::spawn(done.wait_for_async(Duration::from_secs(5)));
+        tokio::spawn(completed(done, Duration::from_secs(5)));
     }
 }
 

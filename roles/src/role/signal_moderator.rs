@@ -21,6 +21,7 @@ use crate::ctx::RoleCtx;
 use crate::delivery::sender::AWAY_EVERY;
 use crate::error::RoleError;
 use crate::role::moderator::{self, group_config, Answers};
+use crate::slim::completion::completed;
 use crate::state::Event;
 
 /// slim-otel's session reliability.
@@ -174,7 +175,7 @@ async fn publish(ctx: &RoleCtx, carriers: &[Carrier], lifetime: &CancellationTok
                     ctx.shared.outbox.count_published(1, msg.payload.len());
                     let (shared, members) = (ctx.shared.clone(), members.clone());
                     tokio::spawn(async move {
-                        match completion.wait_for_async(COMPLETION_WAIT).await {
+                        match completed(completion, COMPLETION_WAIT).await {
                             Ok(()) => acknowledge(&shared, &members, &msg.id),
                             Err(err) => {
                                 debug!(id = %msg.id, %err, "SLIM did not complete a publish; it is sent again")
