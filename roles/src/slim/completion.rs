@@ -35,7 +35,9 @@ mod tests {
     async fn a_completion_that_comes_in_time_is_ok() {
         let (tx, completion) = handle();
         tx.send(Ok(())).unwrap();
-        completed(completion, Duration::from_secs(10)).await.unwrap();
+        completed(completion, Duration::from_secs(10))
+            .await
+            .unwrap();
     }
 
     #[tokio::test]

@@ -9,12 +9,13 @@
 //!
 //! Crash safety: a batch counts as taken only once its bytes and (for a new segment) the
 //! directory entry are synced; a batch without its marked last record (torn) is not taken,
-//! and a damaged record ends what is read of its segment. The
-//! removal files are not synced: a removal lost in a crash only means the sink gets that message
-//! again. They are overwritten in place, each write numbered, the newer and the older in turn:
-//! a write torn by a power loss leaves the other, one change older (creating a file and renaming
-//! it over the last one cost every export a new inode and, on ext4, a flush of its data). A write that fails (a full disk) is cut off again, its numbers count as removed, and
-//! the next batch starts a new segment, so nothing after a failed write is ever behind it.
+//! and a damaged record ends what is read of its segment. The removal files are not synced: a
+//! removal lost in a crash only means the sink gets that message again. They are overwritten
+//! in place, each write numbered, the newer and the older in turn: a write torn by a power loss
+//! leaves the other, one change older (creating a file and renaming it over the last one cost
+//! every export a new inode and, on ext4, a flush of its data). A write that fails (a full
+//! disk) is cut off again, its numbers count as removed, and the next batch starts a new
+//! segment, so nothing after a failed write is ever behind it.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
