@@ -23,7 +23,7 @@ use crate::delivery::seen::Sighting;
 use crate::delivery::sender::COMPLETION_WAIT;
 use crate::delivery::trust;
 use crate::slim::completion::completed;
-use crate::slim::connection::{is_closed, is_timeout};
+use crate::slim::connection::is_closed;
 
 /// Acknowledgements are sent as soon as the consumer has caught up with what arrived (under
 /// load, what it took meanwhile makes the batch), at most once per [`ACK_GAP`], or when this
@@ -286,7 +286,6 @@ async fn receive(
                     });
                 }
             }
-            Err(err) if is_timeout(&err) => continue,
             Err(err) if is_closed(&err) => {
                 debug!(%err, "session closed");
                 return ReceiveEnd::Closed;
