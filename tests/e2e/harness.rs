@@ -721,30 +721,35 @@ pub async fn post_with(
 /// (OTLP/JSON as a sink wrote it) with the same value. Hex ids compare case-insensitively,
 /// and 64-bit integers compare equal as numbers or strings; `actual` may carry defaults.
 pub fn assert_otlp_json_contains(expected: &Value, actual: &Value, path: &str) {
+    if let Some(difference) = otlp_json_difference(expected, actual, path) {
+        panic!("{difference}");
+    }
+}
+
+/// The first field of `expected` that `actual` lacks or holds differently, by the rules of
+/// [`assert_otlp_json_contains`]; `None` when `actual` contains all of it.
+pub fn otlp_json_difference(expected: &Value, actual: &Value, path: &str) -> Option<String> {
     match (expected, actual) {
-        (Value::Object(e), Value::Object(a)) => {
-            for (k, ev) in e {
-                let av = a
-                    .get(k)
-                    .unwrap_or_else(|| panic!("{path}.{k} is missing in {actual}"));
-                assert_otlp_json_contains(ev, av, &format!("{path}.{k}"));
-            }
+        (Value::Object(e), Value::Object(a)) => e.iter().find_map(|(k, ev)| match a.get(k) {
+            Some(av) => otlp_json_difference(ev, av, &format!("{path}.{k}")),
+            None => Some(format!("{path}.{k} is missing in {actual}")),
+        }),
+        (Value::Array(e), Value::Array(a)) if e.len() != a.len() => Some(format!(
+            "{path}: array lengths differ ({} expected, {} found)",
+            e.len(),
+            a.len()
+        )),
+        (Value::Array(e), Value::Array(a)) => e
+            .iter()
+            .zip(a)
+            .enumerate()
+            .find_map(|(i, (ev, av))| otlp_json_difference(ev, av, &format!("{path}[{i}]"))),
+        (Value::String(e), Value::String(a)) if path.ends_with("Id") => (e.to_lowercase() != *a)
+            .then(|| format!("{path}: ids differ (output must be lower-case hex): {e} / {a}")),
+        (Value::Number(e), Value::String(a)) => {
+            (e.to_string() != *a).then(|| format!("{path}: {e} expected, {a} found"))
         }
-        (Value::Array(e), Value::Array(a)) => {
-            assert_eq!(e.len(), a.len(), "{path}: array lengths differ");
-            for (i, (ev, av)) in e.iter().zip(a).enumerate() {
-                assert_otlp_json_contains(ev, av, &format!("{path}[{i}]"));
-            }
-        }
-        (Value::String(e), Value::String(a)) if path.ends_with("Id") => {
-            assert_eq!(
-                e.to_lowercase(),
-                *a,
-                "{path}: ids differ (output must be lower-case hex)"
-            )
-        }
-        (Value::Number(e), Value::String(a)) => assert_eq!(e.to_string(), *a, "{path}"),
-        (e, a) => assert_eq!(e, a, "{path}"),
+        (e, a) => (e != a).then(|| format!("{path}: {e} expected, {a} found")),
     }
 }
 

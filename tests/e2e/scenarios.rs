@@ -149,21 +149,30 @@ async fn moderator_receiver_delivers_every_signal_and_encoding_to_the_participan
         );
     }
 
-    // No more and no fewer messages than accepted, and no late copy.
+    // No more and no fewer messages than accepted, and no late copy. Order is not compared:
+    // what SLIM lost on the way (on a loaded machine) arrives when it is sent again.
     let lines = wait_jsonl_exactly(&out, cases.len(), &participant).await;
-    for (line, c) in lines.iter().zip(&cases) {
-        assert_eq!(
-            line["signal"],
-            c.path.trim_start_matches("/v1/"),
-            "{}",
-            c.content_type
-        );
+    for line in &lines {
         assert_eq!(line["from"], RECEIVER);
         assert!(
             line["id"].as_str().is_some_and(|id| id.len() == 36),
             "a uuid message id"
         );
-        assert_otlp_json_contains(&c.expected, &line["payload"], "payload");
+    }
+    let mut unmatched: Vec<&Value> = lines.iter().collect();
+    for c in &cases {
+        let signal = c.path.trim_start_matches("/v1/");
+        let found = unmatched.iter().position(|line| {
+            line["signal"] == signal
+                && otlp_json_difference(&c.expected, &line["payload"], "payload").is_none()
+        });
+        let Some(found) = found else {
+            panic!(
+                "nothing delivered matches {} {} {:?}; the lines not matched yet: {unmatched:?}",
+                c.path, c.content_type, c.encoding
+            );
+        };
+        unmatched.remove(found);
     }
     drop(receiver);
 }
