@@ -69,10 +69,7 @@ fn write(
     if next < first {
         log.remove_range(next, first)?;
     }
-    let at = log.append(first, run.len(), |i, buf| {
-        buf.extend_from_slice(&run[i].1);
-        Ok(())
-    })?;
+    let at = log.append(first, run.len(), |i, _| Ok(&run[i].1[..]))?;
     let n = run.len();
     for ((seq, record), at) in run.drain(..).zip(at) {
         found.push(Found::new(seq, at, record));

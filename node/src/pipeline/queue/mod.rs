@@ -264,7 +264,8 @@ impl Queue {
         };
         let at = match (&self.disk, items.is_empty()) {
             (Some(disk), false) => disk.append(first, items.len(), |i, buf| {
-                record::encode(items[i], buf).map_err(|e| e.to_string())
+                record::encode_head(items[i], buf).map_err(|e| e.to_string())?;
+                Ok(items[i].payload.bytes())
             })?,
             _ => Vec::new(),
         };

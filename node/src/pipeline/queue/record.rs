@@ -28,8 +28,9 @@ pub(super) fn received_at(header: &Header) -> OffsetDateTime {
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
-/// Appends the record of `d` to `out`.
-pub(super) fn encode(d: &Delivered, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+/// Appends to `out` what the record of `d` holds before its payload (header length and
+/// header); the payload is `d.payload.bytes()`.
+pub(super) fn encode_head(d: &Delivered, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
     let header = serde_json::to_vec(&Header {
         signal: d.payload.signal().as_str().to_string(),
         from: d.from.clone(),
@@ -40,7 +41,6 @@ pub(super) fn encode(d: &Delivered, out: &mut Vec<u8>) -> Result<(), serde_json:
     })?;
     out.extend_from_slice(&(header.len() as u32).to_le_bytes());
     out.extend_from_slice(&header);
-    out.extend_from_slice(d.payload.bytes());
     Ok(())
 }
 
