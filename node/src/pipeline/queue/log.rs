@@ -2,8 +2,8 @@
 //! with its checksum; what the sink is done with kept as ranges of sequence numbers, written on
 //! every change over the older of two small files; a segment deleted once everything in it is
 //! removed, but one, kept while the node runs and written over as the next segment (a new file
-//! each time cost the file system a block allocation, its pages, and their release: ~7 % of a
-//! forwarding participant).
+//! each time cost the file system a block allocation, its pages, and their release; with the
+//! batch written from where its payloads are, ~7 % of a forwarding participant).
 //!
 //! Why a log and not a B-tree (redb, before): a queue appends at one end and removes at the
 //! other, and redb's copy-on-write pages cost about a third of a forwarding node's CPU for it
