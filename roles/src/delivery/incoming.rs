@@ -7,7 +7,7 @@ use std::sync::Arc;
 use slim_bindings::MessageContext;
 use tokio::sync::mpsc;
 
-use crate::delivery::seen::Seen;
+use crate::delivery::seen::{Seen, SeenKey};
 
 /// A message another member published on the channel.
 #[derive(Debug)]
@@ -32,8 +32,11 @@ pub struct Incoming {
 /// counts as never received: the copy its publisher sends again is taken.
 pub struct Ack {
     pub(crate) id: String,
+    /// What the record of ids handed on knows it by.
+    pub(crate) key: SeenKey,
     pub(crate) from: String,
-    pub(crate) ctx: MessageContext,
+    /// The context of the SLIM message that carried it, shared by all it carried.
+    pub(crate) ctx: Arc<MessageContext>,
     pub(crate) acks: mpsc::UnboundedSender<ToAck>,
     pub(crate) seen: Arc<Seen>,
     pub(crate) done: bool,
@@ -53,15 +56,13 @@ impl Ack {
             from: std::mem::take(&mut self.from),
             ctx: self.ctx.clone(),
             ids: vec![std::mem::take(&mut self.id)],
-            messages: true,
+            keys: vec![self.key],
         });
-        if let Err(unsent) = sent {
+        if sent.is_err() {
             // The session ended meanwhile: not acknowledged, so not remembered as taken.
             // Forgetting the mark lets in the copy the publisher sends again (a duplicate for
             // the sinks, inside the documented at-least-once window).
-            for id in &unsent.0.ids {
-                self.seen.forget(&unsent.0.from, id);
-            }
+            self.seen.forget(self.key);
         }
     }
 }
@@ -78,7 +79,7 @@ impl std::fmt::Debug for Ack {
 impl Drop for Ack {
     fn drop(&mut self) {
         if !self.done {
-            self.seen.forget(&self.from, &self.id);
+            self.seen.forget(self.key);
         }
     }
 }
@@ -86,10 +87,11 @@ impl Drop for Ack {
 /// The ids of one received SLIM message, to acknowledge to its sender.
 pub(crate) struct ToAck {
     pub(crate) from: String,
-    pub(crate) ctx: MessageContext,
+    pub(crate) ctx: Arc<MessageContext>,
     pub(crate) ids: Vec<String>,
-    /// Message ids (not a ping's): recorded as handed on once acknowledged.
-    pub(crate) messages: bool,
+    /// The keys of the ids that are messages taken now (not a ping's, nor a copy's of one
+    /// taken before): recorded as handed on once acknowledged.
+    pub(crate) keys: Vec<SeenKey>,
 }
 
 #[cfg(test)]
@@ -111,11 +113,13 @@ mod tests {
 
     /// An Ack for `id`, handed on (so marked in `seen`), sending to `acks`.
     fn ack(id: &str, seen: &Arc<Seen>, acks: mpsc::UnboundedSender<ToAck>) -> Ack {
-        assert_eq!(seen.sight("org/ns/sender", id), Sighting::New);
+        let key = SeenKey::of("org/ns/sender", id);
+        assert_eq!(seen.sight(key), Sighting::New);
         Ack {
             id: id.into(),
+            key,
             from: "org/ns/sender".into(),
-            ctx: context(),
+            ctx: Arc::new(context()),
             acks,
             seen: seen.clone(),
             done: false,
@@ -132,10 +136,17 @@ mod tests {
         let sent = rx.try_recv().expect("one acknowledgement to send");
         assert_eq!(sent.from, "org/ns/sender");
         assert_eq!(sent.ids, vec!["m-1".to_string()]);
-        assert!(sent.messages, "a message's id, to record as taken");
+        assert_eq!(
+            sent.keys,
+            [SeenKey::of("org/ns/sender", "m-1")],
+            "a message's id, to record as taken"
+        );
         assert!(rx.try_recv().is_err(), "more than one acknowledgement");
         // A copy arriving before the acknowledgement leaves is dropped.
-        assert_eq!(seen.sight("org/ns/sender", "m-1"), Sighting::Pending);
+        assert_eq!(
+            seen.sight(SeenKey::of("org/ns/sender", "m-1")),
+            Sighting::Pending
+        );
     }
 
     #[test]
@@ -146,7 +157,10 @@ mod tests {
         drop(ack("m-1", &seen, tx));
 
         assert!(rx.try_recv().is_err(), "an acknowledgement was sent");
-        assert_eq!(seen.sight("org/ns/sender", "m-1"), Sighting::New);
+        assert_eq!(
+            seen.sight(SeenKey::of("org/ns/sender", "m-1")),
+            Sighting::New
+        );
     }
 
     #[test]
@@ -158,6 +172,9 @@ mod tests {
 
         ack.done();
 
-        assert_eq!(seen.sight("org/ns/sender", "m-1"), Sighting::New);
+        assert_eq!(
+            seen.sight(SeenKey::of("org/ns/sender", "m-1")),
+            Sighting::New
+        );
     }
 }

@@ -19,7 +19,7 @@ use tracing::{debug, error, warn};
 use crate::ctx::{RoleCtx, Shared};
 use crate::delivery::frame;
 use crate::delivery::incoming::{Ack, Incoming, ToAck};
-use crate::delivery::seen::Sighting;
+use crate::delivery::seen::{SeenKey, Sighting};
 use crate::delivery::sender::COMPLETION_WAIT;
 use crate::delivery::trust;
 use crate::slim::completion::completed;
@@ -48,9 +48,10 @@ pub(crate) enum ReceiveEnd {
 
 /// Acknowledgements waiting to be sent, per sender.
 struct Acks {
-    pending: HashMap<String, (MessageContext, Vec<String>)>,
-    /// (sender, message id) among them, recorded as done before the acknowledgements leave.
-    done: Vec<(String, String)>,
+    pending: HashMap<String, (Arc<MessageContext>, Vec<String>)>,
+    /// The keys of the messages among them, recorded as done before the acknowledgements
+    /// leave.
+    done: Vec<SeenKey>,
     count: usize,
     window: Arc<Semaphore>,
 }
@@ -58,10 +59,7 @@ struct Acks {
 impl Acks {
     fn add(&mut self, item: ToAck) {
         self.count += item.ids.len();
-        if item.messages {
-            self.done
-                .extend(item.ids.iter().map(|id| (item.from.clone(), id.clone())));
-        }
+        self.done.extend(item.keys);
         match self.pending.get_mut(&item.from) {
             Some((_, ids)) => ids.extend(item.ids),
             None => {
@@ -76,12 +74,7 @@ impl Acks {
             // after a restart is recognised. Off the async workers: it writes a file.
             let done = std::mem::take(&mut self.done);
             let shared = shared.clone();
-            let recorded = tokio::task::spawn_blocking(move || {
-                shared
-                    .seen
-                    .done(done.iter().map(|(from, id)| (from.as_str(), id.as_str())))
-            })
-            .await;
+            let recorded = tokio::task::spawn_blocking(move || shared.seen.done(done)).await;
             match recorded {
                 Ok(Ok(())) => {}
                 // Acknowledged all the same: holding acks back would stall every publisher;
@@ -96,7 +89,12 @@ impl Acks {
             };
             let payload = ids.join("\n").into_bytes();
             match session
-                .publish_to_async(ctx, payload, Some(ACK_PAYLOAD_TYPE.to_string()), None)
+                .publish_to_async(
+                    Arc::unwrap_or_clone(ctx),
+                    payload,
+                    Some(ACK_PAYLOAD_TYPE.to_string()),
+                    None,
+                )
                 .await
             {
                 Ok(completion) => {
@@ -208,9 +206,9 @@ async fn receive(
                         .unwrap_or_default();
                     let _ = acks.send(ToAck {
                         from,
-                        ctx: msg.context,
+                        ctx: Arc::new(msg.context),
                         ids: vec![id],
-                        messages: false,
+                        keys: Vec::new(),
                     });
                     continue;
                 }
@@ -234,30 +232,36 @@ async fn receive(
                 metadata.remove(otlp::wire::MESSAGE_LENGTHS_KEY);
                 // Each message is a slice of the frame, not a copy of its part.
                 let payload = bytes::Bytes::from(msg.payload);
+                // One context for all it carried: their acknowledgements go back with it.
+                let context = Arc::new(msg.context);
                 let mut again = Vec::new();
                 for (id, range) in parts {
                     let ack = match id {
                         None => None,
-                        Some(id) => match ctx.shared.seen.sight(&from, &id) {
-                            Sighting::New => Some(Ack {
-                                id,
-                                from: from.clone(),
-                                ctx: msg.context.clone(),
-                                acks: acks.clone(),
-                                seen: ctx.shared.seen.clone(),
-                                done: false,
-                            }),
-                            // Taken before: its acknowledgement was lost or late; send it again.
-                            Sighting::Done => {
-                                again.push(id);
-                                continue;
+                        Some(id) => {
+                            let key = SeenKey::of(&from, &id);
+                            match ctx.shared.seen.sight(key) {
+                                Sighting::New => Some(Ack {
+                                    id,
+                                    key,
+                                    from: from.clone(),
+                                    ctx: context.clone(),
+                                    acks: acks.clone(),
+                                    seen: ctx.shared.seen.clone(),
+                                    done: false,
+                                }),
+                                // Taken before: its acknowledgement was lost or late; send it again.
+                                Sighting::Done => {
+                                    again.push(id);
+                                    continue;
+                                }
+                                // Being taken: acknowledged once taken.
+                                Sighting::Pending => {
+                                    debug!(%from, %id, "dropped a copy of a message being taken");
+                                    continue;
+                                }
                             }
-                            // Being taken: acknowledged once taken.
-                            Sighting::Pending => {
-                                debug!(%from, %id, "dropped a copy of a message being taken");
-                                continue;
-                            }
-                        },
+                        }
                     };
                     let mut metadata = metadata.clone();
                     if let Some(ack) = &ack {
@@ -267,7 +271,7 @@ async fn receive(
                     let incoming = Incoming {
                         from: from.clone(),
                         verified_sender: verified_sender.clone(),
-                        payload_type: msg.context.payload_type.clone(),
+                        payload_type: context.payload_type.clone(),
                         metadata,
                         payload: bytes,
                         ack,
@@ -280,9 +284,9 @@ async fn receive(
                     debug!(%from, copies = again.len(), "acknowledged copies of messages taken before");
                     let _ = acks.send(ToAck {
                         from,
-                        ctx: msg.context,
+                        ctx: context,
                         ids: again,
-                        messages: false,
+                        keys: Vec::new(),
                     });
                 }
             }
@@ -312,11 +316,17 @@ mod tests {
     }
 
     fn to_ack(from: &str, ids: &[&str], messages: bool) -> ToAck {
+        let ctx = Arc::new(context(from));
+        let from = format!("org/ns/{from}");
+        let keys = match messages {
+            true => ids.iter().map(|id| SeenKey::of(&from, id)).collect(),
+            false => Vec::new(),
+        };
         ToAck {
-            from: format!("org/ns/{from}"),
-            ctx: context(from),
+            ctx,
+            from,
             ids: ids.iter().map(ToString::to_string).collect(),
-            messages,
+            keys,
         }
     }
 
@@ -352,7 +362,7 @@ mod tests {
         acks.add(to_ack("a", &["7"], false));
         acks.add(to_ack("a", &["a-0"], false));
 
-        assert_eq!(acks.done, [("org/ns/a".to_string(), "a-1".to_string())]);
+        assert_eq!(acks.done, [SeenKey::of("org/ns/a", "a-1")]);
         assert_eq!(acks.pending["org/ns/a"].1, ["a-1", "7", "a-0"]);
     }
 }

@@ -56,17 +56,24 @@ impl SeenError {
 
 /// 128 bits standing for the id `id` from `sender`: the first half of their SHA-256 (stable
 /// across builds and platforms; a cryptographic hash, so that a member cannot craft an id of
-/// its own that stands for another member's).
-fn key(sender: &str, id: &str) -> u128 {
-    use sha2::Digest;
-    let mut hash = sha2::Sha256::new();
-    hash.update(sender.as_bytes());
-    hash.update([0]);
-    hash.update(id.as_bytes());
-    let digest = hash.finalize();
-    let mut first = [0u8; 16];
-    first.copy_from_slice(&digest[..16]);
-    u128::from_be_bytes(first)
+/// its own that stands for another member's). Worked out once per message that arrives and
+/// carried with it until it is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct SeenKey(u128);
+
+impl SeenKey {
+    /// The key of `id` from `sender`.
+    pub(crate) fn of(sender: &str, id: &str) -> SeenKey {
+        use sha2::Digest;
+        let mut hash = sha2::Sha256::new();
+        hash.update(sender.as_bytes());
+        hash.update([0]);
+        hash.update(id.as_bytes());
+        let digest = hash.finalize();
+        let mut first = [0u8; 16];
+        first.copy_from_slice(&digest[..16]);
+        SeenKey(u128::from_be_bytes(first))
+    }
 }
 
 /// What is known of an id that arrives.
@@ -195,10 +202,10 @@ impl Seen {
         crate::sync::lock(&self.inner).ids.len()
     }
 
-    /// What is known of `id` from `sender`; a new one is marked as handed on.
-    pub(crate) fn sight(&self, sender: &str, id: &str) -> Sighting {
+    /// What is known of the id `key` stands for; a new one is marked as handed on.
+    pub(crate) fn sight(&self, key: SeenKey) -> Sighting {
+        let SeenKey(key) = key;
         let mut inner = crate::sync::lock(&self.inner);
-        let key = key(sender, id);
         match inner.ids.get(&key) {
             Some((true, _)) => Sighting::Done,
             Some((false, _)) => Sighting::Pending,
@@ -209,27 +216,24 @@ impl Seen {
         }
     }
 
-    /// Forgets the mark of `id` from `sender`, handed on but not taken: a copy is taken again.
-    pub(crate) fn forget(&self, sender: &str, id: &str) {
+    /// Forgets the mark of the id `key` stands for, handed on but not taken: a copy is taken
+    /// again.
+    pub(crate) fn forget(&self, key: SeenKey) {
+        let SeenKey(key) = key;
         let mut inner = crate::sync::lock(&self.inner);
-        let key = key(sender, id);
         if inner.ids.get(&key).is_some_and(|(done, _)| !done) {
             inner.ids.remove(&key);
         }
     }
 
-    /// Records marked `(sender, id)`s as done: acknowledged to their publisher. With a state
-    /// directory they are written (without fsync: a crash of the process keeps them, a power
-    /// loss may not) before this returns, so call it before the acknowledgements leave.
-    pub(crate) fn done<'a>(
-        &self,
-        ids: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) -> Result<(), SeenError> {
+    /// Records marked ids as done: acknowledged to their publisher. With a state directory
+    /// they are written (without fsync: a crash of the process keeps them, a power loss may
+    /// not) before this returns, so call it before the acknowledgements leave.
+    pub(crate) fn done(&self, keys: impl IntoIterator<Item = SeenKey>) -> Result<(), SeenError> {
         let mut fresh = Vec::new();
         {
             let mut inner = crate::sync::lock(&self.inner);
-            for (sender, id) in ids {
-                let key = key(sender, id);
+            for SeenKey(key) in keys {
                 // Ids done already, or never marked (forgotten beyond the capacity), are skipped.
                 if let Some((done, _)) = inner.ids.get_mut(&key).filter(|(done, _)| !*done) {
                     *done = true;
@@ -343,63 +347,67 @@ mod tests {
     fn the_same_id_from_another_sender_is_another_message() {
         let seen = Seen::in_memory(10);
         // A member that replays another member's id first...
-        assert_eq!(seen.sight("org/ns/rogue", A), Sighting::New);
-        seen.done([("org/ns/rogue", A)]).unwrap();
+        assert_eq!(seen.sight(SeenKey::of("org/ns/rogue", A)), Sighting::New);
+        seen.done([SeenKey::of("org/ns/rogue", A)]).unwrap();
         // ...does not make the real message pass for a copy.
-        assert_eq!(seen.sight(S, A), Sighting::New);
-        assert_eq!(seen.sight(S, A), Sighting::Pending);
+        assert_eq!(seen.sight(SeenKey::of(S, A)), Sighting::New);
+        assert_eq!(seen.sight(SeenKey::of(S, A)), Sighting::Pending);
     }
 
     #[test]
     fn a_copy_of_a_marked_id_is_recognised() {
         let seen = Seen::in_memory(10);
-        assert_eq!(seen.sight(S, A), Sighting::New);
-        assert_eq!(seen.sight(S, A), Sighting::Pending);
-        seen.done([(S, A)]).unwrap();
-        assert_eq!(seen.sight(S, A), Sighting::Done);
-        assert_eq!(seen.sight(S, B), Sighting::New);
+        assert_eq!(seen.sight(SeenKey::of(S, A)), Sighting::New);
+        assert_eq!(seen.sight(SeenKey::of(S, A)), Sighting::Pending);
+        seen.done([SeenKey::of(S, A)]).unwrap();
+        assert_eq!(seen.sight(SeenKey::of(S, A)), Sighting::Done);
+        assert_eq!(seen.sight(SeenKey::of(S, B)), Sighting::New);
     }
 
     #[test]
     fn a_forgotten_mark_lets_the_next_copy_in() {
         let seen = Seen::in_memory(10);
-        assert_eq!(seen.sight(S, A), Sighting::New);
-        seen.forget(S, A);
-        assert_eq!(seen.sight(S, A), Sighting::New);
-        seen.done([(S, A)]).unwrap();
-        seen.forget(S, A);
-        assert_eq!(seen.sight(S, A), Sighting::Done, "a done id stays done");
+        assert_eq!(seen.sight(SeenKey::of(S, A)), Sighting::New);
+        seen.forget(SeenKey::of(S, A));
+        assert_eq!(seen.sight(SeenKey::of(S, A)), Sighting::New);
+        seen.done([SeenKey::of(S, A)]).unwrap();
+        seen.forget(SeenKey::of(S, A));
+        assert_eq!(
+            seen.sight(SeenKey::of(S, A)),
+            Sighting::Done,
+            "a done id stays done"
+        );
     }
 
     #[test]
     fn an_id_marked_again_is_not_evicted_by_its_old_entry() {
         let seen = Seen::in_memory(2);
-        seen.sight(S, A);
-        seen.forget(S, A);
-        seen.sight(S, B);
-        seen.sight(S, A);
-        seen.sight(S, C); // evicts A's first entry, which is stale
-        assert_eq!(seen.sight(S, A), Sighting::Pending);
+        seen.sight(SeenKey::of(S, A));
+        seen.forget(SeenKey::of(S, A));
+        seen.sight(SeenKey::of(S, B));
+        seen.sight(SeenKey::of(S, A));
+        seen.sight(SeenKey::of(S, C)); // evicts A's first entry, which is stale
+        assert_eq!(seen.sight(SeenKey::of(S, A)), Sighting::Pending);
     }
 
     #[test]
     fn ids_that_are_not_uuids_are_told_apart() {
         let seen = Seen::in_memory(10);
-        assert_eq!(seen.sight(S, "msg-1"), Sighting::New);
-        assert_eq!(seen.sight(S, "msg-2"), Sighting::New);
-        assert_eq!(seen.sight(S, "msg-1"), Sighting::Pending);
-        assert_ne!(key(S, "msg-1"), key(S, "msg-2"));
+        assert_eq!(seen.sight(SeenKey::of(S, "msg-1")), Sighting::New);
+        assert_eq!(seen.sight(SeenKey::of(S, "msg-2")), Sighting::New);
+        assert_eq!(seen.sight(SeenKey::of(S, "msg-1")), Sighting::Pending);
+        assert_ne!(SeenKey::of(S, "msg-1"), SeenKey::of(S, "msg-2"));
     }
 
     #[test]
     fn the_oldest_ids_are_forgotten_beyond_the_capacity() {
         let seen = Seen::in_memory(2);
         for id in [A, B, C] {
-            assert_eq!(seen.sight(S, id), Sighting::New);
+            assert_eq!(seen.sight(SeenKey::of(S, id)), Sighting::New);
         }
         assert_eq!(seen.len(), 2);
         assert_eq!(
-            seen.sight(S, A),
+            seen.sight(SeenKey::of(S, A)),
             Sighting::New,
             "forgotten once the window moved on"
         );
@@ -410,18 +418,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let seen = Seen::open(dir.path(), 10).unwrap();
-            seen.sight(S, A);
-            seen.sight(S, B);
-            seen.done([(S, A)]).unwrap();
+            seen.sight(SeenKey::of(S, A));
+            seen.sight(SeenKey::of(S, B));
+            seen.done([SeenKey::of(S, A)]).unwrap();
         }
         let seen = Seen::open(dir.path(), 10).unwrap();
         assert_eq!(
-            seen.sight(S, A),
+            seen.sight(SeenKey::of(S, A)),
             Sighting::Done,
             "acknowledged before the restart"
         );
         assert_eq!(
-            seen.sight(S, B),
+            seen.sight(SeenKey::of(S, B)),
             Sighting::New,
             "handed on but never acknowledged: its publisher sends it again"
         );
@@ -430,8 +438,8 @@ mod tests {
     #[test]
     fn an_id_done_before_it_was_marked_is_not_taken_for_a_copy() {
         let seen = Seen::in_memory(10);
-        seen.done([(S, A)]).unwrap();
-        assert_eq!(seen.sight(S, A), Sighting::New);
+        seen.done([SeenKey::of(S, A)]).unwrap();
+        assert_eq!(seen.sight(SeenKey::of(S, A)), Sighting::New);
     }
 
     #[test]
@@ -440,16 +448,16 @@ mod tests {
         {
             let seen = Seen::open(dir.path(), 2).unwrap();
             for id in [A, B, C] {
-                seen.sight(S, id);
-                seen.done([(S, id)]).unwrap();
+                seen.sight(SeenKey::of(S, id));
+                seen.done([SeenKey::of(S, id)]).unwrap();
             }
         }
         let seen = Seen::open(dir.path(), 2).unwrap();
         assert_eq!(seen.len(), 2);
-        assert_eq!(seen.sight(S, C), Sighting::Done);
-        assert_eq!(seen.sight(S, B), Sighting::Done);
+        assert_eq!(seen.sight(SeenKey::of(S, C)), Sighting::Done);
+        assert_eq!(seen.sight(SeenKey::of(S, B)), Sighting::Done);
         assert_eq!(
-            seen.sight(S, A),
+            seen.sight(SeenKey::of(S, A)),
             Sighting::New,
             "the oldest was removed from the file"
         );
@@ -462,16 +470,19 @@ mod tests {
         {
             let seen = Seen::open(dir.path(), 1024).unwrap();
             for id in &ids {
-                seen.sight(S, id);
-                seen.done([(S, id.as_str())]).unwrap();
+                seen.sight(SeenKey::of(S, id));
+                seen.done([SeenKey::of(S, id)]).unwrap();
             }
         }
         let len = std::fs::metadata(dir.path().join(SEEN_FILE)).unwrap().len();
         assert!(len < 2048 * KEY_BYTES, "{len} bytes");
         let seen = Seen::open(dir.path(), 1024).unwrap();
-        assert_eq!(seen.sight(S, &ids[2099]), Sighting::Done);
-        assert_eq!(seen.sight(S, &ids[2100 - 1024]), Sighting::Done);
-        assert_eq!(seen.sight(S, &ids[0]), Sighting::New);
+        assert_eq!(seen.sight(SeenKey::of(S, &ids[2099])), Sighting::Done);
+        assert_eq!(
+            seen.sight(SeenKey::of(S, &ids[2100 - 1024])),
+            Sighting::Done
+        );
+        assert_eq!(seen.sight(SeenKey::of(S, &ids[0])), Sighting::New);
     }
 
     #[test]
@@ -479,8 +490,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let seen = Seen::open(dir.path(), 10).unwrap();
-            seen.sight(S, A);
-            seen.done([(S, A)]).unwrap();
+            seen.sight(SeenKey::of(S, A));
+            seen.done([SeenKey::of(S, A)]).unwrap();
         }
         let mut file = OpenOptions::new()
             .append(true)
@@ -489,13 +500,13 @@ mod tests {
         file.write_all(&[7; 5]).unwrap();
         {
             let seen = Seen::open(dir.path(), 10).unwrap();
-            assert_eq!(seen.sight(S, A), Sighting::Done);
-            seen.sight(S, B);
-            seen.done([(S, B)]).unwrap();
+            assert_eq!(seen.sight(SeenKey::of(S, A)), Sighting::Done);
+            seen.sight(SeenKey::of(S, B));
+            seen.done([SeenKey::of(S, B)]).unwrap();
         }
         let seen = Seen::open(dir.path(), 10).unwrap();
         assert_eq!(
-            seen.sight(S, B),
+            seen.sight(SeenKey::of(S, B)),
             Sighting::Done,
             "written on a key boundary"
         );
@@ -509,17 +520,21 @@ mod tests {
             let write = db.begin_write().unwrap();
             {
                 let mut table = write.open_table(LEGACY_TABLE).unwrap();
-                table.insert(0, key(S, A)).unwrap();
+                table.insert(0, SeenKey::of(S, A).0).unwrap();
             }
             write.commit().unwrap();
         }
         {
             let seen = Seen::open(dir.path(), 10).unwrap();
-            assert_eq!(seen.sight(S, A), Sighting::Done);
+            assert_eq!(seen.sight(SeenKey::of(S, A)), Sighting::Done);
         }
         assert!(!dir.path().join(LEGACY_FILE).exists());
         let seen = Seen::open(dir.path(), 10).unwrap();
-        assert_eq!(seen.sight(S, A), Sighting::Done, "moved to the log");
+        assert_eq!(
+            seen.sight(SeenKey::of(S, A)),
+            Sighting::Done,
+            "moved to the log"
+        );
     }
 
     #[test]
