@@ -7,7 +7,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::convert::Infallible;
+
+use axum::http::Request;
 use axum::Router;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
@@ -16,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+use tower::{Service, ServiceExt};
 use tracing::{debug, warn};
 
 use super::arrival::Stamped;
@@ -85,14 +90,19 @@ pub async fn serve(
         let local = stream.local_addr().ok();
         let (stream, arrival) = Stamped::new(stream);
         // Each request carries where its connection came from (for samples in the log) and
-        // when its first bytes arrived (for its duration).
-        let mut app = app
+        // when its first bytes arrived (for its duration). Put on the request, not layered
+        // onto the router: a layer there is one more boxed service cloned for every request.
+        let app = app
             .clone()
-            .layer(axum::Extension(crate::net::sample::PeerAddr(peer)))
-            .layer(axum::Extension(arrival));
-        if let Some(local) = local {
-            app = app.layer(axum::Extension(LocalAddr(local)));
-        }
+            .map_request(move |mut request: Request<Incoming>| {
+                let extensions = request.extensions_mut();
+                extensions.insert(crate::net::sample::PeerAddr(peer));
+                extensions.insert(arrival.clone());
+                if let Some(local) = local {
+                    extensions.insert(LocalAddr(local));
+                }
+                request
+            });
         let service = TowerToHyperService::new(app);
         let builder = builder.clone();
         let watcher = graceful.watcher();
@@ -132,14 +142,19 @@ pub async fn serve(
     Ok(())
 }
 
-async fn serve_connection<I>(
+async fn serve_connection<I, S>(
     builder: &auto::Builder<TokioExecutor>,
     io: I,
-    service: TowerToHyperService<Router>,
+    service: TowerToHyperService<S>,
     watcher: Watcher,
     peer: SocketAddr,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: Service<Request<Incoming>, Response = axum::response::Response, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
 {
     let conn = builder.serve_connection_with_upgrades(io, service);
     if let Err(err) = watcher.watch(conn.into_owned()).await {

@@ -13,9 +13,10 @@ use http_body_util::BodyExt;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceBuilder;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::timeout::RequestBodyTimeoutLayer;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutBody};
 use tracing::info;
 
 use crate::config::ReceiverSettings;
@@ -102,23 +103,25 @@ pub fn router(
             )
             .http(Format::Json)
         })
-        .layer(axum::middleware::from_fn_with_state(guard, guard::check))
-        .layer(CompressionLayer::new().gzip(true))
-        .layer(RequestBodyTimeoutLayer::new(settings.body_read_timeout));
-    // Without configured origins there is no CORS at all: preflights are not answered.
-    let routes = if settings.cors_origins.is_empty() {
-        routes
-    } else {
-        routes.layer(cors(&settings.cors_origins))
-    };
-    // Outermost: an export is timed from the moment its headers are read, whatever answers
-    // it (the guard's 401, 429 and 503 as well).
-    routes
+        .with_state(ingest);
+    // Around the whole router rather than layered onto it: `Router::layer` wraps every route
+    // in one more boxed service, and each request clones the route's whole stack of them.
+    let layers = ServiceBuilder::new()
+        // Outermost: an export is timed from the moment its headers are read, whatever
+        // answers it (the guard's 401, 429 and 503 as well).
         .layer(axum::middleware::from_fn_with_state(
             Observed { scheme },
             observe,
         ))
-        .with_state(ingest)
+        // The middleware's types: a response with an axum body, a request with one.
+        .map_response(IntoResponse::into_response)
+        // Without configured origins there is no CORS at all: preflights are not answered.
+        .option_layer((!settings.cors_origins.is_empty()).then(|| cors(&settings.cors_origins)))
+        .layer(RequestBodyTimeoutLayer::new(settings.body_read_timeout))
+        .map_request(|request: Request<TimeoutBody<Body>>| request.map(Body::new))
+        .layer(CompressionLayer::new().gzip(true))
+        .layer(axum::middleware::from_fn_with_state(guard, guard::check));
+    Router::new().fallback_service(layers.service(routes))
 }
 
 /// CORS for browser senders from `origins`.
