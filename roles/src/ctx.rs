@@ -135,6 +135,11 @@ impl Shared {
         self.status.borrow().state.clone()
     }
 
+    /// What `question` answers of the node's state, without a copy of it.
+    pub(crate) fn state_is(&self, question: impl FnOnce(&State) -> bool) -> bool {
+        question(&self.status.borrow().state)
+    }
+
     /// The supervisor is working (it calls this at least every second).
     pub(crate) fn beat(&self) {
         *lock(&self.beat) = std::time::Instant::now();

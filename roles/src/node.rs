@@ -325,13 +325,14 @@ impl Publisher {
                 ));
             }
         }
-        let state = self.shared.state();
         // Once a member joined, what is taken waits in the outbox through session restarts
         // and SLIM outages until the members are back.
         let had_members = self.shared.had_members.load(Ordering::Relaxed);
-        if !(state.has_members() || had_members && state != State::Stopped) {
+        let ready = |state: &State| state.has_members() || had_members && *state != State::Stopped;
+        // Looked at in place: the state (with its member list) is cloned only to report it.
+        if !self.shared.state_is(ready) {
             return Err(PublishError::NotReady {
-                state: state.to_string(),
+                state: self.shared.state().to_string(),
             });
         }
         // A backlog of more than --queue-max-delay of work: the sender waits for its answer.

@@ -48,7 +48,8 @@ pub(crate) enum ReceiveEnd {
 
 /// Acknowledgements waiting to be sent, per sender.
 struct Acks {
-    pending: HashMap<String, (Arc<MessageContext>, Vec<String>)>,
+    /// By sender (looked up for every message taken; ahash, keyed per process).
+    pending: HashMap<String, (Arc<MessageContext>, Vec<String>), ahash::RandomState>,
     /// The keys of the messages among them, recorded as done before the acknowledgements
     /// leave.
     done: Vec<SeenKey>,
@@ -120,7 +121,7 @@ async fn acknowledge(
     mut rx: mpsc::UnboundedReceiver<ToAck>,
 ) {
     let mut acks = Acks {
-        pending: HashMap::new(),
+        pending: HashMap::default(),
         done: Vec::new(),
         count: 0,
         window: Arc::new(Semaphore::new(ACKS_IN_FLIGHT)),
@@ -332,7 +333,7 @@ mod tests {
 
     fn acks() -> Acks {
         Acks {
-            pending: HashMap::new(),
+            pending: HashMap::default(),
             done: Vec::new(),
             count: 0,
             window: Arc::new(Semaphore::new(ACKS_IN_FLIGHT)),

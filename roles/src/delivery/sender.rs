@@ -24,6 +24,7 @@ use otlp::wire::{PING_ID_KEY, PING_PAYLOAD_TYPE};
 
 use crate::ctx::RoleCtx;
 use crate::delivery::liveness::PING_EVERY;
+use crate::state::State;
 
 /// First wait for an acknowledgement before sending again (SLIM's own retransmission,
 /// 5 × 1 s, has given up by then); it doubles with each send.
@@ -75,7 +76,7 @@ pub(crate) async fn run(ctx: RoleCtx, session: Arc<Session>, cancel: Cancellatio
             judged = Some(now);
         }
         // SLIM silently drops what is published while nobody is there to receive it.
-        if !ctx.shared.state().has_members() {
+        if !ctx.shared.state_is(State::has_members) {
             continue;
         }
         if pinged.is_none_or(|at| at.elapsed() >= PING_EVERY) {
