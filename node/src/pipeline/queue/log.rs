@@ -17,7 +17,11 @@
 //! leaves the other, one change older (creating a file and renaming it over the last one cost
 //! every export a new inode and, on ext4, a flush of its data). A write that fails (a full
 //! disk) is cut off again, its numbers count as removed, and the next batch starts a new
-//! segment, so nothing after a failed write is ever behind it.
+//! segment, so nothing after a failed write is ever behind it. A reused segment holds, past what
+//! was written to it, records of its earlier use, all numbered below its own: reading stops at
+//! the first of them, and the file is cut to its end once full, at a clean stop, and (as the
+//! last segment, after a crash) at the next start, so that no segment is ever made the spare
+//! with records in it numbered as if they were new.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -198,13 +202,16 @@ impl Log {
                 .map_err(|e| err(&e))?;
             let end = scan(&file, first, &removed, &mut found).map_err(|e| err(&e))?;
             let len = file.metadata().map_err(|e| err(&e))?.len();
-            // What follows a whole record of the file's earlier use (a reused spare) is not
-            // part of this segment.
-            if end.good < len && !end.reused {
+            if end.good < len {
                 if Some(first) == last {
-                    // A batch whose write was cut short: it was never taken.
+                    // A batch whose write was cut short (never taken), or what a reused file
+                    // held before: cut off, so that a later reuse of the file finds nothing
+                    // numbered as if it were new.
                     tracing::info!(path = %path.display(), bytes = len - end.good,
-                        "the sink queue's last segment ends in a batch written only in part (a crash): not taken, left out");
+                        "the sink queue's last segment ends in a batch not written whole (a crash), or in what the file held before it was reused: not taken, cut off");
+                    file.set_len(end.good)
+                        .and_then(|()| file.sync_data())
+                        .map_err(|e| err(&e))?;
                 } else {
                     tracing::error!(path = %path.display(), bytes = len - end.good,
                         "the sink queue's segment is damaged from this point: what follows is left out");
@@ -340,26 +347,38 @@ impl Log {
         slices: &mut [IoSlice],
     ) -> std::io::Result<(u64, u64)> {
         if active.as_ref().is_none_or(|a| a.end >= self.segment_bytes) {
-            *active = None;
+            if let Some(full) = active.take() {
+                // A reused file may hold more than was written to it this time: cut that off,
+                // so that nothing but this segment's records is ever read from it.
+                if let Err(e) = full
+                    .file
+                    .set_len(full.end)
+                    .and_then(|()| full.file.sync_data())
+                {
+                    tracing::warn!(dir = %self.dir.display(), %e, "could not cut a full sink queue segment to its end");
+                }
+            }
             let path = segment_path(&self.dir, first);
-            let spare = crate::lock(&self.shared).spare.take();
-            let file = match spare {
-                // Written over, not emptied: what it held before has lower numbers than
-                // `first`, and reading stops there (see `scan`).
-                Some(spare) => match std::fs::rename(self.dir.join(SPARE), &path) {
-                    Ok(()) => spare,
-                    Err(e) => {
-                        tracing::warn!(dir = %self.dir.display(), %e, "could not reuse the sink queue's spare segment");
-                        new_segment(&path)?
-                    }
-                },
-                None => new_segment(&path)?,
-            };
-            {
+            let file = {
+                // Under the lock that `tidy` holds while it makes a segment the spare: the
+                // file named `spare` is the one taken.
                 let mut shared = crate::lock(&self.shared);
+                let file = match shared.spare.take() {
+                    // Written over, not emptied: what it held before has lower numbers than
+                    // `first`, and reading stops there (see `scan`).
+                    Some(spare) => match std::fs::rename(self.dir.join(SPARE), &path) {
+                        Ok(()) => spare,
+                        Err(e) => {
+                            tracing::warn!(dir = %self.dir.display(), %e, "could not reuse the sink queue's spare segment");
+                            new_segment(&path)?
+                        }
+                    },
+                    None => new_segment(&path)?,
+                };
                 shared.segments.insert(first, file.clone());
                 shared.active = Some(first);
-            }
+                file
+            };
             // The new name survives a crash only once the directory is synced.
             if let Err(e) = File::open(&self.dir).and_then(|d| d.sync_all()) {
                 crate::lock(&self.shared).active = None;
@@ -501,6 +520,18 @@ impl Log {
     }
 }
 
+impl Drop for Log {
+    /// A reused file being written may hold more than was written to it: cut that off at a
+    /// clean stop, so that the next start finds the segment whole (after a crash, the start
+    /// cuts it off).
+    fn drop(&mut self) {
+        let writer = crate::lock(&self.writer);
+        if let Some(a) = &writer.active {
+            let _ = a.file.set_len(a.end).and_then(|()| a.file.sync_data());
+        }
+    }
+}
+
 fn segment_path(dir: &Path, first: u64) -> PathBuf {
     dir.join(format!("{first:020}.log"))
 }
@@ -607,9 +638,6 @@ struct Scanned {
     good: u64,
     /// One past the last sequence number read.
     next: u64,
-    /// Reading stopped at a whole record numbered below the segment's batches: left from
-    /// before the file was reused.
-    reused: bool,
 }
 
 /// Reads the records of a segment, adding those not removed to `found`; stops at the first
@@ -624,7 +652,6 @@ fn scan(
     let mut done = Scanned {
         good: 0,
         next: first,
-        reused: false,
     };
     let mut head = [0u8; HEAD];
     // Records of the batch being read, taken once its last record is read.
@@ -646,7 +673,6 @@ fn scan(
             return Ok(done);
         };
         if seq < done.next || last_seq.is_some_and(|l| seq != l + 1) {
-            done.reused = last_seq.is_none() && seq < first;
             return Ok(done);
         }
         let at = Location {
@@ -888,6 +914,8 @@ mod tests {
         {
             let (log, found) = Log::open(dir.path()).unwrap();
             assert_eq!(seqs(&found), [0], "no record of the torn batch is taken");
+            let cut = std::fs::metadata(&seg).unwrap().len();
+            assert_eq!(cut, (HEAD + 4) as u64, "what is not taken is cut off");
             append(&log, 3, &[b"after"]);
         }
         let (_, found) = Log::open(dir.path()).unwrap();
@@ -976,6 +1004,36 @@ mod tests {
             log.read(2, found[1].at).unwrap().as_deref(),
             Some(&b"two"[..])
         );
+    }
+
+    #[test]
+    fn a_reused_segment_holds_only_its_own_records_once_full_and_after_a_stop() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = Log::open_with(dir.path(), 16).unwrap();
+        append(&log, 0, &[&[b'o'; 300]]);
+        append(&log, 1, &[&[b'n'; 200]]);
+        log.remove(&[0]).unwrap();
+        append(&log, 2, &[b"two"]);
+        let reused = segment_path(dir.path(), 2);
+        assert!(std::fs::metadata(&reused).unwrap().len() > 300);
+        append(&log, 3, &[b"three"]);
+        assert_eq!(
+            std::fs::metadata(&reused).unwrap().len(),
+            (HEAD + 3) as u64,
+            "cut to its end once full"
+        );
+        log.remove(&[1]).unwrap();
+        append(&log, 4, &[b"four"]);
+        let active = segment_path(dir.path(), 4);
+        assert!(std::fs::metadata(&active).unwrap().len() > (HEAD + 4) as u64);
+        drop(log);
+        assert_eq!(
+            std::fs::metadata(&active).unwrap().len(),
+            (HEAD + 4) as u64,
+            "cut to its end at a stop"
+        );
+        let (_, found) = Log::open(dir.path()).unwrap();
+        assert_eq!(seqs(&found), [2, 3, 4]);
     }
 
     #[test]
