@@ -209,9 +209,7 @@ impl Log {
                     // numbered as if it were new.
                     tracing::info!(path = %path.display(), bytes = len - end.good,
                         "the sink queue's last segment ends in a batch not written whole (a crash), or in what the file held before it was reused: not taken, cut off");
-                    file.set_len(end.good)
-                        .and_then(|()| file.sync_data())
-                        .map_err(|e| err(&e))?;
+                    cut_at(&file, end.good).map_err(|e| err(&e))?;
                 } else {
                     tracing::error!(path = %path.display(), bytes = len - end.good,
                         "the sink queue's segment is damaged from this point: what follows is left out");
@@ -350,11 +348,7 @@ impl Log {
             if let Some(full) = active.take() {
                 // A reused file may hold more than was written to it this time: cut that off,
                 // so that nothing but this segment's records is ever read from it.
-                if let Err(e) = full
-                    .file
-                    .set_len(full.end)
-                    .and_then(|()| full.file.sync_data())
-                {
+                if let Err(e) = cut_at(&full.file, full.end) {
                     tracing::warn!(dir = %self.dir.display(), %e, "could not cut a full sink queue segment to its end");
                 }
             }
@@ -527,13 +521,19 @@ impl Drop for Log {
     fn drop(&mut self) {
         let writer = crate::lock(&self.writer);
         if let Some(a) = &writer.active {
-            let _ = a.file.set_len(a.end).and_then(|()| a.file.sync_data());
+            let _ = cut_at(&a.file, a.end);
         }
     }
 }
 
 fn segment_path(dir: &Path, first: u64) -> PathBuf {
     dir.join(format!("{first:020}.log"))
+}
+
+/// Cuts `file` to `end` bytes, durably: what lay beyond is never read again.
+fn cut_at(file: &File, end: u64) -> std::io::Result<()> {
+    file.set_len(end)?;
+    file.sync_data()
 }
 
 /// Creates the segment file `path`, empty.
