@@ -198,6 +198,8 @@ pub(crate) struct Seaweed {
     pub s3: u16,
     child: Option<Child>,
     log: PathBuf,
+    /// It has run: its S3 port is known to its clients and stays.
+    started: bool,
 }
 
 /// `weed mini`'s port flags besides the S3 port.
@@ -236,6 +238,7 @@ impl Seaweed {
             s3: free_port(),
             child: None,
             log: dir.join("weed.log"),
+            started: false,
         };
         std::fs::create_dir_all(&s.dir).unwrap();
         s.up();
@@ -247,9 +250,14 @@ impl Seaweed {
     pub(crate) fn up(&mut self) {
         for _ in 0..5 {
             if self.try_up() {
+                self.started = true;
                 return;
             }
             self.ports = WEED_PORTS.iter().map(|p| (*p, free_port())).collect();
+            // Before anyone was told the S3 port, it may be picked again too.
+            if !self.started {
+                self.s3 = free_port();
+            }
         }
         panic!("SeaweedFS did not start: {}", self.log_tail());
     }
@@ -285,7 +293,19 @@ impl Seaweed {
         self.child = Some(child);
         let deadline = Instant::now() + FORM_TIMEOUT;
         while Instant::now() < deadline {
+            // Something answers on the S3 port, but it may be another process that took the
+            // port: weed then exits with "address already in use" just after. It is ours once
+            // weed is still running a moment later.
             if std::net::TcpStream::connect(("127.0.0.1", self.s3)).is_ok() {
+                std::thread::sleep(Duration::from_millis(500));
+                let exited = self
+                    .child
+                    .as_mut()
+                    .is_some_and(|c| c.try_wait().ok().flatten().is_some());
+                if exited {
+                    self.child = None;
+                    return false;
+                }
                 return true;
             }
             if self
